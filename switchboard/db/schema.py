@@ -1,0 +1,401 @@
+"""The system of record (SPEC §3) in SQLAlchemy 2.
+
+Every tenant row carries `organization_id`; no query may cross organizations. Idempotency lives in
+unique keys: a message is unique per (channel, provider message id) and per (organization, client
+idempotency key); a contact per (organization, provider, provider contact id). Enumerations are
+plain strings guarded by CHECK constraints so that migrations stay simple and readable.
+
+Any change here must be followed by `python -m switchboard.db.regen` (see that module) so the Alembic
+migration keeps agreeing with the models; `tests/integration/test_migrations.py` checks it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+ROLES = ("admin", "manager", "agent")
+USER_STATUSES = ("active", "disabled", "invited")
+PROVIDERS = ("telegram", "whatsapp", "messenger", "instagram", "sandbox")
+CHANNEL_STATUSES = ("active", "paused", "error")
+CONVERSATION_STATUSES = ("PENDING", "ASSIGNED", "COMPLETED")
+EVENT_TYPES = (
+    "CREATED",
+    "ACCEPTED",
+    "RELEASED",
+    "REASSIGNED",
+    "COMPLETED",
+    "REOPENED",
+    "AGENT_DISCONNECTED",
+    "MESSAGE_RECEIVED",
+    "MESSAGE_SENT",
+    "MESSAGE_DELIVERED",
+    "MESSAGE_READ",
+    "MESSAGE_FAILED",
+)
+DIRECTIONS = ("INBOUND", "OUTBOUND")
+AUTHOR_KINDS = ("customer", "agent", "bot", "system")
+MESSAGE_STATUSES = ("PENDING", "SENT", "DELIVERED", "READ", "FAILED")
+PRESENCE_STATES = ("ONLINE", "AWAY", "OFFLINE")
+WEBHOOK_STATUSES = ("RECEIVED", "PROCESSED", "IGNORED", "REJECTED", "FAILED")
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} in ({', '.join(repr(v) for v in values)})"
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {dict[str, Any]: JSONB, datetime: DateTime(timezone=True)}
+
+
+def _now() -> Any:
+    return mapped_column(DateTime(timezone=True), server_default=func.now(), nullable=False)
+
+
+class Organization(Base):
+    __tablename__ = "organizations"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    timezone: Mapped[str] = mapped_column(String(64), server_default="UTC")
+    # {"mon": [["09:00", "17:00"]], "tue": [...], ...}; missing day = closed. Holidays: ["2026-12-25"].
+    business_hours: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    sla_first_response_ms: Mapped[int] = mapped_column(BigInteger, server_default="300000")
+    sla_resolution_ms: Mapped[int] = mapped_column(BigInteger, server_default="86400000")
+    auto_assign: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    created_at: Mapped[datetime] = _now()
+
+
+class User(Base):
+    __tablename__ = "users"
+    __table_args__ = (
+        CheckConstraint(_in("role", ROLES), name="role"),
+        CheckConstraint(_in("status", USER_STATUSES), name="status"),
+    )
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"), index=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), server_default="active")
+    password_hash: Mapped[str | None] = mapped_column(Text)
+    totp_secret_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    totp_enabled: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
+    failed_attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    locked_until: Mapped[datetime | None]
+    max_concurrent: Mapped[int] = mapped_column(Integer, server_default="5")
+    last_assigned_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = _now()
+    updated_at: Mapped[datetime] = _now()
+
+
+class RecoveryCode(Base):
+    __tablename__ = "recovery_codes"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    code_hash: Mapped[str] = mapped_column(Text)
+    used_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = _now()
+
+
+class LoginSession(Base):
+    """Server-side session; the browser only holds a random token whose SHA-256 is the key."""
+
+    __tablename__ = "login_sessions"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = _now()
+    last_seen_at: Mapped[datetime] = _now()
+    expires_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+    user_agent: Mapped[str | None] = mapped_column(Text)
+
+
+class Invite(Base):
+    __tablename__ = "invites"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = _now()
+
+
+class Channel(Base):
+    __tablename__ = "channels"
+    __table_args__ = (
+        CheckConstraint(_in("provider", PROVIDERS), name="provider"),
+        CheckConstraint(_in("status", CHANNEL_STATUSES), name="status"),
+        UniqueConstraint("organization_id", "key"),
+    )
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"), index=True)
+    key: Mapped[str] = mapped_column(String(64))  # short stable name, e.g. "wa-main"
+    provider: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(200))
+    # provider account id: WhatsApp phone-number id, page id, IG account id, Telegram user id
+    external_id: Mapped[str | None] = mapped_column(String(128))
+    credentials_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    webhook_key: Mapped[str] = mapped_column(String(64), unique=True)
+    status: Mapped[str] = mapped_column(String(16), server_default="active")
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_error_at: Mapped[datetime | None]
+    rate_limit_per_second: Mapped[int] = mapped_column(Integer, server_default="80")
+    business_hours: Mapped[dict[str, Any] | None] = mapped_column(JSONB)  # per-channel override
+    created_at: Mapped[datetime] = _now()
+
+
+class ChannelPermission(Base):
+    __tablename__ = "channel_permissions"
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    channel_id: Mapped[int] = mapped_column(ForeignKey("channels.id", ondelete="CASCADE"), primary_key=True)
+    can_view: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
+    can_send: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+
+
+class Contact(Base):
+    __tablename__ = "contacts"
+    __table_args__ = (
+        UniqueConstraint("organization_id", "provider", "provider_contact_id"),
+        CheckConstraint(_in("provider", PROVIDERS), name="provider"),
+    )
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    provider: Mapped[str] = mapped_column(String(16))
+    provider_contact_id: Mapped[str] = mapped_column(String(128))
+    display_name: Mapped[str | None] = mapped_column(String(300))
+    username: Mapped[str | None] = mapped_column(String(200))
+    phone: Mapped[str | None] = mapped_column(String(64))
+    first_seen_at: Mapped[datetime] = _now()
+    last_seen_at: Mapped[datetime] = _now()
+    lead_stage: Mapped[str | None] = mapped_column(String(32))
+    is_bot_suspended: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    metadata_: Mapped[dict[str, Any]] = mapped_column(
+        "metadata", JSONB, server_default=text("'{}'::jsonb")
+    )
+
+
+class Conversation(Base):
+    __tablename__ = "conversations"
+    __table_args__ = (
+        UniqueConstraint("channel_id", "contact_id"),
+        CheckConstraint(_in("status", CONVERSATION_STATUSES), name="status"),
+        CheckConstraint("(status = 'ASSIGNED') = (assigned_user_id is not null)", name="assignee"),
+        Index("ix_conversations_queue", "organization_id", "status", text("last_message_at desc"), text("id desc")),
+        Index("ix_conversations_assignee", "assigned_user_id", "status", text("last_message_at desc")),
+        Index("ix_conversations_org_recent", "organization_id", text("last_message_at desc"), text("id desc")),
+    )
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    channel_id: Mapped[int] = mapped_column(ForeignKey("channels.id", ondelete="CASCADE"), index=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"), index=True)
+    status: Mapped[str] = mapped_column(String(16), server_default="PENDING")
+    assigned_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    unread_count: Mapped[int] = mapped_column(Integer, server_default="0")
+    last_message_preview: Mapped[str | None] = mapped_column(String(200))
+    last_message_at: Mapped[datetime | None]
+    last_inbound_at: Mapped[datetime | None]
+    cycle_number: Mapped[int] = mapped_column(Integer, server_default="1")
+    cycle_started_at: Mapped[datetime | None]
+    first_response_at: Mapped[datetime | None]  # of the current cycle
+    awaiting_reply: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    created_at: Mapped[datetime] = _now()
+    updated_at: Mapped[datetime] = _now()
+
+
+class ConversationEvent(Base):
+    """Append-only audit trail of every state change; the warehouse computes metrics from it."""
+
+    __tablename__ = "conversation_events"
+    __table_args__ = (
+        CheckConstraint(_in("type", EVENT_TYPES), name="type"),
+        Index("ix_conversation_events_conversation", "conversation_id", "id"),
+        Index("ix_conversation_events_org", "organization_id", "id"),
+    )
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
+    type: Mapped[str] = mapped_column(String(24))
+    actor_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    message_id: Mapped[int | None] = mapped_column(BigInteger)
+    data: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    occurred_at: Mapped[datetime]
+    recorded_at: Mapped[datetime] = _now()
+
+
+class Message(Base):
+    __tablename__ = "messages"
+    __table_args__ = (
+        UniqueConstraint("channel_id", "provider_message_id"),
+        UniqueConstraint("organization_id", "idempotency_key"),
+        CheckConstraint(_in("direction", DIRECTIONS), name="direction"),
+        CheckConstraint(_in("author_kind", AUTHOR_KINDS), name="author_kind"),
+        CheckConstraint(_in("status", MESSAGE_STATUSES), name="status"),
+        Index("ix_messages_thread", "conversation_id", text("sent_at desc"), text("id desc")),
+        Index(
+            "ix_messages_outbox",
+            "next_attempt_at",
+            postgresql_where=text("status = 'PENDING' and direction = 'OUTBOUND'"),
+        ),
+        Index("ix_messages_org_id", "organization_id", "id"),
+    )
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
+    channel_id: Mapped[int] = mapped_column(ForeignKey("channels.id", ondelete="CASCADE"))
+    direction: Mapped[str] = mapped_column(String(8))
+    author_kind: Mapped[str] = mapped_column(String(16))
+    author_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    body: Mapped[str | None] = mapped_column(Text)
+    content_type: Mapped[str] = mapped_column(String(32), server_default="text")
+    provider_message_id: Mapped[str | None] = mapped_column(String(256))
+    idempotency_key: Mapped[str | None] = mapped_column(String(128))
+    reply_to_provider_message_id: Mapped[str | None] = mapped_column(String(256))
+    status: Mapped[str] = mapped_column(String(16))
+    error_code: Mapped[str | None] = mapped_column(String(64))
+    error_message: Mapped[str | None] = mapped_column(Text)
+    is_edited: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    is_deleted: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    raw: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    sent_at: Mapped[datetime]  # when the customer sent it / when the agent wrote it
+    status_updated_at: Mapped[datetime | None]
+    delivered_at: Mapped[datetime | None]
+    read_at: Mapped[datetime | None]
+    attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    next_attempt_at: Mapped[datetime | None]
+    is_dead_letter: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    created_at: Mapped[datetime] = _now()
+
+
+class Attachment(Base):
+    __tablename__ = "attachments"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))  # image, video, audio, document, sticker, location...
+    mime_type: Mapped[str | None] = mapped_column(String(128))
+    file_name: Mapped[str | None] = mapped_column(String(300))
+    provider_media_id: Mapped[str | None] = mapped_column(String(256))
+    url: Mapped[str | None] = mapped_column(Text)
+    size_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    local_path: Mapped[str | None] = mapped_column(Text)
+    data: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+
+
+class AgentSession(Base):
+    """Presence of one agent (one row per user): the latest heartbeat and state."""
+
+    __tablename__ = "agent_sessions"
+    __table_args__ = (CheckConstraint(_in("state", PRESENCE_STATES), name="state"),)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    state: Mapped[str] = mapped_column(String(16))
+    started_at: Mapped[datetime]
+    last_heartbeat_at: Mapped[datetime]
+    offline_since: Mapped[datetime | None]
+
+
+class PresenceEvent(Base):
+    """Append-only presence changes and heartbeats: online minutes are computed from these."""
+
+    __tablename__ = "presence_events"
+    __table_args__ = (
+        CheckConstraint(_in("state", PRESENCE_STATES), name="state"),
+        Index("ix_presence_events_org", "organization_id", "id"),
+    )
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    state: Mapped[str] = mapped_column(String(16))
+    occurred_at: Mapped[datetime]
+
+
+class WebhookEvent(Base):
+    """A webhook delivery exactly as received, stored before the platform gets its 200."""
+
+    __tablename__ = "webhook_events"
+    __table_args__ = (
+        CheckConstraint(_in("status", WEBHOOK_STATUSES), name="status"),
+        Index("ix_webhook_events_pending", "id", postgresql_where=text("status = 'RECEIVED'")),
+        Index("ix_webhook_events_channel", "channel_id", text("id desc")),
+    )
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    channel_id: Mapped[int | None] = mapped_column(ForeignKey("channels.id", ondelete="SET NULL"))
+    provider: Mapped[str] = mapped_column(String(16))
+    headers: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    received_at: Mapped[datetime] = _now()
+    status: Mapped[str] = mapped_column(String(16), server_default="RECEIVED")
+    reason: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    processed_at: Mapped[datetime | None]
+
+
+class SyncCursor(Base):
+    """Incremental cursor per channel and scope (e.g. a Telegram chat); stored with its batch."""
+
+    __tablename__ = "sync_cursors"
+    channel_id: Mapped[int] = mapped_column(ForeignKey("channels.id", ondelete="CASCADE"), primary_key=True)
+    scope: Mapped[str] = mapped_column(String(128), primary_key=True)
+    cursor: Mapped[str] = mapped_column(Text)
+    data: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    updated_at: Mapped[datetime] = _now()
+
+
+class AuditLog(Base):
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_org", "organization_id", text("id desc")),)
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    organization_id: Mapped[int | None] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    actor_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str | None] = mapped_column(String(200))
+    details: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    occurred_at: Mapped[datetime] = _now()
+
+
+class PipelineRun(Base):
+    """Last runs of each flow, for `GET /health` and the admin view."""
+
+    __tablename__ = "pipeline_runs"
+    __table_args__ = (Index("ix_pipeline_runs_name", "name", text("id desc")),)
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    started_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+    status: Mapped[str] = mapped_column(String(16))  # running | ok | failed
+    detail: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+metadata = Base.metadata

@@ -1,0 +1,27 @@
+"""The domain's exception hierarchy. Entry points turn these into clear messages, never tracebacks."""
+
+from __future__ import annotations
+
+
+class SwitchboardError(Exception):
+    """Base of every error the product reports to a person."""
+
+
+class NotFound(SwitchboardError):
+    """The row does not exist or is not visible to the caller (other organization, no permission)."""
+
+
+class PermissionDenied(SwitchboardError):
+    """The caller may not do this; the message says why."""
+
+
+class Conflict(SwitchboardError):
+    """The state changed under the caller (e.g. someone else accepted the conversation first)."""
+
+
+class InvalidInput(SwitchboardError):
+    """The input is malformed; the message says what is wrong."""
+
+
+class AuthError(SwitchboardError):
+    """Login refused; the message says which rule refused it."""

@@ -1,0 +1,127 @@
+"""Value types that cross the boundary between connectors and the domain.
+
+Connectors parse platform payloads into these frozen dataclasses; the ingest services take them.
+They never carry ORM rows. Times are timezone-aware UTC datetimes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+Provider = Literal["telegram", "whatsapp", "messenger", "instagram", "sandbox"]
+DeliveryStatus = Literal["SENT", "DELIVERED", "READ", "FAILED"]
+AuthorKind = Literal["customer", "agent", "bot", "system"]
+
+
+@dataclass(frozen=True, slots=True)
+class ContactRef:
+    """The customer as the platform identifies them."""
+
+    provider_contact_id: str
+    display_name: str | None = None
+    username: str | None = None
+    phone: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class AttachmentRef:
+    kind: str  # image | video | audio | document | sticker | location | contacts | file
+    mime_type: str | None = None
+    provider_media_id: str | None = None
+    url: str | None = None
+    file_name: str | None = None
+    size_bytes: int | None = None
+    sha256: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)  # e.g. latitude/longitude, caption
+
+
+@dataclass(frozen=True, slots=True)
+class InboundMessage:
+    """A message from the customer (or, with ``direction='OUTBOUND'``, an echo sent natively)."""
+
+    provider_message_id: str
+    contact: ContactRef
+    sent_at: datetime
+    body: str | None
+    content_type: str = "text"  # text | image | ... | reaction | interactive | location | unsupported
+    attachments: tuple[AttachmentRef, ...] = ()
+    reply_to_provider_message_id: str | None = None
+    direction: Literal["INBOUND", "OUTBOUND"] = "INBOUND"
+    author_kind: AuthorKind = "customer"
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class StatusUpdate:
+    """The platform reports progress of an outbound message."""
+
+    provider_message_id: str
+    status: DeliveryStatus
+    occurred_at: datetime
+    recipient_id: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ReadWatermark:
+    """Everything sent to ``contact`` up to ``watermark`` was delivered or read (Messenger/Instagram)."""
+
+    provider_contact_id: str
+    status: Literal["DELIVERED", "READ"]
+    watermark: datetime
+    occurred_at: datetime
+    provider_message_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class MessageEdit:
+    provider_message_id: str
+    new_body: str | None
+    edited_at: datetime
+    provider_contact_id: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class MessageDeletion:
+    provider_message_id: str
+    deleted_at: datetime
+    provider_contact_id: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Ignored:
+    """A well-formed payload with nothing to ingest (system/account updates): stored with its reason."""
+
+    reason: str
+    kind: str = "ignored"
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+ParsedItem = InboundMessage | StatusUpdate | ReadWatermark | MessageEdit | MessageDeletion | Ignored
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundRequest:
+    """What the outbox asks a connector to send."""
+
+    recipient_id: str
+    body: str | None = None
+    attachments: tuple[AttachmentRef, ...] = ()
+    template: dict[str, Any] | None = None
+    reply_to_provider_message_id: str | None = None
+    idempotency_key: str | None = None
+    tag: str | None = None  # Messenger HUMAN_AGENT etc.
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    provider_message_id: str
+    sent_at: datetime
+    raw: dict[str, Any] = field(default_factory=dict)
