@@ -125,3 +125,21 @@ class SendResult:
     provider_message_id: str
     sent_at: datetime
     raw: dict[str, Any] = field(default_factory=dict)
+
+
+Role = Literal["admin", "manager", "agent"]
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who is calling a service. Built by the entry point from the logged-in session (or the CLI)."""
+
+    user_id: int
+    organization_id: int
+    role: Role
+    email: str = ""
+
+    @property
+    def is_manager(self) -> bool:
+        """Admins and managers see every channel of their organization."""
+        return self.role in ("admin", "manager")

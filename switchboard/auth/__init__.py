@@ -1,0 +1,3 @@
+"""Authentication and access control: passwords, TOTP, sessions, users, audit."""
+
+from __future__ import annotations

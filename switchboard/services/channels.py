@@ -1,0 +1,173 @@
+"""Channels: a connected platform account (WhatsApp number, page, IG account, Telegram user, sandbox)."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert, select, update
+
+from switchboard.clock import utcnow
+from switchboard.crypto import decrypt_json, encrypt_json
+from switchboard.db.schema import PROVIDERS, Channel, ChannelPermission, User
+from switchboard.errors import InvalidInput, NotFound
+from switchboard.types import Actor
+from switchboard.uow import UnitOfWork
+
+_KEY_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelView:
+    id: int
+    organization_id: int
+    key: str
+    provider: str
+    name: str
+    external_id: str | None
+    webhook_key: str
+    status: str
+    last_error: str | None
+    rate_limit_per_second: int
+
+    def webhook_url(self, base_url: str) -> str:
+        return f"{base_url.rstrip('/')}/webhooks/{self.provider}/{self.webhook_key}"
+
+
+def _view(row: Channel) -> ChannelView:
+    return ChannelView(row.id, row.organization_id, row.key, row.provider, row.name, row.external_id,
+                       row.webhook_key, row.status, row.last_error, row.rate_limit_per_second)
+
+
+def _aad(channel_id: int) -> bytes:
+    return f"channel:{channel_id}".encode()
+
+
+def create_channel(
+    uow: UnitOfWork,
+    organization_id: int,
+    *,
+    key: str,
+    provider: str,
+    name: str,
+    secret_key: bytes,
+    credentials: dict[str, Any] | None = None,
+    external_id: str | None = None,
+    rate_limit_per_second: int = 80,
+) -> ChannelView:
+    """Create a channel (idempotent on (organization, key)); credentials are AES-256-GCM encrypted."""
+    if provider not in PROVIDERS:
+        raise InvalidInput(f"unknown provider {provider!r}; use one of {', '.join(PROVIDERS)}")
+    if not _KEY_RE.match(key):
+        raise InvalidInput(f"channel key {key!r}: use lowercase letters, digits, '-' or '_' (max 64)")
+    existing = uow.session.execute(
+        select(Channel).where(Channel.organization_id == organization_id, Channel.key == key)
+    ).scalar_one_or_none()
+    if existing is not None:
+        if existing.provider != provider:
+            raise InvalidInput(f"channel {key!r} already exists with provider {existing.provider}")
+        return _view(existing)
+    channel_id = uow.session.execute(
+        insert(Channel)
+        .values(
+            organization_id=organization_id,
+            key=key,
+            provider=provider,
+            name=name,
+            external_id=external_id,
+            webhook_key=secrets.token_urlsafe(24),
+            rate_limit_per_second=rate_limit_per_second,
+        )
+        .returning(Channel.id)
+    ).scalar_one()
+    if credentials:
+        uow.session.execute(
+            update(Channel)
+            .where(Channel.id == channel_id)
+            .values(credentials_enc=encrypt_json(secret_key, credentials, _aad(channel_id)))
+        )
+    uow.commit()
+    return get_channel(uow, channel_id)
+
+
+def get_channel(uow: UnitOfWork, channel_id: int) -> ChannelView:
+    row = uow.session.get(Channel, channel_id)
+    if row is None:
+        raise NotFound(f"channel {channel_id} does not exist")
+    return _view(row)
+
+
+def get_channel_by_key(uow: UnitOfWork, organization_id: int, key: str) -> ChannelView:
+    row = uow.session.execute(
+        select(Channel).where(Channel.organization_id == organization_id, Channel.key == key)
+    ).scalar_one_or_none()
+    if row is None:
+        raise NotFound(f"no channel with key {key!r}")
+    return _view(row)
+
+
+def channel_by_webhook_key(uow: UnitOfWork, provider: str, webhook_key: str) -> ChannelView | None:
+    row = uow.session.execute(
+        select(Channel).where(Channel.webhook_key == webhook_key, Channel.provider == provider)
+    ).scalar_one_or_none()
+    return _view(row) if row is not None else None
+
+
+def list_channels(uow: UnitOfWork, organization_id: int | None = None) -> list[ChannelView]:
+    stmt = select(Channel).order_by(Channel.organization_id, Channel.id)
+    if organization_id is not None:
+        stmt = stmt.where(Channel.organization_id == organization_id)
+    return [_view(r) for r in uow.session.execute(stmt).scalars()]
+
+
+def channel_credentials(uow: UnitOfWork, channel_id: int, secret_key: bytes) -> dict[str, Any]:
+    blob = uow.session.execute(select(Channel.credentials_enc).where(Channel.id == channel_id)).scalar()
+    if blob is None:
+        return {}
+    return decrypt_json(secret_key, blob, _aad(channel_id))
+
+
+def set_channel_credentials(uow: UnitOfWork, channel_id: int, secret_key: bytes,
+                            credentials: dict[str, Any]) -> None:
+    uow.session.execute(
+        update(Channel)
+        .where(Channel.id == channel_id)
+        .values(credentials_enc=encrypt_json(secret_key, credentials, _aad(channel_id)))
+    )
+    uow.commit()
+
+
+def record_channel_error(uow: UnitOfWork, channel_id: int, error: str | None,
+                         now: datetime | None = None) -> None:
+    """Keep the last platform error on the channel (shown in the admin view); None clears it."""
+    values: dict[str, Any] = {"last_error": error, "last_error_at": (now or utcnow()) if error else None}
+    uow.session.execute(update(Channel).where(Channel.id == channel_id).values(**values))
+    uow.commit()
+
+
+def grant_channel_permission(uow: UnitOfWork, actor: Actor | None, *, user_id: int, channel_id: int,
+                             can_view: bool = True, can_send: bool = False) -> None:
+    """Set a user's {view, send} on a channel of the same organization (actor None = CLI/system)."""
+    from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+    from switchboard.errors import PermissionDenied
+
+    user = uow.session.get(User, user_id)
+    channel = uow.session.get(Channel, channel_id)
+    if user is None or channel is None or user.organization_id != channel.organization_id:
+        raise NotFound("user or channel not found in this organization")
+    if actor is not None and (not actor.is_manager or actor.organization_id != user.organization_id):
+        raise PermissionDenied("only admins and managers of this organization change channel permissions")
+    stmt = pg_insert(ChannelPermission).values(
+        user_id=user_id, channel_id=channel_id, can_view=can_view or can_send, can_send=can_send
+    )
+    uow.session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["user_id", "channel_id"],
+            set_={"can_view": stmt.excluded.can_view, "can_send": stmt.excluded.can_send},
+        )
+    )
+    uow.commit()
