@@ -1,0 +1,41 @@
+"""Process-wide resources for the Streamlit app (shared by every session of the process)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TypeVar
+
+import streamlit as st
+from sqlalchemy import Engine
+
+from switchboard.db.engine import make_engine
+from switchboard.settings import Settings, get_settings
+from switchboard.uow import UnitOfWork
+
+T = TypeVar("T")
+
+
+@st.cache_resource(show_spinner=False)
+def engine() -> Engine:
+    return make_engine(pool_size=5, max_overflow=10)
+
+
+def settings() -> Settings:
+    return get_settings()
+
+
+def secret_key() -> bytes:
+    return get_settings().secret_key_bytes()
+
+
+@contextmanager
+def uow() -> Iterator[UnitOfWork]:
+    with UnitOfWork(engine()) as u:
+        yield u
+
+
+def call(service: Callable[..., T], *args: object, **kwargs: object) -> T:
+    """Run one service in its own unit of work: ``call(accept, actor, conversation_id)``."""
+    with UnitOfWork(engine()) as u:
+        return service(u, *args, **kwargs)
