@@ -1,0 +1,61 @@
+"""Connector instances per channel, built from the channel's decrypted credentials (cached briefly)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from sqlalchemy import Engine
+
+from connectors.base import Connector
+from switchboard.services.channels import ChannelView, channel_credentials, get_channel
+from switchboard.uow import UnitOfWork
+
+_TTL_SECONDS = 30.0
+
+
+class ConnectorCache:
+    """Builds connectors on demand and reuses them for ``ttl`` seconds (credentials may change)."""
+
+    def __init__(self, engine: Engine, secret_key: bytes, ttl: float = _TTL_SECONDS) -> None:
+        self.engine = engine
+        self.secret_key = secret_key
+        self.ttl = ttl
+        self._items: dict[int, tuple[float, ChannelView, Any]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, channel_id: int) -> tuple[ChannelView, Connector]:
+        now = time.monotonic()
+        with self._lock:
+            hit = self._items.get(channel_id)
+            if hit is not None and now - hit[0] < self.ttl:
+                return hit[1], hit[2]
+        with UnitOfWork(self.engine) as uow:
+            channel = get_channel(uow, channel_id)
+            creds = channel_credentials(uow, channel_id, self.secret_key)
+        connector = build_connector(channel, creds)
+        with self._lock:
+            old = self._items.get(channel_id)
+            self._items[channel_id] = (now, channel, connector)
+        if old is not None:
+            _close(old[2])
+        return channel, connector
+
+    def close(self) -> None:
+        with self._lock:
+            items, self._items = self._items, {}
+        for _, _, c in items.values():
+            _close(c)
+
+
+def build_connector(channel: ChannelView, credentials: dict[str, Any]) -> Connector:
+    from connectors.registry import get_connector
+
+    return get_connector(channel.provider, external_id=channel.external_id, credentials=credentials)
+
+
+def _close(connector: Any) -> None:
+    close = getattr(connector, "close", None)
+    if callable(close):
+        close()

@@ -1,0 +1,298 @@
+"""The `switchboard` command line: operators' and admins' entry point.
+
+Each command translates arguments, calls one service (or starts one process) and prints the result.
+Errors of the product (:class:`switchboard.errors.SwitchboardError`, settings errors) are printed as
+one clear line with exit code 2, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from switchboard.errors import SwitchboardError
+from switchboard.settings import SettingsError, get_settings
+
+DEFAULT_ORG = "Switchboard"
+
+
+def _engine() -> Any:
+    from switchboard.db.engine import make_engine
+
+    return make_engine(pool_size=2, max_overflow=2)
+
+
+def _org_id(uow: Any, name: str | None) -> int:
+    from switchboard.services.organizations import create_organization
+
+    return create_organization(uow, name or DEFAULT_ORG, get_settings().default_timezone)
+
+
+# --- commands ----------------------------------------------------------------------------------
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> None:
+    from switchboard.db.engine import database_url
+    from switchboard.db.migrate import current_revision, upgrade
+
+    url = database_url()
+    upgrade(url)
+    print(f"database is at revision {current_revision(url)}")
+
+
+def cmd_secret_key(args: argparse.Namespace) -> None:
+    from switchboard.settings import new_secret_key
+
+    print(new_secret_key())
+
+
+def cmd_secret_rotate(args: argparse.Namespace) -> None:
+    import base64
+
+    from switchboard.rotate import rotate_secret_key
+
+    old = args.old_key
+    old_bytes = base64.urlsafe_b64decode(old.encode() + b"=" * (-len(old) % 4))
+    n = rotate_secret_key(_engine(), old_bytes, get_settings().secret_key_bytes())
+    print(f"re-encrypted {n} secrets with the current SWITCHBOARD_SECRET_KEY")
+
+
+def cmd_user_create(args: argparse.Namespace) -> None:
+    from switchboard.auth.users import create_user
+    from switchboard.uow import UnitOfWork
+
+    with UnitOfWork(_engine()) as uow:
+        org_id = _org_id(uow, args.org)
+        created = create_user(uow, org_id, email=args.email, name=args.name, role=args.role,
+                              secret_key=get_settings().secret_key_bytes(), password=args.password)
+    print(f"created {args.role} {created.email} (id {created.user_id})")
+    if created.password:
+        print(f"password (shown once): {created.password}")
+    print(f"TOTP secret (shown once): {created.totp_secret}")
+    print(f"otpauth URI: {created.otpauth_uri}")
+
+
+def cmd_totp_code(args: argparse.Namespace) -> None:
+    """Demo/testing aid: the current TOTP code of a user (needs the secret key)."""
+    import pyotp
+    from sqlalchemy import select
+
+    from switchboard.crypto import decrypt
+    from switchboard.db.schema import User
+    from switchboard.uow import UnitOfWork
+
+    with UnitOfWork(_engine()) as uow:
+        row = uow.session.execute(select(User.id, User.totp_secret_enc).where(User.email == args.email.lower())).first()
+    if row is None or row.totp_secret_enc is None:
+        raise SwitchboardError(f"no user {args.email} with a TOTP secret")
+    secret = decrypt(get_settings().secret_key_bytes(), row.totp_secret_enc, f"totp:{row.id}".encode()).decode()
+    print(pyotp.TOTP(secret).now())
+
+
+def _parse_credentials(pairs: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise SwitchboardError(f"--credential {pair!r}: use KEY=VALUE")
+        out[key] = value
+    return out
+
+
+def cmd_channel_add(args: argparse.Namespace) -> None:
+    from switchboard.services.channels import create_channel
+    from switchboard.uow import UnitOfWork
+
+    settings = get_settings()
+    creds = _parse_credentials(args.credential or [])
+    with UnitOfWork(_engine()) as uow:
+        org_id = _org_id(uow, args.org)
+        ch = create_channel(uow, org_id, key=args.key, provider=args.provider, name=args.name or args.key,
+                            secret_key=settings.secret_key_bytes(), credentials=creds,
+                            external_id=args.external_id, rate_limit_per_second=args.rate_limit)
+    print(f"channel {ch.key} ({ch.provider}) id {ch.id}")
+    print(f"webhook URL: {ch.webhook_url(settings.public_base_url)}")
+
+
+def cmd_channel_list(args: argparse.Namespace) -> None:
+    from switchboard.services.channels import list_channels
+    from switchboard.uow import UnitOfWork
+
+    settings = get_settings()
+    with UnitOfWork(_engine()) as uow:
+        channels = list_channels(uow)
+    if not channels:
+        print("no channels yet: add one with `switchboard channel add`")
+    for ch in channels:
+        err = f"  last error: {ch.last_error}" if ch.last_error else ""
+        print(f"{ch.id:>4}  {ch.key:<20} {ch.provider:<10} {ch.status:<7} {ch.webhook_url(settings.public_base_url)}{err}")
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    from pipelines.receiver import create_app
+
+    settings = get_settings()
+    app = create_app(_engine(), settings.secret_key_bytes(), max_body_bytes=settings.receiver_max_body_bytes)
+    uvicorn.run(app, host=args.host or settings.receiver_host, port=args.port or settings.receiver_port,
+                log_level="warning", access_log=False)
+
+
+def cmd_worker(args: argparse.Namespace) -> None:
+    from pipelines.serve import run_worker
+
+    get_settings().secret_key_bytes()  # fail early and clearly
+    run_worker()
+
+
+def cmd_app(args: argparse.Namespace) -> None:
+    settings = get_settings()
+    entry = Path(__file__).resolve().parent.parent / "app" / "main.py"
+    cmd = [sys.executable, "-m", "streamlit", "run", str(entry), "--server.port", str(args.port or settings.app_port),
+           "--server.address", args.host, "--server.headless", "true", "--browser.gatherUsageStats", "false"]
+    raise SystemExit(subprocess.call(cmd))
+
+
+def cmd_sandbox(args: argparse.Namespace) -> None:
+    from connectors.sandbox import SandboxConfig, run_sandbox
+
+    settings = get_settings()
+    config = SandboxConfig(
+        phone_number_id=args.phone_number_id,
+        access_token=args.access_token,
+        app_secret=args.app_secret,
+        webhook_url=args.webhook_url,
+        customers=args.customers,
+        speed=args.speed,
+    )
+    run_sandbox(config, args.host, args.port or settings.sandbox_port)
+
+
+def cmd_warehouse_build(args: argparse.Namespace) -> None:
+    from warehouse.build import build
+
+    from switchboard.db.engine import database_url
+
+    settings = get_settings()
+    report = build(database_url(settings), settings.warehouse_file, full=args.full)
+    kind = "full" if report.full else "incremental"
+    print(f"{kind} build of {report.path} in {report.seconds:.2f} s")
+    for table, n in sorted(report.rows_extracted.items()):
+        print(f"  extracted {n:>10,} rows from {table}")
+    print(f"  built {len(report.models_built)} models")
+
+
+def cmd_import_events(args: argparse.Namespace) -> None:
+    from switchboard.importer import import_events
+
+    report = import_events(_engine(), Path(args.file), get_settings().secret_key_bytes())
+    print(report)
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    from pipelines.demo import run_demo
+
+    run_demo(fresh=args.fresh, customers=args.customers, speed=args.speed)
+
+
+# --- parser ------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="switchboard", description="Switchboard: unified social inbox.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    db = sub.add_parser("db", help="database").add_subparsers(dest="db_command", required=True)
+    db.add_parser("upgrade", help="apply migrations (idempotent)").set_defaults(func=cmd_db_upgrade)
+
+    sub.add_parser("secret-key", help="print a new SWITCHBOARD_SECRET_KEY").set_defaults(func=cmd_secret_key)
+    secret = sub.add_parser("secret", help="secret key management").add_subparsers(dest="secret_command", required=True)
+    rot = secret.add_parser("rotate", help="re-encrypt secrets from --old-key to the current key")
+    rot.add_argument("--old-key", required=True)
+    rot.set_defaults(func=cmd_secret_rotate)
+
+    user = sub.add_parser("user", help="users").add_subparsers(dest="user_command", required=True)
+    uc = user.add_parser("create", help="create a user; prints the TOTP secret once")
+    uc.add_argument("--email", required=True)
+    uc.add_argument("--name", required=True)
+    uc.add_argument("--role", required=True, choices=["admin", "manager", "agent"])
+    uc.add_argument("--password", help="at least 10 characters; generated and printed if omitted")
+    uc.add_argument("--org", help=f"organization name (default {DEFAULT_ORG!r})")
+    uc.set_defaults(func=cmd_user_create)
+
+    tc = sub.add_parser("totp-code", help="print a user's current TOTP code (demo and testing aid)")
+    tc.add_argument("email")
+    tc.set_defaults(func=cmd_totp_code)
+
+    ch = sub.add_parser("channel", help="channels").add_subparsers(dest="channel_command", required=True)
+    ca = ch.add_parser("add", help="connect a channel; prints its webhook URL")
+    ca.add_argument("--key", required=True, help="short name, e.g. wa-main")
+    ca.add_argument("--provider", required=True, choices=["whatsapp", "messenger", "instagram", "telegram", "sandbox"])
+    ca.add_argument("--name")
+    ca.add_argument("--external-id", help="phone-number id / page id / IG account id")
+    ca.add_argument("--credential", action="append", metavar="KEY=VALUE",
+                    help="repeatable: access_token=…, app_secret=…, verify_token=…")
+    ca.add_argument("--rate-limit", type=int, default=80, help="messages per second (default 80)")
+    ca.add_argument("--org")
+    ca.set_defaults(func=cmd_channel_add)
+    ch.add_parser("list", help="list channels with their webhook URLs").set_defaults(func=cmd_channel_list)
+
+    sv = sub.add_parser("serve", help="webhook receiver + GET /health")
+    sv.add_argument("--host")
+    sv.add_argument("--port", type=int)
+    sv.set_defaults(func=cmd_serve)
+
+    sub.add_parser("worker", help="serve the Prefect flows with their schedules").set_defaults(func=cmd_worker)
+
+    ap = sub.add_parser("app", help="the Streamlit app")
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--port", type=int)
+    ap.set_defaults(func=cmd_app)
+
+    sb = sub.add_parser("sandbox", help="local fake of the WhatsApp Cloud API with simulated customers")
+    sb.add_argument("--host", default="127.0.0.1")
+    sb.add_argument("--port", type=int)
+    sb.add_argument("--webhook-url", required=True, help="the sandbox channel's webhook URL")
+    sb.add_argument("--app-secret", required=True)
+    sb.add_argument("--access-token", default="sandbox-token")
+    sb.add_argument("--phone-number-id", default="100000000000001")
+    sb.add_argument("--customers", type=int, default=0)
+    sb.add_argument("--speed", type=float, default=1.0)
+    sb.set_defaults(func=cmd_sandbox)
+
+    wh = sub.add_parser("warehouse", help="DuckDB warehouse").add_subparsers(dest="wh_command", required=True)
+    wb = wh.add_parser("build", help="extract and build the marts (incremental unless --full)")
+    wb.add_argument("--full", action="store_true")
+    wb.set_defaults(func=cmd_warehouse_build)
+
+    ie = sub.add_parser("import-events", help="replay a JSONL timeline through the services")
+    ie.add_argument("file")
+    ie.set_defaults(func=cmd_import_events)
+
+    dm = sub.add_parser("demo", help="everything on embedded defaults")
+    dm.add_argument("--fresh", action="store_true", help="wipe SWITCHBOARD_HOME first")
+    dm.add_argument("--customers", type=int, default=6)
+    dm.add_argument("--speed", type=float, default=1.0)
+    dm.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except (SwitchboardError, SettingsError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

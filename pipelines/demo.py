@@ -1,0 +1,240 @@
+"""`switchboard demo`: the whole product on embedded defaults, one command, Ctrl-C stops everything.
+
+Starts (or joins) the embedded PostgreSQL, migrates, seeds a demo organization with users and a
+sandbox channel, replays a week of demo history for the dashboards, then runs as child processes:
+a Prefect API server (on the same PostgreSQL), the webhook receiver, the sandbox with simulated
+customers, the flow worker and the Streamlit app.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+from sqlalchemy.engine import make_url
+
+from switchboard.errors import InvalidInput, SwitchboardError
+from switchboard.settings import Settings, ensure_local_secret_key, get_settings
+
+DEMO_ORG = "Demo Co"
+DEMO_PASSWORD = "switchboard-demo"
+DEMO_USERS = (
+    ("admin@demo.local", "Ada Admin", "admin"),
+    ("manager@demo.local", "Max Manager", "manager"),
+    ("alice@demo.local", "Alice Agent", "agent"),
+    ("bob@demo.local", "Bob Agent", "agent"),
+)
+SANDBOX_PHONE_ID = "100000000000001"
+
+
+@dataclass
+class Child:
+    name: str
+    proc: subprocess.Popen[bytes]
+
+
+def seed(settings: Settings, engine: object) -> dict[str, str]:
+    """Idempotently create the demo organization, users, channel and permissions."""
+    from sqlalchemy import Engine
+
+    from switchboard.auth.users import create_user
+    from switchboard.services.channels import create_channel, grant_channel_permission, list_channels
+    from switchboard.services.organizations import create_organization
+    from switchboard.uow import UnitOfWork
+
+    assert isinstance(engine, Engine)
+    key = settings.secret_key_bytes()
+    info: dict[str, str] = {}
+    with UnitOfWork(engine) as uow:
+        org_id = create_organization(
+            uow, DEMO_ORG, "Europe/Berlin",
+            {d: [["09:00", "18:00"]] for d in ("mon", "tue", "wed", "thu", "fri")},
+        )
+        existing = [c for c in list_channels(uow, org_id) if c.key == "sandbox"]
+        if existing:
+            channel = existing[0]
+        else:
+            channel = create_channel(
+                uow, org_id, key="sandbox", provider="sandbox", name="WhatsApp (sandbox)",
+                secret_key=key, external_id=SANDBOX_PHONE_ID,
+                credentials={
+                    "access_token": secrets.token_urlsafe(16),
+                    "app_secret": secrets.token_urlsafe(24),
+                    "verify_token": secrets.token_urlsafe(12),
+                    "phone_number_id": SANDBOX_PHONE_ID,
+                    "api_base_url": f"http://127.0.0.1:{settings.sandbox_port}",
+                },
+            )
+        for email, name, role in DEMO_USERS:
+            try:
+                created = create_user(uow, org_id, email=email, name=name, role=role, secret_key=key,
+                                      password=DEMO_PASSWORD)
+                if role == "agent":
+                    grant_channel_permission(uow, None, user_id=created.user_id, channel_id=channel.id,
+                                             can_view=True, can_send=True)
+            except InvalidInput:
+                pass  # already seeded
+    from switchboard.services.channels import channel_credentials
+
+    with UnitOfWork(engine) as uow:
+        creds = channel_credentials(uow, channel.id, key)
+    info["webhook_url"] = channel.webhook_url(settings.public_base_url)
+    info["app_secret"] = creds["app_secret"]
+    info["access_token"] = creds["access_token"]
+    return info
+
+
+def import_history(settings: Settings, engine: object) -> str | None:
+    """Replay the bundled demo timeline once, so dashboards have a week of history."""
+    from sqlalchemy import Engine
+
+    assert isinstance(engine, Engine)
+    marker = settings.home / "demo-history-imported"
+    timeline = Path(__file__).resolve().parent.parent / "docs" / "examples" / "demo_history.jsonl"
+    if marker.exists() or not timeline.exists():
+        return None
+    try:
+        from switchboard.importer import import_events
+    except ImportError:
+        return None
+    report = import_events(engine, timeline, settings.secret_key_bytes())
+    marker.write_text("ok\n")
+    return str(report)
+
+
+def _spawn(name: str, args: list[str], env: dict[str, str], log_dir: Path) -> Child:
+    log = open(log_dir / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child for its lifetime
+    proc = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    return Child(name, proc)
+
+
+def _wait_http(url: str, timeout: float, child: Child | None = None) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if child is not None and child.proc.poll() is not None:
+            return False
+        try:
+            if httpx.get(url, timeout=2).status_code < 500:
+                return True
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    return False
+
+
+def _stop(children: list[Child]) -> None:
+    for c in reversed(children):
+        if c.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(c.proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + 15
+    for c in reversed(children):
+        try:
+            c.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(c.proc.pid, signal.SIGKILL)
+
+
+def prefect_database_url(sync_url: str) -> str:
+    """The asyncpg URL of a `prefect` database on the same server as Switchboard's database."""
+    u = make_url(sync_url)
+    return u.set(drivername="postgresql+asyncpg", database="prefect").render_as_string(hide_password=False)
+
+
+def run_demo(*, fresh: bool = False, customers: int = 6, speed: float = 1.0) -> None:
+    settings = get_settings()
+    if fresh and settings.home.exists():
+        shutil.rmtree(settings.home)
+    settings, created_key = ensure_local_secret_key(settings)
+    settings.home.mkdir(parents=True, exist_ok=True)
+    log_dir = settings.home / "logs"
+    log_dir.mkdir(exist_ok=True)
+
+    from switchboard.db.engine import database_url, ensure_database, make_engine
+    from switchboard.db.migrate import upgrade
+
+    print("Switchboard demo")
+    if created_key:
+        print(f"  generated SWITCHBOARD_SECRET_KEY into {settings.home / 'secret.key'} (keep it: it encrypts secrets)")
+    url = database_url(settings)
+    upgrade(url)
+    print(f"  database ready ({'external' if settings.database_url else 'embedded PostgreSQL under ' + str(settings.pg_data_dir)})")
+    engine = make_engine(url, pool_size=2, max_overflow=2)
+    info = seed(settings, engine)
+    history = import_history(settings, engine)
+    if history:
+        print(f"  imported demo history: {history}")
+
+    env = dict(os.environ)
+    env.update({
+        "SWITCHBOARD_HOME": str(settings.home),
+        "SWITCHBOARD_SECRET_KEY": settings.switchboard_secret_key or "",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_API_URL": f"http://127.0.0.1:{settings.prefect_port}/api",
+        "PREFECT_HOME": str(settings.home / "prefect"),
+        "PYTHONUNBUFFERED": "1",
+    })
+    prefect_env = dict(env)
+    if settings.database_url is None:
+        admin = make_url(url).set(database="postgres").render_as_string(hide_password=False)
+        ensure_database(admin, "prefect")
+        prefect_env["PREFECT_API_DATABASE_CONNECTION_URL"] = prefect_database_url(url)
+    else:
+        print("  note: with DATABASE_URL set, the demo's Prefect server keeps its own SQLite database")
+    prefect_env.pop("PREFECT_API_URL", None)
+
+    sb = [sys.executable, "-m", "pipelines.cli"]
+    children: list[Child] = []
+    try:
+        prefect_cmd = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
+                       "--port", str(settings.prefect_port)]
+        children.append(_spawn("prefect-server", prefect_cmd, prefect_env, log_dir))
+        children.append(_spawn("receiver", sb + ["serve"], env, log_dir))
+        children.append(_spawn("sandbox", sb + [
+            "sandbox", "--webhook-url", info["webhook_url"], "--app-secret", info["app_secret"],
+            "--access-token", info["access_token"], "--phone-number-id", SANDBOX_PHONE_ID,
+            "--customers", str(customers), "--speed", str(speed)], env, log_dir))
+        children.append(_spawn("app", sb + ["app"], env, log_dir))
+        print("  starting the Prefect server (about 10 s)…")
+        if not _wait_http(f"http://127.0.0.1:{settings.prefect_port}/api/health", 90, children[0]):
+            raise SwitchboardError(f"the Prefect server did not start; see {log_dir / 'prefect-server.log'}")
+        children.append(_spawn("worker", sb + ["worker"], env, log_dir))
+        if not _wait_http(f"http://127.0.0.1:{settings.receiver_port}/health", 30, children[1]):
+            raise SwitchboardError(f"the webhook receiver did not start; see {log_dir / 'receiver.log'}")
+        _wait_http(f"http://127.0.0.1:{settings.app_port}/_stcore/health", 60, children[3])
+
+        print()
+        print(f"  Inbox (Streamlit):   http://127.0.0.1:{settings.app_port}")
+        print(f"  Prefect UI:          http://127.0.0.1:{settings.prefect_port}")
+        print(f"  Webhook receiver:    http://127.0.0.1:{settings.receiver_port}/health")
+        print(f"  Sandbox (WhatsApp):  http://127.0.0.1:{settings.sandbox_port}/_sandbox/sent")
+        print()
+        print(f"  Log in as any of: {', '.join(e for e, _, _ in DEMO_USERS)}")
+        print(f"  password: {DEMO_PASSWORD}")
+        print("  First login enrolls TOTP: scan the QR code with an authenticator app, or get the current")
+        print("  code with:  .venv/bin/switchboard totp-code alice@demo.local")
+        print(f"  Logs: {log_dir}    Stop: Ctrl-C")
+        sys.stdout.flush()
+        while True:
+            for c in children:
+                if c.proc.poll() is not None:
+                    raise SwitchboardError(
+                        f"{c.name} exited with code {c.proc.returncode}; see {log_dir / (c.name + '.log')}"
+                    )
+            time.sleep(1)
+    except KeyboardInterrupt:
+        print("\nstopping…")
+    finally:
+        _stop(children)
+        engine.dispose()
+        print("stopped every process the demo started")

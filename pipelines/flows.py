@@ -1,0 +1,176 @@
+"""Prefect flows: thin wrappers that run the plain functions of :mod:`pipelines.processing`.
+
+`process-webhooks` and `send-outbox` are *long-poll* runs: each scheduled run works for up to
+``max_seconds`` and wakes at once on LISTEN/NOTIFY (or polls every ``poll_seconds``), so a message
+reaches the inbox in well under a second while Prefect still owns scheduling, retries and the
+run history. Every run is also recorded in `pipeline_runs` for `GET /health` and the admin view.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from contextlib import suppress
+from dataclasses import asdict
+from typing import Any, TypeVar
+
+from prefect import flow, get_run_logger
+from sqlalchemy import Engine
+
+from pipelines.channels import ConnectorCache
+from pipelines.processing import (
+    OutboxStats,
+    RateLimiter,
+    WebhookStats,
+    maintain_once,
+    process_webhooks_once,
+    send_outbox_once,
+)
+from switchboard.db.engine import make_engine
+from switchboard.services import runs
+from switchboard.settings import get_settings
+from switchboard.uow import UnitOfWork
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+_engine: Engine | None = None
+
+
+def engine() -> Engine:
+    global _engine
+    if _engine is None:
+        _engine = make_engine(pool_size=4, max_overflow=4)
+    return _engine
+
+
+def _logger() -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
+    try:
+        return get_run_logger()
+    except Exception:
+        return log
+
+
+def recorded(name: str, fn: Callable[[], T], summary: Callable[[T], dict[str, Any]]) -> T:
+    """Run ``fn`` and record the run (ok/failed, summary, error) in pipeline_runs."""
+    eng = engine()
+    with UnitOfWork(eng) as uow:
+        run_id = runs.start_run(uow, name)
+    try:
+        result = fn()
+    except Exception as exc:
+        with UnitOfWork(eng) as uow:
+            runs.finish_run(uow, run_id, ok=False, error=f"{exc.__class__.__name__}: {exc}")
+        raise
+    with UnitOfWork(eng) as uow:
+        runs.finish_run(uow, run_id, ok=True, detail=summary(result))
+    return result
+
+
+def _wait_for_notify(eng: Engine, channel: str, timeout: float) -> None:
+    """Block up to ``timeout`` seconds or until NOTIFY on ``channel``."""
+    raw = eng.raw_connection()
+    try:
+        dbapi = raw.driver_connection
+        assert dbapi is not None
+        dbapi.autocommit = True
+        dbapi.execute(f"listen {channel}")  # identifier from our own constants, not user input
+        gen = dbapi.notifies(timeout=timeout, stop_after=1)
+        for _ in gen:
+            break
+        dbapi.execute(f"unlisten {channel}")
+    except Exception:
+        time.sleep(min(timeout, 1.0))
+    finally:
+        with suppress(Exception):
+            raw.close()
+
+
+@flow(name="process-webhooks", log_prints=True)
+def process_webhooks_flow(max_seconds: float = 50.0, poll_seconds: float = 1.0) -> dict[str, int]:
+    """Turn stored webhook deliveries into conversations and messages."""
+    from pipelines.receiver import NOTIFY_CHANNEL
+
+    settings = get_settings()
+    eng = engine()
+    connectors = ConnectorCache(eng, settings.secret_key_bytes())
+
+    def work() -> WebhookStats:
+        total = WebhookStats()
+        deadline = time.monotonic() + max_seconds
+        while True:
+            stats = process_webhooks_once(eng, connectors)
+            total.add(stats)
+            if time.monotonic() >= deadline:
+                return total
+            if stats.claimed == 0:
+                _wait_for_notify(eng, NOTIFY_CHANNEL, min(poll_seconds, max(0.0, deadline - time.monotonic())))
+
+    try:
+        total = recorded("process-webhooks", work, lambda s: asdict(s))
+    finally:
+        connectors.close()
+    _logger().info("process-webhooks: %s", asdict(total))
+    return asdict(total)
+
+
+@flow(name="send-outbox", log_prints=True)
+def send_outbox_flow(max_seconds: float = 50.0, poll_seconds: float = 0.5) -> dict[str, Any]:
+    """Send PENDING outbound messages with per-channel rate limits, retries and dead letters."""
+    settings = get_settings()
+    eng = engine()
+    connectors = ConnectorCache(eng, settings.secret_key_bytes())
+    limiter = RateLimiter()
+
+    def work() -> OutboxStats:
+        total = OutboxStats()
+        deadline = time.monotonic() + max_seconds
+        while True:
+            stats = send_outbox_once(eng, connectors, limiter, max_attempts=settings.outbox_max_attempts)
+            total.add(stats)
+            if time.monotonic() >= deadline:
+                return total
+            if stats.claimed == 0:
+                time.sleep(min(poll_seconds, max(0.0, deadline - time.monotonic())))
+
+    try:
+        total = recorded("send-outbox", work,
+                         lambda s: {"claimed": s.claimed, "sent": s.sent, "retrying": s.retrying,
+                                    "failed": s.failed, "errors": s.errors[-5:]})
+    finally:
+        connectors.close()
+    _logger().info("send-outbox: sent=%s retrying=%s failed=%s", total.sent, total.retrying, total.failed)
+    return {"sent": total.sent, "retrying": total.retrying, "failed": total.failed}
+
+
+@flow(name="maintain-inbox", log_prints=True)
+def maintain_flow() -> dict[str, Any]:
+    """Presence sweep (release work of disconnected agents) and auto-assignment."""
+    settings = get_settings()
+    result = recorded(
+        "maintain-inbox",
+        lambda: maintain_once(engine(), away_after_s=settings.presence_away_seconds,
+                              offline_grace_s=settings.presence_offline_grace_seconds),
+        lambda r: r,
+    )
+    _logger().info("maintain-inbox: %s", result)
+    return result
+
+
+@flow(name="warehouse-build", log_prints=True)
+def warehouse_build_flow(full: bool = False) -> dict[str, Any]:
+    """Incremental (or full) DuckDB warehouse build."""
+    from warehouse.build import build
+
+    from switchboard.db.engine import database_url
+
+    settings = get_settings()
+    report = recorded(
+        "warehouse-build",
+        lambda: build(database_url(settings), settings.warehouse_file, full=full),
+        lambda r: {"full": r.full, "rows_extracted": r.rows_extracted, "seconds": round(r.seconds, 3)},
+    )
+    _logger().info("warehouse-build: %.2f s, %s", report.seconds, report.rows_extracted)
+    return {"seconds": report.seconds, "rows_extracted": report.rows_extracted}
+

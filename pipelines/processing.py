@@ -1,0 +1,211 @@
+"""The work the flows do, as plain functions (tested without Prefect).
+
+- :func:`process_webhooks_once`: stored deliveries → parsed items → domain ingest.
+- :func:`send_outbox_once`: PENDING outbound messages → connector → SENT / retry / dead letter.
+- :func:`maintain_once`: presence sweep (release disconnected agents' work) and auto-assignment.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine
+
+from connectors.base import AuthenticationError, ConnectorError, PayloadError, RetryableError
+from pipelines.channels import ConnectorCache
+from switchboard.clock import utcnow
+from switchboard.services import webhooks
+from switchboard.services.channels import record_channel_error
+from switchboard.types import Ignored, OutboundRequest
+from switchboard.uow import UnitOfWork
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class WebhookStats:
+    claimed: int = 0
+    processed: int = 0
+    ignored: int = 0
+    rejected: int = 0
+    errors: int = 0
+    messages_created: int = 0
+    statuses_applied: int = 0
+
+    def add(self, other: WebhookStats) -> None:
+        for k, v in vars(other).items():
+            setattr(self, k, getattr(self, k) + v)
+
+
+def process_webhooks_once(engine: Engine, connectors: ConnectorCache, *, limit: int = 200,
+                          now: datetime | None = None) -> WebhookStats:
+    """Process up to ``limit`` stored deliveries in one transaction (a savepoint per delivery).
+
+    Safe to run from several workers at once: deliveries are claimed with SKIP LOCKED, and ingest is
+    idempotent by provider message id, so a delivery replayed by the platform adds nothing.
+    """
+    from switchboard.services.ingest import ingest_items
+
+    stats = WebhookStats()
+    with UnitOfWork(engine) as uow:
+        events = webhooks.claim_pending(uow, limit=limit)
+        stats.claimed = len(events)
+        for ev in events:
+            if ev.channel_id is None:
+                webhooks.finish(uow, ev.id, status="REJECTED", reason="delivery has no channel")
+                stats.rejected += 1
+                continue
+            try:
+                _, connector = connectors.get(ev.channel_id)
+                items = connector.parse_webhook(ev.body)
+            except PayloadError as exc:
+                webhooks.finish(uow, ev.id, status="REJECTED", reason=f"unrecognised payload: {exc}")
+                stats.rejected += 1
+                continue
+            except Exception as exc:
+                log.exception("webhook %s: parsing failed", ev.id)
+                webhooks.record_attempt_error(uow, ev.id, f"{exc.__class__.__name__}: {exc}")
+                stats.errors += 1
+                continue
+            ignored = [i for i in items if isinstance(i, Ignored)]
+            if len(ignored) == len(items):
+                reason = "; ".join(sorted({i.reason for i in ignored})) or "empty delivery"
+                webhooks.finish(uow, ev.id, status="IGNORED", reason=reason)
+                stats.ignored += 1
+                continue
+            savepoint = uow.session.begin_nested()
+            try:
+                result = ingest_items(uow, channel_id=ev.channel_id, items=items, now=now, commit=False)
+                savepoint.commit()
+            except Exception as exc:
+                savepoint.rollback()
+                log.exception("webhook %s: ingest failed", ev.id)
+                webhooks.record_attempt_error(uow, ev.id, f"{exc.__class__.__name__}: {exc}")
+                stats.errors += 1
+                continue
+            note = "; ".join(sorted({i.reason for i in ignored})) if ignored else None
+            webhooks.finish(uow, ev.id, status="PROCESSED", reason=note)
+            stats.processed += 1
+            stats.messages_created += result.messages_created
+            stats.statuses_applied += result.statuses_applied
+        uow.commit()
+    return stats
+
+
+class RateLimiter:
+    """Per-channel token bucket (in process): at most ``rate`` sends per second per channel."""
+
+    def __init__(self) -> None:
+        self._state: dict[int, tuple[float, float]] = {}
+        self._lock = threading.Lock()
+
+    def wait(self, channel_id: int, rate: float) -> None:
+        rate = max(rate, 0.1)
+        while True:
+            with self._lock:
+                now = time.monotonic()
+                tokens, last = self._state.get(channel_id, (rate, now))
+                tokens = min(rate, tokens + (now - last) * rate)
+                if tokens >= 1:
+                    self._state[channel_id] = (tokens - 1, now)
+                    return
+                self._state[channel_id] = (tokens, now)
+                delay = (1 - tokens) / rate
+            time.sleep(delay)
+
+
+@dataclass
+class OutboxStats:
+    claimed: int = 0
+    sent: int = 0
+    retrying: int = 0
+    failed: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def add(self, other: OutboxStats) -> None:
+        self.claimed += other.claimed
+        self.sent += other.sent
+        self.retrying += other.retrying
+        self.failed += other.failed
+        self.errors.extend(other.errors)
+
+
+def send_outbox_once(engine: Engine, connectors: ConnectorCache, limiter: RateLimiter | None = None, *,
+                     limit: int = 50, max_attempts: int = 6, now: datetime | None = None) -> OutboxStats:
+    """Claim due PENDING outbound messages and send each through its channel's connector."""
+    from switchboard.services.outbox import claim_due, record_failure, record_sent
+
+    limiter = limiter or RateLimiter()
+    stats = OutboxStats()
+    with UnitOfWork(engine) as uow:
+        jobs = claim_due(uow, limit=limit, now=now)
+    stats.claimed = len(jobs)
+    for job in jobs:
+        try:
+            channel, connector = connectors.get(job.channel_id)
+            limiter.wait(job.channel_id, channel.rate_limit_per_second)
+            result = connector.send(
+                OutboundRequest(
+                    recipient_id=job.recipient_id,
+                    body=job.body,
+                    attachments=job.attachments,
+                    reply_to_provider_message_id=job.reply_to_provider_message_id,
+                    idempotency_key=job.idempotency_key,
+                )
+            )
+        except RetryableError as exc:
+            with UnitOfWork(engine) as uow:
+                record_failure(uow, job.message_id, error_code=exc.code, error_message=exc.message,
+                               retryable=True, retry_after=exc.retry_after, max_attempts=max_attempts, now=now)
+            stats.retrying += 1
+            stats.errors.append(str(exc))
+            continue
+        except ConnectorError as exc:
+            with UnitOfWork(engine) as uow:
+                record_failure(uow, job.message_id, error_code=exc.code, error_message=exc.message,
+                               retryable=False, max_attempts=max_attempts, now=now)
+                if isinstance(exc, AuthenticationError):
+                    record_channel_error(uow, job.channel_id, f"authentication failed: {exc}", now=now)
+            stats.failed += 1
+            stats.errors.append(str(exc))
+            continue
+        except Exception as exc:  # network errors etc.: retry, keep the reason visible on the message
+            log.exception("outbox: sending message %s failed", job.message_id)
+            with UnitOfWork(engine) as uow:
+                record_failure(uow, job.message_id, error_code=None,
+                               error_message=f"{exc.__class__.__name__}: {exc}", retryable=True,
+                               max_attempts=max_attempts, now=now)
+            stats.retrying += 1
+            stats.errors.append(str(exc))
+            continue
+        with UnitOfWork(engine) as uow:
+            record_sent(uow, job.message_id, provider_message_id=result.provider_message_id,
+                        sent_at=result.sent_at, now=now)
+        stats.sent += 1
+    return stats
+
+
+def maintain_once(engine: Engine, *, now: datetime | None = None, away_after_s: int = 120,
+                  offline_grace_s: int = 300) -> dict[str, Any]:
+    """Presence sweep, then auto-assignment for organizations that turned it on."""
+    from sqlalchemy import select
+    from switchboard.services.assignment import auto_assign
+    from switchboard.services.presence import sweep
+
+    from switchboard.db.schema import Organization
+
+    now = now or utcnow()
+    with UnitOfWork(engine) as uow:
+        released = sweep(uow, now=now, away_after_s=away_after_s, offline_grace_s=offline_grace_s)
+    assigned: list[tuple[int, int]] = []
+    with UnitOfWork(engine) as uow:
+        org_ids = list(uow.session.execute(select(Organization.id).where(Organization.auto_assign)).scalars())
+    for org_id in org_ids:
+        with UnitOfWork(engine) as uow:
+            assigned.extend(auto_assign(uow, org_id, now=now))
+    return {"released": len(released), "assigned": len(assigned)}

@@ -1,0 +1,48 @@
+"""`switchboard worker`: serve every flow with its schedule against a Prefect API server.
+
+Schedules only fire on a real Prefect API server (not the ephemeral one), so the worker refuses to
+start without `PREFECT_API_URL`; `switchboard demo` starts a server on the embedded PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from switchboard.errors import SwitchboardError
+
+# name -> (flow attribute, interval seconds, parameters)
+SCHEDULES: dict[str, tuple[str, int, dict[str, Any]]] = {
+    "process-webhooks": ("process_webhooks_flow", 60, {"max_seconds": 55.0}),
+    "send-outbox": ("send_outbox_flow", 60, {"max_seconds": 55.0}),
+    "maintain-inbox": ("maintain_flow", 30, {}),
+    "warehouse-build": ("warehouse_build_flow", 300, {"full": False}),
+}
+
+
+def deployments() -> list[Any]:
+    from pipelines import flows
+
+    out = []
+    for name, (attr, interval, params) in SCHEDULES.items():
+        fl = getattr(flows, attr)
+        out.append(fl.to_deployment(name=name, interval=interval, parameters=params, concurrency_limit=1))
+    try:
+        from pipelines import telegram
+
+        out.extend(telegram.deployments())
+    except (ImportError, AttributeError):
+        pass
+    return out
+
+
+def run_worker() -> None:
+    if not os.environ.get("PREFECT_API_URL"):
+        raise SwitchboardError(
+            "PREFECT_API_URL is not set: scheduled flows only run against a Prefect API server. Start one "
+            "with `prefect server start` (or use `switchboard demo`, which starts one) and set "
+            "PREFECT_API_URL=http://127.0.0.1:4200/api."
+        )
+    from prefect import serve
+
+    serve(*deployments(), pause_on_shutdown=False)

@@ -1,0 +1,154 @@
+"""Raw webhook events: stored durably before the platform gets its 200, processed idempotently later."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, insert, select, update
+
+from switchboard.clock import utcnow
+from switchboard.db.schema import Channel, WebhookEvent
+from switchboard.uow import UnitOfWork
+
+# Headers worth keeping for debugging/replay; never store auth headers or cookies.
+KEPT_HEADERS = ("content-type", "user-agent", "x-hub-signature-256", "x-hub-signature", "content-length")
+
+
+@dataclass(frozen=True, slots=True)
+class PendingEvent:
+    id: int
+    channel_id: int | None
+    provider: str
+    body: bytes
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookEventView:
+    id: int
+    channel_id: int | None
+    channel_key: str | None
+    provider: str
+    status: str
+    reason: str | None
+    received_at: datetime
+    processed_at: datetime | None
+    attempts: int
+    body_preview: str
+
+
+def store_event(
+    uow: UnitOfWork,
+    *,
+    provider: str,
+    channel_id: int | None,
+    body: bytes,
+    headers: Mapping[str, str],
+    status: str = "RECEIVED",
+    reason: str | None = None,
+    notify: str | None = None,
+) -> int:
+    """Insert the delivery exactly as received and commit (durable before the caller answers 200).
+
+    ``notify`` names a LISTEN/NOTIFY channel woken in the same transaction, so the processing flow
+    picks the event up at once instead of at its next poll.
+    """
+    kept = {k: v for k, v in ((k.lower(), v) for k, v in headers.items()) if k in KEPT_HEADERS}
+    event_id = uow.session.execute(
+        insert(WebhookEvent)
+        .values(provider=provider, channel_id=channel_id, body=body, headers=kept, status=status, reason=reason)
+        .returning(WebhookEvent.id)
+    ).scalar_one()
+    if notify:
+        uow.session.execute(select(func.pg_notify(notify, str(event_id))))
+    uow.commit()
+    return int(event_id)
+
+
+def claim_pending(uow: UnitOfWork, *, limit: int = 100, max_attempts: int = 5) -> list[PendingEvent]:
+    """Lock up to ``limit`` RECEIVED events (SKIP LOCKED: concurrent workers get disjoint sets).
+
+    The rows stay locked until the caller's transaction ends, so the caller must process them and
+    call :func:`finish` in the same unit of work.
+    """
+    rows = uow.session.execute(
+        select(WebhookEvent.id, WebhookEvent.channel_id, WebhookEvent.provider, WebhookEvent.body,
+               WebhookEvent.attempts)
+        .where(WebhookEvent.status == "RECEIVED", WebhookEvent.attempts < max_attempts)
+        .order_by(WebhookEvent.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    ).all()
+    return [PendingEvent(r.id, r.channel_id, r.provider, bytes(r.body), r.attempts) for r in rows]
+
+
+def finish(uow: UnitOfWork, event_id: int, *, status: str, reason: str | None = None,
+           now: datetime | None = None) -> None:
+    """Record the outcome (PROCESSED, IGNORED, REJECTED, FAILED). Does not commit."""
+    uow.session.execute(
+        update(WebhookEvent)
+        .where(WebhookEvent.id == event_id)
+        .values(status=status, reason=reason, processed_at=now or utcnow(), attempts=WebhookEvent.attempts + 1)
+    )
+
+
+def record_attempt_error(uow: UnitOfWork, event_id: int, reason: str, *, max_attempts: int = 5) -> None:
+    """Processing crashed on this delivery: count the attempt and keep the reason; after the last
+    attempt it becomes FAILED (shown to admins, who can reprocess it). Does not commit."""
+    uow.session.execute(
+        update(WebhookEvent)
+        .where(WebhookEvent.id == event_id)
+        .values(attempts=WebhookEvent.attempts + 1, reason=reason)
+    )
+    uow.session.execute(
+        update(WebhookEvent)
+        .where(WebhookEvent.id == event_id, WebhookEvent.attempts >= max_attempts)
+        .values(status="FAILED", processed_at=utcnow())
+    )
+
+
+def list_events(
+    uow: UnitOfWork,
+    organization_id: int,
+    *,
+    statuses: tuple[str, ...] = ("REJECTED", "FAILED", "IGNORED"),
+    limit: int = 100,
+) -> list[WebhookEventView]:
+    """Recent deliveries of an organization's channels (and unattributed ones) for the admin view."""
+    rows = uow.session.execute(
+        select(WebhookEvent, Channel.key)
+        .outerjoin(Channel, Channel.id == WebhookEvent.channel_id)
+        .where(WebhookEvent.status.in_(statuses))
+        .where((Channel.organization_id == organization_id) | (WebhookEvent.channel_id.is_(None)))
+        .order_by(WebhookEvent.id.desc())
+        .limit(limit)
+    ).all()
+    out = []
+    for ev, key in rows:
+        preview = bytes(ev.body[:500]).decode("utf-8", errors="replace")
+        out.append(WebhookEventView(ev.id, ev.channel_id, key, ev.provider, ev.status, ev.reason,
+                                    ev.received_at, ev.processed_at, ev.attempts, preview))
+    return out
+
+
+def backlog(uow: UnitOfWork, *, older_than: timedelta = timedelta(0)) -> int:
+    """Number of deliveries waiting to be processed (for /health)."""
+    cutoff = utcnow() - older_than
+    return int(
+        uow.session.execute(
+            select(func.count()).select_from(WebhookEvent)
+            .where(WebhookEvent.status == "RECEIVED", WebhookEvent.received_at <= cutoff)
+        ).scalar_one()
+    )
+
+
+def reprocess(uow: UnitOfWork, event_id: int) -> None:
+    """Admin action: put a FAILED delivery back in the queue."""
+    uow.session.execute(
+        update(WebhookEvent)
+        .where(WebhookEvent.id == event_id, WebhookEvent.status == "FAILED")
+        .values(status="RECEIVED", attempts=0)
+    )
+    uow.commit()
