@@ -1,0 +1,105 @@
+"""Admin: channels and their webhook URLs, add a channel, problem deliveries, flow runs."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from app import session
+from app.deps import call, secret_key, settings
+from switchboard.errors import SwitchboardError
+from switchboard.services import operations
+from switchboard.services.channels import create_channel
+
+PROVIDERS = ["whatsapp", "messenger", "instagram", "telegram", "sandbox"]
+CREDENTIAL_FIELDS = {
+    "whatsapp": ["access_token", "app_secret", "verify_token", "phone_number_id"],
+    "sandbox": ["access_token", "app_secret", "verify_token", "phone_number_id", "api_base_url"],
+    "messenger": ["page_access_token", "app_secret", "verify_token", "page_id"],
+    "instagram": ["page_access_token", "app_secret", "verify_token", "ig_user_id"],
+    "telegram": ["api_id", "api_hash", "phone"],
+}
+
+
+def page() -> None:
+    actor = session.current_actor()
+    if actor is None:
+        st.stop()
+        return
+    st.title("Channels & health")
+    try:
+        ov = call(operations.overview, actor)
+    except SwitchboardError as exc:
+        st.error(str(exc))
+        return
+    base = settings().public_base_url
+    st.subheader("Channels")
+    if not ov.channels:
+        st.info("No channels yet. Add one below.")
+    st.dataframe(
+        [
+            {"Key": c.key, "Name": c.name, "Provider": c.provider, "Status": c.status,
+             "Webhook URL": c.webhook_url(base), "Last error": c.last_error or ""}
+            for c in ov.channels
+        ],
+        hide_index=True, use_container_width=True,
+    )
+    with st.expander("Add a channel"):
+        provider = st.selectbox("Provider", PROVIDERS, key="new_channel_provider")
+        with st.form("add_channel", clear_on_submit=True):
+            key = st.text_input("Key (short name, e.g. wa-main)")
+            name = st.text_input("Display name")
+            external_id = st.text_input("Account id (phone-number id / page id / IG account id)")
+            creds = {f: st.text_input(f, type="password" if "token" in f or "secret" in f or "hash" in f else "default")
+                     for f in CREDENTIAL_FIELDS[provider]}
+            if st.form_submit_button("Add channel"):
+                try:
+                    ch = call(create_channel, actor.organization_id, key=key.strip(), provider=provider,
+                              name=name.strip() or key.strip(), secret_key=secret_key(),
+                              credentials={k: v for k, v in creds.items() if v},
+                              external_id=external_id.strip() or None)
+                except SwitchboardError as exc:
+                    st.error(str(exc))
+                else:
+                    st.success(f"Channel {ch.key} added. Webhook URL:")
+                    st.code(ch.webhook_url(base), language=None)
+
+    st.subheader("Deliveries that need a look")
+    st.caption(f"{ov.webhook_backlog} deliveries waiting to be processed")
+    if ov.problem_deliveries:
+        st.dataframe(
+            [
+                {"Id": e.id, "Channel": e.channel_key or "?", "Status": e.status, "Reason": e.reason or "",
+                 "Received": e.received_at.strftime("%Y-%m-%d %H:%M:%S"), "Attempts": e.attempts,
+                 "Body": e.body_preview[:200]}
+                for e in ov.problem_deliveries
+            ],
+            hide_index=True, use_container_width=True,
+        )
+        failed = [e.id for e in ov.problem_deliveries if e.status == "FAILED"]
+        if failed:
+            pick = st.selectbox("Reprocess a failed delivery", failed)
+            if st.button("Reprocess"):
+                try:
+                    call(operations.reprocess_delivery, actor, pick)
+                    st.success(f"Delivery {pick} queued again.")
+                except SwitchboardError as exc:
+                    st.error(str(exc))
+    else:
+        st.success("No rejected, ignored or failed deliveries.")
+
+    st.subheader("Flows")
+    if not ov.last_runs:
+        st.info("No flow has run yet. Start the worker: `switchboard worker`.")
+    st.dataframe(
+        [
+            {"Flow": r.name, "Status": r.status, "Started": r.started_at.strftime("%Y-%m-%d %H:%M:%S"),
+             "Finished": r.finished_at.strftime("%H:%M:%S") if r.finished_at else "",
+             "Summary": str(r.detail)[:200], "Error": r.error or ""}
+            for r in ov.last_runs
+        ],
+        hide_index=True, use_container_width=True,
+    )
+    if ov.failed_runs:
+        with st.expander(f"Recent failures ({len(ov.failed_runs)})"):
+            for r in ov.failed_runs:
+                st.text(f"{r.started_at:%Y-%m-%d %H:%M:%S}  {r.name}: {r.error}")

@@ -1,0 +1,249 @@
+"""The agent's inbox: queues, the conversation list, the thread, Accept / Release / Complete, reply.
+
+Live parts are fragments that rerun every few seconds. Customer text is always shown with
+`st.text` (never Markdown or HTML). Drafts live in `st.session_state["draft_<conversation id>"]`,
+so they survive reruns and a re-login; each draft carries its own idempotency key, so a double
+click sends once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import uuid
+from datetime import UTC, datetime
+
+import streamlit as st
+
+from app import session
+from app.deps import call
+from switchboard.errors import SwitchboardError
+from switchboard.services import conversations as conv
+from switchboard.services import outbox, presence, queries
+from switchboard.types import Actor
+
+REFRESH_SECONDS = 4
+HEARTBEAT_SECONDS = 20
+QUEUES = {"unassigned": "Unassigned", "mine": "Mine", "all": "All I can see"}
+STATUS_ICON = {"PENDING": "🟡", "ASSIGNED": "🟢", "COMPLETED": "⚪"}
+MESSAGE_STATUS = {"PENDING": "🕓 sending", "SENT": "✓ sent", "DELIVERED": "✓✓ delivered",
+                  "READ": "✓✓ read", "FAILED": "⚠️ failed"}
+
+
+def _ago(ts: datetime | None) -> str:
+    if ts is None:
+        return ""
+    secs = int((datetime.now(UTC) - ts).total_seconds())
+    if secs < 60:
+        return f"{max(secs, 0)}s"
+    if secs < 3600:
+        return f"{secs // 60}m"
+    if secs < 86400:
+        return f"{secs // 3600}h"
+    return f"{secs // 86400}d"
+
+
+def _heartbeat(actor: Actor) -> None:
+    last = st.session_state.get("_hb_at", 0.0)
+    if time.monotonic() - last >= HEARTBEAT_SECONDS:
+        with contextlib.suppress(SwitchboardError):
+            call(presence.heartbeat, actor, state=st.session_state.get("presence_state", "ONLINE"))
+        st.session_state["_hb_at"] = time.monotonic()
+
+
+def _run(action: str, fn: object, *args: object, **kwargs: object) -> bool:
+    try:
+        call(fn, *args, **kwargs)  # type: ignore[arg-type]
+    except SwitchboardError as exc:
+        st.session_state["_flash"] = ("error", f"{action}: {exc}")
+        return False
+    return True
+
+
+def _flash() -> None:
+    flash = st.session_state.pop("_flash", None)
+    if flash:
+        kind, text = flash
+        (st.error if kind == "error" else st.success)(text)
+
+
+@st.fragment(run_every=REFRESH_SECONDS)
+def conversation_list(actor: Actor) -> None:
+    _heartbeat(actor)
+    counts = call(queries.queue_counts, actor)
+    queue = st.session_state.get("queue", "unassigned")
+    labels = {k: f"{v} ({counts.get(k if k != 'all' else 'all_open', 0)})" for k, v in QUEUES.items()}
+    chosen = st.segmented_control("Queue", list(QUEUES), format_func=lambda k: labels[k], default=queue,
+                                  key="queue_control", label_visibility="collapsed")
+    if chosen and chosen != queue:
+        st.session_state["queue"] = chosen
+        st.session_state.pop("list_cursor", None)
+        queue = chosen
+    search = st.session_state.get("search") or None
+    status = st.session_state.get("status_filter")
+    page = call(queries.list_conversations, actor, queue=queue, search=search,
+                status=None if status in (None, "Open", "Any") else status,
+                cursor=st.session_state.get("list_cursor"), limit=50)
+    items = page.items
+    if status == "Open":
+        items = [c for c in items if c.status != "COMPLETED"]
+    if not items:
+        st.info("Nothing here. New conversations appear automatically." if queue == "unassigned"
+                else "No conversations match.")
+        return
+    selected = st.session_state.get("selected_conversation")
+    rows = [
+        {
+            "": STATUS_ICON.get(c.status, ""),
+            "Customer": c.contact_name or c.contact_handle,
+            "Last message": (c.last_message_preview or "")[:80],
+            "Unread": c.unread_count or None,
+            "When": _ago(c.last_message_at),
+            "Channel": c.channel_name,
+            "Agent": c.assigned_user_name or "",
+        }
+        for c in items
+    ]
+    event = st.dataframe(rows, hide_index=True, on_select="rerun", selection_mode="single-row",
+                         key=f"conv_table_{queue}", use_container_width=True)
+    picked = event.selection.rows if event is not None else []  # type: ignore[attr-defined]
+    if picked:
+        cid = items[picked[0]].id
+        if cid != selected:
+            st.session_state["selected_conversation"] = cid
+            st.rerun()
+    if page.next_cursor and st.button("Older conversations →", key="older_convs"):
+        st.session_state["list_cursor"] = page.next_cursor
+        st.rerun(scope="fragment")
+    if st.session_state.get("list_cursor") and st.button("← Newest", key="newest_convs"):
+        st.session_state.pop("list_cursor", None)
+        st.rerun(scope="fragment")
+
+
+@st.fragment(run_every=REFRESH_SECONDS)
+def thread(actor: Actor, conversation_id: int) -> None:
+    try:
+        c = call(queries.get_conversation, actor, conversation_id)
+    except SwitchboardError as exc:
+        st.warning(str(exc))
+        return
+    limit = st.session_state.get(f"thread_limit_{conversation_id}", 50)
+    page = call(queries.get_thread, actor, conversation_id, limit=limit)
+    if c.unread_count and c.assigned_user_id == actor.user_id:
+        _run("Mark read", conv.mark_read, actor, conversation_id)
+
+    head = st.container()
+    with head:
+        st.text(f"{c.contact_name or c.contact_handle}  ·  {c.contact_handle}")
+        st.caption(f"{STATUS_ICON.get(c.status, '')} {c.status.title()} · {c.channel_name} ({c.provider})"
+                   + (f" · assigned to {c.assigned_user_name}" if c.assigned_user_name else "")
+                   + f" · cycle {c.cycle_number}")
+    _actions(actor, c)
+    _flash()
+
+    if page.next_cursor and st.button("Load older messages", key=f"older_{conversation_id}"):
+        st.session_state[f"thread_limit_{conversation_id}"] = min(limit + 100, 1000)
+        st.rerun(scope="fragment")
+    box = st.container(height=460)
+    with box:
+        for m in page.items:
+            inbound = m.direction == "INBOUND"
+            role = "user" if inbound else "assistant"
+            avatar = "🧑" if inbound else ("🤖" if m.author_kind == "bot" else "🎧")
+            with st.chat_message(role, avatar=avatar):
+                if m.is_deleted:
+                    st.caption("message deleted by the customer")
+                elif m.body:
+                    st.text(m.body)
+                for a in m.attachments:
+                    st.text(f"📎 {a.kind}: {a.file_name or a.mime_type or ''}")
+                who = "customer" if inbound else (m.author_name or m.author_kind)
+                meta = [m.sent_at.strftime("%Y-%m-%d %H:%M"), who]
+                if not inbound:
+                    meta.append(MESSAGE_STATUS.get(m.status, m.status))
+                if m.is_edited:
+                    meta.append("edited")
+                st.caption(" · ".join(_plain(x) for x in meta))
+                if m.status == "FAILED" and m.error_message:
+                    st.text(f"⚠️ {m.error_code or ''} {m.error_message}")
+
+
+def _plain(text: str) -> str:
+    """Escape Markdown in short captions that may contain names typed by people."""
+    out = text
+    for ch in "\\`*_{}[]<>()#+-.!|~$":
+        out = out.replace(ch, "\\" + ch)
+    return out
+
+
+def _actions(actor: Actor, c: queries.ConversationView) -> None:  # type: ignore[name-defined]
+    mine = c.assigned_user_id == actor.user_id
+    cols = st.columns(4)
+    if c.status == "PENDING" and cols[0].button("Accept", type="primary", key=f"accept_{c.id}"):
+        if _run("Accept", conv.accept, actor, c.id):
+            st.session_state["queue"] = "mine"
+        st.rerun()
+    if c.status == "ASSIGNED" and (mine or actor.is_manager):
+        if cols[1].button("Release", key=f"release_{c.id}"):
+            _run("Release", conv.release, actor, c.id)
+            st.rerun()
+        if cols[2].button("Complete", key=f"complete_{c.id}"):
+            _run("Complete", conv.complete, actor, c.id)
+            st.rerun()
+    if c.status == "COMPLETED" and cols[0].button("Reopen", key=f"reopen_{c.id}"):
+        _run("Reopen", conv.reopen, actor, c.id)
+        st.rerun()
+    if actor.is_manager and c.status != "COMPLETED":
+        with cols[3].popover("Reassign"):
+            agents = [a for a in call(queries.list_agents, actor) if a.id != c.assigned_user_id]
+            if not agents:
+                st.caption("no other agents")
+            else:
+                target = st.selectbox("To", agents, format_func=lambda a: f"{a.name} ({a.presence or 'offline'})",
+                                      key=f"reassign_to_{c.id}")
+                if st.button("Reassign", key=f"reassign_{c.id}"):
+                    _run("Reassign", conv.reassign, actor, c.id, target.id)
+                    st.rerun()
+
+
+def reply_box(actor: Actor, conversation_id: int) -> None:
+    draft_key = f"draft_{conversation_id}"
+    idem_key = f"idem_{conversation_id}"
+    if idem_key not in st.session_state:
+        st.session_state[idem_key] = uuid.uuid4().hex
+    st.text_area("Reply", key=draft_key, height=100, placeholder="Type your reply…", label_visibility="collapsed")
+    if st.button("Send", type="primary", key=f"send_{conversation_id}"):
+        body = (st.session_state.get(draft_key) or "").strip()
+        if not body:
+            st.warning("The reply is empty.")
+            return
+        try:
+            call(outbox.enqueue_reply, actor, conversation_id, body, idempotency_key=st.session_state[idem_key])
+        except SwitchboardError as exc:
+            st.error(f"Not sent: {exc}")
+            return
+        del st.session_state[draft_key]
+        st.session_state[idem_key] = uuid.uuid4().hex
+        st.rerun()
+
+
+def page() -> None:
+    actor = session.current_actor()
+    if actor is None:
+        st.stop()
+        return
+    with st.sidebar:
+        st.text_input("Search customers and messages", key="search")
+        st.selectbox("Status", ["Open", "Any", "PENDING", "ASSIGNED", "COMPLETED"], key="status_filter")
+        st.radio("My status", ["ONLINE", "AWAY"], key="presence_state", horizontal=True,
+                 on_change=lambda: st.session_state.update(_hb_at=0.0))
+    left, right = st.columns([2, 3], gap="medium")
+    with left:
+        conversation_list(actor)
+    with right:
+        cid = st.session_state.get("selected_conversation")
+        if cid is None:
+            st.info("Pick a conversation on the left. Accept it to reply.")
+            return
+        thread(actor, cid)
+        reply_box(actor, cid)

@@ -1,0 +1,45 @@
+"""Operator/admin read models: channels with health, webhook failures, flow runs (admins only)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from switchboard.errors import PermissionDenied
+from switchboard.services import runs, webhooks
+from switchboard.services.channels import ChannelView, list_channels
+from switchboard.types import Actor
+from switchboard.uow import UnitOfWork
+
+
+@dataclass(frozen=True, slots=True)
+class OperationsOverview:
+    channels: list[ChannelView]
+    webhook_backlog: int
+    problem_deliveries: list[webhooks.WebhookEventView]
+    last_runs: list[runs.RunView]
+    failed_runs: list[runs.RunView]
+
+
+def _require_admin(actor: Actor) -> None:
+    if actor.role != "admin":
+        raise PermissionDenied("only admins see channel credentials, deliveries and flow runs")
+
+
+def overview(uow: UnitOfWork, actor: Actor, *, limit: int = 100) -> OperationsOverview:
+    _require_admin(actor)
+    return OperationsOverview(
+        channels=list_channels(uow, actor.organization_id),
+        webhook_backlog=webhooks.backlog(uow),
+        problem_deliveries=webhooks.list_events(uow, actor.organization_id, limit=limit),
+        last_runs=runs.last_runs(uow),
+        failed_runs=runs.recent_failures(uow, limit=20),
+    )
+
+
+def reprocess_delivery(uow: UnitOfWork, actor: Actor, event_id: int) -> None:
+    """Put a FAILED delivery back in the queue (after a fix was deployed, say)."""
+    _require_admin(actor)
+    visible = {e.id for e in webhooks.list_events(uow, actor.organization_id, statuses=("FAILED",), limit=1000)}
+    if event_id not in visible:
+        raise PermissionDenied(f"delivery {event_id} is not a failed delivery of your organization")
+    webhooks.reprocess(uow, event_id)
