@@ -135,11 +135,14 @@ def cmd_channel_list(args: argparse.Namespace) -> None:
 def cmd_serve(args: argparse.Namespace) -> None:
     import uvicorn
 
-    from pipelines.receiver import create_app
+    from switchboard.db.engine import database_url
 
     settings = get_settings()
-    app = create_app(_engine(), settings.secret_key_bytes(), max_body_bytes=settings.receiver_max_body_bytes)
-    uvicorn.run(app, host=args.host or settings.receiver_host, port=args.port or settings.receiver_port,
+    settings.secret_key_bytes()  # fail early and clearly
+    if settings.database_url is None:
+        os.environ["DATABASE_URL"] = database_url(settings)  # worker processes join the same server
+    uvicorn.run("pipelines.receiver:app_from_settings", factory=True, workers=args.workers,
+                host=args.host or settings.receiver_host, port=args.port or settings.receiver_port,
                 log_level="warning", access_log=False)
 
 
@@ -245,6 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
     sv = sub.add_parser("serve", help="webhook receiver + GET /health")
     sv.add_argument("--host")
     sv.add_argument("--port", type=int)
+    sv.add_argument("--workers", type=int, default=1, help="receiver processes (default 1)")
     sv.set_defaults(func=cmd_serve)
 
     sub.add_parser("worker", help="serve the Prefect flows with their schedules").set_defaults(func=cmd_worker)

@@ -149,3 +149,13 @@ def create_app(engine: Engine, secret_key: bytes, *, max_body_bytes: int = 1_000
     )
     return app
 
+
+
+def app_from_settings() -> Starlette:
+    """Factory for `uvicorn --factory` (several worker processes): settings from the environment."""
+    from switchboard.db.engine import make_engine
+    from switchboard.settings import get_settings
+
+    settings = get_settings()
+    return create_app(make_engine(pool_size=8, max_overflow=8), settings.secret_key_bytes(),
+                      max_body_bytes=settings.receiver_max_body_bytes)

@@ -1,0 +1,56 @@
+"""The `switchboard` CLI against a real database, as an operator runs it (subprocesses)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def run(db_url: str, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, DATABASE_URL=db_url, SWITCHBOARD_HOME=str(tmp_path / "home"),
+               PUBLIC_BASE_URL="https://hooks.example.test")
+    return subprocess.run([sys.executable, "-m", "pipelines.cli", *args], env=env, capture_output=True,
+                          text=True, timeout=60)
+
+
+@pytest.mark.integration
+def test_operator_session(db_url: str, tmp_path: Path) -> None:
+    r = run(db_url, tmp_path, "db", "upgrade")
+    assert r.returncode == 0, r.stderr
+    assert "revision 0001" in r.stdout
+    assert run(db_url, tmp_path, "db", "upgrade").returncode == 0  # idempotent
+
+    r = run(db_url, tmp_path, "user", "create", "--email", "Ops@Example.test", "--name", "Ops", "--role", "admin")
+    assert r.returncode == 0, r.stderr
+    assert "TOTP secret (shown once)" in r.stdout and "otpauth://totp/" in r.stdout
+    assert "password (shown once)" in r.stdout  # generated because none was given
+
+    r = run(db_url, tmp_path, "user", "create", "--email", "ops@example.test", "--name", "Ops", "--role", "admin")
+    assert r.returncode == 2 and "already exists" in r.stderr and "Traceback" not in r.stderr
+
+    r = run(db_url, tmp_path, "channel", "add", "--key", "wa-main", "--provider", "whatsapp",
+            "--external-id", "123", "--credential", "app_secret=s3cret", "--credential", "access_token=t")
+    assert r.returncode == 0, r.stderr
+    assert "https://hooks.example.test/webhooks/whatsapp/" in r.stdout
+
+    r = run(db_url, tmp_path, "channel", "add", "--key", "Bad Key!", "--provider", "whatsapp")
+    assert r.returncode == 2 and "channel key" in r.stderr and "Traceback" not in r.stderr
+
+    r = run(db_url, tmp_path, "channel", "list")
+    assert r.returncode == 0 and "wa-main" in r.stdout and "/webhooks/whatsapp/" in r.stdout
+    assert "s3cret" not in r.stdout
+
+    code = run(db_url, tmp_path, "totp-code", "ops@example.test")
+    assert code.returncode == 0 and code.stdout.strip().isdigit() and len(code.stdout.strip()) == 6
+
+
+def test_bad_settings_are_reported_without_traceback(tmp_path: Path) -> None:
+    env = dict(os.environ, RECEIVER_PORT="99999", SWITCHBOARD_HOME=str(tmp_path))
+    r = subprocess.run([sys.executable, "-m", "pipelines.cli", "channel", "list"], env=env,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2
+    assert "RECEIVER_PORT" in r.stderr and "Traceback" not in r.stderr
