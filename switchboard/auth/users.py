@@ -1,20 +1,20 @@
-"""Users: create (with TOTP secret), look up."""
+"""Users: create (with an encrypted TOTP secret, enrolled at first login), look up, list."""
 
 from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
+from datetime import datetime
 
-import pyotp
 from sqlalchemy import func, insert, select, update
 
+from switchboard.auth import audit, totp
 from switchboard.auth.passwords import hash_password
-from switchboard.crypto import encrypt
-from switchboard.db.schema import ROLES, AuditLog, User
-from switchboard.errors import InvalidInput
+from switchboard.db.schema import ROLES, USER_STATUSES, User
+from switchboard.errors import InvalidInput, NotFound
 from switchboard.uow import UnitOfWork
 
-ISSUER = "Switchboard"
+ISSUER = totp.ISSUER
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,8 +26,31 @@ class CreatedUser:
     otpauth_uri: str
 
 
-def _aad(user_id: int) -> bytes:
-    return f"totp:{user_id}".encode()
+@dataclass(frozen=True, slots=True)
+class UserView:
+    id: int
+    organization_id: int
+    email: str
+    name: str
+    role: str
+    status: str
+    totp_enabled: bool
+    locked_until: datetime | None
+    failed_attempts: int
+    created_at: datetime
+
+
+def user_view(row: User) -> UserView:
+    return UserView(row.id, row.organization_id, row.email, row.name, row.role, row.status,
+                    bool(row.totp_enabled), row.locked_until, row.failed_attempts or 0, row.created_at)
+
+
+def normalize_email(email: str) -> str:
+    email = (email or "").strip().lower()
+    local, _, domain = email.partition("@")
+    if not local or not domain or "@" in domain or " " in email or len(email) > 320:
+        raise InvalidInput(f"{email!r} is not an email address")
+    return email
 
 
 def create_user(
@@ -40,40 +63,54 @@ def create_user(
     secret_key: bytes,
     password: str | None = None,
     status: str = "active",
+    actor_user_id: int | None = None,
+    commit: bool = True,
 ) -> CreatedUser:
-    """Create a user with an argon2 password hash and an encrypted TOTP secret (enrolled at first login)."""
-    email = email.strip().lower()
-    if "@" not in email or len(email) > 320:
-        raise InvalidInput(f"{email!r} is not an email address")
+    """Create a user with an argon2 password hash and an encrypted TOTP secret (enrolled at first login).
+
+    With ``status="active"`` and no password, a random one is generated and returned once.
+    """
+    email = normalize_email(email)
+    name = (name or "").strip() or email.split("@")[0]
     if role not in ROLES:
         raise InvalidInput(f"role must be one of {', '.join(ROLES)}")
+    if status not in USER_STATUSES:
+        raise InvalidInput(f"status must be one of {', '.join(USER_STATUSES)}")
     if uow.session.execute(select(User.id).where(func.lower(User.email) == email)).first():
         raise InvalidInput(f"a user with email {email} already exists")
     generated = None
     if password is None and status == "active":
         generated = password = secrets.token_urlsafe(12)
-    totp_secret = pyotp.random_base32()
+    password_hash = hash_password(password) if password else None
+    totp_secret = totp.new_secret()
     user_id = uow.session.execute(
         insert(User)
-        .values(
-            organization_id=organization_id,
-            email=email,
-            name=name,
-            role=role,
-            status=status,
-            password_hash=hash_password(password) if password else None,
-        )
+        .values(organization_id=organization_id, email=email, name=name[:200], role=role, status=status,
+                password_hash=password_hash)
         .returning(User.id)
     ).scalar_one()
     uow.session.execute(
-        update(User)
-        .where(User.id == user_id)
-        .values(totp_secret_enc=encrypt(secret_key, totp_secret.encode(), _aad(user_id)))
+        update(User).where(User.id == user_id)
+        .values(totp_secret_enc=totp.encrypt_secret(secret_key, user_id, totp_secret))
     )
-    uow.session.execute(
-        insert(AuditLog).values(organization_id=organization_id, action="user.created", target=email,
-                                details={"role": role, "status": status})
-    )
-    uow.commit()
-    uri = pyotp.TOTP(totp_secret).provisioning_uri(name=email, issuer_name=ISSUER)
-    return CreatedUser(user_id, email, generated, totp_secret, uri)
+    audit.record_audit(uow, organization_id=organization_id, actor_user_id=actor_user_id,
+                       action=audit.USER_CREATED, target=email, details={"role": role, "status": status})
+    if commit:
+        uow.commit()
+    return CreatedUser(user_id, email, generated, totp_secret, totp.provisioning_uri(totp_secret, email))
+
+
+def get_user(uow: UnitOfWork, user_id: int) -> UserView:
+    row = uow.session.get(User, user_id)
+    if row is None:
+        raise NotFound(f"user {user_id} does not exist")
+    return user_view(row)
+
+
+def get_user_by_email(uow: UnitOfWork, email: str) -> UserView:
+    row = uow.session.execute(
+        select(User).where(func.lower(User.email) == (email or "").strip().lower())
+    ).scalar_one_or_none()
+    if row is None:
+        raise NotFound(f"no user with email {email}")
+    return user_view(row)

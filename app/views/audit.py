@@ -1,0 +1,32 @@
+"""Admin: the audit log of logins, failures, lockouts, user and permission changes."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from app import deps, session
+from switchboard.auth.audit import list_audit
+
+FILTERS = {"everything": None, "sign-ins and failures": "auth.", "user changes": "user.",
+           "permissions": "permission."}
+
+
+def render() -> None:
+    actor = session.current_actor()
+    if actor is None or actor.role != "admin":
+        st.error("Only admins can read the audit log.")
+        return
+    st.title("Audit log")
+    c1, c2 = st.columns([2, 1])
+    choice = c1.selectbox("Show", list(FILTERS), key="audit_filter")
+    limit = c2.number_input("Rows", min_value=10, max_value=1000, value=200, step=50, key="audit_limit")
+    entries = deps.call(list_audit, actor, limit=int(limit), action_prefix=FILTERS[choice])
+    if not entries:
+        st.caption("Nothing recorded yet.")
+        return
+    st.dataframe(
+        [{"time (UTC)": e.occurred_at.strftime("%Y-%m-%d %H:%M:%S"), "action": e.action,
+          "by": e.actor_email or "", "target": e.target or "",
+          "details": ", ".join(f"{k}={v}" for k, v in sorted(e.details.items()))} for e in entries],
+        hide_index=True, width="stretch",
+    )

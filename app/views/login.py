@@ -1,0 +1,41 @@
+"""Sign-in page: email + password + 6-digit code; first login leads to TOTP enrollment."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from app import deps, session
+from switchboard.auth.login import PendingLogin, login
+from switchboard.errors import SwitchboardError
+
+
+def render() -> None:
+    st.title("Sign in to Switchboard")
+    notice = session.flash()
+    if notice:
+        st.warning(notice, icon=":material/info:")
+    with st.form("login_form", clear_on_submit=False):
+        email = st.text_input("Email", key="login_email", autocomplete="username")
+        password = st.text_input("Password", type="password", key="login_password",
+                                 autocomplete="current-password")
+        code = st.text_input("6-digit code from your authenticator app", key="login_code", max_chars=7,
+                             autocomplete="one-time-code",
+                             help="First sign-in? Leave it empty: you will set up your authenticator next.")
+        submitted = st.form_submit_button("Sign in", type="primary", key="login_submit")
+    st.page_link(session.recovery_page(), label="Lost your authenticator? Use a recovery code")
+    if not submitted:
+        return
+    if not email.strip() or not password:
+        st.error("Enter your email and password.")
+        return
+    try:
+        result = deps.call(login, email, password, code, secret_key=deps.secret_key(),
+                           user_agent=session.user_agent())
+    except SwitchboardError as exc:
+        st.error(str(exc), icon=":material/block:")
+        return
+    if isinstance(result, PendingLogin):
+        session.set_pending(result)
+        st.switch_page(session.enroll_page())
+    session.sign_in(result)
+    st.rerun()

@@ -1,0 +1,32 @@
+"""Sign in with a one-time recovery code when the authenticator app is lost."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from app import deps, session
+from switchboard.auth.login import login_with_recovery_code
+from switchboard.errors import SwitchboardError
+
+
+def render() -> None:
+    st.title("Sign in with a recovery code")
+    st.write("Use one of the ten codes you saved when you set up two-factor authentication. "
+             "Each code works once. Afterwards, ask an admin to reset your authenticator, or create new "
+             "codes under *My account*.")
+    with st.form("recovery_form"):
+        email = st.text_input("Email", key="recovery_email", autocomplete="username")
+        password = st.text_input("Password", type="password", key="recovery_password",
+                                 autocomplete="current-password")
+        code = st.text_input("Recovery code (XXXXX-XXXXX)", key="recovery_code")
+        submitted = st.form_submit_button("Sign in", type="primary", key="recovery_submit")
+    st.page_link(session.login_page(default=False), label="Back to the normal sign-in")
+    if not submitted:
+        return
+    try:
+        token = deps.call(login_with_recovery_code, email, password, code, user_agent=session.user_agent())
+    except SwitchboardError as exc:
+        st.error(str(exc), icon=":material/block:")
+        return
+    session.sign_in(token)
+    st.rerun()
