@@ -1,0 +1,139 @@
+"""Download platform media into local storage with size and type checks.
+
+Files are content-addressed (``<dir>/<sha256[:2]>/<sha256><ext>``), so downloading the same media
+twice is idempotent. The body is streamed: a download stops as soon as it passes ``max_bytes``, and
+nothing is left behind on failure.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import mimetypes
+import os
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from connectors.base import PermanentError, RetryableError
+from connectors.http import classify_graph_error
+
+DEFAULT_MAX_BYTES = 100 * 1024 * 1024  # WhatsApp's largest media type (documents) is 100 MB
+
+DEFAULT_ALLOWED_MIME: frozenset[str] = frozenset({
+    "image/jpeg", "image/png", "image/webp", "image/gif",
+    "video/mp4", "video/3gpp", "video/quicktime",
+    "audio/aac", "audio/mp4", "audio/mpeg", "audio/amr", "audio/ogg", "audio/opus", "audio/wav",
+    "application/pdf", "text/plain", "text/csv",
+    "application/msword", "application/vnd.ms-excel", "application/vnd.ms-powerpoint",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+    "application/zip",
+})
+
+_EXTRA_EXT = {"audio/ogg": ".ogg", "audio/opus": ".opus", "image/webp": ".webp", "audio/amr": ".amr",
+              "image/jpeg": ".jpg", "audio/aac": ".aac", "audio/mpeg": ".mp3", "video/3gpp": ".3gp"}
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMedia:
+    path: Path
+    sha256: str  # lowercase hex
+    size_bytes: int
+    mime_type: str
+
+
+def base_mime(value: str | None) -> str:
+    """``'audio/ogg; codecs=opus'`` -> ``'audio/ogg'``."""
+    return (value or "application/octet-stream").split(";", 1)[0].strip().lower()
+
+
+def extension_for(mime: str) -> str:
+    return _EXTRA_EXT.get(mime) or mimetypes.guess_extension(mime) or ".bin"
+
+
+def _expected_digest(value: str | None) -> bytes | None:
+    """Platforms give the hash as hex or base64; return the 32 raw bytes when it parses as either."""
+    if not value:
+        return None
+    text = value.strip()
+    if len(text) == 64:
+        try:
+            return bytes.fromhex(text)
+        except ValueError:
+            pass
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    return raw if len(raw) == 32 else None
+
+
+def download_to_dir(
+    client: httpx.Client,
+    url: str,
+    dest_dir: Path,
+    *,
+    headers: dict[str, str] | None = None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    allowed_mime: Iterable[str] | None = DEFAULT_ALLOWED_MIME,
+    declared_mime: str | None = None,
+    expected_sha256: str | None = None,
+) -> StoredMedia:
+    """Stream ``url`` into ``dest_dir``; raise PermanentError on size/type/checksum violations.
+
+    ``declared_mime`` (from the webhook or media metadata) wins over the response's content-type when
+    the server only says ``application/octet-stream``.
+    """
+    allowed = frozenset(base_mime(m) for m in allowed_mime) if allowed_mime is not None else None
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        with client.stream("GET", url, headers=headers or {}) as response:
+            if response.status_code >= 400:
+                response.read()
+                raise classify_graph_error(response)
+            served = base_mime(response.headers.get("content-type"))
+            mime = served
+            if declared_mime and served in ("application/octet-stream", "binary/octet-stream"):
+                mime = base_mime(declared_mime)
+            if allowed is not None and mime not in allowed:
+                raise PermanentError(f"media type {mime!r} is not allowed", code="media_type_not_allowed")
+            length = response.headers.get("content-length")
+            if length and length.isdigit() and int(length) > max_bytes:
+                raise PermanentError(f"media is {int(length)} bytes, more than the limit of {max_bytes}",
+                                     code="media_too_large")
+            digest = hashlib.sha256()
+            size = 0
+            fd, tmp_name = tempfile.mkstemp(prefix=".part-", dir=dest_dir)
+            tmp = Path(tmp_name)
+            try:
+                with os.fdopen(fd, "wb") as fh:
+                    for chunk in response.iter_bytes(64 * 1024):
+                        size += len(chunk)
+                        if size > max_bytes:
+                            raise PermanentError(f"media is larger than the limit of {max_bytes} bytes",
+                                                 code="media_too_large")
+                        digest.update(chunk)
+                        fh.write(chunk)
+                expected = _expected_digest(expected_sha256)
+                if expected is not None and expected != digest.digest():
+                    raise PermanentError("media checksum does not match the platform's sha256",
+                                         code="media_checksum_mismatch")
+                hexdigest = digest.hexdigest()
+                final_dir = dest_dir / hexdigest[:2]
+                final_dir.mkdir(parents=True, exist_ok=True)
+                final = final_dir / f"{hexdigest}{extension_for(mime)}"
+                os.replace(tmp, final)
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
+    except httpx.TimeoutException as exc:
+        raise RetryableError(f"timeout downloading media: {exc!r}", code="timeout") from None
+    except httpx.TransportError as exc:
+        raise RetryableError(f"network error downloading media: {exc!r}", code="network") from None
+    return StoredMedia(path=final, sha256=hexdigest, size_bytes=size, mime_type=mime)

@@ -1,0 +1,187 @@
+"""The sandbox platform driven through the real WhatsApp connector over real HTTP."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from connectors.base import (
+    AuthenticationError,
+    ConnectorError,
+    OutsideWindowError,
+    PermanentError,
+    RateLimited,
+)
+from connectors.registry import get_connector
+from connectors.sandbox import SandboxConfig, create_app
+from connectors.whatsapp import WhatsAppConnector
+from switchboard.types import AttachmentRef, InboundMessage, OutboundRequest, StatusUpdate
+from tests.fakes.receiver import WebhookSink
+from tests.fakes.server import run_asgi
+
+SECRET = "sandbox-app-secret"
+TOKEN = "sandbox-token"
+PHONE_ID = "1234567890"
+
+
+@dataclass
+class Rig:
+    sandbox_url: str
+    sink: WebhookSink
+    connector: WhatsAppConnector
+    control: httpx.Client
+
+
+def _rig(customers: int = 0, speed: float = 200.0, seed: int | None = 7, **extra: object) -> Iterator[Rig]:
+    receiver_side = WhatsAppConnector(phone_number_id=PHONE_ID, access_token=TOKEN, app_secret=SECRET,
+                                      verify_token="vt", provider="sandbox")
+    sink = WebhookSink(receiver_side)
+    with run_asgi(sink.app) as sink_url:
+        config = SandboxConfig(phone_number_id=PHONE_ID, access_token=TOKEN, app_secret=SECRET,
+                               webhook_url=f"{sink_url}/hook", customers=customers, speed=speed,
+                               seed=seed, **extra)  # type: ignore[arg-type]
+        with run_asgi(create_app(config)) as sandbox_url:
+            connector = get_connector("sandbox", external_id=PHONE_ID, credentials={
+                "access_token": TOKEN, "app_secret": SECRET, "verify_token": "vt",
+                "phone_number_id": PHONE_ID, "api_base_url": sandbox_url})
+            assert isinstance(connector, WhatsAppConnector)
+            with connector, httpx.Client(base_url=sandbox_url, timeout=10) as control:
+                yield Rig(sandbox_url, sink, connector, control)
+    receiver_side.close()
+
+
+@pytest.fixture
+def rig() -> Iterator[Rig]:
+    yield from _rig()
+
+
+def test_inbound_control_posts_signed_webhook(rig: Rig) -> None:
+    resp = rig.control.post("/_sandbox/inbound", json={"from": "15551230001", "name": "Ana", "text": "hello"})
+    assert resp.status_code == 200, resp.text
+    data = resp.json()
+    assert data["delivered"] is True and data["id"].startswith("wamid.")
+    items = rig.sink.wait_for(lambda xs: len(xs) >= 1)
+    msg = items[0]
+    assert isinstance(msg, InboundMessage)
+    assert msg.provider_message_id == data["id"]
+    assert msg.body == "hello" and msg.contact.display_name == "Ana"
+    assert msg.contact.provider_contact_id == "15551230001"
+    assert rig.sink.rejected == []
+
+
+def test_send_text_gets_ordered_statuses_with_callback_data(rig: Rig) -> None:
+    result = rig.connector.send(OutboundRequest(recipient_id="15551230002", body="Hi there",
+                                                idempotency_key="out-1"))
+    assert result.provider_message_id.startswith("wamid.")
+    items = rig.sink.wait_for(lambda xs: len(xs) >= 3)
+    statuses = [i for i in items if isinstance(i, StatusUpdate)]
+    assert [s.status for s in statuses] == ["SENT", "DELIVERED", "READ"]
+    assert {s.provider_message_id for s in statuses} == {result.provider_message_id}
+    assert statuses[0].raw.get("biz_opaque_callback_data") == "out-1"
+    sent = rig.control.get("/_sandbox/sent").json()["messages"]
+    assert sent[0]["body"] == "Hi there" and sent[0]["to"] == "15551230002"
+
+
+def test_template_reply_and_mark_read(rig: Rig) -> None:
+    inbound = rig.control.post("/_sandbox/inbound", json={"from": "15551230003", "text": "?"}).json()
+    rig.connector.mark_read(inbound["id"])
+    res = rig.connector.send(OutboundRequest(recipient_id="15551230003", body="answer",
+                                             reply_to_provider_message_id=inbound["id"]))
+    tpl = rig.connector.send(OutboundRequest(recipient_id="15551230003",
+                                             template={"name": "hello_world", "language": "en_US"}))
+    state = rig.control.get("/_sandbox/state").json()
+    assert state["marked_read"] == [inbound["id"]]
+    sent = {m["id"]: m for m in rig.control.get("/_sandbox/sent").json()["messages"]}
+    assert sent[res.provider_message_id]["payload"]["context"] == {"message_id": inbound["id"]}
+    assert sent[tpl.provider_message_id]["payload"]["template"]["language"] == {"code": "en_US"}
+
+
+def test_media_upload_send_and_download(rig: Rig, tmp_path: Path) -> None:
+    from connectors.sandbox.customers import TINY_PNG
+
+    src = tmp_path / "photo.png"
+    src.write_bytes(TINY_PNG)
+    res = rig.connector.send(OutboundRequest(
+        recipient_id="15551230004", body="look",
+        attachments=(AttachmentRef(kind="image", mime_type="image/png", data={"path": str(src)}),)))
+    sent = rig.control.get("/_sandbox/sent").json()["messages"]
+    media_id = sent[0]["payload"]["image"]["id"]
+    assert sent[0]["id"] == res.provider_message_id and sent[0]["body"] == "look"
+    stored = rig.connector.download_media(media_id, tmp_path / "media")
+    assert stored.path.read_bytes() == TINY_PNG and stored.size_bytes == len(TINY_PNG)
+    assert stored.path.is_relative_to(tmp_path / "media") and stored.mime_type == "image/png"
+    again = rig.connector.download_media(media_id, tmp_path / "media")
+    assert again.path == stored.path  # content-addressed: idempotent
+    with pytest.raises(PermanentError) as too_big:
+        rig.connector.download_media(media_id, tmp_path / "m2", max_bytes=10)
+    assert too_big.value.code == "media_too_large"
+    with pytest.raises(PermanentError) as bad_type:
+        rig.connector.download_media(media_id, tmp_path / "m3", allowed_mime={"application/pdf"})
+    assert bad_type.value.code == "media_type_not_allowed"
+    assert not list((tmp_path / "m2").rglob("*")) and not list((tmp_path / "m3").rglob("*"))
+
+
+@pytest.mark.parametrize(("code", "status", "error_type"), [
+    (130429, 400, RateLimited), (131056, 400, RateLimited), (131047, 400, OutsideWindowError),
+    (131026, 400, PermanentError), (190, 401, AuthenticationError),
+])
+def test_forced_platform_errors_are_classified(rig: Rig, code: int, status: int,
+                                               error_type: type[ConnectorError]) -> None:
+    rig.control.post("/_sandbox/fail-next", json={"code": code, "status": status})
+    with pytest.raises(error_type) as info:
+        rig.connector.send(OutboundRequest(recipient_id="15551230005", body="x"))
+    assert info.value.code == str(code) and info.value.status == status
+    # the failure was one-shot: the next send succeeds
+    assert rig.connector.send(OutboundRequest(recipient_id="15551230005", body="x")).provider_message_id
+
+
+def test_bad_token_and_unknown_recipient(rig: Rig) -> None:
+    bad = WhatsAppConnector(phone_number_id=PHONE_ID, access_token="wrong", app_secret=SECRET,
+                            api_base_url=rig.sandbox_url)
+    with bad, pytest.raises(AuthenticationError) as info:
+        bad.send(OutboundRequest(recipient_id="15551230006", body="x"))
+    assert info.value.code == "190"
+    res = rig.connector.send(OutboundRequest(recipient_id="99912345", body="to nowhere"))
+    items = rig.sink.wait_for(lambda xs: any(isinstance(i, StatusUpdate) for i in xs))
+    failed = next(i for i in items if isinstance(i, StatusUpdate))
+    assert failed.status == "FAILED" and failed.error_code == "131026"
+    assert failed.provider_message_id == res.provider_message_id
+
+
+def test_enforced_window_needs_template() -> None:
+    for rig in _rig(enforce_window=True):
+        with pytest.raises(OutsideWindowError) as info:
+            rig.connector.send(OutboundRequest(recipient_id="15551230007", body="cold message"))
+        assert info.value.code == "131047"
+        rig.connector.send(OutboundRequest(recipient_id="15551230007", template={"name": "hello_world"}))
+        rig.control.post("/_sandbox/inbound", json={"from": "15551230007", "text": "hi"})
+        rig.connector.send(OutboundRequest(recipient_id="15551230007", body="inside the window"))
+
+
+def test_webhooks_are_retried_until_the_receiver_answers() -> None:
+    for rig in _rig():
+        rig.sink.fail_first = 2
+        data = rig.control.post("/_sandbox/inbound", json={"from": "15551230008", "text": "retry me"}).json()
+        assert data["delivered"] is True
+        assert [i.body for i in rig.sink.items] == ["retry me"]
+
+
+def test_simulated_customers_write_and_read_replies() -> None:
+    for rig in _rig(customers=3, speed=2000.0, seed=42):
+        items = rig.sink.wait_for(
+            lambda xs: len({i.contact.provider_contact_id for i in xs if isinstance(i, InboundMessage)}) == 3,
+            timeout=20)
+        first = next(i for i in items if isinstance(i, InboundMessage))
+        reply = rig.connector.send(OutboundRequest(recipient_id=first.contact.provider_contact_id,
+                                                   body="How can I help?"))
+        reply_id = reply.provider_message_id
+        rig.sink.wait_for(lambda xs: any(isinstance(i, StatusUpdate) and i.status == "READ"
+                                         and i.provider_message_id == reply_id for i in xs),  # noqa: B023
+                          timeout=20)
+        customers = rig.control.get("/_sandbox/state").json()["customers"]
+        assert len(customers) == 3 and all(c["name"] and c["phone"] for c in customers)
+        assert rig.sink.rejected == []
