@@ -1,0 +1,143 @@
+"""Telegram user-account connector (Telethon behind the :mod:`~connectors.telegram.gateway` port).
+
+Entry points others call:
+
+- :func:`get_telegram_gateway` — a gateway from a channel's decrypted credentials
+  (``api_id``, ``api_hash``, ``session`` (StringSession string), ``phone``);
+- :func:`send_telegram` — send one outbox job (FloodWait comes out as ``RateLimited``);
+- :class:`TelegramConnector` — the common :class:`connectors.base.Connector` protocol for the
+  outbox (Telegram has no webhooks: inbound comes from the sync and the listener).
+
+``SWITCHBOARD_TELEGRAM_FAKE=1`` (tests and demo only) makes :func:`get_telegram_gateway` return a
+:class:`~connectors.telegram.fake.FakeTelegramGateway` on the process-wide fake world.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+from connectors.base import (
+    AuthenticationError,
+    PayloadError,
+    PermanentError,
+    RateLimited,
+    SignatureError,
+)
+from connectors.telegram.gateway import FloodWait, PeerRef, TelegramGateway, TgMessage
+from switchboard.types import OutboundRequest, ParsedItem, Provider, SendResult
+
+FAKE_ENV = "SWITCHBOARD_TELEGRAM_FAKE"
+
+__all__ = ["FAKE_ENV", "TelegramConnector", "get_telegram_gateway", "send_telegram"]
+
+
+def get_telegram_gateway(credentials: Mapping[str, Any], *, receive_updates: bool = True) -> TelegramGateway:
+    """The gateway for one Telegram account. Raises AuthenticationError for unusable credentials."""
+    session = str(credentials.get("session") or "")
+    if os.environ.get(FAKE_ENV) == "1":
+        from connectors.telegram.fake import FakeTelegramGateway, default_fake_world
+
+        return FakeTelegramGateway(default_fake_world(), session)
+    try:
+        api_id = int(credentials.get("api_id") or 0)
+    except (TypeError, ValueError):
+        api_id = 0
+    api_hash = str(credentials.get("api_hash") or "").strip()
+    if api_id <= 0 or not api_hash:
+        raise AuthenticationError(
+            "the Telegram channel needs an api_id (a number) and an api_hash from https://my.telegram.org "
+            "(API development tools)", code="BAD_CREDENTIALS")
+    from connectors.telegram.telethon_gateway import TelethonGateway
+
+    return TelethonGateway.from_credentials(api_id, api_hash, session, receive_updates=receive_updates)
+
+
+def _local_path(url: str | None, data: Mapping[str, Any]) -> str | None:
+    path = data.get("path") or data.get("local_path")
+    if path:
+        return str(path)
+    if not url:
+        return None
+    parsed = urlparse(url)
+    if parsed.scheme == "file":
+        return unquote(parsed.path)
+    if parsed.scheme == "" and Path(url).is_absolute():
+        return url
+    return None
+
+
+def send_telegram(gateway: TelegramGateway, job: OutboundRequest, *, peer: PeerRef | None = None) -> SendResult:
+    """Send one outbound message (text, or local files with the body as the first caption).
+
+    ``job.recipient_id`` is the chat's marked id (the contact's provider id). ``peer`` (with the
+    access hash stored by the sync) saves a lookup; without it the gateway resolves the chat.
+    """
+    try:
+        marked = int(job.recipient_id)
+    except (TypeError, ValueError):
+        raise PermanentError(f"recipient {job.recipient_id!r} is not a Telegram chat id",
+                             code="PEER_ID_INVALID") from None
+    if not job.body and not job.attachments:
+        raise PermanentError("nothing to send: the message has neither text nor attachments", code="EMPTY")
+    files: list[str] = []
+    for att in job.attachments:
+        path = _local_path(att.url, att.data)
+        if path is None:
+            raise PermanentError(f"Telegram sends local files only; attachment {att.file_name or att.url!r} "
+                                 "has no local path", code="MEDIA_NOT_LOCAL")
+        files.append(path)
+    reply_to = None
+    if job.reply_to_provider_message_id:
+        chat, _, mid = job.reply_to_provider_message_id.partition(":")
+        if chat == str(marked) and mid.isdigit():
+            reply_to = int(mid)
+    try:
+        target = peer if peer is not None and peer.marked_id == marked else gateway.resolve_peer(marked)
+        sent: list[TgMessage] = []
+        if files:
+            for i, path in enumerate(files):
+                sent.append(gateway.send_file(target, path, caption=job.body if i == 0 else None))
+        else:
+            sent.append(gateway.send_text(target, job.body or "", reply_to=reply_to))
+    except FloodWait as exc:
+        raise RateLimited(f"Telegram FloodWait: retry in {exc.seconds} s", retry_after=float(exc.seconds),
+                          code="FLOOD_WAIT") from exc
+    first = sent[0]
+    return SendResult(provider_message_id=first.key, sent_at=first.date,
+                      raw={"message_id": first.id, "chat_id": marked,
+                           "extra_message_keys": [m.key for m in sent[1:]]})
+
+
+class TelegramConnector:
+    """:class:`connectors.base.Connector` for a Telegram account (sending; no webhooks)."""
+
+    provider: Provider = "telegram"
+
+    def __init__(self, credentials: Mapping[str, Any], *, gateway: TelegramGateway | None = None) -> None:
+        self._credentials = dict(credentials)
+        self._gateway = gateway
+
+    @property
+    def gateway(self) -> TelegramGateway:
+        if self._gateway is None:
+            self._gateway = get_telegram_gateway(self._credentials, receive_updates=False)
+        return self._gateway
+
+    def verify_signature(self, raw_body: bytes, headers: Mapping[str, str]) -> None:
+        raise SignatureError("Telegram user accounts have no webhooks: messages arrive through the sync "
+                             "and the listener", code="NO_WEBHOOKS")
+
+    def parse_webhook(self, raw_body: bytes) -> Sequence[ParsedItem]:
+        raise PayloadError("Telegram user accounts have no webhooks", code="NO_WEBHOOKS")
+
+    def send(self, request: OutboundRequest) -> SendResult:
+        return send_telegram(self.gateway, request)
+
+    def close(self) -> None:
+        if self._gateway is not None:
+            self._gateway.close()
+            self._gateway = None
