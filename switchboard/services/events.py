@@ -1,0 +1,66 @@
+"""Append rows to the conversation audit trail (``conversation_events``).
+
+Every state change of a conversation writes one row here, with its actor and the time it happened
+(``occurred_at``: the service's ``now`` or the platform's timestamp). The warehouse computes metrics
+from these rows, so they are append-only: nothing here updates or deletes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import Table, insert
+
+from switchboard.db.schema import EVENT_TYPES, ConversationEvent
+from switchboard.uow import UnitOfWork
+
+EVENTS = cast(Table, ConversationEvent.__table__)
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    organization_id: int
+    conversation_id: int
+    type: str
+    occurred_at: datetime
+    actor_user_id: int | None = None
+    message_id: int | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def row(self) -> dict[str, Any]:
+        if self.type not in EVENT_TYPES:
+            raise ValueError(f"unknown conversation event type {self.type!r}")
+        return {
+            "organization_id": self.organization_id,
+            "conversation_id": self.conversation_id,
+            "type": self.type,
+            "occurred_at": self.occurred_at,
+            "actor_user_id": self.actor_user_id,
+            "message_id": self.message_id,
+            "data": self.data,
+        }
+
+
+def append_events(uow: UnitOfWork, events: Sequence[NewEvent]) -> None:
+    """Insert many events in one batched statement (no commit: part of the caller's transaction)."""
+    if events:
+        uow.session.execute(insert(EVENTS), [e.row() for e in events])
+
+
+def append_event(
+    uow: UnitOfWork,
+    *,
+    organization_id: int,
+    conversation_id: int,
+    type: str,
+    occurred_at: datetime,
+    actor_user_id: int | None = None,
+    message_id: int | None = None,
+    data: dict[str, Any] | None = None,
+) -> None:
+    """Insert one event (no commit)."""
+    append_events(uow, [NewEvent(organization_id, conversation_id, type, occurred_at, actor_user_id,
+                                 message_id, data or {})])

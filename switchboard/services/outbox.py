@@ -1,0 +1,379 @@
+"""The outbox: replies are written first (PENDING) and sent later by a pipeline.
+
+* ``enqueue_reply`` is idempotent on the client's key: a double click returns the same message.
+* ``claim_due`` hands due messages to one worker at a time (``FOR UPDATE SKIP LOCKED``) and pushes their
+  ``next_attempt_at`` by a lease, so a crashed worker's message is retried later but never sent by two
+  workers at once.
+* ``record_sent`` / ``record_failure`` close an attempt; failures keep the platform's code and text,
+  retry with exponential backoff and end as a dead letter after the last attempt.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, cast
+
+from sqlalchemy import Table, delete, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+from switchboard.clock import utcnow
+from switchboard.db.schema import Attachment, Channel, Contact, Conversation, ConversationEvent, Message, User
+from switchboard.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from switchboard.services.access import require_manager, require_send
+from switchboard.services.conversations import load_conversation
+from switchboard.services.events import append_event
+from switchboard.services.ingest import preview_of
+from switchboard.types import Actor, AttachmentRef
+from switchboard.uow import UnitOfWork
+
+MESSAGES = cast(Table, Message.__table__)
+MAX_BODY = 4096
+MAX_BACKOFF_S = 900
+
+
+@dataclass(frozen=True, slots=True)
+class AttachmentView:
+    id: int
+    kind: str
+    mime_type: str | None
+    file_name: str | None
+    url: str | None
+    size_bytes: int | None
+    local_path: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class MessageView:
+    id: int
+    conversation_id: int
+    direction: str
+    author_kind: str
+    author_user_id: int | None
+    author_name: str | None
+    body: str | None
+    content_type: str
+    status: str
+    error_code: str | None
+    error_message: str | None
+    is_edited: bool
+    is_deleted: bool
+    sent_at: datetime
+    delivered_at: datetime | None
+    read_at: datetime | None
+    attachments: tuple[AttachmentView, ...] = ()
+    provider_message_id: str | None = None
+    is_dead_letter: bool = False
+    attempts: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundJob:
+    message_id: int
+    organization_id: int
+    channel_id: int
+    provider: str
+    recipient_id: str
+    body: str | None
+    attachments: tuple[AttachmentRef, ...]
+    idempotency_key: str | None
+    attempts: int
+    reply_to_provider_message_id: str | None
+
+
+_MSG_COLS = (
+    Message.id, Message.conversation_id, Message.direction, Message.author_kind, Message.author_user_id,
+    User.name.label("author_name"), Message.body, Message.content_type, Message.status, Message.error_code,
+    Message.error_message, Message.is_edited, Message.is_deleted, Message.sent_at, Message.delivered_at,
+    Message.read_at, Message.provider_message_id, Message.is_dead_letter, Message.attempts,
+)
+
+
+def message_views(uow: UnitOfWork, where: Any, order: Sequence[Any] = (), limit: int | None = None
+                  ) -> list[MessageView]:
+    stmt = select(*_MSG_COLS).outerjoin(User, User.id == Message.author_user_id).where(where)
+    if order:
+        stmt = stmt.order_by(*order)
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    rows = uow.session.execute(stmt).all()
+    atts: dict[int, list[AttachmentView]] = {}
+    if rows:
+        for a in uow.session.execute(
+            select(Attachment).where(Attachment.message_id.in_([r.id for r in rows])).order_by(Attachment.id)
+        ).scalars():
+            atts.setdefault(a.message_id, []).append(
+                AttachmentView(a.id, a.kind, a.mime_type, a.file_name, a.url, a.size_bytes, a.local_path))
+    return [
+        MessageView(r.id, r.conversation_id, r.direction, r.author_kind, r.author_user_id, r.author_name,
+                    r.body, r.content_type, r.status, r.error_code, r.error_message, r.is_edited,
+                    r.is_deleted, r.sent_at, r.delivered_at, r.read_at, tuple(atts.get(r.id, ())),
+                    r.provider_message_id, r.is_dead_letter, r.attempts)
+        for r in rows
+    ]
+
+
+def get_message(uow: UnitOfWork, message_id: int) -> MessageView:
+    found = message_views(uow, Message.id == message_id)
+    if not found:
+        raise NotFound(f"message {message_id} not found")
+    return found[0]
+
+
+def _clean_body(body: str) -> str:
+    if not isinstance(body, str) or not body.strip():
+        raise InvalidInput("the reply is empty")
+    if len(body) > MAX_BODY:
+        raise InvalidInput(f"the reply is {len(body)} characters long; the limit is {MAX_BODY}")
+    return body
+
+
+def _clean_key(key: str) -> str:
+    if not key or not key.strip():
+        raise InvalidInput("an idempotency key is required (one per reply the user typed)")
+    if len(key) > 128:
+        raise InvalidInput("the idempotency key is longer than 128 characters")
+    return key
+
+
+def _existing(uow: UnitOfWork, organization_id: int, key: str, conversation_id: int) -> int | None:
+    row = uow.session.execute(
+        select(Message.id, Message.conversation_id)
+        .where(Message.organization_id == organization_id, Message.idempotency_key == key)
+    ).first()
+    if row is None:
+        return None
+    if row.conversation_id != conversation_id:
+        raise Conflict(f"idempotency key {key!r} was already used for a message in another conversation")
+    return int(row.id)
+
+
+def _insert_outbound(uow: UnitOfWork, *, organization_id: int, conversation_id: int, channel_id: int,
+                     body: str, author_kind: str, author_user_id: int | None, key: str,
+                     now: datetime, reply_to: str | None) -> int:
+    ins = pg_insert(MESSAGES).values(
+        organization_id=organization_id, conversation_id=conversation_id, channel_id=channel_id,
+        direction="OUTBOUND", author_kind=author_kind, author_user_id=author_user_id, body=body,
+        content_type="text", idempotency_key=key, reply_to_provider_message_id=reply_to, status="PENDING",
+        sent_at=now, next_attempt_at=now, created_at=now,
+    ).on_conflict_do_nothing(index_elements=[MESSAGES.c.organization_id, MESSAGES.c.idempotency_key]
+                             ).returning(MESSAGES.c.id)
+    new_id = uow.session.execute(ins).scalar()
+    if new_id is None:  # a concurrent double click won the race
+        got = _existing(uow, organization_id, key, conversation_id)
+        assert got is not None
+        return got
+    values: dict[str, Any] = {"last_message_at": now, "last_message_preview": preview_of(body, "text"),
+                              "updated_at": now}
+    if author_kind == "agent":
+        values["awaiting_reply"] = False
+    uow.session.execute(update(Conversation).where(Conversation.id == conversation_id).values(**values))
+    return int(new_id)
+
+
+def do_enqueue_reply(uow: UnitOfWork, actor: Actor, conversation_id: int, body: str, *,
+                     idempotency_key: str, now: datetime | None = None, author_kind: str = "agent",
+                     reply_to_provider_message_id: str | None = None) -> int:
+    """Write the PENDING outbound message and commit; returns its id (the same id for the same key)."""
+    now = now or utcnow()
+    body = _clean_body(body)
+    key = _clean_key(idempotency_key)
+    if author_kind not in ("agent", "bot", "system"):
+        raise InvalidInput(f"author kind {author_kind!r} cannot send replies")
+    conv = load_conversation(uow, actor, conversation_id, lock=True)
+    found = _existing(uow, conv.organization_id, key, conversation_id)
+    if found is not None:
+        uow.commit()
+        return found
+    acc = require_send(uow, actor, conv.channel_id)
+    me = acc.actor
+    if not me.is_manager and not (conv.status == "ASSIGNED" and conv.assigned_user_id == me.user_id):
+        who = "nobody" if conv.assigned_user_id is None else "another agent"
+        raise PermissionDenied(f"conversation {conversation_id} is assigned to {who}; accept it before "
+                               "replying (only the assignee or a manager may reply)")
+    mid = _insert_outbound(uow, organization_id=conv.organization_id, conversation_id=conversation_id,
+                           channel_id=conv.channel_id, body=body, author_kind=author_kind,
+                           author_user_id=me.user_id, key=key, now=now,
+                           reply_to=reply_to_provider_message_id)
+    uow.commit()
+    return mid
+
+
+def enqueue_reply(uow: UnitOfWork, actor: Actor, conversation_id: int, body: str, *, idempotency_key: str,
+                  now: datetime | None = None, author_kind: str = "agent",
+                  reply_to_provider_message_id: str | None = None) -> MessageView:
+    """Queue a reply (PENDING); only the assignee (or a manager) with 'send' on the channel."""
+    mid = do_enqueue_reply(uow, actor, conversation_id, body, idempotency_key=idempotency_key, now=now,
+                           author_kind=author_kind, reply_to_provider_message_id=reply_to_provider_message_id)
+    return get_message(uow, mid)
+
+
+def enqueue_bot_reply(uow: UnitOfWork, conversation_id: int, body: str, *, idempotency_key: str,
+                      now: datetime | None = None) -> MessageView:
+    """Queue a message written by a bot (no user; never counts as a human response)."""
+    now = now or utcnow()
+    body = _clean_body(body)
+    key = _clean_key(idempotency_key)
+    conv = uow.session.execute(
+        select(Conversation.organization_id, Conversation.channel_id).where(Conversation.id == conversation_id)
+    ).first()
+    if conv is None:
+        raise NotFound(f"conversation {conversation_id} not found")
+    mid = _existing(uow, conv.organization_id, key, conversation_id)
+    if mid is None:
+        mid = _insert_outbound(uow, organization_id=conv.organization_id, conversation_id=conversation_id,
+                               channel_id=conv.channel_id, body=body, author_kind="bot", author_user_id=None,
+                               key=key, now=now, reply_to=None)
+    uow.commit()
+    return get_message(uow, mid)
+
+
+def claim_due(uow: UnitOfWork, *, limit: int = 50, now: datetime | None = None, lease_seconds: int = 60,
+              channel_id: int | None = None) -> list[OutboundJob]:
+    """Lease up to ``limit`` due outbound messages to this worker (skips paused channels); commits."""
+    now = now or utcnow()
+    stmt = (
+        select(Message.id)
+        .join(Channel, Channel.id == Message.channel_id)
+        .where(Message.status == "PENDING", Message.direction == "OUTBOUND", Message.next_attempt_at <= now,
+               Channel.status != "paused")
+        .order_by(Message.next_attempt_at, Message.id)
+        .limit(limit)
+        .with_for_update(of=Message, skip_locked=True)
+    )
+    if channel_id is not None:
+        stmt = stmt.where(Message.channel_id == channel_id)
+    ids = list(uow.session.execute(stmt).scalars())
+    if not ids:
+        uow.commit()
+        return []
+    uow.session.execute(update(Message).where(Message.id.in_(ids)).values(
+        attempts=Message.attempts + 1, next_attempt_at=now + timedelta(seconds=lease_seconds)))
+    rows = uow.session.execute(
+        select(Message.id, Message.organization_id, Message.channel_id, Channel.provider,
+               Contact.provider_contact_id, Message.body, Message.idempotency_key, Message.attempts,
+               Message.reply_to_provider_message_id)
+        .join(Channel, Channel.id == Message.channel_id)
+        .join(Conversation, Conversation.id == Message.conversation_id)
+        .join(Contact, Contact.id == Conversation.contact_id)
+        .where(Message.id.in_(ids))
+        .order_by(Message.next_attempt_at, Message.id)
+    ).all()
+    atts: dict[int, list[AttachmentRef]] = {}
+    for a in uow.session.execute(select(Attachment).where(Attachment.message_id.in_(ids))
+                                 .order_by(Attachment.id)).scalars():
+        atts.setdefault(a.message_id, []).append(AttachmentRef(
+            a.kind, a.mime_type, a.provider_media_id, a.url, a.file_name, a.size_bytes, a.sha256, a.data))
+    uow.commit()
+    return [OutboundJob(r.id, r.organization_id, r.channel_id, r.provider, r.provider_contact_id, r.body,
+                        tuple(atts.get(r.id, ())), r.idempotency_key, r.attempts,
+                        r.reply_to_provider_message_id) for r in rows]
+
+
+def _lock_message(uow: UnitOfWork, message_id: int) -> Any:
+    row = uow.session.execute(
+        select(Message.id, Message.organization_id, Message.conversation_id, Message.channel_id,
+               Message.status, Message.direction, Message.author_kind, Message.author_user_id,
+               Message.attempts, Message.provider_message_id, Message.is_dead_letter)
+        .where(Message.id == message_id).with_for_update()
+    ).first()
+    if row is None:
+        raise NotFound(f"message {message_id} not found")
+    return row
+
+
+def record_sent(uow: UnitOfWork, message_id: int, *, provider_message_id: str, sent_at: datetime,
+                now: datetime | None = None) -> None:
+    """PENDING → SENT with the platform's id (MESSAGE_SENT); idempotent; commits."""
+    now = now or utcnow()
+    m = _lock_message(uow, message_id)
+    if m.status != "PENDING":
+        uow.commit()
+        return
+    # an echo of this very message may have been ingested first: fold it into this one
+    echo = uow.session.execute(
+        select(Message.id).where(Message.channel_id == m.channel_id,
+                                 Message.provider_message_id == provider_message_id, Message.id != m.id)
+    ).scalar()
+    if echo is not None:
+        uow.session.execute(delete(ConversationEvent).where(ConversationEvent.message_id == echo))
+        uow.session.execute(delete(Message).where(Message.id == echo))
+    uow.session.execute(update(Message).where(Message.id == message_id).values(
+        status="SENT", provider_message_id=provider_message_id, sent_at=sent_at, status_updated_at=sent_at,
+        next_attempt_at=None))
+    conv = uow.session.execute(
+        select(Conversation.cycle_number, Conversation.first_response_at, Conversation.cycle_started_at)
+        .where(Conversation.id == m.conversation_id).with_for_update()
+    ).one()
+    append_event(uow, organization_id=m.organization_id, conversation_id=m.conversation_id,
+                 type="MESSAGE_SENT", occurred_at=sent_at, actor_user_id=m.author_user_id, message_id=m.id,
+                 data={"author_kind": m.author_kind, "cycle": conv.cycle_number})
+    human = m.author_kind == "agent" and m.author_user_id is not None
+    if human and conv.first_response_at is None and conv.cycle_started_at is not None:
+        uow.session.execute(update(Conversation).where(Conversation.id == m.conversation_id)
+                            .values(first_response_at=sent_at))
+    uow.commit()
+
+
+def backoff_seconds(attempts: int, retry_after: float | None = None) -> float:
+    if retry_after is not None and retry_after > 0:
+        return float(retry_after)
+    base = float(min(2 ** max(attempts, 1), MAX_BACKOFF_S))
+    return base + random.uniform(0, base / 4)  # noqa: S311 - jitter, not security
+
+
+def record_failure(uow: UnitOfWork, message_id: int, *, error_code: str | None, error_message: str,
+                   retryable: bool, retry_after: float | None = None, max_attempts: int = 6,
+                   now: datetime | None = None) -> None:
+    """Retry later with backoff, or FAILED + dead letter (MESSAGE_FAILED); keeps code and text; commits."""
+    now = now or utcnow()
+    m = _lock_message(uow, message_id)
+    if m.status != "PENDING":
+        uow.commit()
+        return
+    error_message = error_message or "sending failed"
+    if retryable and m.attempts < max_attempts:
+        uow.session.execute(update(Message).where(Message.id == message_id).values(
+            error_code=error_code, error_message=error_message,
+            next_attempt_at=now + timedelta(seconds=backoff_seconds(m.attempts, retry_after))))
+        uow.commit()
+        return
+    uow.session.execute(update(Message).where(Message.id == message_id).values(
+        status="FAILED", is_dead_letter=True, error_code=error_code, error_message=error_message,
+        status_updated_at=now, next_attempt_at=None))
+    append_event(uow, organization_id=m.organization_id, conversation_id=m.conversation_id,
+                 type="MESSAGE_FAILED", occurred_at=now, actor_user_id=m.author_user_id, message_id=m.id,
+                 data={"error_code": error_code, "error_message": error_message, "attempts": m.attempts,
+                       "dead_letter": True})
+    uow.commit()
+
+
+def retry_dead_letter(uow: UnitOfWork, actor: Actor, message_id: int, now: datetime | None = None
+                      ) -> MessageView:
+    """Manager: a FAILED outbound message goes back to PENDING (fresh attempts); commits."""
+    now = now or utcnow()
+    me = require_manager(uow, actor, "retry failed messages")
+    m = _lock_message(uow, message_id)
+    if m.organization_id != me.organization_id:
+        raise NotFound(f"message {message_id} not found")
+    if m.direction != "OUTBOUND":
+        raise InvalidInput(f"message {message_id} was received, not sent; there is nothing to retry")
+    if m.status == "PENDING":
+        uow.commit()
+        return get_message(uow, message_id)
+    if m.status != "FAILED":
+        raise Conflict(f"message {message_id} is {m.status}, not FAILED; it does not need a retry")
+    uow.session.execute(update(Message).where(Message.id == message_id).values(
+        status="PENDING", is_dead_letter=False, attempts=0, next_attempt_at=now, provider_message_id=None,
+        status_updated_at=now))
+    uow.commit()
+    return get_message(uow, message_id)
+
+
+def list_dead_letters(uow: UnitOfWork, actor: Actor, *, limit: int = 100) -> list[MessageView]:
+    """Manager: the latest dead-lettered messages of the organization."""
+    me = require_manager(uow, actor, "see failed messages")
+    return message_views(uow, (Message.organization_id == me.organization_id) & Message.is_dead_letter,
+                         order=(Message.id.desc(),), limit=limit)

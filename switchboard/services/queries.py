@@ -1,0 +1,232 @@
+"""Read side of the inbox: queues, threads, counts, contact profiles, the agents page.
+
+Lists use keyset pagination (``last_message_at desc, id desc`` for conversations, ``sent_at desc, id
+desc`` for a thread) on the indexes of the schema, so a page costs the same at row 50 and at row 500,000.
+Cursors are opaque strings; a malformed one is refused with InvalidInput.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Generic, Literal, TypeVar
+
+from sqlalchemy import BigInteger, DateTime, and_, exists, func, literal, or_, select, tuple_
+
+from switchboard.db.schema import CONVERSATION_STATUSES, AgentSession, Contact, Conversation, Message, User
+from switchboard.errors import InvalidInput, NotFound, PermissionDenied
+from switchboard.services.access import require_manager, require_view, visible_channel_ids
+from switchboard.services.conversations import (
+    ConversationView,
+    load_conversation,
+    row_to_view,
+    view_select,
+)
+from switchboard.services.outbox import MessageView, message_views
+from switchboard.types import Actor
+from switchboard.uow import UnitOfWork
+
+T = TypeVar("T")
+MAX_LIMIT = 200
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    items: list[T]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ContactProfile:
+    id: int
+    provider: str
+    provider_contact_id: str
+    display_name: str | None
+    username: str | None
+    phone: str | None
+    first_seen_at: datetime
+    last_seen_at: datetime
+    lead_stage: str | None
+    metadata: dict[str, Any]
+    conversations: tuple[ConversationView, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class AgentView:
+    id: int
+    name: str
+    email: str
+    role: str
+    status: str
+    presence: str  # ONLINE | AWAY | OFFLINE (OFFLINE when never seen)
+    last_heartbeat_at: datetime | None
+    open_assigned: int
+    max_concurrent: int
+
+
+def encode_cursor(at: datetime, row_id: int) -> str:
+    return base64.urlsafe_b64encode(f"{at.isoformat()}|{row_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, int]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        at, _, rid = raw.partition("|")
+        parsed = datetime.fromisoformat(at)
+        if parsed.tzinfo is None:
+            raise ValueError
+        return parsed, int(rid)
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidInput("the page cursor is malformed; start again from the first page") from None
+
+
+def _ts(at: datetime) -> Any:
+    return literal(at, DateTime(timezone=True))
+
+
+def _id(rid: int) -> Any:
+    return literal(rid, BigInteger)
+
+
+def _limit(limit: int) -> int:
+    if not 1 <= limit <= MAX_LIMIT:
+        raise InvalidInput(f"limit must be between 1 and {MAX_LIMIT}")
+    return limit
+
+
+def _like(term: str) -> str:
+    esc = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{esc}%"
+
+
+def list_conversations(
+    uow: UnitOfWork,
+    actor: Actor,
+    *,
+    queue: Literal["unassigned", "mine", "all"] = "all",
+    status: str | None = None,
+    channel_id: int | None = None,
+    assigned_user_id: int | None = None,
+    search: str | None = None,
+    cursor: str | None = None,
+    limit: int = 50,
+) -> Page[ConversationView]:
+    """One page of a queue, newest activity first, with filters; only channels the actor may view."""
+    limit = _limit(limit)
+    visible = visible_channel_ids(uow, actor)
+    stmt = view_select().where(Conversation.organization_id == actor.organization_id)
+    if visible is not None:
+        if not visible:
+            return Page([], None)
+        stmt = stmt.where(Conversation.channel_id.in_(sorted(visible)))
+    if queue == "unassigned":
+        stmt = stmt.where(Conversation.status == "PENDING")
+    elif queue == "mine":
+        stmt = stmt.where(Conversation.status == "ASSIGNED", Conversation.assigned_user_id == actor.user_id)
+    elif queue != "all":
+        raise InvalidInput(f"unknown queue {queue!r}; use unassigned, mine or all")
+    if status is not None:
+        if status not in CONVERSATION_STATUSES:
+            raise InvalidInput(f"unknown status {status!r}; use {', '.join(CONVERSATION_STATUSES)}")
+        stmt = stmt.where(Conversation.status == status)
+    if channel_id is not None:
+        require_view(uow, actor, channel_id)
+        stmt = stmt.where(Conversation.channel_id == channel_id)
+    if assigned_user_id is not None:
+        stmt = stmt.where(Conversation.assigned_user_id == assigned_user_id)
+    if search and search.strip():
+        pat = _like(search.strip())
+        stmt = stmt.where(or_(
+            Contact.display_name.ilike(pat, escape="\\"),
+            Contact.username.ilike(pat, escape="\\"),
+            Contact.phone.ilike(pat, escape="\\"),
+            exists().where(Message.conversation_id == Conversation.id, Message.body.ilike(pat, escape="\\")),
+        ))
+    if cursor:
+        at, rid = decode_cursor(cursor)
+        stmt = stmt.where(tuple_(Conversation.last_message_at, Conversation.id) < tuple_(_ts(at), _id(rid)))
+    stmt = stmt.where(Conversation.last_message_at.is_not(None))
+    rows = uow.session.execute(
+        stmt.order_by(Conversation.last_message_at.desc(), Conversation.id.desc()).limit(limit + 1)
+    ).all()
+    items = [row_to_view(r) for r in rows[:limit]]
+    nxt = None
+    if len(rows) > limit and items[-1].last_message_at is not None:
+        nxt = encode_cursor(items[-1].last_message_at, items[-1].id)
+    return Page(items, nxt)
+
+
+def queue_counts(uow: UnitOfWork, actor: Actor) -> dict[str, int]:
+    """``{"unassigned": …, "mine": …, "all_open": …}`` over the channels the actor may view."""
+    visible = visible_channel_ids(uow, actor)
+    if visible is not None and not visible:
+        return {"unassigned": 0, "mine": 0, "all_open": 0}
+    stmt = select(
+        func.count().filter(Conversation.status == "PENDING"),
+        func.count().filter(and_(Conversation.status == "ASSIGNED",
+                                 Conversation.assigned_user_id == actor.user_id)),
+        func.count(),
+    ).where(Conversation.organization_id == actor.organization_id,
+            Conversation.status.in_(("PENDING", "ASSIGNED")))
+    if visible is not None:
+        stmt = stmt.where(Conversation.channel_id.in_(sorted(visible)))
+    unassigned, mine, all_open = uow.session.execute(stmt).one()
+    return {"unassigned": int(unassigned), "mine": int(mine), "all_open": int(all_open)}
+
+
+def get_conversation(uow: UnitOfWork, actor: Actor, conversation_id: int) -> ConversationView:
+    load_conversation(uow, actor, conversation_id)
+    r = uow.session.execute(view_select().where(Conversation.id == conversation_id)).one()
+    return row_to_view(r)
+
+
+def get_thread(uow: UnitOfWork, actor: Actor, conversation_id: int, *, before: str | None = None,
+               limit: int = 50) -> Page[MessageView]:
+    """The newest page of messages (or the page before ``before``), returned oldest → newest."""
+    limit = _limit(limit)
+    load_conversation(uow, actor, conversation_id)
+    where: Any = Message.conversation_id == conversation_id
+    if before:
+        at, rid = decode_cursor(before)
+        where = and_(where, tuple_(Message.sent_at, Message.id) < tuple_(_ts(at), _id(rid)))
+    got = message_views(uow, where, order=(Message.sent_at.desc(), Message.id.desc()), limit=limit + 1)
+    page = got[:limit]
+    nxt = encode_cursor(page[-1].sent_at, page[-1].id) if len(got) > limit else None
+    page.reverse()
+    return Page(page, nxt)
+
+
+def contact_profile(uow: UnitOfWork, actor: Actor, contact_id: int) -> ContactProfile:
+    """The contact and its conversations on the channels the actor may view."""
+    visible = visible_channel_ids(uow, actor)
+    c = uow.session.get(Contact, contact_id)
+    if c is None or c.organization_id != actor.organization_id:
+        raise NotFound(f"contact {contact_id} not found")
+    stmt = view_select().where(Conversation.contact_id == contact_id)
+    all_convs = [row_to_view(r) for r in uow.session.execute(
+        stmt.order_by(Conversation.last_message_at.desc().nulls_last(), Conversation.id.desc()))]
+    convs = [v for v in all_convs if visible is None or v.channel_id in visible]
+    if all_convs and not convs:
+        raise PermissionDenied("this contact only wrote on channels you have no 'view' permission on")
+    return ContactProfile(c.id, c.provider, c.provider_contact_id, c.display_name, c.username, c.phone,
+                          c.first_seen_at, c.last_seen_at, c.lead_stage, dict(c.metadata_ or {}), tuple(convs))
+
+
+def list_agents(uow: UnitOfWork, actor: Actor) -> list[AgentView]:
+    """Manager: every user of the organization with presence and open assigned load."""
+    me = require_manager(uow, actor, "see the agents page")
+    open_count = (
+        select(func.count())
+        .where(Conversation.assigned_user_id == User.id, Conversation.status == "ASSIGNED")
+        .scalar_subquery()
+    )
+    rows = uow.session.execute(
+        select(User.id, User.name, User.email, User.role, User.status, AgentSession.state,
+               AgentSession.last_heartbeat_at, open_count.label("open"), User.max_concurrent)
+        .outerjoin(AgentSession, AgentSession.user_id == User.id)
+        .where(User.organization_id == me.organization_id)
+        .order_by(User.name, User.id)
+    ).all()
+    return [AgentView(r.id, r.name, r.email, r.role, r.status, r.state or "OFFLINE", r.last_heartbeat_at,
+                      int(r.open), int(r.max_concurrent)) for r in rows]
