@@ -8,7 +8,13 @@ from datetime import UTC, datetime
 from telethon import events
 from telethon.tl import types
 
-from connectors.telegram.gateway import PeerRef, TgMessagesDeleted, TgMessageEdited, TgNewMessage, TgOutboxRead
+from connectors.telegram.gateway import (
+    PeerRef,
+    TgMessageEdited,
+    TgMessagesDeleted,
+    TgNewMessage,
+    TgOutboxRead,
+)
 from connectors.telegram.mapping import (
     event_items,
     message_item,
