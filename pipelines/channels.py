@@ -25,6 +25,13 @@ class ConnectorCache:
         self._items: dict[int, tuple[float, ChannelView, Any]] = {}
         self._lock = threading.Lock()
 
+    def peek(self, channel_id: int) -> Connector | None:
+        """The cached connector if fresh, without touching the database (for async callers)."""
+        hit = self._items.get(channel_id)
+        if hit is not None and time.monotonic() - hit[0] < self.ttl:
+            return hit[2]  # type: ignore[no-any-return]
+        return None
+
     def get(self, channel_id: int) -> tuple[ChannelView, Connector]:
         now = time.monotonic()
         with self._lock:

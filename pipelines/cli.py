@@ -141,7 +141,8 @@ def cmd_serve(args: argparse.Namespace) -> None:
     settings.secret_key_bytes()  # fail early and clearly
     if settings.database_url is None:
         os.environ["DATABASE_URL"] = database_url(settings)  # worker processes join the same server
-    uvicorn.run("pipelines.receiver:app_from_settings", factory=True, workers=args.workers,
+    uvicorn.run("pipelines.receiver:app_from_settings", factory=True, workers=args.workers, loop="uvloop",
+                http="httptools",
                 host=args.host or settings.receiver_host, port=args.port or settings.receiver_port,
                 log_level="warning", access_log=False)
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import func, insert, select, update
 
@@ -152,3 +154,40 @@ def reprocess(uow: UnitOfWork, event_id: int) -> None:
         .values(status="RECEIVED", attempts=0)
     )
     uow.commit()
+
+
+# --- the receiver's hot path: asyncpg with group commit ------------------------------------------
+
+_INSERT_BATCH = """
+insert into webhook_events (provider, channel_id, body, headers, status, reason)
+select p, c, b, h::jsonb, s, r
+from unnest($1::text[], $2::bigint[], $3::bytea[], $4::text[], $5::text[], $6::text[]) as t(p, c, b, h, s, r)
+"""
+
+_CHANNEL_BY_KEY = "select id from channels where webhook_key = $1 and provider = $2"
+
+
+async def store_events_batch(con: Any, rows: Sequence[tuple[str, int | None, bytes, dict[str, str], str, str | None]],
+                             *, notify: str | None = None) -> None:
+    """Insert many deliveries in ONE transaction (one commit, one fsync) on an asyncpg connection.
+
+    Rows are ``(provider, channel_id, body, headers, status, reason)``; headers are filtered to
+    :data:`KEPT_HEADERS`. ``notify`` wakes the processing flow in the same transaction.
+    """
+    async with con.transaction():
+        await con.execute(
+            _INSERT_BATCH,
+            [r[0] for r in rows],
+            [r[1] for r in rows],
+            [r[2] for r in rows],
+            [json.dumps({k.lower(): v for k, v in r[3].items() if k.lower() in KEPT_HEADERS}) for r in rows],
+            [r[4] for r in rows],
+            [r[5] for r in rows],
+        )
+        if notify and any(r[4] == "RECEIVED" for r in rows):
+            await con.execute("select pg_notify($1, '')", notify)
+
+
+async def channel_id_for_key(con: Any, provider: str, webhook_key: str) -> int | None:
+    value = await con.fetchval(_CHANNEL_BY_KEY, webhook_key, provider)
+    return int(value) if value is not None else None
