@@ -27,12 +27,15 @@ def deployments() -> list[Any]:
     for name, (attr, interval, params) in SCHEDULES.items():
         fl = getattr(flows, attr)
         out.append(fl.to_deployment(name=name, interval=interval, parameters=params, concurrency_limit=1))
-    try:
-        from pipelines import telegram
+    import importlib
 
-        out.extend(telegram.deployments())
-    except (ImportError, AttributeError):
-        pass
+    try:
+        telegram = importlib.import_module("pipelines.telegram")
+    except ImportError:
+        return out
+    extra = getattr(telegram, "deployments", None)
+    if callable(extra):
+        out.extend(extra())
     return out
 
 
