@@ -153,6 +153,9 @@ def do_accept(uow: UnitOfWork, actor: Actor, conversation_id: int, now: datetime
     me = conv.access.actor.user_id
     if conv.status == "ASSIGNED" and conv.assigned_user_id == me:
         return
+    if not conv.access.can_send:  # taking a conversation means answering it
+        raise PermissionDenied(f"you have no 'send' permission on channel '{conv.access.channel_key}', "
+                               "so you cannot accept its conversations")
     won = uow.session.execute(
         update(Conversation)
         .where(Conversation.id == conversation_id, Conversation.status == "PENDING")

@@ -141,6 +141,7 @@ def list_conversations(
             Contact.display_name.ilike(pat, escape="\\"),
             Contact.username.ilike(pat, escape="\\"),
             Contact.phone.ilike(pat, escape="\\"),
+            Contact.provider_contact_id.ilike(pat, escape="\\"),
             exists().where(Message.conversation_id == Conversation.id, Message.body.ilike(pat, escape="\\")),
         ))
     if cursor:

@@ -1,0 +1,81 @@
+"""Keyset pagination of queues and threads, filters, search, counts, contact profile."""
+
+from __future__ import annotations
+
+import pytest
+
+from switchboard.errors import InvalidInput
+from switchboard.services.conversations import accept
+from switchboard.services.ingest import ingest_items
+from switchboard.services.queries import contact_profile, get_thread, list_conversations, queue_counts
+
+from .conftest import World, at, inbound
+
+
+def test_keyset_pagination_walks_every_conversation_once(world: World) -> None:
+    items = [inbound(f"c{i:03}", f"m{i}", i % 37, text=f"order {i}") for i in range(130)]  # ties in time
+    with world.uow() as u:
+        ingest_items(u, channel_id=world.wa, items=items, now=at(60))
+    seen: list[tuple[object, int]] = []
+    cursor = None
+    with world.uow() as u:
+        while True:
+            page = list_conversations(u, world.manager, cursor=cursor, limit=50)
+            seen.extend((v.last_message_at, v.id) for v in page.items)
+            cursor = page.next_cursor
+            if cursor is None:
+                break
+    assert len(seen) == 130 and len({i for _, i in seen}) == 130
+    assert seen == sorted(seen, reverse=True)
+    with world.uow() as u, pytest.raises(InvalidInput, match="cursor is malformed"):
+        list_conversations(u, world.manager, cursor="garbage!")
+
+
+def test_queues_filters_search_and_visibility(world: World) -> None:
+    world.ingest(world.wa, "alice", "m1", 0, "my parcel is late", name="Alice Doe")
+    world.ingest(world.wa, "bob", "m2", 1, "refund please", name="Bob Roe")
+    world.ingest(world.tg, "carol", "m3", 2, "parcel?", name="Carol")
+    bob = world.conversation(world.wa, "bob")
+    with world.uow() as u:
+        accept(u, world.a1, bob, now=at(3))
+    with world.uow() as u:
+        names = lambda **kw: [v.contact_name for v in list_conversations(u, **kw).items]  # noqa: E731
+        assert names(actor=world.manager) == ["Carol", "Bob Roe", "Alice Doe"]
+        assert names(actor=world.a1) == ["Bob Roe", "Alice Doe"]  # no view on tg
+        assert names(actor=world.a2) == ["Carol", "Bob Roe", "Alice Doe"]
+        assert names(actor=world.a1, queue="mine") == ["Bob Roe"]
+        assert names(actor=world.a1, queue="unassigned") == ["Alice Doe"]
+        assert names(actor=world.manager, search="parcel") == ["Carol", "Alice Doe"]
+        assert names(actor=world.manager, search="roe") == ["Bob Roe"]
+        assert names(actor=world.manager, search="100%") == []
+        assert names(actor=world.manager, channel_id=world.tg) == ["Carol"]
+        assert names(actor=world.manager, assigned_user_id=world.a1.user_id) == ["Bob Roe"]
+        assert names(actor=world.manager, status="ASSIGNED") == ["Bob Roe"]
+        assert queue_counts(u, world.a1) == {"unassigned": 1, "mine": 1, "all_open": 2}
+        assert queue_counts(u, world.manager) == {"unassigned": 2, "mine": 0, "all_open": 3}
+        assert queue_counts(u, world.nobody) == {"unassigned": 0, "mine": 0, "all_open": 0}
+        with pytest.raises(InvalidInput, match="unknown status"):
+            list_conversations(u, world.manager, status="OPEN")
+
+
+def test_thread_pages_newest_first_displayed_oldest_first(world: World) -> None:
+    items = [inbound("c1", f"m{i:02}", i, text=f"line {i}") for i in range(25)]
+    with world.uow() as u:
+        ingest_items(u, channel_id=world.wa, items=items, now=at(30))
+    conv = world.conversation(world.wa, "c1")
+    with world.uow() as u:
+        p1 = get_thread(u, world.a1, conv, limit=10)
+        p2 = get_thread(u, world.a1, conv, before=p1.next_cursor, limit=10)
+        p3 = get_thread(u, world.a1, conv, before=p2.next_cursor, limit=10)
+    assert [m.body for m in p1.items] == [f"line {i}" for i in range(15, 25)]
+    assert [m.body for m in p2.items] == [f"line {i}" for i in range(5, 15)]
+    assert [m.body for m in p3.items] == [f"line {i}" for i in range(5)] and p3.next_cursor is None
+
+
+def test_contact_profile_lists_conversations_across_channels(world: World) -> None:
+    # the same person on WhatsApp twice (one contact per provider) and once on Telegram
+    world.ingest(world.wa, "+49111", "m1", 0, name="Dora")
+    with world.uow() as u:
+        cid = list_conversations(u, world.manager).items[0].contact_id
+        prof = contact_profile(u, world.manager, cid)
+    assert prof.display_name == "Dora" and [c.channel_key for c in prof.conversations] == ["wa-main"]
