@@ -50,6 +50,7 @@ TRANSIENT_CODES = frozenset({
     131000,   # something went wrong
     131016,   # service unavailable
     133004,   # server temporarily unavailable
+    1200,     # Messenger: temporary send message failure
 })
 
 
