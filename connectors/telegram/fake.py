@@ -103,6 +103,7 @@ class FakeTelegramWorld:
         self.pending_codes: dict[tuple[str, str], _PendingCode] = {}
         self.pending_password: dict[str, str] = {}
         self.flood: dict[str, deque[int]] = {}
+        self.failures: dict[str, list[tuple[int, BaseException]]] = {}
         self.calls: list[tuple[str, tuple[object, ...]]] = []
         self.lock = threading.RLock()
         self.changed = threading.Condition(self.lock)
@@ -153,6 +154,12 @@ class FakeTelegramWorld:
         """The next ``times`` calls of ``method`` (e.g. "iter_history") raise FloodWait(seconds)."""
         with self.lock:
             self.flood.setdefault(method, deque()).extend([seconds] * times)
+
+    def inject_error(self, method: str, error: BaseException, *, skip: int = 0) -> None:
+        """After ``skip`` more successful calls, the next call of ``method`` raises ``error``
+        (a dropped connection, a server error...)."""
+        with self.lock:
+            self.failures.setdefault(method, []).append((skip, error))
 
     # --- platform-side activity ----------------------------------------------------------------
 
@@ -262,6 +269,13 @@ class FakeTelegramGateway:
 
     def _call(self, method: str, *args: object) -> None:
         self.world.calls.append((method, args))
+        pending = self.world.failures.get(method)
+        if pending:
+            skip, error = pending[0]
+            if skip <= 0:
+                pending.pop(0)
+                raise error
+            pending[0] = (skip - 1, error)
         queue = self.world.flood.get(method)
         if queue:
             raise FloodWait(queue.popleft(), request=method)
