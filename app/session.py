@@ -16,12 +16,14 @@ keeps ``draft_*`` entries of ``st.session_state`` (reply drafts) for the same us
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import streamlit as st
+from streamlit.errors import StreamlitAPIException
 
 from app import deps
 from switchboard.auth.login import PendingLogin
@@ -149,6 +151,15 @@ def _restore_from_cookie() -> str | None:
 
 
 # --- the contract -----------------------------------------------------------------------------------
+def _keep_drafts() -> None:
+    """Re-assign ``draft_*`` values each run so Streamlit keeps them while their widget is not shown
+    (for example while the login page replaces the inbox after an expiry)."""
+    ss = st.session_state
+    for key in [k for k in ss if str(k).startswith(DRAFT_PREFIX)]:
+        with contextlib.suppress(StreamlitAPIException):  # buttons/uploads cannot be set: not drafts
+            ss[key] = ss[key]
+
+
 def current_actor() -> Actor | None:
     """The signed-in user of this session, restored from the cookie after a refresh; None if signed out.
 
@@ -157,6 +168,7 @@ def current_actor() -> Actor | None:
     cleared (drafts kept) and the login page shows why.
     """
     ss = st.session_state
+    _keep_drafts()
     token = ss.get(TOKEN)
     restored = False
     if token is None and not ss.get(RESTORE_TRIED):

@@ -1,0 +1,223 @@
+"""Streamlit AppTest: login, enrollment, lockout, replay, expiry keeping drafts, logout everywhere.
+
+The entry script below builds navigation the way app/main.py does, with a stand-in inbox page whose
+reply box lives in ``st.session_state["draft_1"]``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import Engine
+from streamlit.testing.v1 import AppTest
+
+from switchboard.auth.sessions import revoke_all_for_user
+from switchboard.auth.totp import code_at
+from switchboard.auth.users import create_user
+from switchboard.services.organizations import create_organization
+from switchboard.settings import get_settings
+from switchboard.uow import UnitOfWork
+
+PASSWORD = "correct horse battery"
+
+
+def _entry() -> None:
+    import streamlit as st
+
+    from app import session
+
+    actor = session.current_actor()
+    if actor is None:
+        pg = st.navigation(session.login_pages())
+    else:
+        def inbox() -> None:
+            st.title("Inbox")
+            st.text_area("Reply", key="draft_1")
+
+        pages = {"Inbox": [st.Page(inbox, title="Inbox", url_path="inbox", default=True)],
+                 "Account": session.account_pages()}
+        if actor.role == "admin":
+            pages["Admin"] = session.admin_pages()
+        pg = st.navigation(pages)
+        goto = st.session_state.pop("test_goto", None)  # test-only: AppTest cannot click st.page_link
+        if goto:
+            st.switch_page(next(p for group in pages.values() for p in group if p.url_path == goto))
+    pg.run()
+
+
+@dataclass(frozen=True)
+class Account:
+    id: int
+    email: str
+    secret: str
+
+
+@pytest.fixture
+def app_env(db_url: str) -> Iterator[None]:
+    from app import deps
+
+    old = os.environ.get("DATABASE_URL")
+    os.environ["DATABASE_URL"] = db_url
+    get_settings.cache_clear()
+    deps.engine.clear()
+    yield
+    deps.engine().dispose()
+    deps.engine.clear()
+    if old is None:
+        os.environ.pop("DATABASE_URL", None)
+    else:
+        os.environ["DATABASE_URL"] = old
+    get_settings.cache_clear()
+
+
+def _user(engine: Engine, email: str = "ana@example.com", role: str = "agent") -> Account:
+    with UnitOfWork(engine) as u:
+        org = create_organization(u, "Acme")
+    with UnitOfWork(engine) as u:
+        created = create_user(u, org, email=email, name="Ana", role=role,
+                              secret_key=get_settings().secret_key_bytes(), password=PASSWORD)
+    return Account(created.user_id, created.email, created.totp_secret)
+
+
+def _app() -> AppTest:
+    at = AppTest.from_function(_entry, default_timeout=30)
+    return at.run()
+
+
+def _fill_login(at: AppTest, email: str, password: str, code: str) -> AppTest:
+    at.text_input(key="login_email").input(email)
+    at.text_input(key="login_password").input(password)
+    at.text_input(key="login_code").input(code)
+    return at.button(key="login_submit").click().run()
+
+
+def _texts(at: AppTest) -> str:
+    parts = [e.value for e in at.error] + [e.value for e in at.warning] + [e.value for e in at.title]
+    return " | ".join(str(p) for p in parts)
+
+
+def _fresh_code(secret: str) -> str:
+    """A code whose step was not used yet: wait for the next step if this one is taken."""
+    return code_at(secret, datetime.now(UTC))
+
+
+def _enroll(at: AppTest) -> tuple[AppTest, str]:
+    assert "Set up two-factor authentication" in _texts(at), _texts(at)
+    assert len(at.get("image")) == 1  # the QR code
+    secret = at.code[0].value.replace(" ", "")
+    at.text_input(key="enroll_code").input(code_at(secret, datetime.now(UTC)))
+    at = at.button(key="enroll_submit").click().run()
+    return at, secret
+
+
+def test_enrollment_then_login(app_env: None, engine: Engine) -> None:
+    user = _user(engine)
+    at = _fill_login(_app(), user.email, PASSWORD, "")
+    at, secret = _enroll(at)
+    assert secret == user.secret
+    assert "Save your recovery codes" in _texts(at)
+    codes = at.code[0].value.split("\n")
+    assert len(codes) == 10
+    assert at.button(key="enroll_continue").disabled
+    at.checkbox(key="enroll_codes_saved").check().run()
+    at = at.button(key="enroll_continue").click().run()
+    assert at.title[0].value == "Inbox"
+
+
+def test_enrollment_refuses_a_wrong_code(app_env: None, engine: Engine) -> None:
+    user = _user(engine)
+    at = _fill_login(_app(), user.email, PASSWORD, "")
+    wrong = "123456" if _fresh_code(user.secret) != "123456" else "654321"
+    at.text_input(key="enroll_code").input(wrong)
+    at = at.button(key="enroll_submit").click().run()
+    assert "wrong TOTP code" in _texts(at)
+    assert "Set up two-factor authentication" in _texts(at)
+
+
+def _enrolled_user(engine: Engine, role: str = "agent") -> Account:
+    from switchboard.auth.enrollment import confirm_enrollment
+    from switchboard.auth.login import verify_password_step
+
+    user = _user(engine, role=role)
+    earlier = datetime.fromtimestamp(time.time() - 120, UTC)  # leaves the current steps unused
+    with UnitOfWork(engine) as u:
+        pending = verify_password_step(u, user.email, PASSWORD, earlier)
+    with UnitOfWork(engine) as u:
+        confirm_enrollment(u, pending, code_at(user.secret, earlier), earlier)
+    return user
+
+
+def test_login_with_code_and_wrong_password(app_env: None, engine: Engine) -> None:
+    user = _enrolled_user(engine)
+    at = _fill_login(_app(), user.email, "wrong password!", _fresh_code(user.secret))
+    assert "wrong email or password" in _texts(at)
+    at = _fill_login(at, "nobody@example.com", PASSWORD, _fresh_code(user.secret))
+    assert "wrong email or password" in _texts(at)
+    at = _fill_login(at, user.email, PASSWORD, _fresh_code(user.secret))
+    assert at.title[0].value == "Inbox"
+    assert "Admin" not in str(at)  # agents get no admin pages
+
+
+def test_lockout_after_five_failures(app_env: None, engine: Engine) -> None:
+    user = _enrolled_user(engine)
+    at = _app()
+    for _ in range(5):
+        at = _fill_login(at, user.email, "wrong password!", "000000")
+    assert "account locked after too many failed attempts, until" in _texts(at)
+    at = _fill_login(at, user.email, PASSWORD, _fresh_code(user.secret))
+    assert "account locked" in _texts(at)
+    assert not at.title or at.title[0].value != "Inbox"
+
+
+def test_replayed_code_is_refused(app_env: None, engine: Engine) -> None:
+    user = _enrolled_user(engine)
+    code = _fresh_code(user.secret)
+    at = _fill_login(_app(), user.email, PASSWORD, code)
+    assert at.title[0].value == "Inbox"
+    at.session_state["test_goto"] = "account"
+    at.run()
+    at = at.button(key="account_logout").click().run()
+    assert "You are signed out." in _texts(at)
+    at = _fill_login(at, user.email, PASSWORD, code)
+    assert "replayed TOTP code" in _texts(at)
+
+
+def test_revoked_session_shows_login_and_keeps_the_draft(app_env: None, engine: Engine) -> None:
+    from app import session
+
+    user = _enrolled_user(engine)
+    at = _fill_login(_app(), user.email, PASSWORD, _fresh_code(user.secret))
+    at.text_area(key="draft_1").input("half-written reply").run()
+    with UnitOfWork(engine) as u:  # logout on another tab / admin disable
+        revoke_all_for_user(u, user.id)
+    at.session_state[session.CHECKED_AT] = 0.0  # skip the few-seconds re-check throttle
+    at.run()
+    assert "Sign in to Switchboard" in _texts(at)
+    assert "signed out" in _texts(at)
+    assert at.session_state["draft_1"] == "half-written reply"
+    at = _fill_login(at, user.email, PASSWORD, code_at(user.secret, datetime.fromtimestamp(time.time() + 30, UTC)))
+    assert at.title[0].value == "Inbox"
+    assert at.text_area(key="draft_1").value == "half-written reply"
+
+
+def test_admin_sees_admin_pages_and_invites(app_env: None, engine: Engine) -> None:
+    user = _enrolled_user(engine, role="admin")
+    at = _fill_login(_app(), user.email, PASSWORD, _fresh_code(user.secret))
+    at.session_state["test_goto"] = "admin-users"
+    at.run()
+    assert at.title[0].value == "Users & access"
+    at.text_input(key="admin_invite_email").input("new@example.com")
+    at.text_input(key="admin_invite_name").input("Nia")
+    at = at.button(key="admin_invite_submit").click().run()
+    link = at.code[0].value
+    assert "/invite?token=" in link
+    at.session_state["test_goto"] = "audit-log"
+    at.run()
+    assert at.title[0].value == "Audit log"
+    actions = str(at.dataframe[0].value["action"].tolist())
+    assert "user.invited" in actions and "auth.login" in actions

@@ -1,0 +1,286 @@
+"""Invites (one-time, 72 h, SMTP via a real aiosmtpd server), admin actions, permissions, audit view."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from email import message_from_bytes
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, select
+
+from switchboard.auth.admin import (
+    change_role,
+    channel_access,
+    disable_user,
+    enable_user,
+    list_users,
+    reset_totp,
+    set_channel_permissions,
+    unlock_user,
+)
+from switchboard.auth.audit import list_audit
+from switchboard.auth.enrollment import begin_enrollment, confirm_enrollment
+from switchboard.auth.invites import accept_invite, describe_invite, invite_user
+from switchboard.auth.login import login, verify_password_step
+from switchboard.auth.permissions import can_send_channel, can_view_channel, visible_channel_ids
+from switchboard.auth.sessions import validate_session
+from switchboard.auth.totp import code_at
+from switchboard.db.schema import RecoveryCode, User
+from switchboard.errors import AuthError, Conflict, InvalidInput, PermissionDenied
+from switchboard.services.channels import create_channel
+from switchboard.services.organizations import create_organization
+from switchboard.settings import Settings
+from switchboard.uow import UnitOfWork
+
+from .conftest import KEY, PASSWORD, T0, U
+
+
+def _token(link: str) -> str:
+    return link.split("token=", 1)[1]
+
+
+def test_invite_link_is_one_time_and_leads_to_enrollment(engine: Engine, make_user: Callable[..., U],
+                                                         settings: Settings) -> None:
+    admin = make_user("boss@example.com", role="admin")
+    with UnitOfWork(engine) as u:
+        result = invite_user(u, admin.actor, email="New@Example.com", name="Nia", role="agent", now=T0,
+                             base_url="http://app.test", secret_key=KEY, settings=settings)
+    assert not result.emailed and result.link.startswith("http://app.test/invite?token=")
+    assert result.expires_at == T0 + timedelta(hours=72)
+    token = _token(result.link)
+    with UnitOfWork(engine) as u:
+        assert describe_invite(u, token, T0).email == "new@example.com"
+    with UnitOfWork(engine) as u, pytest.raises(InvalidInput, match="at least 10"):
+        accept_invite(u, token, "short", T0)
+    with UnitOfWork(engine) as u:
+        pending = accept_invite(u, token, "a long new password", T0 + timedelta(hours=1))
+    assert pending.needs_enrollment
+    with UnitOfWork(engine) as u, pytest.raises(AuthError, match="already used"):
+        accept_invite(u, token, "another long password", T0 + timedelta(hours=2))
+    with UnitOfWork(engine) as u:
+        enrollment = begin_enrollment(u, pending, T0 + timedelta(hours=1), secret_key=KEY)
+    secret = enrollment.manual_key.replace(" ", "")
+    with UnitOfWork(engine) as u:
+        confirm_enrollment(u, pending, code_at(secret, T0 + timedelta(hours=1)), T0 + timedelta(hours=1),
+                           secret_key=KEY, settings=settings)
+    later = T0 + timedelta(hours=2)
+    with UnitOfWork(engine) as u:
+        login(u, "new@example.com", "a long new password", code_at(secret, later), later, secret_key=KEY,
+              settings=settings)
+
+
+def test_invite_expires_after_72_hours_and_reinvite_replaces_it(engine: Engine, make_user: Callable[..., U],
+                                                                 settings: Settings) -> None:
+    admin = make_user("boss@example.com", role="admin")
+    with UnitOfWork(engine) as u:
+        first = invite_user(u, admin.actor, email="x@example.com", name="X", role="agent", now=T0,
+                            secret_key=KEY, settings=settings)
+    with UnitOfWork(engine) as u, pytest.raises(AuthError, match="expired"):
+        accept_invite(u, _token(first.link), "a long new password", T0 + timedelta(hours=72, seconds=1))
+    with UnitOfWork(engine) as u:
+        second = invite_user(u, admin.actor, email="x@example.com", name="X", role="agent", now=T0,
+                             secret_key=KEY, settings=settings)
+    assert second.user_id == first.user_id
+    with UnitOfWork(engine) as u, pytest.raises(AuthError, match="already used"):
+        accept_invite(u, _token(first.link), "a long new password", T0)
+    with UnitOfWork(engine) as u:
+        accept_invite(u, _token(second.link), "a long new password", T0)
+    with UnitOfWork(engine) as u, pytest.raises(InvalidInput, match="already exists"):
+        invite_user(u, admin.actor, email="x@example.com", name="X", role="agent", now=T0, secret_key=KEY,
+                    settings=settings)
+    with UnitOfWork(engine) as u, pytest.raises(AuthError, match="invalid invite link"):
+        describe_invite(u, "nope", T0)
+
+
+def test_only_admins_invite(engine: Engine, make_user: Callable[..., U], settings: Settings) -> None:
+    manager = make_user("m@example.com", role="manager")
+    with UnitOfWork(engine) as u, pytest.raises(PermissionDenied, match="only admins"):
+        invite_user(u, manager.actor, email="y@example.com", name="Y", role="agent", now=T0, secret_key=KEY,
+                    settings=settings)
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[tuple[int, list[Any]]]:
+    from aiosmtpd.controller import Controller
+
+    received: list[Any] = []
+
+    class Handler:
+        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+            received.append(envelope)
+            return "250 OK"
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    controller = Controller(Handler(), hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield port, received
+    finally:
+        controller.stop()
+
+
+def test_invite_is_emailed_over_smtp(engine: Engine, make_user: Callable[..., U], settings: Settings,
+                                     smtp_server: tuple[int, list[Any]]) -> None:
+    port, received = smtp_server
+    admin = make_user("boss@example.com", role="admin")
+    smtp = settings.model_copy(update={"smtp_host": "127.0.0.1", "smtp_port": port,
+                                       "smtp_from": "inbox@acme.test"})
+    with UnitOfWork(engine) as u:
+        result = invite_user(u, admin.actor, email="z@example.com", name="Zoe", role="agent", now=T0,
+                             base_url="http://app.test", secret_key=KEY, settings=smtp)
+    assert result.emailed and result.mail_error is None
+    assert len(received) == 1 and received[0].rcpt_tos == ["z@example.com"]
+    body = message_from_bytes(received[0].content).get_payload(decode=True).decode()
+    assert result.link in body and "72 hours" in body
+
+
+def test_invite_with_unreachable_smtp_still_gives_the_link(engine: Engine, make_user: Callable[..., U],
+                                                           settings: Settings) -> None:
+    admin = make_user("boss@example.com", role="admin")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens here
+    smtp = settings.model_copy(update={"smtp_host": "127.0.0.1", "smtp_port": port})
+    with UnitOfWork(engine) as u:
+        result = invite_user(u, admin.actor, email="w@example.com", name="W", role="agent", now=T0,
+                             secret_key=KEY, settings=smtp)
+    assert not result.emailed and result.mail_error and "could not send mail" in result.mail_error
+    assert "token=" in result.link
+
+
+def _login_token(engine: Engine, user: U, settings: Settings, when: Any = T0) -> str:
+    with UnitOfWork(engine) as u:
+        return login(u, user.email, PASSWORD, code_at(user.secret, when), when, secret_key=KEY,
+                     settings=settings).token  # type: ignore[union-attr]
+
+
+def test_disable_revokes_sessions_at_once(engine: Engine, make_user: Callable[..., U],
+                                          settings: Settings) -> None:
+    admin = make_user("boss@example.com", role="admin")
+    agent = make_user()
+    token = _login_token(engine, agent, settings)
+    with UnitOfWork(engine) as u:
+        disable_user(u, admin.actor, agent.id, T0 + timedelta(seconds=5))
+    with UnitOfWork(engine) as u, pytest.raises(AuthError, match="account disabled"):
+        validate_session(u, token, T0 + timedelta(seconds=6), settings=settings)
+    with UnitOfWork(engine) as u:
+        disable_user(u, admin.actor, agent.id, T0 + timedelta(seconds=7))  # idempotent
+    with UnitOfWork(engine) as u:
+        assert enable_user(u, admin.actor, agent.id, T0).status == "active"
+    with UnitOfWork(engine) as u:
+        assert [x.status for x in list_users(u, admin.actor)] == ["active", "active"]
+    with UnitOfWork(engine) as u, pytest.raises(AuthError, match="signed out"):
+        validate_session(u, token, T0 + timedelta(seconds=8), settings=settings)  # stays revoked
+    with UnitOfWork(engine) as u, pytest.raises(PermissionDenied, match="your own account"):
+        disable_user(u, admin.actor, admin.id, T0)
+
+
+def test_last_admin_is_protected_and_roles_change(engine: Engine, make_user: Callable[..., U],
+                                                  settings: Settings) -> None:
+    admin = make_user("boss@example.com", role="admin")
+    agent = make_user()
+    with UnitOfWork(engine) as u, pytest.raises(Conflict, match="last active admin"):
+        change_role(u, admin.actor, admin.id, "agent", T0)
+    with UnitOfWork(engine) as u:
+        assert change_role(u, admin.actor, agent.id, "manager", T0).id == agent.id
+    token = _login_token(engine, agent, settings)
+    with UnitOfWork(engine) as u:
+        assert validate_session(u, token, T0, settings=settings).role == "manager"
+    with UnitOfWork(engine) as u, pytest.raises(PermissionDenied, match="only admins"):
+        change_role(u, agent.actor, admin.id, "agent", T0)
+    with UnitOfWork(engine) as u, pytest.raises(InvalidInput, match="role must be"):
+        change_role(u, admin.actor, agent.id, "root", T0)
+
+
+def test_reset_totp_forces_new_enrollment(engine: Engine, make_user: Callable[..., U],
+                                          settings: Settings) -> None:
+    admin = make_user("boss@example.com", role="admin")
+    agent = make_user()
+    token = _login_token(engine, agent, settings)
+    with UnitOfWork(engine) as u:
+        reset_totp(u, admin.actor, agent.id, T0, secret_key=KEY)
+    with UnitOfWork(engine) as u, pytest.raises(AuthError, match="signed out"):
+        validate_session(u, token, T0, settings=settings)
+    with engine.connect() as con:
+        assert con.execute(select(RecoveryCode.id).where(RecoveryCode.user_id == agent.id)).first() is None
+    later = T0 + timedelta(minutes=1)
+    with UnitOfWork(engine) as u:
+        pending = login(u, agent.email, PASSWORD, code_at(agent.secret, later), later, secret_key=KEY,
+                        settings=settings)
+    assert pending.needs_enrollment  # type: ignore[union-attr]
+    with UnitOfWork(engine) as u:
+        new_secret = begin_enrollment(u, pending, later, secret_key=KEY).manual_key.replace(" ", "")  # type: ignore[arg-type]
+    assert new_secret != agent.secret
+
+
+def test_unlock(engine: Engine, make_user: Callable[..., U], settings: Settings) -> None:
+    admin = make_user("boss@example.com", role="admin")
+    agent = make_user()
+    for _ in range(5):
+        with UnitOfWork(engine) as u, pytest.raises(AuthError):
+            verify_password_step(u, agent.email, "bad password!", T0, settings=settings)
+    with UnitOfWork(engine) as u:
+        unlock_user(u, admin.actor, agent.id, T0)
+    with UnitOfWork(engine) as u:
+        verify_password_step(u, agent.email, PASSWORD, T0, settings=settings)
+
+
+def test_channel_permissions_and_org_isolation(engine: Engine, make_user: Callable[..., U],
+                                               settings: Settings) -> None:
+    admin = make_user("boss@example.com", role="admin")
+    agent = make_user()
+    with UnitOfWork(engine) as u:
+        wa = create_channel(u, admin.org, key="wa", provider="whatsapp", name="WA", secret_key=KEY).id
+    with UnitOfWork(engine) as u:
+        tg = create_channel(u, admin.org, key="tg", provider="telegram", name="TG", secret_key=KEY).id
+    with UnitOfWork(engine) as u:
+        other_org = create_organization(u, "Other")
+    other = make_user("eve@other.com", role="admin", organization_id=other_org)
+    with UnitOfWork(engine) as u:
+        assert visible_channel_ids(u, agent.actor) == []
+        assert visible_channel_ids(u, admin.actor) == [wa, tg]
+    with UnitOfWork(engine) as u:
+        assert set_channel_permissions(u, admin.actor, agent.id, {wa: (True, True), tg: (True, False)}, T0) == 2
+    with UnitOfWork(engine) as u:
+        assert set_channel_permissions(u, admin.actor, agent.id, {wa: (True, True), tg: (True, False)}, T0) == 0
+        assert can_send_channel(u, agent.actor, wa) and can_view_channel(u, agent.actor, tg)
+        assert not can_send_channel(u, agent.actor, tg)
+        assert not can_view_channel(u, other.actor, wa)
+        assert [(a.channel_id, a.can_view, a.can_send) for a in channel_access(u, admin.actor, agent.id)] == \
+            [(tg, True, False), (wa, True, True)]
+    with UnitOfWork(engine) as u, pytest.raises(PermissionDenied):
+        set_channel_permissions(u, agent.actor, agent.id, {tg: (True, True)}, T0)
+    with UnitOfWork(engine) as u, pytest.raises(Exception, match="not found"):
+        disable_user(u, other.actor, agent.id, T0)
+    with UnitOfWork(engine) as u:
+        entries = list_audit(u, admin.actor, action_prefix="permission.")
+    assert [(e.action, e.target, e.actor_email, e.details["channel"]) for e in entries] == [
+        ("permission.changed", agent.email, admin.email, "tg"),
+        ("permission.changed", agent.email, admin.email, "wa"),
+    ]
+    with UnitOfWork(engine) as u:
+        assert all(e.action != "permission.changed" for e in list_audit(u, other.actor))
+    with UnitOfWork(engine) as u, pytest.raises(PermissionDenied):
+        list_audit(u, agent.actor)
+
+
+def test_audit_covers_logins_failures_lockouts_and_user_changes(engine: Engine, make_user: Callable[..., U],
+                                                                settings: Settings) -> None:
+    admin = make_user("boss@example.com", role="admin")
+    agent = make_user()
+    for _ in range(5):
+        with UnitOfWork(engine) as u, pytest.raises(AuthError):
+            verify_password_step(u, agent.email, "bad password!", T0, settings=settings)
+    with UnitOfWork(engine) as u:
+        disable_user(u, admin.actor, agent.id, T0)
+    with UnitOfWork(engine) as u:
+        actions = {e.action for e in list_audit(u, admin.actor, limit=500)}
+    assert {"user.created", "auth.login", "auth.totp_enrolled", "auth.login_failed", "auth.lockout",
+            "user.disabled"} <= actions
+    with engine.connect() as con:
+        assert con.execute(select(User.status).where(User.id == agent.id)).scalar() == "disabled"
