@@ -1,0 +1,315 @@
+"""The warehouse runner: extract, calendars, SQL models in dependency order, atomic publish.
+
+``build(database_url, warehouse_path, full=False)``:
+
+1. takes an exclusive lock next to the warehouse file (one build at a time);
+2. copies the published file to a private side file (or starts an empty one for a full build) —
+   readers keep using the published file and never see or block the build;
+3. extracts from Postgres (full, or incremental from the watermarks kept in ``_warehouse_meta``);
+4. regenerates the calendar tables from the current calendars (a changed calendar recomputes every
+   conversation, so business-hours columns always follow the current calendar);
+5. runs the models of ``warehouse/models`` (staging views, then intermediate and mart tables) —
+   conversation-scoped models only for the conversations that changed, the rest in full;
+6. checkpoints, closes and ``os.replace``-s the side file over the published one (atomic).
+
+Models are SQL ``select``s with ``{{ ref('model') }}``, ``{{ source('table') }}`` and
+``{{ var('name') }}`` placeholders; the ``.yml`` beside each one gives its grain, columns, tests and
+``scope: conversation`` for models whose rows belong to one conversation (recomputed incrementally).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import yaml
+
+from warehouse import extract, metrics
+from warehouse.calendar import build_calendar_tables, fingerprint
+
+log = logging.getLogger(__name__)
+
+MODELS_DIR = Path(__file__).with_name("models")
+LAYERS = ("staging", "intermediate", "marts")
+FORMAT_VERSION = "1"
+VARS: dict[str, int] = {"presence_gap_cap_seconds": metrics.PRESENCE_GAP_CAP_SECONDS}
+
+_REF = re.compile(r"\{\{\s*ref\(\s*'(\w+)'\s*\)\s*\}\}")
+_SOURCE = re.compile(r"\{\{\s*source\(\s*'(\w+)'\s*\)\s*\}\}")
+_VAR = re.compile(r"\{\{\s*var\(\s*'(\w+)'\s*\)\s*\}\}")
+
+
+class BuildError(RuntimeError):
+    """A build could not run (another build holds the lock, a model failed, bad input)."""
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    path: Path
+    full: bool
+    rows_extracted: dict[str, int]
+    models_built: list[str]
+    seconds: float
+    conversations_recomputed: int = 0
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Model:
+    name: str
+    layer: str
+    sql: str
+    config: dict[str, Any]
+
+    @property
+    def refs(self) -> list[str]:
+        return _REF.findall(self.sql)
+
+    @property
+    def materialized(self) -> str:
+        return str(self.config.get("materialized", "view" if self.layer == "staging" else "table"))
+
+    @property
+    def conversation_scoped(self) -> bool:
+        return self.config.get("scope") == "conversation"
+
+
+def load_models(models_dir: Path = MODELS_DIR) -> list[Model]:
+    """All models in dependency order (each after the models it refs)."""
+    found: dict[str, Model] = {}
+    for layer in LAYERS:
+        for sql_path in sorted((models_dir / layer).glob("*.sql")):
+            yml = sql_path.with_suffix(".yml")
+            config = yaml.safe_load(yml.read_text()) if yml.exists() else {}
+            found[sql_path.stem] = Model(sql_path.stem, layer, sql_path.read_text(), config or {})
+    ordered: list[Model] = []
+    state: dict[str, int] = {}
+
+    def visit(name: str, trail: tuple[str, ...]) -> None:
+        if state.get(name) == 2:
+            return
+        if state.get(name) == 1:
+            raise BuildError(f"models form a cycle: {' → '.join((*trail, name))}")
+        if name not in found:
+            raise BuildError(f"model {trail[-1] if trail else '?'} refs unknown model {name!r}")
+        state[name] = 1
+        for dep in found[name].refs:
+            visit(dep, (*trail, name))
+        state[name] = 2
+        ordered.append(found[name])
+
+    for name in found:
+        visit(name, ())
+    return ordered
+
+
+def models_fingerprint(models: list[Model]) -> str:
+    h = hashlib.sha256(FORMAT_VERSION.encode())
+    for m in models:
+        h.update(m.name.encode() + m.sql.encode() + json.dumps(m.config, sort_keys=True, default=str).encode())
+    for t in extract.RAW_TABLES:
+        h.update(t.select.encode())
+    h.update(json.dumps(VARS, sort_keys=True).encode())
+    return h.hexdigest()
+
+
+def render(model: Model, models: dict[str, Model], *, scoped: bool) -> str:
+    """Resolve placeholders; in a scoped run, conversation-scoped refs read only ``_scope``."""
+
+    def ref(m: re.Match[str]) -> str:
+        name = m.group(1)
+        if scoped and models[name].conversation_scoped:
+            return f"(select * from {name} where conversation_id in (select conversation_id from _scope))"  # noqa: S608 (identifiers from code, values bound)
+        return name
+
+    def var(m: re.Match[str]) -> str:
+        name = m.group(1)
+        if name not in VARS:
+            raise BuildError(f"model {model.name} uses unknown var {name!r}")
+        return str(int(VARS[name]))
+
+    sql = _REF.sub(ref, model.sql)
+    sql = _SOURCE.sub(lambda m: m.group(1), sql)
+    return _VAR.sub(var, sql)
+
+
+@contextmanager
+def _build_lock(warehouse_path: Path) -> Iterator[None]:
+    lock_path = warehouse_path.with_name(warehouse_path.name + ".lock")
+    with open(lock_path, "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise BuildError(f"another warehouse build is running (lock {lock_path})") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _read_state(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+    try:
+        row = con.execute("select value from _warehouse_meta where key = 'state'").fetchone()
+    except duckdb.CatalogException:
+        return {}
+    return json.loads(row[0]) if row else {}
+
+
+def _write_state(con: duckdb.DuckDBPyConnection, state: dict[str, Any]) -> None:
+    con.execute("create table if not exists _warehouse_meta (key varchar primary key, value varchar)")
+    con.execute("insert or replace into _warehouse_meta values ('state', ?)", [json.dumps(state)])
+
+
+def _data_range(con: duckdb.DuckDBPyConnection, now: datetime) -> tuple[datetime, datetime]:
+    row = con.execute("""
+        select least(
+                   (select min(sent_at) from raw_messages),
+                   (select min(occurred_at) from raw_conversation_events),
+                   (select min(occurred_at) from raw_presence_events)),
+               greatest(
+                   (select max(sent_at) from raw_messages),
+                   (select max(occurred_at) from raw_conversation_events),
+                   (select max(occurred_at) from raw_presence_events))
+    """).fetchone()
+    lo = row[0] if row and row[0] is not None else now
+    hi = row[1] if row and row[1] is not None else now
+    return min(lo, now), max(hi, now) + timedelta(days=1)
+
+
+def build(database_url: str, warehouse_path: Path, *, full: bool = False,
+          now: datetime | None = None) -> BuildReport:
+    """Build (incrementally unless ``full``) and atomically publish the warehouse file."""
+    t0 = time.perf_counter()
+    now = now or datetime.now(UTC)
+    if now.tzinfo is None:
+        raise BuildError("build(now=...) must be timezone-aware")
+    warehouse_path = Path(warehouse_path).expanduser().resolve()
+    warehouse_path.parent.mkdir(parents=True, exist_ok=True)
+    models = load_models()
+    by_name = {m.name: m for m in models}
+    models_fp = models_fingerprint(models)
+    timings: dict[str, float] = {}
+
+    with _build_lock(warehouse_path):
+        side = warehouse_path.with_name(f".{warehouse_path.name}.building-{os.getpid()}")
+        for stale in warehouse_path.parent.glob(f".{warehouse_path.name}.building-*"):
+            stale.unlink(missing_ok=True)
+        side.with_name(side.name + ".wal").unlink(missing_ok=True)
+        try:
+            t = time.perf_counter()
+            if not full and warehouse_path.exists():
+                shutil.copyfile(warehouse_path, side)
+            timings["copy"] = time.perf_counter() - t
+            con = duckdb.connect(str(side))
+            try:
+                con.execute("set TimeZone = 'UTC'")
+                state = _read_state(con)
+                if not full and (not state or state.get("models_fingerprint") != models_fp):
+                    if state:
+                        log.info("warehouse models changed since the last build: rebuilding in full")
+                    con.close()
+                    side.unlink(missing_ok=True)
+                    con = duckdb.connect(str(side))
+                    con.execute("set TimeZone = 'UTC'")
+                    state = {}
+                    full = True
+                report = _run(con, database_url, models, by_name, state, full=full, now=now,
+                              models_fp=models_fp, timings=timings)
+                t = time.perf_counter()
+                con.execute("checkpoint")
+            finally:
+                con.close()
+            timings["checkpoint"] = time.perf_counter() - t
+            os.replace(side, warehouse_path)
+        except BaseException:
+            side.unlink(missing_ok=True)
+            side.with_name(side.name + ".wal").unlink(missing_ok=True)
+            raise
+    rows, built, recomputed = report
+    return BuildReport(warehouse_path, full, rows, built, time.perf_counter() - t0, recomputed, timings)
+
+
+def _run(con: duckdb.DuckDBPyConnection, database_url: str, models: list[Model], by_name: dict[str, Model],
+         state: dict[str, Any], *, full: bool, now: datetime, models_fp: str,
+         timings: dict[str, float]) -> tuple[dict[str, int], list[str], int]:
+    t = time.perf_counter()
+    if full:
+        rows = extract.extract_full(con, database_url)
+    else:
+        rows = extract.extract_incremental(con, database_url, state.get("watermarks", {}))
+    timings["extract"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    con.execute("create or replace table build_info as select ?::timestamptz as as_of", [now])
+    calendars = extract.calendars_json(con)
+    cal_fp = fingerprint(calendars)
+    start, end = _data_range(con, now)
+    build_calendar_tables(con, calendars, start, end)
+    scoped = not full
+    if scoped and state.get("calendar_fingerprint") != cal_fp:
+        log.info("calendars changed: recomputing every conversation")
+        con.execute("create or replace temp table _scope as select id as conversation_id from raw_conversations")
+    elif scoped:
+        lookback = now - timedelta(days=metrics.OPEN_CONVERSATION_LOOKBACK_DAYS)
+        con.execute("insert into _scope select id from raw_conversations where status <> 'COMPLETED' "
+                    "and coalesce(cycle_started_at, last_message_at, created_at) >= ?", [lookback])
+        con.execute("create or replace temp table _scope as select distinct conversation_id from _scope")
+    row = con.execute("select count(*) from _scope").fetchone()
+    recomputed = int(row[0]) if row else 0
+    timings["calendar"] = time.perf_counter() - t
+
+    built: list[str] = []
+    for m in models:
+        t = time.perf_counter()
+        try:
+            _materialize(con, m, by_name, scoped=scoped)
+        except duckdb.Error as exc:
+            raise BuildError(f"model {m.layer}/{m.name} failed: {exc}") from exc
+        timings[m.name] = time.perf_counter() - t
+        built.append(m.name)
+
+    _write_state(con, {
+        "format": FORMAT_VERSION,
+        "models_fingerprint": models_fp,
+        "calendar_fingerprint": cal_fp,
+        "watermarks": extract.max_ids(con),
+        "built_at": now.isoformat(),
+        "full": full,
+    })
+    return rows, built, recomputed
+
+
+def _materialize(con: duckdb.DuckDBPyConnection, m: Model, by_name: dict[str, Model], *, scoped: bool) -> None:
+    if m.materialized == "view":
+        con.execute(f"create or replace view {m.name} as {render(m, by_name, scoped=False)}")
+        return
+    if scoped and m.conversation_scoped:
+        sql = render(m, by_name, scoped=True)
+        con.execute(f"delete from {m.name} where conversation_id in (select conversation_id from _scope)")  # noqa: S608 (identifiers from code, values bound)
+        con.execute(f"insert into {m.name} by name select * from ({sql})")  # noqa: S608 (identifiers from code, values bound)
+        return
+    con.execute(f"create or replace table {m.name} as {render(m, by_name, scoped=False)}")  # noqa: S608 (identifiers from code, values bound)
+
+
+def warehouse_state(warehouse_path: Path) -> dict[str, Any]:
+    """The published warehouse's build state (watermarks, built_at…), read-only; {} if none."""
+    if not Path(warehouse_path).exists():
+        return {}
+    con = duckdb.connect(str(warehouse_path), read_only=True)
+    try:
+        return _read_state(con)
+    finally:
+        con.close()

@@ -1,0 +1,74 @@
+-- Online time per agent and local day from presence events (changes and heartbeats): an ONLINE
+-- event counts until the agent's next presence event, at most {{ var('presence_gap_cap_seconds') }} s
+-- (a silent client is not online forever), and until the build's as-of time for the latest one.
+-- Spans are split at local midnight.
+with presence as (
+    select * from {{ ref('stg_presence_events') }}
+),
+
+organizations as (
+    select organization_id, timezone from {{ ref('stg_organizations') }}
+),
+
+utc_offsets as (
+    select * from {{ source('cal_utc_offsets') }}
+),
+
+build_info as (
+    select as_of from {{ source('build_info') }}
+),
+
+spans as (
+    select
+        organization_id,
+        user_id,
+        presence_state,
+        occurred_at as started_at,
+        least(
+            coalesce(lead(occurred_at) over w, (select as_of from build_info)),
+            occurred_at + to_seconds({{ var('presence_gap_cap_seconds') }})
+        ) as ended_at
+    from presence
+    window w as (partition by user_id order by occurred_at, presence_event_id)
+),
+
+online as (
+    select * from spans where presence_state = 'ONLINE' and ended_at > started_at
+),
+
+localized as (
+    select
+        s.organization_id,
+        s.user_id,
+        (s.started_at + to_seconds(t1.utc_offset_seconds))::timestamp as started_local_at,
+        (s.ended_at + to_seconds(t2.utc_offset_seconds))::timestamp as ended_local_at
+    from online as s
+    left join organizations as o on o.organization_id = s.organization_id
+    left join utc_offsets as t1
+        on t1.timezone = o.timezone and t1.quarter_at = time_bucket(interval 15 minutes, s.started_at)
+    left join utc_offsets as t2
+        on t2.timezone = o.timezone and t2.quarter_at = time_bucket(interval 15 minutes, s.ended_at)
+),
+
+per_day as (
+    select
+        organization_id,
+        user_id,
+        d::date as metric_date,
+        epoch_ms(least(ended_local_at, d + interval 1 day)) - epoch_ms(greatest(started_local_at, d)) as online_ms
+    from localized,
+        unnest(generate_series(started_local_at::date::timestamp, ended_local_at::date::timestamp, interval 1 day)) as u(d)
+),
+
+final as (
+    select
+        organization_id,
+        user_id,
+        metric_date,
+        round(sum(online_ms) / 60000.0, 2) as total_online_minutes
+    from per_day
+    where online_ms > 0
+    group by organization_id, user_id, metric_date
+)
+
+select * from final

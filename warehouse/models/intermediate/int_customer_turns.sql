@@ -1,0 +1,119 @@
+-- Customer turns: a run of customer messages of one cycle not yet answered by a human agent. The
+-- turn is answered by the next human reply of the same cycle (credited to whoever sent it); a turn
+-- still open when its cycle completed is unanswered, one in a cycle still open is waiting.
+-- replies_before = human replies earlier in the cycle; the reply answering a turn is the one whose
+-- replies_before equals the turn's.
+with messages as (
+    select * from {{ ref('int_messages') }}
+    where is_customer_message or is_human_reply
+),
+
+completions as (
+    select conversation_id, cycle_number, min(occurred_at) as completed_at
+    from {{ ref('int_lifecycle_events') }}
+    where event_type = 'COMPLETED'
+    group by conversation_id, cycle_number
+),
+
+business_intervals as (
+    select * from {{ source('cal_business_intervals') }}
+),
+
+sequenced as (
+    select
+        *,
+        coalesce(sum(case when is_human_reply then 1 else 0 end) over (
+            partition by conversation_id, cycle_number order by sent_at, message_id
+            rows between unbounded preceding and 1 preceding
+        ), 0) as replies_before
+    from messages
+),
+
+turns as (
+    select
+        organization_id,
+        conversation_id,
+        any_value(channel_id) as channel_id,
+        cycle_number,
+        replies_before,
+        min(sent_at) as turn_started_at,
+        arg_min(sent_local_at, sent_at) as turn_started_local_at,
+        arg_min(message_id, sent_at) as first_message_id,
+        count(*) as count_customer_messages
+    from sequenced
+    where is_customer_message
+    group by organization_id, conversation_id, cycle_number, replies_before
+),
+
+replies as (
+    select
+        conversation_id,
+        cycle_number,
+        replies_before,
+        message_id as response_message_id,
+        author_user_id as responder_user_id,
+        sent_at as responded_at,
+        sent_local_at as responded_local_at
+    from sequenced
+    where is_human_reply
+),
+
+joined as (
+    select
+        t.*,
+        row_number() over (
+            partition by t.conversation_id, t.cycle_number order by t.replies_before
+        ) as turn_number,
+        r.response_message_id,
+        r.responder_user_id,
+        r.responded_at,
+        r.responded_local_at,
+        c.completed_at
+    from turns as t
+    left join replies as r
+        on r.conversation_id = t.conversation_id
+        and r.cycle_number = t.cycle_number
+        and r.replies_before = t.replies_before
+    left join completions as c
+        on c.conversation_id = t.conversation_id and c.cycle_number = t.cycle_number
+),
+
+clocked as (
+    select
+        j.*,
+        coalesce(bs.open_ms_before + least(greatest(epoch_ms(j.turn_started_at) - epoch_ms(bs.open_at), 0), bs.open_ms), 0)
+            as started_business_clock_ms,
+        br.open_ms_before + least(greatest(epoch_ms(j.responded_at) - epoch_ms(br.open_at), 0), br.open_ms)
+            as responded_business_clock_ms
+    from joined as j
+    asof left join business_intervals as bs
+        on bs.channel_id = j.channel_id and j.turn_started_at >= bs.open_at
+    asof left join business_intervals as br
+        on br.channel_id = j.channel_id and j.responded_at >= br.open_at
+),
+
+final as (
+    select
+        organization_id,
+        conversation_id,
+        channel_id,
+        cycle_number,
+        turn_number,
+        first_message_id,
+        count_customer_messages,
+        turn_started_at,
+        turn_started_local_at,
+        response_message_id,
+        responder_user_id,
+        responded_at,
+        responded_local_at,
+        epoch_ms(responded_at) - epoch_ms(turn_started_at) as response_ms,
+        case when responded_at is not null
+            then coalesce(responded_business_clock_ms, 0) - started_business_clock_ms
+        end as response_business_ms,
+        responded_at is null and completed_at is not null as is_unanswered,
+        responded_at is null and completed_at is null as is_waiting
+    from clocked
+)
+
+select * from final

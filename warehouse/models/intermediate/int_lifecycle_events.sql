@@ -1,0 +1,58 @@
+-- Lifecycle events (not message events) with the cycle each belongs to, the agent an assignment
+-- event hands the conversation to, and the local time in the organization's timezone.
+-- A cycle ends at COMPLETED: cycle_number = 1 + COMPLETED events strictly before this one.
+with events as (
+    select * from {{ ref('stg_conversation_events') }}
+),
+
+conversations as (
+    select conversation_id, channel_id from {{ ref('stg_conversations') }}
+),
+
+organizations as (
+    select organization_id, timezone from {{ ref('stg_organizations') }}
+),
+
+utc_offsets as (
+    select * from {{ source('cal_utc_offsets') }}
+),
+
+with_cycle as (
+    select
+        *,
+        1 + coalesce(sum(case when event_type = 'COMPLETED' then 1 else 0 end) over (
+            partition by conversation_id order by occurred_at, event_id
+            rows between unbounded preceding and 1 preceding
+        ), 0) as cycle_number
+    from events
+),
+
+final as (
+    select
+        e.event_id,
+        e.organization_id,
+        e.conversation_id,
+        c.channel_id,
+        e.cycle_number,
+        e.event_type,
+        e.actor_user_id,
+        case
+            when e.event_type = 'ACCEPTED' then e.actor_user_id
+            when e.event_type = 'REASSIGNED' then coalesce(
+                try_cast(json_extract_string(e.data_json, '$.to_user_id') as bigint),
+                try_cast(json_extract_string(e.data_json, '$.assigned_user_id') as bigint),
+                try_cast(json_extract_string(e.data_json, '$.to') as bigint)
+            )
+        end as assignee_user_id,
+        e.message_id,
+        e.occurred_at,
+        (e.occurred_at + to_seconds(tz.utc_offset_seconds))::timestamp as occurred_local_at
+    from with_cycle as e
+    left join conversations as c on c.conversation_id = e.conversation_id
+    left join organizations as o on o.organization_id = e.organization_id
+    left join utc_offsets as tz
+        on tz.timezone = o.timezone
+        and tz.quarter_at = time_bucket(interval 15 minutes, e.occurred_at)
+)
+
+select * from final

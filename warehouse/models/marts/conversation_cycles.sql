@@ -1,0 +1,80 @@
+with cycles as (
+    select * from {{ ref('int_conversation_cycles') }}
+),
+
+users as (
+    select user_id, user_email from {{ ref('stg_users') }}
+),
+
+channels as (
+    select channel_id, channel_name, provider from {{ ref('stg_channels') }}
+),
+
+organizations as (
+    select organization_id, timezone from {{ ref('stg_organizations') }}
+),
+
+utc_offsets as (
+    select * from {{ source('cal_utc_offsets') }}
+),
+
+final as (
+    select
+        c.conversation_id,
+        c.cycle_number,
+        c.organization_id,
+        c.channel_id,
+        ch.channel_name,
+        ch.provider,
+        c.started_at,
+        (c.started_at + to_seconds(tz.utc_offset_seconds))::date as started_local_date,
+        c.accepted_at,
+        c.accepted_by_user_id,
+        ua.user_email as accepted_by_email,
+        c.first_response_at,
+        c.first_responder_user_id,
+        uf.user_email as first_responder_email,
+        c.final_assigned_at,
+        c.handled_by_user_id,
+        uh.user_email as handled_by_email,
+        c.completed_at,
+        (c.completed_at + to_seconds(tzc.utc_offset_seconds))::date as completed_local_date,
+        c.completed_by_user_id,
+        uc.user_email as completed_by_email,
+        c.is_open,
+        c.is_reopened,
+        c.count_assignments,
+        c.count_customer_messages,
+        c.count_agent_messages,
+        c.count_bot_messages,
+        c.count_turns,
+        c.count_unanswered_turns,
+        c.queue_ms,
+        c.first_response_ms,
+        c.handle_ms,
+        c.resolution_ms,
+        c.queue_business_ms,
+        c.first_response_business_ms,
+        c.handle_business_ms,
+        c.resolution_business_ms,
+        c.sla_first_response_ms,
+        c.sla_resolution_ms,
+        c.first_response_sla_status,
+        c.first_response_business_sla_status,
+        c.resolution_sla_status,
+        c.resolution_business_sla_status,
+        c.as_of
+    from cycles as c
+    left join channels as ch on ch.channel_id = c.channel_id
+    left join organizations as o on o.organization_id = c.organization_id
+    left join utc_offsets as tz
+        on tz.timezone = o.timezone and tz.quarter_at = time_bucket(interval 15 minutes, c.started_at)
+    left join utc_offsets as tzc
+        on tzc.timezone = o.timezone and tzc.quarter_at = time_bucket(interval 15 minutes, c.completed_at)
+    left join users as ua on ua.user_id = c.accepted_by_user_id
+    left join users as uf on uf.user_id = c.first_responder_user_id
+    left join users as uh on uh.user_id = c.handled_by_user_id
+    left join users as uc on uc.user_id = c.completed_by_user_id
+)
+
+select * from final

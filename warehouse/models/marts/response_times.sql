@@ -1,0 +1,42 @@
+with turns as (
+    select * from {{ ref('int_customer_turns') }}
+),
+
+users as (
+    select user_id, user_email from {{ ref('stg_users') }}
+),
+
+channels as (
+    select channel_id, channel_name, provider from {{ ref('stg_channels') }}
+),
+
+final as (
+    select
+        t.conversation_id,
+        t.cycle_number,
+        t.turn_number,
+        t.organization_id,
+        t.channel_id,
+        ch.channel_name,
+        ch.provider,
+        t.first_message_id,
+        t.count_customer_messages,
+        t.turn_started_at,
+        t.turn_started_local_at::date as turn_started_local_date,
+        extract(hour from t.turn_started_local_at)::int as turn_started_local_hour,
+        t.response_message_id,
+        t.responded_at,
+        t.responded_local_at::date as responded_local_date,
+        t.responder_user_id,
+        u.user_email as responder_email,
+        t.response_ms,
+        t.response_business_ms,
+        t.turn_number = 1 as is_first_response,
+        t.is_unanswered,
+        t.is_waiting
+    from turns as t
+    left join channels as ch on ch.channel_id = t.channel_id
+    left join users as u on u.user_id = t.responder_user_id
+)
+
+select * from final
