@@ -221,3 +221,91 @@ def test_admin_sees_admin_pages_and_invites(app_env: None, engine: Engine) -> No
     assert at.title[0].value == "Audit log"
     actions = str(at.dataframe[0].value["action"].tolist())
     assert "user.invited" in actions and "auth.login" in actions
+
+
+# --- a real browser: refresh keeps the login, logout in one tab ends it in the other -------------------
+CHROMIUM = "/usr/bin/chromium"
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def served_app(db_url: str, tmp_path: object) -> Iterator[str]:
+    import inspect
+    import subprocess
+    import sys
+    import textwrap
+    import urllib.request
+    from pathlib import Path
+
+    script = Path(str(tmp_path)) / "entry.py"
+    body = textwrap.dedent("".join(inspect.getsourcelines(_entry)[0][1:]))
+    script.write_text("from __future__ import annotations\n" + body)
+    port = _free_port()
+    env = {**os.environ, "DATABASE_URL": db_url, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(script), "--server.headless=true",
+         f"--server.port={port}", "--server.address=127.0.0.1", "--server.fileWatcherType=none"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(url + "/_stcore/health", timeout=1) as r:  # noqa: S310
+                if r.status == 200:
+                    break
+        except OSError:
+            time.sleep(0.2)
+    else:
+        proc.kill()
+        raise RuntimeError("streamlit did not start: " + (proc.stderr.read().decode() if proc.stderr else ""))
+    try:
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs Chromium (apt-get install chromium)")
+def test_browser_refresh_keeps_login_and_logout_ends_every_tab(served_app: str, engine: Engine) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    user = _enrolled_user(engine)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"])
+        context = browser.new_context()
+        tab = context.new_page()
+        tab.goto(served_app)
+        tab.get_by_role("textbox", name="Email").fill(user.email)
+        tab.get_by_label("Password", exact=True).fill(PASSWORD)
+        tab.get_by_role("textbox", name="6-digit code from your authenticator app").fill(_fresh_code(user.secret))
+        tab.get_by_role("button", name="Sign in").click()
+        expect(tab.get_by_role("heading", name="Inbox")).to_be_visible(timeout=15_000)
+        tab.get_by_label("Reply").fill("draft in progress")
+        tab.wait_for_timeout(500)
+        assert any(c["name"] == "sb_session" for c in context.cookies())
+
+        tab.reload()  # a new Streamlit session: restored from the signed cookie
+        expect(tab.get_by_role("heading", name="Inbox")).to_be_visible(timeout=15_000)
+
+        other = context.new_page()  # a second tab of the same browser
+        other.goto(served_app + "/account")
+        expect(other.get_by_role("heading", name="My account")).to_be_visible(timeout=15_000)
+        other.get_by_role("button", name="Sign out", exact=True).click()
+        expect(other.get_by_role("heading", name="Sign in to Switchboard")).to_be_visible(timeout=15_000)
+
+        tab.wait_for_timeout(3500)  # past the re-check throttle
+        tab.get_by_label("Reply").fill("typing triggers a rerun")
+        tab.get_by_label("Reply").press("Control+Enter")
+        expect(tab.get_by_role("heading", name="Sign in to Switchboard")).to_be_visible(timeout=15_000)
+        expect(tab.get_by_text("signed out", exact=False).first).to_be_visible()
+        browser.close()
