@@ -18,7 +18,12 @@ from connectors.base import ConnectorError
 from connectors.telegram import get_telegram_gateway
 from connectors.telegram.login import LoginError, LoginState, start_login, submit_code, submit_password
 from switchboard.errors import SwitchboardError
-from switchboard.services.channels import ChannelView, channel_credentials, list_channels, set_channel_credentials
+from switchboard.services.channels import (
+    ChannelView,
+    channel_credentials,
+    list_channels,
+    set_channel_credentials,
+)
 
 STATES = "tg_login_states"  # {channel id: LoginState.to_dict()}
 FLASH = "tg_login_flash"
