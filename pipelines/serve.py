@@ -21,12 +21,21 @@ SCHEDULES: dict[str, tuple[str, int, dict[str, Any]]] = {
 
 
 def deployments() -> list[Any]:
-    from pipelines import flows
+    from datetime import timedelta
 
+    from prefect.schedules import Interval
+
+    from pipelines import flows
+    from switchboard.clock import utcnow
+
+    # Anchor the intervals a few seconds from now so the first runs start at once, not an
+    # interval later (messages that arrived while the worker was down are processed right away).
+    anchor = utcnow() + timedelta(seconds=3)
     out = []
     for name, (attr, interval, params) in SCHEDULES.items():
         fl = getattr(flows, attr)
-        out.append(fl.to_deployment(name=name, interval=interval, parameters=params, concurrency_limit=1))
+        out.append(fl.to_deployment(name=name, schedules=[Interval(interval, anchor_date=anchor)],
+                                    parameters=params, concurrency_limit=1))
     import importlib
 
     try:
