@@ -65,7 +65,8 @@ def get_connector(provider: str, *, external_id: str | None, credentials: Mappin
             http=http,
         )
     if provider == "telegram":
-        raise ConnectorError("telegram channels are served by connectors.telegram (Telethon user "
-                             "account), not by this registry", code="unsupported_provider")
+        from connectors.telegram import TelegramConnector  # Telethon user account; sends only
+
+        return TelegramConnector(credentials)
     raise ConnectorError(f"unknown provider {provider!r}; expected whatsapp, sandbox, messenger or instagram",
                          code="unsupported_provider")

@@ -32,7 +32,24 @@ from switchboard.types import OutboundRequest, ParsedItem, Provider, SendResult
 
 FAKE_ENV = "SWITCHBOARD_TELEGRAM_FAKE"
 
-__all__ = ["FAKE_ENV", "TelegramConnector", "get_telegram_gateway", "send_telegram"]
+__all__ = ["FAKE_ENV", "TelegramConnector", "check_credentials", "get_telegram_gateway", "send_telegram"]
+
+
+def check_credentials(credentials: Mapping[str, Any], *, need_session: bool = False) -> tuple[int, str]:
+    """(api_id, api_hash) of a Telegram channel; AuthenticationError saying what is missing."""
+    try:
+        api_id = int(credentials.get("api_id") or 0)
+    except (TypeError, ValueError):
+        api_id = 0
+    api_hash = str(credentials.get("api_hash") or "").strip()
+    if api_id <= 0 or not api_hash:
+        raise AuthenticationError(
+            "telegram channel credentials lack a numeric api_id and an api_hash (get them at "
+            "https://my.telegram.org, API development tools)", code="BAD_CREDENTIALS")
+    if need_session and not credentials.get("session"):
+        raise AuthenticationError("telegram account not connected yet: log in on the Telegram login page",
+                                  code="NOT_CONNECTED")
+    return api_id, api_hash
 
 
 def get_telegram_gateway(credentials: Mapping[str, Any], *, receive_updates: bool = True) -> TelegramGateway:
@@ -42,15 +59,7 @@ def get_telegram_gateway(credentials: Mapping[str, Any], *, receive_updates: boo
         from connectors.telegram.fake import FakeTelegramGateway, default_fake_world
 
         return FakeTelegramGateway(default_fake_world(), session)
-    try:
-        api_id = int(credentials.get("api_id") or 0)
-    except (TypeError, ValueError):
-        api_id = 0
-    api_hash = str(credentials.get("api_hash") or "").strip()
-    if api_id <= 0 or not api_hash:
-        raise AuthenticationError(
-            "the Telegram channel needs an api_id (a number) and an api_hash from https://my.telegram.org "
-            "(API development tools)", code="BAD_CREDENTIALS")
+    api_id, api_hash = check_credentials(credentials)
     from connectors.telegram.telethon_gateway import TelethonGateway
 
     return TelethonGateway.from_credentials(api_id, api_hash, session, receive_updates=receive_updates)
@@ -118,6 +127,8 @@ class TelegramConnector:
     provider: Provider = "telegram"
 
     def __init__(self, credentials: Mapping[str, Any], *, gateway: TelegramGateway | None = None) -> None:
+        if gateway is None and os.environ.get(FAKE_ENV) != "1":
+            check_credentials(credentials, need_session=True)
         self._credentials = dict(credentials)
         self._gateway = gateway
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -176,3 +177,42 @@ def test_fake_refuses_wrong_access_hash_and_unauthorized_sessions() -> None:
         gw.iter_history(PeerRef("user", ada.peer_id, 1), 0, 10)
     with pytest.raises(NotAuthorized):
         FakeTelegramGateway(world, "fake:nope").iter_dialogs()
+
+
+def test_connector_protocol_for_the_outbox(tmp_path: Path) -> None:
+    from connectors.base import AuthenticationError, Connector, PayloadError, PermanentError, SignatureError
+    from connectors.registry import get_connector
+    from connectors.telegram import TelegramConnector
+    from switchboard.types import OutboundRequest
+
+    with pytest.raises(AuthenticationError, match="api_id"):
+        get_connector("telegram", external_id=None, credentials={})
+    with pytest.raises(AuthenticationError, match="not connected"):
+        get_connector("telegram", external_id=None, credentials={"api_id": 1, "api_hash": "h"})
+    world, _ = world_with_account()
+    gw = authorized(world)
+    ada = world.add_private_chat(PHONE, "Ada")
+    conn = TelegramConnector({"api_id": 1, "api_hash": "h", "session": gw.session_string()}, gateway=gw)
+    assert isinstance(conn, Connector)
+    with pytest.raises(SignatureError):
+        conn.verify_signature(b"{}", {})
+    with pytest.raises(PayloadError):
+        conn.parse_webhook(b"{}")
+    result = conn.send(OutboundRequest(recipient_id=str(ada.marked_id), body="hello",
+                                       reply_to_provider_message_id=f"{ada.marked_id}:1"))
+    assert result.provider_message_id == f"{ada.marked_id}:1"  # resolved without a stored peer
+    with pytest.raises(PermanentError, match="not a Telegram chat id"):
+        conn.send(OutboundRequest(recipient_id="ada", body="x"))
+    with pytest.raises(PermanentError, match="local files"):
+        from switchboard.types import AttachmentRef
+
+        conn.send(OutboundRequest(recipient_id=str(ada.marked_id),
+                                  attachments=(AttachmentRef(kind="image", url="https://x/y.png"),)))
+    photo = tmp_path / "photo.png"
+    photo.write_bytes(b"\x89PNG fake")
+    sent = conn.send(OutboundRequest(recipient_id=str(ada.marked_id), body="see attached",
+                                     attachments=(AttachmentRef(kind="image", url=photo.as_uri()),)))
+    stored = world.accounts[PHONE].chats[ada.marked_id].messages[-1]
+    assert sent.provider_message_id == stored.key and stored.text == "see attached"
+    assert stored.media is not None and stored.media.kind == "image" and stored.media.file_name == "photo.png"
+    conn.close()

@@ -162,6 +162,7 @@ def test_telethon_events_to_items() -> None:
     edited = tg_event(edit_ev)
     assert isinstance(edited, TgMessageEdited)
     [edit] = event_items(edited)
+    assert isinstance(edit, MessageEdit)
     assert edit == MessageEdit("5001:7", "fixed", NOW, "5001", edit.raw)
 
     del_ev = events.MessageDeleted.build(
