@@ -158,7 +158,8 @@ def cmd_app(args: argparse.Namespace) -> None:
     settings = get_settings()
     entry = Path(__file__).resolve().parent.parent / "app" / "main.py"
     cmd = [sys.executable, "-m", "streamlit", "run", str(entry), "--server.port", str(args.port or settings.app_port),
-           "--server.address", args.host, "--server.headless", "true", "--browser.gatherUsageStats", "false"]
+           "--server.address", args.host, "--server.headless", "true", "--browser.gatherUsageStats", "false",
+           "--client.toolbarMode", "minimal"]
     raise SystemExit(subprocess.call(cmd))
 
 

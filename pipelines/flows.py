@@ -35,14 +35,17 @@ from switchboard.uow import UnitOfWork
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-_engine: Engine | None = None
+_engines: dict[str, Engine] = {}
 
 
 def engine() -> Engine:
-    global _engine
-    if _engine is None:
-        _engine = make_engine(pool_size=4, max_overflow=4)
-    return _engine
+    """One engine per database URL for this worker process (settings may point elsewhere in tests)."""
+    from switchboard.db.engine import database_url
+
+    url = database_url(get_settings())
+    if url not in _engines:
+        _engines[url] = make_engine(url, pool_size=4, max_overflow=4)
+    return _engines[url]
 
 
 def _logger() -> logging.Logger | logging.LoggerAdapter[logging.Logger]:

@@ -111,6 +111,7 @@ def conversation_list(actor: Actor) -> None:
         cid = items[picked[0]].id
         if cid != selected:
             st.session_state["selected_conversation"] = cid
+            st.query_params["c"] = str(cid)
             st.rerun()
     if page.next_cursor and st.button("Older conversations →", key="older_convs"):
         st.session_state["list_cursor"] = page.next_cursor
@@ -237,6 +238,9 @@ def page() -> None:
         st.selectbox("Status", ["Open", "Any", "PENDING", "ASSIGNED", "COMPLETED"], key="status_filter")
         st.radio("My status", ["ONLINE", "AWAY"], key="presence_state", horizontal=True,
                  on_change=lambda: st.session_state.update(_hb_at=0.0))
+    linked = st.query_params.get("c")
+    if linked and linked.isdigit():  # deep link: /inbox?c=<conversation id>
+        st.session_state["selected_conversation"] = int(linked)
     left, right = st.columns([2, 3], gap="medium")
     with left:
         conversation_list(actor)
