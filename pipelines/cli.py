@@ -179,9 +179,8 @@ def cmd_sandbox(args: argparse.Namespace) -> None:
 
 
 def cmd_warehouse_build(args: argparse.Namespace) -> None:
-    from warehouse.build import build
-
     from switchboard.db.engine import database_url
+    from warehouse.build import build
 
     settings = get_settings()
     report = build(database_url(settings), settings.warehouse_file, full=args.full)

@@ -164,9 +164,8 @@ def maintain_flow() -> dict[str, Any]:
 @flow(name="warehouse-build", log_prints=True)
 def warehouse_build_flow(full: bool = False) -> dict[str, Any]:
     """Incremental (or full) DuckDB warehouse build."""
-    from warehouse.build import build
-
     from switchboard.db.engine import database_url
+    from warehouse.build import build
 
     settings = get_settings()
     report = recorded(
