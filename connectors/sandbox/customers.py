@@ -143,7 +143,9 @@ class CustomerSimulation:
             await self._write(c, self._fill(rng.choice(c.topic.follow_ups)))
         if rng.random() < 0.1:
             await self._write(c, rng.choice(PHOTO_CAPTIONS), photo=True)
-        turns = rng.randint(1, 3)
+        answers = list(c.topic.answers)
+        rng.shuffle(answers)  # never the same answer twice in one conversation
+        turns = rng.randint(1, 1 + len(answers))
         nudged = False
         turn = 0
         while turn < turns:
@@ -166,7 +168,7 @@ class CustomerSimulation:
                     await self._write(c, rng.choice(CLOSERS))
                 break
             await self.platform.sleep(rng.uniform(3.0, 30.0))  # thinking
-            await self._write(c, self._fill(rng.choice(c.topic.answers)))
+            await self._write(c, self._fill(answers.pop()))
         c.state = "done"
 
     async def _live(self, c: Customer) -> None:

@@ -185,3 +185,22 @@ def test_simulated_customers_write_and_read_replies() -> None:
         customers = rig.control.get("/_sandbox/state").json()["customers"]
         assert len(customers) == 3 and all(c["name"] and c["phone"] for c in customers)
         assert rig.sink.rejected == []
+
+
+def test_ignored_customers_nudge_give_up_and_come_back() -> None:
+    from connectors.sandbox.customers import NUDGES, TOPICS
+
+    openings = {t.opening.split("{")[0] for t in TOPICS}
+    for rig in _rig(customers=2, speed=10000.0, seed=1, come_back_probability=1.0):
+        def came_back(xs: list[object]) -> bool:
+            per_phone: dict[str, list[str]] = {}
+            for i in xs:
+                if isinstance(i, InboundMessage):
+                    per_phone.setdefault(i.contact.provider_contact_id, []).append(i.body or "")
+            return any(sum(1 for b in bodies if any(b.startswith(o) for o in openings)) >= 2
+                       and any(b in NUDGES for b in bodies) for bodies in per_phone.values())
+
+        rig.sink.wait_for(came_back, timeout=20)
+        customers = rig.control.get("/_sandbox/state").json()["customers"]
+        assert max(c["conversations"] for c in customers) >= 2
+        assert all(c["replies_read"] == 0 for c in customers)
