@@ -56,6 +56,7 @@ class OfflineTelegram:
         self.authorized: set[int] = set()
         self.password_pending: set[int] = set()
         self.flood: dict[str, int] = {}
+        self.pending_updates: list[Any] = []  # delivered to the client on its next catch_up()
         self.requests: list[str] = []
         # SRP state
         self.p = _good_prime()
@@ -222,6 +223,13 @@ class OfflineClient(TelegramClient):
 
     async def disconnect(self) -> None:  # type: ignore[override]
         self._offline_connected = False
+
+    async def catch_up(self) -> None:
+        """Deliver the platform's pending updates through Telethon's own dispatch (event builders)."""
+        updates, self.platform.pending_updates = self.platform.pending_updates, []
+        users = [self.platform.me, *self.platform.users.values()]
+        for update in await self._preprocess_updates(updates, users, list(self.platform.chats.values())):
+            await self._dispatch_update(update)
 
     async def __call__(self, request: Any, ordered: bool = False, flood_sleep_threshold: int | None = None) -> Any:
         return self.platform.handle(self, request)

@@ -139,3 +139,46 @@ def test_not_logged_in_session_is_reported() -> None:
     assert gw.me() is None
     with pytest.raises(NotAuthorized, match="connect the account again"):
         gw.iter_dialogs()
+
+
+def test_live_events_through_telethons_dispatch() -> None:
+    import threading
+
+    from telethon.tl import types
+
+    from connectors.telegram.gateway import (
+        TgEvent,
+        TgMessageEdited,
+        TgMessagesDeleted,
+        TgNewMessage,
+        TgOutboxRead,
+    )
+    from tests.unit.telegram.offline_client import T0
+
+    platform = OfflineTelegram()
+    platform.add_user(5001, "Ada", access_hash=9191)
+    gw = gateway(platform, login(platform))
+    incoming = types.Message(id=40, peer_id=types.PeerUser(5001), date=T0, message="new here")
+    platform.pending_updates = [
+        types.UpdateNewMessage(message=incoming, pts=10, pts_count=1),
+        types.UpdateEditMessage(message=types.Message(id=40, peer_id=types.PeerUser(5001), date=T0,
+                                                      message="edited", edit_date=T0), pts=11, pts_count=1),
+        types.UpdateDeleteMessages(messages=[40], pts=12, pts_count=1),
+        types.UpdateReadHistoryOutbox(peer=types.PeerUser(5001), max_id=39, pts=13, pts_count=1),
+        types.UpdateUserTyping(user_id=5001, action=types.SendMessageTypingAction()),
+    ]
+    got: list[TgEvent] = []
+    stop = threading.Event()
+
+    def handler(event: TgEvent) -> None:
+        got.append(event)
+        if len(got) == 4:
+            stop.set()
+
+    gw.listen(handler, stop)
+    assert [type(e) for e in got] == [TgNewMessage, TgMessageEdited, TgMessagesDeleted, TgOutboxRead]
+    new = got[0]
+    assert isinstance(new, TgNewMessage)
+    assert new.message.key == "5001:40" and new.message.chat_user is not None
+    assert new.message.chat_user.first_name == "Ada" and new.message.peer.access_hash == 9191
+    assert isinstance(got[3], TgOutboxRead) and got[3].max_id == 39
