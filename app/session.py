@@ -24,6 +24,7 @@ from typing import Any
 
 import streamlit as st
 from streamlit.errors import StreamlitAPIException
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from app import deps
 from switchboard.auth.login import PendingLogin
@@ -54,6 +55,7 @@ RECOVERY_CODES = PREFIX + "recovery_codes"  # shown once after enrollment
 AFTER_ENROLL = PREFIX + "after_enroll"  # SessionToken activated once the codes were acknowledged
 FLASH = PREFIX + "flash"  # why the login page is shown again
 DRAFT_OWNER = PREFIX + "draft_owner"
+EMITTED_RUN = PREFIX + "emitted_run"
 DRAFT_PREFIX = "draft_"
 
 _KEEP_ON_CLEAR = (DRAFT_OWNER, CLEAR_COOKIE, RESTORE_TRIED)
@@ -122,9 +124,23 @@ def user_agent() -> str | None:
         return None
 
 
+def _first_call_this_run() -> bool:
+    """True once per script run (pages may call current_actor() again after app/main.py did)."""
+    ctx = get_script_run_ctx()
+    if ctx is None:
+        return True
+    marker = id(ctx.cursors)  # a new dict per run, allocated while the previous one is still alive
+    if st.session_state.get(EMITTED_RUN) == marker:
+        return False
+    st.session_state[EMITTED_RUN] = marker
+    return True
+
+
 def _emit_cookie_script() -> None:
     """Write or delete the login cookie in the browser (st.context.cookies is read-only)."""
     ss = st.session_state
+    if not _first_call_this_run():
+        return
     if ss.get(TOKEN) and ss.get(COOKIE_VALUE):
         value = json.dumps(str(ss[COOKIE_VALUE]))
         max_age = int(_cookie_ttl().total_seconds())
