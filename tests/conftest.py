@@ -80,3 +80,25 @@ def engine(db_url: str) -> Iterator[Engine]:
     eng = create_engine(db_url, pool_size=20, max_overflow=20)
     yield eng
     eng.dispose()
+
+
+@pytest.fixture(scope="session")
+def prefect_harness() -> Iterator[None]:
+    """One Prefect test harness (a temporary API + SQLite) for the whole session: ~13 s to start."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture
+def settings_env(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Point the product's settings (as flows and the CLI read them) at this test's database."""
+    from switchboard.settings import get_settings
+
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    monkeypatch.setenv("SWITCHBOARD_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("WAREHOUSE_PATH", str(tmp_path / "warehouse.duckdb"))
+    get_settings.cache_clear()
+    yield db_url
+    get_settings.cache_clear()
