@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import mimetypes
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
@@ -18,7 +19,7 @@ from typing import Any, Literal
 
 import httpx
 
-from connectors.base import PayloadError, PermanentError
+from connectors.base import AuthenticationError, PayloadError, PermanentError
 from connectors.http import (
     DEFAULT_GRAPH_BASE_URL,
     DEFAULT_GRAPH_VERSION,
@@ -438,6 +439,35 @@ class WhatsAppConnector:
                                headers={"Authorization": f"Bearer {self._token}"},
                                max_bytes=max_bytes, allowed_mime=allowed_mime,
                                declared_mime=info.get("mime_type"), expected_sha256=info.get("sha256"))
+
+    def download_attachments(self, attachments: Iterable[AttachmentRef], dest_dir: Path, *,
+                             max_bytes: int = DEFAULT_MAX_BYTES,
+                             allowed_mime: Iterable[str] | None = DEFAULT_ALLOWED_MIME,
+                             ) -> tuple[AttachmentRef, ...]:
+        """Download every media attachment of a parsed message; returns the updated attachments.
+
+        Stored ones get ``sha256``, ``size_bytes``, ``mime_type`` and ``data["path"]``. A refused one
+        (too large, type not allowed) keeps ``data["download_error"]`` and its code instead of being
+        dropped; retryable errors (network, 5xx, rate limit) are raised so the caller can retry.
+        """
+        out: list[AttachmentRef] = []
+        for att in attachments:
+            if att.kind not in MEDIA_KINDS or not att.provider_media_id or "path" in att.data:
+                out.append(att)
+                continue
+            try:
+                stored = self.download_media(att.provider_media_id, dest_dir, max_bytes=max_bytes,
+                                             allowed_mime=allowed_mime)
+            except PermanentError as exc:
+                if isinstance(exc, AuthenticationError):
+                    raise
+                out.append(replace(att, data={**att.data, "download_error": str(exc),
+                                              "download_error_code": exc.code}))
+                continue
+            out.append(replace(att, sha256=stored.sha256, size_bytes=stored.size_bytes,
+                               mime_type=att.mime_type or stored.mime_type,
+                               data={**att.data, "path": str(stored.path)}))
+        return tuple(out)
 
     # --- lifecycle
     def close(self) -> None:

@@ -204,3 +204,22 @@ def test_ignored_customers_nudge_give_up_and_come_back() -> None:
         customers = rig.control.get("/_sandbox/state").json()["customers"]
         assert max(c["conversations"] for c in customers) >= 2
         assert all(c["replies_read"] == 0 for c in customers)
+
+
+def test_download_attachments_keeps_refusals_on_the_attachment(rig: Rig, tmp_path: Path) -> None:
+    from connectors.sandbox.customers import TINY_PNG
+
+    media_id = rig.connector.upload_media(_write(tmp_path / "p.png", TINY_PNG), "image/png")
+    image = AttachmentRef(kind="image", provider_media_id=media_id, mime_type="image/png")
+    location = AttachmentRef(kind="location", data={"latitude": 1})
+    stored, untouched = rig.connector.download_attachments((image, location), tmp_path / "media")
+    assert untouched == location
+    assert stored.sha256 and stored.size_bytes == len(TINY_PNG)
+    assert Path(stored.data["path"]).read_bytes() == TINY_PNG
+    (refused,) = rig.connector.download_attachments((image,), tmp_path / "small", max_bytes=5)
+    assert refused.data["download_error_code"] == "media_too_large" and "path" not in refused.data
+
+
+def _write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
