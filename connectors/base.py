@@ -70,10 +70,18 @@ class Connector(Protocol):
         """Raise SignatureError unless the body is signed with this channel's secret."""
         ...
 
+    def verify_challenge(self, params: Mapping[str, str]) -> str:
+        """Answer the platform's GET subscription check (``hub.challenge``) or raise SignatureError."""
+        ...
+
     def parse_webhook(self, raw_body: bytes) -> Sequence[ParsedItem]:
         """Turn one webhook body into domain items; raise PayloadError for malformed bodies."""
         ...
 
     def send(self, request: OutboundRequest) -> SendResult:
         """Send one message; raise RetryableError or PermanentError (with the platform's code)."""
+        ...
+
+    def close(self) -> None:
+        """Release HTTP connections."""
         ...

@@ -167,14 +167,17 @@ def cmd_sandbox(args: argparse.Namespace) -> None:
     from connectors.sandbox import SandboxConfig, run_sandbox
 
     settings = get_settings()
-    config = SandboxConfig(
-        phone_number_id=args.phone_number_id,
-        access_token=args.access_token,
-        app_secret=args.app_secret,
-        webhook_url=args.webhook_url,
-        customers=args.customers,
-        speed=args.speed,
-    )
+    try:
+        config = SandboxConfig(
+            phone_number_id=args.phone_number_id,
+            access_token=args.access_token,
+            app_secret=args.app_secret,
+            webhook_url=args.webhook_url,
+            customers=args.customers,
+            speed=args.speed,
+        )
+    except ValueError as exc:
+        raise SwitchboardError(f"sandbox: {exc}") from None
     run_sandbox(config, args.host, args.port or settings.sandbox_port)
 
 
