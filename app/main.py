@@ -7,8 +7,10 @@ admins also see channels, users and the audit log.
 
 from __future__ import annotations
 
+import importlib
 import sys
 from pathlib import Path
+from typing import Any
 
 import streamlit as st
 
@@ -22,7 +24,15 @@ from app.views import admin_channels, assignment, inbox  # noqa: E402
 st.set_page_config(page_title="Switchboard", page_icon="💬", layout="wide")
 
 
-def _pages() -> st.navigation:  # type: ignore[valid-type]
+def _optional_page(module: str) -> Any:
+    """Pages of optional parts (analytics, Telegram) — absent modules simply don't show."""
+    try:
+        return importlib.import_module(f"app.views.{module}").page
+    except ImportError:
+        return None
+
+
+def _pages() -> Any:
     actor = session.current_actor()
     if actor is None:
         return st.navigation(session.login_pages())
@@ -30,22 +40,14 @@ def _pages() -> st.navigation:  # type: ignore[valid-type]
     groups: dict[str, list[st.Page]] = {"Work": work}
     if actor.role in ("admin", "manager"):
         work.append(st.Page(assignment.page, title="Assignment", icon="🧭", url_path="assignment"))
-        try:
-            from app.views import analytics
-
-            groups["Analytics"] = [st.Page(analytics.page, title="Response times", icon="📈",
-                                           url_path="analytics")]
-        except ImportError:
-            pass
+        analytics = _optional_page("analytics")
+        if analytics is not None:
+            groups["Analytics"] = [st.Page(analytics, title="Response times", icon="📈", url_path="analytics")]
     if actor.role == "admin":
         admin = [st.Page(admin_channels.page, title="Channels & health", icon="🔌", url_path="channels")]
-        try:
-            from app.views import telegram_login
-
-            admin.append(st.Page(telegram_login.page, title="Telegram login", icon="✈️",
-                                 url_path="telegram-login"))
-        except ImportError:
-            pass
+        telegram = _optional_page("telegram_login")
+        if telegram is not None:
+            admin.append(st.Page(telegram, title="Telegram login", icon="✈️", url_path="telegram-login"))
         groups["Admin"] = admin + session.admin_pages()
     groups["Account"] = session.account_pages()
     return st.navigation(groups)
