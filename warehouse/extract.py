@@ -163,7 +163,7 @@ def extract_incremental(con: duckdb.DuckDBPyConnection, database_url: str,
         ev = spec["conversation_events"]
         # message events (SENT/DELIVERED/READ/FAILED…) are not stored, but say which messages changed
         cur.execute("select distinct conversation_id, message_id from conversation_events where id > %s",
-                    [watermarks.get("conversation_events", 0) - OVERLAP_IDS])
+                    [watermarks.get("conversation_events", 0)])
         touched = cur.fetchall()
         if touched:
             tbl = pa.table({"conversation_id": pa.array([r[0] for r in touched], pa.int64()),
@@ -191,36 +191,34 @@ def extract_incremental(con: duckdb.DuckDBPyConnection, database_url: str,
             counts[name] = n
         _ = ev
 
-        # upserted tables: new ids plus rows touched by new events
+        # upserted tables: new ids plus rows touched by new events; only rows that really changed
+        # (not the overlap re-read unchanged) put their conversation in scope
         touched_msg = [int(r[0]) for r in con.execute("select id from _touched_messages").fetchall()]
         msgs = _fetch(cur, _where(spec["messages"].select, "id > %s or id = any(%s)"),
                       [watermarks.get("messages", 0) - OVERLAP_IDS, touched_msg])
-        counts["messages"] = _upsert(con, "messages", msgs)
-        if msgs is not None:
-            con.register("_delta", msgs)
-            con.execute("insert into _scope select distinct conversation_id from _delta")
-            con.unregister("_delta")
+        counts["messages"] = _upsert(con, "messages", msgs, "conversation_id")
         scope_ids = [int(r[0]) for r in con.execute("select distinct conversation_id from _scope").fetchall()]
         convs = _fetch(cur, _where(spec["conversations"].select, "id > %s or id = any(%s)"),
                        [watermarks.get("conversations", 0) - OVERLAP_IDS, scope_ids])
-        counts["conversations"] = _upsert(con, "conversations", convs)
-        if convs is not None:
-            con.register("_delta", convs)
-            con.execute("insert into _scope select id from _delta")
-            con.unregister("_delta")
+        counts["conversations"] = _upsert(con, "conversations", convs, "id")
     con.execute("create or replace temp table _scope as select distinct conversation_id from _scope "
                 "where conversation_id is not null")
     return counts
 
 
-def _upsert(con: duckdb.DuckDBPyConnection, name: str, data: pa.Table | None) -> int:
+def _upsert(con: duckdb.DuckDBPyConnection, name: str, data: pa.Table | None, conversation_col: str) -> int:
+    """Replace the rows of ``data`` that are new or changed; their conversations join ``_scope``."""
     if data is None:
         return 0
     con.register("_delta", data)
-    con.execute(f"delete from raw_{name} where id in (select id from _delta)")  # noqa: S608 (identifiers from code, values bound)
-    con.execute(f"insert into raw_{name} by name select * from _delta")  # noqa: S608 (identifiers from code, values bound)
+    con.execute(f"create or replace temp table _changed as select * from _delta except "  # noqa: S608
+                f"select * from raw_{name} where id in (select id from _delta)")
     con.unregister("_delta")
-    return data.num_rows
+    con.execute(f"delete from raw_{name} where id in (select id from _changed)")  # noqa: S608
+    con.execute(f"insert into raw_{name} by name select * from _changed")  # noqa: S608
+    con.execute(f"insert into _scope select distinct {conversation_col} from _changed")  # noqa: S608
+    row = con.execute("select count(*) from _changed").fetchone()
+    return int(row[0]) if row else 0
 
 
 def calendars_json(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:

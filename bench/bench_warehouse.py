@@ -1,0 +1,340 @@
+"""Warehouse benchmark: 10 M messages / 1 M conversations (``--scale 0.1`` for a tenth).
+
+Generates the system of record in Postgres (DuckDB writes the rows as CSV, psycopg ``COPY … FROM
+STDIN`` loads them), then prints:
+
+* the full warehouse build time;
+* the incremental build time after one more hour of traffic;
+* one key metric — response time per agent and local day (count, mean, median, p90, min, max over
+  customer turns, bot messages excluded, reopen = new cycle) — computed directly in Postgres SQL
+  and by DuckDB over the warehouse's raw tables (same definition), side by side, with the ratio.
+
+Usage: ``python bench/bench_warehouse.py --scale 0.1`` (embedded Postgres under a temp dir, or
+``--database-url``). Goals on 2 cores: full <= 60 s, incremental <= 2 s, >= 5x faster than Postgres.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import duckdb
+import psycopg
+
+from switchboard.db.engine import embedded_server, ensure_database, sync_url
+from switchboard.db.migrate import upgrade
+from warehouse.build import build
+from warehouse.extract import conninfo
+
+T_END = datetime(2026, 3, 31, 12, 0, tzinfo=UTC)
+SPAN_DAYS = 30
+AGENTS = 50
+CHANNELS = 4
+MSGS_PER_CONV = 10
+
+GEN_SQL = """
+create or replace table g_conv as
+select
+    c as id,
+    1 + (c % {channels}) as channel_id,
+    c as contact_id,
+    1000 + (hash(c, 'agent') % {agents})::bigint as agent_id,
+    1000 + (hash(c, 'agent2') % {agents})::bigint as agent2_id,
+    c % 10 = 0 as reopens,
+    ?::timestamptz - interval {span_days} day + to_seconds((c - 1) * (({span_days} * 86400.0 + 3600) / {n_conv})) as start_at
+from range(1, {n_conv} + 1) t(c);
+
+create or replace table g_msg_raw as
+select
+    c.id as conversation_id,
+    c.channel_id,
+    k,
+    c.start_at + to_seconds(k * 60 + (hash(c.id, k) % 40)::int)
+        + case when c.reopens and k >= 6 then interval 1 day else interval 0 second end as sent_at,
+    case when k % 2 = 0 then 'INBOUND' else 'OUTBOUND' end as direction,
+    case when k % 2 = 0 then 'customer' when hash(c.id, k, 'bot') % 20 = 0 then 'bot' else 'agent' end as author_kind,
+    case when k % 2 = 1 and hash(c.id, k, 'bot') % 20 <> 0
+         then case when c.reopens and k >= 6 then c.agent2_id else c.agent_id end end as author_user_id,
+    repeat('x', 5 + (hash(c.id, k, 'len') % 80)::int) as body
+from g_conv c, range({msgs}) r(k);
+
+create or replace table g_evt_raw as
+select conversation_id, type, at_ts, actor from (
+    select id as conversation_id, 'CREATED' as type, start_at as at_ts, null::bigint as actor from g_conv
+    union all
+    select id, 'ACCEPTED', start_at + interval 30 second, agent_id from g_conv
+    union all
+    select id, 'COMPLETED', start_at + interval 330 second, agent_id from g_conv where reopens
+    union all
+    select c.id, 'REOPENED', m.sent_at, null from g_conv c join g_msg_raw m on m.conversation_id = c.id and m.k = 6
+    where c.reopens
+    union all
+    select c.id, 'ACCEPTED', m.sent_at + interval 30 second, c.agent2_id
+    from g_conv c join g_msg_raw m on m.conversation_id = c.id and m.k = 6 where c.reopens
+    union all
+    select c.id, 'COMPLETED', m.sent_at + interval 45 second,
+        case when c.reopens then c.agent2_id else c.agent_id end
+    from g_conv c join g_msg_raw m on m.conversation_id = c.id and m.k = {msgs} - 1
+    union all
+    select conversation_id, case when direction = 'INBOUND' then 'MESSAGE_RECEIVED' else 'MESSAGE_SENT' end,
+        sent_at, author_user_id from g_msg_raw
+);
+
+create or replace table g_msg as
+select row_number() over (order by sent_at, conversation_id, k) as id, * from g_msg_raw;
+create or replace table g_evt as
+select row_number() over (order by at_ts, conversation_id, type) as id, * from g_evt_raw;
+"""
+
+KEY_METRIC_PG = """
+with timeline as (
+    select m.id, m.conversation_id, m.sent_at as at, m.author_user_id, false as is_completion,
+           m.direction = 'INBOUND' and m.author_kind = 'customer' as is_customer,
+           m.direction = 'OUTBOUND' and m.author_kind = 'agent' and m.status <> 'FAILED' as is_reply
+    from messages m
+    union all
+    select e.id, e.conversation_id, e.occurred_at, null, true, false, false
+    from conversation_events e where e.type = 'COMPLETED'
+),
+cycled as (
+    select *, 1 + coalesce(sum(case when is_completion then 1 else 0 end) over (
+        partition by conversation_id order by at, is_completion desc
+        rows between unbounded preceding and 1 preceding), 0) as cycle_number
+    from timeline
+),
+seq as (
+    select *, coalesce(sum(case when is_reply then 1 else 0 end) over (
+        partition by conversation_id, cycle_number order by at, id
+        rows between unbounded preceding and 1 preceding), 0) as replies_before
+    from cycled where is_customer or is_reply
+),
+turns as (
+    select conversation_id, cycle_number, replies_before, min(at) as started_at
+    from seq where is_customer group by 1, 2, 3
+),
+answered as (
+    select r.author_user_id, r.at as responded_at,
+           extract(epoch from r.at - t.started_at) * 1000 as response_ms
+    from turns t join seq r on r.is_reply and r.conversation_id = t.conversation_id
+        and r.cycle_number = t.cycle_number and r.replies_before = t.replies_before
+)
+select author_user_id, (responded_at at time zone 'Europe/Berlin')::date as day, count(*),
+       avg(response_ms), percentile_cont(0.5) within group (order by response_ms),
+       percentile_cont(0.9) within group (order by response_ms), min(response_ms), max(response_ms)
+from answered where author_user_id is not null group by 1, 2
+"""
+
+KEY_METRIC_DUCKDB = """
+with msgs as (
+    select m.id, m.conversation_id, m.sent_at, m.author_user_id,
+           m.direction = 'INBOUND' and m.author_kind = 'customer' as is_customer,
+           m.direction = 'OUTBOUND' and m.author_kind = 'agent' and m.status <> 'FAILED' as is_reply
+    from raw_messages m
+),
+completions as (
+    select conversation_id, occurred_at,
+           row_number() over (partition by conversation_id order by occurred_at, id) as n
+    from raw_conversation_events where type = 'COMPLETED'
+),
+cycled as (
+    select m.*, coalesce(c.n, 0) + 1 as cycle_number
+    from msgs m asof left join completions c
+        on c.conversation_id = m.conversation_id and m.sent_at > c.occurred_at
+),
+seq as (
+    select *, coalesce(sum(case when is_reply then 1 else 0 end) over (
+        partition by conversation_id, cycle_number order by sent_at, id
+        rows between unbounded preceding and 1 preceding), 0) as replies_before
+    from cycled where is_customer or is_reply
+),
+turns as (
+    select conversation_id, cycle_number, replies_before, min(sent_at) as started_at
+    from seq where is_customer group by all
+),
+answered as (
+    select r.author_user_id, r.sent_at as responded_at,
+           epoch_ms(r.sent_at) - epoch_ms(t.started_at) as response_ms
+    from turns t join seq r on r.is_reply and r.conversation_id = t.conversation_id
+        and r.cycle_number = t.cycle_number and r.replies_before = t.replies_before
+)
+select author_user_id, timezone('Europe/Berlin', responded_at)::date as day, count(*), avg(response_ms),
+       quantile_cont(response_ms, 0.5), quantile_cont(response_ms, 0.9), min(response_ms), max(response_ms)
+from answered where author_user_id is not null group by all
+"""
+
+
+def _copy(pg: psycopg.Connection, duck: duckdb.DuckDBPyConnection, table: str, select: str,
+          cols: str, params: list[object], tmp: Path) -> int:
+    path = tmp / f"{table}.csv"
+    duck.execute(f"copy ({select}) to '{path}' (header false)", params)
+    n = 0
+    with pg.cursor() as cur, cur.copy(f"copy {table} ({cols}) from stdin (format csv)") as cp, \
+            open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            cp.write(chunk)
+            n += chunk.count(b"\n")
+    path.unlink()
+    return n
+
+
+def load(pg: psycopg.Connection, duck: duckdb.DuckDBPyConnection, lo: datetime | None, hi: datetime,
+         tmp: Path, first: bool) -> dict[str, int]:
+    """COPY the generated rows with time in (lo, hi] into Postgres."""
+    cond = "{col} <= ?" if lo is None else "{col} > ? and {col} <= ?"
+    p = [hi] if lo is None else [lo, hi]
+    counts = {}
+    if first:
+        counts["contacts"] = _copy(pg, duck, "contacts",
+                                   "select id, 1, 'whatsapp', 'p' || id, 'Contact ' || id from g_conv",
+                                   "id, organization_id, provider, provider_contact_id, display_name", [], tmp)
+        counts["conversations"] = _copy(
+            pg, duck, "conversations",
+            "select id, 1, channel_id, contact_id, 'PENDING', start_at, start_at, start_at from g_conv "
+            "where start_at <= ?",
+            "id, organization_id, channel_id, contact_id, status, created_at, updated_at, last_message_at", [hi], tmp)
+    else:
+        counts["conversations"] = _copy(
+            pg, duck, "conversations",
+            "select id, 1, channel_id, contact_id, 'PENDING', start_at, start_at, start_at from g_conv "
+            "where start_at > ? and start_at <= ?",
+            "id, organization_id, channel_id, contact_id, status, created_at, updated_at, last_message_at", p, tmp)
+    counts["messages"] = _copy(
+        pg, duck, "messages",
+        "select id, 1, conversation_id, channel_id, direction, author_kind, author_user_id, body, "
+        "case when direction = 'INBOUND' then 'DELIVERED' else 'SENT' end, 'g' || id, sent_at from g_msg where "
+        + cond.format(col="sent_at"),
+        "id, organization_id, conversation_id, channel_id, direction, author_kind, author_user_id, body, status, "
+        "provider_message_id, sent_at", p, tmp)
+    counts["conversation_events"] = _copy(
+        pg, duck, "conversation_events",
+        "select id, 1, conversation_id, type, actor, at_ts from g_evt where " + cond.format(col="at_ts"),
+        "id, organization_id, conversation_id, type, actor_user_id, occurred_at", p, tmp)
+    # conversation state as of hi
+    duck.execute("""
+        create or replace table g_state as
+        select conversation_id, arg_max(type, at_ts) as last_type, arg_max(actor, at_ts) as last_actor,
+               max(at_ts) as last_at
+        from g_evt where type in ('CREATED', 'ACCEPTED', 'COMPLETED', 'REOPENED') and at_ts <= ?
+        group by all
+    """, [hi])
+    _copy(pg, duck, "bench_state",
+          "select conversation_id, case last_type when 'ACCEPTED' then 'ASSIGNED' when 'COMPLETED' then 'COMPLETED' "
+          "else 'PENDING' end, case when last_type = 'ACCEPTED' then last_actor end, last_at from g_state "
+          + ("" if lo is None else "where last_at > ?"),
+          "conversation_id, status, assigned_user_id, last_at", [] if lo is None else [lo], tmp)
+    with pg.cursor() as cur:
+        cur.execute("update conversations c set status = s.status, assigned_user_id = s.assigned_user_id, "
+                    "updated_at = s.last_at from bench_state s where s.conversation_id = c.id")
+        cur.execute("truncate bench_state")
+        for table in ("contacts", "conversations", "messages", "conversation_events"):
+            cur.execute(f"select setval(pg_get_serial_sequence('{table}', 'id'), "
+                        f"(select coalesce(max(id), 1) from {table}))")
+    pg.commit()
+    return counts
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--scale", type=float, default=1.0, help="1.0 = 10 M messages / 1 M conversations")
+    ap.add_argument("--database-url", default=None, help="external Postgres (default: embedded, temp dir)")
+    ap.add_argument("--keep", action="store_true", help="keep the generated database and warehouse")
+    ap.add_argument("--skip-postgres-metric", action="store_true")
+    args = ap.parse_args()
+
+    n_conv = max(1000, int(1_000_000 * args.scale))
+    tmp = Path(tempfile.mkdtemp(prefix="sb-bench-wh-"))
+    if args.database_url:
+        url = sync_url(args.database_url)
+    else:
+        server = embedded_server(tmp / "pgdata")
+        ensure_database(server.get_uri("postgres"), "bench")
+        url = sync_url(server.get_uri("bench"))
+    print(f"scale {args.scale}: {n_conv:,} conversations, {n_conv * MSGS_PER_CONV:,} messages; work dir {tmp}")
+    upgrade(url)
+
+    t = time.perf_counter()
+    duck = duckdb.connect()
+    duck.execute("set TimeZone = 'UTC'")
+    for stmt in GEN_SQL.format(channels=CHANNELS, agents=AGENTS, span_days=SPAN_DAYS, n_conv=n_conv,
+                               msgs=MSGS_PER_CONV).split(";"):
+        if stmt.strip():
+            duck.execute(stmt, [T_END] if "?" in stmt else [])
+    print(f"generated in DuckDB: {time.perf_counter() - t:.1f} s")
+
+    with psycopg.connect(conninfo(url)) as pg:
+        with pg.cursor() as cur:
+            cur.execute("set session_replication_role = replica")  # bulk load: skip FK triggers
+            cur.execute("create unlogged table if not exists bench_state (conversation_id bigint, status text, "
+                        "assigned_user_id bigint, last_at timestamptz)")
+            cur.execute("insert into organizations (id, name, timezone, business_hours) values "
+                        "(1, 'Bench', 'Europe/Berlin', %s) on conflict do nothing",
+                        ['{"mon": [["09:00", "18:00"]], "tue": [["09:00", "18:00"]], "wed": [["09:00", "18:00"]], '
+                         '"thu": [["09:00", "18:00"]], "fri": [["09:00", "17:00"]]}'])
+            for ch in range(1, CHANNELS + 1):
+                cur.execute("insert into channels (id, organization_id, key, provider, name, webhook_key) "
+                            "values (%s, 1, %s, 'whatsapp', %s, %s) on conflict do nothing",
+                            [ch, f"ch{ch}", f"Channel {ch}", f"bench-{ch}"])
+            for a in range(AGENTS):
+                cur.execute("insert into users (id, organization_id, email, name, role) values "
+                            "(%s, 1, %s, %s, 'agent') on conflict do nothing",
+                            [1000 + a, f"agent{a}@bench.io", f"Agent {a}"])
+        pg.commit()
+        t = time.perf_counter()
+        counts = load(pg, duck, None, T_END, tmp, first=True)
+        print(f"loaded into Postgres with COPY in {time.perf_counter() - t:.1f} s: {counts}")
+        with pg.cursor() as cur:
+            cur.execute("analyze")
+        pg.commit()
+
+        wh = tmp / "warehouse.duckdb"
+        rep = build(url, wh, full=True, now=T_END)
+        full_s = rep.seconds
+        print(f"full build: {full_s:.2f} s  (extract {rep.timings.get('extract', 0):.2f} s; "
+              f"rows {rep.rows_extracted})")
+        slow = sorted(((v, k) for k, v in rep.timings.items()), reverse=True)[:6]
+        print("  slowest steps: " + ", ".join(f"{k} {v:.2f}s" for v, k in slow))
+
+        t = time.perf_counter()
+        hour = load(pg, duck, T_END, T_END + timedelta(hours=1), tmp, first=False)
+        print(f"one hour of new traffic loaded in {time.perf_counter() - t:.1f} s: {hour}")
+        rep2 = build(url, wh, now=T_END + timedelta(hours=1))
+        inc_s = rep2.seconds
+        print(f"incremental build: {inc_s:.2f} s  ({rep2.conversations_recomputed} conversations recomputed)")
+        slow = sorted(((v, k) for k, v in rep2.timings.items()), reverse=True)[:6]
+        print("  slowest steps: " + ", ".join(f"{k} {v:.2f}s" for v, k in slow))
+
+        wcon = duckdb.connect(str(wh), read_only=True)
+        t = time.perf_counter()
+        d_rows = wcon.execute(KEY_METRIC_DUCKDB).fetchall()
+        duck_s = time.perf_counter() - t
+        t = time.perf_counter()
+        mart_rows = wcon.execute("select agent_user_id, metric_date, count_responses, avg_response_time_ms, "
+                                 "median_response_time_ms, p90_response_time_ms from agent_daily_metrics").fetchall()
+        mart_s = time.perf_counter() - t
+        wcon.close()
+        print(f"key metric (response time per agent per day, {len(d_rows)} rows):")
+        print(f"  DuckDB over the warehouse raw tables: {duck_s:.2f} s; reading the mart: {mart_s * 1000:.0f} ms "
+              f"({len(mart_rows)} rows)")
+        if not args.skip_postgres_metric:
+            with pg.cursor() as cur:
+                t = time.perf_counter()
+                cur.execute(KEY_METRIC_PG)
+                p_rows = cur.fetchall()
+                pg_s = time.perf_counter() - t
+            print(f"  Postgres SQL: {pg_s:.2f} s ({len(p_rows)} rows)")
+            print(f"  ratio Postgres / DuckDB (same SQL logic): {pg_s / duck_s:.1f}x; "
+                  f"Postgres / full warehouse build incl. extract: {pg_s / full_s:.1f}x")
+    print(f"\nSUMMARY scale={args.scale}: full {full_s:.2f} s (goal <= 60), incremental {inc_s:.2f} s (goal <= 2)")
+    if not args.keep:
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,230 @@
+"""Read API over the published warehouse for the app and notebooks: polars DataFrames.
+
+Every call opens its own short-lived read-only DuckDB connection (DuckDB connections are not
+thread-safe, and a reader must never block a build: builds write a side file and swap it in). Dates
+are the organization's local dates, both ends inclusive. Filters are bound parameters; identifiers
+come only from the constant tables below.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from warehouse.metrics import TIME_METRICS_BY_NAME
+
+
+class WarehouseNotBuilt(RuntimeError):
+    """The warehouse file does not exist yet (run `switchboard warehouse build`)."""
+
+
+GROUPS = ("agent", "channel", "day")
+
+# metric → (mart, agent column, local-day column, row filter)
+_METRIC_SOURCES: dict[str, tuple[str, str, str, str]] = {
+    "first_response": ("response_times", "responder_email", "responded_local_date",
+                       "is_first_response and responded_at is not null"),
+    "response": ("response_times", "responder_email", "responded_local_date", "responded_at is not null"),
+    "queue": ("conversation_cycles", "accepted_by_email", "started_local_date", "queue_ms is not null"),
+    "handle": ("conversation_cycles", "handled_by_email", "completed_local_date", "handle_ms is not null"),
+    "resolution": ("conversation_cycles", "completed_by_email", "completed_local_date",
+                   "resolution_ms is not null"),
+}
+
+
+@contextmanager
+def connect(path: Path | str) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A read-only connection to the published warehouse, closed on exit."""
+    p = Path(path)
+    if not p.exists():
+        raise WarehouseNotBuilt(f"no warehouse at {p}: run `switchboard warehouse build` first")
+    con = duckdb.connect(str(p), read_only=True)
+    try:
+        con.execute("set TimeZone = 'UTC'")
+        yield con
+    finally:
+        con.close()
+
+
+def query(path: Path | str, sql: str, params: Sequence[Any] | None = None) -> pl.DataFrame:
+    """Run one read-only SQL statement with bound parameters (for notebooks and ad-hoc use)."""
+    with connect(path) as con:
+        return con.execute(sql, list(params or [])).pl()
+
+
+def _channel_filter(channel_ids: Sequence[int] | None, column: str = "channel_id") -> tuple[str, list[Any]]:
+    if not channel_ids:
+        return "", []
+    return f" and {column} in (select unnest(?::bigint[]))", [list(channel_ids)]
+
+
+def build_state(path: Path | str) -> dict[str, Any]:
+    """When and how the published warehouse was built ({} if it has no state)."""
+    with connect(path) as con:
+        try:
+            row = con.execute("select value from _warehouse_meta where key = 'state'").fetchone()
+        except duckdb.CatalogException:
+            return {}
+    return json.loads(row[0]) if row else {}
+
+
+def organizations(path: Path | str) -> pl.DataFrame:
+    return query(path, "select organization_id, organization_name, timezone, sla_first_response_ms, "
+                       "sla_resolution_ms from stg_organizations order by organization_id")
+
+
+def channels(path: Path | str, org_id: int) -> pl.DataFrame:
+    return query(path, "select channel_id, channel_key, channel_name, provider from stg_channels "
+                       "where organization_id = ? order by channel_name", [org_id])
+
+
+def agents(path: Path | str, org_id: int) -> pl.DataFrame:
+    return query(path, "select user_id, user_email, user_name, user_role from stg_users "
+                       "where organization_id = ? order by user_email", [org_id])
+
+
+def time_metric_stats(path: Path | str, org_id: int, metric: str, start: date, end: date, *,
+                      group_by: str | None = None, business_hours: bool = False,
+                      channel_ids: Sequence[int] | None = None) -> pl.DataFrame:
+    """count, mean, median, p90, min, max of one time metric (ms), optionally per agent/channel/day.
+
+    ``business_hours`` uses the business-hours column (the channel's current calendar).
+    """
+    if metric not in _METRIC_SOURCES:
+        raise ValueError(f"unknown metric {metric!r}; choose one of {', '.join(_METRIC_SOURCES)}")
+    if group_by not in (None, *GROUPS):
+        raise ValueError(f"group_by must be one of {', '.join(GROUPS)} or None")
+    mart, agent_col, day_col, row_filter = _METRIC_SOURCES[metric]
+    m = TIME_METRICS_BY_NAME[metric]
+    value = m.business_column if business_hours else m.column
+    key = {"agent": agent_col, "channel": "channel_name", "day": day_col, None: None}[group_by]
+    key_sql = f"{key} as {group_by}, " if key else ""
+    group_sql = "group by all order by 1" if key else ""
+    ch_sql, ch_params = _channel_filter(channel_ids)
+    sql = (
+        f"select {key_sql}count({value}) as count, avg({value}) as mean_ms, "  # noqa: S608
+        f"quantile_cont({value}, 0.5) as median_ms, quantile_cont({value}, 0.9) as p90_ms, "
+        f"min({value}) as min_ms, max({value}) as max_ms "
+        f"from {mart} where organization_id = ? and {day_col} between ? and ? and {row_filter}{ch_sql} "
+        f"{group_sql}"
+    )
+    return query(path, sql, [org_id, start, end, *ch_params])
+
+
+def response_times(path: Path | str, org_id: int, start: date, end: date, *, group_by: str | None = None,
+                   business_hours: bool = False, channel_ids: Sequence[int] | None = None) -> pl.DataFrame:
+    """Response-time statistics per customer turn (+ unanswered turns per channel/day)."""
+    stats = time_metric_stats(path, org_id, "response", start, end, group_by=group_by,
+                              business_hours=business_hours, channel_ids=channel_ids)
+    if group_by == "agent":
+        return stats
+    key = {"channel": "channel_name", "day": "turn_started_local_date", None: None}[group_by]
+    ch_sql, ch_params = _channel_filter(channel_ids)
+    sel = f"{key} as {group_by}, " if key else ""
+    grp = "group by all" if key else ""
+    unanswered = query(path, (
+        f"select {sel}count(*) filter (where is_unanswered) as count_unanswered, "  # noqa: S608
+        f"count(*) filter (where is_waiting) as count_waiting from response_times "
+        f"where organization_id = ? and turn_started_local_date between ? and ?{ch_sql} {grp}"
+    ), [org_id, start, end, *ch_params])
+    if key:
+        return stats.join(unanswered, on=group_by, how="full", coalesce=True).sort(group_by)
+    return pl.concat([stats, unanswered], how="horizontal")
+
+
+def response_time_rows(path: Path | str, org_id: int, start: date, end: date, *,
+                       channel_ids: Sequence[int] | None = None) -> pl.DataFrame:
+    """The customer turns themselves (one row per turn) started in the date range."""
+    ch_sql, ch_params = _channel_filter(channel_ids)
+    return query(path, "select * from response_times where organization_id = ? "  # noqa: S608
+                       f"and turn_started_local_date between ? and ?{ch_sql} "
+                       "order by turn_started_at", [org_id, start, end, *ch_params])
+
+
+def conversation_cycles(path: Path | str, org_id: int, start: date, end: date, *,
+                        channel_ids: Sequence[int] | None = None) -> pl.DataFrame:
+    """Cycles started in the date range (one row per conversation cycle)."""
+    ch_sql, ch_params = _channel_filter(channel_ids)
+    return query(path, "select * from conversation_cycles where organization_id = ? "  # noqa: S608
+                       f"and started_local_date between ? and ?{ch_sql} "
+                       "order by started_at", [org_id, start, end, *ch_params])
+
+
+def agent_daily(path: Path | str, org_id: int, start: date, end: date, *,
+                agent_ids: Sequence[int] | None = None) -> pl.DataFrame:
+    ag_sql, ag_params = _channel_filter(agent_ids, "agent_user_id")
+    return query(path, "select * from agent_daily_metrics where organization_id = ? "  # noqa: S608
+                       f"and metric_date between ? and ?{ag_sql} order by metric_date, agent_email",
+                 [org_id, start, end, *ag_params])
+
+
+def channel_daily(path: Path | str, org_id: int, start: date, end: date, *,
+                  channel_ids: Sequence[int] | None = None) -> pl.DataFrame:
+    ch_sql, ch_params = _channel_filter(channel_ids)
+    return query(path, "select * from channel_daily_metrics where organization_id = ? "  # noqa: S608
+                       f"and metric_date between ? and ?{ch_sql} order by metric_date, channel_name",
+                 [org_id, start, end, *ch_params])
+
+
+def hourly_volume(path: Path | str, org_id: int, start: date, end: date, *,
+                  channel_ids: Sequence[int] | None = None) -> pl.DataFrame:
+    """Weekday (1 = Monday) x local hour heatmap over the date range."""
+    ch_sql, ch_params = _channel_filter(channel_ids)
+    return query(path, (
+        "select day_of_week, hour_of_day, sum(total_messages_received)::bigint as total_messages_received, "  # noqa: S608
+        "sum(total_messages_sent)::bigint as total_messages_sent, sum(count_turns)::bigint as count_turns, "
+        "sum(count_responses)::bigint as count_responses, "
+        "sum(sum_response_ms) / nullif(sum(count_responses), 0) as avg_response_ms, "
+        "sum(sum_response_business_ms) / nullif(sum(count_responses), 0) as avg_response_business_ms "
+        "from hourly_volume where organization_id = ? and metric_date between ? and ?"
+        f"{ch_sql} group by all order by day_of_week, hour_of_day"
+    ), [org_id, start, end, *ch_params])
+
+
+def sla_daily(path: Path | str, org_id: int, start: date, end: date, *,
+              channel_ids: Sequence[int] | None = None) -> pl.DataFrame:
+    ch_sql, ch_params = _channel_filter(channel_ids)
+    return query(path, "select * from sla_daily where organization_id = ? "  # noqa: S608
+                       f"and metric_date between ? and ?{ch_sql} order by metric_date, channel_name",
+                 [org_id, start, end, *ch_params])
+
+
+def sla_breaches(path: Path | str, org_id: int, start: date, end: date, *, kind: str = "first_response",
+                 business_hours: bool = False, limit: int = 500) -> pl.DataFrame:
+    """Cycles that missed a target (``kind`` = first_response | resolution), worst first."""
+    if kind not in ("first_response", "resolution"):
+        raise ValueError("kind must be first_response or resolution")
+    status = f"{kind}{'_business' if business_hours else ''}_sla_status"
+    value = f"{kind}{'_business' if business_hours else ''}_ms"
+    return query(path, (
+        f"select conversation_id, cycle_number, channel_name, started_at, first_response_at, "  # noqa: S608
+        f"first_responder_email, completed_at, {value} as duration_ms, {status} as sla_status "
+        f"from conversation_cycles where organization_id = ? and started_local_date between ? and ? "
+        f"and {status} in ('breached', 'unanswered') order by {value} desc nulls first limit ?"
+    ), [org_id, start, end, int(limit)])
+
+
+def live_queue(path: Path | str, org_id: int, *, channel_ids: Sequence[int] | None = None) -> pl.DataFrame:
+    """Open conversations as of the last build, longest-waiting first."""
+    ch_sql, ch_params = _channel_filter(channel_ids)
+    return query(path, f"select * from live_queue where organization_id = ?{ch_sql} "  # noqa: S608
+                       "order by is_unattended desc, waiting_since nulls last, conversation_id",
+                 [org_id, *ch_params])
+
+
+def agent_load(path: Path | str, org_id: int) -> pl.DataFrame:
+    """Per agent: open conversations held, how many wait for a reply, presence (as of the last build)."""
+    return query(path, (
+        "select assigned_user_id as agent_user_id, assignee_email as agent_email, "
+        "any_value(assignee_presence_state) as presence_state, count(*) as open_conversations, "
+        "count(*) filter (where is_unattended) as unattended_conversations, "
+        "max(waiting_ms) as longest_waiting_ms from live_queue "
+        "where organization_id = ? and assigned_user_id is not null group by all order by open_conversations desc"
+    ), [org_id])
