@@ -1,0 +1,149 @@
+"""A real browser (Debian's Chromium via Playwright) against `streamlit run app/main.py`.
+
+An agent signs in for the first time (password, then TOTP enrollment and recovery codes), refreshes
+the page and stays signed in, opens a conversation, sees the customer's text as plain text, accepts
+it and replies; the reply lands in the outbox.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pyotp
+import pytest
+from sqlalchemy import Engine, select
+
+from switchboard.auth.users import create_user
+from switchboard.crypto import decrypt
+from switchboard.db.schema import Message, User
+from switchboard.services.channels import create_channel, grant_channel_permission
+from switchboard.services.ingest import ingest_items
+from switchboard.services.organizations import create_organization
+from switchboard.settings import get_settings
+from switchboard.types import ContactRef, InboundMessage
+from switchboard.uow import UnitOfWork
+
+CHROMIUM = Path("/usr/bin/chromium")
+ROOT = Path(__file__).resolve().parents[2]
+PASSWORD = "browser-test-password"
+SHOTS = Path(os.environ.get("SWITCHBOARD_SCREENSHOTS", "/tmp/switchboard-screenshots"))
+CUSTOMER_TEXT = "**not bold** <b>not html</b> where is my parcel?"
+
+pytestmark = [pytest.mark.e2e, pytest.mark.browser,
+              pytest.mark.skipif(not CHROMIUM.exists(), reason="Chromium is not installed")]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def seeded(engine: Engine) -> dict[str, int]:
+    key = get_settings().secret_key_bytes()
+    with UnitOfWork(engine) as uow:
+        org = create_organization(uow, "Browser Co")
+        ch = create_channel(uow, org, key="wa", provider="whatsapp", name="WhatsApp", secret_key=key,
+                            external_id="100", credentials={"app_secret": "s", "access_token": "t",
+                                                            "phone_number_id": "100"})
+        agent = create_user(uow, org, email="agent@browser.test", name="Agnes Agent", role="agent",
+                            secret_key=key, password=PASSWORD)
+        grant_channel_permission(uow, None, user_id=agent.user_id, channel_id=ch.id, can_view=True, can_send=True)
+    with UnitOfWork(engine) as uow:
+        ingest_items(uow, channel_id=ch.id, items=[InboundMessage(
+            provider_message_id="wamid.browser1",
+            contact=ContactRef("4915100000", display_name="Bruno Buyer", phone="4915100000"),
+            sent_at=datetime.now(UTC), body=CUSTOMER_TEXT)])
+    with UnitOfWork(engine) as uow:
+        conv_id = uow.session.execute(select(Message.conversation_id)).scalar_one()
+    return {"user_id": agent.user_id, "conversation_id": conv_id}
+
+
+@pytest.fixture
+def app_url(db_url: str, tmp_path: Path) -> Iterator[str]:
+    port = _free_port()
+    env = dict(os.environ, DATABASE_URL=db_url, SWITCHBOARD_HOME=str(tmp_path / "home"),
+               PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app" / "main.py"), "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{base}/_stcore/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.3)
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+def _totp_now(engine: Engine, user_id: int) -> str:
+    with UnitOfWork(engine) as uow:
+        blob = uow.session.execute(select(User.totp_secret_enc).where(User.id == user_id)).scalar_one()
+    secret = decrypt(get_settings().secret_key_bytes(), blob, f"totp:{user_id}".encode()).decode()
+    return pyotp.TOTP(secret).now()
+
+
+def test_first_login_refresh_accept_and_reply(engine: Engine, seeded: dict[str, int], app_url: str,
+                                              tmp_path: Path) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    SHOTS.mkdir(parents=True, exist_ok=True)
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=[
+            "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.set_default_timeout(20_000)
+        try:
+            page.goto(app_url)
+            page.get_by_label("Email").fill("agent@browser.test")
+            page.get_by_label("Password", exact=True).fill(PASSWORD)
+            page.get_by_role("button", name="Sign in").click()
+
+            # first sign-in: enroll the authenticator
+            expect(page.get_by_text("Set up two-factor authentication")).to_be_visible()
+            page.get_by_label("Enter the 6-digit code your app shows now").fill(_totp_now(engine, seeded["user_id"]))
+            page.get_by_role("button", name="Confirm and turn on").click()
+            expect(page.get_by_text("Save your recovery codes")).to_be_visible()
+            page.get_by_text(re.compile("saved", re.I)).first.click()
+            page.get_by_role("button", name="Continue to Switchboard").click()
+            expect(page.get_by_text("Pick a conversation")).to_be_visible()
+
+            # a refresh is a new Streamlit session: the login is restored from the signed cookie
+            page.goto(f"{app_url}/?c={seeded['conversation_id']}")
+            expect(page.get_by_text("Bruno Buyer").first).to_be_visible()
+            # customer text is plain text, not Markdown or HTML
+            expect(page.get_by_text(CUSTOMER_TEXT)).to_be_visible()
+            page.get_by_role("button", name="Accept").click()
+            expect(page.get_by_role("button", name="Complete")).to_be_visible()
+
+            page.get_by_placeholder("Type your reply…").fill("Your parcel ships today.")
+            page.get_by_role("button", name="Send").click()
+            expect(page.get_by_text("Your parcel ships today.")).to_be_visible()
+            page.screenshot(path=str(SHOTS / "inbox.png"), full_page=True)
+        finally:
+            browser.close()
+
+    with UnitOfWork(engine) as uow:
+        replies = uow.session.execute(
+            select(Message.body, Message.status, Message.author_user_id).where(Message.direction == "OUTBOUND")
+        ).all()
+    assert [(r.body, r.status, r.author_user_id) for r in replies] == [
+        ("Your parcel ships today.", "PENDING", seeded["user_id"])]
