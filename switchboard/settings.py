@@ -29,6 +29,7 @@ class Settings(BaseSettings):
     switchboard_secret_key: str | None = None
     warehouse_path: Path | None = None
     public_base_url: str = "http://127.0.0.1:8000"
+    app_base_url: str | None = None  # public URL of the Streamlit app (invite links)
     receiver_host: str = "127.0.0.1"
     receiver_port: int = 8000
     receiver_max_body_bytes: int = 1_000_000

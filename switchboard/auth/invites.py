@@ -44,7 +44,7 @@ class InviteInfo:
 
 
 def app_url(settings: Settings) -> str:
-    return f"http://127.0.0.1:{settings.app_port}"
+    return settings.app_base_url or f"http://127.0.0.1:{settings.app_port}"
 
 
 def invite_link(base_url: str, token: str) -> str:
