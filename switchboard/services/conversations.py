@@ -163,7 +163,6 @@ def do_accept(uow: UnitOfWork, actor: Actor, conversation_id: int, now: datetime
         .returning(Conversation.cycle_number)
     ).first()
     if won is None:
-        uow.rollback()
         cur = uow.session.execute(
             select(Conversation.status, Conversation.assigned_user_id).where(Conversation.id == conversation_id)
         ).one()

@@ -13,7 +13,13 @@ from switchboard.errors import NotFound, PermissionDenied
 from switchboard.services.access import actor_for_user, visible_channel_ids
 from switchboard.services.conversations import accept, complete, reassign
 from switchboard.services.outbox import enqueue_reply
-from switchboard.services.queries import contact_profile, get_conversation, get_thread, list_agents, list_conversations
+from switchboard.services.queries import (
+    contact_profile,
+    get_conversation,
+    get_thread,
+    list_agents,
+    list_conversations,
+)
 from switchboard.types import Actor
 
 from .conftest import World, add_user, at

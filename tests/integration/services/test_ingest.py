@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 
 from switchboard.db.schema import Contact, Conversation, ConversationEvent, Message, SyncCursor
 from switchboard.services.conversations import accept, complete
-from switchboard.services.ingest import ingest_items
+from switchboard.services.ingest import IngestResult, ingest_items
 from switchboard.services.outbox import claim_due, enqueue_reply, record_sent
 from switchboard.services.queries import get_conversation, get_thread
 from switchboard.types import (
@@ -90,9 +90,10 @@ def test_two_workers_ingesting_the_same_batch_make_one_message(world: World) -> 
     for round_ in range(10):
         items = [inbound(f"c{round_}-{i}", f"r{round_}-m{i}", round_ + i / 10) for i in range(20)]
         barrier = threading.Barrier(2)
-        results = []
+        results: list[IngestResult] = []
 
-        def work(items: list[InboundMessage] = items, barrier: threading.Barrier = barrier) -> None:
+        def work(items: list[InboundMessage] = items, barrier: threading.Barrier = barrier,
+                 results: list[IngestResult] = results) -> None:
             with world.uow() as u:
                 barrier.wait()
                 results.append(ingest_items(u, channel_id=world.wa, items=items, now=at(100)))

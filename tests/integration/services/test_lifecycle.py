@@ -34,12 +34,12 @@ def test_eight_threads_accepting_the_same_conversation_have_one_winner(world: Wo
         losses: list[str] = []
 
         def go(i: int, conv: int = conv, barrier: threading.Barrier = barrier,
-               wins: list[int] = wins, losses: list[str] = losses) -> None:
+               wins: list[int] = wins, losses: list[str] = losses, when: float = round_ + 0.5) -> None:
             actor = agents[i % len(agents)]
             with world.uow() as u:
                 barrier.wait()
                 try:
-                    v = accept(u, actor, conv, now=at(round_ + 0.5))
+                    v = accept(u, actor, conv, now=at(when))
                     wins.append(v.assigned_user_id or 0)
                 except Conflict as e:
                     losses.append(str(e))
