@@ -6,17 +6,20 @@ start without `PREFECT_API_URL`; `switchboard demo` starts a server on the embed
 
 from __future__ import annotations
 
+import importlib
 import os
 from typing import Any
 
 from switchboard.errors import SwitchboardError
 
-# name -> (flow attribute, interval seconds, parameters)
+# name -> ("module:flow", interval seconds, parameters)
 SCHEDULES: dict[str, tuple[str, int, dict[str, Any]]] = {
-    "process-webhooks": ("process_webhooks_flow", 60, {"max_seconds": 55.0}),
-    "send-outbox": ("send_outbox_flow", 60, {"max_seconds": 55.0}),
-    "maintain-inbox": ("maintain_flow", 30, {}),
-    "warehouse-build": ("warehouse_build_flow", 300, {"full": False}),
+    "process-webhooks": ("pipelines.flows:process_webhooks_flow", 60, {"max_seconds": 55.0}),
+    "send-outbox": ("pipelines.flows:send_outbox_flow", 60, {"max_seconds": 55.0}),
+    "maintain-inbox": ("pipelines.flows:maintain_flow", 30, {}),
+    "warehouse-build": ("pipelines.flows:warehouse_build_flow", 300, {"full": False}),
+    "telegram-sync": ("pipelines.telegram:telegram_sync_flow", 120, {}),
+    "telegram-listeners": ("pipelines.telegram:telegram_listeners_flow", 300, {"max_seconds": 290.0}),
 }
 
 
@@ -25,26 +28,17 @@ def deployments() -> list[Any]:
 
     from prefect.schedules import Interval
 
-    from pipelines import flows
     from switchboard.clock import utcnow
 
     # Anchor the intervals a few seconds from now so the first runs start at once, not an
     # interval later (messages that arrived while the worker was down are processed right away).
     anchor = utcnow() + timedelta(seconds=3)
     out = []
-    for name, (attr, interval, params) in SCHEDULES.items():
-        fl = getattr(flows, attr)
+    for name, (target, interval, params) in SCHEDULES.items():
+        module, _, attr = target.partition(":")
+        fl = getattr(importlib.import_module(module), attr)
         out.append(fl.to_deployment(name=name, schedules=[Interval(interval, anchor_date=anchor)],
                                     parameters=params, concurrency_limit=1))
-    import importlib
-
-    try:
-        telegram = importlib.import_module("pipelines.telegram")
-    except ImportError:
-        return out
-    extra = getattr(telegram, "deployments", None)
-    if callable(extra):
-        out.extend(extra())
     return out
 
 

@@ -369,3 +369,39 @@ def telegram_listener_flow(channel_id: int, max_seconds: float = 300.0) -> dict[
     finally:
         gateway.close()
     return asdict(stats)
+
+
+@flow(name="telegram-listeners", log_prints=True)
+def telegram_listeners_flow(max_seconds: float = 290.0) -> dict[str, Any]:
+    """Live events of every active Telegram channel, one listener thread each, for ``max_seconds``."""
+    import threading
+
+    from pipelines.flows import engine as shared_engine
+    from pipelines.flows import recorded
+    from switchboard.settings import get_settings
+
+    eng = shared_engine()
+    key = get_settings().secret_key_bytes()
+    results: dict[str, Any] = {}
+
+    def listen(cid: int) -> None:
+        try:
+            with UnitOfWork(eng) as uow:
+                creds = telegram_channel_credentials(uow, cid, key)
+            gateway = get_telegram_gateway(creds)
+            try:
+                results[str(cid)] = asdict(run_listener(eng, cid, gateway, max_seconds=max_seconds))
+            finally:
+                gateway.close()
+        except (ConnectorError, InvalidInput) as exc:
+            results[str(cid)] = {"error": str(exc)}
+
+    def run() -> dict[str, Any]:
+        threads = [threading.Thread(target=listen, args=(cid,), daemon=True) for cid in _telegram_channel_ids(eng)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(max_seconds + 30)
+        return results
+
+    return recorded("telegram-listeners", run, lambda r: r)

@@ -142,6 +142,9 @@ class TelegramConnector:
         raise SignatureError("Telegram user accounts have no webhooks: messages arrive through the sync "
                              "and the listener", code="NO_WEBHOOKS")
 
+    def verify_challenge(self, params: Mapping[str, str]) -> str:
+        raise SignatureError("Telegram user accounts have no webhooks to verify", code="NO_WEBHOOKS")
+
     def parse_webhook(self, raw_body: bytes) -> Sequence[ParsedItem]:
         raise PayloadError("Telegram user accounts have no webhooks", code="NO_WEBHOOKS")
 
