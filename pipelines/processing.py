@@ -193,18 +193,16 @@ def send_outbox_once(engine: Engine, connectors: ConnectorCache, limiter: RateLi
 def maintain_once(engine: Engine, *, now: datetime | None = None, away_after_s: int = 120,
                   offline_grace_s: int = 300) -> dict[str, Any]:
     """Presence sweep, then auto-assignment for organizations that turned it on."""
-    from sqlalchemy import select
     from switchboard.services.assignment import auto_assign
+    from switchboard.services.organizations import auto_assign_organization_ids
     from switchboard.services.presence import sweep
-
-    from switchboard.db.schema import Organization
 
     now = now or utcnow()
     with UnitOfWork(engine) as uow:
         released = sweep(uow, now=now, away_after_s=away_after_s, offline_grace_s=offline_grace_s)
     assigned: list[tuple[int, int]] = []
     with UnitOfWork(engine) as uow:
-        org_ids = list(uow.session.execute(select(Organization.id).where(Organization.auto_assign)).scalars())
+        org_ids = auto_assign_organization_ids(uow)
     for org_id in org_ids:
         with UnitOfWork(engine) as uow:
             assigned.extend(auto_assign(uow, org_id, now=now))

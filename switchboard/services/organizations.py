@@ -110,3 +110,8 @@ def update_organization(uow: UnitOfWork, organization_id: int, **changes: Any) -
     uow.session.execute(update(Organization).where(Organization.id == organization_id).values(**changes))
     uow.commit()
     return get_organization(uow, organization_id)
+
+
+def auto_assign_organization_ids(uow: UnitOfWork) -> list[int]:
+    """Organizations that turned auto-assignment on (the maintenance flow drains their backlog)."""
+    return [int(i) for i in uow.session.execute(select(Organization.id).where(Organization.auto_assign)).scalars()]
