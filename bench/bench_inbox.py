@@ -1,0 +1,280 @@
+"""Inbox benchmark: bulk-generate an inbox, then measure ingest throughput and query latency.
+
+    python bench/bench_inbox.py                # 1,000,000 conversations / 10,000,000 messages
+    python bench/bench_inbox.py --scale 0.1    # 100,000 / 1,000,000 (a few minutes less)
+
+Data is generated with COPY (foreign-key triggers off and secondary indexes built after the load,
+the way a restore does it), then ANALYZEd. Then:
+
+* ingest: batches of InboundMessage (70 % to existing conversations, 30 % new contacts) through
+  ``ingest_items`` - messages/s, one worker;
+* ``list_conversations`` (queues all / unassigned / mine, manager and agent, first and deeper pages)
+  and ``get_thread`` (newest page and the page before) - p50/p95 in ms, each call in its own unit of
+  work, as the app does it.
+
+Uses ``--database-url`` if given, else a throw-away embedded PostgreSQL under a temp directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import random
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, text
+
+from switchboard.db.engine import embedded_server, ensure_database, sync_url
+from switchboard.db.migrate import upgrade
+from switchboard.services.ingest import ingest_items
+from switchboard.services.queries import get_thread, list_conversations
+from switchboard.types import Actor, ContactRef, InboundMessage
+from switchboard.uow import UnitOfWork
+
+N_CHANNELS = 10
+N_AGENTS = 50
+MSGS_PER_CONV = 10
+T_END = datetime(2026, 3, 1, tzinfo=UTC)
+SPAN_S = 90 * 86400
+NULL = "\\N"  # COPY text format
+
+
+def _ts(t: datetime) -> str:
+    return t.isoformat()
+
+
+def _copy(raw: Any, table: str, cols: str, rows: Iterator[str], chunk: int = 50_000) -> None:
+    with raw.cursor() as cur, cur.copy(f"copy {table} ({cols}) from stdin") as cp:
+        buf = io.StringIO()
+        for n, line in enumerate(rows, start=1):
+            buf.write(line)
+            if n % chunk == 0:
+                cp.write(buf.getvalue())
+                buf = io.StringIO()
+        cp.write(buf.getvalue())
+
+
+def _secondary_indexes(raw: Any, tables: tuple[str, ...]) -> list[tuple[str, str, str]]:
+    """(table, name, create statement) of every non-primary-key index/unique constraint."""
+    out: list[tuple[str, str, str]] = []
+    with raw.cursor() as cur:
+        for table in tables:
+            cur.execute("""select c.conname, pg_get_constraintdef(c.oid) from pg_constraint c
+                           join pg_class t on t.oid = c.conrelid where t.relname = %s and c.contype = 'u'""",
+                        (table,))
+            for name, definition in cur.fetchall():
+                out.append((table, name, f'alter table {table} add constraint "{name}" {definition}'))
+            cur.execute("""select indexname, indexdef from pg_indexes where tablename = %s
+                           and indexname not in (select conname from pg_constraint)""", (table,))
+            for name, definition in cur.fetchall():
+                out.append((table, name, definition))
+    return out
+
+
+def generate(url: str, scale: float) -> dict[str, Any]:
+    n_conv = int(1_000_000 * scale)
+    rnd = random.Random(7)
+    eng = create_engine(url)
+    with eng.begin() as con:
+        org = con.execute(text("insert into organizations (name) values ('Bench') returning id")).scalar_one()
+        channels = [con.execute(text(
+            "insert into channels (organization_id, key, provider, name, webhook_key) "
+            "values (:o, :k, 'whatsapp', :k, :w) returning id"), {"o": org, "k": f"ch{i}", "w": f"wk{i}"}
+        ).scalar_one() for i in range(N_CHANNELS)]
+        agents = [con.execute(text(
+            "insert into users (organization_id, email, name, role) values (:o, :e, :n, 'agent') returning id"),
+            {"o": org, "e": f"agent{i}@bench.test", "n": f"Agent {i}"}).scalar_one() for i in range(N_AGENTS)]
+        manager = con.execute(text("insert into users (organization_id, email, name, role) "
+                                   "values (:o, 'm@bench.test', 'Manager', 'manager') returning id"),
+                              {"o": org}).scalar_one()
+        for i, a in enumerate(agents):
+            for j in range(3):
+                con.execute(text("insert into channel_permissions (user_id, channel_id, can_view, can_send) "
+                                 "values (:u, :c, true, true)"), {"u": a, "c": channels[(i + j) % N_CHANNELS]})
+    raw = eng.raw_connection()
+    driver = raw.driver_connection
+    assert driver is not None
+    started = time.perf_counter()
+    tables = ("contacts", "conversations", "messages")
+    idx = _secondary_indexes(driver, tables)
+    with driver.cursor() as cur:
+        cur.execute("set session_replication_role = replica")  # no FK triggers during the load
+        for table, name, _ in idx:
+            if name.startswith("uq_"):
+                cur.execute(f'alter table {table} drop constraint "{name}"')
+            else:
+                cur.execute(f'drop index "{name}"')
+    starts = [T_END - timedelta(seconds=rnd.randrange(SPAN_S)) for _ in range(n_conv)]
+
+    def contacts() -> Iterator[str]:
+        for i in range(n_conv):
+            t = _ts(starts[i])
+            yield f"{i + 1}\t{org}\twhatsapp\t+49{i:09d}\tCustomer {i}\t{t}\t{t}\t{{}}\n"
+
+    def conversations() -> Iterator[str]:
+        for i in range(n_conv):
+            r = rnd.random()
+            st, who = ("PENDING", NULL) if r < 0.05 else \
+                ("ASSIGNED", str(agents[i % N_AGENTS])) if r < 0.15 else ("COMPLETED", NULL)
+            last = starts[i] + timedelta(minutes=MSGS_PER_CONV - 1)
+            yield (f"{i + 1}\t{org}\t{channels[i % N_CHANNELS]}\t{i + 1}\t{st}\t{who}\t{int(r < 0.15)}\t"
+                   f"message {MSGS_PER_CONV - 1} of conversation {i}\t{_ts(last)}\t{_ts(last)}\t1\t"
+                   f"{_ts(starts[i])}\t{_ts(starts[i])}\t{_ts(last)}\n")
+
+    def messages() -> Iterator[str]:
+        mid = 0
+        for i in range(n_conv):
+            ch = channels[i % N_CHANNELS]
+            for k in range(MSGS_PER_CONV):
+                mid += 1
+                inbound = k % 2 == 0
+                t = _ts(starts[i] + timedelta(minutes=k))
+                author = NULL if inbound else agents[i % N_AGENTS]
+                yield (f"{mid}\t{org}\t{i + 1}\t{ch}\t{'INBOUND' if inbound else 'OUTBOUND'}\t"
+                       f"{'customer' if inbound else 'agent'}\t{author}\t"
+                       f"message {k} of conversation {i}, some words about an order\twamid.{mid}\t"
+                       f"{'DELIVERED' if inbound else 'READ'}\t{t}\t{t}\n")
+
+    _copy(driver, "contacts", "id, organization_id, provider, provider_contact_id, display_name, first_seen_at, "
+          "last_seen_at, metadata", contacts())
+    _copy(driver, "conversations", "id, organization_id, channel_id, contact_id, status, assigned_user_id, "
+          "unread_count, last_message_preview, last_message_at, last_inbound_at, cycle_number, "
+          "cycle_started_at, created_at, updated_at", conversations())
+    _copy(driver, "messages", "id, organization_id, conversation_id, channel_id, direction, author_kind, "
+          "author_user_id, body, provider_message_id, status, sent_at, created_at", messages())
+    loaded = time.perf_counter() - started
+    with driver.cursor() as cur:
+        cur.execute("set session_replication_role = origin")
+        for _, _, ddl in idx:
+            cur.execute(ddl)
+        for table in tables:
+            cur.execute(f"select setval(pg_get_serial_sequence('{table}', 'id'), (select max(id) from {table}))")
+            cur.execute(f"analyze {table}")
+    driver.commit()
+    raw.close()
+    eng.dispose()
+    return {"org": org, "channels": channels, "agents": agents, "manager": manager, "n_conv": n_conv,
+            "load_s": loaded, "index_s": time.perf_counter() - started - loaded}
+
+
+def pct(samples: list[float], p: float) -> float:
+    s = sorted(samples)
+    return s[min(len(s) - 1, int(round(p / 100 * (len(s) - 1))))]
+
+
+def timed(fn: Callable[[], Any], n: int) -> list[float]:
+    out = []
+    for _ in range(n):
+        t = time.perf_counter()
+        fn()
+        out.append((time.perf_counter() - t) * 1000)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--scale", type=float, default=1.0)
+    ap.add_argument("--database-url", default=None)
+    ap.add_argument("--batches", type=int, default=40)
+    ap.add_argument("--batch-size", type=int, default=500)
+    ap.add_argument("--samples", type=int, default=200)
+    args = ap.parse_args()
+    if args.database_url:
+        url = sync_url(args.database_url)
+    else:
+        server = embedded_server(Path(tempfile.mkdtemp(prefix="sb-bench-")) / "pg")
+        ensure_database(server.get_uri("postgres"), "bench_inbox")
+        url = sync_url(server.get_uri("bench_inbox"))
+    upgrade(url)
+    t0 = time.perf_counter()
+    info = generate(url, args.scale)
+    n_conv = info["n_conv"]
+    print(f"generated {n_conv:,} conversations / {n_conv * MSGS_PER_CONV:,} messages: COPY {info['load_s']:.1f} s, "
+          f"indexes {info['index_s']:.1f} s (total {time.perf_counter() - t0:.1f} s)")
+    engine = create_engine(url, pool_size=4)
+    rnd = random.Random(11)
+    org, channels = info["org"], info["channels"]
+
+    # --- ingest throughput
+    total, took, created_convs = 0, 0.0, 0
+    base = T_END + timedelta(hours=1)
+    for b in range(args.batches):
+        ch_idx = b % N_CHANNELS
+        items = []
+        for k in range(args.batch_size):
+            if rnd.random() < 0.7:
+                i = rnd.randrange(n_conv // N_CHANNELS) * N_CHANNELS + ch_idx  # existing, same channel
+                contact = f"+49{i:09d}"
+            else:
+                contact = f"+1{b:04d}{k:06d}"
+            items.append(InboundMessage(f"bench.{b}.{k}", ContactRef(contact, display_name=f"C {contact}"),
+                                        base + timedelta(seconds=b * 60 + k / 10), f"new message {b}/{k}",
+                                        raw={"b": b, "k": k}))
+        t = time.perf_counter()
+        with UnitOfWork(engine) as uow:
+            r = ingest_items(uow, channel_id=channels[ch_idx], items=items)
+        took += time.perf_counter() - t
+        total += r.messages_created
+        created_convs += r.conversations_created
+    print(f"ingest: {total:,} messages in {args.batches} batches of {args.batch_size}: "
+          f"{total / took:,.0f} messages/s ({created_convs:,} new conversations)")
+
+    # --- query latency
+    manager = Actor(info["manager"], org, "manager", "m@bench.test")
+    agent = Actor(info["agents"][0], org, "agent", "agent0@bench.test")
+
+    def lister(actor: Actor, queue: str, deep: bool) -> Callable[[], Any]:
+        cursor = None
+        if deep:
+            with UnitOfWork(engine) as uow:
+                for _ in range(5):
+                    cursor = list_conversations(uow, actor, queue=queue, cursor=cursor).next_cursor  # type: ignore[arg-type]
+
+        def run() -> Any:
+            with UnitOfWork(engine) as uow:
+                return list_conversations(uow, actor, queue=queue, cursor=cursor)  # type: ignore[arg-type]
+        return run
+
+    cases: list[tuple[str, Callable[[], Any]]] = [
+        ("list all, manager, page 1", lister(manager, "all", False)),
+        ("list all, manager, page 6", lister(manager, "all", True)),
+        ("list unassigned, manager", lister(manager, "unassigned", False)),
+        ("list all, agent (3 of 10 channels)", lister(agent, "all", False)),
+        ("list unassigned, agent, page 6", lister(agent, "unassigned", True)),
+        ("list mine, agent", lister(agent, "mine", False)),
+    ]
+    list_samples: list[float] = []
+    n = max(20, args.samples // len(cases))
+    for name, fn in cases:
+        fn()  # warm
+        s = timed(fn, n)
+        list_samples += s
+        print(f"  {name:38s} p50 {pct(s, 50):6.2f} ms  p95 {pct(s, 95):6.2f} ms")
+    print(f"list_conversations: p50 {pct(list_samples, 50):.2f} ms, p95 {pct(list_samples, 95):.2f} ms "
+          f"({len(list_samples)} calls)")
+
+    thread_samples: list[float] = []
+    older_samples: list[float] = []
+    for _ in range(args.samples):
+        conv = rnd.randrange(1, n_conv + 1)
+        t = time.perf_counter()
+        with UnitOfWork(engine) as uow:
+            page = get_thread(uow, manager, conv, limit=5)
+        thread_samples.append((time.perf_counter() - t) * 1000)
+        if page.next_cursor:
+            t = time.perf_counter()
+            with UnitOfWork(engine) as uow:
+                get_thread(uow, manager, conv, before=page.next_cursor, limit=5)
+            older_samples.append((time.perf_counter() - t) * 1000)
+    print(f"get_thread newest page: p50 {pct(thread_samples, 50):.2f} ms, p95 {pct(thread_samples, 95):.2f} ms; "
+          f"older page: p50 {pct(older_samples, 50):.2f} ms, p95 {pct(older_samples, 95):.2f} ms")
+    engine.dispose()
+
+
+if __name__ == "__main__":
+    main()
