@@ -34,6 +34,8 @@ DEMO_USERS = (
     ("bob@demo.local", "Bob Agent", "agent"),
 )
 SANDBOX_PHONE_ID = "100000000000001"
+DEMO_TIMEZONE = "Europe/Berlin"
+DEMO_HOURS = {d: [["09:00", "18:00"]] for d in ("mon", "tue", "wed", "thu", "fri")}
 
 
 @dataclass
@@ -55,10 +57,7 @@ def seed(settings: Settings, engine: object) -> dict[str, str]:
     key = settings.secret_key_bytes()
     info: dict[str, str] = {}
     with UnitOfWork(engine) as uow:
-        org_id = create_organization(
-            uow, DEMO_ORG, "Europe/Berlin",
-            {d: [["09:00", "18:00"]] for d in ("mon", "tue", "wed", "thu", "fri")},
-        )
+        org_id = create_organization(uow, DEMO_ORG, DEMO_TIMEZONE, DEMO_HOURS)
         existing = [c for c in list_channels(uow, org_id) if c.key == "sandbox"]
         if existing:
             channel = existing[0]
@@ -94,21 +93,24 @@ def seed(settings: Settings, engine: object) -> dict[str, str]:
 
 
 def import_history(settings: Settings, engine: object) -> str | None:
-    """Replay the bundled demo timeline once, so dashboards have a week of history."""
+    """Replay a generated week of demo history once, so dashboards have data from the start."""
     from sqlalchemy import Engine
+
+    from pipelines.demo_history import write_timeline
+    from switchboard.importer import import_events
 
     assert isinstance(engine, Engine)
     marker = settings.home / "demo-history-imported"
-    timeline = Path(__file__).resolve().parent.parent / "docs" / "examples" / "demo_history.jsonl"
-    if marker.exists() or not timeline.exists():
+    if marker.exists():
         return None
-    try:
-        from switchboard.importer import import_events
-    except ImportError:
-        return None
-    report = import_events(engine, timeline, settings.secret_key_bytes())
+    path = write_timeline(
+        settings.home / "demo_history.jsonl", org=DEMO_ORG, timezone=DEMO_TIMEZONE,
+        business_hours=DEMO_HOURS, channel_key="sandbox", provider="sandbox", channel_name="WhatsApp (sandbox)",
+        users=list(DEMO_USERS),
+    )
+    report = import_events(engine, path, settings.secret_key_bytes())
     marker.write_text("ok\n")
-    return str(report)
+    return report.summary()
 
 
 def _spawn(name: str, args: list[str], env: dict[str, str], log_dir: Path) -> Child:
