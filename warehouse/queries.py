@@ -104,6 +104,8 @@ def time_metric_stats(path: Path | str, org_id: int, metric: str, start: date, e
     mart, agent_col, day_col, row_filter = _METRIC_SOURCES[metric]
     m = TIME_METRICS_BY_NAME[metric]
     value = m.business_column if business_hours else m.column
+    if mart == "response_times":  # first responses are the first turns of response_times
+        value = "response_business_ms" if business_hours else "response_ms"
     key = {"agent": agent_col, "channel": "channel_name", "day": day_col, None: None}[group_by]
     key_sql = f"{key} as {group_by}, " if key else ""
     group_sql = "group by all order by 1" if key else ""
