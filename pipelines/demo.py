@@ -197,6 +197,12 @@ def run_demo(*, fresh: bool = False, customers: int = 6, speed: float = 1.0) -> 
 
     sb = [sys.executable, "-m", "pipelines.cli"]
     children: list[Child] = []
+
+    def _terminate(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _terminate)  # `kill` stops the demo as cleanly as Ctrl-C
+    signal.signal(signal.SIGINT, _terminate)  # even when started in the background
     try:
         prefect_cmd = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
                        "--port", str(settings.prefect_port)]
