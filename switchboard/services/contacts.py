@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import cast
 
-from sqlalchemy import Table, func
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy import Table, text
 
 from switchboard.db.schema import Contact
 from switchboard.types import ContactRef
@@ -47,6 +47,24 @@ def merge_sightings(items: Iterable[tuple[ContactRef, datetime]]) -> dict[str, C
     return out
 
 
+_UPSERT = text("""
+    insert into contacts (organization_id, provider, provider_contact_id, display_name, username, phone,
+                          first_seen_at, last_seen_at, metadata)
+    select :org, :provider, v.pcid, v.dn, v.un, v.ph, v.first, v.last, cast(v.md as jsonb)
+    from unnest(cast(:pcid as text[]), cast(:dn as text[]), cast(:un as text[]), cast(:ph as text[]),
+                cast(:first as timestamptz[]), cast(:last as timestamptz[]), cast(:md as text[]))
+         as v(pcid, dn, un, ph, first, last, md)
+    on conflict (organization_id, provider, provider_contact_id) do update set
+        display_name = coalesce(excluded.display_name, contacts.display_name),
+        username = coalesce(excluded.username, contacts.username),
+        phone = coalesce(excluded.phone, contacts.phone),
+        first_seen_at = least(contacts.first_seen_at, excluded.first_seen_at),
+        last_seen_at = greatest(contacts.last_seen_at, excluded.last_seen_at),
+        metadata = contacts.metadata || excluded.metadata
+    returning id, provider_contact_id
+""")
+
+
 def upsert_contacts(
     uow: UnitOfWork, *, organization_id: int, provider: str, sightings: dict[str, ContactSighting]
 ) -> dict[str, int]:
@@ -57,33 +75,15 @@ def upsert_contacts(
     """
     if not sightings:
         return {}
-    rows: list[dict[str, Any]] = [
-        {
-            "organization_id": organization_id,
-            "provider": provider,
-            "provider_contact_id": pcid,
-            "display_name": (s.ref.display_name or None) and s.ref.display_name[:300],
-            "username": (s.ref.username or None) and s.ref.username[:200],
-            "phone": (s.ref.phone or None) and s.ref.phone[:64],
-            "first_seen_at": s.first_at,
-            "last_seen_at": s.last_at,
-            "metadata": s.ref.metadata,
-        }
-        for pcid, s in sorted(sightings.items())
-    ]
-    stmt = pg_insert(CONTACTS)
-    ex = stmt.excluded
-    c = CONTACTS.c
-    upsert = stmt.on_conflict_do_update(
-        index_elements=[c.organization_id, c.provider, c.provider_contact_id],
-        set_={
-            "display_name": func.coalesce(ex.display_name, c.display_name),
-            "username": func.coalesce(ex.username, c.username),
-            "phone": func.coalesce(ex.phone, c.phone),
-            "first_seen_at": func.least(c.first_seen_at, ex.first_seen_at),
-            "last_seen_at": func.greatest(c.last_seen_at, ex.last_seen_at),
-            "metadata": c.metadata.op("||")(ex.metadata),
-        },
-    ).returning(c.id, c.provider_contact_id)
-    result = uow.session.execute(upsert, rows)
+    items = sorted(sightings.items())
+    result = uow.session.execute(_UPSERT, {
+        "org": organization_id, "provider": provider,
+        "pcid": [pcid for pcid, _ in items],
+        "dn": [(s.ref.display_name or None) and s.ref.display_name[:300] for _, s in items],
+        "un": [(s.ref.username or None) and s.ref.username[:200] for _, s in items],
+        "ph": [(s.ref.phone or None) and s.ref.phone[:64] for _, s in items],
+        "first": [s.first_at for _, s in items],
+        "last": [s.last_at for _, s in items],
+        "md": [json.dumps(s.ref.metadata or {}, default=str) for _, s in items],
+    })
     return {str(r.provider_contact_id): int(r.id) for r in result}

@@ -12,6 +12,7 @@ one message, one event and one unread increment. Re-ingesting a batch changes no
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -272,10 +273,11 @@ def _ingest_messages(uow: UnitOfWork, org_id: int, channel_id: int, provider: st
             rows.append({"organization_id": org_id, "channel_id": channel_id, "contact_id": cid,
                          "status": "PENDING", "created_at": first, "updated_at": now,
                          "last_message_at": first, "cycle_started_at": first_in})
-        stmt = pg_insert(CONVERSATIONS).on_conflict_do_nothing(
-            index_elements=[CONVERSATIONS.c.channel_id, CONVERSATIONS.c.contact_id]
-        ).returning(*[CONVERSATIONS.c[col.key] for col in _CONV_COLS])
-        created = {int(r.contact_id): _state(r, created=True) for r in uow.session.execute(stmt, rows)}
+        created = {int(r.contact_id): _state(r, created=True) for r in uow.session.execute(_INSERT_CONVS, {
+            "org": org_id, "channel": channel_id, "now": now,
+            "contact": [r["contact_id"] for r in rows], "created": [r["created_at"] for r in rows],
+            "csa": [r["cycle_started_at"] for r in rows],
+        })}
         convs.update(created)
         lost = [cid for cid in missing if cid not in created]  # another worker created it meanwhile
         convs.update(_lock_conversations(uow, channel_id, lost))
@@ -303,10 +305,17 @@ def _ingest_messages(uow: UnitOfWork, org_id: int, channel_id: int, provider: st
                 "status_updated_at": m.sent_at,
                 "created_at": now,
             })
-    ins = pg_insert(MESSAGES).on_conflict_do_nothing(
-        index_elements=[MESSAGES.c.channel_id, MESSAGES.c.provider_message_id]
-    ).returning(MESSAGES.c.id, MESSAGES.c.provider_message_id)
-    new_ids = {str(r.provider_message_id): int(r.id) for r in uow.session.execute(ins, msg_rows)}
+    new_ids = {str(r.provider_message_id): int(r.id) for r in uow.session.execute(_INSERT_MESSAGES, {
+        "org": org_id, "channel": channel_id, "now": now,
+        "conv": [r["conversation_id"] for r in msg_rows], "direction": [r["direction"] for r in msg_rows],
+        "author_kind": [r["author_kind"] for r in msg_rows], "body": [r["body"] for r in msg_rows],
+        "content_type": [r["content_type"] for r in msg_rows],
+        "pmid": [r["provider_message_id"] for r in msg_rows],
+        "reply_to": [r["reply_to_provider_message_id"] for r in msg_rows],
+        "status": [r["status"] for r in msg_rows],
+        "raw": [None if r["raw"] is None else json.dumps(r["raw"], default=str) for r in msg_rows],
+        "sent_at": [r["sent_at"] for r in msg_rows],
+    })}
     acc.duplicate += len(msg_rows) - len(new_ids)
     acc.created += len(new_ids)
     acc.msg_ids.extend(new_ids.values())
@@ -373,6 +382,31 @@ def _apply_message(conv: _ConvState, m: InboundMessage, mid: int, events: list[N
         conv.last_message_at = max(at, conv.last_message_at or at)
         conv.last_message_preview = preview_of(m.body, m.content_type)
 
+
+_INSERT_CONVS = text(f"""
+    insert into conversations (organization_id, channel_id, contact_id, status, created_at, updated_at,
+                               last_message_at, cycle_started_at)
+    select :org, :channel, v.contact, 'PENDING', v.created, :now, v.created, v.csa
+    from unnest(cast(:contact as bigint[]), cast(:created as timestamptz[]), cast(:csa as timestamptz[]))
+         as v(contact, created, csa)
+    on conflict (channel_id, contact_id) do nothing
+    returning {", ".join(c.key for c in _CONV_COLS)}
+""")  # noqa: S608 - column names are constants
+
+_INSERT_MESSAGES = text("""
+    insert into messages (organization_id, conversation_id, channel_id, direction, author_kind, body,
+                          content_type, provider_message_id, reply_to_provider_message_id, status, raw,
+                          sent_at, status_updated_at, created_at)
+    select :org, v.conv, :channel, v.direction, v.author_kind, v.body, v.content_type, v.pmid, v.reply_to,
+           v.status, cast(v.raw as jsonb), v.sent_at, v.sent_at, :now
+    from unnest(cast(:conv as bigint[]), cast(:direction as text[]), cast(:author_kind as text[]),
+                cast(:body as text[]), cast(:content_type as text[]), cast(:pmid as text[]),
+                cast(:reply_to as text[]), cast(:status as text[]), cast(:raw as text[]),
+                cast(:sent_at as timestamptz[]))
+         as v(conv, direction, author_kind, body, content_type, pmid, reply_to, status, raw, sent_at)
+    on conflict (channel_id, provider_message_id) do nothing
+    returning id, provider_message_id
+""")
 
 _UPDATE_CONVS = text("""
     update conversations as c set
