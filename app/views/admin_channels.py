@@ -7,7 +7,7 @@ import streamlit as st
 from app import session
 from app.deps import call, secret_key, settings
 from switchboard.errors import SwitchboardError
-from switchboard.services import operations
+from switchboard.services import operations, outbox
 from switchboard.services.channels import create_channel
 
 PROVIDERS = ["whatsapp", "messenger", "instagram", "telegram", "sandbox"]
@@ -86,6 +86,26 @@ def page() -> None:
                     st.error(str(exc))
     else:
         st.success("No rejected, ignored or failed deliveries.")
+
+    st.subheader("Messages that could not be sent")
+    if ov.dead_letters:
+        st.dataframe(
+            [
+                {"Id": m.id, "Conversation": m.conversation_id, "Error": f"{m.error_code or ''} {m.error_message or ''}",
+                 "Written": m.sent_at.strftime("%Y-%m-%d %H:%M"), "Text": (m.body or "")[:120]}
+                for m in ov.dead_letters
+            ],
+            hide_index=True, use_container_width=True,
+        )
+        retry = st.selectbox("Retry a failed message", [m.id for m in ov.dead_letters], key="retry_dead_letter")
+        if st.button("Retry sending"):
+            try:
+                call(outbox.retry_dead_letter, actor, retry)
+                st.success(f"Message {retry} queued again.")
+            except SwitchboardError as exc:
+                st.error(str(exc))
+    else:
+        st.success("No dead-lettered messages.")
 
     st.subheader("Flows")
     if not ov.last_runs:

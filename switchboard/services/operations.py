@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from switchboard.errors import PermissionDenied
-from switchboard.services import runs, webhooks
+from switchboard.services import outbox, runs, webhooks
 from switchboard.services.channels import ChannelView, list_channels
 from switchboard.types import Actor
 from switchboard.uow import UnitOfWork
@@ -18,6 +18,7 @@ class OperationsOverview:
     problem_deliveries: list[webhooks.WebhookEventView]
     last_runs: list[runs.RunView]
     failed_runs: list[runs.RunView]
+    dead_letters: list[outbox.MessageView]
 
 
 def _require_admin(actor: Actor) -> None:
@@ -33,6 +34,7 @@ def overview(uow: UnitOfWork, actor: Actor, *, limit: int = 100) -> OperationsOv
         problem_deliveries=webhooks.list_events(uow, actor.organization_id, limit=limit),
         last_runs=runs.last_runs(uow),
         failed_runs=runs.recent_failures(uow, limit=20),
+        dead_letters=outbox.list_dead_letters(uow, actor, limit=limit),
     )
 
 
