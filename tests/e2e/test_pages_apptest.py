@@ -1,0 +1,174 @@
+"""Streamlit AppTest of the inbox, assignment and admin pages against a real database."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, select
+from streamlit.testing.v1 import AppTest
+
+from switchboard.auth.sessions import create_session
+from switchboard.auth.users import create_user
+from switchboard.db.schema import Conversation, Message
+from switchboard.services.channels import create_channel, grant_channel_permission
+from switchboard.services.ingest import ingest_items
+from switchboard.services.organizations import create_organization
+from switchboard.settings import get_settings
+from switchboard.types import ContactRef, InboundMessage
+from switchboard.uow import UnitOfWork
+
+
+def _inbox() -> None:
+    from app.views import inbox
+
+    inbox.page()
+
+
+def _assignment() -> None:
+    from app.views import assignment
+
+    assignment.page()
+
+
+def _admin() -> None:
+    from app.views import admin_channels
+
+    admin_channels.page()
+
+
+def _main() -> None:
+    import runpy
+    from pathlib import Path
+
+    runpy.run_path(str(Path.cwd() / "app" / "main.py"), run_name="__main__")
+
+
+@pytest.fixture
+def app_env(db_url: str) -> Iterator[None]:
+    from app import deps
+
+    saved = os.environ.get("DATABASE_URL")
+    os.environ["DATABASE_URL"] = db_url
+    get_settings.cache_clear()
+    deps.engine.clear()
+    yield
+    deps.engine().dispose()
+    deps.engine.clear()
+    if saved is None:
+        os.environ.pop("DATABASE_URL", None)
+    else:
+        os.environ["DATABASE_URL"] = saved
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def world(engine: Engine) -> dict[str, Any]:
+    key = get_settings().secret_key_bytes()
+    with UnitOfWork(engine) as uow:
+        org = create_organization(uow, "Pages Co")
+        wa = create_channel(uow, org, key="wa", provider="whatsapp", name="WhatsApp", secret_key=key)
+        ig = create_channel(uow, org, key="ig", provider="instagram", name="Instagram", secret_key=key)
+        users = {}
+        for email, role in (("agent@p.test", "agent"), ("ig@p.test", "agent"), ("boss@p.test", "manager"),
+                            ("root@p.test", "admin")):
+            users[email] = create_user(uow, org, email=email, name=email.split("@")[0].title(), role=role,
+                                       secret_key=key, password="long enough password").user_id
+        grant_channel_permission(uow, None, user_id=users["agent@p.test"], channel_id=wa.id, can_view=True,
+                                 can_send=True)
+        grant_channel_permission(uow, None, user_id=users["ig@p.test"], channel_id=ig.id, can_view=True,
+                                 can_send=True)
+    with UnitOfWork(engine) as uow:
+        ingest_items(uow, channel_id=wa.id, items=[InboundMessage(
+            provider_message_id="wamid.p1", contact=ContactRef("491", display_name="Wanda"),
+            sent_at=datetime.now(UTC), body="*hello* from WhatsApp")])
+    with UnitOfWork(engine) as uow:
+        conv = uow.session.execute(select(Conversation.id)).scalar_one()
+    return {"users": users, "conversation_id": conv}
+
+
+def _login(at: AppTest, engine: Engine, user_id: int) -> AppTest:
+    with UnitOfWork(engine) as uow:
+        token = create_session(uow, user_id)
+        uow.commit()
+    at.session_state["sb_auth_token"] = token.token
+    at.session_state["sb_auth_actor"] = token.actor
+    at.session_state["sb_auth_name"] = token.name
+    at.session_state["sb_auth_checked_at"] = time.monotonic()
+    at.session_state["sb_auth_restore_tried"] = True
+    return at
+
+
+def _text(at: AppTest) -> str:
+    parts = [t.value for t in at.text] + [c.value for c in at.caption] + [str(e.value) for e in at.error]
+    parts += [i.value for i in at.info] + [w.value for w in at.warning]
+    return "\n".join(str(p) for p in parts)
+
+
+@pytest.mark.usefixtures("app_env")
+def test_agent_accepts_and_replies(engine: Engine, world: dict[str, Any]) -> None:
+    at = _login(AppTest.from_function(_inbox, default_timeout=30), engine, world["users"]["agent@p.test"])
+    at.run()
+    assert not at.exception, at.exception
+    assert "Pick a conversation" in _text(at)
+    assert len(at.dataframe) == 1 and "Wanda" in at.dataframe[0].value.to_string()
+
+    at.session_state["selected_conversation"] = world["conversation_id"]
+    at.run()
+    assert "*hello* from WhatsApp" in _text(at)  # shown verbatim, as text
+    at.button(key=f"accept_{world['conversation_id']}").click().run()
+    assert not at.exception, at.exception
+    at.text_area(key=f"draft_{world['conversation_id']}").input("On my way!")
+    at.button(key=f"send_{world['conversation_id']}").click().run()
+    assert not at.exception, at.exception
+    at.button(key=f"send_{world['conversation_id']}").click().run()  # empty now: nothing more is sent
+    with UnitOfWork(engine) as uow:
+        bodies = list(uow.session.execute(select(Message.body).where(Message.direction == "OUTBOUND")).scalars())
+    assert bodies == ["On my way!"]
+    assert "On my way!" in _text(at)
+
+
+@pytest.mark.usefixtures("app_env")
+def test_agent_without_permission_sees_nothing(engine: Engine, world: dict[str, Any]) -> None:
+    at = _login(AppTest.from_function(_inbox, default_timeout=30), engine, world["users"]["ig@p.test"])
+    at.run()
+    assert not at.exception
+    assert len(at.dataframe) == 0
+    at.session_state["selected_conversation"] = world["conversation_id"]
+    at.run()
+    assert "Wanda" not in _text(at) and "hello" not in _text(at)
+
+
+@pytest.mark.usefixtures("app_env")
+def test_manager_assignment_and_admin_pages(engine: Engine, world: dict[str, Any]) -> None:
+    at = _login(AppTest.from_function(_assignment, default_timeout=30), engine, world["users"]["boss@p.test"])
+    at.run()
+    assert not at.exception, at.exception
+    assert any("Wanda" in d.value.to_string() for d in at.dataframe)
+
+    at = _login(AppTest.from_function(_admin, default_timeout=30), engine, world["users"]["boss@p.test"])
+    at.run()
+    assert any("only admins" in str(e.value) for e in at.error)
+
+    at = _login(AppTest.from_function(_admin, default_timeout=30), engine, world["users"]["root@p.test"])
+    at.run()
+    assert not at.exception, at.exception
+    assert any("/webhooks/whatsapp/" in d.value.to_string() for d in at.dataframe)
+
+
+@pytest.mark.usefixtures("app_env")
+def test_navigation_is_role_based(engine: Engine, world: dict[str, Any]) -> None:
+    at = AppTest.from_function(_main, default_timeout=30)
+    at.session_state["sb_auth_restore_tried"] = True
+    at.run()
+    assert not at.exception, at.exception
+    assert any("Sign in" in t.value for t in at.title)
+
+    at = _login(AppTest.from_function(_main, default_timeout=30), engine, world["users"]["agent@p.test"])
+    at.run()
+    assert not at.exception, at.exception
+    assert "Pick a conversation" in _text(at)
