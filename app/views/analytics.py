@@ -1,0 +1,192 @@
+"""Managers: response-time analytics from the DuckDB warehouse (read-only, through warehouse.queries).
+
+Per agent / channel / day: count, mean, median, p90, min and max of first response, response, queue,
+handle and resolution times, wall clock or business hours (the channels' current calendars); the
+weekday x hour heatmap; SLA shares and breaches; the live queue as of the last build. Every read is a
+short read-only DuckDB connection, cached with a bounded ``st.cache_data`` keyed on the warehouse
+file's modification time, so a new build shows up at once and readers never block it.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import plotly.express as px
+import polars as pl
+import streamlit as st
+
+from app import session
+from switchboard.settings import get_settings
+from warehouse import queries
+from warehouse.metrics import TIME_METRICS_BY_NAME
+
+METRICS = {"first_response": "First response", "response": "Response (every customer turn)",
+           "queue": "Queue (wait to accept)", "handle": "Handle", "resolution": "Resolution"}
+WEEKDAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+
+
+def _stamp(path: Path) -> int:
+    try:
+        return path.stat().st_mtime_ns
+    except FileNotFoundError:
+        return 0
+
+
+@st.cache_data(ttl=300, max_entries=256, show_spinner=False)
+def _cached(fn_name: str, path: str, stamp: int, args: tuple[Any, ...], kwargs: tuple[tuple[str, Any], ...]
+            ) -> pl.DataFrame | dict[str, Any]:
+    """One cached warehouse read; ``stamp`` (file mtime) invalidates it when a build is published."""
+    fn = getattr(queries, fn_name)
+    result: pl.DataFrame | dict[str, Any] = fn(Path(path), *args, **dict(kwargs))
+    return result
+
+
+def _read(fn_name: str, path: Path, *args: Any, **kwargs: Any) -> Any:
+    return _cached(fn_name, str(path), _stamp(path), tuple(args), tuple(sorted(kwargs.items())))
+
+
+def _minutes(df: pl.DataFrame) -> pl.DataFrame:
+    """ms columns → minutes, rounded, for display."""
+    return df.with_columns([
+        (pl.col(c) / 60_000).round(1).alias(c.replace("_ms", "_min"))
+        for c in df.columns if c.endswith("_ms")
+    ]).drop([c for c in df.columns if c.endswith("_ms")])
+
+
+def _stats_section(path: Path, org_id: int, metric: str, start: date, end: date, business: bool,
+                   channel_ids: tuple[int, ...]) -> None:
+    m = TIME_METRICS_BY_NAME[metric]
+    st.caption(m.definition + (" Business hours only (current calendars)." if business else " Wall clock."))
+    overall = _read("time_metric_stats", path, org_id, metric, start, end, business_hours=business,
+                    channel_ids=channel_ids)
+    if overall.is_empty() or not overall["count"][0]:
+        st.info("No data for this metric in the selected range.")
+        return
+    row = overall.row(0, named=True)
+    cols = st.columns(6)
+    for col, (label, key) in zip(cols, [("Count", "count"), ("Mean", "mean_ms"), ("Median", "median_ms"),
+                                         ("p90", "p90_ms"), ("Min", "min_ms"), ("Max", "max_ms")], strict=True):
+        value = row[key]
+        col.metric(label, f"{value:,}" if key == "count" else f"{(value or 0) / 60_000:.1f} min")
+    tabs = st.tabs(["Per agent", "Per channel", "Per day"])
+    for tab, group in zip(tabs, ("agent", "channel", "day"), strict=True):
+        with tab:
+            df = _read("time_metric_stats", path, org_id, metric, start, end, group_by=group,
+                       business_hours=business, channel_ids=channel_ids)
+            if df.is_empty():
+                st.info("No data.")
+                continue
+            shown = _minutes(df).with_columns(pl.col(group).cast(pl.Utf8).fill_null("(none)"))
+            if group == "day":
+                fig = px.line(shown.to_pandas(), x=group, y=["median_min", "p90_min", "mean_min"], markers=True,
+                              labels={"value": "minutes", group: "day"})
+            else:
+                fig = px.bar(shown.to_pandas(), x=group, y=["median_min", "p90_min"], barmode="group",
+                             labels={"value": "minutes", group: group})
+            st.plotly_chart(fig, width="stretch")
+            st.dataframe(shown, hide_index=True, width="stretch")
+
+
+def _heatmap(path: Path, org_id: int, start: date, end: date, channel_ids: tuple[int, ...], business: bool) -> None:
+    df = _read("hourly_volume", path, org_id, start, end, channel_ids=channel_ids)
+    if df.is_empty():
+        st.info("No traffic in the selected range.")
+        return
+    what = st.radio("Heatmap of", ["Messages received", "Average response time"], horizontal=True,
+                    key="analytics_heatmap")
+    col = "total_messages_received" if what == "Messages received" else (
+        "avg_response_business_ms" if business else "avg_response_ms")
+    grid = [[0.0] * 24 for _ in WEEKDAYS]
+    for r in df.iter_rows(named=True):
+        v = r[col] or 0
+        grid[int(r["day_of_week"]) - 1][int(r["hour_of_day"])] = v / 60_000 if col.endswith("_ms") else v
+    fig = px.imshow(grid, x=[f"{h:02d}" for h in range(24)], y=WEEKDAYS, aspect="auto",
+                    labels={"x": "hour (local)", "y": "weekday",
+                            "color": "minutes" if col.endswith("_ms") else "messages"},
+                    color_continuous_scale="Blues")
+    st.plotly_chart(fig, width="stretch")
+
+
+def _sla(path: Path, org_id: int, start: date, end: date, channel_ids: tuple[int, ...], business: bool) -> None:
+    df = _read("sla_daily", path, org_id, start, end, channel_ids=channel_ids)
+    if df.is_empty():
+        st.info("No cycles started in the selected range.")
+        return
+    fr = "first_response_business_sla_share" if business else "first_response_sla_share"
+    rs = "resolution_business_sla_share" if business else "resolution_sla_share"
+    daily = df.group_by("metric_date").agg(
+        (pl.col("count_first_response_met").sum() / pl.col("count_cycles").sum()).alias("first response met"),
+        pl.col(fr).mean().alias("first response share (decided)"),
+        pl.col(rs).mean().alias("resolution share (decided)"),
+    ).sort("metric_date")
+    st.plotly_chart(px.line(daily.to_pandas(), x="metric_date",
+                            y=["first response share (decided)", "resolution share (decided)"], markers=True,
+                            labels={"value": "share of cycles", "metric_date": "day"}), width="stretch")
+    st.dataframe(df.drop("organization_id"), hide_index=True, width="stretch")
+    kind = st.radio("Breaches of", ["first_response", "resolution"], horizontal=True, key="analytics_breach")
+    st.dataframe(_minutes(_read("sla_breaches", path, org_id, start, end, kind=kind, business_hours=business)),
+                 hide_index=True, width="stretch")
+
+
+def _live(path: Path, org_id: int, channel_ids: tuple[int, ...]) -> None:
+    q = _read("live_queue", path, org_id, channel_ids=channel_ids)
+    c1, c2, c3 = st.columns(3)
+    c1.metric("Open", q.height)
+    c2.metric("Unassigned", int(q["is_unassigned"].sum()) if q.height else 0)
+    c3.metric("Unattended (waiting for a reply)", int(q["is_unattended"].sum()) if q.height else 0)
+    st.caption("Per agent load with presence")
+    st.dataframe(_minutes(_read("agent_load", path, org_id)), hide_index=True, width="stretch")
+    if q.height:
+        st.dataframe(_minutes(q.select("conversation_id", "channel_name", "conversation_status", "assignee_email",
+                                       "assignee_presence_state", "is_unattended", "waiting_since", "waiting_ms",
+                                       "count_unread")), hide_index=True, width="stretch")
+
+
+def _date_range(picked: Any, today: date) -> tuple[date, date]:
+    """``st.date_input`` gives one date, a 1-tuple while picking, or a 2-tuple."""
+    if isinstance(picked, date):
+        return picked, picked
+    values = [d for d in picked if isinstance(d, date)]
+    if not values:
+        return today, today
+    return values[0], values[-1]
+
+
+def page() -> None:
+    actor = session.current_actor()
+    if actor is None:
+        st.stop()
+        return
+    st.title("Response times")
+    path = get_settings().warehouse_file
+    if not path.exists():
+        st.info("The warehouse has not been built yet: run `switchboard warehouse build` "
+                "(the worker also builds it on a schedule).")
+        return
+    state = _read("build_state", path)
+    st.caption(f"Warehouse built at {state.get('built_at', '?')} — live figures are as of that build.")
+    org_id = int(actor.organization_id)
+    channels = _read("channels", path, org_id)
+    names = dict(zip(channels["channel_name"].to_list(), channels["channel_id"].to_list(), strict=True))
+
+    c1, c2, c3, c4 = st.columns([2, 2, 3, 1])
+    today = date.today()
+    picked = c1.date_input("Days (organization's timezone)", (today - timedelta(days=6), today),
+                           key="analytics_days")
+    start, end = _date_range(picked, today)
+    metric = c2.selectbox("Metric", list(METRICS), format_func=METRICS.__getitem__, key="analytics_metric")
+    chosen = c3.multiselect("Channels", list(names), key="analytics_channels")
+    business = c4.toggle("Business hours", key="analytics_business")
+    channel_ids = tuple(int(names[n]) for n in chosen)
+
+    stats, heat, sla, live = st.tabs(["Times", "Weekday x hour", "SLA", "Live queue"])
+    with stats:
+        _stats_section(path, org_id, str(metric), start, end, business, channel_ids)
+    with heat:
+        _heatmap(path, org_id, start, end, channel_ids, business)
+    with sla:
+        _sla(path, org_id, start, end, channel_ids, business)
+    with live:
+        _live(path, org_id, channel_ids)
