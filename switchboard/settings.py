@@ -134,7 +134,14 @@ def load_settings(**overrides: object) -> Settings:
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    return load_settings()
+    """Settings of this process. Without SWITCHBOARD_SECRET_KEY, a key file the demo generated in
+    SWITCHBOARD_HOME is used, so every command works against a demo installation."""
+    settings = load_settings()
+    if not settings.switchboard_secret_key:
+        key_file = settings.home / "secret.key"
+        if key_file.is_file():
+            settings = load_settings(switchboard_secret_key=key_file.read_text().strip())
+    return settings
 
 
 def ensure_local_secret_key(settings: Settings) -> tuple[Settings, bool]:
