@@ -189,6 +189,8 @@ def do_enqueue_reply(uow: UnitOfWork, actor: Actor, conversation_id: int, body: 
         return found
     acc = require_send(uow, actor, conv.channel_id)
     me = acc.actor
+    if conv.status == "COMPLETED" and not me.is_manager:
+        raise Conflict(f"conversation {conversation_id} is completed; reopen and accept it before replying")
     if not me.is_manager and not (conv.status == "ASSIGNED" and conv.assigned_user_id == me.user_id):
         who = "nobody" if conv.assigned_user_id is None else "another agent"
         raise PermissionDenied(f"conversation {conversation_id} is assigned to {who}; accept it before "
