@@ -24,20 +24,11 @@ SCHEDULES: dict[str, tuple[str, int, dict[str, Any]]] = {
 
 
 def deployments() -> list[Any]:
-    from datetime import timedelta
-
-    from prefect.schedules import Interval
-
-    from switchboard.clock import utcnow
-
-    # Anchor the intervals a few seconds from now so the first runs start at once, not an
-    # interval later (messages that arrived while the worker was down are processed right away).
-    anchor = utcnow() + timedelta(seconds=3)
     out = []
     for name, (target, interval, params) in SCHEDULES.items():
         module, _, attr = target.partition(":")
         fl = getattr(importlib.import_module(module), attr)
-        out.append(fl.to_deployment(name=name, schedules=[Interval(interval, anchor_date=anchor)],
+        out.append(fl.to_deployment(name=name, interval=interval,
                                     parameters=params, concurrency_limit=1))
     return out
 
