@@ -50,6 +50,7 @@ def _pages() -> Any:
             admin.append(st.Page(telegram, title="Telegram login", icon="✈️", url_path="telegram-login"))
         groups["Admin"] = admin + session.admin_pages()
     groups["Account"] = session.account_pages()
+    session.render_user_menu()
     return st.navigation(groups)
 
 

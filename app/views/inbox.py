@@ -26,6 +26,7 @@ REFRESH_SECONDS = 4
 HEARTBEAT_SECONDS = 20
 QUEUES = {"unassigned": "Unassigned", "mine": "Mine", "all": "All I can see"}
 STATUS_ICON = {"PENDING": "🟡", "ASSIGNED": "🟢", "COMPLETED": "⚪"}
+STATUS_LABEL = {"PENDING": "Waiting", "ASSIGNED": "Assigned", "COMPLETED": "Done"}
 MESSAGE_STATUS = {"PENDING": "🕓 sending", "SENT": "✓ sent", "DELIVERED": "✓✓ delivered",
                   "READ": "✓✓ read", "FAILED": "⚠️ failed"}
 
@@ -94,18 +95,26 @@ def conversation_list(actor: Actor) -> None:
     selected = st.session_state.get("selected_conversation")
     rows = [
         {
-            "": STATUS_ICON.get(c.status, ""),
             "Customer": c.contact_name or c.contact_handle,
             "Last message": (c.last_message_preview or "")[:80],
-            "Unread": c.unread_count or None,
             "When": _ago(c.last_message_at),
+            "Unread": c.unread_count or None,
+            "Status": STATUS_LABEL.get(c.status, c.status),
             "Channel": c.channel_name,
             "Agent": c.assigned_user_name or "",
         }
         for c in items
     ]
-    event = st.dataframe(rows, hide_index=True, on_select="rerun", selection_mode="single-row",
-                         key=f"conv_table_{queue}", use_container_width=True)
+    event = st.dataframe(
+        rows, hide_index=True, on_select="rerun", selection_mode="single-row", key=f"conv_table_{queue}",
+        use_container_width=True,
+        column_config={
+            "Customer": st.column_config.TextColumn(width="small"),
+            "Last message": st.column_config.TextColumn(width="medium"),
+            "When": st.column_config.TextColumn(width="small"),
+            "Unread": st.column_config.NumberColumn(width="small"),
+        },
+    )
     picked = event.selection.rows if event is not None else []  # type: ignore[attr-defined]
     if picked:
         cid = items[picked[0]].id
@@ -241,7 +250,7 @@ def page() -> None:
     linked = st.query_params.get("c")
     if linked and linked.isdigit():  # deep link: /inbox?c=<conversation id>
         st.session_state["selected_conversation"] = int(linked)
-    left, right = st.columns([2, 3], gap="medium")
+    left, right = st.columns([5, 6], gap="medium")
     with left:
         conversation_list(actor)
     with right:
