@@ -172,6 +172,13 @@ def run_demo(*, fresh: bool = False, customers: int = 6, speed: float = 1.0) -> 
     upgrade(url)
     print(f"  database ready ({'external' if settings.database_url else 'embedded PostgreSQL under ' + str(settings.pg_data_dir)})")
     engine = make_engine(url, pool_size=2, max_overflow=2)
+    from datetime import timedelta
+
+    from switchboard.services.runs import mark_interrupted
+    from switchboard.uow import UnitOfWork
+
+    with UnitOfWork(engine) as uow:  # runs of a previous demo that was killed mid-run
+        mark_interrupted(uow, older_than=timedelta(0))
     info = seed(settings, engine)
     history = import_history(settings, engine)
     if history:

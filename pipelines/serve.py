@@ -28,8 +28,9 @@ def deployments() -> list[Any]:
     for name, (target, interval, params) in SCHEDULES.items():
         module, _, attr = target.partition(":")
         fl = getattr(importlib.import_module(module), attr)
-        out.append(fl.to_deployment(name=name, interval=interval,
-                                    parameters=params, concurrency_limit=1))
+        # No Prefect concurrency limit: a worker killed mid-run leaves a "Running" zombie that would
+        # hold the slot forever. Overlapping runs are safe instead (SKIP LOCKED claims, leases).
+        out.append(fl.to_deployment(name=name, interval=interval, parameters=params))
     return out
 
 
@@ -42,4 +43,10 @@ def run_worker() -> None:
         )
     from prefect import serve
 
+    from pipelines.flows import engine
+    from switchboard.services.runs import mark_interrupted
+    from switchboard.uow import UnitOfWork
+
+    with UnitOfWork(engine()) as uow:
+        mark_interrupted(uow)
     serve(*deployments(), pause_on_shutdown=False)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
@@ -59,3 +59,16 @@ def recent_failures(uow: UnitOfWork, limit: int = 50) -> list[RunView]:
         select(PipelineRun).where(PipelineRun.status == "failed").order_by(PipelineRun.id.desc()).limit(limit)
     ).scalars()
     return [RunView(r.id, r.name, r.status, r.started_at, r.finished_at, r.detail, r.error) for r in rows]
+
+
+def mark_interrupted(uow: UnitOfWork, *, older_than: timedelta = timedelta(minutes=10),
+                     now: datetime | None = None) -> int:
+    """Runs still 'running' after ``older_than`` belong to a worker that died: mark them failed."""
+    now = now or utcnow()
+    result = uow.session.execute(
+        update(PipelineRun)
+        .where(PipelineRun.status == "running", PipelineRun.started_at <= now - older_than)
+        .values(status="failed", finished_at=now, error="interrupted: the worker stopped during the run")
+    )
+    uow.commit()
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
