@@ -22,7 +22,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from switchboard.clock import utcnow
 from switchboard.db.schema import Attachment, Channel, Contact, Conversation, ConversationEvent, Message, User
 from switchboard.errors import Conflict, InvalidInput, NotFound, PermissionDenied
-from switchboard.services.access import require_manager, require_send
+from switchboard.services.access import require_manager
 from switchboard.services.conversations import load_conversation
 from switchboard.services.events import append_event
 from switchboard.services.ingest import preview_of
@@ -187,7 +187,9 @@ def do_enqueue_reply(uow: UnitOfWork, actor: Actor, conversation_id: int, body: 
     if found is not None:
         uow.commit()
         return found
-    acc = require_send(uow, actor, conv.channel_id)
+    acc = conv.access  # verified by load_conversation a moment ago
+    if not acc.can_send:
+        raise PermissionDenied(f"you have no 'send' permission on channel '{acc.channel_key}'")
     me = acc.actor
     if conv.status == "COMPLETED" and not me.is_manager:
         raise Conflict(f"conversation {conversation_id} is completed; reopen and accept it before replying")
