@@ -19,6 +19,7 @@ import argparse
 import os
 import tempfile
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -168,9 +169,9 @@ from answered where author_user_id is not null group by all
 
 
 def _copy(pg: psycopg.Connection, duck: duckdb.DuckDBPyConnection, table: str, select: str,
-          cols: str, params: list[object], tmp: Path) -> int:
+          cols: str, params: Sequence[object], tmp: Path) -> int:
     path = tmp / f"{table}.csv"
-    duck.execute(f"copy ({select}) to '{path}' (header false)", params)
+    duck.execute(f"copy ({select}) to '{path}' (header false)", list(params))
     n = 0
     with pg.cursor() as cur, cur.copy(f"copy {table} ({cols}) from stdin (format csv)") as cp, \
             open(path, "rb") as fh:
