@@ -79,9 +79,10 @@ def _wait_for_notify(eng: Engine, channel: str, timeout: float) -> None:
         assert dbapi is not None
         dbapi.autocommit = True
         dbapi.execute(f"listen {channel}")  # identifier from our own constants, not user input
-        gen = dbapi.notifies(timeout=timeout, stop_after=1)
-        for _ in gen:
-            break
+        # Exhaust the generator (stop_after=1) rather than break out of it: a suspended notifies()
+        # generator keeps the connection's lock and the next execute() on it would hang forever.
+        for _ in dbapi.notifies(timeout=timeout, stop_after=1):
+            pass
         dbapi.execute(f"unlisten {channel}")
     except Exception:
         time.sleep(min(timeout, 1.0))
