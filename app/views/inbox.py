@@ -9,6 +9,7 @@ click sends once.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import time
 import uuid
 from datetime import UTC, datetime
@@ -95,6 +96,7 @@ def conversation_list(actor: Actor) -> None:
     selected = st.session_state.get("selected_conversation")
     rows = [
         {
+            "": "▶" if c.id == selected else "",
             "Customer": c.contact_name or c.contact_handle,
             "Last message": (c.last_message_preview or "")[:80],
             "When": _ago(c.last_message_at),
@@ -105,8 +107,12 @@ def conversation_list(actor: Actor) -> None:
         }
         for c in items
     ]
+    # Selections are row positions: key the table by the listed ids, so when new messages re-sort
+    # the list the old selection is dropped instead of silently pointing at another conversation.
+    order_key = hashlib.sha1(",".join(str(c.id) for c in items).encode()).hexdigest()[:12]
     event = st.dataframe(
-        rows, hide_index=True, on_select="rerun", selection_mode="single-row", key=f"conv_table_{queue}",
+        rows, hide_index=True, on_select="rerun", selection_mode="single-row",
+        key=f"conv_table_{queue}_{order_key}",
         use_container_width=True,
         column_config={
             "Customer": st.column_config.TextColumn(width="small"),
@@ -145,8 +151,9 @@ def thread(actor: Actor, conversation_id: int) -> None:
     head = st.container()
     with head:
         st.text(f"{c.contact_name or c.contact_handle}  ·  {c.contact_handle}")
-        st.caption(f"{STATUS_ICON.get(c.status, '')} {c.status.title()} · {c.channel_name} ({c.provider})"
-                   + (f" · assigned to {c.assigned_user_name}" if c.assigned_user_name else "")
+        channel = c.channel_name if c.provider in c.channel_name.lower() else f"{c.channel_name} ({c.provider})"
+        st.caption(f"{STATUS_ICON.get(c.status, '')} {STATUS_LABEL.get(c.status, c.status)} · {_plain(channel)}"
+                   + (f" · assigned to {_plain(c.assigned_user_name)}" if c.assigned_user_name else "")
                    + f" · cycle {c.cycle_number}")
     _actions(actor, c)
     _flash()
