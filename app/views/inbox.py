@@ -223,25 +223,30 @@ def _actions(actor: Actor, c: queries.ConversationView) -> None:  # type: ignore
                     st.rerun()
 
 
+def _send(actor: Actor, conversation_id: int) -> None:
+    """Send-button callback: runs before the widgets, so the draft can be cleared on success."""
+    draft_key, idem_key = f"draft_{conversation_id}", f"idem_{conversation_id}"
+    body = (st.session_state.get(draft_key) or "").strip()
+    if not body:
+        st.session_state["_flash"] = ("error", "The reply is empty.")
+        return
+    try:
+        call(outbox.enqueue_reply, actor, conversation_id, body, idempotency_key=st.session_state[idem_key])
+    except SwitchboardError as exc:
+        st.session_state["_flash"] = ("error", f"Not sent: {exc}")
+        return
+    st.session_state[draft_key] = ""  # keeps the draft on failure, clears it once queued
+    st.session_state[idem_key] = uuid.uuid4().hex
+
+
 def reply_box(actor: Actor, conversation_id: int) -> None:
-    draft_key = f"draft_{conversation_id}"
     idem_key = f"idem_{conversation_id}"
     if idem_key not in st.session_state:
         st.session_state[idem_key] = uuid.uuid4().hex
-    st.text_area("Reply", key=draft_key, height=100, placeholder="Type your reply…", label_visibility="collapsed")
-    if st.button("Send", type="primary", key=f"send_{conversation_id}"):
-        body = (st.session_state.get(draft_key) or "").strip()
-        if not body:
-            st.warning("The reply is empty.")
-            return
-        try:
-            call(outbox.enqueue_reply, actor, conversation_id, body, idempotency_key=st.session_state[idem_key])
-        except SwitchboardError as exc:
-            st.error(f"Not sent: {exc}")
-            return
-        del st.session_state[draft_key]
-        st.session_state[idem_key] = uuid.uuid4().hex
-        st.rerun()
+    st.text_area("Reply", key=f"draft_{conversation_id}", height=100, placeholder="Type your reply…",
+                 label_visibility="collapsed")
+    st.button("Send", type="primary", key=f"send_{conversation_id}", on_click=_send, args=(actor, conversation_id))
+    _flash()
 
 
 def page() -> None:

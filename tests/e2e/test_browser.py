@@ -137,6 +137,7 @@ def test_first_login_refresh_accept_and_reply(engine: Engine, seeded: dict[str, 
             page.get_by_placeholder("Type your reply…").fill("Your parcel ships today.")
             page.get_by_role("button", name="Send").click()
             expect(page.get_by_text("Your parcel ships today.")).to_be_visible()
+            expect(page.get_by_placeholder("Type your reply…")).to_have_value("")  # draft cleared once queued
             page.screenshot(path=str(SHOTS / "inbox.png"), full_page=True)
         finally:
             browser.close()
