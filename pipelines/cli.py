@@ -183,10 +183,13 @@ def cmd_sandbox(args: argparse.Namespace) -> None:
 
 def cmd_warehouse_build(args: argparse.Namespace) -> None:
     from switchboard.db.engine import database_url
-    from warehouse.build import build
+    from warehouse.build import BuildError, build
 
     settings = get_settings()
-    report = build(database_url(settings), settings.warehouse_file, full=args.full)
+    try:
+        report = build(database_url(settings), settings.warehouse_file, full=args.full)
+    except BuildError as exc:
+        raise SwitchboardError(f"warehouse build failed: {exc}") from None
     kind = "full" if report.full else "incremental"
     print(f"{kind} build of {report.path} in {report.seconds:.2f} s")
     for table, n in sorted(report.rows_extracted.items()):

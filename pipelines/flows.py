@@ -164,16 +164,21 @@ def maintain_flow() -> dict[str, Any]:
 
 @flow(name="warehouse-build", log_prints=True)
 def warehouse_build_flow(full: bool = False) -> dict[str, Any]:
-    """Incremental (or full) DuckDB warehouse build."""
+    """Incremental (or full) DuckDB warehouse build; skipped if another build holds the lock."""
     from switchboard.db.engine import database_url
-    from warehouse.build import build
+    from warehouse.build import BuildError, build
 
     settings = get_settings()
-    report = recorded(
-        "warehouse-build",
-        lambda: build(database_url(settings), settings.warehouse_file, full=full),
-        lambda r: {"full": r.full, "rows_extracted": r.rows_extracted, "seconds": round(r.seconds, 3)},
-    )
+    try:
+        report = recorded(
+            "warehouse-build",
+            lambda: build(database_url(settings), settings.warehouse_file, full=full),
+            lambda r: {"full": r.full, "rows_extracted": r.rows_extracted, "seconds": round(r.seconds, 3)},
+        )
+    except BuildError as exc:
+        if "another warehouse build is running" in str(exc):
+            _logger().info("warehouse-build skipped: %s", exc)
+            return {"skipped": str(exc)}
+        raise
     _logger().info("warehouse-build: %.2f s, %s", report.seconds, report.rows_extracted)
     return {"seconds": report.seconds, "rows_extracted": report.rows_extracted}
-

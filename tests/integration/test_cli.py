@@ -44,6 +44,10 @@ def test_operator_session(db_url: str, tmp_path: Path) -> None:
     assert r.returncode == 0 and "wa-main" in r.stdout and "/webhooks/whatsapp/" in r.stdout
     assert "s3cret" not in r.stdout
 
+    r = run(db_url, tmp_path, "warehouse", "build", "--full")
+    assert r.returncode == 0, r.stderr
+    assert "full build" in r.stdout and "extracted" in r.stdout
+
     code = run(db_url, tmp_path, "totp-code", "ops@example.test")
     assert code.returncode == 0 and code.stdout.strip().isdigit() and len(code.stdout.strip()) == 6
 

@@ -69,3 +69,6 @@ def test_process_and_send_flows(settings_env: str, engine: Engine) -> None:
         assert row.status == "PENDING" and row.attempts == 1 and row.error_message  # reason kept, retried later
         runs = {r.name: r.status for r in uow.session.execute(select(PipelineRun)).scalars()}
     assert runs == {"process-webhooks": "ok", "send-outbox": "ok"}
+
+    built = flows.warehouse_build_flow(full=True)
+    assert built["rows_extracted"] and get_settings().warehouse_file.exists()
