@@ -183,6 +183,10 @@ def run_demo(*, fresh: bool = False, customers: int = 6, speed: float = 1.0) -> 
     history = import_history(settings, engine)
     if history:
         print(f"  imported demo history: {history}")
+    from warehouse.build import build
+
+    report = build(url, settings.warehouse_file)
+    print(f"  warehouse built at {report.path} in {report.seconds:.1f} s (then every 5 minutes by the worker)")
 
     env = dict(os.environ)
     env.update({
