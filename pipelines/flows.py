@@ -71,24 +71,35 @@ def recorded(name: str, fn: Callable[[], T], summary: Callable[[T], dict[str, An
     return result
 
 
-def _wait_for_notify(eng: Engine, channel: str, timeout: float) -> None:
-    """Block up to ``timeout`` seconds or until NOTIFY on ``channel``."""
-    raw = eng.raw_connection()
-    try:
-        dbapi = raw.driver_connection
-        assert dbapi is not None
-        dbapi.autocommit = True
-        dbapi.execute(f"listen {channel}")  # identifier from our own constants, not user input
+class NotifyListener:
+    """A dedicated autocommit connection LISTENing on one channel (never a pooled connection: a
+    pooled one left in autocommit would break the next unit of work's transaction and locks)."""
+
+    def __init__(self, eng: Engine, channel: str) -> None:
+        import psycopg
+
+        conninfo = eng.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        self.conn = psycopg.connect(conninfo, autocommit=True)
+        self.conn.execute(f"listen {channel}")  # identifier from our own constants, not user input
+
+    def wait(self, timeout: float) -> bool:
+        """Block up to ``timeout`` seconds; True if a notification arrived."""
+        got = False
         # Exhaust the generator (stop_after=1) rather than break out of it: a suspended notifies()
-        # generator keeps the connection's lock and the next execute() on it would hang forever.
-        for _ in dbapi.notifies(timeout=timeout, stop_after=1):
-            pass
-        dbapi.execute(f"unlisten {channel}")
-    except Exception:
-        time.sleep(min(timeout, 1.0))
-    finally:
+        # generator keeps the connection's lock and the next call on it would hang forever.
+        for _ in self.conn.notifies(timeout=timeout, stop_after=1):
+            got = True
+        return got
+
+    def close(self) -> None:
         with suppress(Exception):
-            raw.close()
+            self.conn.close()
+
+    def __enter__(self) -> NotifyListener:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 @flow(name="process-webhooks", log_prints=True)
@@ -103,13 +114,14 @@ def process_webhooks_flow(max_seconds: float = 50.0, poll_seconds: float = 1.0) 
     def work() -> WebhookStats:
         total = WebhookStats()
         deadline = time.monotonic() + max_seconds
-        while True:
-            stats = process_webhooks_once(eng, connectors)
-            total.add(stats)
-            if time.monotonic() >= deadline:
-                return total
-            if stats.claimed == 0:
-                _wait_for_notify(eng, NOTIFY_CHANNEL, min(poll_seconds, max(0.0, deadline - time.monotonic())))
+        with NotifyListener(eng, NOTIFY_CHANNEL) as listener:
+            while True:
+                stats = process_webhooks_once(eng, connectors)
+                total.add(stats)
+                if time.monotonic() >= deadline:
+                    return total
+                if stats.claimed == 0:
+                    listener.wait(min(poll_seconds, max(0.0, deadline - time.monotonic())))
 
     try:
         total = recorded("process-webhooks", work, lambda s: asdict(s))

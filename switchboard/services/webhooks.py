@@ -79,6 +79,10 @@ def claim_pending(uow: UnitOfWork, *, limit: int = 100, max_attempts: int = 5) -
         select(WebhookEvent.id, WebhookEvent.channel_id, WebhookEvent.provider, WebhookEvent.body,
                WebhookEvent.attempts)
         .where(WebhookEvent.status == "RECEIVED", WebhookEvent.attempts < max_attempts)
+        # a delivery whose processing failed waits 4^attempts seconds before the next try
+        .where((WebhookEvent.attempts == 0) | (WebhookEvent.processed_at.is_(None))
+               | (WebhookEvent.processed_at <= func.now() - func.make_interval(0, 0, 0, 0, 0, 0,
+                                                                                func.power(4, WebhookEvent.attempts))))
         .order_by(WebhookEvent.id)
         .limit(limit)
         .with_for_update(skip_locked=True)
@@ -97,12 +101,13 @@ def finish(uow: UnitOfWork, event_id: int, *, status: str, reason: str | None = 
 
 
 def record_attempt_error(uow: UnitOfWork, event_id: int, reason: str, *, max_attempts: int = 5) -> None:
-    """Processing crashed on this delivery: count the attempt and keep the reason; after the last
-    attempt it becomes FAILED (shown to admins, who can reprocess it). Does not commit."""
+    """Processing crashed on this delivery: count the attempt, keep the reason and the time (the next
+    try waits 4^attempts s); after the last attempt it becomes FAILED (shown to admins, who can
+    reprocess it). Does not commit."""
     uow.session.execute(
         update(WebhookEvent)
         .where(WebhookEvent.id == event_id)
-        .values(attempts=WebhookEvent.attempts + 1, reason=reason)
+        .values(attempts=WebhookEvent.attempts + 1, reason=reason, processed_at=func.now())
     )
     uow.session.execute(
         update(WebhookEvent)
@@ -151,7 +156,7 @@ def reprocess(uow: UnitOfWork, event_id: int) -> None:
     uow.session.execute(
         update(WebhookEvent)
         .where(WebhookEvent.id == event_id, WebhookEvent.status == "FAILED")
-        .values(status="RECEIVED", attempts=0)
+        .values(status="RECEIVED", attempts=0, processed_at=None, reason=None)
     )
     uow.commit()
 

@@ -1,4 +1,4 @@
-"""The long-poll flows wake on NOTIFY and keep working afterwards (no hang after a wake-up)."""
+"""The long-poll flows wake on NOTIFY, keep working afterwards, and never leak autocommit into the pool."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import time
 
 from sqlalchemy import Engine, text
 
-from pipelines.flows import _wait_for_notify
+from pipelines.flows import NotifyListener
 
 
 def test_wakes_on_notify_and_can_wait_again(engine: Engine) -> None:
@@ -16,13 +16,25 @@ def test_wakes_on_notify_and_can_wait_again(engine: Engine) -> None:
         with engine.begin() as con:
             con.execute(text("select pg_notify('sb_test', 'x')"))
 
-    for _ in range(3):  # the same pooled connection is reused after each wake-up
-        t = threading.Thread(target=notify_soon)
-        t.start()
+    with NotifyListener(engine, "sb_test") as listener:
+        for _ in range(3):
+            t = threading.Thread(target=notify_soon)
+            t.start()
+            started = time.monotonic()
+            assert listener.wait(5.0)
+            assert time.monotonic() - started < 3.0
+            t.join()
         started = time.monotonic()
-        _wait_for_notify(engine, "sb_test", 5.0)
-        assert time.monotonic() - started < 3.0
-        t.join()
-    started = time.monotonic()
-    _wait_for_notify(engine, "sb_test", 0.5)  # nothing sent: returns after the timeout
-    assert 0.4 < time.monotonic() - started < 3.0
+        assert not listener.wait(0.5)  # nothing sent: returns after the timeout
+        assert 0.4 < time.monotonic() - started < 3.0
+
+
+def test_pooled_connections_keep_transactions(engine: Engine) -> None:
+    with NotifyListener(engine, "sb_test") as listener:
+        listener.wait(0.1)
+    for _ in range(3):  # every pooled connection still runs real transactions with savepoints
+        with engine.connect() as con:
+            con.begin()
+            con.begin_nested().commit()
+            assert con.execute(text("select now() = statement_timestamp()")).scalar() is not None
+            con.rollback()
