@@ -78,19 +78,11 @@ def cmd_user_create(args: argparse.Namespace) -> None:
 
 def cmd_totp_code(args: argparse.Namespace) -> None:
     """Demo/testing aid: the current TOTP code of a user (needs the secret key)."""
-    import pyotp
-    from sqlalchemy import select
-
-    from switchboard.crypto import decrypt
-    from switchboard.db.schema import User
+    from switchboard.auth.users import current_totp_code
     from switchboard.uow import UnitOfWork
 
     with UnitOfWork(_engine()) as uow:
-        row = uow.session.execute(select(User.id, User.totp_secret_enc).where(User.email == args.email.lower())).first()
-    if row is None or row.totp_secret_enc is None:
-        raise SwitchboardError(f"no user {args.email} with a TOTP secret")
-    secret = decrypt(get_settings().secret_key_bytes(), row.totp_secret_enc, f"totp:{row.id}".encode()).decode()
-    print(pyotp.TOTP(secret).now())
+        print(current_totp_code(uow, args.email, get_settings().secret_key_bytes()))
 
 
 def _parse_credentials(pairs: list[str]) -> dict[str, Any]:

@@ -114,3 +114,17 @@ def get_user_by_email(uow: UnitOfWork, email: str) -> UserView:
     if row is None:
         raise NotFound(f"no user with email {email}")
     return user_view(row)
+
+
+def current_totp_code(uow: UnitOfWork, email: str, secret_key: bytes, now: datetime | None = None) -> str:
+    """The user's TOTP code right now — an operator aid for the demo and tests (`switchboard totp-code`)."""
+    from switchboard.auth.totp import code_at, decrypt_secret
+    from switchboard.clock import utcnow
+    from switchboard.errors import NotFound
+
+    row = uow.session.execute(
+        select(User.id, User.totp_secret_enc).where(User.email == normalize_email(email))
+    ).first()
+    if row is None or row.totp_secret_enc is None:
+        raise NotFound(f"no user {email} with a TOTP secret")
+    return code_at(decrypt_secret(secret_key, row.id, row.totp_secret_enc), now or utcnow())
