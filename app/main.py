@@ -19,7 +19,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from app import session  # noqa: E402
-from app.views import admin_channels, assignment, inbox  # noqa: E402
+from app.views import admin_channels, admin_org, assignment, inbox  # noqa: E402
 
 st.set_page_config(page_title="Switchboard", page_icon="💬", layout="wide")
 
@@ -44,7 +44,8 @@ def _pages() -> Any:
         if analytics is not None:
             groups["Analytics"] = [st.Page(analytics, title="Response times", icon="📈", url_path="analytics")]
     if actor.role == "admin":
-        admin = [st.Page(admin_channels.page, title="Channels & health", icon="🔌", url_path="channels")]
+        admin = [st.Page(admin_channels.page, title="Channels & health", icon="🔌", url_path="channels"),
+                 st.Page(admin_org.page, title="Organization", icon="🏢", url_path="organization")]
         telegram = _optional_page("telegram_login")
         if telegram is not None:
             admin.append(st.Page(telegram, title="Telegram login", icon="✈️", url_path="telegram-login"))

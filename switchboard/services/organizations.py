@@ -9,7 +9,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import insert, select, update
 
 from switchboard.db.schema import Organization
-from switchboard.errors import InvalidInput, NotFound
+from switchboard.errors import InvalidInput, NotFound, PermissionDenied
+from switchboard.types import Actor
 from switchboard.uow import UnitOfWork
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -115,3 +116,19 @@ def update_organization(uow: UnitOfWork, organization_id: int, **changes: Any) -
 def auto_assign_organization_ids(uow: UnitOfWork) -> list[int]:
     """Organizations that turned auto-assignment on (the maintenance flow drains their backlog)."""
     return [int(i) for i in uow.session.execute(select(Organization.id).where(Organization.auto_assign)).scalars()]
+
+
+def update_settings(uow: UnitOfWork, actor: Actor, **changes: Any) -> OrganizationView:
+    """Admin: change the organization's timezone, business hours, SLA targets or auto-assignment."""
+    from switchboard.auth.audit import record_audit
+
+    if actor.role != "admin":
+        raise PermissionDenied("only admins change organization settings")
+    before = get_organization(uow, actor.organization_id)
+    after = update_organization(uow, actor.organization_id, **changes)
+    diff = {k: [getattr(before, k), getattr(after, k)] for k in changes if getattr(before, k) != getattr(after, k)}
+    if diff:
+        record_audit(uow, organization_id=actor.organization_id, actor_user_id=actor.user_id,
+                     action="organization.updated", target=before.name, details=diff)
+        uow.commit()
+    return after

@@ -172,3 +172,43 @@ def test_navigation_is_role_based(engine: Engine, world: dict[str, Any]) -> None
     at.run()
     assert not at.exception, at.exception
     assert "Pick a conversation" in _text(at)
+
+
+def _org() -> None:
+    from app.views import admin_org
+
+    admin_org.page()
+
+
+@pytest.mark.usefixtures("app_env")
+def test_admin_changes_organization_settings(engine: Engine, world: dict[str, Any]) -> None:
+    from switchboard.services.organizations import get_organization
+
+    at = _login(AppTest.from_function(_org, default_timeout=30), engine, world["users"]["root@p.test"])
+    at.run()
+    assert not at.exception, at.exception
+    at.text_input(key="bh_mon_start").input("08:30")
+    at.text_input(key="bh_mon_end").input("16:00")
+    at.text_input(key="bh_tue_start").input("25:00")
+    at.text_input(key="bh_tue_end").input("16:00")
+    at.toggle[0].set_value(True)
+    at.button[0].click().run()
+    assert any("HH:MM" in str(e.value) for e in at.error)  # a bad time is refused with the reason
+    at.text_input(key="bh_tue_start").input("09:00")
+    at.button[0].click().run()
+    assert not at.error, [e.value for e in at.error]
+    with UnitOfWork(engine) as uow:
+        org = get_organization(uow, _org_id(engine))
+    assert org.business_hours["mon"] == [["08:30", "16:00"]] and org.auto_assign
+
+    at = _login(AppTest.from_function(_org, default_timeout=30), engine, world["users"]["boss@p.test"])
+    at.run()
+    at.button[0].click().run()
+    assert any("only admins" in str(e.value) for e in at.error)
+
+
+def _org_id(engine: Engine) -> int:
+    from switchboard.db.schema import Organization
+
+    with UnitOfWork(engine) as uow:
+        return int(uow.session.execute(select(Organization.id)).scalar_one())

@@ -1,0 +1,64 @@
+"""Admin: organization settings — timezone, business hours, SLA targets, auto-assignment."""
+
+from __future__ import annotations
+
+from typing import Any
+from zoneinfo import available_timezones
+
+import streamlit as st
+
+from app import session
+from app.deps import call
+from switchboard.errors import SwitchboardError
+from switchboard.services.organizations import DAYS, get_organization, update_settings
+
+DAY_NAMES = {"mon": "Monday", "tue": "Tuesday", "wed": "Wednesday", "thu": "Thursday", "fri": "Friday",
+             "sat": "Saturday", "sun": "Sunday"}
+
+
+@st.cache_data(max_entries=1)
+def _timezones() -> list[str]:
+    return sorted(available_timezones())
+
+
+def page() -> None:
+    actor = session.current_actor()
+    if actor is None:
+        st.stop()
+        return
+    st.title("Organization settings")
+    org = call(get_organization, actor.organization_id)
+    with st.form("org_settings"):
+        zones = _timezones()
+        tz = st.selectbox("Timezone (days and business hours are computed in it)", zones,
+                          index=zones.index(org.timezone) if org.timezone in zones else 0)
+        st.markdown("**Business hours** (empty = closed that day)")
+        hours: dict[str, Any] = {}
+        for day in DAYS:
+            spans = org.business_hours.get(day) or []
+            c1, c2, c3 = st.columns([1, 1, 1])
+            c1.text(DAY_NAMES[day])
+            start = c2.text_input("Opens", spans[0][0] if spans else "", key=f"bh_{day}_start", placeholder="09:00")
+            end = c3.text_input("Closes", spans[0][1] if spans else "", key=f"bh_{day}_end", placeholder="17:00")
+            if start.strip() or end.strip():
+                hours[day] = [[start.strip(), end.strip()]]
+        holidays = st.text_input("Holidays (YYYY-MM-DD, comma separated)",
+                                 ", ".join(org.business_hours.get("holidays", [])))
+        if holidays.strip():
+            hours["holidays"] = [h.strip() for h in holidays.split(",") if h.strip()]
+        c1, c2 = st.columns(2)
+        frt = c1.number_input("First response target (minutes)", min_value=1,
+                              value=max(1, org.sla_first_response_ms // 60000))
+        res = c2.number_input("Resolution target (hours)", min_value=1,
+                              value=max(1, org.sla_resolution_ms // 3_600_000))
+        auto = st.toggle("Auto-assign new and reopened conversations to online agents (round-robin)",
+                         value=org.auto_assign)
+        if st.form_submit_button("Save", type="primary"):
+            try:
+                call(update_settings, actor, timezone=tz, business_hours=hours,
+                     sla_first_response_ms=int(frt) * 60_000, sla_resolution_ms=int(res) * 3_600_000,
+                     auto_assign=auto)
+            except SwitchboardError as exc:
+                st.error(str(exc))
+            else:
+                st.success("Saved. Dashboards use the new calendar from the next warehouse build.")
