@@ -50,6 +50,9 @@ VARS: dict[str, int] = {"presence_gap_cap_seconds": metrics.PRESENCE_GAP_CAP_SEC
 _REF = re.compile(r"\{\{\s*ref\(\s*'(\w+)'\s*\)\s*\}\}")
 _SOURCE = re.compile(r"\{\{\s*source\(\s*'(\w+)'\s*\)\s*\}\}")
 _VAR = re.compile(r"\{\{\s*var\(\s*'(\w+)'\s*\)\s*\}\}")
+# {{ key_filter('source', 'org expr', 'entity expr', 'date expr') }} / {{ key_since(...) }}: see Model.key_sources
+_KEYS = re.compile(r"\{\{\s*(key_filter|key_since)\(\s*'(\w+)'\s*,\s*'([^']+)'\s*,\s*'([^']+)'\s*,"
+                   r"\s*'([^']+)'\s*\)\s*\}\}")
 
 
 class BuildError(RuntimeError):
@@ -65,6 +68,9 @@ class BuildReport:
     seconds: float
     conversations_recomputed: int = 0
     timings: dict[str, float] = field(default_factory=dict)
+    # key-scoped models recomputed incrementally: model -> number of keys (days x agent/channel, or
+    # agents for key_since models) recomputed; empty in a full build or when everything was recomputed
+    keys_recomputed: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -76,7 +82,7 @@ class Model:
 
     @property
     def refs(self) -> list[str]:
-        return _REF.findall(self.sql)
+        return _REF.findall(self.sql) + [k[1] for k in _KEYS.findall(self.sql)]
 
     @property
     def materialized(self) -> str:
@@ -85,6 +91,41 @@ class Model:
     @property
     def conversation_scoped(self) -> bool:
         return self.config.get("scope") == "conversation"
+
+    @property
+    def key_scoped(self) -> bool:
+        return self.config.get("scope") == "key"
+
+    @property
+    def key(self) -> list[str]:
+        """The delete key of a key-scoped model: (organization column, entity column, date column)."""
+        return [str(k) for k in self.config.get("key", [])]
+
+    @property
+    def key_sources(self) -> list[KeySource]:
+        return [KeySource(kind, src, org, ent, day) for kind, src, org, ent, day in _KEYS.findall(self.sql)]
+
+
+@dataclass(frozen=True)
+class KeySource:
+    """One ``{{ key_filter(...) }}`` / ``{{ key_since(...) }}`` of a key-scoped model.
+
+    ``key_filter('int_messages', 'organization_id', 'author_user_id', 'sent_local_at::date')`` keeps the
+    rows of a CTE whose (organization, entity, day) is one of the model's keys in scope; the keys in
+    scope are the same three expressions evaluated over the rows of ``int_messages`` that changed in
+    this build (old and new versions). In a full build it is ``true``.
+
+    ``key_since(source, org, entity, day)`` is a relation ``(organization_id, entity_id, since_date)``:
+    per entity, the earliest day of its changed source rows (a full build: every entity of the source
+    since ``-infinity``). For running totals (concurrency, presence spans): the model recomputes every
+    day of the entity from ``since_date`` on, starting from the total of the rows before it.
+    """
+
+    kind: str  # key_filter | key_since
+    source: str
+    org: str
+    entity: str
+    day: str
 
 
 def load_models(models_dir: Path = MODELS_DIR) -> list[Model]:
@@ -126,8 +167,13 @@ def models_fingerprint(models: list[Model]) -> str:
     return h.hexdigest()
 
 
-def render(model: Model, models: dict[str, Model], *, scoped: bool) -> str:
-    """Resolve placeholders; in a scoped run, conversation-scoped refs read only ``_scope``."""
+def render(model: Model, models: dict[str, Model], *, scoped: bool, keyed: bool = False) -> str:
+    """Resolve placeholders.
+
+    ``scoped``: a conversation-scoped run, whose conversation-scoped refs read only ``_scope``;
+    ``keyed``: a key-scoped run, whose ``key_filter``/``key_since`` read the keys in scope
+    (``_keys_<model>`` / ``_since_<model>``, filled by the runner from the changed source rows).
+    """
 
     def ref(m: re.Match[str]) -> str:
         name = m.group(1)
@@ -141,7 +187,19 @@ def render(model: Model, models: dict[str, Model], *, scoped: bool) -> str:
             raise BuildError(f"model {model.name} uses unknown var {name!r}")
         return str(int(VARS[name]))
 
-    sql = _REF.sub(ref, model.sql)
+    def keys(m: re.Match[str]) -> str:
+        kind, source, org, ent, day = m.groups()
+        if kind == "key_filter":
+            if not keyed:
+                return "true"
+            return f"(({org}), ({ent}), ({day})) in (select organization_id, entity_id, metric_date from _keys_{model.name})"  # noqa: S608 (identifiers from code, values bound)
+        if keyed:
+            return f"_since_{model.name}"
+        return (f"(select distinct ({org}) as organization_id, ({ent}) as entity_id, "  # noqa: S608 (identifiers from code, values bound)
+                f"'-infinity'::date as since_date from {source})")
+
+    sql = _KEYS.sub(keys, model.sql)
+    sql = _REF.sub(ref, sql)
     sql = _SOURCE.sub(lambda m: m.group(1), sql)
     return _VAR.sub(var, sql)
 
@@ -202,6 +260,7 @@ def build(database_url: str, warehouse_path: Path, *, full: bool = False,
     by_name = {m.name: m for m in models}
     models_fp = models_fingerprint(models)
     timings: dict[str, float] = {}
+    keys: dict[str, int] = {}
 
     with _build_lock(warehouse_path):
         side = warehouse_path.with_name(f".{warehouse_path.name}.building-{os.getpid()}")
@@ -227,7 +286,7 @@ def build(database_url: str, warehouse_path: Path, *, full: bool = False,
                     state = {}
                     full = True
                 report = _run(con, database_url, models, by_name, state, full=full, now=now,
-                              models_fp=models_fp, timings=timings)
+                              models_fp=models_fp, timings=timings, keys=keys)
                 t = time.perf_counter()
                 con.execute("checkpoint")
             finally:
@@ -239,12 +298,12 @@ def build(database_url: str, warehouse_path: Path, *, full: bool = False,
             side.with_name(side.name + ".wal").unlink(missing_ok=True)
             raise
     rows, built, recomputed = report
-    return BuildReport(warehouse_path, full, rows, built, time.perf_counter() - t0, recomputed, timings)
+    return BuildReport(warehouse_path, full, rows, built, time.perf_counter() - t0, recomputed, timings, keys)
 
 
 def _run(con: duckdb.DuckDBPyConnection, database_url: str, models: list[Model], by_name: dict[str, Model],
          state: dict[str, Any], *, full: bool, now: datetime, models_fp: str,
-         timings: dict[str, float]) -> tuple[dict[str, int], list[str], int]:
+         timings: dict[str, float], keys: dict[str, int]) -> tuple[dict[str, int], list[str], int]:
     t = time.perf_counter()
     if full:
         rows = extract.extract_full(con, database_url)
@@ -256,12 +315,15 @@ def _run(con: duckdb.DuckDBPyConnection, database_url: str, models: list[Model],
     con.execute("create or replace table build_info as select ?::timestamptz as as_of", [now])
     calendars = extract.calendars_json(con)
     cal_fp = fingerprint(calendars)
+    ref_fp = reference_fingerprint(con)
     start, end = _data_range(con, now)
     build_calendar_tables(con, calendars, start, end)
     scoped = not full
-    if scoped and state.get("calendar_fingerprint") != cal_fp:
-        log.info("calendars changed: recomputing every conversation")
+    everything = full  # every conversation (and so every key) is recomputed
+    if scoped and (state.get("calendar_fingerprint") != cal_fp or state.get("reference_fingerprint") != ref_fp):
+        log.info("calendars, SLA targets, channels or users changed: recomputing every conversation")
         con.execute("create or replace temp table _scope as select id as conversation_id from raw_conversations")
+        everything = True
     elif scoped:
         lookback = now - timedelta(days=metrics.OPEN_CONVERSATION_LOOKBACK_DAYS)
         con.execute("insert into _scope select id from raw_conversations where status <> 'COMPLETED' "
@@ -271,11 +333,15 @@ def _run(con: duckdb.DuckDBPyConnection, database_url: str, models: list[Model],
     recomputed = int(row[0]) if row else 0
     timings["calendar"] = time.perf_counter() - t
 
+    keyed = scoped and not everything
+    delta_needed = {ks.source for m in models if m.key_scoped for ks in m.key_sources} if keyed else set()
     built: list[str] = []
     for m in models:
         t = time.perf_counter()
         try:
-            _materialize(con, m, by_name, scoped=scoped)
+            n_keys = _materialize(con, m, by_name, scoped=scoped, keyed=keyed, delta=m.name in delta_needed)
+            if n_keys is not None:
+                keys[m.name] = n_keys
         except duckdb.Error as exc:
             raise BuildError(f"model {m.layer}/{m.name} failed: {exc}") from exc
         timings[m.name] = time.perf_counter() - t
@@ -285,6 +351,7 @@ def _run(con: duckdb.DuckDBPyConnection, database_url: str, models: list[Model],
         "format": FORMAT_VERSION,
         "models_fingerprint": models_fp,
         "calendar_fingerprint": cal_fp,
+        "reference_fingerprint": ref_fp,
         "watermarks": extract.max_ids(con),
         "built_at": now.isoformat(),
         "full": full,
@@ -292,16 +359,110 @@ def _run(con: duckdb.DuckDBPyConnection, database_url: str, models: list[Model],
     return rows, built, recomputed
 
 
-def _materialize(con: duckdb.DuckDBPyConnection, m: Model, by_name: dict[str, Model], *, scoped: bool) -> None:
+def reference_fingerprint(con: duckdb.DuckDBPyConnection) -> str:
+    """Hash of the small reference tables (organizations with SLA targets, channels, users).
+
+    Names, emails and SLA targets are copied into conversation rows and daily marts: when any of them
+    changes, an incremental build recomputes everything (rare; the tables are small).
+    """
+    h = hashlib.sha256()
+    for name in ("organizations", "channels", "users"):
+        for r in con.execute(f"select * from raw_{name} order by id").fetchall():  # noqa: S608 (identifiers from code, values bound)
+            h.update(repr(r).encode())
+        h.update(b"|")
+    return h.hexdigest()
+
+
+# Changed rows of sources that are views over append-only raw tables (not maintained by the runner).
+# Presence: the new events, the event before each agent's first new one (its span now ends at the new
+# one) and each agent's latest event (its span runs to the build's as-of time).
+RAW_DELTAS: dict[str, str] = {
+    "stg_presence_events": """
+        with new as (
+            select * from stg_presence_events
+            where presence_event_id in (select id from _extracted_presence_events)
+        ),
+        first_new as (select user_id, min(occurred_at) as first_at from new group by user_id),
+        previous as (
+            select p.* from stg_presence_events as p
+            inner join first_new as f on f.user_id = p.user_id and p.occurred_at <= f.first_at
+            where p.presence_event_id not in (select id from _extracted_presence_events)
+            qualify row_number() over (partition by p.user_id order by p.occurred_at desc, p.presence_event_id desc) = 1
+        ),
+        latest as (
+            select * from stg_presence_events
+            qualify row_number() over (partition by user_id order by occurred_at desc, presence_event_id desc) = 1
+        )
+        select * from new union all select * from previous union all select * from latest
+    """,
+}
+
+
+def _make_delta(con: duckdb.DuckDBPyConnection, name: str) -> None:
+    """``_delta_<name>``: the rows that changed in this build, old and new versions."""
+    con.execute(f"create or replace temp table _delta_{name} as "  # noqa: S608 (identifiers from code, values bound)
+                f"(select * from _new_{name} except all select * from _old_{name}) union all "
+                f"(select * from _old_{name} except all select * from _new_{name})")
+
+
+def _fill_keys(con: duckdb.DuckDBPyConnection, m: Model) -> str:
+    """Create ``_keys_<m>`` / ``_since_<m>`` from the changed source rows; return the delete condition."""
+    sources = m.key_sources
+    kinds = {ks.kind for ks in sources}
+    if len(kinds) != 1 or len(m.key) != 3:
+        raise BuildError(f"model {m.name}: scope: key needs a 3-column key and either key_filter or key_since "
+                         "placeholders (not both)")
+    selects = " union all ".join(
+        f"select ({ks.org})::bigint, ({ks.entity})::bigint, ({ks.day})::date from _delta_{ks.source}"  # noqa: S608 (identifiers from code, values bound)
+        for ks in sources)
+    org, ent, day = m.key
+    if kinds == {"key_filter"}:
+        con.execute(f"create or replace temp table _keys_{m.name} as select distinct * from ({selects}) "  # noqa: S608 (identifiers from code, values bound)
+                    "k(organization_id, entity_id, metric_date) where metric_date is not null")
+        return (f"({org}, {ent}, {day}) in "  # noqa: S608 (identifiers from code, values bound)
+                f"(select organization_id, entity_id, metric_date from _keys_{m.name})")
+    con.execute(f"create or replace temp table _since_{m.name} as select organization_id, entity_id, "  # noqa: S608 (identifiers from code, values bound)
+                f"min(since_date) as since_date from ({selects}) k(organization_id, entity_id, since_date) "
+                "where since_date is not null group by all")
+    return (f"exists (select 1 from _since_{m.name} s where s.organization_id = {m.name}.{org} "  # noqa: S608 (identifiers from code, values bound)
+            f"and s.entity_id = {m.name}.{ent} and {m.name}.{day} >= s.since_date)")
+
+
+def _materialize(con: duckdb.DuckDBPyConnection, m: Model, by_name: dict[str, Model], *, scoped: bool,
+                 keyed: bool = False, delta: bool = False) -> int | None:
+    """Create or update one model's table; returns the number of keys recomputed by a keyed run."""
+    n_keys: int | None = None
     if m.materialized == "view":
         con.execute(f"create or replace view {m.name} as {render(m, by_name, scoped=False)}")
-        return
+        if delta:
+            if m.name not in RAW_DELTAS:
+                raise BuildError(f"view {m.name} is used by key_filter/key_since but has no RAW_DELTAS entry")
+            con.execute(f"create or replace temp table _delta_{m.name} as {RAW_DELTAS[m.name]}")
+        return None
+    where: str | None = None
     if scoped and m.conversation_scoped:
         sql = render(m, by_name, scoped=True)
-        con.execute(f"delete from {m.name} where conversation_id in (select conversation_id from _scope)")  # noqa: S608 (identifiers from code, values bound)
-        con.execute(f"insert into {m.name} by name select * from ({sql})")  # noqa: S608 (identifiers from code, values bound)
-        return
-    con.execute(f"create or replace table {m.name} as {render(m, by_name, scoped=False)}")  # noqa: S608 (identifiers from code, values bound)
+        where = "conversation_id in (select conversation_id from _scope)"
+    elif keyed and m.key_scoped:
+        sql = render(m, by_name, scoped=False, keyed=True)
+        where = _fill_keys(con, m)
+        kind = "keys" if m.key_sources[0].kind == "key_filter" else "since"
+        row = con.execute(f"select count(*) from _{kind}_{m.name}").fetchone()  # noqa: S608 (identifiers from code, values bound)
+        n_keys = int(row[0]) if row else 0
+    elif delta:
+        sql = render(m, by_name, scoped=False)
+        where = "true"
+    if where is None:
+        con.execute(f"create or replace table {m.name} as {render(m, by_name, scoped=False)}")  # noqa: S608 (identifiers from code, values bound)
+        return None
+    if delta:
+        con.execute(f"create or replace temp table _old_{m.name} as select * from {m.name} where {where}")  # noqa: S608 (identifiers from code, values bound)
+    con.execute(f"create or replace temp table _new_{m.name} as select * from ({sql})")  # noqa: S608 (identifiers from code, values bound)
+    con.execute(f"delete from {m.name} where {where}")  # noqa: S608 (identifiers from code, values bound)
+    con.execute(f"insert into {m.name} by name select * from _new_{m.name}")  # noqa: S608 (identifiers from code, values bound)
+    if delta:
+        _make_delta(con, m.name)
+    return n_keys
 
 
 def warehouse_state(warehouse_path: Path) -> dict[str, Any]:

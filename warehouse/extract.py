@@ -177,6 +177,7 @@ def extract_incremental(con: duckdb.DuckDBPyConnection, database_url: str,
             t = spec[name]
             data = _fetch(cur, _where(t.select, "id > %s"), [watermarks.get(name, 0) - OVERLAP_IDS])
             n = 0
+            con.execute(f"create or replace temp table _extracted_{name} (id bigint)")  # the rows new in this build
             if data is not None:
                 con.register("_delta", data)
                 con.execute(f"create or replace temp table _new as select * from _delta d "  # noqa: S608 (identifiers from code, values bound)
@@ -186,6 +187,7 @@ def extract_incremental(con: duckdb.DuckDBPyConnection, database_url: str,
                 row = con.execute("select count(*) from _new").fetchone()
                 n = int(row[0]) if row else 0
                 con.execute(f"insert into raw_{name} by name select * from _new")  # noqa: S608 (identifiers from code, values bound)
+                con.execute(f"insert into _extracted_{name} select id from _new")  # noqa: S608 (identifiers from code, values bound)
                 if name == "conversation_events":
                     con.execute("insert into _scope select distinct conversation_id from _new")
             counts[name] = n

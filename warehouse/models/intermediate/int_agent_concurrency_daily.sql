@@ -1,8 +1,14 @@
 -- Peak number of conversations assigned to an agent at once, per local day. Assignments start and
 -- end as events; the level just before an event held since the previous one, so the day's peak is
 -- the maximum of the level before and after each of its events (ends sort before starts at ties).
+-- Incrementally, an agent's days are recomputed from the earliest day of its changed assignments
+-- (`since`), starting from the level left by the assignment events before that day.
 with assignments as (
     select * from {{ ref('int_assignments') }}
+),
+
+since as (
+    select * from {{ key_since('int_assignments', 'organization_id', 'user_id', 'assigned_local_at::date') }}
 ),
 
 points as (
@@ -14,12 +20,31 @@ points as (
     where ended_at is not null
 ),
 
+bounded as (
+    select
+        p.*,
+        s.since_date,
+        -- a day bound in UTC safely before the local day `since_date` starts (offsets are < 1 day)
+        p.point_at >= s.since_date::timestamp - interval 1 day as is_recomputed
+    from points as p
+    inner join since as s on s.organization_id = p.organization_id and s.entity_id = p.user_id
+),
+
+base as (
+    select user_id, sum(delta)::bigint as level_base
+    from bounded
+    where not is_recomputed
+    group by user_id
+),
+
 levels as (
     select
-        *,
-        (sum(delta) over w)::bigint as level_after
-    from points
-    window w as (partition by user_id order by point_at, delta rows between unbounded preceding and current row)
+        b.*,
+        coalesce(base.level_base, 0) + (sum(b.delta) over w)::bigint as level_after
+    from bounded as b
+    left join base on base.user_id = b.user_id
+    where b.is_recomputed
+    window w as (partition by b.user_id order by b.point_at, b.delta rows between unbounded preceding and current row)
 ),
 
 with_before as (
@@ -33,7 +58,7 @@ final as (
         local_at::date as metric_date,
         max(greatest(level_before, level_after)) as concurrent_peak
     from with_before
-    where local_at is not null
+    where local_at is not null and local_at::date >= since_date
     group by organization_id, user_id, local_at::date
 )
 

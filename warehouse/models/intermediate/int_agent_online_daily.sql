@@ -1,9 +1,18 @@
 -- Online time per agent and local day from presence events (changes and heartbeats): an ONLINE
 -- event counts until the agent's next presence event, at most {{ var('presence_gap_cap_seconds') }} s
 -- (a silent client is not online forever), and until the build's as-of time for the latest one.
--- Spans are split at local midnight.
-with presence as (
-    select * from {{ ref('stg_presence_events') }}
+-- Spans are split at local midnight. Incrementally, an agent's days are recomputed from the day
+-- before the UTC day of its earliest changed presence event (`since`; spans last minutes).
+with since as (
+    select * from {{ key_since('stg_presence_events', 'organization_id', 'user_id', 'occurred_at::date - 1') }}
+),
+
+presence as (
+    select p.*, s.since_date
+    from {{ ref('stg_presence_events') }} as p
+    inner join since as s on s.organization_id = p.organization_id and s.entity_id = p.user_id
+    -- every event whose span can reach the local day since_date, and all later ones
+    where p.occurred_at >= s.since_date::timestamp - interval 1 day
 ),
 
 organizations as (
@@ -22,6 +31,7 @@ spans as (
     select
         organization_id,
         user_id,
+        since_date,
         presence_state,
         occurred_at as started_at,
         least(
@@ -40,6 +50,7 @@ localized as (
     select
         s.organization_id,
         s.user_id,
+        s.since_date,
         (s.started_at + to_seconds(t1.utc_offset_seconds))::timestamp as started_local_at,
         (s.ended_at + to_seconds(t2.utc_offset_seconds))::timestamp as ended_local_at
     from online as s
@@ -54,6 +65,7 @@ per_day as (
     select
         organization_id,
         user_id,
+        since_date,
         d::date as metric_date,
         epoch_ms(least(ended_local_at, d + interval 1 day)) - epoch_ms(greatest(started_local_at, d)) as online_ms
     from localized,
@@ -67,7 +79,7 @@ final as (
         metric_date,
         round(sum(online_ms) / 60000.0, 2) as total_online_minutes
     from per_day
-    where online_ms > 0
+    where online_ms > 0 and metric_date >= since_date
     group by organization_id, user_id, metric_date
 )
 

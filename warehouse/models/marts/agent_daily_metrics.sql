@@ -1,5 +1,7 @@
 -- One row per organization, agent and day (in the organization's timezone) on which the agent did
 -- something measurable. Responses are credited to the agent who sent them, on the day they were sent.
+-- Incrementally, only the (organization, agent, day) keys of the rows that changed are recomputed:
+-- each input is filtered with key_filter on the same expressions it is grouped by.
 with messages as (
     select * from {{ ref('int_messages') }}
 ),
@@ -18,10 +20,12 @@ turns as (
 
 concurrency as (
     select * from {{ ref('int_agent_concurrency_daily') }}
+    where {{ key_filter('int_agent_concurrency_daily', 'organization_id', 'user_id', 'metric_date') }}
 ),
 
 online as (
     select * from {{ ref('int_agent_online_daily') }}
+    where {{ key_filter('int_agent_online_daily', 'organization_id', 'user_id', 'metric_date') }}
 ),
 
 users as (
@@ -36,7 +40,7 @@ sent as (
         count(*) as total_messages_sent,
         avg(body_length_chars) as avg_message_length_chars
     from messages
-    where is_human_reply and author_user_id is not null
+    where is_human_reply and author_user_id is not null and {{ key_filter('int_messages', 'organization_id', 'author_user_id', 'sent_local_at::date') }}
     group by all
 ),
 
@@ -47,7 +51,7 @@ received as (
         sent_local_at::date as metric_date,
         count(*) as total_messages_received
     from messages
-    where is_customer_message and assignee_user_id is not null
+    where is_customer_message and assignee_user_id is not null and {{ key_filter('int_messages', 'organization_id', 'assignee_user_id', 'sent_local_at::date') }}
     group by all
 ),
 
@@ -59,6 +63,7 @@ accepted as (
         count(*) filter (where start_event_type = 'ACCEPTED') as conversations_accepted,
         count(*) filter (where start_event_type = 'REASSIGNED') as conversations_reassigned_to
     from assignments
+    where {{ key_filter('int_assignments', 'organization_id', 'user_id', 'assigned_local_at::date') }}
     group by all
 ),
 
@@ -72,7 +77,7 @@ handled as (
         quantile_cont(assignment_ms, 0.5) as median_handle_ms,
         quantile_cont(assignment_ms, 0.9) as p90_handle_ms
     from assignments
-    where is_completed
+    where is_completed and {{ key_filter('int_assignments', 'organization_id', 'user_id', 'ended_local_at::date') }}
     group by all
 ),
 
@@ -83,18 +88,19 @@ completed as (
         occurred_local_at::date as metric_date,
         count(*) as conversations_completed
     from events
-    where event_type = 'COMPLETED' and actor_user_id is not null
+    where event_type = 'COMPLETED' and actor_user_id is not null and {{ key_filter('int_lifecycle_events', 'organization_id', 'actor_user_id', 'occurred_local_at::date') }}
     group by all
 ),
 
 touched as (
     select organization_id, author_user_id as user_id, sent_local_at::date as metric_date, conversation_id
-    from messages where is_human_reply and author_user_id is not null
+    from messages where is_human_reply and author_user_id is not null and {{ key_filter('int_messages', 'organization_id', 'author_user_id', 'sent_local_at::date') }}
     union
     select organization_id, user_id, assigned_local_at::date, conversation_id from assignments
+    where {{ key_filter('int_assignments', 'organization_id', 'user_id', 'assigned_local_at::date') }}
     union
     select organization_id, actor_user_id, occurred_local_at::date, conversation_id
-    from events where event_type = 'COMPLETED' and actor_user_id is not null
+    from events where event_type = 'COMPLETED' and actor_user_id is not null and {{ key_filter('int_lifecycle_events', 'organization_id', 'actor_user_id', 'occurred_local_at::date') }}
 ),
 
 conversations as (
@@ -118,7 +124,7 @@ first_responses as (
         quantile_cont(response_business_ms, 0.5) as median_first_response_business_ms,
         quantile_cont(response_business_ms, 0.9) as p90_first_response_business_ms
     from turns
-    where is_first_response and responder_user_id is not null
+    where is_first_response and responder_user_id is not null and {{ key_filter('response_times', 'organization_id', 'responder_user_id', 'responded_local_date') }}
     group by all
 ),
 
@@ -139,7 +145,7 @@ responses as (
         min(response_business_ms) as min_response_time_business_ms,
         max(response_business_ms) as max_response_time_business_ms
     from turns
-    where responder_user_id is not null
+    where responder_user_id is not null and {{ key_filter('response_times', 'organization_id', 'responder_user_id', 'responded_local_date') }}
     group by all
 ),
 

@@ -1,5 +1,6 @@
 -- One row per organization, channel and day (organization's timezone) with volume and time metrics
--- (count, mean, median, p90, min, max; business-hours variants).
+-- (count, mean, median, p90, min, max; business-hours variants). Incrementally, only the keys of the
+-- rows that changed are recomputed (key_filter on the expressions each input is grouped by).
 with messages as (
     select * from {{ ref('int_messages') }}
 ),
@@ -31,6 +32,7 @@ message_stats as (
         avg(body_length_chars) filter (where is_customer_message) as avg_inbound_message_length_chars,
         avg(body_length_chars) filter (where is_human_reply) as avg_message_length_chars
     from messages
+    where {{ key_filter('int_messages', 'organization_id', 'channel_id', 'sent_local_at::date') }}
     group by all
 ),
 
@@ -52,6 +54,7 @@ started as (
         quantile_cont(queue_business_ms, 0.5) as median_queue_business_ms,
         quantile_cont(queue_business_ms, 0.9) as p90_queue_business_ms
     from cycles
+    where {{ key_filter('conversation_cycles', 'organization_id', 'channel_id', 'started_local_date') }}
     group by all
 ),
 
@@ -73,7 +76,7 @@ resolved as (
         quantile_cont(handle_ms, 0.5) as median_handle_ms,
         quantile_cont(handle_ms, 0.9) as p90_handle_ms
     from cycles
-    where completed_at is not null
+    where completed_at is not null and {{ key_filter('conversation_cycles', 'organization_id', 'channel_id', 'completed_local_date') }}
     group by all
 ),
 
@@ -84,6 +87,7 @@ accepted as (
         assigned_local_at::date as metric_date,
         count(*) filter (where start_event_type = 'ACCEPTED') as conversations_accepted
     from assignments
+    where {{ key_filter('int_assignments', 'organization_id', 'channel_id', 'assigned_local_at::date') }}
     group by all
 ),
 
@@ -111,7 +115,7 @@ responses as (
         quantile_cont(response_business_ms, 0.5) filter (where is_first_response) as median_first_response_business_ms,
         quantile_cont(response_business_ms, 0.9) filter (where is_first_response) as p90_first_response_business_ms
     from turns
-    where responded_at is not null
+    where responded_at is not null and {{ key_filter('response_times', 'organization_id', 'channel_id', 'responded_local_date') }}
     group by all
 ),
 
@@ -123,6 +127,7 @@ unanswered as (
         count(*) filter (where is_unanswered) as count_unanswered_turns,
         count(*) filter (where is_waiting) as count_waiting_turns
     from turns
+    where {{ key_filter('response_times', 'organization_id', 'channel_id', 'turn_started_local_date') }}
     group by all
 ),
 

@@ -17,7 +17,7 @@ message_hours as (
         count(*) filter (where is_customer_message) as total_messages_received,
         count(*) filter (where is_human_reply) as total_messages_sent
     from messages
-    where sent_local_at is not null
+    where sent_local_at is not null and {{ key_filter('int_messages', 'organization_id', 'channel_id', 'sent_local_at::date') }}
     group by all
 ),
 
@@ -33,6 +33,7 @@ turn_hours as (
         coalesce(sum(response_ms), 0)::bigint as sum_response_ms,
         coalesce(sum(response_business_ms), 0)::bigint as sum_response_business_ms
     from turns
+    where {{ key_filter('response_times', 'organization_id', 'channel_id', 'turn_started_local_date') }}
     group by all
 ),
 

@@ -26,6 +26,7 @@ aggregated as (
         count(*) filter (where resolution_business_sla_status = 'met') as count_resolution_business_met,
         count(*) filter (where resolution_business_sla_status = 'breached') as count_resolution_business_breached
     from cycles
+    where {{ key_filter('conversation_cycles', 'organization_id', 'channel_id', 'started_local_date') }}
     group by organization_id, channel_id, started_local_date
 ),
 
