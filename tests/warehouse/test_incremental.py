@@ -116,10 +116,10 @@ def test_changed_names_or_targets_recompute_everything(engine: Engine, db_url: s
     r = build(db_url, inc, now=T("2026-03-02 12:05"))
     assert not r.full and r.keys_recomputed == {}  # everything recomputed
     assert_same_as_full(db_url, inc, tmp_path, "2026-03-02 12:05")
-    con = duckdb.connect(str(inc), read_only=True)
+    wcon = duckdb.connect(str(inc), read_only=True)
     try:
-        assert con.execute("select first_responder_email, first_response_sla_status from conversation_cycles"
+        assert wcon.execute("select first_responder_email, first_response_sla_status from conversation_cycles"
                            ).fetchall() == [("ann.new@x.io", "met")]
-        assert con.execute("select agent_email from agent_daily_metrics").fetchall() == [("ann.new@x.io",)]
+        assert wcon.execute("select agent_email from agent_daily_metrics").fetchall() == [("ann.new@x.io",)]
     finally:
-        con.close()
+        wcon.close()
