@@ -102,3 +102,18 @@ def settings_env(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     get_settings.cache_clear()
     yield db_url
     get_settings.cache_clear()
+
+
+@pytest.fixture
+def app_env(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Point the Streamlit app's cached engine and settings at this test's database."""
+    from app import deps
+    from switchboard.settings import get_settings
+
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    get_settings.cache_clear()
+    deps.engine.clear()
+    yield
+    deps.engine().dispose()
+    deps.engine.clear()
+    get_settings.cache_clear()

@@ -57,24 +57,6 @@ class Account:
     secret: str
 
 
-@pytest.fixture
-def app_env(db_url: str) -> Iterator[None]:
-    from app import deps
-
-    old = os.environ.get("DATABASE_URL")
-    os.environ["DATABASE_URL"] = db_url
-    get_settings.cache_clear()
-    deps.engine.clear()
-    yield
-    deps.engine().dispose()
-    deps.engine.clear()
-    if old is None:
-        os.environ.pop("DATABASE_URL", None)
-    else:
-        os.environ["DATABASE_URL"] = old
-    get_settings.cache_clear()
-
-
 def _user(engine: Engine, email: str = "ana@example.com", role: str = "agent") -> Account:
     with UnitOfWork(engine) as u:
         org = create_organization(u, "Acme")

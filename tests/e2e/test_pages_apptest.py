@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,7 +9,6 @@ import pytest
 from sqlalchemy import Engine, select
 from streamlit.testing.v1 import AppTest
 
-from switchboard.auth.sessions import create_session
 from switchboard.auth.users import create_user
 from switchboard.db.schema import Conversation, Message
 from switchboard.services.channels import create_channel, grant_channel_permission
@@ -21,6 +17,7 @@ from switchboard.services.organizations import create_organization
 from switchboard.settings import get_settings
 from switchboard.types import ContactRef, InboundMessage
 from switchboard.uow import UnitOfWork
+from tests.helpers import login_apptest
 
 
 def _inbox() -> None:
@@ -49,24 +46,6 @@ def _main() -> None:
 
 
 @pytest.fixture
-def app_env(db_url: str) -> Iterator[None]:
-    from app import deps
-
-    saved = os.environ.get("DATABASE_URL")
-    os.environ["DATABASE_URL"] = db_url
-    get_settings.cache_clear()
-    deps.engine.clear()
-    yield
-    deps.engine().dispose()
-    deps.engine.clear()
-    if saved is None:
-        os.environ.pop("DATABASE_URL", None)
-    else:
-        os.environ["DATABASE_URL"] = saved
-    get_settings.cache_clear()
-
-
-@pytest.fixture
 def world(engine: Engine) -> dict[str, Any]:
     key = get_settings().secret_key_bytes()
     with UnitOfWork(engine) as uow:
@@ -91,18 +70,6 @@ def world(engine: Engine) -> dict[str, Any]:
     return {"users": users, "conversation_id": conv}
 
 
-def _login(at: AppTest, engine: Engine, user_id: int) -> AppTest:
-    with UnitOfWork(engine) as uow:
-        token = create_session(uow, user_id)
-        uow.commit()
-    at.session_state["sb_auth_token"] = token.token
-    at.session_state["sb_auth_actor"] = token.actor
-    at.session_state["sb_auth_name"] = token.name
-    at.session_state["sb_auth_checked_at"] = time.monotonic()
-    at.session_state["sb_auth_restore_tried"] = True
-    return at
-
-
 def _text(at: AppTest) -> str:
     parts = [t.value for t in at.text] + [c.value for c in at.caption] + [str(e.value) for e in at.error]
     parts += [i.value for i in at.info] + [w.value for w in at.warning]
@@ -111,7 +78,7 @@ def _text(at: AppTest) -> str:
 
 @pytest.mark.usefixtures("app_env")
 def test_agent_accepts_and_replies(engine: Engine, world: dict[str, Any]) -> None:
-    at = _login(AppTest.from_function(_inbox, default_timeout=30), engine, world["users"]["agent@p.test"])
+    at = login_apptest(AppTest.from_function(_inbox, default_timeout=30), engine, world["users"]["agent@p.test"])
     at.run()
     assert not at.exception, at.exception
     assert "Pick a conversation" in _text(at)
@@ -134,7 +101,7 @@ def test_agent_accepts_and_replies(engine: Engine, world: dict[str, Any]) -> Non
 
 @pytest.mark.usefixtures("app_env")
 def test_agent_without_permission_sees_nothing(engine: Engine, world: dict[str, Any]) -> None:
-    at = _login(AppTest.from_function(_inbox, default_timeout=30), engine, world["users"]["ig@p.test"])
+    at = login_apptest(AppTest.from_function(_inbox, default_timeout=30), engine, world["users"]["ig@p.test"])
     at.run()
     assert not at.exception
     assert len(at.dataframe) == 0
@@ -145,16 +112,16 @@ def test_agent_without_permission_sees_nothing(engine: Engine, world: dict[str, 
 
 @pytest.mark.usefixtures("app_env")
 def test_manager_assignment_and_admin_pages(engine: Engine, world: dict[str, Any]) -> None:
-    at = _login(AppTest.from_function(_assignment, default_timeout=30), engine, world["users"]["boss@p.test"])
+    at = login_apptest(AppTest.from_function(_assignment, default_timeout=30), engine, world["users"]["boss@p.test"])
     at.run()
     assert not at.exception, at.exception
     assert any("Wanda" in d.value.to_string() for d in at.dataframe)
 
-    at = _login(AppTest.from_function(_admin, default_timeout=30), engine, world["users"]["boss@p.test"])
+    at = login_apptest(AppTest.from_function(_admin, default_timeout=30), engine, world["users"]["boss@p.test"])
     at.run()
     assert any("only admins" in str(e.value) for e in at.error)
 
-    at = _login(AppTest.from_function(_admin, default_timeout=30), engine, world["users"]["root@p.test"])
+    at = login_apptest(AppTest.from_function(_admin, default_timeout=30), engine, world["users"]["root@p.test"])
     at.run()
     assert not at.exception, at.exception
     assert any("/webhooks/whatsapp/" in d.value.to_string() for d in at.dataframe)
@@ -168,7 +135,7 @@ def test_navigation_is_role_based(engine: Engine, world: dict[str, Any]) -> None
     assert not at.exception, at.exception
     assert any("Sign in" in t.value for t in at.title)
 
-    at = _login(AppTest.from_function(_main, default_timeout=30), engine, world["users"]["agent@p.test"])
+    at = login_apptest(AppTest.from_function(_main, default_timeout=30), engine, world["users"]["agent@p.test"])
     at.run()
     assert not at.exception, at.exception
     assert "Pick a conversation" in _text(at)
@@ -184,7 +151,7 @@ def _org() -> None:
 def test_admin_changes_organization_settings(engine: Engine, world: dict[str, Any]) -> None:
     from switchboard.services.organizations import get_organization
 
-    at = _login(AppTest.from_function(_org, default_timeout=30), engine, world["users"]["root@p.test"])
+    at = login_apptest(AppTest.from_function(_org, default_timeout=30), engine, world["users"]["root@p.test"])
     at.run()
     assert not at.exception, at.exception
     at.text_input(key="bh_mon_start").input("08:30")
@@ -201,7 +168,7 @@ def test_admin_changes_organization_settings(engine: Engine, world: dict[str, An
         org = get_organization(uow, _org_id(engine))
     assert org.business_hours["mon"] == [["08:30", "16:00"]] and org.auto_assign
 
-    at = _login(AppTest.from_function(_org, default_timeout=30), engine, world["users"]["boss@p.test"])
+    at = login_apptest(AppTest.from_function(_org, default_timeout=30), engine, world["users"]["boss@p.test"])
     at.run()
     at.button[0].click().run()
     assert any("only admins" in str(e.value) for e in at.error)

@@ -3,9 +3,7 @@
 
 from __future__ import annotations
 
-import os
 import time
-from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import Engine
@@ -20,30 +18,16 @@ from switchboard.settings import get_settings
 from switchboard.uow import UnitOfWork
 
 
+@pytest.fixture(autouse=True)
+def telegram_fake(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The page talks to the in-memory fake Telegram (test/demo only switch)."""
+    monkeypatch.setenv("SWITCHBOARD_TELEGRAM_FAKE", "1")
+
+
 def _entry() -> None:
     from app.views import telegram_login
 
     telegram_login.page()
-
-
-@pytest.fixture
-def app_env(db_url: str) -> Iterator[None]:
-    from app import deps
-
-    saved = {k: os.environ.get(k) for k in ("DATABASE_URL", "SWITCHBOARD_TELEGRAM_FAKE")}
-    os.environ["DATABASE_URL"] = db_url
-    os.environ["SWITCHBOARD_TELEGRAM_FAKE"] = "1"
-    get_settings.cache_clear()
-    deps.engine.clear()
-    yield
-    deps.engine().dispose()
-    deps.engine.clear()
-    for k, v in saved.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
-    get_settings.cache_clear()
 
 
 def _setup(engine: Engine, role: str = "admin") -> tuple[AppTest, int]:
