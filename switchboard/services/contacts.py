@@ -50,10 +50,9 @@ def merge_sightings(items: Iterable[tuple[ContactRef, datetime]]) -> dict[str, C
 _UPSERT = text("""
     insert into contacts (organization_id, provider, provider_contact_id, display_name, username, phone,
                           first_seen_at, last_seen_at, metadata)
-    select :org, :provider, v.pcid, v.dn, v.un, v.ph, v.first, v.last, cast(v.md as jsonb)
-    from unnest(cast(:pcid as text[]), cast(:dn as text[]), cast(:un as text[]), cast(:ph as text[]),
-                cast(:first as timestamptz[]), cast(:last as timestamptz[]), cast(:md as text[]))
-         as v(pcid, dn, un, ph, first, last, md)
+    select :org, :provider, r->>0, r->>1, r->>2, r->>3, cast(r->>4 as timestamptz),
+           cast(r->>5 as timestamptz), cast(r->6 as jsonb)
+    from json_array_elements(cast(:rows as json)) as r
     on conflict (organization_id, provider, provider_contact_id) do update set
         display_name = coalesce(excluded.display_name, contacts.display_name),
         username = coalesce(excluded.username, contacts.username),
@@ -75,15 +74,12 @@ def upsert_contacts(
     """
     if not sightings:
         return {}
-    items = sorted(sightings.items())
+    rows = [(pcid, (sg.ref.display_name or None) and sg.ref.display_name[:300],
+             (sg.ref.username or None) and sg.ref.username[:200], (sg.ref.phone or None) and sg.ref.phone[:64],
+             sg.first_at.isoformat(), sg.last_at.isoformat(), sg.ref.metadata or {})
+            for pcid, sg in sorted(sightings.items())]
     result = uow.session.execute(_UPSERT, {
         "org": organization_id, "provider": provider,
-        "pcid": [pcid for pcid, _ in items],
-        "dn": [(s.ref.display_name or None) and s.ref.display_name[:300] for _, s in items],
-        "un": [(s.ref.username or None) and s.ref.username[:200] for _, s in items],
-        "ph": [(s.ref.phone or None) and s.ref.phone[:64] for _, s in items],
-        "first": [s.first_at for _, s in items],
-        "last": [s.last_at for _, s in items],
-        "md": [json.dumps(s.ref.metadata or {}, default=str) for _, s in items],
+        "rows": json.dumps(rows, default=str, ensure_ascii=False, separators=(",", ":")),
     })
     return {str(r.provider_contact_id): int(r.id) for r in result}

@@ -48,27 +48,26 @@ class NewEvent:
 _INSERT_MANY = text("""
     insert into conversation_events (organization_id, conversation_id, type, actor_user_id, message_id,
                                      data, occurred_at)
-    select v.org, v.conv, v.type, v.actor, v.msg, cast(v.data as jsonb), v.at
-    from unnest(cast(:org as bigint[]), cast(:conv as bigint[]), cast(:type as text[]),
-                cast(:actor as bigint[]), cast(:msg as bigint[]), cast(:data as text[]),
-                cast(:at as timestamptz[])) as v(org, conv, type, actor, msg, data, at)
+    select cast(r->>0 as bigint), cast(r->>1 as bigint), r->>2, cast(r->>3 as bigint), cast(r->>4 as bigint),
+           cast(r->5 as jsonb), cast(r->>6 as timestamptz)
+    from json_array_elements(cast(:rows as json)) as r
 """)
 
 
 def append_events(uow: UnitOfWork, events: Sequence[NewEvent]) -> None:
-    """Insert many events in one statement with array parameters (no commit: the caller's transaction)."""
+    """Insert many events in one statement (one JSON document as the parameter; no commit)."""
     if not events:
         return
     if len(events) == 1:
         uow.session.execute(insert(EVENTS).values(**events[0].row()))
         return
-    rows = [e.row() for e in events]
-    uow.session.execute(_INSERT_MANY, {
-        "org": [r["organization_id"] for r in rows], "conv": [r["conversation_id"] for r in rows],
-        "type": [r["type"] for r in rows], "actor": [r["actor_user_id"] for r in rows],
-        "msg": [r["message_id"] for r in rows],
-        "data": [json.dumps(r["data"], default=str) for r in rows], "at": [r["occurred_at"] for r in rows],
-    })
+    for e in events:
+        if e.type not in EVENT_TYPES:
+            raise ValueError(f"unknown conversation event type {e.type!r}")
+    rows = json.dumps([(e.organization_id, e.conversation_id, e.type, e.actor_user_id, e.message_id,
+                        e.data or {}, e.occurred_at.isoformat()) for e in events],
+                      default=str, ensure_ascii=False, separators=(",", ":"))
+    uow.session.execute(_INSERT_MANY, {"rows": rows})
 
 
 def append_event(
