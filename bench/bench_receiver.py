@@ -84,12 +84,54 @@ async def load(url: str, seconds: float, concurrency: int) -> tuple[list[float],
     return latencies, ok, failed
 
 
+def wrk_load(url: str, seconds: float, concurrency: int, tmp: Path, n_bodies: int = 20_000) -> dict[str, float]:
+    """Drive the receiver with wrk (C, one thread) so the client does not eat the server's CPU.
+
+    Bodies are signed up front and cycled by a Lua script; each has its own message id.
+    """
+    import re
+    import shutil
+
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed (apt-get install wrk), or use --client httpx")
+    lines = ["local bodies = {"]
+    for i in range(n_bodies):
+        body = payload(i)
+        sig = "sha256=" + hmac.new(APP_SECRET.encode(), body, hashlib.sha256).hexdigest()
+        lines.append(f'{{b=[==[{body.decode()}]==], s="{sig}"}},')
+    lines.append("}")
+    lines.append("""local i = 0
+request = function()
+  i = i % #bodies + 1
+  local x = bodies[i]
+  return wrk.format("POST", nil, {["Content-Type"]="application/json", ["X-Hub-Signature-256"]=x.s}, x.b)
+end""")
+    script = tmp / "signed.lua"
+    script.write_text("\n".join(lines))
+    out = subprocess.run(["wrk", "-t1", f"-c{concurrency}", f"-d{int(seconds)}s", "--latency", "-s", str(script), url],
+                         capture_output=True, text=True, check=True).stdout
+    print(out)
+
+    def ms(label: str) -> float:
+        m = re.search(rf"^\s*{label}%\s+([\d.]+)(us|ms|s)", out, re.M)
+        if not m:
+            return float("nan")
+        return float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
+
+    total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {"requests": total, "non2xx": int(non2xx.group(1)) if non2xx else 0,
+            "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
+            "p50": ms("50"), "p90": ms("90"), "p99": ms("99")}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=15)
     ap.add_argument("--concurrency", type=int, default=64)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--port", type=int, default=18931)
+    ap.add_argument("--client", choices=["wrk", "httpx"], default="wrk")
     args = ap.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="sb-bench-recv-"))
@@ -126,6 +168,17 @@ def main() -> None:
         asyncio.run(load(hook, 2, 8))  # warm-up (connection pools, channel cache)
         with engine.begin() as con:
             con.execute(text("truncate webhook_events"))
+        if args.client == "wrk":
+            res = wrk_load(hook, args.seconds, args.concurrency, tmp)
+            with engine.connect() as con:
+                stored = con.execute(text("select count(*) from webhook_events where status = 'RECEIVED'")).scalar_one()
+            ok = int(res["requests"] - res["non2xx"])
+            print(f"receiver workers={args.workers} connections={args.concurrency} client=wrk")
+            print(f"  deliveries answered 200: {ok:,}  non-2xx: {int(res['non2xx']):,}  stored: {stored:,}")
+            print(f"  throughput: {res['rps']:,.0f} deliveries/s (stored durably before 200)")
+            print(f"  latency ms: p50 {res['p50']:.1f}  p90 {res['p90']:.1f}  p99 {res['p99']:.1f}")
+            assert stored >= ok, "a delivery answered 200 is missing from webhook_events"
+            return
         t0 = time.perf_counter()
         lat, ok, failed = asyncio.run(load(hook, args.seconds, args.concurrency))
         elapsed = time.perf_counter() - t0
