@@ -156,6 +156,7 @@ def thread(actor: Actor, conversation_id: int) -> None:
                    + (f" · assigned to {_plain(c.assigned_user_name)}" if c.assigned_user_name else "")
                    + f" · cycle {c.cycle_number}")
     _actions(actor, c)
+    _profile(actor, c.contact_id, c.id)
     _flash()
 
     if page.next_cursor and st.button("Load older messages", key=f"older_{conversation_id}"):
@@ -191,6 +192,28 @@ def _plain(text: str) -> str:
     for ch in "\\`*_{}[]<>()#+-.!|~$":
         out = out.replace(ch, "\\" + ch)
     return out
+
+
+def _profile(actor: Actor, contact_id: int, current_id: int) -> None:
+    with st.expander("Customer profile"):
+        try:
+            p = call(queries.contact_profile, actor, contact_id)
+        except SwitchboardError as exc:
+            st.caption(str(exc))
+            return
+        st.text("\n".join(x for x in [
+            f"Name: {p.display_name or '-'}",
+            f"Phone: {p.phone}" if p.phone else "",
+            f"Username: {p.username}" if p.username else "",
+            f"{p.provider} id: {p.provider_contact_id}",
+            f"First seen: {p.first_seen_at:%Y-%m-%d %H:%M}   Last seen: {p.last_seen_at:%Y-%m-%d %H:%M}",
+        ] if x))
+        others = [o for o in p.conversations if o.id != current_id]
+        if others:
+            st.caption("Other conversations")
+            for o in others:
+                st.text(f"#{o.id} {o.channel_name} · {STATUS_LABEL.get(o.status, o.status)} · "
+                        f"{(o.last_message_preview or '')[:60]}")
 
 
 def _actions(actor: Actor, c: queries.ConversationView) -> None:  # type: ignore[name-defined]
