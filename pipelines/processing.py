@@ -26,6 +26,8 @@ from switchboard.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
 
+UNMATCHED_STATUS_ATTEMPTS = 3  # tries (4 s, 16 s apart) before a status for an unknown message is dropped
+
 
 @dataclass
 class WebhookStats:
@@ -88,8 +90,18 @@ def process_webhooks_once(engine: Engine, connectors: ConnectorCache, *, limit: 
                 webhooks.record_attempt_error(uow, ev.id, f"{exc.__class__.__name__}: {exc}")
                 stats.errors += 1
                 continue
-            note = "; ".join(sorted({i.reason for i in ignored})) if ignored else None
-            webhooks.finish(uow, ev.id, status="PROCESSED", reason=note)
+            unmatched = getattr(result, "unmatched_status_ids", ())
+            if unmatched and ev.attempts + 1 < UNMATCHED_STATUS_ATTEMPTS:
+                # A status can overtake our own record of the send (the platform answers the send,
+                # then reports "sent" before record_sent committed): try the delivery again shortly.
+                webhooks.record_attempt_error(uow, ev.id, f"status for a message not stored yet: "
+                                              f"{', '.join(sorted(unmatched))[:200]}; will retry")
+                stats.processed += 1
+                continue
+            notes = sorted({i.reason for i in ignored})
+            if unmatched:
+                notes.append(f"status for unknown messages ignored: {', '.join(sorted(unmatched))[:200]}")
+            webhooks.finish(uow, ev.id, status="PROCESSED", reason="; ".join(notes) or None)
             stats.processed += 1
             stats.messages_created += result.messages_created
             stats.statuses_applied += result.statuses_applied

@@ -54,3 +54,63 @@ def test_failed_processing_backs_off_then_fails_visibly(engine: Engine) -> None:
     assert state()[:2] == ("RECEIVED", 0)
     with UnitOfWork(engine) as uow:
         assert uow.session.execute(select(WebhookEvent.reason)).scalar_one() is None
+
+
+def test_status_that_overtakes_the_send_is_applied_on_retry(engine: Engine) -> None:
+    import hashlib
+    import hmac
+    import json
+    from datetime import UTC, datetime
+
+    from switchboard.auth.users import create_user
+    from switchboard.db.schema import Message
+    from switchboard.services import conversations, outbox
+    from switchboard.services.access import actor_for_user
+    from switchboard.services.channels import grant_channel_permission
+    from switchboard.services.ingest import ingest_items
+    from switchboard.types import ContactRef, InboundMessage
+
+    key = get_settings().secret_key_bytes()
+    with UnitOfWork(engine) as uow:
+        org = create_organization(uow, "Race")
+        ch = create_channel(uow, org, key="wa", provider="whatsapp", name="WA", secret_key=key, external_id="1",
+                            credentials={"app_secret": "s", "access_token": "t", "phone_number_id": "1"})
+        agent = create_user(uow, org, email="r@race.test", name="R", role="agent", secret_key=key,
+                            password="long enough password")
+        grant_channel_permission(uow, None, user_id=agent.user_id, channel_id=ch.id, can_view=True, can_send=True)
+    with UnitOfWork(engine) as uow:
+        res = ingest_items(uow, channel_id=ch.id, items=[InboundMessage(
+            provider_message_id="wamid.in", contact=ContactRef("49"), sent_at=datetime.now(UTC), body="hi")])
+        conv_id = res.conversation_ids[0]
+    with UnitOfWork(engine) as uow:
+        actor = actor_for_user(uow, agent.user_id)
+    with UnitOfWork(engine) as uow:
+        conversations.accept(uow, actor, conv_id)
+    with UnitOfWork(engine) as uow:
+        msg = outbox.enqueue_reply(uow, actor, conv_id, "hello", idempotency_key="race-1")
+    with UnitOfWork(engine) as uow:
+        outbox.claim_due(uow)
+
+    # the platform's "delivered" arrives before our send was recorded
+    body = json.dumps({"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{
+        "field": "messages", "value": {"messaging_product": "whatsapp", "metadata": {"phone_number_id": "1"},
+                                       "statuses": [{"id": "wamid.out", "status": "delivered",
+                                                     "timestamp": str(int(datetime.now(UTC).timestamp())),
+                                                     "recipient_id": "49"}]}}]}]}).encode()
+    with UnitOfWork(engine) as uow:
+        event_id = webhooks.store_event(uow, provider="whatsapp", channel_id=ch.id, body=body, headers={
+            "x-hub-signature-256": "sha256=" + hmac.new(b"s", body, hashlib.sha256).hexdigest()})
+    connectors = ConnectorCache(engine, key)
+    process_webhooks_once(engine, connectors)
+    with UnitOfWork(engine) as uow:
+        ev = uow.session.get(WebhookEvent, event_id)
+        assert ev is not None and ev.status == "RECEIVED" and ev.attempts == 1 and "not stored yet" in (ev.reason or "")
+        outbox.record_sent(uow, msg.id, provider_message_id="wamid.out", sent_at=datetime.now(UTC))
+    with UnitOfWork(engine) as uow:
+        uow.session.execute(update(WebhookEvent).values(processed_at=WebhookEvent.processed_at - timedelta(hours=1)))
+        uow.commit()
+    process_webhooks_once(engine, connectors)
+    with UnitOfWork(engine) as uow:
+        assert uow.session.execute(select(WebhookEvent.status).where(WebhookEvent.id == event_id)).scalar_one() \
+            == "PROCESSED"
+        assert uow.session.execute(select(Message.status).where(Message.id == msg.id)).scalar_one() == "DELIVERED"
