@@ -57,7 +57,7 @@ def test_every_fixture_is_accepted_and_handled(engine: Engine) -> None:
         # a second pass over the same deliveries (a platform retry) adds nothing
         with UnitOfWork(engine) as uow:
             before = uow.session.execute(select(func.count()).select_from(Message)).scalar_one()
-            uow.session.execute(WebhookEvent.__table__.update().values(status="RECEIVED"))
+            uow.session.execute(WebhookEvent.__table__.update().values(status="RECEIVED", attempts=0, processed_at=None))
             uow.commit()
         while process_webhooks_once(engine, connectors).claimed:
             pass
