@@ -161,6 +161,8 @@ def test_receiver_rejects_bad_signature_and_unknown_key(loop: Loop) -> None:
         rows = uow.session.execute(select(WebhookEvent.status, WebhookEvent.reason).order_by(WebhookEvent.id)).all()
     assert [r.status for r in rows] == ["REJECTED", "REJECTED", "REJECTED"]
     assert "signature" in (rows[0].reason or "") and "JSON" in (rows[2].reason or "")
+    huge = httpx.post(loop.webhook_url, content=b"x" * 1_000_001, headers={"X-Hub-Signature-256": sig})
+    assert huge.status_code == 413
     health = httpx.get(f"{loop.receiver_url}/health").json()
     assert health["database"] == "ok"
 
