@@ -8,9 +8,10 @@ the way a restore does it), then ANALYZEd. Then:
 
 * ingest: batches of InboundMessage (70 % to existing conversations, 30 % new contacts) through
   ``ingest_items`` - messages/s, one worker;
-* ``list_conversations`` (queues all / unassigned / mine, manager and agent, first and deeper pages)
-  and ``get_thread`` (newest page and the page before) - p50/p95 in ms, each call in its own unit of
-  work, as the app does it.
+* ``list_conversations`` (queues all / unassigned / mine, manager and agent, first and deeper pages),
+  ``list_conversations(search=...)`` (rare and common terms over contact fields and message bodies,
+  on the trigram indexes) and ``get_thread`` (newest page and the page before) - p50/p95 in ms, each
+  call in its own unit of work, as the app does it.
 
 Uses ``--database-url`` if given, else a throw-away embedded PostgreSQL under a temp directory.
 """
@@ -150,6 +151,7 @@ def generate(url: str, scale: float) -> dict[str, Any]:
     loaded = time.perf_counter() - started
     with driver.cursor() as cur:
         cur.execute("set session_replication_role = origin")
+        cur.execute("set maintenance_work_mem = '512MB'")  # GIN (trigram) builds
         for _, _, ddl in idx:
             cur.execute(ddl)
         for table in tables:
@@ -257,6 +259,25 @@ def main() -> None:
         print(f"  {name:38s} p50 {pct(s, 50):6.2f} ms  p95 {pct(s, 95):6.2f} ms")
     print(f"list_conversations: p50 {pct(list_samples, 50):.2f} ms, p95 {pct(list_samples, 95):.2f} ms "
           f"({len(list_samples)} calls)")
+
+    search_samples: list[float] = []
+    terms = [
+        ("contact name, 1 match", f"Customer {n_conv // 2 + 7}"),
+        ("phone fragment", f"49{n_conv // 3:09d}"[:9]),
+        ("message text, ~10 conversations", f"of conversation {n_conv // 4}"),
+        ("common word", "order"),
+        ("no match", "zqxv"),
+    ]
+    for name, term in terms:
+        def search(term: str = term) -> Any:
+            with UnitOfWork(engine) as uow:
+                return list_conversations(uow, manager, search=term)
+        found = len(search().items)
+        s = timed(search, n)
+        search_samples += s
+        print(f"  search {name + f' ({term!r}, {found} shown)':48s} p50 {pct(s, 50):7.2f} ms  p95 {pct(s, 95):7.2f} ms")
+    print(f"list_conversations(search=...): p50 {pct(search_samples, 50):.2f} ms, "
+          f"p95 {pct(search_samples, 95):.2f} ms ({len(search_samples)} calls)")
 
     thread_samples: list[float] = []
     older_samples: list[float] = []

@@ -71,6 +71,12 @@ def _in(column: str, values: tuple[str, ...]) -> str:
     return f"{column} in ({', '.join(repr(v) for v in values)})"
 
 
+def _trigram(table: str, column: str) -> Index:
+    """GIN pg_trgm index: ``ILIKE '%term%'`` search without a scan (the migration creates pg_trgm)."""
+    return Index(f"ix_{table}_{column}_trgm", column, postgresql_using="gin",
+                 postgresql_ops={column: "gin_trgm_ops"})
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
     type_annotation_map = {dict[str, Any]: JSONB, datetime: DateTime(timezone=True)}
@@ -188,6 +194,7 @@ class Contact(Base):
     __table_args__ = (
         UniqueConstraint("organization_id", "provider", "provider_contact_id"),
         CheckConstraint(_in("provider", PROVIDERS), name="provider"),
+        *(_trigram("contacts", c) for c in ("display_name", "username", "phone", "provider_contact_id")),
     )
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
@@ -268,6 +275,7 @@ class Message(Base):
             postgresql_where=text("status = 'PENDING' and direction = 'OUTBOUND'"),
         ),
         Index("ix_messages_org_id", "organization_id", "id"),
+        _trigram("messages", "body"),
     )
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, Literal, TypeVar
 
-from sqlalchemy import BigInteger, DateTime, and_, exists, func, literal, or_, select, tuple_
+from sqlalchemy import BigInteger, DateTime, and_, func, literal, or_, select, text, tuple_, union
 
 from switchboard.db.schema import CONVERSATION_STATUSES, AgentSession, Contact, Conversation, Message, User
 from switchboard.errors import InvalidInput, NotFound, PermissionDenied
@@ -96,6 +96,7 @@ def _limit(limit: int) -> int:
 
 
 def _like(term: str) -> str:
+    """``%term%`` with ``\\``, ``%`` and ``_`` escaped (backslash is PostgreSQL's default LIKE escape)."""
     esc = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{esc}%"
 
@@ -115,47 +116,68 @@ def list_conversations(
     """One page of a queue, newest activity first, with filters; only channels the actor may view."""
     limit = _limit(limit)
     visible = visible_channel_ids(uow, actor)
-    stmt = view_select().where(Conversation.organization_id == actor.organization_id)
+    conds: list[Any] = [Conversation.organization_id == actor.organization_id]
     if visible is not None:
         if not visible:
             return Page([], None)
-        stmt = stmt.where(Conversation.channel_id.in_(sorted(visible)))
+        conds.append(Conversation.channel_id.in_(sorted(visible)))
     if queue == "unassigned":
-        stmt = stmt.where(Conversation.status == "PENDING")
+        conds.append(Conversation.status == "PENDING")
     elif queue == "mine":
-        stmt = stmt.where(Conversation.status == "ASSIGNED", Conversation.assigned_user_id == actor.user_id)
+        conds += [Conversation.status == "ASSIGNED", Conversation.assigned_user_id == actor.user_id]
     elif queue != "all":
         raise InvalidInput(f"unknown queue {queue!r}; use unassigned, mine or all")
     if status is not None:
         if status not in CONVERSATION_STATUSES:
             raise InvalidInput(f"unknown status {status!r}; use {', '.join(CONVERSATION_STATUSES)}")
-        stmt = stmt.where(Conversation.status == status)
+        conds.append(Conversation.status == status)
     if channel_id is not None:
         require_view(uow, actor, channel_id)
-        stmt = stmt.where(Conversation.channel_id == channel_id)
+        conds.append(Conversation.channel_id == channel_id)
     if assigned_user_id is not None:
-        stmt = stmt.where(Conversation.assigned_user_id == assigned_user_id)
-    if search and search.strip():
-        pat = _like(search.strip())
-        stmt = stmt.where(or_(
-            Contact.display_name.ilike(pat, escape="\\"),
-            Contact.username.ilike(pat, escape="\\"),
-            Contact.phone.ilike(pat, escape="\\"),
-            Contact.provider_contact_id.ilike(pat, escape="\\"),
-            exists().where(Message.conversation_id == Conversation.id, Message.body.ilike(pat, escape="\\")),
-        ))
+        conds.append(Conversation.assigned_user_id == assigned_user_id)
     if cursor:
         at, rid = decode_cursor(cursor)
-        stmt = stmt.where(tuple_(Conversation.last_message_at, Conversation.id) < tuple_(_ts(at), _id(rid)))
-    stmt = stmt.where(Conversation.last_message_at.is_not(None))
-    rows = uow.session.execute(
-        stmt.order_by(Conversation.last_message_at.desc(), Conversation.id.desc()).limit(limit + 1)
-    ).all()
+        conds.append(tuple_(Conversation.last_message_at, Conversation.id) < tuple_(_ts(at), _id(rid)))
+    conds.append(Conversation.last_message_at.is_not(None))
+    order = (Conversation.last_message_at.desc(), Conversation.id.desc())
+    stmt = view_select().where(*conds)
+    if search and search.strip():
+        hit = _search_matches(uow, conds, search.strip(), limit + 1)
+        stmt = view_select().join(hit, hit.c.id == Conversation.id)
+    rows = uow.session.execute(stmt.order_by(*order).limit(limit + 1)).all()
     items = [row_to_view(r) for r in rows[:limit]]
     nxt = None
     if len(rows) > limit and items[-1].last_message_at is not None:
         nxt = encode_cursor(items[-1].last_message_at, items[-1].id)
     return Page(items, nxt)
+
+
+def _search_matches(uow: UnitOfWork, conds: list[Any], term: str, n: int) -> Any:
+    """The first ``n`` conversations (in list order) whose contact or any message matches ``term``.
+
+    Two branches, each ordered and limited on its own, then merged: contacts whose name, username,
+    phone or platform id contains the term, and conversations with a message body containing it. Each
+    branch can use the trigram (GIN) indexes for a rare term or walk the recency index and stop early
+    for a common one; PostgreSQL picks per term, which needs a plan made for the actual pattern (hence
+    ``force_custom_plan``: a cached generic plan cannot know how selective the pattern is).
+    """
+    uow.session.execute(text("set local plan_cache_mode = force_custom_plan"))
+    pat = _like(term)
+    order = (Conversation.last_message_at.desc(), Conversation.id.desc())
+    by_contact = (
+        select(Conversation.id, Conversation.last_message_at)
+        .join(Contact, Contact.id == Conversation.contact_id)
+        .where(*conds, or_(Contact.display_name.ilike(pat), Contact.username.ilike(pat),
+                           Contact.phone.ilike(pat), Contact.provider_contact_id.ilike(pat)))
+        .order_by(*order).limit(n)
+    )
+    by_message = (
+        select(Conversation.id, Conversation.last_message_at)
+        .where(*conds, Conversation.id.in_(select(Message.conversation_id).where(Message.body.ilike(pat))))
+        .order_by(*order).limit(n)
+    )
+    return union(by_contact, by_message).subquery("hit")
 
 
 def queue_counts(uow: UnitOfWork, actor: Actor) -> dict[str, int]:

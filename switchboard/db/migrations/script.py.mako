@@ -20,6 +20,9 @@ depends_on = ${repr(depends_on)}
 
 
 def upgrade() -> None:
+% if not down_revision:
+    op.execute("create extension if not exists pg_trgm")  # trigram (GIN) search indexes
+% endif
     ${upgrades if upgrades else "pass"}
 
 

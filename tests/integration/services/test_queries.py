@@ -79,3 +79,34 @@ def test_contact_profile_lists_conversations_across_channels(world: World) -> No
         cid = list_conversations(u, world.manager).items[0].contact_id
         prof = contact_profile(u, world.manager, cid)
     assert prof.display_name == "Dora" and [c.channel_key for c in prof.conversations] == ["wa-main"]
+
+
+def test_search_matches_contacts_or_bodies_once_each_and_pages_in_order(world: World) -> None:
+    items = []
+    for i in range(60):
+        name = f"Zed {i}" if i % 3 == 0 else f"Person {i}"
+        body = "about zedonk" if i % 4 == 0 else ("50% off_sale" if i == 7 else f"hello {i}")
+        items.append(inbound(f"c{i:02}", f"m{i}", i % 17, text=body, name=name))
+    items.append(inbound("c01", "m-late", 30, text="a second message, also about ZEDONK"))
+    with world.uow() as u:
+        ingest_items(u, channel_id=world.wa, items=items, now=at(40))
+    expected = {f"Zed {i}" if i % 3 == 0 else f"Person {i}" for i in range(60) if i % 3 == 0 or i % 4 == 0}
+    expected.add("Person 1")  # its second message matches
+    seen: list[tuple[object, int, str]] = []
+    cursor = None
+    with world.uow() as u:
+        while True:
+            page = list_conversations(u, world.manager, search="  zed ", cursor=cursor, limit=7)
+            seen.extend((v.last_message_at, v.id, v.contact_name) for v in page.items)
+            cursor = page.next_cursor
+            if cursor is None:
+                break
+        assert [n for *_, n in seen if n not in expected] == []
+        assert {n for *_, n in seen} == expected and len(seen) == len(expected)  # each conversation once
+        assert [(t, i) for t, i, _ in seen] == sorted(((t, i) for t, i, _ in seen), reverse=True)
+        only = lambda term: [v.contact_name for v in list_conversations(u, world.manager, search=term).items]  # noqa: E731
+        assert only("50%") == ["Person 7"] and only("f_s") == ["Person 7"]
+        assert only("0% offxsale") == [] and only("f%s") == []  # % and _ are literal characters
+        assert only("c07") == ["Person 7"]  # the platform contact id
+        assert list_conversations(u, world.a1, search="zed", queue="mine").items == []
+        assert list_conversations(u, world.nobody, search="zed").items == []
