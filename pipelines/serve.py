@@ -18,6 +18,7 @@ SCHEDULES: dict[str, tuple[str, int, dict[str, Any]]] = {
     "send-outbox": ("pipelines.flows:send_outbox_flow", 60, {"max_seconds": 55.0}),
     "maintain-inbox": ("pipelines.flows:maintain_flow", 30, {}),
     "warehouse-build": ("pipelines.flows:warehouse_build_flow", 300, {"full": False}),
+    "download-media": ("pipelines.media:download_media_flow", 60, {}),
     "telegram-sync": ("pipelines.telegram:telegram_sync_flow", 120, {}),
     "meta-history-sync": ("pipelines.meta_sync:meta_history_flow", 600, {}),
     "telegram-listeners": ("pipelines.telegram:telegram_listeners_flow", 300, {"max_seconds": 290.0}),

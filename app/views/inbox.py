@@ -13,6 +13,7 @@ import hashlib
 import time
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 
 import streamlit as st
 
@@ -20,7 +21,7 @@ from app import session
 from app.deps import call
 from switchboard.errors import SwitchboardError
 from switchboard.services import conversations as conv
-from switchboard.services import outbox, presence, queries
+from switchboard.services import media, outbox, presence, queries
 from switchboard.types import Actor
 
 REFRESH_SECONDS = 4
@@ -174,7 +175,7 @@ def thread(actor: Actor, conversation_id: int) -> None:
                 elif m.body:
                     st.text(m.body)
                 for a in m.attachments:
-                    st.text(f"📎 {a.kind}: {a.file_name or a.mime_type or ''}")
+                    _attachment(actor, a)
                 who = "customer" if inbound else (m.author_name or m.author_kind)
                 meta = [m.sent_at.strftime("%Y-%m-%d %H:%M"), who]
                 if not inbound:
@@ -184,6 +185,23 @@ def thread(actor: Actor, conversation_id: int) -> None:
                 st.caption(" · ".join(_plain(x) for x in meta))
                 if m.status == "FAILED" and m.error_message:
                     st.text(f"⚠️ {m.error_code or ''} {m.error_message}")
+
+
+def _attachment(actor: Actor, a: outbox.AttachmentView) -> None:
+    label = f"📎 {a.kind}: {a.file_name or a.mime_type or ''}"
+    if not a.local_path:
+        st.text(label + ("" if a.url else " (downloading…)"))
+        return
+    try:
+        f = call(media.attachment_file, actor, a.id)
+        data = Path(f.path).read_bytes()
+    except (SwitchboardError, OSError) as exc:
+        st.text(f"{label} (unavailable: {exc})")
+        return
+    if a.kind in ("image", "sticker") and (a.mime_type or "").startswith("image/"):
+        st.image(data, width=240)
+    st.download_button(label, data, file_name=f.file_name or Path(f.path).name, mime=f.mime_type,
+                       key=f"att_{a.id}")
 
 
 def _plain(text: str) -> str:

@@ -1,0 +1,95 @@
+"""Attachments whose media still lives on the platform (WhatsApp media ids expire after 7 days)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select, update
+
+from switchboard.db.schema import Attachment, Channel, Message
+from switchboard.errors import NotFound
+from switchboard.services.access import require_view
+from switchboard.types import Actor
+from switchboard.uow import UnitOfWork
+
+MEDIA_KINDS = ("image", "video", "audio", "document", "sticker")
+MAX_TRIES = 5
+
+
+@dataclass(frozen=True, slots=True)
+class PendingMedia:
+    attachment_id: int
+    channel_id: int
+    provider: str
+    kind: str
+    provider_media_id: str
+    mime_type: str | None
+    tries: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoredFile:
+    path: str
+    mime_type: str | None
+    file_name: str | None
+    kind: str
+
+
+def pending_media(uow: UnitOfWork, *, limit: int = 50) -> list[PendingMedia]:
+    """Media attachments not downloaded yet (and not given up on), oldest first, locked SKIP LOCKED."""
+    tries = func.coalesce(Attachment.data["download_tries"].as_integer(), 0)
+    rows = uow.session.execute(
+        select(Attachment.id, Message.channel_id, Channel.provider, Attachment.kind, Attachment.provider_media_id,
+               Attachment.mime_type, tries.label("tries"))
+        .join(Message, Message.id == Attachment.message_id)
+        .join(Channel, Channel.id == Message.channel_id)
+        .where(Attachment.local_path.is_(None), Attachment.provider_media_id.is_not(None),
+               Attachment.kind.in_(MEDIA_KINDS), tries < MAX_TRIES,
+               Attachment.data["download_error_code"].as_string().is_(None))
+        .order_by(Attachment.id)
+        .limit(limit)
+        .with_for_update(of=Attachment, skip_locked=True)
+    ).all()
+    return [PendingMedia(r.id, r.channel_id, r.provider, r.kind, r.provider_media_id, r.mime_type, r.tries)
+            for r in rows]
+
+
+def record_download(uow: UnitOfWork, attachment_id: int, *, path: str | None, sha256: str | None = None,
+                    size_bytes: int | None = None, mime_type: str | None = None, error: str | None = None,
+                    error_code: str | None = None, retryable: bool = False) -> None:
+    """Keep the stored file, or the reason it was refused (too large, type not allowed) / will be retried.
+    Does not commit: the caller commits with the batch it locked."""
+    att = uow.session.get(Attachment, attachment_id)
+    if att is None:
+        raise NotFound(f"attachment {attachment_id} does not exist")
+    data: dict[str, Any] = dict(att.data or {})
+    values: dict[str, Any] = {}
+    if path is not None:
+        values.update(local_path=path, sha256=sha256, size_bytes=size_bytes)
+        if mime_type and not att.mime_type:
+            values["mime_type"] = mime_type
+        data.pop("download_error", None)
+    else:
+        data["download_error"] = error
+        if retryable:
+            data["download_tries"] = int(data.get("download_tries") or 0) + 1
+        else:
+            data["download_error_code"] = error_code or "refused"
+    values["data"] = data
+    uow.session.execute(update(Attachment).where(Attachment.id == attachment_id).values(**values))
+
+
+def attachment_file(uow: UnitOfWork, actor: Actor, attachment_id: int) -> StoredFile:
+    """A downloaded attachment's file, for someone who may view its channel."""
+    row = uow.session.execute(
+        select(Attachment.local_path, Attachment.mime_type, Attachment.file_name, Attachment.kind,
+               Message.channel_id, Message.organization_id)
+        .join(Message, Message.id == Attachment.message_id).where(Attachment.id == attachment_id)
+    ).first()
+    if row is None or row.organization_id != actor.organization_id:
+        raise NotFound(f"attachment {attachment_id} not found")
+    require_view(uow, actor, row.channel_id)
+    if not row.local_path:
+        raise NotFound("this attachment has not been downloaded from the platform yet")
+    return StoredFile(row.local_path, row.mime_type, row.file_name, row.kind)
