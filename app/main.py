@@ -21,6 +21,9 @@ if __package__ in (None, ""):
 from app import session  # noqa: E402
 from app.views import admin_channels, admin_org, assignment, inbox  # noqa: E402
 
+PROTECTED_PATHS = ("inbox", "assignment", "analytics", "channels", "organization", "telegram-login", "account",
+                   "admin-users", "audit-log")
+
 st.set_page_config(page_title="Switchboard", page_icon="💬", layout="wide")
 
 
@@ -35,7 +38,13 @@ def _optional_page(module: str) -> Any:
 def _pages() -> Any:
     actor = session.current_actor()
     if actor is None:
-        return st.navigation(session.login_pages())
+        # A bookmarked or shared link (…/analytics) shows the sign-in form instead of "page not found";
+        # after signing in, the same URL opens the page itself.
+        from app.views import login
+
+        hidden = [st.Page(login.render, title="Sign in", url_path=path, visibility="hidden")
+                  for path in PROTECTED_PATHS]
+        return st.navigation(session.login_pages() + hidden)
     work = [st.Page(inbox.page, title="Inbox", icon="📥", url_path="inbox", default=True)]
     groups: dict[str, list[st.Page]] = {"Work": work}
     if actor.role in ("admin", "manager"):
