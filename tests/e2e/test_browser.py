@@ -112,6 +112,9 @@ def test_first_login_refresh_accept_and_reply(engine: Engine, seeded: dict[str, 
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.set_default_timeout(20_000)
         try:
+            page.goto(f"{app_url}/account")  # a bookmarked page while signed out: the sign-in form
+            expect(page.get_by_text("Sign in to Switchboard")).to_be_visible()
+            assert page.get_by_text("Page not found").count() == 0
             page.goto(app_url)
             page.get_by_label("Email").fill("agent@browser.test")
             page.get_by_label("Password", exact=True).fill(PASSWORD)
