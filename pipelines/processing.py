@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -21,7 +22,7 @@ from pipelines.channels import ConnectorCache
 from switchboard.clock import utcnow
 from switchboard.services import webhooks
 from switchboard.services.channels import record_channel_error
-from switchboard.types import Ignored, OutboundRequest
+from switchboard.types import Ignored, OutboundRequest, ParsedItem, StatusUpdate
 from switchboard.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -82,6 +83,7 @@ def process_webhooks_once(engine: Engine, connectors: ConnectorCache, *, limit: 
                 continue
             savepoint = uow.session.begin_nested()
             try:
+                _adopt_reported_sends(uow, ev.channel_id, items)
                 result = ingest_items(uow, channel_id=ev.channel_id, items=items, now=now, commit=False)
                 savepoint.commit()
             except Exception as exc:
@@ -107,6 +109,18 @@ def process_webhooks_once(engine: Engine, connectors: ConnectorCache, *, limit: 
             stats.statuses_applied += result.statuses_applied
         uow.commit()
     return stats
+
+
+def _adopt_reported_sends(uow: UnitOfWork, channel_id: int, items: Sequence[ParsedItem]) -> None:
+    """Statuses that echo our idempotency key settle sends whose result was never recorded."""
+    from switchboard.services.outbox import adopt_reported_send
+
+    for item in items:
+        if isinstance(item, StatusUpdate) and item.status != "FAILED":
+            key = item.raw.get("biz_opaque_callback_data") if isinstance(item.raw, dict) else None
+            if key:
+                adopt_reported_send(uow, channel_id, idempotency_key=str(key),
+                                    provider_message_id=item.provider_message_id, sent_at=item.occurred_at)
 
 
 class RateLimiter:

@@ -289,12 +289,13 @@ def _lock_message(uow: UnitOfWork, message_id: int) -> Any:
 
 
 def record_sent(uow: UnitOfWork, message_id: int, *, provider_message_id: str, sent_at: datetime,
-                now: datetime | None = None) -> None:
-    """PENDING → SENT with the platform's id (MESSAGE_SENT); idempotent; commits."""
+                now: datetime | None = None, commit: bool = True) -> None:
+    """PENDING → SENT with the platform's id (MESSAGE_SENT); idempotent; commits unless ``commit=False``."""
     now = now or utcnow()
     m = _lock_message(uow, message_id)
     if m.status != "PENDING":
-        uow.commit()
+        if commit:
+            uow.commit()
         return
     # an echo of this very message may have been ingested first: fold it into this one
     echo = uow.session.execute(
@@ -318,7 +319,24 @@ def record_sent(uow: UnitOfWork, message_id: int, *, provider_message_id: str, s
     if human and conv.first_response_at is None and conv.cycle_started_at is not None:
         uow.session.execute(update(Conversation).where(Conversation.id == m.conversation_id)
                             .values(first_response_at=sent_at))
-    uow.commit()
+    if commit:
+        uow.commit()
+
+
+def adopt_reported_send(uow: UnitOfWork, channel_id: int, *, idempotency_key: str, provider_message_id: str,
+                        sent_at: datetime) -> bool:
+    """The platform reports a message we still hold as PENDING (matched by the idempotency key it echoes,
+    e.g. WhatsApp's ``biz_opaque_callback_data``): the send went out but its result was never recorded
+    (worker crash, timeout after delivery). Record it as SENT so the outbox does not send it twice.
+    Returns True when a message was adopted. Does not commit."""
+    message_id = uow.session.execute(
+        select(Message.id).where(Message.channel_id == channel_id, Message.idempotency_key == idempotency_key,
+                                 Message.direction == "OUTBOUND", Message.status == "PENDING")
+    ).scalar()
+    if message_id is None:
+        return False
+    record_sent(uow, int(message_id), provider_message_id=provider_message_id, sent_at=sent_at, commit=False)
+    return True
 
 
 def backoff_seconds(attempts: int, retry_after: float | None = None) -> float:

@@ -174,3 +174,44 @@ def test_verification_challenge(loop: Loop) -> None:
     wrong = httpx.get(loop.webhook_url, params={"hub.mode": "subscribe", "hub.verify_token": "nope",
                                                 "hub.challenge": "12345"})
     assert wrong.status_code == 403
+
+
+def test_a_send_whose_result_was_lost_is_not_sent_twice(loop: Loop) -> None:
+    """The worker sent the message, then died before recording it. The platform's status webhook
+    echoes our idempotency key, so the message is settled as SENT instead of being sent again."""
+    from datetime import timedelta
+
+    from switchboard.clock import utcnow
+    from switchboard.types import OutboundRequest
+
+    connectors = ConnectorCache(loop.engine, loop.key)
+    try:
+        r = httpx.post(f"{loop.sandbox_url}/_sandbox/inbound",
+                       json={"from": "4917000000", "name": "Eve", "text": "hello?"})
+        assert r.status_code == 200, r.text
+        assert process_webhooks_once(loop.engine, connectors).messages_created == 1, r.text
+        with UnitOfWork(loop.engine) as uow:
+            alice = actor_for_user(uow, loop.agent_id)
+            conv = queries.list_conversations(uow, alice, queue="unassigned").items[0]
+        with UnitOfWork(loop.engine) as uow:
+            conversations.accept(uow, alice, conv.id)
+        with UnitOfWork(loop.engine) as uow:
+            msg = outbox.enqueue_reply(uow, alice, conv.id, "exactly once", idempotency_key="once-1")
+        with UnitOfWork(loop.engine) as uow:
+            (job,) = outbox.claim_due(uow)
+        _, connector = connectors.get(job.channel_id)
+        connector.send(OutboundRequest(recipient_id=job.recipient_id, body=job.body,
+                                       idempotency_key=job.idempotency_key))  # ...and the worker dies here
+
+        def settled() -> bool:
+            process_webhooks_once(loop.engine, connectors)
+            with UnitOfWork(loop.engine) as uow:
+                return uow.session.execute(select(Message.status).where(Message.id == msg.id)).scalar_one() != "PENDING"
+
+        _wait(settled)
+        later = utcnow() + timedelta(minutes=10)  # the lease has long expired
+        assert send_outbox_once(loop.engine, connectors, now=later).claimed == 0
+        sent = httpx.get(f"{loop.sandbox_url}/_sandbox/sent").json()["messages"]
+        assert sum("exactly once" in json.dumps(m) for m in sent) == 1
+    finally:
+        connectors.close()
