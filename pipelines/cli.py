@@ -192,8 +192,11 @@ def cmd_warehouse_build(args: argparse.Namespace) -> None:
 def cmd_import_events(args: argparse.Namespace) -> None:
     from switchboard.importer import import_events
 
-    report = import_events(_engine(), Path(args.file), get_settings().secret_key_bytes())
-    print(report)
+    path = Path(args.file)
+    if not path.is_file():
+        raise SwitchboardError(f"{path}: no such file")
+    report = import_events(_engine(), path, get_settings().secret_key_bytes())
+    print(report.summary())
 
 
 def cmd_demo(args: argparse.Namespace) -> None:

@@ -44,6 +44,19 @@ def test_operator_session(db_url: str, tmp_path: Path) -> None:
     assert r.returncode == 0 and "wa-main" in r.stdout and "/webhooks/whatsapp/" in r.stdout
     assert "s3cret" not in r.stdout
 
+    example = Path(__file__).resolve().parents[2] / "docs" / "examples" / "timeline.jsonl"
+    r = run(db_url, tmp_path, "import-events", str(example))
+    assert r.returncode == 0, r.stderr
+    assert "events replayed" in r.stdout
+    r = run(db_url, tmp_path, "import-events", str(example))
+    assert r.returncode == 0 and "already imported" in r.stdout
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"type": "organization", "name": "X"}\n{"type": "inbound", "at": "yesterday"}\n')
+    r = run(db_url, tmp_path, "import-events", str(bad))
+    assert r.returncode == 2 and "line 2" in r.stderr and "Traceback" not in r.stderr
+    r = run(db_url, tmp_path, "import-events", str(tmp_path / "missing.jsonl"))
+    assert r.returncode == 2 and "no such file" in r.stderr
+
     r = run(db_url, tmp_path, "warehouse", "build", "--full")
     assert r.returncode == 0, r.stderr
     assert "full build" in r.stdout and "extracted" in r.stdout
