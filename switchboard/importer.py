@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import Engine, func, insert, select
@@ -29,7 +29,7 @@ from sqlalchemy.exc import DBAPIError
 
 from switchboard.auth.passwords import hash_password
 from switchboard.auth.users import create_user
-from switchboard.db.schema import PROVIDERS, ROLES, AuditLog, Contact, Conversation, User
+from switchboard.db.schema import PROVIDERS, ROLES, AuditLog, Contact, Conversation, Organization, User
 from switchboard.errors import InvalidInput, SwitchboardError
 from switchboard.services.channels import create_channel, grant_channel_permission
 from switchboard.services.conversations import do_accept, do_complete, do_reassign, do_release, do_reopen
@@ -61,6 +61,7 @@ STATUSES = {"sent": "SENT", "delivered": "DELIVERED", "read": "READ", "failed": 
 STATES = {"online": "ONLINE", "away": "AWAY", "offline": "OFFLINE"}
 _KEY_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 MAX_REPORTED = 20
+Mode = Literal["reorder", "consecutive", "strict"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,7 +265,7 @@ class _ReplayUnitOfWork(UnitOfWork):
 
 
 class _Replayer:
-    def __init__(self, uow: UnitOfWork, plan: _Plan, secret_key: bytes, sha: str) -> None:
+    def __init__(self, uow: UnitOfWork, plan: _Plan, secret_key: bytes, sha: str, mode: Mode) -> None:
         self.uow = uow
         self.plan = plan
         self.secret_key = secret_key
@@ -273,9 +274,13 @@ class _Replayer:
         self.channels: dict[str, tuple[int, str]] = {}
         self.actors: dict[str, Actor] = {}
         self.convs: dict[tuple[int, str], int] = {}
-        self.outbound: dict[str, tuple[int, int]] = {}  # message_id -> (db id, channel id)
-        self.pending_inbound: list[tuple[_Line, InboundMessage]] = []
-        self.pending_channel: int | None = None
+        self.outbound: dict[str, tuple[int, int, str]] = {}  # message_id -> (db id, channel id, contact)
+        self.mode: Mode = mode
+        # lines held back to be ingested as one batch per channel (see ``event``)
+        self.pending: dict[int, list[tuple[_Line, InboundMessage | StatusUpdate]]] = {}
+        self.pending_convs: dict[tuple[int, str], str] = {}  # (channel id, contact) -> "inbound" | "status"
+        self.pending_contacts: dict[tuple[str, str], int] = {}  # (provider, contact) -> channel id
+        self.pending_statuses: set[str] = set()  # message ids with a held-back status
         self.messages = 0
         self.unusable_hash: str | None = None
 
@@ -342,7 +347,7 @@ class _Replayer:
         channel_id, provider = self.channels[line.data["channel"]]
         key = (channel_id, line.data["contact"])
         if key not in self.convs:
-            self.flush()
+            self.flush(channel_id)
             conv = self.uow.session.execute(
                 select(Conversation.id).join(Contact, Contact.id == Conversation.contact_id).where(
                     Conversation.channel_id == channel_id, Contact.provider == provider,
@@ -354,33 +359,80 @@ class _Replayer:
             self.convs[key] = int(conv)
         return self.convs[key]
 
-    def flush(self) -> None:
-        """Ingest the consecutive inbound lines collected so far as one batch."""
-        if not self.pending_inbound:
-            return
-        batch, self.pending_inbound = self.pending_inbound, []
-        channel_id = self.pending_channel
-        assert channel_id is not None and batch[-1][0].at is not None
-        self._at(batch[-1][0], lambda: self._ingest(channel_id, [m for _, m in batch], batch[-1][0].at))
+    def flush(self, channel_id: int | None = None) -> None:
+        """Ingest the held-back lines of one channel (all channels if None) as one batch each."""
+        for ch in [channel_id] if channel_id is not None else list(self.pending):
+            batch = self.pending.pop(ch, None)
+            if not batch:
+                continue
+            provider = next(p for c, p in self.channels.values() if c == ch)
+            for _, item in batch:
+                if isinstance(item, StatusUpdate):
+                    self.pending_statuses.discard(item.provider_message_id)
+                    self.pending_convs.pop((ch, self.outbound[item.provider_message_id][2]), None)
+                else:
+                    self.pending_convs.pop((ch, item.contact.provider_contact_id), None)
+                    self.pending_contacts.pop((provider, item.contact.provider_contact_id), None)
+            last = batch[-1][0]
+            self._at(last, lambda ch=ch, batch=batch, last=last: self._ingest(ch, [i for _, i in batch], last.at))
 
-    def _ingest(self, channel_id: int, items: list[InboundMessage], now: datetime | None) -> None:
+    def _ingest(self, channel_id: int, items: list[InboundMessage | StatusUpdate], now: datetime | None) -> None:
         r = ingest_items(self.uow, channel_id=channel_id, items=items, now=now)
         self.messages += r.messages_created
 
+    def _hold(self, channel_id: int, line: _Line, item: InboundMessage | StatusUpdate) -> None:
+        self.pending.setdefault(channel_id, []).append((line, item))
+
     def event(self, line: _Line) -> None:
+        """Apply one event line, or hold it back to be ingested later in a batch.
+
+        ``reorder`` (auto-assignment off): inbound and status lines are held back per channel, for as
+        long as no later line touches the same conversation (or, for inbound, the same contact on
+        another channel, or for a status, the same message): lines of different conversations do not
+        affect each other, so each conversation still sees its lines in file order. ``consecutive``
+        (auto-assignment on, where conversations compete for agents): only a run of inbound lines of
+        one channel is batched. ``strict``: every line on its own, in file order (used to name the
+        exact line after a failure).
+        """
         d, at, kind = line.data, line.at, line.type
         assert at is not None
         if kind == "inbound":
-            channel_id, _ = self.channels[d["channel"]]
-            if self.pending_channel != channel_id:
+            channel_id, provider = self.channels[d["channel"]]
+            contact = d["contact"]
+            if self.mode == "reorder":
+                if self.pending_convs.get((channel_id, contact)) == "status":
+                    self.flush(channel_id)
+                other = self.pending_contacts.get((provider, contact))
+                if other is not None and other != channel_id:
+                    self.flush(other)
+            elif any(ch != channel_id for ch in self.pending):
                 self.flush()
-            self.pending_channel = channel_id
             mid = d.get("message_id") or f"import:{self.sha}:{line.no}"
-            self.pending_inbound.append((line, InboundMessage(
-                mid, ContactRef(d["contact"], display_name=d.get("contact_name")), at, d["text"],
-                raw={"import": {"line": line.no}})))
+            self._hold(channel_id, line, InboundMessage(
+                mid, ContactRef(contact, display_name=d.get("contact_name")), at, d["text"],
+                raw={"import": {"line": line.no}}))
+            self.pending_convs[(channel_id, contact)] = "inbound"
+            self.pending_contacts[(provider, contact)] = channel_id
+            if self.mode == "strict":
+                self.flush()
             return
-        self.flush()
+        if kind == "status" and self.mode == "reorder":
+            status = STATUSES[d["status"].lower()]
+            if status == "SENT":  # the reply line already recorded it as sent
+                return
+            _, channel_id, contact = self.outbound[d["message_id"]]
+            if self.pending_convs.get((channel_id, contact)) == "inbound" or d["message_id"] in self.pending_statuses:
+                self.flush(channel_id)
+            self._hold(channel_id, line, StatusUpdate(
+                d["message_id"], status, at, error_code=d.get("error_code"),  # type: ignore[arg-type]
+                error_message=d.get("error_message")))
+            self.pending_convs[(channel_id, contact)] = "status"
+            self.pending_statuses.add(d["message_id"])
+            return
+        if self.mode != "reorder":
+            self.flush()
+        elif "channel" in d and (self.channels[d["channel"]][0], d["contact"]) in self.pending_convs:
+            self.flush(self.channels[d["channel"]][0])
         self._at(line, lambda: self._apply(line, d, at, kind))
 
     def _apply(self, line: _Line, d: dict[str, Any], at: datetime, kind: str) -> None:
@@ -388,7 +440,7 @@ class _Replayer:
         if kind == "presence":
             heartbeat(u, self.actor(d["agent"]), state=STATES[d["state"].lower()], now=at)  # type: ignore[arg-type]
         elif kind == "status":
-            db_id, channel_id = self.outbound[d["message_id"]]
+            _, channel_id, _ = self.outbound[d["message_id"]]
             status = STATUSES[d["status"].lower()]
             if status != "SENT":
                 ingest_items(u, channel_id=channel_id, now=at, items=[StatusUpdate(
@@ -415,12 +467,18 @@ class _Replayer:
                     mid = enqueue_bot_reply(u, conv, d["text"], idempotency_key=key, now=at).id
                 pmid = d.get("message_id") or key
                 record_sent(u, mid, provider_message_id=pmid, sent_at=at, now=at)
-                self.outbound[pmid] = (mid, self.channels[d["channel"]][0])
+                self.outbound[pmid] = (mid, self.channels[d["channel"]][0], d["contact"])
                 self.messages += 1
 
 
-def import_events(engine: Engine, path: str | Path, secret_key: bytes) -> ImportReport:
-    """Validate then replay a JSONL timeline (see module docstring); raises InvalidInput with line numbers."""
+def import_events(engine: Engine, path: str | Path, secret_key: bytes, *, file_order: bool = False
+                  ) -> ImportReport:
+    """Validate then replay a JSONL timeline (see module docstring); raises InvalidInput with line numbers.
+
+    Inbound and status lines are ingested in batches, held back past lines of other conversations
+    (each conversation still sees its own lines in file order); ``file_order=True`` applies every line
+    on its own in file order instead (slower; the same result).
+    """
     started = time.perf_counter()
     p = Path(path)
     try:
@@ -440,10 +498,28 @@ def import_events(engine: Engine, path: str | Path, secret_key: bytes) -> Import
     if done is not None:
         return ImportReport(str(p), sha, len(lines), int(done.organization_id or 0), 0, 0, 0, 0, 0,
                             time.perf_counter() - started, already_imported=True)
+    try:
+        rep, conv_count = _replay(engine, plan, secret_key, sha, p.name, len(lines),
+                                  "strict" if file_order else "reorder")
+    except InvalidInput:
+        if file_order:
+            raise
+        # nothing was kept; replay line by line in file order so the error names the first bad line
+        rep, conv_count = _replay(engine, plan, secret_key, sha, p.name, len(lines), "strict")
+    return ImportReport(str(p), sha, len(lines), rep.org_id, len(plan.channels), len(plan.users),
+                        len(plan.events), rep.messages, conv_count, time.perf_counter() - started)
+
+
+def _replay(engine: Engine, plan: _Plan, secret_key: bytes, sha: str, name: str, n_lines: int,
+            mode: Mode) -> tuple[_Replayer, int]:
+    """Declare, replay every event and record the import, all in one transaction (or nothing)."""
     replay = _ReplayUnitOfWork(engine)
     with replay as uow:
-        rep = _Replayer(uow, plan, secret_key, sha)
+        rep = _Replayer(uow, plan, secret_key, sha, mode)
         rep.declare()
+        if mode == "reorder" and uow.session.execute(
+                select(Organization.auto_assign).where(Organization.id == rep.org_id)).scalar():
+            rep.mode = "consecutive"  # conversations compete for agents: keep the file's order
         for line in plan.events:
             rep.event(line)
         rep.flush()
@@ -451,7 +527,6 @@ def import_events(engine: Engine, path: str | Path, secret_key: bytes) -> Import
             select(func.count()).where(Conversation.organization_id == rep.org_id)).scalar_one()
         uow.session.execute(insert(AuditLog).values(
             organization_id=rep.org_id, action="import-events", target=sha,
-            details={"file": p.name, "lines": len(lines), "events": len(plan.events)}))
+            details={"file": name, "lines": n_lines, "events": len(plan.events)}))
         replay.really_commit()
-    return ImportReport(str(p), sha, len(lines), rep.org_id, len(plan.channels), len(plan.users),
-                        len(plan.events), rep.messages, int(conv_count), time.perf_counter() - started)
+    return rep, int(conv_count)

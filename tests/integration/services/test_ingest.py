@@ -18,6 +18,7 @@ from switchboard.types import (
     InboundMessage,
     MessageDeletion,
     MessageEdit,
+    ParsedItem,
     ReadWatermark,
     StatusUpdate,
 )
@@ -32,8 +33,8 @@ def _events(w: World, conv: int) -> list[str]:
 
 
 def test_batch_creates_contacts_conversations_and_is_idempotent(world: World) -> None:
-    items = [inbound("c1", "m1", 0, "hi", "Carla"), inbound("c1", "m2", 1, "are you there?"),
-             inbound("c2", "m3", 2, "x" * 300), Ignored("status of a template")]
+    items: list[ParsedItem] = [inbound("c1", "m1", 0, "hi", "Carla"), inbound("c1", "m2", 1, "are you there?"),
+                               inbound("c2", "m3", 2, "x" * 300), Ignored("status of a template")]
     with world.uow() as u:
         r = ingest_items(u, channel_id=world.wa, items=items, now=at(3), cursor=("all", "m3"))
     assert (r.messages_created, r.conversations_created, r.ignored) == (3, 2, 1)
