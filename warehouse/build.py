@@ -50,6 +50,8 @@ VARS: dict[str, int] = {"presence_gap_cap_seconds": metrics.PRESENCE_GAP_CAP_SEC
 _REF = re.compile(r"\{\{\s*ref\(\s*'(\w+)'\s*\)\s*\}\}")
 _SOURCE = re.compile(r"\{\{\s*source\(\s*'(\w+)'\s*\)\s*\}\}")
 _VAR = re.compile(r"\{\{\s*var\(\s*'(\w+)'\s*\)\s*\}\}")
+# a day expression that is a plain date column, or a timestamp column cast to date
+_DAY_COLUMN = re.compile(r"(\w+)(::date)?")
 # {{ key_filter('source', 'org expr', 'entity expr', 'date expr') }} / {{ key_since(...) }}: see Model.key_sources
 _KEYS = re.compile(r"\{\{\s*(key_filter|key_since)\(\s*'(\w+)'\s*,\s*'([^']+)'\s*,\s*'([^']+)'\s*,"
                    r"\s*'([^']+)'\s*\)\s*\}\}")
@@ -192,7 +194,14 @@ def render(model: Model, models: dict[str, Model], *, scoped: bool, keyed: bool 
         if kind == "key_filter":
             if not keyed:
                 return "true"
-            return f"(({org}), ({ent}), ({day})) in (select organization_id, entity_id, metric_date from _keys_{model.name})"  # noqa: S608 (identifiers from code, values bound)
+            in_keys = f"(({org}), ({ent}), ({day})) in (select organization_id, entity_id, metric_date from _keys_{model.name})"  # noqa: S608 (identifiers from code, values bound)
+            # a plain column bound on the earliest key day lets the scan skip old row groups (zone maps)
+            col = _DAY_COLUMN.fullmatch(day.strip())
+            if col:
+                bound = f"getvariable('key_min_{model.name}')"
+                bound = f"{bound}::timestamp" if col.group(2) else bound
+                return f"({col.group(1)} >= {bound} and {in_keys})"
+            return in_keys
         if keyed:
             return f"_since_{model.name}"
         return (f"(select distinct ({org}) as organization_id, ({ent}) as entity_id, "  # noqa: S608 (identifiers from code, values bound)
@@ -306,7 +315,7 @@ def _run(con: duckdb.DuckDBPyConnection, database_url: str, models: list[Model],
          timings: dict[str, float], keys: dict[str, int]) -> tuple[dict[str, int], list[str], int]:
     t = time.perf_counter()
     if full:
-        rows = extract.extract_full(con, database_url)
+        rows = extract.extract_full(con, database_url, timings)
     else:
         rows = extract.extract_incremental(con, database_url, state.get("watermarks", {}))
     timings["extract"] = time.perf_counter() - t
@@ -419,6 +428,7 @@ def _fill_keys(con: duckdb.DuckDBPyConnection, m: Model) -> str:
     if kinds == {"key_filter"}:
         con.execute(f"create or replace temp table _keys_{m.name} as select distinct * from ({selects}) "  # noqa: S608 (identifiers from code, values bound)
                     "k(organization_id, entity_id, metric_date) where metric_date is not null")
+        con.execute(f"set variable key_min_{m.name} = (select min(metric_date) from _keys_{m.name})")  # noqa: S608 (identifiers from code, values bound)
         return (f"({org}, {ent}, {day}) in "  # noqa: S608 (identifiers from code, values bound)
                 f"(select organization_id, entity_id, metric_date from _keys_{m.name})")
     con.execute(f"create or replace temp table _since_{m.name} as select organization_id, entity_id, "  # noqa: S608 (identifiers from code, values bound)

@@ -15,6 +15,7 @@ the runner recomputes exactly those conversations.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,16 +103,20 @@ def attach_postgres(con: duckdb.DuckDBPyConnection, database_url: str, alias: st
     con.execute(f"ATTACH {_sql_literal(conninfo(database_url))} AS {alias} (TYPE postgres, READ_ONLY)")
 
 
-def extract_full(con: duckdb.DuckDBPyConnection, database_url: str) -> dict[str, int]:
-    """Create every ``raw_*`` table from scratch; returns rows per table."""
+def extract_full(con: duckdb.DuckDBPyConnection, database_url: str,
+                 timings: dict[str, float] | None = None) -> dict[str, int]:
+    """Create every ``raw_*`` table from scratch; returns rows per table (seconds per table in ``timings``)."""
     attach_postgres(con, database_url)
     counts: dict[str, int] = {}
     try:
         for t in RAW_TABLES:
+            started = time.perf_counter()
             con.execute(f"create or replace table raw_{t.name} as "  # noqa: S608 (identifiers from code, values bound)
                         f"select * from postgres_query('pg', {_sql_literal(t.select)})")
             row = con.execute(f"select count(*) from raw_{t.name}").fetchone()  # noqa: S608 (identifiers from code, values bound)
             counts[t.name] = int(row[0]) if row else 0
+            if timings is not None:
+                timings[f"extract/{t.name}"] = time.perf_counter() - started
     finally:
         con.execute("detach pg")
     con.execute("create or replace temp table _scope as select id as conversation_id from raw_conversations")

@@ -8,10 +8,16 @@ with assignments as (
 ),
 
 since as (
-    select * from {{ key_since('int_assignments', 'organization_id', 'user_id', 'assigned_local_at::date') }}
+    select
+        organization_id,
+        entity_id as user_id,
+        since_date,
+        -- an instant safely before the local day `since_date` starts (UTC offsets are < 1 day)
+        (since_date::timestamp - interval 1 day)::timestamptz as since_at
+    from {{ key_since('int_assignments', 'organization_id', 'user_id', 'assigned_local_at::date') }}
 ),
 
-points as (
+points as not materialized (
     select organization_id, user_id, assigned_at as point_at, assigned_local_at as local_at, 1 as delta
     from assignments
     union all
@@ -20,31 +26,24 @@ points as (
     where ended_at is not null
 ),
 
-bounded as (
-    select
-        p.*,
-        s.since_date,
-        -- a day bound in UTC safely before the local day `since_date` starts (offsets are < 1 day)
-        p.point_at >= s.since_date::timestamp - interval 1 day as is_recomputed
-    from points as p
-    inner join since as s on s.organization_id = p.organization_id and s.entity_id = p.user_id
-),
-
 base as (
-    select user_id, sum(delta)::bigint as level_base
-    from bounded
-    where not is_recomputed
-    group by user_id
+    select p.user_id, sum(p.delta)::bigint as level_base
+    from points as p
+    inner join since as s on s.organization_id = p.organization_id and s.user_id = p.user_id
+    where p.point_at < s.since_at
+    group by p.user_id
 ),
 
 levels as (
     select
-        b.*,
-        coalesce(base.level_base, 0) + (sum(b.delta) over w)::bigint as level_after
-    from bounded as b
-    left join base on base.user_id = b.user_id
-    where b.is_recomputed
-    window w as (partition by b.user_id order by b.point_at, b.delta rows between unbounded preceding and current row)
+        p.*,
+        s.since_date,
+        coalesce(b.level_base, 0) + (sum(p.delta) over w)::bigint as level_after
+    from points as p
+    inner join since as s on s.organization_id = p.organization_id and s.user_id = p.user_id
+    left join base as b on b.user_id = p.user_id
+    where p.point_at >= s.since_at
+    window w as (partition by p.user_id order by p.point_at, p.delta rows between unbounded preceding and current row)
 ),
 
 with_before as (

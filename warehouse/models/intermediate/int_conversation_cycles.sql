@@ -27,8 +27,8 @@ organizations as (
     select organization_id, sla_first_response_ms, sla_resolution_ms from {{ ref('stg_organizations') }}
 ),
 
-business_intervals as (
-    select * from {{ source('cal_business_intervals') }}
+business_buckets as (
+    select * from {{ source('cal_business_buckets') }}
 ),
 
 build_info as (
@@ -140,17 +140,22 @@ joined as (
 clocked as (
     select
         j.*,
-        coalesce(b1.open_ms_before + least(greatest(epoch_ms(j.started_at) - epoch_ms(b1.open_at), 0), b1.open_ms), 0) as clock_started,
-        b2.open_ms_before + least(greatest(epoch_ms(j.accepted_at) - epoch_ms(b2.open_at), 0), b2.open_ms) as clock_accepted,
-        b3.open_ms_before + least(greatest(epoch_ms(j.final_assigned_at) - epoch_ms(b3.open_at), 0), b3.open_ms) as clock_final_assigned,
-        b4.open_ms_before + least(greatest(epoch_ms(j.completed_at) - epoch_ms(b4.open_at), 0), b4.open_ms) as clock_completed,
-        b5.open_ms_before + least(greatest(epoch_ms(j.as_of) - epoch_ms(b5.open_at), 0), b5.open_ms) as clock_as_of
+        coalesce(b1.clock_ms + least(greatest(epoch_ms(j.started_at) - b1.s1_ms, 0), b1.l1_ms) + least(greatest(epoch_ms(j.started_at) - b1.s2_ms, 0), b1.l2_ms), 0) as clock_started,
+        b2.clock_ms + least(greatest(epoch_ms(j.accepted_at) - b2.s1_ms, 0), b2.l1_ms) + least(greatest(epoch_ms(j.accepted_at) - b2.s2_ms, 0), b2.l2_ms) as clock_accepted,
+        b3.clock_ms + least(greatest(epoch_ms(j.final_assigned_at) - b3.s1_ms, 0), b3.l1_ms) + least(greatest(epoch_ms(j.final_assigned_at) - b3.s2_ms, 0), b3.l2_ms) as clock_final_assigned,
+        b4.clock_ms + least(greatest(epoch_ms(j.completed_at) - b4.s1_ms, 0), b4.l1_ms) + least(greatest(epoch_ms(j.completed_at) - b4.s2_ms, 0), b4.l2_ms) as clock_completed,
+        b5.clock_ms + least(greatest(epoch_ms(j.as_of) - b5.s1_ms, 0), b5.l1_ms) + least(greatest(epoch_ms(j.as_of) - b5.s2_ms, 0), b5.l2_ms) as clock_as_of
     from joined as j
-    asof left join business_intervals as b1 on b1.channel_id = j.channel_id and j.started_at >= b1.open_at
-    asof left join business_intervals as b2 on b2.channel_id = j.channel_id and j.accepted_at >= b2.open_at
-    asof left join business_intervals as b3 on b3.channel_id = j.channel_id and j.final_assigned_at >= b3.open_at
-    asof left join business_intervals as b4 on b4.channel_id = j.channel_id and j.completed_at >= b4.open_at
-    asof left join business_intervals as b5 on b5.channel_id = j.channel_id and j.as_of >= b5.open_at
+    left join business_buckets as b1
+        on b1.channel_id = j.channel_id and b1.bucket_at = make_timestamptz(epoch_us(j.started_at) // 900000000 * 900000000)
+    left join business_buckets as b2
+        on b2.channel_id = j.channel_id and b2.bucket_at = make_timestamptz(epoch_us(j.accepted_at) // 900000000 * 900000000)
+    left join business_buckets as b3
+        on b3.channel_id = j.channel_id and b3.bucket_at = make_timestamptz(epoch_us(j.final_assigned_at) // 900000000 * 900000000)
+    left join business_buckets as b4
+        on b4.channel_id = j.channel_id and b4.bucket_at = make_timestamptz(epoch_us(j.completed_at) // 900000000 * 900000000)
+    left join business_buckets as b5
+        on b5.channel_id = j.channel_id and b5.bucket_at = make_timestamptz(epoch_us(j.as_of) // 900000000 * 900000000)
 ),
 
 durations as (

@@ -15,8 +15,8 @@ completions as (
     group by conversation_id, cycle_number
 ),
 
-business_intervals as (
-    select * from {{ source('cal_business_intervals') }}
+business_buckets as (
+    select * from {{ source('cal_business_buckets') }}
 ),
 
 sequenced as (
@@ -81,15 +81,15 @@ joined as (
 clocked as (
     select
         j.*,
-        coalesce(bs.open_ms_before + least(greatest(epoch_ms(j.turn_started_at) - epoch_ms(bs.open_at), 0), bs.open_ms), 0)
+        coalesce(bs.clock_ms + least(greatest(epoch_ms(j.turn_started_at) - bs.s1_ms, 0), bs.l1_ms) + least(greatest(epoch_ms(j.turn_started_at) - bs.s2_ms, 0), bs.l2_ms), 0)
             as started_business_clock_ms,
-        br.open_ms_before + least(greatest(epoch_ms(j.responded_at) - epoch_ms(br.open_at), 0), br.open_ms)
+        br.clock_ms + least(greatest(epoch_ms(j.responded_at) - br.s1_ms, 0), br.l1_ms) + least(greatest(epoch_ms(j.responded_at) - br.s2_ms, 0), br.l2_ms)
             as responded_business_clock_ms
     from joined as j
-    asof left join business_intervals as bs
-        on bs.channel_id = j.channel_id and j.turn_started_at >= bs.open_at
-    asof left join business_intervals as br
-        on br.channel_id = j.channel_id and j.responded_at >= br.open_at
+    left join business_buckets as bs
+        on bs.channel_id = j.channel_id and bs.bucket_at = make_timestamptz(epoch_us(j.turn_started_at) // 900000000 * 900000000)
+    left join business_buckets as br
+        on br.channel_id = j.channel_id and br.bucket_at = make_timestamptz(epoch_us(j.responded_at) // 900000000 * 900000000)
 ),
 
 final as (

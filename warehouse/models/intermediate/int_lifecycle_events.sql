@@ -46,13 +46,13 @@ final as (
         end as assignee_user_id,
         e.message_id,
         e.occurred_at,
-        (e.occurred_at + to_seconds(tz.utc_offset_seconds))::timestamp as occurred_local_at
+        make_timestamp(epoch_us(e.occurred_at) + tz.utc_offset_seconds * 1000000) as occurred_local_at
     from with_cycle as e
     left join conversations as c on c.conversation_id = e.conversation_id
     left join organizations as o on o.organization_id = e.organization_id
     left join utc_offsets as tz
         on tz.timezone = o.timezone
-        and tz.quarter_at = time_bucket(interval 15 minutes, e.occurred_at)
+        and tz.quarter_at = make_timestamptz(epoch_us(e.occurred_at) // 900000000 * 900000000)
 )
 
 select * from final

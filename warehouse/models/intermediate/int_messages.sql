@@ -65,12 +65,12 @@ final as (
         m.is_deleted,
         m.body_length_chars,
         m.sent_at,
-        (m.sent_at + to_seconds(tz.utc_offset_seconds))::timestamp as sent_local_at
+        make_timestamp(epoch_us(m.sent_at) + tz.utc_offset_seconds * 1000000) as sent_local_at
     from with_assignee as m
     left join organizations as o on o.organization_id = m.organization_id
     left join utc_offsets as tz
         on tz.timezone = o.timezone
-        and tz.quarter_at = time_bucket(interval 15 minutes, m.sent_at)
+        and tz.quarter_at = make_timestamptz(epoch_us(m.sent_at) // 900000000 * 900000000)
 )
 
 select * from final

@@ -27,7 +27,7 @@ final as (
         ch.channel_name,
         ch.provider,
         c.started_at,
-        (c.started_at + to_seconds(tz.utc_offset_seconds))::date as started_local_date,
+        make_timestamp(epoch_us(c.started_at) + tz.utc_offset_seconds * 1000000)::date as started_local_date,
         c.accepted_at,
         c.accepted_by_user_id,
         ua.user_email as accepted_by_email,
@@ -38,7 +38,7 @@ final as (
         c.handled_by_user_id,
         uh.user_email as handled_by_email,
         c.completed_at,
-        (c.completed_at + to_seconds(tzc.utc_offset_seconds))::date as completed_local_date,
+        make_timestamp(epoch_us(c.completed_at) + tzc.utc_offset_seconds * 1000000)::date as completed_local_date,
         c.completed_by_user_id,
         uc.user_email as completed_by_email,
         c.is_open,
@@ -68,9 +68,9 @@ final as (
     left join channels as ch on ch.channel_id = c.channel_id
     left join organizations as o on o.organization_id = c.organization_id
     left join utc_offsets as tz
-        on tz.timezone = o.timezone and tz.quarter_at = time_bucket(interval 15 minutes, c.started_at)
+        on tz.timezone = o.timezone and tz.quarter_at = make_timestamptz(epoch_us(c.started_at) // 900000000 * 900000000)
     left join utc_offsets as tzc
-        on tzc.timezone = o.timezone and tzc.quarter_at = time_bucket(interval 15 minutes, c.completed_at)
+        on tzc.timezone = o.timezone and tzc.quarter_at = make_timestamptz(epoch_us(c.completed_at) // 900000000 * 900000000)
     left join users as ua on ua.user_id = c.accepted_by_user_id
     left join users as uf on uf.user_id = c.first_responder_user_id
     left join users as uh on uh.user_id = c.handled_by_user_id
