@@ -197,3 +197,29 @@ def test_edits_deletions_and_native_echoes(world: World) -> None:
     assert r.deletions == 1
     with world.uow() as u:
         assert get_thread(u, world.manager, conv).items[0].is_deleted
+
+
+def test_new_conversation_state_counts_only_the_messages_that_were_really_inserted(world: World) -> None:
+    """A message id taken by another worker while this batch runs is not applied to the new conversation."""
+    first = world.uow().__enter__()
+    ingest_items(first, channel_id=world.wa, items=[inbound("alice", "shared", 0, "from alice")], now=at(0),
+                 commit=False)  # holds the message id, uncommitted
+    results: list[IngestResult] = []
+
+    def second() -> None:
+        with world.uow() as u:
+            results.append(ingest_items(u, channel_id=world.wa, now=at(2), items=[
+                inbound("bob", "shared", 1, "same id"), inbound("bob", "own", 2, "bob's own")]))
+
+    t = threading.Thread(target=second)
+    t.start()
+    t.join(0.5)  # blocked on the unique key of "shared" until the first worker commits
+    first.commit()
+    first.session.close()
+    t.join()
+    assert (results[0].messages_created, results[0].messages_duplicate, results[0].conversations_created) == (1, 1, 1)
+    bob = world.conversation(world.wa, "bob")
+    with world.uow() as u:
+        v = get_conversation(u, world.manager, bob)
+    assert (v.unread_count, v.last_message_preview, v.last_message_at, v.created_at) == (1, "bob's own", at(2), at(1))
+    assert _events(world, bob) == ["CREATED", "MESSAGE_RECEIVED"]
