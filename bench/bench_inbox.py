@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import os
 import random
 import tempfile
 import time
@@ -164,6 +165,15 @@ def generate(url: str, scale: float) -> dict[str, Any]:
             "load_s": loaded, "index_s": time.perf_counter() - started - loaded}
 
 
+def _backend_cpu(pid: int) -> float | None:
+    """User+system CPU seconds of a local PostgreSQL backend (None when the server is not local)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def pct(samples: list[float], p: float) -> float:
     s = sorted(samples)
     return s[min(len(s) - 1, int(round(p / 100 * (len(s) - 1))))]
@@ -204,6 +214,8 @@ def main() -> None:
 
     # --- ingest throughput
     total, took, created_convs = 0, 0.0, 0
+    client_cpu: float = 0.0
+    server_cpu: float | None = 0.0
     base = T_END + timedelta(hours=1)
     for b in range(args.batches):
         ch_idx = b % N_CHANNELS
@@ -218,13 +230,22 @@ def main() -> None:
                                         base + timedelta(seconds=b * 60 + k / 10), f"new message {b}/{k}",
                                         raw={"b": b, "k": k}))
         t = time.perf_counter()
+        c0 = time.process_time()
         with UnitOfWork(engine) as uow:
+            backend = uow.session.execute(text("select pg_backend_pid()")).scalar_one()
+            s0 = _backend_cpu(backend)
             r = ingest_items(uow, channel_id=channels[ch_idx], items=items)
+            s1 = _backend_cpu(backend)
         took += time.perf_counter() - t
+        client_cpu += time.process_time() - c0
+        server_cpu = server_cpu + s1 - s0 if s0 is not None and s1 is not None and server_cpu is not None else None
         total += r.messages_created
         created_convs += r.conversations_created
+    cpu = f"client CPU {client_cpu / total * 1e6:,.0f} µs/message"
+    if server_cpu is not None:  # a local server: its backend's CPU time too (load-independent figures)
+        cpu += f", server CPU {server_cpu / total * 1e6:,.0f} µs/message"
     print(f"ingest: {total:,} messages in {args.batches} batches of {args.batch_size}: "
-          f"{total / took:,.0f} messages/s ({created_convs:,} new conversations)")
+          f"{total / took:,.0f} messages/s ({created_convs:,} new conversations; {cpu})")
 
     # --- query latency
     manager = Actor(info["manager"], org, "manager", "m@bench.test")
