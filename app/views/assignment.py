@@ -37,8 +37,7 @@ def page() -> None:
     st.title("Assignment")
     _board(actor)
     st.subheader("Open conversations")
-    page_ = call(queries.list_conversations, actor, queue="all", limit=100)
-    open_items = [c for c in page_.items if c.status != "COMPLETED"]
+    open_items = call(queries.list_conversations, actor, queue="all", status="OPEN", limit=100).items
     if not open_items:
         st.info("No open conversations.")
         return

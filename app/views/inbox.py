@@ -85,11 +85,9 @@ def conversation_list(actor: Actor) -> None:
     search = st.session_state.get("search") or None
     status = st.session_state.get("status_filter")
     page = call(queries.list_conversations, actor, queue=queue, search=search,
-                status=None if status in (None, "Open", "Any") else status,
+                status={"Open": "OPEN", "Any": None, None: "OPEN"}.get(status, status),
                 cursor=st.session_state.get("list_cursor"), limit=50)
     items = page.items
-    if status == "Open":
-        items = [c for c in items if c.status != "COMPLETED"]
     if not items:
         st.info("Nothing here. New conversations appear automatically." if queue == "unassigned"
                 else "No conversations match.")

@@ -127,9 +127,11 @@ def list_conversations(
         conds += [Conversation.status == "ASSIGNED", Conversation.assigned_user_id == actor.user_id]
     elif queue != "all":
         raise InvalidInput(f"unknown queue {queue!r}; use unassigned, mine or all")
-    if status is not None:
+    if status == "OPEN":  # everything not completed: waiting or being handled
+        conds.append(Conversation.status != "COMPLETED")
+    elif status is not None:
         if status not in CONVERSATION_STATUSES:
-            raise InvalidInput(f"unknown status {status!r}; use {', '.join(CONVERSATION_STATUSES)}")
+            raise InvalidInput(f"unknown status {status!r}; use OPEN, {', '.join(CONVERSATION_STATUSES)}")
         conds.append(Conversation.status == status)
     if channel_id is not None:
         require_view(uow, actor, channel_id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from switchboard.errors import InvalidInput
-from switchboard.services.conversations import accept
+from switchboard.services.conversations import accept, complete
 from switchboard.services.ingest import ingest_items
 from switchboard.services.queries import contact_profile, get_thread, list_conversations, queue_counts
 
@@ -55,7 +55,13 @@ def test_queues_filters_search_and_visibility(world: World) -> None:
         assert queue_counts(u, world.manager) == {"unassigned": 2, "mine": 0, "all_open": 3}
         assert queue_counts(u, world.nobody) == {"unassigned": 0, "mine": 0, "all_open": 0}
         with pytest.raises(InvalidInput, match="unknown status"):
-            list_conversations(u, world.manager, status="OPEN")
+            list_conversations(u, world.manager, status="CLOSED")
+    with world.uow() as u:
+        complete(u, world.a1, bob, now=at(4))
+    with world.uow() as u:
+        names = lambda **kw: [v.contact_name for v in list_conversations(u, **kw).items]  # noqa: E731
+        assert names(actor=world.manager, status="OPEN") == ["Carol", "Alice Doe"]  # not completed
+        assert names(actor=world.manager, status="COMPLETED") == ["Bob Roe"]
 
 
 def test_thread_pages_newest_first_displayed_oldest_first(world: World) -> None:
