@@ -103,7 +103,7 @@ with timeline as (
 ),
 cycled as (
     select *, 1 + coalesce(sum(case when is_completion then 1 else 0 end) over (
-        partition by conversation_id order by at, is_completion desc
+        partition by conversation_id order by at, is_completion
         rows between unbounded preceding and 1 preceding), 0) as cycle_number
     from timeline
 ),
@@ -162,9 +162,18 @@ answered as (
     from turns t join seq r on r.is_reply and r.conversation_id = t.conversation_id
         and r.cycle_number = t.cycle_number and r.replies_before = t.replies_before
 )
-select author_user_id, timezone('Europe/Berlin', responded_at)::date as day, count(*), avg(response_ms),
-       quantile_cont(response_ms, 0.5), quantile_cont(response_ms, 0.9), min(response_ms), max(response_ms)
-from answered where author_user_id is not null group by all
+quarters as (
+    -- the local day of each quarter hour that has replies: one time zone conversion per quarter hour
+    -- instead of one per row (DuckDB's ICU conversion is per row and slow; Postgres' is not)
+    select q, timezone('Europe/Berlin', make_timestamptz(q))::date as day
+    from (select distinct epoch_us(responded_at) // 900000000 * 900000000 as q from answered)
+)
+select a.author_user_id, d.day, count(*), avg(a.response_ms),
+       quantile_cont(a.response_ms, 0.5), quantile_cont(a.response_ms, 0.9), min(a.response_ms), max(a.response_ms)
+from answered as a
+join quarters as d on d.q = epoch_us(a.responded_at) // 900000000 * 900000000
+where a.author_user_id is not null
+group by all
 """
 
 
@@ -238,12 +247,87 @@ def load(pg: psycopg.Connection, duck: duckdb.DuckDBPyConnection, lo: datetime |
     return counts
 
 
+PG_SETTINGS = {"work_mem": "256MB", "max_parallel_workers_per_gather": "2"}
+
+
+def _load() -> str:
+    return "/".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def _normalize(rows: Sequence[Sequence[object]]) -> list[tuple[object, ...]]:
+    """(agent, day, count, mean, median, p90, min, max) rounded to the millisecond, sorted."""
+    out = []
+    for r in rows:
+        out.append((int(r[0]), str(r[1]), int(r[2]), *(round(float(x), 0) for x in r[3:])))  # type: ignore[call-overload,arg-type]
+    return sorted(out)
+
+
+def compare_key_metric(pg: psycopg.Connection, wh: Path, *, runs: int, skip_postgres: bool) -> str:
+    """The key metric from the raw tables in both engines, each warm (best of ``runs`` after a warm-up).
+
+    Postgres gets its best shot: ``work_mem`` large enough that the window sorts stay in memory,
+    parallel workers, fresh statistics, and indexes for the access paths the query can use (the
+    messages thread index (conversation_id, sent_at, id) already exists; a partial index on COMPLETED
+    events is added). DuckDB reads the warehouse's raw tables (the same rows, extracted from Postgres).
+    Both results are compared row by row.
+    """
+    wcon = duckdb.connect(str(wh), read_only=True)
+    wcon.execute("set TimeZone = 'UTC'")
+    d_rows = wcon.execute(KEY_METRIC_DUCKDB).fetchall()  # warm-up
+    d_times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        d_rows = wcon.execute(KEY_METRIC_DUCKDB).fetchall()
+        d_times.append(time.perf_counter() - t)
+    t = time.perf_counter()
+    mart = wcon.execute("select agent_user_id, metric_date, count_responses, avg_response_time_ms, "
+                        "median_response_time_ms, p90_response_time_ms, min_response_time_ms, max_response_time_ms "
+                        "from agent_daily_metrics where count_responses > 0").fetchall()
+    mart_s = time.perf_counter() - t
+    wcon.close()
+    duck_s = min(d_times)
+    print(f"key metric (response time per agent per local day: count, mean, median, p90, min, max; "
+          f"{len(d_rows)} rows):")
+    print(f"  DuckDB over the warehouse raw tables: best {duck_s:.2f} s of {', '.join(f'{x:.2f}' for x in d_times)}"
+          f" (warm)  [load {_load()}]")
+    same_mart = _normalize(mart) == _normalize(d_rows)
+    print(f"  reading the mart agent_daily_metrics: {mart_s * 1000:.0f} ms ({len(mart)} rows; "
+          f"{'identical to' if same_mart else 'DIFFERENT from'} the key metric)")
+    if skip_postgres:
+        return "skipped"
+    with pg.cursor() as cur:
+        for k, v in PG_SETTINGS.items():
+            cur.execute("select set_config(%s, %s, false)", [k, v])
+        cur.execute("create index if not exists bench_ix_events_completed on conversation_events "
+                    "(conversation_id, occurred_at) where type = 'COMPLETED'")
+        cur.execute("analyze messages")
+        cur.execute("analyze conversation_events")
+        pg.commit()
+        cur.execute(KEY_METRIC_PG)  # warm-up
+        p_rows = cur.fetchall()
+        p_times = []
+        for _ in range(runs):
+            t = time.perf_counter()
+            cur.execute(KEY_METRIC_PG)
+            p_rows = cur.fetchall()
+            p_times.append(time.perf_counter() - t)
+    pg_s = min(p_times)
+    same = _normalize(p_rows) == _normalize(d_rows)
+    print(f"  Postgres SQL ({', '.join(f'{k}={v}' for k, v in PG_SETTINGS.items())}): best {pg_s:.2f} s of "
+          f"{', '.join(f'{x:.2f}' for x in p_times)} (warm)  [load {_load()}]")
+    print(f"  results {'identical' if same else 'DIFFERENT'} ({len(p_rows)} vs {len(d_rows)} rows)")
+    ratio = pg_s / duck_s
+    print(f"  ratio Postgres / DuckDB, same metric from the same raw rows: {ratio:.1f}x (goal >= 5x)")
+    return f"{ratio:.1f}x"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--scale", type=float, default=1.0, help="1.0 = 10 M messages / 1 M conversations")
     ap.add_argument("--database-url", default=None, help="external Postgres (default: embedded, temp dir)")
     ap.add_argument("--keep", action="store_true", help="keep the generated database and warehouse")
     ap.add_argument("--skip-postgres-metric", action="store_true")
+    ap.add_argument("--runs", type=int, default=2, help="timed runs of the key metric per engine (after a warm-up)")
     args = ap.parse_args()
 
     n_conv = max(1000, int(1_000_000 * args.scale))
@@ -295,7 +379,7 @@ def main() -> None:
         rep = build(url, wh, full=True, now=T_END)
         full_s = rep.seconds
         print(f"full build: {full_s:.2f} s  (extract {rep.timings.get('extract', 0):.2f} s; "
-              f"rows {rep.rows_extracted})")
+              f"rows {rep.rows_extracted})  [load {_load()}]")
         slow = sorted(((v, k) for k, v in rep.timings.items()), reverse=True)[:6]
         print("  slowest steps: " + ", ".join(f"{k} {v:.2f}s" for v, k in slow))
 
@@ -304,32 +388,14 @@ def main() -> None:
         print(f"one hour of new traffic loaded in {time.perf_counter() - t:.1f} s: {hour}")
         rep2 = build(url, wh, now=T_END + timedelta(hours=1))
         inc_s = rep2.seconds
-        print(f"incremental build: {inc_s:.2f} s  ({rep2.conversations_recomputed} conversations recomputed)")
+        print(f"incremental build: {inc_s:.2f} s  ({rep2.conversations_recomputed} conversations recomputed; "
+              f"keys recomputed {rep2.keys_recomputed})  [load {_load()}]")
         slow = sorted(((v, k) for k, v in rep2.timings.items()), reverse=True)[:6]
         print("  slowest steps: " + ", ".join(f"{k} {v:.2f}s" for v, k in slow))
 
-        wcon = duckdb.connect(str(wh), read_only=True)
-        t = time.perf_counter()
-        d_rows = wcon.execute(KEY_METRIC_DUCKDB).fetchall()
-        duck_s = time.perf_counter() - t
-        t = time.perf_counter()
-        mart_rows = wcon.execute("select agent_user_id, metric_date, count_responses, avg_response_time_ms, "
-                                 "median_response_time_ms, p90_response_time_ms from agent_daily_metrics").fetchall()
-        mart_s = time.perf_counter() - t
-        wcon.close()
-        print(f"key metric (response time per agent per day, {len(d_rows)} rows):")
-        print(f"  DuckDB over the warehouse raw tables: {duck_s:.2f} s; reading the mart: {mart_s * 1000:.0f} ms "
-              f"({len(mart_rows)} rows)")
-        if not args.skip_postgres_metric:
-            with pg.cursor() as cur:
-                t = time.perf_counter()
-                cur.execute(KEY_METRIC_PG)
-                p_rows = cur.fetchall()
-                pg_s = time.perf_counter() - t
-            print(f"  Postgres SQL: {pg_s:.2f} s ({len(p_rows)} rows)")
-            print(f"  ratio Postgres / DuckDB (same SQL logic): {pg_s / duck_s:.1f}x; "
-                  f"Postgres / full warehouse build incl. extract: {pg_s / full_s:.1f}x")
-    print(f"\nSUMMARY scale={args.scale}: full {full_s:.2f} s (goal <= 60), incremental {inc_s:.2f} s (goal <= 2)")
+        metric = compare_key_metric(pg, wh, runs=args.runs, skip_postgres=args.skip_postgres_metric)
+    print(f"\nSUMMARY scale={args.scale}: full {full_s:.2f} s (goal <= 60), incremental {inc_s:.2f} s (goal <= 2), "
+          f"key metric Postgres/DuckDB {metric}; load average {_load()}")
     if not args.keep:
         import shutil
 

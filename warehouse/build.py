@@ -50,6 +50,11 @@ VARS: dict[str, int] = {"presence_gap_cap_seconds": metrics.PRESENCE_GAP_CAP_SEC
 _REF = re.compile(r"\{\{\s*ref\(\s*'(\w+)'\s*\)\s*\}\}")
 _SOURCE = re.compile(r"\{\{\s*source\(\s*'(\w+)'\s*\)\s*\}\}")
 _VAR = re.compile(r"\{\{\s*var\(\s*'(\w+)'\s*\)\s*\}\}")
+# The rows of the conversations in scope. The lower bound lets scans skip row groups by zone map: the
+# conversation-scoped tables are stored in conversation_id order (ids grow with time, and recent
+# conversations are what an incremental build recomputes).
+IN_SCOPE = ("conversation_id >= getvariable('scope_min_conversation_id') "
+            "and conversation_id in (select conversation_id from _scope)")
 # a day expression that is a plain date column, or a timestamp column cast to date
 _DAY_COLUMN = re.compile(r"(\w+)(::date)?")
 # {{ key_filter('source', 'org expr', 'entity expr', 'date expr') }} / {{ key_since(...) }}: see Model.key_sources
@@ -180,7 +185,7 @@ def render(model: Model, models: dict[str, Model], *, scoped: bool, keyed: bool 
     def ref(m: re.Match[str]) -> str:
         name = m.group(1)
         if scoped and models[name].conversation_scoped:
-            return f"(select * from {name} where conversation_id in (select conversation_id from _scope))"  # noqa: S608 (identifiers from code, values bound)
+            return f"(select * from {name} where {IN_SCOPE})"  # noqa: S608 (identifiers from code, values bound)
         return name
 
     def var(m: re.Match[str]) -> str:
@@ -326,7 +331,13 @@ def _run(con: duckdb.DuckDBPyConnection, database_url: str, models: list[Model],
     cal_fp = fingerprint(calendars)
     ref_fp = reference_fingerprint(con)
     start, end = _data_range(con, now)
-    build_calendar_tables(con, calendars, start, end)
+    covered = state.get("calendar_range") if not full and state.get("calendar_fingerprint") == cal_fp else None
+    if covered and datetime.fromisoformat(covered[0]) <= start and end <= datetime.fromisoformat(covered[1]):
+        calendar_range = covered  # the calendar tables already cover the data: keep them
+    else:
+        # a week ahead, so that the following incremental builds need not regenerate them
+        build_calendar_tables(con, calendars, start, end + timedelta(days=7))
+        calendar_range = [start.isoformat(), (end + timedelta(days=7)).isoformat()]
     scoped = not full
     everything = full  # every conversation (and so every key) is recomputed
     if scoped and (state.get("calendar_fingerprint") != cal_fp or state.get("reference_fingerprint") != ref_fp):
@@ -340,6 +351,7 @@ def _run(con: duckdb.DuckDBPyConnection, database_url: str, models: list[Model],
         con.execute("create or replace temp table _scope as select distinct conversation_id from _scope")
     row = con.execute("select count(*) from _scope").fetchone()
     recomputed = int(row[0]) if row else 0
+    con.execute("set variable scope_min_conversation_id = (select min(conversation_id) from _scope)")
     timings["calendar"] = time.perf_counter() - t
 
     keyed = scoped and not everything
@@ -348,7 +360,8 @@ def _run(con: duckdb.DuckDBPyConnection, database_url: str, models: list[Model],
     for m in models:
         t = time.perf_counter()
         try:
-            n_keys = _materialize(con, m, by_name, scoped=scoped, keyed=keyed, delta=m.name in delta_needed)
+            n_keys = _materialize(con, m, by_name, scoped=scoped, keyed=keyed, delta=m.name in delta_needed,
+                                  timings=timings)
             if n_keys is not None:
                 keys[m.name] = n_keys
         except duckdb.Error as exc:
@@ -361,6 +374,7 @@ def _run(con: duckdb.DuckDBPyConnection, database_url: str, models: list[Model],
         "models_fingerprint": models_fp,
         "calendar_fingerprint": cal_fp,
         "reference_fingerprint": ref_fp,
+        "calendar_range": calendar_range,
         "watermarks": extract.max_ids(con),
         "built_at": now.isoformat(),
         "full": full,
@@ -439,7 +453,7 @@ def _fill_keys(con: duckdb.DuckDBPyConnection, m: Model) -> str:
 
 
 def _materialize(con: duckdb.DuckDBPyConnection, m: Model, by_name: dict[str, Model], *, scoped: bool,
-                 keyed: bool = False, delta: bool = False) -> int | None:
+                 keyed: bool = False, delta: bool = False, timings: dict[str, float] | None = None) -> int | None:
     """Create or update one model's table; returns the number of keys recomputed by a keyed run."""
     n_keys: int | None = None
     if m.materialized == "view":
@@ -452,7 +466,7 @@ def _materialize(con: duckdb.DuckDBPyConnection, m: Model, by_name: dict[str, Mo
     where: str | None = None
     if scoped and m.conversation_scoped:
         sql = render(m, by_name, scoped=True)
-        where = "conversation_id in (select conversation_id from _scope)"
+        where = IN_SCOPE
     elif keyed and m.key_scoped:
         sql = render(m, by_name, scoped=False, keyed=True)
         where = _fill_keys(con, m)
@@ -465,11 +479,18 @@ def _materialize(con: duckdb.DuckDBPyConnection, m: Model, by_name: dict[str, Mo
     if where is None:
         con.execute(f"create or replace table {m.name} as {render(m, by_name, scoped=False)}")  # noqa: S608 (identifiers from code, values bound)
         return None
-    if delta:
-        con.execute(f"create or replace temp table _old_{m.name} as select * from {m.name} where {where}")  # noqa: S608 (identifiers from code, values bound)
-    con.execute(f"create or replace temp table _new_{m.name} as select * from ({sql})")  # noqa: S608 (identifiers from code, values bound)
-    con.execute(f"delete from {m.name} where {where}")  # noqa: S608 (identifiers from code, values bound)
-    con.execute(f"insert into {m.name} by name select * from _new_{m.name}")  # noqa: S608 (identifiers from code, values bound)
+    steps = [
+        ("old", f"create or replace temp table _old_{m.name} as select * from {m.name} where {where}" if delta else ""),  # noqa: S608 (identifiers from code, values bound)
+        ("new", f"create or replace temp table _new_{m.name} as select * from ({sql})"),  # noqa: S608 (identifiers from code, values bound)
+        ("delete", f"delete from {m.name} where {where}"),  # noqa: S608 (identifiers from code, values bound)
+        ("insert", f"insert into {m.name} by name select * from _new_{m.name}"),  # noqa: S608 (identifiers from code, values bound)
+    ]
+    for step, statement in steps:
+        if statement:
+            started = time.perf_counter()
+            con.execute(statement)
+            if timings is not None:
+                timings[f"{m.name}/{step}"] = time.perf_counter() - started
     if delta:
         _make_delta(con, m.name)
     return n_keys

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -103,20 +104,40 @@ def attach_postgres(con: duckdb.DuckDBPyConnection, database_url: str, alias: st
     con.execute(f"ATTACH {_sql_literal(conninfo(database_url))} AS {alias} (TYPE postgres, READ_ONLY)")
 
 
+# Full extract: the tables are read by this many concurrent streams (one Postgres backend and one
+# DuckDB connection each), biggest first. A table is never split across streams: its rows stay in id
+# (≈ time) order, which the window and ASOF passes of the models rely on for speed (interleaved
+# streams made them 3x slower).
+EXTRACT_STREAMS = 3
+EXTRACT_ORDER = ("messages", "conversation_events", "conversations")
+
+
 def extract_full(con: duckdb.DuckDBPyConnection, database_url: str,
                  timings: dict[str, float] | None = None) -> dict[str, int]:
     """Create every ``raw_*`` table from scratch; returns rows per table (seconds per table in ``timings``)."""
     attach_postgres(con, database_url)
     counts: dict[str, int] = {}
     try:
-        for t in RAW_TABLES:
+
+        def run(t: RawTable) -> float:
             started = time.perf_counter()
-            con.execute(f"create or replace table raw_{t.name} as "  # noqa: S608 (identifiers from code, values bound)
-                        f"select * from postgres_query('pg', {_sql_literal(t.select)})")
+            cur = con.cursor()
+            try:
+                cur.execute(f"create or replace table raw_{t.name} as "  # noqa: S608 (identifiers from code, values bound)
+                            f"select * from postgres_query('pg', {_sql_literal(t.select)})")
+            finally:
+                cur.close()
+            return time.perf_counter() - started
+
+        tables = sorted(RAW_TABLES, key=lambda t: EXTRACT_ORDER.index(t.name) if t.name in EXTRACT_ORDER
+                        else len(EXTRACT_ORDER))
+        with ThreadPoolExecutor(max_workers=EXTRACT_STREAMS) as pool:
+            for t, seconds in zip(tables, pool.map(run, tables), strict=True):
+                if timings is not None:
+                    timings[f"extract/{t.name}"] = seconds
+        for t in RAW_TABLES:
             row = con.execute(f"select count(*) from raw_{t.name}").fetchone()  # noqa: S608 (identifiers from code, values bound)
             counts[t.name] = int(row[0]) if row else 0
-            if timings is not None:
-                timings[f"extract/{t.name}"] = time.perf_counter() - started
     finally:
         con.execute("detach pg")
     con.execute("create or replace temp table _scope as select id as conversation_id from raw_conversations")

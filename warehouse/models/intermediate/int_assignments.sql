@@ -37,4 +37,5 @@ final as (
     where event_type in ('ACCEPTED', 'REASSIGNED') and assignee_user_id is not null
 )
 
-select * from final
+-- stored in conversation order: incremental builds find a conversation's rows by zone map
+select * from final order by conversation_id

@@ -240,4 +240,5 @@ final as (
     from durations
 )
 
-select * from final
+-- stored in conversation order: incremental builds find a conversation's rows by zone map
+select * from final order by conversation_id

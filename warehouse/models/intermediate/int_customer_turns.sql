@@ -116,4 +116,5 @@ final as (
     from clocked
 )
 
-select * from final
+-- stored in conversation order: incremental builds find a conversation's rows by zone map
+select * from final order by conversation_id

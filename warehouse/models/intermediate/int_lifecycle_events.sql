@@ -55,4 +55,5 @@ final as (
         and tz.quarter_at = make_timestamptz(epoch_us(e.occurred_at) // 900000000 * 900000000)
 )
 
-select * from final
+-- stored in conversation order: incremental builds find a conversation's rows by zone map
+select * from final order by conversation_id

@@ -77,4 +77,5 @@ final as (
     left join users as uc on uc.user_id = c.completed_by_user_id
 )
 
-select * from final
+-- stored in conversation order: incremental builds find a conversation's rows by zone map
+select * from final order by conversation_id

@@ -39,4 +39,5 @@ final as (
     left join users as u on u.user_id = t.responder_user_id
 )
 
-select * from final
+-- stored in conversation order: incremental builds find a conversation's rows by zone map
+select * from final order by conversation_id
