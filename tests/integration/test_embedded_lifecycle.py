@@ -44,3 +44,18 @@ def test_server_stops_after_last_user_even_if_one_was_killed(tmp_path: Path) -> 
     while time.monotonic() < deadline and psutil.pid_exists(pid):
         time.sleep(0.2)
     assert not psutil.pid_exists(pid), "the embedded server outlived every process that used it"
+
+
+def test_new_embedded_server_is_tuned(pg_root: str) -> None:
+    from sqlalchemy import create_engine, text
+
+    from switchboard.db.engine import embedded_tuning
+
+    if os.environ.get("TEST_DATABASE_URL"):
+        return  # an external server is tuned by its operator
+    eng = create_engine(pg_root)
+    with eng.connect() as con:
+        mb = con.execute(text("select setting::bigint * 8 / 1024 from pg_settings where name = 'shared_buffers'"))
+        assert f"{mb.scalar()}MB" == embedded_tuning()["shared_buffers"]
+        assert con.execute(text("show max_connections")).scalar() == "200"
+    eng.dispose()
