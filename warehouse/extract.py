@@ -108,7 +108,7 @@ def attach_postgres(con: duckdb.DuckDBPyConnection, database_url: str, alias: st
 # DuckDB connection each), biggest first. A table is never split across streams: its rows stay in id
 # (≈ time) order, which the window and ASOF passes of the models rely on for speed (interleaved
 # streams made them 3x slower).
-EXTRACT_STREAMS = 3
+EXTRACT_STREAMS = 2
 EXTRACT_ORDER = ("messages", "conversation_events", "conversations")
 
 
