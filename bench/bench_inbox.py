@@ -195,6 +195,9 @@ def main() -> None:
     ap.add_argument("--batches", type=int, default=40)
     ap.add_argument("--batch-size", type=int, default=500)
     ap.add_argument("--samples", type=int, default=200)
+    ap.add_argument("--workers", type=int, default=2,
+                    help="also measure N concurrent ingest workers (different channels), as overlapping "
+                         "process-webhooks runs or several workers do")
     args = ap.parse_args()
     if args.database_url:
         url = sync_url(args.database_url)
@@ -246,6 +249,37 @@ def main() -> None:
         cpu += f", server CPU {server_cpu / total * 1e6:,.0f} µs/message"
     print(f"ingest: {total:,} messages in {args.batches} batches of {args.batch_size}: "
           f"{total / took:,.0f} messages/s ({created_convs:,} new conversations; {cpu})")
+
+    # --- ingest throughput with concurrent workers (each on its own channels: no row contention)
+    if args.workers > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        def batch_items(b: int) -> tuple[int, list[InboundMessage]]:
+            ch = (b * 7) % N_CHANNELS
+            out = []
+            for k in range(args.batch_size):
+                contact = (f"+49{rnd.randrange(n_conv // N_CHANNELS) * N_CHANNELS + ch:09d}" if rnd.random() < 0.7
+                           else f"+2{b:04d}{k:06d}")
+                out.append(InboundMessage(f"bench.w.{b}.{k}", ContactRef(contact, display_name=f"C {contact}"),
+                                          base + timedelta(hours=2, seconds=b * 60 + k / 10), f"new message {b}/{k}"))
+            return channels[ch], out
+
+        batches = [batch_items(b) for b in range(args.batches)]
+
+        def run_worker(w: int) -> int:
+            n = 0
+            for i in range(w, len(batches), args.workers):
+                ch_id, items = batches[i]
+                with UnitOfWork(engine) as uow:
+                    n += ingest_items(uow, channel_id=ch_id, items=items).messages_created
+            return n
+
+        t = time.perf_counter()
+        with ThreadPoolExecutor(args.workers) as pool:
+            n_total = sum(pool.map(run_worker, range(args.workers)))
+        took_w = time.perf_counter() - t
+        print(f"ingest with {args.workers} concurrent workers: {n_total:,} messages in {took_w:.2f} s: "
+              f"{n_total / took_w:,.0f} messages/s")
 
     # --- query latency
     manager = Actor(info["manager"], org, "manager", "m@bench.test")
