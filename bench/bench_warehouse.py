@@ -6,8 +6,12 @@ STDIN`` loads them), then prints:
 * the full warehouse build time;
 * the incremental build time after one more hour of traffic;
 * one key metric — response time per agent and local day (count, mean, median, p90, min, max over
-  customer turns, bot messages excluded, reopen = new cycle) — computed directly in Postgres SQL
-  and by DuckDB over the warehouse's raw tables (same definition), side by side, with the ratio.
+  customer turns, bot messages excluded, reopen = new cycle) — computed from the raw rows by the same
+  SQL logic in Postgres (its tables, work_mem 1GB, an index for COMPLETED events) and in DuckDB (the
+  warehouse's raw tables), each warm (best of ``--runs`` after a warm-up), results compared row by row,
+  side by side with the ratio; and the same figures read from the mart ``agent_daily_metrics``.
+
+Every figure is printed with the load average (the machine is shared).
 
 Usage: ``python bench/bench_warehouse.py --scale 0.1`` (embedded Postgres under a temp dir, or
 ``--database-url``). Goals on 2 cores: full <= 60 s, incremental <= 2 s, >= 5x faster than Postgres.
