@@ -19,9 +19,11 @@ Uses ``--database-url`` if given, else a throw-away embedded PostgreSQL under a 
 from __future__ import annotations
 
 import argparse
+import atexit
 import io
 import os
 import random
+import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -202,7 +204,9 @@ def main() -> None:
     if args.database_url:
         url = sync_url(args.database_url)
     else:
-        server = embedded_server(Path(tempfile.mkdtemp(prefix="sb-bench-")) / "pg")
+        scratch = Path(tempfile.mkdtemp(prefix="sb-bench-"))
+        atexit.register(shutil.rmtree, scratch, True)  # runs after the server stopped (atexit is LIFO)
+        server = embedded_server(scratch / "pg")
         ensure_database(server.get_uri("postgres"), "bench_inbox")
         url = sync_url(server.get_uri("bench_inbox"))
     upgrade(url)

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import hashlib
 import hmac
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -135,6 +137,7 @@ def main() -> None:
     args = ap.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="sb-bench-recv-"))
+    atexit.register(shutil.rmtree, tmp, True)  # runs after the server stopped (atexit is LIFO)
     server = embedded_server(tmp / "pg")
     ensure_database(sync_url(server.get_uri("postgres")), "switchboard")
     url = sync_url(server.get_uri("switchboard"))

