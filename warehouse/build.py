@@ -26,6 +26,7 @@ import logging
 import os
 import re
 import shutil
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -60,6 +61,9 @@ _DAY_COLUMN = re.compile(r"(\w+)(::date)?")
 # {{ key_filter('source', 'org expr', 'entity expr', 'date expr') }} / {{ key_since(...) }}: see Model.key_sources
 _KEYS = re.compile(r"\{\{\s*(key_filter|key_since)\(\s*'(\w+)'\s*,\s*'([^']+)'\s*,\s*'([^']+)'\s*,"
                    r"\s*'([^']+)'\s*\)\s*\}\}")
+
+
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: ~10x faster than the pure-Python one
 
 
 class BuildError(RuntimeError):
@@ -141,7 +145,7 @@ def load_models(models_dir: Path = MODELS_DIR) -> list[Model]:
     for layer in LAYERS:
         for sql_path in sorted((models_dir / layer).glob("*.sql")):
             yml = sql_path.with_suffix(".yml")
-            config = yaml.safe_load(yml.read_text()) if yml.exists() else {}
+            config = yaml.load(yml.read_text(), Loader=_YAML_LOADER) if yml.exists() else {}
             found[sql_path.stem] = Model(sql_path.stem, layer, sql_path.read_text(), config or {})
     ordered: list[Model] = []
     state: dict[str, int] = {}
@@ -232,6 +236,17 @@ def _build_lock(warehouse_path: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+def _fsync(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return  # the build failed and removed it
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _read_state(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
     try:
         row = con.execute("select value from _warehouse_meta where key = 'state'").fetchone()
@@ -283,8 +298,13 @@ def build(database_url: str, warehouse_path: Path, *, full: bool = False,
         side.with_name(side.name + ".wal").unlink(missing_ok=True)
         try:
             t = time.perf_counter()
+            flush: threading.Thread | None = None
             if not full and warehouse_path.exists():
                 shutil.copyfile(warehouse_path, side)
+                # the copy leaves the whole file dirty in the page cache: write it out while the build
+                # works instead of in the final checkpoint's fsync (about 0.4 s at 10 M messages)
+                flush = threading.Thread(target=_fsync, args=(side,), daemon=True)
+                flush.start()
             timings["copy"] = time.perf_counter() - t
             con = duckdb.connect(str(side))
             try:
@@ -302,9 +322,13 @@ def build(database_url: str, warehouse_path: Path, *, full: bool = False,
                 report = _run(con, database_url, models, by_name, state, full=full, now=now,
                               models_fp=models_fp, timings=timings, keys=keys)
                 t = time.perf_counter()
+                if flush is not None:
+                    flush.join()
                 con.execute("checkpoint")
             finally:
                 con.close()
+                if flush is not None:
+                    flush.join()
             timings["checkpoint"] = time.perf_counter() - t
             os.replace(side, warehouse_path)
         except BaseException:
