@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import tempfile
 import time
 from collections.abc import Sequence
@@ -334,10 +335,22 @@ def main() -> None:
     ap.add_argument("--keep", action="store_true", help="keep the generated database and warehouse")
     ap.add_argument("--skip-postgres-metric", action="store_true")
     ap.add_argument("--runs", type=int, default=2, help="timed runs of the key metric per engine (after a warm-up)")
+    ap.add_argument("--skip-load", action="store_true",
+                    help="--database-url already holds this --scale's rows up to the end time (loaded by an earlier "
+                         "run with --keep): skip loading them (the extra hour is still loaded)")
     args = ap.parse_args()
 
     n_conv = max(1000, int(1_000_000 * args.scale))
     tmp = Path(tempfile.mkdtemp(prefix="sb-bench-wh-"))
+    try:
+        run(args, n_conv, tmp)
+    finally:
+        if not args.keep:  # also after a failure: the data is gigabytes at --scale 1
+            shutil.rmtree(tmp, ignore_errors=True)
+    os._exit(0)
+
+
+def run(args: argparse.Namespace, n_conv: int, tmp: Path) -> None:
     if args.database_url:
         url = sync_url(args.database_url)
     else:
@@ -374,12 +387,13 @@ def main() -> None:
                             "(%s, 1, %s, %s, 'agent') on conflict do nothing",
                             [1000 + a, f"agent{a}@bench.io", f"Agent {a}"])
         pg.commit()
-        t = time.perf_counter()
-        counts = load(pg, duck, None, T_END, tmp, first=True)
-        print(f"loaded into Postgres with COPY in {time.perf_counter() - t:.1f} s: {counts}")
-        with pg.cursor() as cur:
-            cur.execute("analyze")
-        pg.commit()
+        if not args.skip_load:
+            t = time.perf_counter()
+            counts = load(pg, duck, None, T_END, tmp, first=True)
+            print(f"loaded into Postgres with COPY in {time.perf_counter() - t:.1f} s: {counts}")
+            with pg.cursor() as cur:
+                cur.execute("analyze")
+            pg.commit()
 
         wh = tmp / "warehouse.duckdb"
         rep = build(url, wh, full=True, now=T_END)
@@ -402,11 +416,6 @@ def main() -> None:
         metric = compare_key_metric(pg, wh, runs=args.runs, skip_postgres=args.skip_postgres_metric)
     print(f"\nSUMMARY scale={args.scale}: full {full_s:.2f} s (goal <= 60), incremental {inc_s:.2f} s (goal <= 2), "
           f"key metric Postgres/DuckDB {metric}; load average {_load()}")
-    if not args.keep:
-        import shutil
-
-        shutil.rmtree(tmp, ignore_errors=True)
-    os._exit(0)
 
 
 if __name__ == "__main__":

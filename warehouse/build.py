@@ -346,7 +346,7 @@ def _run(con: duckdb.DuckDBPyConnection, database_url: str, models: list[Model],
     if full:
         rows = extract.extract_full(con, database_url, timings)
     else:
-        rows = extract.extract_incremental(con, database_url, state.get("watermarks", {}))
+        rows = extract.extract_incremental(con, database_url, state.get("watermarks", {}), timings)
     timings["extract"] = time.perf_counter() - t
 
     t = time.perf_counter()

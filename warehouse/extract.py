@@ -167,11 +167,20 @@ def _where(select: str, clause: str) -> str:
 
 
 def extract_incremental(con: duckdb.DuckDBPyConnection, database_url: str,
-                        watermarks: dict[str, int]) -> dict[str, int]:
+                        watermarks: dict[str, int], timings: dict[str, float] | None = None) -> dict[str, int]:
     """Bring ``raw_*`` up to date from the watermarks; fills temp table ``_scope`` (touched conversations)."""
     counts: dict[str, int] = {}
     spec = {t.name: t for t in RAW_TABLES}
+    timings = {} if timings is None else timings
+    started = time.perf_counter()
+
+    def lap(step: str) -> None:
+        nonlocal started
+        timings[f"extract/{step}"] = time.perf_counter() - started
+        started = time.perf_counter()
+
     with psycopg.connect(conninfo(database_url)) as pg, pg.cursor() as cur:
+        lap("connect")
         cur.execute("set transaction isolation level repeatable read")
         for t in RAW_TABLES:
             if t.mode == "snapshot":
@@ -182,6 +191,7 @@ def extract_incremental(con: duckdb.DuckDBPyConnection, database_url: str,
                     con.execute(f"insert into raw_{t.name} by name select * from _delta")  # noqa: S608 (identifiers from code, values bound)
                     con.unregister("_delta")
                 counts[t.name] = 0 if data is None else data.num_rows
+        lap("reference tables")
         con.execute("create or replace temp table _scope (conversation_id bigint)")
         con.execute("create or replace temp table _touched_messages (id bigint)")
 
@@ -217,18 +227,24 @@ def extract_incremental(con: duckdb.DuckDBPyConnection, database_url: str,
                 if name == "conversation_events":
                     con.execute("insert into _scope select distinct conversation_id from _new")
             counts[name] = n
+            lap(name)
         _ = ev
 
         # upserted tables: new ids plus rows touched by new events; only rows that really changed
         # (not the overlap re-read unchanged) put their conversation in scope
-        touched_msg = [int(r[0]) for r in con.execute("select id from _touched_messages").fetchall()]
-        msgs = _fetch(cur, _where(spec["messages"].select, "id > %s or id = any(%s)"),
-                      [watermarks.get("messages", 0) - OVERLAP_IDS, touched_msg])
+        # (ids above the re-read range are fetched by it: only older ones are listed)
+        lo_msg = watermarks.get("messages", 0) - OVERLAP_IDS
+        touched_msg = [int(r[0]) for r in con.execute("select id from _touched_messages where id <= ?",
+                                                      [lo_msg]).fetchall()]
+        msgs = _fetch(cur, _where(spec["messages"].select, "id > %s or id = any(%s)"), [lo_msg, touched_msg])
         counts["messages"] = _upsert(con, "messages", msgs, "conversation_id")
-        scope_ids = [int(r[0]) for r in con.execute("select distinct conversation_id from _scope").fetchall()]
-        convs = _fetch(cur, _where(spec["conversations"].select, "id > %s or id = any(%s)"),
-                       [watermarks.get("conversations", 0) - OVERLAP_IDS, scope_ids])
+        lap("messages")
+        lo_conv = watermarks.get("conversations", 0) - OVERLAP_IDS
+        scope_ids = [int(r[0]) for r in con.execute("select distinct conversation_id from _scope "
+                                                    "where conversation_id <= ?", [lo_conv]).fetchall()]
+        convs = _fetch(cur, _where(spec["conversations"].select, "id > %s or id = any(%s)"), [lo_conv, scope_ids])
         counts["conversations"] = _upsert(con, "conversations", convs, "id")
+        lap("conversations")
     con.execute("create or replace temp table _scope as select distinct conversation_id from _scope "
                 "where conversation_id is not null")
     return counts
