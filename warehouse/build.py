@@ -445,11 +445,18 @@ RAW_DELTAS: dict[str, str] = {
 }
 
 
+# Columns that change on every build without changing any figure a keyed model aggregates (the build
+# time stamped on each recomputed row): left out when looking for changed rows.
+DELTA_IGNORED_COLUMNS = ("as_of",)
+
+
 def _make_delta(con: duckdb.DuckDBPyConnection, name: str) -> None:
     """``_delta_<name>``: the rows that changed in this build, old and new versions."""
+    cols = ", ".join(f'"{r[0]}"' for r in con.execute(f"describe _new_{name}").fetchall()  # noqa: S608 (identifiers from code, values bound)
+                     if r[0] not in DELTA_IGNORED_COLUMNS)
     con.execute(f"create or replace temp table _delta_{name} as "  # noqa: S608 (identifiers from code, values bound)
-                f"(select * from _new_{name} except all select * from _old_{name}) union all "
-                f"(select * from _old_{name} except all select * from _new_{name})")
+                f"(select {cols} from _new_{name} except all select {cols} from _old_{name}) union all "
+                f"(select {cols} from _old_{name} except all select {cols} from _new_{name})")
 
 
 def _fill_keys(con: duckdb.DuckDBPyConnection, m: Model) -> str:
