@@ -86,7 +86,8 @@ async def load(url: str, seconds: float, concurrency: int) -> tuple[list[float],
     return latencies, ok, failed
 
 
-def wrk_load(url: str, seconds: float, concurrency: int, tmp: Path, n_bodies: int = 20_000) -> dict[str, float]:
+def wrk_load(url: str, seconds: float, concurrency: int, tmp: Path, n_bodies: int = 20_000,
+             rate: float | None = None) -> dict[str, float]:
     """Drive the receiver with wrk (C, one thread) so the client does not eat the server's CPU.
 
     Bodies are signed up front and cycled by a Lua script; each has its own message id.
@@ -102,6 +103,8 @@ def wrk_load(url: str, seconds: float, concurrency: int, tmp: Path, n_bodies: in
         sig = "sha256=" + hmac.new(APP_SECRET.encode(), body, hashlib.sha256).hexdigest()
         lines.append(f'{{b=[==[{body.decode()}]==], s="{sig}"}},')
     lines.append("}")
+    if rate:  # open loop-ish: each connection waits so that all together offer about `rate` requests/s
+        lines.append(f"function delay() return {concurrency * 1000.0 / rate:.3f} end")
     lines.append("""local i = 0
 request = function()
   i = i % #bodies + 1
@@ -134,6 +137,8 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--port", type=int, default=18931)
     ap.add_argument("--client", choices=["wrk", "httpx"], default="wrk")
+    ap.add_argument("--rate", type=float, default=None,
+                    help="offered load in deliveries/s (wrk only); default: as fast as possible")
     args = ap.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="sb-bench-recv-"))
@@ -172,7 +177,7 @@ def main() -> None:
         with engine.begin() as con:
             con.execute(text("truncate webhook_events"))
         if args.client == "wrk":
-            res = wrk_load(hook, args.seconds, args.concurrency, tmp)
+            res = wrk_load(hook, args.seconds, args.concurrency, tmp, rate=args.rate)
             with engine.connect() as con:
                 stored = con.execute(text("select count(*) from webhook_events where status = 'RECEIVED'")).scalar_one()
             ok = int(res["requests"] - res["non2xx"])
