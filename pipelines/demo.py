@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
 from switchboard.errors import InvalidInput, SwitchboardError
@@ -44,16 +45,18 @@ class Child:
     proc: subprocess.Popen[bytes]
 
 
-def seed(settings: Settings, engine: object) -> dict[str, str]:
+def seed(settings: Settings, engine: Engine) -> dict[str, str]:
     """Idempotently create the demo organization, users, channel and permissions."""
-    from sqlalchemy import Engine
-
     from switchboard.auth.users import create_user
-    from switchboard.services.channels import create_channel, grant_channel_permission, list_channels
+    from switchboard.services.channels import (
+        channel_credentials,
+        create_channel,
+        grant_channel_permission,
+        list_channels,
+    )
     from switchboard.services.organizations import create_organization
     from switchboard.uow import UnitOfWork
 
-    assert isinstance(engine, Engine)
     key = settings.secret_key_bytes()
     info: dict[str, str] = {}
     with UnitOfWork(engine) as uow:
@@ -82,8 +85,6 @@ def seed(settings: Settings, engine: object) -> dict[str, str]:
                                              can_view=True, can_send=True)
             except InvalidInput:
                 pass  # already seeded
-    from switchboard.services.channels import channel_credentials
-
     with UnitOfWork(engine) as uow:
         creds = channel_credentials(uow, channel.id, key)
     info["webhook_url"] = channel.webhook_url(settings.public_base_url)
@@ -92,14 +93,11 @@ def seed(settings: Settings, engine: object) -> dict[str, str]:
     return info
 
 
-def import_history(settings: Settings, engine: object) -> str | None:
+def import_history(settings: Settings, engine: Engine) -> str | None:
     """Replay a generated week of demo history once, so dashboards have data from the start."""
-    from sqlalchemy import Engine
-
     from pipelines.demo_history import write_timeline
     from switchboard.importer import import_events
 
-    assert isinstance(engine, Engine)
     marker = settings.home / "demo-history-imported"
     if marker.exists():
         return None

@@ -185,14 +185,20 @@ def thread(actor: Actor, conversation_id: int) -> None:
                     st.text(f"⚠️ {m.error_code or ''} {m.error_message}")
 
 
+@st.cache_data(max_entries=64, show_spinner=False)
+def _file_bytes(path: str) -> bytes:
+    """Stored media never changes (content-addressed download): read it once, not every refresh."""
+    return Path(path).read_bytes()
+
+
 def _attachment(actor: Actor, a: outbox.AttachmentView) -> None:
     label = f"📎 {a.kind}: {a.file_name or a.mime_type or ''}"
     if not a.local_path:
         st.text(label + ("" if a.url else " (downloading…)"))
         return
     try:
-        f = call(media.attachment_file, actor, a.id)
-        data = Path(f.path).read_bytes()
+        f = call(media.attachment_file, actor, a.id)  # the access check runs on every render
+        data = _file_bytes(f.path)
     except (SwitchboardError, OSError) as exc:
         st.text(f"{label} (unavailable: {exc})")
         return

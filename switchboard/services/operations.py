@@ -41,7 +41,5 @@ def overview(uow: UnitOfWork, actor: Actor, *, limit: int = 100) -> OperationsOv
 def reprocess_delivery(uow: UnitOfWork, actor: Actor, event_id: int) -> None:
     """Put a FAILED delivery back in the queue (after a fix was deployed, say)."""
     _require_admin(actor)
-    visible = {e.id for e in webhooks.list_events(uow, actor.organization_id, statuses=("FAILED",), limit=1000)}
-    if event_id not in visible:
+    if not webhooks.reprocess(uow, event_id, organization_id=actor.organization_id):
         raise PermissionDenied(f"delivery {event_id} is not a failed delivery of your organization")
-    webhooks.reprocess(uow, event_id)

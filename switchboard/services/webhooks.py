@@ -18,6 +18,11 @@ from switchboard.uow import UnitOfWork
 KEPT_HEADERS = ("content-type", "user-agent", "x-hub-signature-256", "x-hub-signature", "content-length")
 
 
+def kept_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """The headers worth keeping with a delivery (lower-cased); never auth headers or cookies."""
+    return {k.lower(): v for k, v in headers.items() if k.lower() in KEPT_HEADERS}
+
+
 @dataclass(frozen=True, slots=True)
 class PendingEvent:
     id: int
@@ -57,7 +62,7 @@ def store_event(
     ``notify`` names a LISTEN/NOTIFY channel woken in the same transaction, so the processing flow
     picks the event up at once instead of at its next poll.
     """
-    kept = {k: v for k, v in ((k.lower(), v) for k, v in headers.items()) if k in KEPT_HEADERS}
+    kept = kept_headers(headers)
     event_id = uow.session.execute(
         insert(WebhookEvent)
         .values(provider=provider, channel_id=channel_id, body=body, headers=kept, status=status, reason=reason)
@@ -123,12 +128,12 @@ def list_events(
     statuses: tuple[str, ...] = ("REJECTED", "FAILED", "IGNORED"),
     limit: int = 100,
 ) -> list[WebhookEventView]:
-    """Recent deliveries of an organization's channels (and unattributed ones) for the admin view."""
+    """Recent deliveries of an organization's channels for the admin view (never another organization's)."""
     rows = uow.session.execute(
         select(WebhookEvent, Channel.key)
         .outerjoin(Channel, Channel.id == WebhookEvent.channel_id)
         .where(WebhookEvent.status.in_(statuses))
-        .where((Channel.organization_id == organization_id) | (WebhookEvent.channel_id.is_(None)))
+        .where(Channel.organization_id == organization_id)
         .order_by(WebhookEvent.id.desc())
         .limit(limit)
     ).all()
@@ -151,14 +156,18 @@ def backlog(uow: UnitOfWork, *, older_than: timedelta = timedelta(0)) -> int:
     )
 
 
-def reprocess(uow: UnitOfWork, event_id: int) -> None:
-    """Admin action: put a FAILED delivery back in the queue."""
-    uow.session.execute(
+def reprocess(uow: UnitOfWork, event_id: int, *, organization_id: int) -> bool:
+    """Admin action: put a FAILED delivery of the organization's channels back in the queue.
+    Returns False when there is no such failed delivery (other organization, not FAILED)."""
+    org_channels = select(Channel.id).where(Channel.organization_id == organization_id)
+    result = uow.session.execute(
         update(WebhookEvent)
-        .where(WebhookEvent.id == event_id, WebhookEvent.status == "FAILED")
+        .where(WebhookEvent.id == event_id, WebhookEvent.status == "FAILED",
+               WebhookEvent.channel_id.in_(org_channels))
         .values(status="RECEIVED", attempts=0, processed_at=None, reason=None)
     )
     uow.commit()
+    return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 # --- the receiver's hot path: asyncpg with group commit ------------------------------------------
@@ -185,7 +194,7 @@ async def store_events_batch(con: Any, rows: Sequence[tuple[str, int | None, byt
             [r[0] for r in rows],
             [r[1] for r in rows],
             [r[2] for r in rows],
-            [json.dumps({k.lower(): v for k, v in r[3].items() if k.lower() in KEPT_HEADERS}) for r in rows],
+            [json.dumps(kept_headers(r[3])) for r in rows],
             [r[4] for r in rows],
             [r[5] for r in rows],
         )

@@ -50,7 +50,10 @@ def test_failed_processing_backs_off_then_fails_visibly(engine: Engine) -> None:
     with UnitOfWork(engine) as uow:
         listed = webhooks.list_events(uow, org, statuses=("FAILED",))
         assert [e.id for e in listed] == [event_id]
-        webhooks.reprocess(uow, event_id)
+        other = create_organization(uow, "Someone else")
+        assert webhooks.list_events(uow, other, statuses=("FAILED",)) == []  # never another organization's
+        assert not webhooks.reprocess(uow, event_id, organization_id=org + 1000)  # another organization
+        assert webhooks.reprocess(uow, event_id, organization_id=org)
     assert state()[:2] == ("RECEIVED", 0)
     with UnitOfWork(engine) as uow:
         assert uow.session.execute(select(WebhookEvent.reason)).scalar_one() is None
