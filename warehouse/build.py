@@ -22,6 +22,8 @@ Models are SQL ``select``s with ``{{ ref('model') }}``, ``{{ source('table') }}`
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import fcntl
 import hashlib
 import json
@@ -29,6 +31,7 @@ import logging
 import os
 import re
 import shutil
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -251,20 +254,32 @@ def _write_state(con: duckdb.DuckDBPyConnection, state: dict[str, Any]) -> None:
     con.execute("insert or replace into _warehouse_meta values ('state', ?)", [json.dumps(state)])
 
 
-def _data_range(con: duckdb.DuckDBPyConnection, now: datetime) -> tuple[datetime, datetime]:
+def _data_range(con: duckdb.DuckDBPyConnection, above: dict[str, int] | None,
+                previous: list[str] | None) -> tuple[datetime, datetime] | None:
+    """The earliest and latest instant in the raw tables (None when empty).
+
+    Incrementally only the rows with ids ``above`` the previous watermarks (less the overlap still
+    watched for) are read — the raw tables only grow between full builds — and ``previous`` is widened.
+    """
+    ids = above or {}
+    floor = {name: ids.get(name, 0) - extract.OVERLAP_IDS if above is not None else -1
+             for name in ("messages", "conversation_events", "presence_events")}
     row = con.execute("""
         select least(
-                   (select min(sent_at) from raw_messages),
-                   (select min(occurred_at) from raw_conversation_events),
-                   (select min(occurred_at) from raw_presence_events)),
+                   (select min(sent_at) from raw_messages where id > $messages),
+                   (select min(occurred_at) from raw_conversation_events where id > $conversation_events),
+                   (select min(occurred_at) from raw_presence_events where id > $presence_events)),
                greatest(
-                   (select max(sent_at) from raw_messages),
-                   (select max(occurred_at) from raw_conversation_events),
-                   (select max(occurred_at) from raw_presence_events))
-    """).fetchone()
-    lo = row[0] if row and row[0] is not None else now
-    hi = row[1] if row and row[1] is not None else now
-    return min(lo, now), max(hi, now) + timedelta(days=1)
+                   (select max(sent_at) from raw_messages where id > $messages),
+                   (select max(occurred_at) from raw_conversation_events where id > $conversation_events),
+                   (select max(occurred_at) from raw_presence_events where id > $presence_events))
+    """, floor).fetchone()
+    found = [(row[0], row[1])] if row and row[0] is not None else []
+    if previous:
+        found.append((datetime.fromisoformat(previous[0]), datetime.fromisoformat(previous[1])))
+    if not found:
+        return None
+    return min(lo for lo, _ in found), max(hi for _, hi in found)
 
 
 def build(database_url: str, warehouse_path: Path, *, full: bool = False,
@@ -288,28 +303,26 @@ def build(database_url: str, warehouse_path: Path, *, full: bool = False,
             stale.unlink(missing_ok=True)
         side.with_name(side.name + ".wal").unlink(missing_ok=True)
         try:
-            t = time.perf_counter()
-            if not full and warehouse_path.exists():
-                shutil.copyfile(warehouse_path, side)
-            timings["copy"] = time.perf_counter() - t
+            prior = {} if full else _published_state(warehouse_path)
+            if not full and prior.get("models_fingerprint") != models_fp:
+                if prior:
+                    log.info("warehouse models changed since the last build: rebuilding in full")
+                full = True
+            fetched: extract.Fetched | None = None
+            windows: dict[str, extract.IdWindow] | None = None
+            if full:
+                windows = extract.id_windows_now(database_url)
+            else:
+                # copy the published file (and write it to disk) while Postgres is read: the two overlap
+                fetched = _fetch_while_copying(database_url, prior, warehouse_path, side, timings)
             con = duckdb.connect(str(side))
             try:
                 con.execute("set TimeZone = 'UTC'")
-                state = _read_state(con)
-                if not full and (not state or state.get("models_fingerprint") != models_fp):
-                    if state:
-                        log.info("warehouse models changed since the last build: rebuilding in full")
-                    con.close()
-                    side.unlink(missing_ok=True)
-                    con = duckdb.connect(str(side))
-                    con.execute("set TimeZone = 'UTC'")
-                    state = {}
-                    full = True
-                report = _run(con, database_url, models, by_name, state, full=full, now=now,
-                              models_fp=models_fp, timings=timings, keys=keys)
+                if fetched is not None and _read_state(con).get("built_at") != prior.get("built_at"):
+                    raise BuildError("the published warehouse changed during the build")  # (the lock forbids it)
+                report = _run(con, database_url, models, by_name, full=full, fetched=fetched, windows=windows,
+                              prior=prior, now=now, models_fp=models_fp, timings=timings, keys=keys)
                 t = time.perf_counter()
-                # (the checkpoint's fsync also writes out the copied file: ~0.35 s at 10 M messages; writing
-                # it out in a background thread only moved that wait into the first writes of the build)
                 con.execute("checkpoint")
             finally:
                 con.close()
@@ -323,22 +336,122 @@ def build(database_url: str, warehouse_path: Path, *, full: bool = False,
     return BuildReport(warehouse_path, full, rows, built, time.perf_counter() - t0, recomputed, timings, keys)
 
 
-def _run(con: duckdb.DuckDBPyConnection, database_url: str, models: list[Model], by_name: dict[str, Model],
-         state: dict[str, Any], *, full: bool, now: datetime, models_fp: str,
-         timings: dict[str, float], keys: dict[str, int]) -> tuple[dict[str, int], list[str], int]:
+def _published_state(warehouse_path: Path) -> dict[str, Any]:
+    """The published file's build state, or {} when there is none or it cannot be read (→ a full build)."""
+    if not warehouse_path.exists():
+        return {}
+    try:
+        con = duckdb.connect(str(warehouse_path), read_only=True)
+    except duckdb.Error as exc:
+        log.warning("the published warehouse %s cannot be opened (%s): rebuilding it in full", warehouse_path, exc)
+        return {}
+    try:
+        state = _read_state(con)
+    finally:
+        con.close()
+    return state if state.get("format") == FORMAT_VERSION else {}
+
+
+COPY_CHUNK_BYTES = 32 << 20
+_SYNC_FILE_RANGE_WRITE = 2
+
+
+def _sync_file_range() -> Any:
+    """Linux ``sync_file_range(2)`` (start writing a range out without waiting), or None elsewhere."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        fn = libc.sync_file_range
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+    fn.restype = ctypes.c_int
+    return fn
+
+
+def _copy_to_disk(source: Path, target: Path) -> None:
+    """Copy ``source`` to ``target`` and wait until it is on disk (else the final checkpoint's fsync
+    would write the whole copy out: ~0.35 s at 10 M messages).
+
+    On Linux each 32 MB chunk's write-out starts as soon as it is copied, so copying and writing
+    overlap (measured ~0.43 s instead of ~0.55 s for 0.75 GB).
+    """
+    start_write_out = _sync_file_range() if hasattr(os, "copy_file_range") else None
+    if start_write_out is None:
+        shutil.copyfile(source, target)
+        fd = os.open(target, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        return
+    size = source.stat().st_size
+    with open(source, "rb") as src, open(target, "wb") as dst:
+        offset = 0
+        while offset < size:
+            n = os.copy_file_range(src.fileno(), dst.fileno(), min(COPY_CHUNK_BYTES, size - offset), offset, offset)
+            if n == 0:
+                break
+            start_write_out(dst.fileno(), offset, n, _SYNC_FILE_RANGE_WRITE)  # a failure only loses the overlap
+            offset += n
+        if offset != size:
+            raise OSError(f"copied {offset} of {size} bytes")
+        os.fsync(dst.fileno())
+
+
+def _fetch_while_copying(database_url: str, prior: dict[str, Any], published: Path, side: Path,
+                         timings: dict[str, float]) -> extract.Fetched:
+    """Fetch the changes from Postgres while a thread copies the published file to the side file."""
+    copy_error: list[BaseException] = []
+
+    def copy() -> None:
+        started = time.perf_counter()
+        try:
+            _copy_to_disk(published, side)
+        except BaseException as exc:  # re-raised in the calling thread
+            copy_error.append(exc)
+        timings["copy"] = time.perf_counter() - started
+
     t = time.perf_counter()
-    if full:
+    copier = threading.Thread(target=copy, name="warehouse-copy", daemon=True)
+    copier.start()
+    try:
+        # pyarrow's first conversion of Python values imports pandas (~0.2 s once per process): do it
+        # now, while the copy is mostly waiting for the disk
+        extract.warm_up()
+        windows = {name: extract.IdWindow.from_state(prior, name) for name in extract.WATERMARKED}
+        fetched = extract.fetch_incremental(database_url, windows, timings)
+    finally:
+        copier.join()
+    if copy_error:
+        raise BuildError(f"could not copy the published warehouse {published}: {copy_error[0]}") from copy_error[0]
+    timings["fetch"] = sum(v for k, v in timings.items() if k.startswith("extract/"))
+    timings["copy+fetch"] = time.perf_counter() - t
+    return fetched
+
+
+def _run(con: duckdb.DuckDBPyConnection, database_url: str, models: list[Model], by_name: dict[str, Model], *,
+         full: bool, fetched: extract.Fetched | None, windows: dict[str, extract.IdWindow] | None,
+         prior: dict[str, Any], now: datetime, models_fp: str, timings: dict[str, float],
+         keys: dict[str, int]) -> tuple[dict[str, int], list[str], int]:
+    t = time.perf_counter()
+    if fetched is None:
         rows = extract.extract_full(con, database_url, timings)
+        state: dict[str, Any] = {}
     else:
-        rows = extract.extract_incremental(con, database_url, state.get("watermarks", {}), timings)
-    timings["extract"] = time.perf_counter() - t
+        rows = extract.apply_incremental(con, fetched)
+        windows = fetched.windows
+        state = prior
+    timings["extract" if fetched is None else "apply"] = time.perf_counter() - t
 
     t = time.perf_counter()
     con.execute("create or replace table build_info as select ?::timestamptz as as_of", [now])
     calendars = extract.calendars_json(con)
     cal_fp = fingerprint(calendars)
     ref_fp = reference_fingerprint(con)
-    start, end = _data_range(con, now)
+    prior_range = state.get("data_range") if fetched is not None else None
+    data_range = _data_range(con, state.get("watermarks") if prior_range else None, prior_range)
+    start = min(data_range[0], now) if data_range else now
+    end = (max(data_range[1], now) if data_range else now) + timedelta(days=1)
     covered = state.get("calendar_range") if not full and state.get("calendar_fingerprint") == cal_fp else None
     if covered and datetime.fromisoformat(covered[0]) <= start and end <= datetime.fromisoformat(covered[1]):
         calendar_range = covered  # the calendar tables already cover the data: keep them
@@ -383,7 +496,9 @@ def _run(con: duckdb.DuckDBPyConnection, database_url: str, models: list[Model],
         "calendar_fingerprint": cal_fp,
         "reference_fingerprint": ref_fp,
         "calendar_range": calendar_range,
-        "watermarks": extract.max_ids(con),
+        "data_range": [d.isoformat() for d in data_range] if data_range else None,
+        "watermarks": {name: w.watermark for name, w in (windows or {}).items()},
+        "id_windows": {name: w.to_json() for name, w in (windows or {}).items()},
         "built_at": now.isoformat(),
         "full": full,
     })
@@ -438,9 +553,10 @@ def _make_delta(con: duckdb.DuckDBPyConnection, name: str) -> None:
     """``_delta_<name>``: the rows that changed in this build, old and new versions."""
     cols = ", ".join(f'"{r[0]}"' for r in con.execute(f"describe _new_{name}").fetchall()  # noqa: S608 (identifiers from code, values bound)
                      if r[0] not in DELTA_IGNORED_COLUMNS)
+    # set semantics (EXCEPT, not EXCEPT ALL: ~7x faster) are exact here: every model's rows are unique
     con.execute(f"create or replace temp table _delta_{name} as "  # noqa: S608 (identifiers from code, values bound)
-                f"(select {cols} from _new_{name} except all select {cols} from _old_{name}) union all "
-                f"(select {cols} from _old_{name} except all select {cols} from _new_{name})")
+                f"(select {cols} from _new_{name} except select {cols} from _old_{name}) union all "
+                f"(select {cols} from _old_{name} except select {cols} from _new_{name})")
 
 
 def _fill_keys(con: duckdb.DuckDBPyConnection, m: Model) -> str:

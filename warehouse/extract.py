@@ -4,9 +4,16 @@ Two paths, one column list per table (``RAW_TABLES``):
 
 * full: DuckDB's postgres extension (``ATTACH … (TYPE postgres, READ_ONLY)``) runs each table's
   constant select list in Postgres through ``postgres_query`` and streams it with binary COPY;
-* incremental: psycopg with bound parameters fetches what changed since the watermarks
-  (append-only tables by id, re-read with an overlap so that transactions committing out of id order
-  are not missed; messages and conversations touched by new events are re-read by id) and upserts it.
+* incremental, in two steps so that the runner can fetch while it copies the published file:
+  ``fetch_incremental`` (psycopg with bound parameters, no DuckDB) reads what changed since the
+  watermarks — rows above each table's watermark, the *pending* ids below it (ids not seen yet
+  because the transaction that took them had not committed, or never will), messages and
+  conversations named by new conversation events — and ``apply_incremental`` upserts it.
+
+Watermarks and pending ids (``IdWindow``): after each build, a table's watermark is the highest id
+seen, and its pending ids are the ids at most ``OVERLAP_IDS`` below it that were not seen. A
+transaction that took an id earlier but commits after a build is picked up by the next one; rows
+already present are skipped or replaced, so nothing is lost and nothing doubled.
 
 The set of conversations touched by an incremental extract is left in the temp table ``_scope``;
 the runner recomputes exactly those conversations.
@@ -27,8 +34,8 @@ import psycopg
 import pyarrow as pa
 from sqlalchemy.engine import make_url
 
-# ids re-read below each watermark: a transaction that took an id earlier but committed after the
-# last build is still picked up (rows already present are skipped / replaced).
+# ids below each watermark still watched for: a transaction that took an id earlier but committed
+# after the last build is still picked up (rows already present are skipped / replaced).
 OVERLAP_IDS = 10_000
 
 
@@ -144,12 +151,57 @@ def extract_full(con: duckdb.DuckDBPyConnection, database_url: str,
     return counts
 
 
-def max_ids(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+@dataclass(frozen=True)
+class IdWindow:
+    """A table's watermark (highest id seen) and its pending ids (not seen, at most OVERLAP_IDS below)."""
+
+    watermark: int
+    pending: tuple[int, ...] = ()
+
+    def advance(self, seen: Sequence[int]) -> IdWindow:
+        """The window after the ids ``seen`` (above the watermark or pending) were fetched."""
+        seen_set = set(seen)
+        top = max(seen_set, default=self.watermark)
+        top = max(top, self.watermark)
+        floor = top - OVERLAP_IDS
+        missing = {i for i in range(max(self.watermark, floor) + 1, top + 1) if i not in seen_set}
+        missing.update(i for i in self.pending if i > floor and i not in seen_set)
+        return IdWindow(top, tuple(sorted(missing)))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"watermark": self.watermark, "pending": list(self.pending)}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any], name: str) -> IdWindow:
+        """From a build state; a state from before pending ids were kept watches the whole overlap."""
+        windows = state.get("id_windows") or {}
+        if name in windows:
+            w = windows[name]
+            return cls(int(w["watermark"]), tuple(int(i) for i in w["pending"]))
+        mark = int((state.get("watermarks") or {}).get(name, 0))
+        return cls(mark, tuple(range(max(mark - OVERLAP_IDS, 0) + 1, mark + 1)))
+
+
+def id_windows_now(database_url: str) -> dict[str, IdWindow]:
+    """Each watermarked table's window as Postgres shows it now (taken just before a full extract).
+
+    The full extract's own snapshot is later, so it holds at least these rows; anything it also holds
+    above the watermark is fetched again by the next incremental build and skipped there.
+    """
     out = {}
-    for name in WATERMARKED:
-        row = con.execute(f"select coalesce(max(id), 0) from raw_{name}").fetchone()  # noqa: S608 (identifiers from code, values bound)
-        out[name] = int(row[0]) if row else 0
+    with psycopg.connect(conninfo(database_url)) as pg, pg.cursor() as cur:
+        for name in WATERMARKED:
+            cur.execute(f"select coalesce(max(id), 0) from {name}")  # noqa: S608 (identifiers from code)
+            row = cur.fetchone()
+            top = int(row[0]) if row else 0
+            cur.execute(f"select id from {name} where id > %s", [top - OVERLAP_IDS])  # noqa: S608 (identifiers from code, values bound)
+            out[name] = IdWindow(max(top - OVERLAP_IDS, 0)).advance([int(r[0]) for r in cur.fetchall()] + [top])
     return out
+
+
+def warm_up() -> None:
+    """Make pyarrow's one-time set-up for converting Python values happen now (it imports pandas)."""
+    pa.array([0])
 
 
 def _fetch(cur: psycopg.Cursor[Any], sql: str, params: Sequence[Any]) -> pa.Table | None:
@@ -166,11 +218,23 @@ def _where(select: str, clause: str) -> str:
     return f"select * from ({select}) s where {clause}"  # noqa: S608 (identifiers from code, values bound)
 
 
-def extract_incremental(con: duckdb.DuckDBPyConnection, database_url: str,
-                        watermarks: dict[str, int], timings: dict[str, float] | None = None) -> dict[str, int]:
-    """Bring ``raw_*`` up to date from the watermarks; fills temp table ``_scope`` (touched conversations)."""
-    counts: dict[str, int] = {}
-    spec = {t.name: t for t in RAW_TABLES}
+def _ids(table: pa.Table | None, column: str = "id") -> list[int]:
+    return [] if table is None else [int(i) for i in table.column(column).to_pylist() if i is not None]
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """What changed in Postgres since the last build (read by ``fetch_incremental``, stored by ``apply_incremental``)."""
+
+    snapshots: dict[str, pa.Table | None]  # small tables, reloaded every build
+    touched: pa.Table | None  # (conversation_id, message_id) named by new conversation events of any type
+    rows: dict[str, pa.Table | None]  # conversation_events (lifecycle), presence_events, messages, conversations
+    windows: dict[str, IdWindow]  # the id windows after this fetch
+
+
+def fetch_incremental(database_url: str, windows: dict[str, IdWindow],
+                      timings: dict[str, float] | None = None) -> Fetched:
+    """Read what changed since ``windows`` in one REPEATABLE READ snapshot (psycopg only, no DuckDB)."""
     timings = {} if timings is None else timings
     started = time.perf_counter()
 
@@ -179,72 +243,86 @@ def extract_incremental(con: duckdb.DuckDBPyConnection, database_url: str,
         timings[f"extract/{step}"] = time.perf_counter() - started
         started = time.perf_counter()
 
+    spec = {t.name: t for t in RAW_TABLES}
+    rows: dict[str, pa.Table | None] = {}
+    new_windows: dict[str, IdWindow] = {}
+    window = {name: windows.get(name, IdWindow(0)) for name in WATERMARKED}
     with psycopg.connect(conninfo(database_url)) as pg, pg.cursor() as cur:
         lap("connect")
         cur.execute("set transaction isolation level repeatable read")
-        for t in RAW_TABLES:
-            if t.mode == "snapshot":
-                data = _fetch(cur, t.select, ())
-                con.execute(f"delete from raw_{t.name}")  # noqa: S608 (identifiers from code, values bound)
-                if data is not None:
-                    con.register("_delta", data)
-                    con.execute(f"insert into raw_{t.name} by name select * from _delta")  # noqa: S608 (identifiers from code, values bound)
-                    con.unregister("_delta")
-                counts[t.name] = 0 if data is None else data.num_rows
+        snapshots = {t.name: _fetch(cur, t.select, ()) for t in RAW_TABLES if t.mode == "snapshot"}
         lap("reference tables")
-        con.execute("create or replace temp table _scope (conversation_id bigint)")
-        con.execute("create or replace temp table _touched_messages (id bigint)")
 
-        # append-only tables: re-read an overlap below the watermark, insert what is new
-        ev = spec["conversation_events"]
-        # message events (SENT/DELIVERED/READ/FAILED…) are not stored, but say which messages changed
-        cur.execute("select distinct conversation_id, message_id from conversation_events where id > %s",
-                    [watermarks.get("conversation_events", 0)])
-        touched = cur.fetchall()
-        if touched:
-            tbl = pa.table({"conversation_id": pa.array([r[0] for r in touched], pa.int64()),
-                            "message_id": pa.array([r[1] for r in touched], pa.int64())})
-            con.register("_t", tbl)
-            con.execute("insert into _scope select distinct conversation_id from _t")
-            con.execute("insert into _touched_messages select distinct message_id from _t "
-                        "where message_id is not null")
-            con.unregister("_t")
-        for name in ("conversation_events", "presence_events"):
-            t = spec[name]
-            data = _fetch(cur, _where(t.select, "id > %s"), [watermarks.get(name, 0) - OVERLAP_IDS])
-            n = 0
-            con.execute(f"create or replace temp table _extracted_{name} (id bigint)")  # the rows new in this build
-            if data is not None:
-                con.register("_delta", data)
-                con.execute(f"create or replace temp table _new as select * from _delta d "  # noqa: S608 (identifiers from code, values bound)
-                            f"where d.id not in (select id from raw_{name} where id > ?)",
-                            [watermarks.get(name, 0) - OVERLAP_IDS])
-                con.unregister("_delta")
-                row = con.execute("select count(*) from _new").fetchone()
-                n = int(row[0]) if row else 0
-                con.execute(f"insert into raw_{name} by name select * from _new")  # noqa: S608 (identifiers from code, values bound)
-                con.execute(f"insert into _extracted_{name} select id from _new")  # noqa: S608 (identifiers from code, values bound)
-                if name == "conversation_events":
-                    con.execute("insert into _scope select distinct conversation_id from _new")
-            counts[name] = n
-            lap(name)
-        _ = ev
+        # every new conversation event (message events such as DELIVERED or FAILED are not stored, but
+        # say which conversations and messages changed)
+        w = window["conversation_events"]
+        touched = _fetch(cur, "select id, conversation_id, message_id from conversation_events "
+                              "where id > %s or id = any(%s)", [w.watermark, list(w.pending)])
+        new_windows["conversation_events"] = w.advance(_ids(touched))
+        rows["conversation_events"] = _fetch(cur, _where(spec["conversation_events"].select,
+                                                         "id > %s or id = any(%s)"), [w.watermark, list(w.pending)])
+        lap("conversation_events")
+        w = window["presence_events"]
+        rows["presence_events"] = _fetch(cur, _where(spec["presence_events"].select, "id > %s or id = any(%s)"),
+                                         [w.watermark, list(w.pending)])
+        new_windows["presence_events"] = w.advance(_ids(rows["presence_events"]))
+        lap("presence_events")
 
-        # upserted tables: new ids plus rows touched by new events; only rows that really changed
-        # (not the overlap re-read unchanged) put their conversation in scope
-        # (ids above the re-read range are fetched by it: only older ones are listed)
-        lo_msg = watermarks.get("messages", 0) - OVERLAP_IDS
-        touched_msg = [int(r[0]) for r in con.execute("select id from _touched_messages where id <= ?",
-                                                      [lo_msg]).fetchall()]
-        msgs = _fetch(cur, _where(spec["messages"].select, "id > %s or id = any(%s)"), [lo_msg, touched_msg])
-        counts["messages"] = _upsert(con, "messages", msgs, "conversation_id")
+        # messages: new ids, pending ids and the ones named by new events
+        w = window["messages"]
+        named = sorted({i for i in _ids(touched, "message_id") if i <= w.watermark} | set(w.pending))
+        rows["messages"] = _fetch(cur, _where(spec["messages"].select, "id > %s or id = any(%s)"),
+                                  [w.watermark, named])
+        new_windows["messages"] = w.advance(_ids(rows["messages"]))
         lap("messages")
-        lo_conv = watermarks.get("conversations", 0) - OVERLAP_IDS
-        scope_ids = [int(r[0]) for r in con.execute("select distinct conversation_id from _scope "
-                                                    "where conversation_id <= ?", [lo_conv]).fetchall()]
-        convs = _fetch(cur, _where(spec["conversations"].select, "id > %s or id = any(%s)"), [lo_conv, scope_ids])
-        counts["conversations"] = _upsert(con, "conversations", convs, "id")
+
+        # conversations: new ids, pending ids and every conversation named by a new event or message
+        # (apply_incremental keeps only the rows that really changed)
+        w = window["conversations"]
+        named = sorted({i for i in _ids(touched, "conversation_id") + _ids(rows["messages"], "conversation_id")
+                        if i <= w.watermark} | set(w.pending))
+        rows["conversations"] = _fetch(cur, _where(spec["conversations"].select, "id > %s or id = any(%s)"),
+                                       [w.watermark, named])
+        new_windows["conversations"] = w.advance(_ids(rows["conversations"]))
         lap("conversations")
+    return Fetched(snapshots, touched, rows, new_windows)
+
+
+def apply_incremental(con: duckdb.DuckDBPyConnection, fetched: Fetched) -> dict[str, int]:
+    """Store what ``fetch_incremental`` read; fills temp table ``_scope`` (conversations that changed)
+    and ``_extracted_<table>`` (ids new in this build) for the append-only tables."""
+    counts: dict[str, int] = {}
+    for name, data in fetched.snapshots.items():
+        con.execute(f"delete from raw_{name}")  # noqa: S608 (identifiers from code, values bound)
+        if data is not None:
+            con.register("_delta", data)
+            con.execute(f"insert into raw_{name} by name select * from _delta")  # noqa: S608 (identifiers from code, values bound)
+            con.unregister("_delta")
+        counts[name] = 0 if data is None else data.num_rows
+    con.execute("create or replace temp table _scope (conversation_id bigint)")
+    if fetched.touched is not None:
+        con.register("_t", fetched.touched)
+        con.execute("insert into _scope select distinct conversation_id from _t")
+        con.unregister("_t")
+    for name in ("conversation_events", "presence_events"):
+        data = fetched.rows[name]
+        con.execute(f"create or replace temp table _extracted_{name} (id bigint)")  # the rows new in this build
+        counts[name] = 0
+        if data is None:
+            continue
+        con.register("_delta", data)
+        con.execute(f"create or replace temp table _new as select * from _delta d "  # noqa: S608 (identifiers from code, values bound)
+                    f"where d.id not in (select id from raw_{name} where id >= ?)", [min(_ids(data))])
+        con.unregister("_delta")
+        row = con.execute("select count(*) from _new").fetchone()
+        counts[name] = int(row[0]) if row else 0
+        con.execute(f"insert into raw_{name} by name select * from _new")  # noqa: S608 (identifiers from code, values bound)
+        con.execute(f"insert into _extracted_{name} select id from _new")  # noqa: S608 (identifiers from code, values bound)
+        if name == "conversation_events":
+            con.execute("insert into _scope select distinct conversation_id from _new")
+    # upserted tables: only rows that really changed put their conversation in scope
+    counts["messages"] = _upsert(con, "messages", fetched.rows["messages"], "conversation_id")
+    counts["conversations"] = _upsert(con, "conversations", fetched.rows["conversations"], "id")
     con.execute("create or replace temp table _scope as select distinct conversation_id from _scope "
                 "where conversation_id is not null")
     return counts

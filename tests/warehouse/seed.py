@@ -6,12 +6,15 @@ actors, the conversation row's current state, presence events.
 
 from __future__ import annotations
 
+import copy
 import itertools
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, insert, update
+from sqlalchemy import Connection, Engine, insert, update
 
 from switchboard.db.schema import (
     Channel,
@@ -33,6 +36,7 @@ def T(value: str) -> datetime:
 
 class Seed:
     _names = itertools.count()
+    _con: Connection | None = None  # set on the view held_open() yields
 
     def __init__(self, engine: Engine, *, timezone: str = "UTC", business_hours: dict[str, Any] | None = None,
                  sla_first_response_ms: int = 300_000, sla_resolution_ms: int = 86_400_000,
@@ -47,8 +51,29 @@ class Seed:
         self.state: dict[int, dict[str, Any]] = {}
 
     def _exec(self, stmt: Any) -> Any:
+        if self._con is not None:
+            return self._con.execute(stmt)
         with self.engine.begin() as con:
             return con.execute(stmt)
+
+    @contextmanager
+    def held_open(self, *, commit: bool = True) -> Iterator[Seed]:
+        """A view of this seed whose writes run in one transaction that commits (or, with
+        ``commit=False``, rolls back) when the block ends: its rows take their ids now but become
+        visible only then (a late commit, out of id order)."""
+        view = copy.copy(self)
+        with self.engine.connect() as con:
+            tx = con.begin()
+            view._con = con
+            try:
+                yield view
+            except BaseException:
+                tx.rollback()
+                raise
+            if commit:
+                tx.commit()
+            else:
+                tx.rollback()
 
     def channel(self, key: str = "wa", provider: str = "whatsapp",
                 business_hours: dict[str, Any] | None = None) -> int:

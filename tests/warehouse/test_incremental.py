@@ -15,7 +15,7 @@ from sqlalchemy import Engine, update
 
 from switchboard.db.schema import Message, Organization, User
 from tests.warehouse.seed import Seed, T
-from warehouse.build import BuildReport, build, load_models
+from warehouse.build import BuildReport, build, load_models, warehouse_state
 
 TABLES = [m.name for m in load_models() if m.materialized == "table"]
 KEYED = {m.name for m in load_models() if m.key_scoped}
@@ -123,3 +123,50 @@ def test_changed_names_or_targets_recompute_everything(engine: Engine, db_url: s
         assert wcon.execute("select agent_email from agent_daily_metrics").fetchall() == [("ann.new@x.io",)]
     finally:
         wcon.close()
+
+
+def test_rows_committed_late_out_of_id_order_are_picked_up(engine: Engine, db_url: str, tmp_path: Path) -> None:
+    s = Seed(engine)
+    wa, ann = s.channel("wa"), s.user("ann@x.io")
+    a, b = s.conversation(wa, "a"), s.conversation(wa, "b")
+    s.inbound(a, "2026-03-02 09:00")
+    s.accept(a, "2026-03-02 09:01", ann)
+    inc = tmp_path / "inc.duckdb"
+    build(db_url, inc, full=True, now=T("2026-03-02 10:00"))
+
+    def message_ids() -> set[int]:
+        con = duckdb.connect(str(inc), read_only=True)
+        try:
+            return {int(r[0]) for r in con.execute("select message_id from int_messages").fetchall()}
+        finally:
+            con.close()
+
+    with s.held_open() as late:
+        late_reply = late.reply(a, "2026-03-02 10:05", ann)  # takes its ids now, commits after the build
+        late.complete(a, "2026-03-02 10:06", ann)
+        early = s.inbound(b, "2026-03-02 10:07")  # higher ids, committed first
+        r1 = build(db_url, inc, now=T("2026-03-02 10:10"))
+        assert late_reply < early and early in message_ids() and late_reply not in message_ids()
+        assert not r1.full
+    with s.held_open(commit=False) as never:  # its ids are taken, never committed
+        rolled_back = never.reply(b, "2026-03-02 10:11", ann)
+    s.inbound(b, "2026-03-02 10:12")
+    r2 = build(db_url, inc, now=T("2026-03-02 10:20"))
+    assert not r2.full and late_reply in message_ids()
+    assert_same_as_full(db_url, inc, tmp_path, "2026-03-02 10:20")
+    # a gap below the watermark stays watched for (its transaction might still commit) …
+    assert rolled_back in warehouse_state(inc)["id_windows"]["messages"]["pending"]
+    # … and costs nothing more than a lookup by id on the next builds
+    r3 = build(db_url, inc, now=T("2026-03-02 10:30"))
+    assert r3.rows_extracted["messages"] == 0
+
+
+def test_an_unreadable_published_file_is_rebuilt_in_full(engine: Engine, db_url: str, tmp_path: Path) -> None:
+    s = Seed(engine)
+    wa = s.channel("wa")
+    s.inbound(s.conversation(wa, "a"), "2026-03-02 09:00")
+    inc = tmp_path / "inc.duckdb"
+    inc.write_bytes(b"not a duckdb file" * 100)
+    r = build(db_url, inc, now=T("2026-03-02 10:00"))
+    assert r.full
+    assert_same_as_full(db_url, inc, tmp_path, "2026-03-02 10:00")
