@@ -96,6 +96,7 @@ def app_url(db_url: str, tmp_path: Path) -> Iterator[str]:
 def _totp_now(engine: Engine, user_id: int) -> str:
     with UnitOfWork(engine) as uow:
         blob = uow.session.execute(select(User.totp_secret_enc).where(User.id == user_id)).scalar_one()
+    assert blob is not None, "user has no TOTP secret"
     secret = decrypt(get_settings().secret_key_bytes(), blob, f"totp:{user_id}".encode()).decode()
     return pyotp.TOTP(secret).now()
 

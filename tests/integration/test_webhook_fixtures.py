@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import httpx
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, update
 
 from pipelines.channels import ConnectorCache
 from pipelines.processing import process_webhooks_once
@@ -57,7 +57,7 @@ def test_every_fixture_is_accepted_and_handled(engine: Engine) -> None:
         # a second pass over the same deliveries (a platform retry) adds nothing
         with UnitOfWork(engine) as uow:
             before = uow.session.execute(select(func.count()).select_from(Message)).scalar_one()
-            uow.session.execute(WebhookEvent.__table__.update().values(status="RECEIVED", attempts=0, processed_at=None))
+            uow.session.execute(update(WebhookEvent).values(status="RECEIVED", attempts=0, processed_at=None))
             uow.commit()
         while process_webhooks_once(engine, connectors).claimed:
             pass
@@ -67,16 +67,16 @@ def test_every_fixture_is_accepted_and_handled(engine: Engine) -> None:
         rows = uow.session.execute(select(WebhookEvent.status, WebhookEvent.reason).order_by(WebhookEvent.id)).all()
         after = uow.session.execute(select(func.count()).select_from(Message)).scalar_one()
     assert len(rows) == len(cases)
-    by_case = {f"{c[0]}/{c[1]}": r for c, r in zip(cases, rows, strict=True)}
-    bad = {k: r for k, r in by_case.items() if r.status not in ("PROCESSED", "IGNORED")}
+    by_case = {f"{c[0]}/{c[1]}": row for c, row in zip(cases, rows, strict=True)}
+    bad = {k: row for k, row in by_case.items() if row.status not in ("PROCESSED", "IGNORED")}
     assert not bad, bad
-    for k, r in by_case.items():
-        if r.status == "IGNORED":
-            assert r.reason, f"{k} ignored without a reason"
+    for k, row in by_case.items():
+        if row.status == "IGNORED":
+            assert row.reason, f"{k} ignored without a reason"
         if k.startswith("message/"):
-            assert r.status == "PROCESSED", k
+            assert row.status == "PROCESSED", k
     for k in ("system/", "account_update/", "user_marketing_preferences/"):
-        assert any(key.startswith(k) and r.status == "IGNORED" for key, r in by_case.items()), k
+        assert any(key.startswith(k) and row.status == "IGNORED" for key, row in by_case.items()), k
     # fixtures reuse provider message ids across cases: ingest is idempotent by (channel, id)
     ids = {m["id"] for f, _, body in cases if f == "message"
            for e in json.loads(body)["entry"] for c in e["changes"] for m in c["value"].get("messages", [])}

@@ -67,6 +67,7 @@ def test_totp_secret_is_encrypted_at_rest(engine: Engine, make_user: Callable[..
     user = make_user()
     with engine.connect() as con:
         blob = con.execute(select(User.totp_secret_enc).where(User.id == user.id)).scalar_one()
+    assert blob is not None
     assert blob[:2] == b"v1" and user.secret.encode() not in blob
 
 

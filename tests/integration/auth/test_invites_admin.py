@@ -135,7 +135,9 @@ def test_invite_is_emailed_over_smtp(engine: Engine, make_user: Callable[..., U]
                              base_url="http://app.test", secret_key=KEY, settings=smtp)
     assert result.emailed and result.mail_error is None
     assert len(received) == 1 and received[0].rcpt_tos == ["z@example.com"]
-    body = message_from_bytes(received[0].content).get_payload(decode=True).decode()
+    payload = message_from_bytes(received[0].content).get_payload(decode=True)
+    assert isinstance(payload, bytes)
+    body = payload.decode()
     assert result.link in body and "72 hours" in body
 
 

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, update
 
 from switchboard.auth.login import (
     PendingLogin,
@@ -153,13 +153,13 @@ def test_disabled_and_invited_users_cannot_sign_in(engine: Engine, make_user: Ca
                                                    settings: Settings) -> None:
     user = make_user()
     with engine.begin() as con:
-        con.execute(User.__table__.update().where(User.id == user.id).values(status="disabled"))
+        con.execute(update(User).where(User.id == user.id).values(status="disabled"))
     with UnitOfWork(engine) as u, pytest.raises(AuthError, match="account disabled"):
         verify_password_step(u, user.email, PASSWORD, T0, settings=settings)
     with UnitOfWork(engine) as u, pytest.raises(AuthError, match="account disabled"):
         verify_password_step(u, user.email, PASSWORD, T0, settings=settings)
     with engine.begin() as con:
-        con.execute(User.__table__.update().where(User.id == user.id)
+        con.execute(update(User).where(User.id == user.id)
                     .values(status="invited", password_hash=hash_password("another password")))
     with UnitOfWork(engine) as u, pytest.raises(AuthError, match="account invited"):
         verify_password_step(u, user.email, "another password", T0, settings=settings)
