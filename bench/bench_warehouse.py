@@ -322,7 +322,7 @@ def compare_key_metric(pg: psycopg.Connection, wh: Path, *, runs: int, skip_post
         pg.commit()
 
         def pg_run(sql: str) -> list[tuple[object, ...]]:
-            cur.execute(sql)  # type: ignore[arg-type]
+            cur.execute(sql)
             return cur.fetchall()
 
         settings = ", ".join(f"{k}={v}" for k, v in PG_SETTINGS.items())

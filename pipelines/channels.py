@@ -29,7 +29,7 @@ class ConnectorCache:
         """The cached connector if fresh, without touching the database (for async callers)."""
         hit = self._items.get(channel_id)
         if hit is not None and time.monotonic() - hit[0] < self.ttl:
-            return hit[2]  # type: ignore[no-any-return]
+            return hit[2]
         return None
 
     def get(self, channel_id: int) -> tuple[ChannelView, Connector]:

@@ -120,7 +120,7 @@ def conversation_list(actor: Actor) -> None:
             "Unread": st.column_config.NumberColumn(width="small"),
         },
     )
-    picked = event.selection.rows if event is not None else []  # type: ignore[attr-defined]
+    picked = event.selection.rows if event is not None else []
     if picked:
         cid = items[picked[0]].id
         if cid != selected:
@@ -238,7 +238,7 @@ def _profile(actor: Actor, contact_id: int, current_id: int) -> None:
                         f"{(o.last_message_preview or '')[:60]}")
 
 
-def _actions(actor: Actor, c: queries.ConversationView) -> None:  # type: ignore[name-defined]
+def _actions(actor: Actor, c: queries.ConversationView) -> None:
     mine = c.assigned_user_id == actor.user_id
     cols = st.columns(4)
     if c.status == "PENDING" and cols[0].button("Accept", type="primary", key=f"accept_{c.id}"):

@@ -90,4 +90,4 @@ def test_registry_errors_are_clear() -> None:
         get_connector("messenger", external_id=None, credentials={"page_access_token": "t", "app_secret": "s"})
     wa = get_connector("whatsapp", external_id="555", credentials={"access_token": "t", "app_secret": "s"})
     assert wa.provider == "whatsapp" and getattr(wa, "phone_number_id") == "555"  # noqa: B009
-    wa.close()  # type: ignore[attr-defined]
+    wa.close()

@@ -221,7 +221,7 @@ class OfflineClient(TelegramClient):
     def is_connected(self) -> bool:
         return self._offline_connected
 
-    async def disconnect(self) -> None:  # type: ignore[override]
+    async def disconnect(self) -> None:
         self._offline_connected = False
 
     async def catch_up(self) -> None:

@@ -34,7 +34,7 @@ ADA = types.User(id=5001, access_hash=9191, first_name="Ada", last_name="Lovelac
 def msg(**kw: object) -> types.Message:
     base: dict[str, object] = {"id": 7, "peer_id": types.PeerUser(5001), "date": NOW, "message": "hello"}
     base.update(kw)
-    return types.Message(**base)  # type: ignore[arg-type]
+    return types.Message(**base)
 
 
 def test_peer_refs_and_marked_ids() -> None:
