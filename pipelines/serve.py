@@ -25,9 +25,20 @@ SCHEDULES: dict[str, tuple[str, int, dict[str, Any]]] = {
 }
 
 
+def intervals() -> dict[str, int]:
+    """Each scheduled flow's interval in seconds (the warehouse build's from the settings)."""
+    from switchboard.settings import get_settings
+
+    out = {name: interval for name, (_, interval, _) in SCHEDULES.items()}
+    out["warehouse-build"] = get_settings().warehouse_build_interval_seconds
+    return out
+
+
 def deployments() -> list[Any]:
     out = []
-    for name, (target, interval, params) in SCHEDULES.items():
+    every = intervals()
+    for name, (target, _, params) in SCHEDULES.items():
+        interval = every[name]
         module, _, attr = target.partition(":")
         fl = getattr(importlib.import_module(module), attr)
         # No Prefect concurrency limit: a worker killed mid-run leaves a "Running" zombie that would

@@ -28,6 +28,9 @@ class Settings(BaseSettings):
     database_url: str | None = None
     switchboard_secret_key: str | None = None
     warehouse_path: Path | None = None
+    # how often the worker builds the warehouse incrementally; each build writes a full copy of the
+    # warehouse file to disk (built aside, swapped atomically), so very short intervals cost disk writes
+    warehouse_build_interval_seconds: int = 300
     public_base_url: str = "http://127.0.0.1:8000"
     app_base_url: str | None = None  # public URL of the Streamlit app (invite links)
     receiver_host: str = "127.0.0.1"
@@ -54,6 +57,13 @@ class Settings(BaseSettings):
     def _port(cls, value: int) -> int:
         if not 0 < value < 65536:
             raise ValueError("must be a TCP port between 1 and 65535")
+        return value
+
+    @field_validator("warehouse_build_interval_seconds")
+    @classmethod
+    def _interval(cls, value: int) -> int:
+        if value < 30:
+            raise ValueError("must be at least 30 seconds (a build at 10 M messages takes ~2 s and writes the whole file)")
         return value
 
     @field_validator("default_timezone")

@@ -42,3 +42,20 @@ def test_aes_gcm_roundtrip_binds_key_and_context() -> None:
     with pytest.raises(DecryptionError):
         decrypt(k1, tampered, b"totp:1")
     assert decrypt_json(k1, encrypt_json(k1, {"a": 1})) == {"a": 1}
+
+
+def test_warehouse_build_interval_is_a_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipelines.serve import SCHEDULES, intervals
+    from switchboard.settings import get_settings
+
+    monkeypatch.delenv("WAREHOUSE_BUILD_INTERVAL_SECONDS", raising=False)
+    get_settings.cache_clear()
+    assert intervals()["warehouse-build"] == 300 and set(intervals()) == set(SCHEDULES)
+    monkeypatch.setenv("WAREHOUSE_BUILD_INTERVAL_SECONDS", "120")
+    get_settings.cache_clear()
+    try:
+        assert intervals()["warehouse-build"] == 120
+    finally:
+        get_settings.cache_clear()
+    with pytest.raises(SettingsError, match="WAREHOUSE_BUILD_INTERVAL_SECONDS"):
+        load_settings(warehouse_build_interval_seconds=5)
