@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import psycopg
 import yaml
 
 from warehouse import extract, metrics
@@ -284,7 +285,24 @@ def _data_range(con: duckdb.DuckDBPyConnection, above: dict[str, int] | None,
 
 def build(database_url: str, warehouse_path: Path, *, full: bool = False,
           now: datetime | None = None) -> BuildReport:
-    """Build (incrementally unless ``full``) and atomically publish the warehouse file."""
+    """Build (incrementally unless ``full``) and atomically publish the warehouse file.
+
+    Every failure is a :class:`BuildError` with a readable reason (Postgres unreachable, disk full,
+    a model failing…); the published file is then left as it was.
+    """
+    try:
+        return _build(database_url, warehouse_path, full=full, now=now)
+    except BuildError:
+        raise
+    except psycopg.Error as exc:
+        raise BuildError(f"cannot read PostgreSQL: {' '.join(str(exc).split())}") from exc
+    except duckdb.Error as exc:
+        raise BuildError(f"DuckDB failed: {' '.join(str(exc).split())}") from exc
+    except OSError as exc:
+        raise BuildError(f"cannot write the warehouse next to {warehouse_path}: {exc}") from exc
+
+
+def _build(database_url: str, warehouse_path: Path, *, full: bool, now: datetime | None) -> BuildReport:
     t0 = time.perf_counter()
     now = now or datetime.now(UTC)
     if now.tzinfo is None:

@@ -71,3 +71,14 @@ def test_bad_settings_are_reported_without_traceback(tmp_path: Path) -> None:
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 2
     assert "RECEIVER_PORT" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_warehouse_build_with_postgres_unreachable_says_so(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "warehouse.duckdb").write_bytes(b"not a warehouse")  # an unreadable published file, too
+    r = run("postgresql://nobody:secret@127.0.0.1:1/switchboard", tmp_path, "warehouse", "build")
+    assert r.returncode == 2, r.stderr
+    assert "cannot read PostgreSQL" in r.stderr and "Traceback" not in r.stderr
+    assert (home / "warehouse.duckdb").read_bytes() == b"not a warehouse"  # left as it was
+    assert not list(home.glob(".warehouse.duckdb.building-*"))
