@@ -298,6 +298,27 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(2) from None
     except KeyboardInterrupt:
         raise SystemExit(130) from None
+    except Exception as exc:
+        reason = database_problem(exc)
+        if reason is None:
+            raise
+        print(f"error: {reason}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def database_problem(exc: BaseException) -> str | None:
+    """A readable sentence for PostgreSQL being unreachable or not migrated (None: not such an error)."""
+    import psycopg
+    from sqlalchemy.exc import DBAPIError
+
+    orig = exc.orig if isinstance(exc, DBAPIError) else exc
+    if isinstance(orig, psycopg.errors.UndefinedTable):
+        return "the database has no Switchboard tables yet: run `switchboard db upgrade`"
+    if isinstance(orig, psycopg.OperationalError):
+        first = " ".join(str(orig).split())
+        return (f"cannot reach PostgreSQL ({first}). Check DATABASE_URL, or leave it unset to use the embedded "
+                "server under SWITCHBOARD_HOME")
+    return None
 
 
 if __name__ == "__main__":

@@ -82,3 +82,12 @@ def test_warehouse_build_with_postgres_unreachable_says_so(tmp_path: Path) -> No
     assert "cannot read PostgreSQL" in r.stderr and "Traceback" not in r.stderr
     assert (home / "warehouse.duckdb").read_bytes() == b"not a warehouse"  # left as it was
     assert not list(home.glob(".warehouse.duckdb.building-*"))
+
+
+def test_database_unreachable_or_not_migrated_is_one_readable_line(pg_root: str, tmp_path: Path) -> None:
+    for args in (["channel", "list"], ["db", "upgrade"]):
+        r = run("postgresql://nobody:secret@127.0.0.1:1/switchboard", tmp_path, *args)
+        assert r.returncode == 2 and "cannot reach PostgreSQL" in r.stderr and "DATABASE_URL" in r.stderr
+        assert "Traceback" not in r.stderr
+    r = run(pg_root, tmp_path, "channel", "list")  # the maintenance database: no Switchboard tables
+    assert r.returncode == 2 and "switchboard db upgrade" in r.stderr and "Traceback" not in r.stderr
