@@ -64,4 +64,20 @@ def _pages() -> Any:
     return st.navigation(groups)
 
 
-_pages().run()
+def _run() -> None:
+    try:
+        _pages().run()
+    except Exception as exc:
+        from switchboard.db.engine import database_problem
+
+        reason = database_problem(exc)
+        if reason is None:
+            raise
+        # the database is down or not migrated: say so (the operator's log has the details)
+        st.error(f"Switchboard cannot work right now: {reason}. Your draft and your sign-in are kept; "
+                 "try again in a moment.")
+        if st.button("Try again", key="retry_database"):
+            st.rerun()
+
+
+_run()

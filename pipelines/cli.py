@@ -151,7 +151,7 @@ def cmd_app(args: argparse.Namespace) -> None:
     entry = Path(__file__).resolve().parent.parent / "app" / "main.py"
     cmd = [sys.executable, "-m", "streamlit", "run", str(entry), "--server.port", str(args.port or settings.app_port),
            "--server.address", args.host, "--server.headless", "true", "--browser.gatherUsageStats", "false",
-           "--client.toolbarMode", "minimal"]
+           "--client.toolbarMode", "minimal", "--client.showErrorDetails", "type"]
     raise SystemExit(subprocess.call(cmd))
 
 
@@ -299,26 +299,13 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         raise SystemExit(130) from None
     except Exception as exc:
+        from switchboard.db.engine import database_problem
+
         reason = database_problem(exc)
         if reason is None:
             raise
         print(f"error: {reason}", file=sys.stderr)
         raise SystemExit(2) from None
-
-
-def database_problem(exc: BaseException) -> str | None:
-    """A readable sentence for PostgreSQL being unreachable or not migrated (None: not such an error)."""
-    import psycopg
-    from sqlalchemy.exc import DBAPIError
-
-    orig = exc.orig if isinstance(exc, DBAPIError) else exc
-    if isinstance(orig, psycopg.errors.UndefinedTable):
-        return "the database has no Switchboard tables yet: run `switchboard db upgrade`"
-    if isinstance(orig, psycopg.OperationalError):
-        first = " ".join(str(orig).split())
-        return (f"cannot reach PostgreSQL ({first}). Check DATABASE_URL, or leave it unset to use the embedded "
-                "server under SWITCHBOARD_HOME")
-    return None
 
 
 if __name__ == "__main__":

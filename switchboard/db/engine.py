@@ -130,3 +130,18 @@ def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
     opts: dict[str, Any] = {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 20}
     opts.update(kwargs)
     return create_engine(url or database_url(), **opts)
+
+
+def database_problem(exc: BaseException) -> str | None:
+    """A readable sentence for PostgreSQL being unreachable or not migrated (None: not such an error)."""
+    import psycopg
+    from sqlalchemy.exc import DBAPIError
+
+    orig = exc.orig if isinstance(exc, DBAPIError) else exc
+    if isinstance(orig, psycopg.errors.UndefinedTable):
+        return "the database has no Switchboard tables yet: run `switchboard db upgrade`"
+    if isinstance(orig, psycopg.OperationalError):
+        first = " ".join(str(orig).split())
+        return (f"cannot reach PostgreSQL ({first}). Check DATABASE_URL, or leave it unset to use the embedded "
+                "server under SWITCHBOARD_HOME")
+    return None

@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine
@@ -291,3 +292,23 @@ def test_browser_refresh_keeps_login_and_logout_ends_every_tab(served_app: str, 
         expect(tab.get_by_role("heading", name="Sign in to Switchboard")).to_be_visible(timeout=15_000)
         expect(tab.get_by_text("signed out", exact=False).first).to_be_visible()
         browser.close()
+
+
+def test_database_down_is_one_clear_message_not_a_traceback(monkeypatch: pytest.MonkeyPatch,
+                                                            tmp_path: Path) -> None:
+    from app import deps
+
+    monkeypatch.setenv("DATABASE_URL", "postgresql://nobody:secret@127.0.0.1:1/switchboard")
+    monkeypatch.setenv("SWITCHBOARD_HOME", str(tmp_path))
+    get_settings.cache_clear()
+    deps.engine.clear()
+    try:
+        entry = Path(__file__).resolve().parents[2] / "app" / "main.py"
+        at = AppTest.from_file(str(entry), default_timeout=30).run()
+        at = _fill_login(at, "ana@example.com", PASSWORD, "123456")
+        assert not at.exception
+        assert "cannot reach PostgreSQL" in _texts(at) and "Traceback" not in _texts(at)
+        assert at.button(key="retry_database") is not None
+    finally:
+        deps.engine.clear()
+        get_settings.cache_clear()
