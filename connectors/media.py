@@ -16,6 +16,8 @@ import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from types import TracebackType
+from typing import BinaryIO
 
 import httpx
 
@@ -74,6 +76,76 @@ def _expected_digest(value: str | None) -> bytes | None:
     return raw if len(raw) == 32 else None
 
 
+class MediaSink:
+    """A write-only binary file for one download: it hashes and counts what is written, refuses more
+    than ``max_bytes`` (PermanentError ``media_too_large``), and :meth:`finish` moves it to its content
+    address ``<dest_dir>/<sha256[:2]>/<sha256><ext>``. Leaving the ``with`` block without finishing
+    (or with an exception) removes the partial file.
+
+    Platforms that hand us a file-like target (Telethon's ``download_media(file=...)``) write into it
+    directly; :func:`download_to_dir` feeds it from an HTTP stream.
+    """
+
+    def __init__(self, dest_dir: Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+        self.dest_dir = dest_dir
+        self.max_bytes = max_bytes
+        self.size = 0
+        self._digest = hashlib.sha256()
+        dest_dir.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=".part-", dir=dest_dir)
+        self._tmp = Path(tmp_name)
+        self._fh: BinaryIO | None = os.fdopen(fd, "wb")
+        self._finished = False
+
+    def write(self, chunk: bytes) -> int:
+        if self._fh is None:
+            raise ValueError("media sink is closed")
+        self.size += len(chunk)
+        if self.size > self.max_bytes:
+            raise PermanentError(f"media is larger than the limit of {self.max_bytes} bytes", code="media_too_large")
+        self._digest.update(chunk)
+        return self._fh.write(chunk)
+
+    def tell(self) -> int:
+        return self.size
+
+    def flush(self) -> None:
+        if self._fh is not None:
+            self._fh.flush()
+
+    def finish(self, mime: str, *, expected_sha256: str | None = None) -> StoredMedia:
+        """Close and move the file to its content address (idempotent: same bytes, same path)."""
+        if self._fh is None:
+            raise ValueError("media sink is closed")
+        self._fh.close()
+        self._fh = None
+        expected = _expected_digest(expected_sha256)
+        if expected is not None and expected != self._digest.digest():
+            raise PermanentError("media checksum does not match the platform's sha256",
+                                 code="media_checksum_mismatch")
+        hexdigest = self._digest.hexdigest()
+        final_dir = self.dest_dir / hexdigest[:2]
+        final_dir.mkdir(parents=True, exist_ok=True)
+        final = final_dir / f"{hexdigest}{extension_for(mime)}"
+        os.replace(self._tmp, final)
+        self._finished = True
+        return StoredMedia(path=final, sha256=hexdigest, size_bytes=self.size, mime_type=mime)
+
+    def discard(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+        if not self._finished:  # after finish() the name may already belong to another download
+            self._tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> MediaSink:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.discard()
+
+
 def download_to_dir(
     client: httpx.Client,
     url: str,
@@ -107,33 +179,11 @@ def download_to_dir(
             if length and length.isdigit() and int(length) > max_bytes:
                 raise PermanentError(f"media is {int(length)} bytes, more than the limit of {max_bytes}",
                                      code="media_too_large")
-            digest = hashlib.sha256()
-            size = 0
-            fd, tmp_name = tempfile.mkstemp(prefix=".part-", dir=dest_dir)
-            tmp = Path(tmp_name)
-            try:
-                with os.fdopen(fd, "wb") as fh:
-                    for chunk in response.iter_bytes(64 * 1024):
-                        size += len(chunk)
-                        if size > max_bytes:
-                            raise PermanentError(f"media is larger than the limit of {max_bytes} bytes",
-                                                 code="media_too_large")
-                        digest.update(chunk)
-                        fh.write(chunk)
-                expected = _expected_digest(expected_sha256)
-                if expected is not None and expected != digest.digest():
-                    raise PermanentError("media checksum does not match the platform's sha256",
-                                         code="media_checksum_mismatch")
-                hexdigest = digest.hexdigest()
-                final_dir = dest_dir / hexdigest[:2]
-                final_dir.mkdir(parents=True, exist_ok=True)
-                final = final_dir / f"{hexdigest}{extension_for(mime)}"
-                os.replace(tmp, final)
-            except BaseException:
-                tmp.unlink(missing_ok=True)
-                raise
+            with MediaSink(dest_dir, max_bytes=max_bytes) as sink:
+                for chunk in response.iter_bytes(64 * 1024):
+                    sink.write(chunk)
+                return sink.finish(mime, expected_sha256=expected_sha256)
     except httpx.TimeoutException as exc:
         raise RetryableError(f"timeout downloading media: {exc!r}", code="timeout") from None
     except httpx.TransportError as exc:
         raise RetryableError(f"network error downloading media: {exc!r}", code="network") from None
-    return StoredMedia(path=final, sha256=hexdigest, size_bytes=size, mime_type=mime)

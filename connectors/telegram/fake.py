@@ -8,7 +8,10 @@ persisted session string continues where the last one stopped — exactly what t
 Faithful details: a login code is bound to the auth key that requested it (a new session makes it
 expire, as on Telegram); codes expire after ``code_ttl``; message ids are per account for private
 chats and basic groups and per channel for channels/megagroups; a wrong access hash is refused;
-FloodWaits can be injected per method.
+FloodWaits can be injected per method. Media the world created (:meth:`FakeTelegramWorld.receive_media`,
+files sent through the gateway) keeps its bytes and is downloaded by message like on Telegram; a
+message without it, a deleted message or expired media (:meth:`FakeTelegramWorld.expire_media`)
+gives :class:`~connectors.telegram.gateway.MediaUnavailable`.
 
 Test/demo only: ``SWITCHBOARD_TELEGRAM_FAKE=1`` makes ``get_telegram_gateway`` use the process-wide
 :func:`default_fake_world`.
@@ -27,6 +30,7 @@ from pathlib import Path
 
 from connectors.base import PermanentError
 from connectors.telegram.gateway import (
+    DOWNLOADABLE_KINDS,
     CodeExpired,
     DialogInfo,
     EventHandler,
@@ -36,6 +40,9 @@ from connectors.telegram.gateway import (
     InvalidPhone,
     LoginFailed,
     LoginStep,
+    MediaCheck,
+    MediaUnavailable,
+    MediaWriter,
     NotAuthorized,
     PeerRef,
     TgEvent,
@@ -50,6 +57,7 @@ from connectors.telegram.gateway import (
 )
 
 Clock = Callable[[], datetime]
+_CHUNK = 128 * 1024  # upload.getFile part size Telethon asks for
 
 
 def _utcnow() -> datetime:
@@ -105,6 +113,8 @@ class FakeTelegramWorld:
         self.flood: dict[str, deque[int]] = {}
         self.failures: dict[str, list[tuple[int, BaseException]]] = {}
         self.calls: list[tuple[str, tuple[object, ...]]] = []
+        self.media_bytes: dict[str, bytes] = {}  # media id -> the file on Telegram's file servers
+        self._next_media_id = 5_000_000_000
         self.lock = threading.RLock()
         self.changed = threading.Condition(self.lock)
         self._next_user_id = 700_000
@@ -191,6 +201,38 @@ class FakeTelegramWorld:
             if notify:
                 self._emit(account, TgNewMessage(msg))
             return msg
+
+    def new_media(self, kind: str, content: bytes, *, mime_type: str | None = None,
+                  file_name: str | None = None) -> TgMedia:
+        """Upload ``content`` to the fake file servers; the returned media can be attached to messages.
+        A photo (``kind="image"``) is JPEG unless ``mime_type`` says otherwise (an image sent as a file)."""
+        with self.lock:
+            self._next_media_id += 1
+            media_id = str(self._next_media_id)
+            self.media_bytes[media_id] = bytes(content)
+            mime = mime_type or ("image/jpeg" if kind == "image" else "application/octet-stream")
+            return TgMedia(kind, mime, file_name, len(content), media_id)
+
+    def receive_media(self, phone: str, peer: PeerRef, kind: str, content: bytes, *, mime_type: str | None = None,
+                      file_name: str | None = None, caption: str | None = None, notify: bool = True) -> TgMessage:
+        """A customer sends a photo (``kind="image"``) or a file (document, video, audio, voice, sticker)."""
+        media = self.new_media(kind, content, mime_type=mime_type, file_name=file_name)
+        return self.receive(phone, peer, caption, media=media, notify=notify)
+
+    def expire_media(self, phone: str, peer: PeerRef, message_id: int) -> None:
+        """The message's media is gone (a self-destructing photo that timed out): Telegram then shows
+        the message with an empty photo/document, as :func:`~connectors.telegram.mapping.tg_media` maps it."""
+        with self.lock:
+            account = self._account(phone)
+            chat = self._chat(account, peer.marked_id)
+            for i, msg in enumerate(chat.messages):
+                if msg.id == message_id and msg.media is not None:
+                    if msg.media.media_id is not None:
+                        self.media_bytes.pop(msg.media.media_id, None)
+                    kind = "image" if msg.media.kind == "image" else "document"
+                    chat.messages[i] = replace(msg, media=TgMedia(kind, data={"expired": True}))
+                    return
+            raise KeyError(message_id)
 
     def send_native(self, phone: str, peer: PeerRef, text: str, *, date: datetime | None = None) -> TgMessage:
         """The account owner writes from the Telegram app (an outgoing message Switchboard did not send)."""
@@ -386,8 +428,35 @@ class FakeTelegramGateway:
                 raise PermanentError(f"file to send does not exist: {path}", code="FILE_NOT_FOUND")
             mime = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
             kind = "image" if mime.startswith("image/") else "video" if mime.startswith("video/") else "document"
-            media = TgMedia(kind, mime, file.name, file.stat().st_size, secrets.token_hex(6))
+            media = self.world.new_media(kind, file.read_bytes(), mime_type=mime, file_name=file.name)
             return self.world._send(account, self._chat_for(account, peer), caption, media, None, None, False)
+
+    def download_media(self, peer: PeerRef, message_id: int, out: MediaWriter, *,
+                       check: MediaCheck | None = None) -> TgMedia:
+        with self.world.lock:
+            self._call("download_media", peer.marked_id, message_id)
+            account = self._authorized()
+            # messages.getMessages takes bare ids (per account) for private chats and basic groups: only a
+            # channel's messages are asked for with its access hash (channels.getMessages)
+            chat = self._chat_for(account, peer) if peer.peer_type == "channel" else \
+                self.world._chat(account, peer.marked_id)
+            msg = next((m for m in chat.messages if m.id == message_id), None)
+            if msg is None:
+                raise MediaUnavailable(f"message {message_id} no longer exists in chat {peer.marked_id}",
+                                       code="MESSAGE_NOT_FOUND")
+            media = msg.media
+            if media is None or media.kind not in DOWNLOADABLE_KINDS:
+                raise MediaUnavailable(f"message {message_id} of chat {peer.marked_id} has no downloadable "
+                                       f"media ({media.kind if media else 'none'})", code="NO_MEDIA")
+            content = self.world.media_bytes.get(media.media_id or "")
+            if content is None or media.data.get("expired"):
+                raise MediaUnavailable(f"the media of message {message_id} of chat {peer.marked_id} expired",
+                                       code="MEDIA_EXPIRED")
+        if check is not None:
+            check(media)
+        for start in range(0, len(content), _CHUNK):  # in parts, as Telegram serves files
+            out.write(content[start:start + _CHUNK])
+        return media
 
     def listen(self, handler: EventHandler, stop: threading.Event) -> None:
         account = self._authorized()

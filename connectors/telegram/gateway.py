@@ -205,6 +205,28 @@ class UnknownPeer(PermanentError):
     """The chat is not known to this account (no access hash stored)."""
 
 
+class MediaUnavailable(PermanentError):
+    """A message's media cannot be downloaded: the message is gone (``MESSAGE_NOT_FOUND``), it has no
+    downloadable media (``NO_MEDIA``: text, location, poll...), or the media expired (``MEDIA_EXPIRED``:
+    self-destructing photos and videos)."""
+
+
+# Media kinds whose bytes live on Telegram's file servers (photos and documents).
+DOWNLOADABLE_KINDS = frozenset({"image", "video", "audio", "voice", "document", "sticker"})
+
+
+class MediaWriter(Protocol):
+    """Where a download goes: any binary file-like object (``io.BytesIO``, an open file,
+    :class:`connectors.media.MediaSink`). ``write`` may raise to abort the download."""
+
+    def write(self, data: bytes, /) -> int: ...
+
+    def tell(self) -> int: ...
+
+
+MediaCheck = Callable[[TgMedia], None]
+
+
 # --- the port ----------------------------------------------------------------------------------
 
 
@@ -237,6 +259,18 @@ class TelegramGateway(Protocol):
     def send_text(self, peer: PeerRef, text: str, reply_to: int | None = None) -> TgMessage: ...
 
     def send_file(self, peer: PeerRef, path: str, caption: str | None = None) -> TgMessage: ...
+
+    def download_media(self, peer: PeerRef, message_id: int, out: MediaWriter, *,
+                       check: MediaCheck | None = None) -> TgMedia:
+        """Fetch message ``message_id`` of ``peer`` and write its media (a photo's largest size, or the
+        whole document) into ``out``; return the media's description (kind, mime type, size, media id).
+
+        ``check`` sees that description before any byte is fetched; whatever it raises aborts the
+        download (size and type limits). Raises MediaUnavailable when the message is gone, has no
+        downloadable media or the media expired; UnknownPeer for a chat the account cannot see;
+        FloodWait like every other call.
+        """
+        ...
 
     def listen(self, handler: EventHandler, stop: threading.Event) -> None:
         """Deliver live events to ``handler`` until ``stop`` is set or the connection ends."""

@@ -138,6 +138,22 @@ def _document_kind(doc: types.Document, media: types.MessageMediaDocument) -> tu
     return kind, file_name
 
 
+def largest_photo_size(photo: types.Photo) -> tuple[str, int] | None:
+    """``(type, bytes)`` of a photo's largest image size: what Switchboard downloads (never the
+    animated ``video_sizes``, never the inline thumbnails or the SVG outline)."""
+    best: tuple[str, int] | None = None
+    for size in photo.sizes:
+        if isinstance(size, types.PhotoSize):
+            candidate = (size.type, int(size.size))
+        elif isinstance(size, types.PhotoSizeProgressive) and size.sizes:
+            candidate = (size.type, int(max(size.sizes)))
+        else:
+            continue
+        if best is None or candidate[1] > best[1]:
+            best = candidate
+    return best
+
+
 def tg_media(media: Any) -> TgMedia | None:
     """Our description of a message's media (None for no media or a web page preview)."""
     if media is None or isinstance(media, types.MessageMediaEmpty | types.MessageMediaWebPage):
@@ -145,9 +161,8 @@ def tg_media(media: Any) -> TgMedia | None:
     if isinstance(media, types.MessageMediaPhoto):
         photo = media.photo
         if isinstance(photo, types.Photo):
-            sizes = [getattr(s, "size", None) for s in photo.sizes]
-            size = max((s for s in sizes if isinstance(s, int)), default=None)
-            return TgMedia("image", "image/jpeg", None, size, str(photo.id))
+            largest = largest_photo_size(photo)
+            return TgMedia("image", "image/jpeg", None, largest[1] if largest else None, str(photo.id))
         return TgMedia("image", data={"expired": True})
     if isinstance(media, types.MessageMediaDocument):
         doc = media.document

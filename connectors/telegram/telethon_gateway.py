@@ -18,10 +18,13 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from telethon import TelegramClient, errors, events, functions
+from telethon.errors.rpcerrorlist import rpc_errors_dict
 from telethon.sessions import StringSession
+from telethon.tl import types
 
 from connectors.base import ConnectorError, PermanentError, RetryableError
 from connectors.telegram.gateway import (
+    DOWNLOADABLE_KINDS,
     CodeExpired,
     DialogInfo,
     EventHandler,
@@ -31,22 +34,40 @@ from connectors.telegram.gateway import (
     InvalidPhone,
     LoginFailed,
     LoginStep,
+    MediaCheck,
+    MediaUnavailable,
+    MediaWriter,
     NotAuthorized,
     PeerRef,
+    TgMedia,
     TgMessage,
     TgUser,
     UnknownPeer,
 )
-from connectors.telegram.mapping import input_peer, peer_ref, tg_dialog, tg_event, tg_message, tg_user
+from connectors.telegram.mapping import (
+    input_peer,
+    largest_photo_size,
+    peer_ref,
+    tg_dialog,
+    tg_event,
+    tg_media,
+    tg_message,
+    tg_user,
+)
 
 T = TypeVar("T")
+
+
+# Telethon's error classes -> Telegram's error names (``FileReferenceExpiredError`` -> FILE_REFERENCE_EXPIRED);
+# an instance's ``message`` is only its HTTP-like class (BAD_REQUEST) unless Telethon did not know the error.
+_RPC_ERROR_NAMES: dict[type, str] = {cls: name for name, cls in rpc_errors_dict.items()}
 
 
 def translate_error(exc: BaseException) -> ConnectorError:
     """Telethon/RPC errors -> the port's errors (Telegram's error name kept as ``code``)."""
     if isinstance(exc, ConnectorError):
         return exc
-    name = getattr(exc, "message", None) or type(exc).__name__
+    name = _RPC_ERROR_NAMES.get(type(exc)) or getattr(exc, "message", None) or type(exc).__name__
     if isinstance(exc, errors.FloodWaitError | errors.FloodPremiumWaitError | errors.SlowModeWaitError):
         return FloodWait(int(exc.seconds), request=type(getattr(exc, "request", None)).__name__)
     if isinstance(exc, errors.PhoneNumberInvalidError | errors.PhoneNumberBannedError
@@ -67,6 +88,9 @@ def translate_error(exc: BaseException) -> ConnectorError:
                   | errors.ChatIdInvalidError | errors.UserIdInvalidError):
         return UnknownPeer(str(exc), code=name)
     if isinstance(exc, errors.ServerError | errors.TimedOutError | errors.RpcCallFailError):
+        return RetryableError(str(exc), code=name)
+    if isinstance(exc, errors.FileReferenceExpiredError | errors.FilerefUpgradeNeededError):
+        # the message is fetched again before every download, so the next attempt has a fresh reference
         return RetryableError(str(exc), code=name)
     if isinstance(exc, errors.RPCError):
         return PermanentError(str(exc), code=name, status=getattr(exc, "code", None))
@@ -219,6 +243,39 @@ class TelethonGateway:
         async def go() -> TgMessage:
             sent = await self.client.send_file(input_peer(peer), path, caption=caption or "", parse_mode=None)
             return self._sent(sent, peer)
+
+        return self._run(go())
+
+    def download_media(self, peer: PeerRef, message_id: int, out: MediaWriter, *,
+                       check: MediaCheck | None = None) -> TgMedia:
+        async def go() -> TgMedia:
+            # get_messages checks that the id belongs to this chat (ids of private chats and groups
+            # are per account); a deleted message comes back as None
+            msg = await self.client.get_messages(input_peer(peer), ids=message_id)
+            if not isinstance(msg, types.Message):
+                raise MediaUnavailable(f"message {message_id} no longer exists in chat {peer.marked_id}",
+                                       code="MESSAGE_NOT_FOUND")
+            media = tg_media(msg.media)
+            if media is None or media.kind not in DOWNLOADABLE_KINDS:
+                raise MediaUnavailable(f"message {message_id} of chat {peer.marked_id} has no downloadable "
+                                       f"media ({media.kind if media else 'none'})", code="NO_MEDIA")
+            if media.media_id is None or media.data.get("expired"):
+                raise MediaUnavailable(f"the media of message {message_id} of chat {peer.marked_id} expired",
+                                       code="MEDIA_EXPIRED")
+            if check is not None:
+                check(media)
+            thumb: str | None = None
+            if isinstance(msg.media, types.MessageMediaPhoto) and isinstance(msg.media.photo, types.Photo):
+                largest = largest_photo_size(msg.media.photo)
+                if largest is None:
+                    raise MediaUnavailable(f"the photo of message {message_id} has no downloadable size",
+                                           code="MEDIA_EXPIRED")
+                thumb = largest[0]  # the largest image, never the photo's animated video size
+            result = await self.client.download_media(msg, file=out, thumb=thumb)
+            if result is None:
+                raise MediaUnavailable(f"Telegram returned nothing for the media of message {message_id}",
+                                       code="MEDIA_EXPIRED")
+            return media
 
         return self._run(go())
 

@@ -1,6 +1,7 @@
 """A Telegram *platform* double for the Telethon adapter: a ``TelegramClient`` subclass whose
 ``__call__`` answers MTProto requests with real TL objects, so Telethon's own code (iter_messages
-paging, sign_in, send_code_request, send_message response handling) runs unmodified, offline.
+paging, sign_in, send_code_request, send_message response handling, get_messages by id,
+download_media's upload.getFile parts and its file-reference refetch) runs unmodified, offline.
 
 It fakes the platform, not our code: the adapter under test is the real ``TelethonGateway``.
 The 2FA password check is real SRP (server side computed here), so a wrong password is refused
@@ -17,6 +18,7 @@ from typing import Any
 
 from telethon import TelegramClient, errors, functions, utils
 from telethon.crypto import AuthKey
+from telethon.extensions import BinaryReader
 from telethon.password import big_num_for_hash, check_prime_and_good, compute_hash, num_bytes_for_hash, xor
 from telethon.sessions import StringSession
 from telethon.tl import types
@@ -58,6 +60,11 @@ class OfflineTelegram:
         self.flood: dict[str, int] = {}
         self.pending_updates: list[Any] = []  # delivered to the client on its next catch_up()
         self.requests: list[str] = []
+        # file servers: (photo/document id, size type; "" for a document itself) -> bytes
+        self.files: dict[tuple[int, str], bytes] = {}
+        self.file_refs: dict[int, bytes] = {}  # the current file reference of each photo/document
+        self.expire_ref_once: set[int] = set()  # file ids whose reference expires at the next GetFile
+        self.file_parts: list[tuple[int, int, int]] = []  # (file id, offset, limit) of every part served
         # SRP state
         self.p = _good_prime()
         self.g = 3
@@ -73,13 +80,42 @@ class OfflineTelegram:
         self.history.setdefault(user_id, [])
         return user
 
-    def add_message(self, marked_peer: int, text: str, *, out: bool = False, minutes: int = 0) -> Any:
+    def add_message(self, marked_peer: int, text: str, *, out: bool = False, minutes: int = 0,
+                    media: Any = None) -> Any:
         peer = utils.resolve_id(marked_peer)[1](utils.resolve_id(marked_peer)[0])
         msg = types.Message(id=self.next_id, peer_id=peer, date=T0 + timedelta(minutes=minutes), message=text,
-                            out=out, from_id=types.PeerUser(self.me.id) if out else None)
+                            out=out, from_id=types.PeerUser(self.me.id) if out else None, media=media)
         self.next_id += 1
         self.history.setdefault(marked_peer, []).append(msg)
         return msg
+
+    def add_photo(self, marked_peer: int, content: bytes, *, caption: str = "") -> Any:
+        """A photo as Telegram stores it: an inline stripped thumbnail, a small ``m`` size, the full
+        picture as a progressive ``y`` size, and (like a profile video) an animated ``u`` video size
+        that is larger still — which a download of "the photo" must not pick."""
+        pid = secrets.randbits(62)
+        thumb = content[: max(1, len(content) // 8)]
+        video = b"\x00\x00\x00\x18ftypmp42" + b"v" * (len(content) * 2)
+        self.file_refs[pid] = os.urandom(8)
+        photo = types.Photo(id=pid, access_hash=secrets.randbits(62), file_reference=self.file_refs[pid], date=T0,
+                            dc_id=2, sizes=[types.PhotoStrippedSize("i", b"\x01\x28\x28"),
+                                            types.PhotoSize("m", 320, 240, len(thumb)),
+                                            types.PhotoSizeProgressive("y", 1280, 960,
+                                                                       [len(content) // 3, len(content)])],
+                            video_sizes=[types.VideoSize("u", 800, 800, len(video))])
+        self.files[(pid, "m")], self.files[(pid, "y")], self.files[(pid, "u")] = thumb, content, video
+        return self.add_message(marked_peer, caption, media=types.MessageMediaPhoto(photo=photo))
+
+    def add_document(self, marked_peer: int, content: bytes, *, mime_type: str, file_name: str,
+                     declared_size: int | None = None, caption: str = "") -> Any:
+        """A file; ``declared_size`` lets the metadata lie about the size (the bytes still arrive)."""
+        did = secrets.randbits(62)
+        self.file_refs[did] = os.urandom(8)
+        doc = types.Document(id=did, access_hash=secrets.randbits(62), file_reference=self.file_refs[did], date=T0,
+                             mime_type=mime_type, size=len(content) if declared_size is None else declared_size,
+                             dc_id=2, attributes=[types.DocumentAttributeFilename(file_name)])
+        self.files[(did, "")] = content
+        return self.add_message(marked_peer, caption, media=types.MessageMediaDocument(document=doc))
 
     # --- request handlers ----------------------------------------------------------------------
 
@@ -128,6 +164,10 @@ class OfflineTelegram:
             return self._dialogs()
         if isinstance(request, functions.messages.GetHistoryRequest):
             return self._get_history(request)
+        if isinstance(request, functions.messages.GetMessagesRequest):
+            return self._get_messages(request)
+        if isinstance(request, functions.upload.GetFileRequest):
+            return self._get_file(request)
         if isinstance(request, functions.messages.SendMessageRequest):
             marked = self._check_peer(request, request.peer)
             msg = self.add_message(marked, request.message, out=True, minutes=60)
@@ -171,6 +211,45 @@ class OfflineTelegram:
             page = [m for m in page if m.id < request.max_id]
         return types.messages.MessagesSlice(count=len(desc), messages=page, topics=[], chats=[],
                                             users=[self.me, *self.users.values()])
+
+    def _get_messages(self, request: Any) -> types.messages.Messages:
+        """By id among the account's private chats and basic groups (ids are per account there):
+        a message of another chat comes back too (the client must check), a missing one as empty."""
+        found: list[Any] = []
+        for ref in request.id:
+            mid = utils.get_input_message(ref).id  # what TLRequest.resolve does on the real wire
+            msg = next((m for marked, msgs in self.history.items() if marked > -1_000_000_000_000
+                        for m in msgs if m.id == mid), None)
+            if msg is None:
+                found.append(types.MessageEmpty(id=mid, peer_id=None))
+            else:  # the wire gives the client its own copy, with the file references of now
+                copy = BinaryReader(bytes(msg)).tgread_object()
+                media = getattr(copy, "media", None)
+                for file in (getattr(media, "photo", None), getattr(media, "document", None)):
+                    if file is not None and file.id in self.file_refs:
+                        file.file_reference = self.file_refs[file.id]
+                found.append(copy)
+        return types.messages.Messages(messages=found, topics=[], chats=list(self.chats.values()),
+                                       users=[self.me, *self.users.values()])
+
+    def _get_file(self, request: Any) -> types.upload.File:
+        """upload.getFile: parts at offsets divisible by 4 KiB, of at most 1 MiB, with a valid file reference."""
+        loc = request.location
+        if not isinstance(loc, types.InputPhotoFileLocation | types.InputDocumentFileLocation):
+            raise NotImplementedError(f"offline Telegram serves no {type(loc).__name__}")
+        content = self.files.get((loc.id, loc.thumb_size))
+        if content is None:
+            raise errors.LocationInvalidError(request)
+        if loc.id in self.expire_ref_once:  # the reference expired while the client held the message
+            self.expire_ref_once.discard(loc.id)
+            self.file_refs[loc.id] = os.urandom(8)
+        if loc.file_reference != self.file_refs.get(loc.id):
+            raise errors.FileReferenceExpiredError(request)
+        if request.offset % 4096 or request.limit % 4096 or not 0 < request.limit <= 1024 * 1024:
+            raise errors.LimitInvalidError(request)
+        self.file_parts.append((loc.id, request.offset, request.limit))
+        return types.upload.File(type=types.storage.FileUnknown(), mtime=0,
+                                 bytes=content[request.offset:request.offset + request.limit])
 
     # --- SRP (server side) ---------------------------------------------------------------------
 
@@ -232,4 +311,9 @@ class OfflineClient(TelegramClient):
             await self._dispatch_update(update)
 
     async def __call__(self, request: Any, ordered: bool = False, flood_sleep_threshold: int | None = None) -> Any:
+        return self.platform.handle(self, request)
+
+    async def _call(self, sender: Any, request: Any, ordered: bool = False,
+                    flood_sleep_threshold: int | None = None) -> Any:
+        # file downloads go through _call with the (unconnected) sender
         return self.platform.handle(self, request)
