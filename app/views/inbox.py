@@ -194,7 +194,10 @@ def _file_bytes(path: str) -> bytes:
 def _attachment(actor: Actor, a: outbox.AttachmentView) -> None:
     label = f"📎 {a.kind}: {a.file_name or a.mime_type or ''}"
     if not a.local_path:
-        st.text(label + ("" if a.url else " (downloading…)"))
+        if a.download_error:
+            st.text(f"{label} (not downloaded: {a.download_error})")
+        else:
+            st.text(label + ("" if a.url else " (downloading…)"))
         return
     try:
         f = call(media.attachment_file, actor, a.id)  # the access check runs on every render
@@ -203,7 +206,10 @@ def _attachment(actor: Actor, a: outbox.AttachmentView) -> None:
         st.text(f"{label} (unavailable: {exc})")
         return
     if a.kind in ("image", "sticker") and (a.mime_type or "").startswith("image/"):
-        st.image(data, width=240)
+        try:
+            st.image(data, width=240)
+        except (OSError, ValueError):  # not decodable as an image, whatever the platform said: offer the file
+            st.caption("(no preview: the file is not a readable image)")
     st.download_button(label, data, file_name=f.file_name or Path(f.path).name, mime=f.mime_type,
                        key=f"att_{a.id}")
 

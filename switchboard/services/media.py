@@ -1,12 +1,15 @@
-"""Attachments whose media still lives on the platform (WhatsApp media ids expire after 7 days)."""
+"""Attachments whose media still lives on the platform (WhatsApp media ids expire after 7 days;
+Telegram media is fetched through its message)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import DateTime, func, or_, select, update
 
+from switchboard.clock import utcnow
 from switchboard.db.schema import Attachment, Channel, Message
 from switchboard.errors import NotFound
 from switchboard.services.access import require_view
@@ -26,6 +29,7 @@ class PendingMedia:
     provider_media_id: str
     mime_type: str | None
     tries: int
+    provider_message_id: str | None = None  # Telegram downloads by message: "<chat id>:<message id>"
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,30 +40,38 @@ class StoredFile:
     kind: str
 
 
-def pending_media(uow: UnitOfWork, *, limit: int = 50) -> list[PendingMedia]:
-    """Media attachments not downloaded yet (and not given up on), oldest first, locked SKIP LOCKED."""
+def pending_media(uow: UnitOfWork, *, limit: int = 50, now: datetime | None = None) -> list[PendingMedia]:
+    """Media attachments not downloaded yet (and not given up on, and not waiting for a platform's
+    retry-after), oldest first, locked SKIP LOCKED."""
     tries = func.coalesce(Attachment.data["download_tries"].as_integer(), 0)
+    retry_at = Attachment.data["download_retry_at"].as_string()
     rows = uow.session.execute(
         select(Attachment.id, Message.channel_id, Channel.provider, Attachment.kind, Attachment.provider_media_id,
-               Attachment.mime_type, tries.label("tries"))
+               Attachment.mime_type, tries.label("tries"), Message.provider_message_id)
         .join(Message, Message.id == Attachment.message_id)
         .join(Channel, Channel.id == Message.channel_id)
         .where(Attachment.local_path.is_(None), Attachment.provider_media_id.is_not(None),
                Attachment.kind.in_(MEDIA_KINDS), tries < MAX_TRIES,
-               Attachment.data["download_error_code"].as_string().is_(None))
+               Attachment.data["download_error_code"].as_string().is_(None),
+               or_(retry_at.is_(None), retry_at.cast(DateTime(timezone=True)) <= (now or utcnow())))
         .order_by(Attachment.id)
         .limit(limit)
         .with_for_update(of=Attachment, skip_locked=True)
     ).all()
-    return [PendingMedia(r.id, r.channel_id, r.provider, r.kind, r.provider_media_id, r.mime_type, r.tries)
+    return [PendingMedia(r.id, r.channel_id, r.provider, r.kind, r.provider_media_id, r.mime_type, r.tries,
+                         r.provider_message_id)
             for r in rows]
 
 
 def record_download(uow: UnitOfWork, attachment_id: int, *, path: str | None, sha256: str | None = None,
                     size_bytes: int | None = None, mime_type: str | None = None, error: str | None = None,
-                    error_code: str | None = None, retryable: bool = False) -> None:
+                    error_code: str | None = None, retryable: bool = False, retry_at: datetime | None = None,
+                    count_try: bool = True) -> None:
     """Keep the stored file, or the reason it was refused (too large, type not allowed) / will be retried.
-    Does not commit: the caller commits with the batch it locked."""
+
+    A retryable failure counts one of MAX_TRIES unless ``count_try=False`` (a platform rate limit is not
+    the media's fault); ``retry_at`` keeps it out of :func:`pending_media` until then (a platform's
+    retry-after, e.g. a Telegram FloodWait). Does not commit: the caller commits with the batch it locked."""
     att = uow.session.get(Attachment, attachment_id)
     if att is None:
         raise NotFound(f"attachment {attachment_id} does not exist")
@@ -70,10 +82,16 @@ def record_download(uow: UnitOfWork, attachment_id: int, *, path: str | None, sh
         if mime_type and not att.mime_type:
             values["mime_type"] = mime_type
         data.pop("download_error", None)
+        data.pop("download_retry_at", None)
     else:
         data["download_error"] = error
         if retryable:
-            data["download_tries"] = int(data.get("download_tries") or 0) + 1
+            if count_try:
+                data["download_tries"] = int(data.get("download_tries") or 0) + 1
+            if retry_at is not None:
+                data["download_retry_at"] = retry_at.isoformat()
+            else:
+                data.pop("download_retry_at", None)
         else:
             data["download_error_code"] = error_code or "refused"
     values["data"] = data

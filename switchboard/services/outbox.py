@@ -43,6 +43,7 @@ class AttachmentView:
     url: str | None
     size_bytes: int | None
     local_path: str | None
+    download_error: str | None = None  # why the media was refused (too large, type not allowed, gone)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +92,19 @@ _MSG_COLS = (
 )
 
 
+def _refusal(data: dict[str, Any] | None) -> str | None:
+    """Why a media download was given up on: refused, or out of tries (retries under way are not)."""
+    from switchboard.services.media import MAX_TRIES
+
+    if not data:
+        return None
+    if data.get("download_error_code"):
+        return str(data.get("download_error") or data["download_error_code"])
+    if int(data.get("download_tries") or 0) >= MAX_TRIES:
+        return f"gave up after {MAX_TRIES} tries: {data.get('download_error')}"
+    return None
+
+
 def message_views(uow: UnitOfWork, where: Any, order: Sequence[Any] = (), limit: int | None = None
                   ) -> list[MessageView]:
     stmt = select(*_MSG_COLS).outerjoin(User, User.id == Message.author_user_id).where(where)
@@ -105,7 +119,8 @@ def message_views(uow: UnitOfWork, where: Any, order: Sequence[Any] = (), limit:
             select(Attachment).where(Attachment.message_id.in_([r.id for r in rows])).order_by(Attachment.id)
         ).scalars():
             atts.setdefault(a.message_id, []).append(
-                AttachmentView(a.id, a.kind, a.mime_type, a.file_name, a.url, a.size_bytes, a.local_path))
+                AttachmentView(a.id, a.kind, a.mime_type, a.file_name, a.url, a.size_bytes, a.local_path,
+                               _refusal(a.data)))
     return [
         MessageView(r.id, r.conversation_id, r.direction, r.author_kind, r.author_user_id, r.author_name,
                     r.body, r.content_type, r.status, r.error_code, r.error_message, r.is_edited,
