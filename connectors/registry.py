@@ -30,11 +30,11 @@ def get_connector(provider: str, *, external_id: str | None, credentials: Mappin
     connector owns its own client and closes it in ``close()`` / on ``with`` exit.
     """
     if provider in ("whatsapp", "sandbox"):
-        from connectors.whatsapp import WhatsAppConnector
+        from connectors.whatsapp import WhatsAppConnector, channel_phone_number_id
 
         default_base = DEFAULT_SANDBOX_URL if provider == "sandbox" else DEFAULT_GRAPH_BASE_URL
         return WhatsAppConnector(
-            phone_number_id=str(credentials.get("phone_number_id") or external_id or "")
+            phone_number_id=channel_phone_number_id(external_id, credentials)
             or _required(credentials, provider, "phone_number_id"),
             access_token=_required(credentials, provider, "access_token"),
             app_secret=_required(credentials, provider, "app_secret"),

@@ -263,8 +263,30 @@ def _parse_messages_value(value: dict[str, Any], field: str, where: str) -> list
     return items
 
 
-def parse_whatsapp_webhook(raw_body: bytes | Mapping[str, Any]) -> list[ParsedItem]:
-    """Parse one webhook POST body (bytes, or an already-decoded object) into domain items."""
+def _phone_number_id(value: dict[str, Any]) -> str | None:
+    metadata = value.get("metadata")
+    number = metadata.get("phone_number_id") if isinstance(metadata, dict) else None
+    if number is None or isinstance(number, dict | list | bool) or str(number).strip() == "":
+        return None
+    return str(number).strip()
+
+
+def channel_phone_number_id(external_id: str | None, credentials: Mapping[str, Any]) -> str | None:
+    """The phone number id a WhatsApp/sandbox channel sends from and receives for: the
+    ``phone_number_id`` credential, else the channel's external id (what the connector uses)."""
+    value = str(credentials.get("phone_number_id") or external_id or "").strip()
+    return value or None
+
+
+def parse_whatsapp_webhook_by_number(raw_body: bytes | Mapping[str, Any]) -> list[tuple[str | None, list[ParsedItem]]]:
+    """Parse one webhook POST body into ``(phone_number_id, items)`` per change, in order.
+
+    ``phone_number_id`` is the change's ``value.metadata.phone_number_id``: the business number the
+    messages were sent to and the statuses are about. One Meta app has one callback URL for all the
+    numbers of its WhatsApp Business Accounts, so a delivery may carry changes of several numbers;
+    the caller routes each change to the channel of its number. ``None`` when the change names no
+    number (account, template and other WABA-level updates, which are :class:`Ignored` anyway).
+    """
     data = load_json_object(raw_body) if isinstance(raw_body, bytes | bytearray) else dict(raw_body)
     obj = data.get("object")
     if obj != WHATSAPP_OBJECT:
@@ -273,7 +295,7 @@ def parse_whatsapp_webhook(raw_body: bytes | Mapping[str, Any]) -> list[ParsedIt
     entries = data.get("entry")
     if not isinstance(entries, list):
         raise PayloadError("webhook has no 'entry' list", code="bad_shape")
-    items: list[ParsedItem] = []
+    out: list[tuple[str | None, list[ParsedItem]]] = []
     for e_i, entry in enumerate(entries):
         entry = _obj(entry, f"entry[{e_i}]")
         for c_i, change in enumerate(_list(entry.get("changes"), f"entry[{e_i}].changes")):
@@ -281,16 +303,23 @@ def parse_whatsapp_webhook(raw_body: bytes | Mapping[str, Any]) -> list[ParsedIt
             change = _obj(change, where)
             field = str(change.get("field") or "")
             value = _obj(change.get("value"), f"{where}.value")
+            phone_number_id = _phone_number_id(value)
             if field in ("messages", "smb_message_echoes"):
-                items.extend(_parse_messages_value(value, field, f"{where}.value"))
+                out.append((phone_number_id, _parse_messages_value(value, field, f"{where}.value")))
             else:
                 event = value.get("event") or value.get("category") or value.get("type")
                 label = f"{field} ({event})" if event else field
-                items.append(Ignored(reason=f"{label} update: nothing to ingest", kind=field or "unknown",
-                                     raw=value))
-    if not items:
-        items.append(Ignored(reason="webhook without changes", kind="empty", raw=data))
-    return items
+                out.append((phone_number_id, [Ignored(reason=f"{label} update: nothing to ingest",
+                                                      kind=field or "unknown", raw=value)]))
+    if not out:
+        out.append((None, [Ignored(reason="webhook without changes", kind="empty", raw=data)]))
+    return out
+
+
+def parse_whatsapp_webhook(raw_body: bytes | Mapping[str, Any]) -> list[ParsedItem]:
+    """Parse one webhook POST body (bytes, or an already-decoded object) into domain items
+    (every change, whatever its number: see :func:`parse_whatsapp_webhook_by_number`)."""
+    return [item for _, items in parse_whatsapp_webhook_by_number(raw_body) for item in items]
 
 
 # --- the connector ---------------------------------------------------------------------------------
@@ -332,6 +361,10 @@ class WhatsAppConnector:
 
     def parse_webhook(self, raw_body: bytes) -> list[ParsedItem]:
         return parse_whatsapp_webhook(raw_body)
+
+    def parse_webhook_by_number(self, raw_body: bytes) -> list[tuple[str | None, list[ParsedItem]]]:
+        """As :meth:`parse_webhook`, grouped per change with the business phone number id it is for."""
+        return parse_whatsapp_webhook_by_number(raw_body)
 
     # --- sending
     def _url(self, path: str) -> str:

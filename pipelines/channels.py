@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from typing import Any
@@ -9,10 +10,11 @@ from typing import Any
 from sqlalchemy import Engine
 
 from connectors.base import Connector
-from switchboard.services.channels import ChannelView, channel_credentials, get_channel
+from switchboard.services.channels import ChannelView, channel_credentials, get_channel, list_channels
 from switchboard.uow import UnitOfWork
 
 _TTL_SECONDS = 30.0
+log = logging.getLogger(__name__)
 
 
 class ConnectorCache:
@@ -23,6 +25,7 @@ class ConnectorCache:
         self.secret_key = secret_key
         self.ttl = ttl
         self._items: dict[int, tuple[float, ChannelView, Any]] = {}
+        self._numbers: dict[tuple[int, str], tuple[float, dict[str, tuple[ChannelView, ...]]]] = {}
         self._lock = threading.Lock()
 
     def peek(self, channel_id: int) -> Connector | None:
@@ -49,9 +52,45 @@ class ConnectorCache:
             _close(old[2])
         return channel, connector
 
+    def whatsapp_numbers(self, organization_id: int, provider: str, *,
+                         refresh: bool = False) -> dict[str, tuple[ChannelView, ...]]:
+        """Phone number id -> the organization's channels of ``provider`` (whatsapp or sandbox) that
+        send from it (the ``phone_number_id`` credential, else the external id; normally one channel).
+
+        Cached for ``ttl`` seconds; ``refresh=True`` reads it again (a number not found may belong to
+        a channel added a moment ago). Never lists another organization's channels.
+        """
+        from connectors.whatsapp import channel_phone_number_id
+
+        now = time.monotonic()
+        cache_key = (organization_id, provider)
+        with self._lock:
+            hit = self._numbers.get(cache_key)
+            if hit is not None and not refresh and now - hit[0] < self.ttl:
+                return hit[1]
+        found: dict[str, list[ChannelView]] = {}
+        with UnitOfWork(self.engine) as uow:
+            for channel in list_channels(uow, organization_id):
+                if channel.provider != provider:
+                    continue
+                try:
+                    credentials = channel_credentials(uow, channel.id, self.secret_key)
+                except Exception:  # one channel's unreadable credentials must not stop the others
+                    log.warning("channel %s: credentials unreadable, routing by its external id", channel.id,
+                                exc_info=True)
+                    credentials = {}
+                number = channel_phone_number_id(channel.external_id, credentials)
+                if number:
+                    found.setdefault(number, []).append(channel)
+        numbers = {k: tuple(v) for k, v in found.items()}
+        with self._lock:
+            self._numbers[cache_key] = (now, numbers)
+        return numbers
+
     def close(self) -> None:
         with self._lock:
             items, self._items = self._items, {}
+            self._numbers = {}
         for _, _, c in items.values():
             _close(c)
 

@@ -19,6 +19,7 @@ from sqlalchemy import Engine
 
 from connectors.base import AuthenticationError, ConnectorError, PayloadError, RetryableError
 from pipelines.channels import ConnectorCache
+from pipelines.routing import parse_and_route
 from switchboard.clock import utcnow
 from switchboard.services import webhooks
 from switchboard.services.channels import record_channel_error
@@ -64,8 +65,8 @@ def process_webhooks_once(engine: Engine, connectors: ConnectorCache, *, limit: 
                 stats.rejected += 1
                 continue
             try:
-                _, connector = connectors.get(ev.channel_id)
-                items = connector.parse_webhook(ev.body)
+                routed = parse_and_route(connectors, ev.channel_id, ev.body)  # per channel (WhatsApp numbers)
+                items = routed.items
             except PayloadError as exc:
                 webhooks.finish(uow, ev.id, status="REJECTED", reason=f"unrecognised payload: {exc}")
                 stats.rejected += 1
@@ -83,8 +84,12 @@ def process_webhooks_once(engine: Engine, connectors: ConnectorCache, *, limit: 
                 continue
             savepoint = uow.session.begin_nested()
             try:
-                _adopt_reported_sends(uow, ev.channel_id, items)
-                result = ingest_items(uow, channel_id=ev.channel_id, items=items, now=now, commit=False)
+                results = []
+                for channel_id, batch in routed.batches.items():
+                    if not batch:
+                        continue
+                    _adopt_reported_sends(uow, channel_id, batch)
+                    results.append(ingest_items(uow, channel_id=channel_id, items=batch, now=now, commit=False))
                 savepoint.commit()
             except Exception as exc:
                 savepoint.rollback()
@@ -92,7 +97,7 @@ def process_webhooks_once(engine: Engine, connectors: ConnectorCache, *, limit: 
                 webhooks.record_attempt_error(uow, ev.id, f"{exc.__class__.__name__}: {exc}")
                 stats.errors += 1
                 continue
-            unmatched = getattr(result, "unmatched_status_ids", ())
+            unmatched = [pmid for r in results for pmid in r.unmatched_status_ids]
             if unmatched and ev.attempts + 1 < UNMATCHED_STATUS_ATTEMPTS:
                 # A status can overtake our own record of the send (the platform answers the send,
                 # then reports "sent" before record_sent committed): try the delivery again shortly.
@@ -100,13 +105,13 @@ def process_webhooks_once(engine: Engine, connectors: ConnectorCache, *, limit: 
                                               f"{', '.join(sorted(unmatched))[:200]}; will retry")
                 stats.processed += 1
                 continue
-            notes = sorted({i.reason for i in ignored})
+            notes = sorted({i.reason for i in ignored}) + routed.notes
             if unmatched:
                 notes.append(f"status for unknown messages ignored: {', '.join(sorted(unmatched))[:200]}")
             webhooks.finish(uow, ev.id, status="PROCESSED", reason="; ".join(notes) or None)
             stats.processed += 1
-            stats.messages_created += result.messages_created
-            stats.statuses_applied += result.statuses_applied
+            stats.messages_created += sum(r.messages_created for r in results)
+            stats.statuses_applied += sum(r.statuses_applied for r in results)
         uow.commit()
     return stats
 

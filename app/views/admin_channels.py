@@ -75,9 +75,10 @@ def page() -> None:
             ],
             hide_index=True, use_container_width=True,
         )
-        failed = [e.id for e in ov.problem_deliveries if e.status == "FAILED"]
+        failed = [e.id for e in ov.problem_deliveries if e.reprocessable]
         if failed:
-            pick = st.selectbox("Reprocess a failed delivery", failed)
+            pick = st.selectbox("Reprocess a failed delivery (or one not routed, once its channel was added)",
+                                failed)
             if st.button("Reprocess"):
                 try:
                     call(operations.reprocess_delivery, actor, pick)

@@ -18,6 +18,7 @@ from switchboard.types import Actor
 from switchboard.uow import UnitOfWork
 
 _KEY_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+PHONE_NUMBER_PROVIDERS = ("whatsapp", "sandbox")  # channels identified by a WhatsApp phone number id
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +71,8 @@ def create_channel(
         if existing.provider != provider:
             raise InvalidInput(f"channel {key!r} already exists with provider {existing.provider}")
         return _view(existing)
+    if provider in PHONE_NUMBER_PROVIDERS:
+        external_id = _phone_number_id(uow, organization_id, provider, external_id, credentials or {})
     channel_id = uow.session.execute(
         insert(Channel)
         .values(
@@ -91,6 +94,27 @@ def create_channel(
         )
     uow.commit()
     return get_channel(uow, channel_id)
+
+
+def _phone_number_id(uow: UnitOfWork, organization_id: int, provider: str, external_id: str | None,
+                     credentials: dict[str, Any]) -> str | None:
+    """A WhatsApp channel's external id is its phone number id (deliveries are routed by it): taken
+    from the ``phone_number_id`` credential when not given, never different from it, and not the
+    number of another channel of the organization."""
+    given = str(credentials.get("phone_number_id") or "").strip() or None
+    external_id = (external_id or "").strip() or None
+    if given and external_id and given != external_id:
+        raise InvalidInput(f"the phone_number_id credential {given!r} and the account id {external_id!r} differ: "
+                           "a WhatsApp channel's account id is its phone number id")
+    number = external_id or given
+    if number is not None:
+        taken = uow.session.execute(
+            select(Channel.key).where(Channel.organization_id == organization_id, Channel.provider == provider,
+                                      Channel.external_id == number)
+        ).scalars().first()
+        if taken is not None:
+            raise InvalidInput(f"phone number id {number} is already channel {taken!r} of this organization")
+    return number
 
 
 def get_channel(uow: UnitOfWork, channel_id: int) -> ChannelView:

@@ -39,7 +39,8 @@ def overview(uow: UnitOfWork, actor: Actor, *, limit: int = 100) -> OperationsOv
 
 
 def reprocess_delivery(uow: UnitOfWork, actor: Actor, event_id: int) -> None:
-    """Put a FAILED delivery back in the queue (after a fix was deployed, say)."""
+    """Put a FAILED delivery back in the queue (after a fix was deployed, say), or one with a part that
+    was not routed to any channel (after adding the missing channel)."""
     _require_admin(actor)
     if not webhooks.reprocess(uow, event_id, organization_id=actor.organization_id):
-        raise PermissionDenied(f"delivery {event_id} is not a failed delivery of your organization")
+        raise PermissionDenied(f"delivery {event_id} is not a failed or unrouted delivery of your organization")

@@ -8,11 +8,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import ColumnElement, and_, func, insert, or_, select, update
 
 from switchboard.clock import utcnow
 from switchboard.db.schema import Channel, WebhookEvent
 from switchboard.uow import UnitOfWork
+
+# Marks the reason of a delivery (IGNORED, or PROCESSED in part) with a part for a business account that
+# is none of the receiving channel's organization's channels (e.g. a WhatsApp phone number id with no
+# channel): shown to admins, and reprocessable once the missing channel was added.
+NOT_ROUTED = "not routed: "
 
 # Headers worth keeping for debugging/replay; never store auth headers or cookies.
 KEPT_HEADERS = ("content-type", "user-agent", "x-hub-signature-256", "x-hub-signature", "content-length")
@@ -44,6 +49,13 @@ class WebhookEventView:
     processed_at: datetime | None
     attempts: int
     body_preview: str
+
+    @property
+    def reprocessable(self) -> bool:
+        """FAILED, or (a part) not routed to a channel: an admin may put it back in the queue."""
+        if self.status == "FAILED":
+            return True
+        return self.status in ("IGNORED", "PROCESSED") and NOT_ROUTED in (self.reason or "")
 
 
 def store_event(
@@ -128,11 +140,19 @@ def list_events(
     statuses: tuple[str, ...] = ("REJECTED", "FAILED", "IGNORED"),
     limit: int = 100,
 ) -> list[WebhookEventView]:
-    """Recent deliveries of an organization's channels for the admin view (never another organization's)."""
+    """Recent deliveries of an organization's channels for the admin view (never another organization's).
+
+    Listing IGNORED deliveries also lists PROCESSED ones of which a part was not routed to any channel
+    (their reason holds :data:`NOT_ROUTED`): something in them was not ingested either.
+    """
+    wanted: ColumnElement[bool] = WebhookEvent.status.in_(statuses)
+    if "IGNORED" in statuses:
+        wanted = or_(wanted, and_(WebhookEvent.status == "PROCESSED",
+                                  WebhookEvent.reason.contains(NOT_ROUTED, autoescape=True)))
     rows = uow.session.execute(
         select(WebhookEvent, Channel.key)
         .outerjoin(Channel, Channel.id == WebhookEvent.channel_id)
-        .where(WebhookEvent.status.in_(statuses))
+        .where(wanted)
         .where(Channel.organization_id == organization_id)
         .order_by(WebhookEvent.id.desc())
         .limit(limit)
@@ -157,12 +177,17 @@ def backlog(uow: UnitOfWork, *, older_than: timedelta = timedelta(0)) -> int:
 
 
 def reprocess(uow: UnitOfWork, event_id: int, *, organization_id: int) -> bool:
-    """Admin action: put a FAILED delivery of the organization's channels back in the queue.
-    Returns False when there is no such failed delivery (other organization, not FAILED)."""
+    """Admin action: put a delivery of the organization's channels back in the queue: a FAILED one, or
+    one with a part that was not routed (:data:`NOT_ROUTED`, e.g. after adding the missing channel;
+    ingest is idempotent, so what was already ingested is not ingested twice).
+    Returns False when there is no such delivery (other organization, processed, ignored for another
+    reason)."""
     org_channels = select(Channel.id).where(Channel.organization_id == organization_id)
+    not_routed = and_(WebhookEvent.status.in_(("IGNORED", "PROCESSED")),
+                      WebhookEvent.reason.contains(NOT_ROUTED, autoescape=True))
     result = uow.session.execute(
         update(WebhookEvent)
-        .where(WebhookEvent.id == event_id, WebhookEvent.status == "FAILED",
+        .where(WebhookEvent.id == event_id, or_(WebhookEvent.status == "FAILED", not_routed),
                WebhookEvent.channel_id.in_(org_channels))
         .values(status="RECEIVED", attempts=0, processed_at=None, reason=None)
     )

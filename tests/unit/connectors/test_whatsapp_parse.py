@@ -9,7 +9,11 @@ from typing import Any
 import pytest
 
 from connectors.base import PayloadError
-from connectors.whatsapp import parse_whatsapp_webhook
+from connectors.whatsapp import (
+    channel_phone_number_id,
+    parse_whatsapp_webhook,
+    parse_whatsapp_webhook_by_number,
+)
 from switchboard.types import (
     Ignored,
     InboundMessage,
@@ -164,3 +168,38 @@ def test_unknown_but_valid_is_ignored() -> None:
     (msg,) = parse_whatsapp_webhook(json.dumps(future).encode())
     assert isinstance(msg, InboundMessage) and msg.content_type == "unsupported"
     assert msg.attachments[0].data["type"] == "hologram"
+
+
+@pytest.mark.parametrize(("file", "case", "body"), CASES)
+def test_every_fixture_case_names_the_number_of_each_change(file: str, case: str, body: dict[str, Any]) -> None:
+    groups = parse_whatsapp_webhook_by_number(json.dumps(body).encode())
+    assert [i for _, items in groups for i in items] == parse_whatsapp_webhook(json.dumps(body).encode())
+    numbers = [c["value"].get("metadata", {}).get("phone_number_id")
+               for e in body["entry"] for c in e["changes"]]
+    assert [n for n, _ in groups] == numbers
+
+
+def test_changes_for_two_numbers_in_one_delivery_stay_apart() -> None:
+    def change(number: str | None, wamid: str) -> dict[str, Any]:
+        value: dict[str, Any] = {"messaging_product": "whatsapp",
+                                 "messages": [{"from": "49", "id": wamid, "timestamp": "1", "type": "text",
+                                               "text": {"body": wamid}}]}
+        if number is not None:
+            value["metadata"] = {"display_phone_number": "1555", "phone_number_id": number}
+        return {"field": "messages", "value": value}
+
+    body = {"object": "whatsapp_business_account", "entry": [
+        {"id": "waba-1", "changes": [change("111", "w1"), change("222", "w2")]},
+        {"id": "waba-2", "changes": [change(None, "w3"), {"field": "account_update", "value": {"event": "X"}}]}]}
+    groups = parse_whatsapp_webhook_by_number(json.dumps(body).encode())
+    assert [(n, [getattr(i, "provider_message_id", None) for i in items]) for n, items in groups] == [
+        ("111", ["w1"]), ("222", ["w2"]), (None, ["w3"]), (None, [None])]
+    empty = parse_whatsapp_webhook_by_number(b'{"object": "whatsapp_business_account", "entry": []}')
+    assert [(n, [type(i) for i in items]) for n, items in empty] == [(None, [Ignored])]
+
+
+def test_channel_phone_number_id_prefers_the_credential() -> None:
+    assert channel_phone_number_id("100", {"phone_number_id": "200"}) == "200"
+    assert channel_phone_number_id("100", {}) == "100"
+    assert channel_phone_number_id(None, {"phone_number_id": 300}) == "300"
+    assert channel_phone_number_id(" ", {}) is None
