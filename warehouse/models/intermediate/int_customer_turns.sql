@@ -30,32 +30,24 @@ sequenced as (
 ),
 
 turns as (
+    -- a turn's customer messages and the reply that answers it share (cycle, replies before)
     select
         organization_id,
         conversation_id,
         any_value(channel_id) as channel_id,
         cycle_number,
         replies_before,
-        min(sent_at) as turn_started_at,
-        arg_min(sent_local_at, sent_at) as turn_started_local_at,
-        arg_min(message_id, sent_at) as first_message_id,
-        count(*) as count_customer_messages
+        min(sent_at) filter (where is_customer_message) as turn_started_at,
+        arg_min(sent_local_at, sent_at) filter (where is_customer_message) as turn_started_local_at,
+        arg_min(message_id, sent_at) filter (where is_customer_message) as first_message_id,
+        count(*) filter (where is_customer_message) as count_customer_messages,
+        any_value(message_id) filter (where is_human_reply) as response_message_id,
+        any_value(author_user_id) filter (where is_human_reply) as responder_user_id,
+        any_value(sent_at) filter (where is_human_reply) as responded_at,
+        any_value(sent_local_at) filter (where is_human_reply) as responded_local_at
     from sequenced
-    where is_customer_message
     group by organization_id, conversation_id, cycle_number, replies_before
-),
-
-replies as (
-    select
-        conversation_id,
-        cycle_number,
-        replies_before,
-        message_id as response_message_id,
-        author_user_id as responder_user_id,
-        sent_at as responded_at,
-        sent_local_at as responded_local_at
-    from sequenced
-    where is_human_reply
+    having count(*) filter (where is_customer_message) > 0
 ),
 
 joined as (
@@ -64,16 +56,8 @@ joined as (
         row_number() over (
             partition by t.conversation_id, t.cycle_number order by t.replies_before
         ) as turn_number,
-        r.response_message_id,
-        r.responder_user_id,
-        r.responded_at,
-        r.responded_local_at,
         c.completed_at
     from turns as t
-    left join replies as r
-        on r.conversation_id = t.conversation_id
-        and r.cycle_number = t.cycle_number
-        and r.replies_before = t.replies_before
     left join completions as c
         on c.conversation_id = t.conversation_id and c.cycle_number = t.cycle_number
 ),
