@@ -9,7 +9,7 @@ file's modification time, so a new build shows up at once and readers never bloc
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,47 @@ def _read(fn_name: str, path: Path, *args: Any, **kwargs: Any) -> Any:
     return _cached(fn_name, str(path), _stamp(path), tuple(args), tuple(sorted(kwargs.items())))
 
 
+def duration(ms: float) -> str:
+    """A duration short enough for a metric tile: 42 s, 68.8 min, 4.1 h, 3.2 d."""
+    seconds = ms / 1000
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    if seconds < 120 * 60:
+        return f"{seconds / 60:.1f} min"
+    if seconds < 48 * 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} d"
+
+
+def _ago(seconds: float) -> str:
+    if seconds < 90:
+        return "just now"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min ago"
+    if seconds < 36 * 3600:
+        return f"{seconds / 3600:.1f} h ago"
+    return f"{seconds / 86400:.0f} days ago"
+
+
+def built_caption(built_at: str | None, now: datetime) -> str:
+    if not built_at:
+        return "Warehouse build time unknown."
+    at = datetime.fromisoformat(built_at)
+    return (f"Warehouse built {at.astimezone(UTC):%Y-%m-%d %H:%M} UTC ({_ago((now - at).total_seconds())}) — "
+            "live figures are as of that build.")
+
+
+def staleness(built_at: str | None, now: datetime, interval_seconds: int) -> str | None:
+    """A warning when the last build is much older than the schedule says it should be."""
+    if not built_at:
+        return None
+    age = (now - datetime.fromisoformat(built_at)).total_seconds()
+    if age <= max(3 * interval_seconds, 15 * 60):
+        return None
+    return (f"The warehouse was last built {_ago(age)} although it should be rebuilt every "
+            f"{interval_seconds // 60 or 1} min: is the worker running? (Channels & health lists the flow runs.)")
+
+
 def _minutes(df: pl.DataFrame) -> pl.DataFrame:
     """ms columns → minutes, rounded, for display."""
     return df.with_columns([
@@ -69,7 +110,10 @@ def _stats_section(path: Path, org_id: int, metric: str, start: date, end: date,
     for col, (label, key) in zip(cols, [("Count", "count"), ("Mean", "mean_ms"), ("Median", "median_ms"),
                                          ("p90", "p90_ms"), ("Min", "min_ms"), ("Max", "max_ms")], strict=True):
         value = row[key]
-        col.metric(label, f"{value:,}" if key == "count" else f"{(value or 0) / 60_000:.1f} min")
+        if key == "count":
+            col.metric(label, f"{value:,}")
+        else:
+            col.metric(label, duration(value or 0), help=f"{(value or 0) / 60_000:,.1f} minutes")
     tabs = st.tabs(["Per agent", "Per channel", "Per day"])
     for tab, group in zip(tabs, ("agent", "channel", "day"), strict=True):
         with tab:
@@ -166,12 +210,15 @@ def page() -> None:
                 "(the worker also builds it on a schedule).")
         return
     state = _read("build_state", path)
-    st.caption(f"Warehouse built at {state.get('built_at', '?')} — live figures are as of that build.")
+    st.caption(built_caption(state.get("built_at"), datetime.now(UTC)))
+    stale = staleness(state.get("built_at"), datetime.now(UTC), get_settings().warehouse_build_interval_seconds)
+    if stale:
+        st.warning(stale)
     org_id = int(actor.organization_id)
     channels = _read("channels", path, org_id)
     names = dict(zip(channels["channel_name"].to_list(), channels["channel_id"].to_list(), strict=True))
 
-    c1, c2, c3, c4 = st.columns([2, 2, 3, 1])
+    c1, c2, c3, c4 = st.columns([2, 2, 2.6, 1.4])
     today = date.today()
     picked = c1.date_input("Days (organization's timezone)", (today - timedelta(days=6), today),
                            key="analytics_days")
