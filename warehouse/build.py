@@ -215,7 +215,8 @@ def render(model: Model, models: dict[str, Model], *, scoped: bool, keyed: bool 
             col = _DAY_COLUMN.fullmatch(day.strip())
             if col:
                 bound = f"getvariable('key_min_{model.name}')"
-                bound = f"{bound}::timestamp" if col.group(2) else bound
+                # typed, so that the comparison is pushed into the scan (an untyped variable is not)
+                bound = f"{bound}::timestamp" if col.group(2) else f"{bound}::date"
                 return f"({col.group(1)} >= {bound} and {in_keys})"
             return in_keys
         if keyed:

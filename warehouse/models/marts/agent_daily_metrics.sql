@@ -2,19 +2,19 @@
 -- something measurable. Responses are credited to the agent who sent them, on the day they were sent.
 -- Incrementally, only the (organization, agent, day) keys of the rows that changed are recomputed:
 -- each input is filtered with key_filter on the same expressions it is grouped by.
-with messages as (
+with messages as not materialized (
     select * from {{ ref('int_messages') }}
 ),
 
-assignments as (
+assignments as not materialized (
     select * from {{ ref('int_assignments') }}
 ),
 
-events as (
+events as not materialized (
     select * from {{ ref('int_lifecycle_events') }}
 ),
 
-turns as (
+turns as not materialized (
     select * from {{ ref('response_times') }}
 ),
 

@@ -9,11 +9,11 @@ assignments as (
     select * from {{ ref('int_assignments') }}
 ),
 
-turns as (
+turns as not materialized (
     select * from {{ ref('response_times') }}
 ),
 
-cycles as (
+cycles as not materialized (
     select * from {{ ref('conversation_cycles') }}
 ),
 
