@@ -128,7 +128,7 @@ class Model:
 class KeySource:
     """One ``{{ key_filter(...) }}`` / ``{{ key_since(...) }}`` of a key-scoped model.
 
-    ``key_filter('int_messages', 'organization_id', 'author_user_id', 'sent_local_at::date')`` keeps the
+    ``key_filter('int_messages', 'organization_id', 'author_user_id', 'sent_local_date')`` keeps the
     rows of a CTE whose (organization, entity, day) is one of the model's keys in scope; the keys in
     scope are the same three expressions evaluated over the rows of ``int_messages`` that changed in
     this build (old and new versions). In a full build it is ``true``.

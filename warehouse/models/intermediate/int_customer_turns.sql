@@ -38,13 +38,14 @@ turns as (
         cycle_number,
         replies_before,
         min(sent_at) filter (where is_customer_message) as turn_started_at,
-        arg_min(sent_local_at, sent_at) filter (where is_customer_message) as turn_started_local_at,
+        arg_min(sent_local_date, sent_at) filter (where is_customer_message) as turn_started_local_date,
+        arg_min(sent_local_hour, sent_at) filter (where is_customer_message) as turn_started_local_hour,
         arg_min(message_id, sent_at) filter (where is_customer_message) as first_message_id,
         count(*) filter (where is_customer_message) as count_customer_messages,
         any_value(message_id) filter (where is_human_reply) as response_message_id,
         any_value(author_user_id) filter (where is_human_reply) as responder_user_id,
         any_value(sent_at) filter (where is_human_reply) as responded_at,
-        any_value(sent_local_at) filter (where is_human_reply) as responded_local_at
+        any_value(sent_local_date) filter (where is_human_reply) as responded_local_date
     from sequenced
     group by organization_id, conversation_id, cycle_number, replies_before
     having count(*) filter (where is_customer_message) > 0
@@ -86,11 +87,12 @@ final as (
         first_message_id,
         count_customer_messages,
         turn_started_at,
-        turn_started_local_at,
+        turn_started_local_date,
+        turn_started_local_hour,
         response_message_id,
         responder_user_id,
         responded_at,
-        responded_local_at,
+        responded_local_date,
         epoch_ms(responded_at) - epoch_ms(turn_started_at) as response_ms,
         case when responded_at is not null
             then coalesce(responded_business_clock_ms, 0) - started_business_clock_ms

@@ -65,7 +65,9 @@ final as (
         m.is_deleted,
         m.body_length_chars,
         m.sent_at,
-        make_timestamp(epoch_us(m.sent_at) + tz.utc_offset_seconds * 1000000) as sent_local_at
+        make_timestamp(epoch_us(m.sent_at) + tz.utc_offset_seconds * 1000000)::date as sent_local_date,
+        extract(hour from make_timestamp(epoch_us(m.sent_at) + tz.utc_offset_seconds * 1000000))::int
+            as sent_local_hour
     from with_assignee as m
     left join organizations as o on o.organization_id = m.organization_id
     left join utc_offsets as tz

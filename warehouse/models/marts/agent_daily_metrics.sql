@@ -36,11 +36,11 @@ sent as (
     select
         organization_id,
         author_user_id as user_id,
-        sent_local_at::date as metric_date,
+        sent_local_date as metric_date,
         count(*) as total_messages_sent,
         avg(body_length_chars) as avg_message_length_chars
     from messages
-    where is_human_reply and author_user_id is not null and {{ key_filter('int_messages', 'organization_id', 'author_user_id', 'sent_local_at::date') }}
+    where is_human_reply and author_user_id is not null and {{ key_filter('int_messages', 'organization_id', 'author_user_id', 'sent_local_date') }}
     group by all
 ),
 
@@ -48,10 +48,10 @@ received as (
     select
         organization_id,
         assignee_user_id as user_id,
-        sent_local_at::date as metric_date,
+        sent_local_date as metric_date,
         count(*) as total_messages_received
     from messages
-    where is_customer_message and assignee_user_id is not null and {{ key_filter('int_messages', 'organization_id', 'assignee_user_id', 'sent_local_at::date') }}
+    where is_customer_message and assignee_user_id is not null and {{ key_filter('int_messages', 'organization_id', 'assignee_user_id', 'sent_local_date') }}
     group by all
 ),
 
@@ -93,8 +93,8 @@ completed as (
 ),
 
 touched as (
-    select organization_id, author_user_id as user_id, sent_local_at::date as metric_date, conversation_id
-    from messages where is_human_reply and author_user_id is not null and {{ key_filter('int_messages', 'organization_id', 'author_user_id', 'sent_local_at::date') }}
+    select organization_id, author_user_id as user_id, sent_local_date as metric_date, conversation_id
+    from messages where is_human_reply and author_user_id is not null and {{ key_filter('int_messages', 'organization_id', 'author_user_id', 'sent_local_date') }}
     union
     select organization_id, user_id, assigned_local_at::date, conversation_id from assignments
     where {{ key_filter('int_assignments', 'organization_id', 'user_id', 'assigned_local_at::date') }}

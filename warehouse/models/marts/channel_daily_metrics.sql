@@ -25,14 +25,14 @@ message_stats as (
     select
         organization_id,
         channel_id,
-        sent_local_at::date as metric_date,
+        sent_local_date as metric_date,
         count(*) filter (where is_customer_message) as total_messages_received,
         count(*) filter (where is_human_reply) as total_messages_sent,
         count(*) filter (where direction = 'OUTBOUND' and author_kind in ('bot', 'system')) as total_bot_messages,
         avg(body_length_chars) filter (where is_customer_message) as avg_inbound_message_length_chars,
         avg(body_length_chars) filter (where is_human_reply) as avg_message_length_chars
     from messages
-    where {{ key_filter('int_messages', 'organization_id', 'channel_id', 'sent_local_at::date') }}
+    where {{ key_filter('int_messages', 'organization_id', 'channel_id', 'sent_local_date') }}
     group by all
 ),
 

@@ -12,12 +12,12 @@ message_hours as (
     select
         organization_id,
         channel_id,
-        sent_local_at::date as metric_date,
-        extract(hour from sent_local_at)::int as hour_of_day,
+        sent_local_date as metric_date,
+        sent_local_hour as hour_of_day,
         count(*) filter (where is_customer_message) as total_messages_received,
         count(*) filter (where is_human_reply) as total_messages_sent
     from messages
-    where sent_local_at is not null and {{ key_filter('int_messages', 'organization_id', 'channel_id', 'sent_local_at::date') }}
+    where sent_local_date is not null and {{ key_filter('int_messages', 'organization_id', 'channel_id', 'sent_local_date') }}
     group by all
 ),
 
