@@ -26,6 +26,7 @@ import ctypes
 import ctypes.util
 import errno
 import fcntl
+import functools
 import hashlib
 import json
 import logging
@@ -376,6 +377,7 @@ COPY_CHUNK_BYTES = 32 << 20
 _SYNC_FILE_RANGE_WRITE = 2
 
 
+@functools.cache
 def _sync_file_range() -> Any:
     """Linux ``sync_file_range(2)`` (start writing a range out without waiting), or None elsewhere."""
     try:
