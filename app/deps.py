@@ -36,6 +36,12 @@ def uow() -> Iterator[UnitOfWork]:
 
 
 def call(service: Callable[..., T], *args: object, **kwargs: object) -> T:
-    """Run one service in its own unit of work: ``call(accept, actor, conversation_id)``."""
+    """Run one service in its own unit of work and commit once: ``call(accept, actor, conversation_id)``.
+
+    The page is the entrypoint, so it owns the transaction: services never commit; a service that
+    raises leaves nothing written.
+    """
     with UnitOfWork(engine()) as u:
-        return service(u, *args, **kwargs)
+        result = service(u, *args, **kwargs)
+        u.commit()
+        return result

@@ -35,8 +35,8 @@ from sqlalchemy import create_engine, text
 
 from switchboard.db.engine import embedded_server, ensure_database, sync_url
 from switchboard.db.migrate import upgrade
+from switchboard.services.inbox_views import get_thread, list_conversations
 from switchboard.services.ingest import ingest_items
-from switchboard.services.queries import get_thread, list_conversations
 from switchboard.types import Actor, ContactRef, InboundMessage
 from switchboard.uow import UnitOfWork
 

@@ -160,7 +160,7 @@ def main() -> None:
                             credentials={"app_secret": APP_SECRET, "access_token": "t", "verify_token": "v",
                                          "phone_number_id": "100"})
     env = dict(os.environ, DATABASE_URL=url, SWITCHBOARD_HOME=str(tmp), SWITCHBOARD_SECRET_KEY=key)
-    proc = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "serve", "--port", str(args.port),
+    proc = subprocess.Popen([sys.executable, "-m", "switchboard.cli.main", "serve", "--port", str(args.port),
                              "--workers", str(args.workers)], env=env)
     try:
         base = f"http://127.0.0.1:{args.port}"

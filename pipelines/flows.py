@@ -1,4 +1,4 @@
-"""Prefect flows: thin wrappers that run the plain functions of :mod:`pipelines.processing`.
+"""Prefect flows: thin wrappers that run the plain functions of :mod:`switchboard.workflows`.
 
 `process-webhooks` and `send-outbox` are *long-poll* runs: each scheduled run works for up to
 ``max_seconds`` and wakes at once on LISTEN/NOTIFY (or polls every ``poll_seconds``), so a message
@@ -18,19 +18,14 @@ from typing import Any, TypeVar
 from prefect import flow, get_run_logger
 from sqlalchemy import Engine
 
-from pipelines.channels import ConnectorCache
-from pipelines.processing import (
-    OutboxStats,
-    RateLimiter,
-    WebhookStats,
-    maintain_once,
-    process_webhooks_once,
-    send_outbox_once,
-)
 from switchboard.db.engine import make_engine
 from switchboard.services import runs
 from switchboard.settings import get_settings
 from switchboard.uow import UnitOfWork
+from switchboard.workflows.connector_cache import ConnectorCache
+from switchboard.workflows.inbound import WebhookStats, process_webhooks_once
+from switchboard.workflows.maintenance import maintain_once
+from switchboard.workflows.sending import OutboxStats, RateLimiter, send_outbox_once
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -105,7 +100,7 @@ class NotifyListener:
 @flow(name="process-webhooks", log_prints=True)
 def process_webhooks_flow(max_seconds: float = 50.0, poll_seconds: float = 1.0) -> dict[str, int]:
     """Turn stored webhook deliveries into conversations and messages."""
-    from pipelines.receiver import NOTIFY_CHANNEL
+    from switchboard.http.receiver import NOTIFY_CHANNEL
 
     settings = get_settings()
     eng = engine()

@@ -138,8 +138,19 @@ class Actor:
     organization_id: int
     role: Role
     email: str = ""
+    is_system: bool = False
+
+    @classmethod
+    def system(cls, organization_id: int, name: str = "system") -> Actor:
+        """The organization's system actor, for flows and the CLI: every action, no user row."""
+        return cls(user_id=0, organization_id=organization_id, role="admin", email=name, is_system=True)
 
     @property
     def is_manager(self) -> bool:
         """Admins and managers see every channel of their organization."""
         return self.role in ("admin", "manager")
+
+    @property
+    def acting_user_id(self) -> int | None:
+        """The user to name in events and audit entries (None for the system actor)."""
+        return None if self.is_system else self.user_id

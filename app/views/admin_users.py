@@ -7,13 +7,13 @@ import streamlit as st
 from app import deps, session
 from switchboard.auth.admin import (
     change_role,
-    channel_access,
     disable_user,
     enable_user,
     list_users,
     reset_totp,
     set_channel_permissions,
     unlock_user,
+    user_channel_grants,
 )
 from switchboard.auth.invites import invite_user
 from switchboard.db.schema import ROLES
@@ -85,7 +85,7 @@ def render() -> None:
         _run(f"{user.email} unlocked.", unlock_user, actor, user.id)
 
     st.subheader("Channel permissions")
-    access = deps.call(channel_access, actor, user.id)
+    access = deps.call(user_channel_grants, actor, user.id)
     if not access:
         st.caption("No channels yet.")
         return

@@ -8,13 +8,13 @@ from app import session
 from app.deps import call
 from switchboard.errors import SwitchboardError
 from switchboard.services import conversations as conv
-from switchboard.services import queries
+from switchboard.services import inbox_views
 
 
 @st.fragment(run_every=10)
 def _board(actor: object) -> None:
-    agents = call(queries.list_agents, actor)
-    counts = call(queries.queue_counts, actor)
+    agents = call(inbox_views.list_agents, actor)
+    counts = call(inbox_views.queue_counts, actor)
     c1, c2, c3 = st.columns(3)
     c1.metric("Unassigned", counts.get("unassigned", 0))
     c2.metric("Open", counts.get("all_open", 0))
@@ -37,11 +37,11 @@ def page() -> None:
     st.title("Assignment")
     _board(actor)
     st.subheader("Open conversations")
-    open_items = call(queries.list_conversations, actor, queue="all", status="OPEN", limit=100).items
+    open_items = call(inbox_views.list_conversations, actor, queue="all", status="OPEN", limit=100).items
     if not open_items:
         st.info("No open conversations.")
         return
-    agents = call(queries.list_agents, actor)
+    agents = call(inbox_views.list_agents, actor)
     st.dataframe(
         [
             {"Id": c.id, "Customer": c.contact_name or c.contact_handle, "Channel": c.channel_name,

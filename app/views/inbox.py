@@ -21,7 +21,7 @@ from app import session
 from app.deps import call
 from switchboard.errors import SwitchboardError
 from switchboard.services import conversations as conv
-from switchboard.services import media, outbox, presence, queries
+from switchboard.services import inbox_views, media, outbox, presence
 from switchboard.types import Actor
 
 REFRESH_SECONDS = 4
@@ -73,7 +73,7 @@ def _flash() -> None:
 @st.fragment(run_every=REFRESH_SECONDS)
 def conversation_list(actor: Actor) -> None:
     _heartbeat(actor)
-    counts = call(queries.queue_counts, actor)
+    counts = call(inbox_views.queue_counts, actor)
     queue = st.session_state.get("queue", "unassigned")
     labels = {k: f"{v} ({counts.get(k if k != 'all' else 'all_open', 0)})" for k, v in QUEUES.items()}
     chosen = st.segmented_control("Queue", list(QUEUES), format_func=lambda k: labels[k], default=queue,
@@ -84,7 +84,7 @@ def conversation_list(actor: Actor) -> None:
         queue = chosen
     search = st.session_state.get("search") or None
     status = st.session_state.get("status_filter")
-    page = call(queries.list_conversations, actor, queue=queue, search=search,
+    page = call(inbox_views.list_conversations, actor, queue=queue, search=search,
                 status={"Open": "OPEN", "Any": None, None: "OPEN"}.get(status, status),
                 cursor=st.session_state.get("list_cursor"), limit=50)
     items = page.items
@@ -138,12 +138,12 @@ def conversation_list(actor: Actor) -> None:
 @st.fragment(run_every=REFRESH_SECONDS)
 def thread(actor: Actor, conversation_id: int) -> None:
     try:
-        c = call(queries.get_conversation, actor, conversation_id)
+        c = call(inbox_views.get_conversation, actor, conversation_id)
     except SwitchboardError as exc:
         st.warning(str(exc))
         return
     limit = st.session_state.get(f"thread_limit_{conversation_id}", 50)
-    page = call(queries.get_thread, actor, conversation_id, limit=limit)
+    page = call(inbox_views.get_thread, actor, conversation_id, limit=limit)
     if c.unread_count and c.assigned_user_id == actor.user_id:
         _run("Mark read", conv.mark_read, actor, conversation_id)
 
@@ -225,7 +225,7 @@ def _plain(text: str) -> str:
 def _profile(actor: Actor, contact_id: int, current_id: int) -> None:
     with st.expander("Customer profile"):
         try:
-            p = call(queries.contact_profile, actor, contact_id)
+            p = call(inbox_views.contact_profile, actor, contact_id)
         except SwitchboardError as exc:
             st.caption(str(exc))
             return
@@ -244,7 +244,7 @@ def _profile(actor: Actor, contact_id: int, current_id: int) -> None:
                         f"{(o.last_message_preview or '')[:60]}")
 
 
-def _actions(actor: Actor, c: queries.ConversationView) -> None:
+def _actions(actor: Actor, c: inbox_views.ConversationView) -> None:
     mine = c.assigned_user_id == actor.user_id
     cols = st.columns(4)
     if c.status == "PENDING" and cols[0].button("Accept", type="primary", key=f"accept_{c.id}"):
@@ -263,7 +263,7 @@ def _actions(actor: Actor, c: queries.ConversationView) -> None:
         st.rerun()
     if actor.is_manager and c.status != "COMPLETED":
         with cols[3].popover("Reassign"):
-            agents = [a for a in call(queries.list_agents, actor) if a.id != c.assigned_user_id]
+            agents = [a for a in call(inbox_views.list_agents, actor) if a.id != c.assigned_user_id]
             if not agents:
                 st.caption("no other agents")
             else:

@@ -12,12 +12,12 @@ from datetime import datetime
 from sqlalchemy import delete, func, select, update
 
 from switchboard.auth import audit, totp
-from switchboard.auth.permissions import require_admin, require_manager, require_same_organization
 from switchboard.auth.sessions import revoke_all_for_user
 from switchboard.auth.users import UserView, user_view
 from switchboard.clock import utcnow
 from switchboard.db.schema import ROLES, Channel, ChannelPermission, RecoveryCode, User
 from switchboard.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from switchboard.policy import Action, require, require_organization
 from switchboard.services.channels import grant_channel_permission
 from switchboard.settings import get_settings
 from switchboard.types import Actor
@@ -25,7 +25,9 @@ from switchboard.uow import UnitOfWork
 
 
 @dataclass(frozen=True, slots=True)
-class ChannelAccess:
+class ChannelGrant:
+    """One channel and what a given user may do on it (for the permission editor)."""
+
     channel_id: int
     channel_key: str
     channel_name: str
@@ -36,7 +38,7 @@ class ChannelAccess:
 
 def list_users(uow: UnitOfWork, actor: Actor, *, include_disabled: bool = True) -> list[UserView]:
     """Users of the actor's organization (admins and managers)."""
-    require_manager(actor)
+    actor = require(uow, actor, Action.VIEW_TEAM)
     stmt = select(User).where(User.organization_id == actor.organization_id).order_by(User.name, User.id)
     if not include_disabled:
         stmt = stmt.where(User.status != "disabled")
@@ -60,7 +62,7 @@ def _other_active_admins(uow: UnitOfWork, user: User) -> int:
 
 def disable_user(uow: UnitOfWork, actor: Actor, user_id: int, now: datetime | None = None) -> UserView:
     """Disable an account and end all its sessions immediately (idempotent)."""
-    require_admin(actor)
+    actor = require(uow, actor, Action.MANAGE_USERS)
     now = now or utcnow()
     user = _target(uow, actor, user_id)
     if user.id == actor.user_id:
@@ -79,7 +81,7 @@ def disable_user(uow: UnitOfWork, actor: Actor, user_id: int, now: datetime | No
 
 def enable_user(uow: UnitOfWork, actor: Actor, user_id: int, now: datetime | None = None) -> UserView:
     """Re-activate a disabled account (an account that never accepted its invite stays invited)."""
-    require_admin(actor)
+    actor = require(uow, actor, Action.MANAGE_USERS)
     now = now or utcnow()
     user = _target(uow, actor, user_id)
     if user.status == "disabled":
@@ -94,7 +96,7 @@ def enable_user(uow: UnitOfWork, actor: Actor, user_id: int, now: datetime | Non
 
 def unlock_user(uow: UnitOfWork, actor: Actor, user_id: int, now: datetime | None = None) -> UserView:
     """Lift a lockout before it runs out."""
-    require_admin(actor)
+    actor = require(uow, actor, Action.MANAGE_USERS)
     now = now or utcnow()
     user = _target(uow, actor, user_id)
     if user.locked_until is not None or user.failed_attempts:
@@ -111,7 +113,7 @@ def reset_totp(uow: UnitOfWork, actor: Actor, user_id: int, now: datetime | None
 
     Their sessions end at once. A new secret replaces the old one, so an old phone is useless.
     """
-    require_admin(actor)
+    actor = require(uow, actor, Action.MANAGE_USERS)
     now = now or utcnow()
     secret_key = secret_key or get_settings().secret_key_bytes()
     user = _target(uow, actor, user_id)
@@ -130,7 +132,7 @@ def reset_totp(uow: UnitOfWork, actor: Actor, user_id: int, now: datetime | None
 def change_role(uow: UnitOfWork, actor: Actor, user_id: int, role: str,
                 now: datetime | None = None) -> UserView:
     """Set admin / manager / agent; the last active admin cannot be demoted. Open sessions see it at once."""
-    require_admin(actor)
+    actor = require(uow, actor, Action.MANAGE_USERS)
     now = now or utcnow()
     if role not in ROLES:
         raise InvalidInput(f"role must be one of {', '.join(ROLES)}")
@@ -152,7 +154,7 @@ def revoke_user_sessions(uow: UnitOfWork, actor: Actor, user_id: int, now: datet
     """Sign a user out everywhere (admins, or the user themself)."""
     now = now or utcnow()
     if actor.user_id != user_id:
-        require_admin(actor)
+        actor = require(uow, actor, Action.MANAGE_USERS)
     user = _target(uow, actor, user_id)
     count = revoke_all_for_user(uow, user.id, now, commit=False)
     audit.record_audit(uow, organization_id=user.organization_id, actor_user_id=actor.user_id,
@@ -161,13 +163,12 @@ def revoke_user_sessions(uow: UnitOfWork, actor: Actor, user_id: int, now: datet
     return count
 
 
-def channel_access(uow: UnitOfWork, actor: Actor, user_id: int) -> list[ChannelAccess]:
+def user_channel_grants(uow: UnitOfWork, actor: Actor, user_id: int) -> list[ChannelGrant]:
     """Every channel of the organization with the user's {view, send} (admins/managers: implicit all)."""
-    require_manager(actor)
+    actor = require(uow, actor, Action.MANAGE_PERMISSIONS)
     user = uow.session.get(User, user_id)
-    if user is None:
-        raise NotFound(f"user {user_id} not found")
-    require_same_organization(actor, user.organization_id)
+    require_organization(actor, None if user is None else user.organization_id, f"user {user_id}")
+    assert user is not None
     rows = uow.session.execute(
         select(Channel.id, Channel.key, Channel.name, Channel.provider, ChannelPermission.can_view,
                ChannelPermission.can_send)
@@ -177,13 +178,13 @@ def channel_access(uow: UnitOfWork, actor: Actor, user_id: int) -> list[ChannelA
         .order_by(Channel.name, Channel.id)
     ).all()
     implicit = user.role in ("admin", "manager")
-    return [ChannelAccess(r[0], r[1], r[2], r[3], implicit or bool(r[4]), implicit or bool(r[5])) for r in rows]
+    return [ChannelGrant(r[0], r[1], r[2], r[3], implicit or bool(r[4]), implicit or bool(r[5])) for r in rows]
 
 
 def set_channel_permission(uow: UnitOfWork, actor: Actor, *, user_id: int, channel_id: int, can_view: bool,
                            can_send: bool, now: datetime | None = None) -> None:
     """Grant or withdraw {view, send} on one channel (send implies view); audited."""
-    require_manager(actor)
+    actor = require(uow, actor, Action.MANAGE_PERMISSIONS)
     now = now or utcnow()
     user = _target(uow, actor, user_id)
     channel = uow.session.get(Channel, channel_id)
@@ -200,7 +201,7 @@ def set_channel_permission(uow: UnitOfWork, actor: Actor, *, user_id: int, chann
 def set_channel_permissions(uow: UnitOfWork, actor: Actor, user_id: int,
                             permissions: dict[int, tuple[bool, bool]], now: datetime | None = None) -> int:
     """Apply several ``{channel_id: (can_view, can_send)}`` changes (only those that differ). Returns how many."""
-    current = {a.channel_id: (a.can_view, a.can_send) for a in channel_access(uow, actor, user_id)}
+    current = {a.channel_id: (a.can_view, a.can_send) for a in user_channel_grants(uow, actor, user_id)}
     changed = 0
     for channel_id, (view, send) in permissions.items():
         wanted = (bool(view or send), bool(send))

@@ -8,9 +8,9 @@ from typing import Any
 
 from sqlalchemy import insert, select
 
-from switchboard.auth.permissions import require_admin
 from switchboard.clock import utcnow
 from switchboard.db.schema import AuditLog, User
+from switchboard.policy import Action, require
 from switchboard.types import Actor
 from switchboard.uow import UnitOfWork
 
@@ -78,7 +78,7 @@ def list_audit(
     before_id: int | None = None,
 ) -> list[AuditEntry]:
     """The newest audit rows of the actor's organization (admins only), newest first."""
-    require_admin(actor)
+    actor = require(uow, actor, Action.VIEW_AUDIT_LOG)
     limit = max(1, min(int(limit), 1000))
     stmt = (
         select(AuditLog, User.email)

@@ -13,12 +13,12 @@ from switchboard.auth import audit
 from switchboard.auth.login import PENDING_MINUTES, PendingLogin
 from switchboard.auth.mail import MailError, send_invite_email
 from switchboard.auth.passwords import check_strength, hash_password
-from switchboard.auth.permissions import require_admin
 from switchboard.auth.sessions import token_hash
 from switchboard.auth.users import create_user, normalize_email
 from switchboard.clock import utcnow
 from switchboard.db.schema import Invite, User
 from switchboard.errors import AuthError, InvalidInput
+from switchboard.policy import Action, require
 from switchboard.settings import Settings, get_settings
 from switchboard.types import Actor
 from switchboard.uow import UnitOfWork
@@ -67,7 +67,7 @@ def invite_user(
 
     Re-inviting a still-invited email replaces its earlier links (idempotent for the person invited).
     """
-    require_admin(actor)
+    actor = require(uow, actor, Action.MANAGE_USERS)
     now = now or utcnow()
     settings = settings or get_settings()
     secret_key = secret_key or settings.secret_key_bytes()

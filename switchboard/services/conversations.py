@@ -17,7 +17,7 @@ from sqlalchemy.orm import aliased
 from switchboard.clock import utcnow
 from switchboard.db.schema import Channel, Contact, Conversation, Organization, User
 from switchboard.errors import Conflict, InvalidInput, NotFound, PermissionDenied
-from switchboard.services.access import ChannelAccess, channel_access, require_manager, require_view
+from switchboard.policy import Action, ChannelAccess, channel_access, require, require_view
 from switchboard.services.events import append_event
 from switchboard.types import Actor
 from switchboard.uow import UnitOfWork
@@ -230,7 +230,7 @@ def do_complete(uow: UnitOfWork, actor: Actor, conversation_id: int, now: dateti
 def do_reassign(uow: UnitOfWork, actor: Actor, conversation_id: int, to_user_id: int,
                 now: datetime | None = None) -> None:
     now = now or utcnow()
-    me = require_manager(uow, actor, "reassign conversations")
+    me = require(uow, actor, Action.ASSIGN)
     conv = load_conversation(uow, me, conversation_id, lock=True)
     target = uow.session.execute(
         select(User.id, User.organization_id, User.role, User.email, User.name, User.status)

@@ -12,7 +12,7 @@ from sqlalchemy import DateTime, func, or_, select, update
 from switchboard.clock import utcnow
 from switchboard.db.schema import Attachment, Channel, Message
 from switchboard.errors import NotFound
-from switchboard.services.access import require_view
+from switchboard.policy import require_view
 from switchboard.types import Actor
 from switchboard.uow import UnitOfWork
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from switchboard.errors import PermissionDenied
+from switchboard.policy import Action, require
 from switchboard.services import outbox, runs, webhooks
 from switchboard.services.channels import ChannelView, list_channels
 from switchboard.types import Actor
@@ -21,13 +22,8 @@ class OperationsOverview:
     dead_letters: list[outbox.MessageView]
 
 
-def _require_admin(actor: Actor) -> None:
-    if actor.role != "admin":
-        raise PermissionDenied("only admins see channel credentials, deliveries and flow runs")
-
-
 def overview(uow: UnitOfWork, actor: Actor, *, limit: int = 100) -> OperationsOverview:
-    _require_admin(actor)
+    actor = require(uow, actor, Action.VIEW_OPERATIONS)
     return OperationsOverview(
         channels=list_channels(uow, actor.organization_id),
         webhook_backlog=webhooks.backlog(uow),
@@ -41,6 +37,6 @@ def overview(uow: UnitOfWork, actor: Actor, *, limit: int = 100) -> OperationsOv
 def reprocess_delivery(uow: UnitOfWork, actor: Actor, event_id: int) -> None:
     """Put a FAILED delivery back in the queue (after a fix was deployed, say), or one with a part that
     was not routed to any channel (after adding the missing channel)."""
-    _require_admin(actor)
+    actor = require(uow, actor, Action.VIEW_OPERATIONS)
     if not webhooks.reprocess(uow, event_id, organization_id=actor.organization_id):
         raise PermissionDenied(f"delivery {event_id} is not a failed or unrouted delivery of your organization")

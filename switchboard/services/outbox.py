@@ -22,7 +22,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from switchboard.clock import utcnow
 from switchboard.db.schema import Attachment, Channel, Contact, Conversation, ConversationEvent, Message, User
 from switchboard.errors import Conflict, InvalidInput, NotFound, PermissionDenied
-from switchboard.services.access import require_manager
+from switchboard.policy import Action, require
 from switchboard.services.conversations import load_conversation
 from switchboard.services.events import append_event
 from switchboard.services.ingest import preview_of
@@ -391,7 +391,7 @@ def retry_dead_letter(uow: UnitOfWork, actor: Actor, message_id: int, now: datet
                       ) -> MessageView:
     """Manager: a FAILED outbound message goes back to PENDING (fresh attempts); commits."""
     now = now or utcnow()
-    me = require_manager(uow, actor, "retry failed messages")
+    me = require(uow, actor, Action.MANAGE_OUTBOX)
     m = _lock_message(uow, message_id)
     if m.organization_id != me.organization_id:
         raise NotFound(f"message {message_id} not found")
@@ -411,6 +411,6 @@ def retry_dead_letter(uow: UnitOfWork, actor: Actor, message_id: int, now: datet
 
 def list_dead_letters(uow: UnitOfWork, actor: Actor, *, limit: int = 100) -> list[MessageView]:
     """Manager: the latest dead-lettered messages of the organization."""
-    me = require_manager(uow, actor, "see failed messages")
+    me = require(uow, actor, Action.MANAGE_OUTBOX)
     return message_views(uow, (Message.organization_id == me.organization_id) & Message.is_dead_letter,
                          order=(Message.id.desc(),), limit=limit)

@@ -15,7 +15,7 @@ from sqlalchemy import insert, select, update
 from switchboard.clock import utcnow
 from switchboard.db.schema import PRESENCE_STATES, AgentSession, Conversation, PresenceEvent
 from switchboard.errors import InvalidInput
-from switchboard.services.access import verify_actor
+from switchboard.policy import verify_actor
 from switchboard.services.events import NewEvent, append_events
 from switchboard.types import Actor
 from switchboard.uow import UnitOfWork

@@ -19,17 +19,18 @@ import pytest
 from sqlalchemy import Engine, func, select
 
 from connectors.sandbox import SandboxConfig, create_app
-from pipelines.channels import ConnectorCache
-from pipelines.processing import process_webhooks_once, send_outbox_once
-from pipelines.receiver import create_app as create_receiver
 from switchboard.auth.users import create_user
 from switchboard.db.schema import Message, WebhookEvent
-from switchboard.services import conversations, outbox, queries
-from switchboard.services.access import actor_for_user
+from switchboard.http.receiver import create_app as create_receiver
+from switchboard.policy import actor_for_user
+from switchboard.services import conversations, inbox_views, outbox
 from switchboard.services.channels import create_channel, grant_channel_permission, set_channel_credentials
 from switchboard.services.organizations import create_organization
 from switchboard.settings import get_settings
 from switchboard.uow import UnitOfWork
+from switchboard.workflows.connector_cache import ConnectorCache
+from switchboard.workflows.inbound import process_webhooks_once
+from switchboard.workflows.sending import send_outbox_once
 from tests.fakes.server import run_asgi
 
 APP_SECRET = "sandbox-app-secret"
@@ -105,7 +106,7 @@ def test_customer_message_reply_and_read_receipt(loop: Loop) -> None:
             alice = actor_for_user(uow, loop.agent_id)
             bob = actor_for_user(uow, loop.other_agent_id)
         with UnitOfWork(loop.engine) as uow:
-            page = queries.list_conversations(uow, alice, queue="unassigned")
+            page = inbox_views.list_conversations(uow, alice, queue="unassigned")
         assert len(page.items) == 1
         conv = page.items[0]
         assert conv.status == "PENDING" and conv.contact_name == "Clara Customer"
@@ -138,7 +139,7 @@ def test_customer_message_reply_and_read_receipt(loop: Loop) -> None:
 
         _wait(lambda: status() == "READ")
         with UnitOfWork(loop.engine) as uow:
-            thread = queries.get_thread(uow, alice, conv.id)
+            thread = inbox_views.get_thread(uow, alice, conv.id)
         assert [m.direction for m in thread.items] == ["INBOUND", "OUTBOUND"]
         assert thread.items[1].status == "READ"
     finally:
@@ -192,7 +193,7 @@ def test_a_send_whose_result_was_lost_is_not_sent_twice(loop: Loop) -> None:
         assert process_webhooks_once(loop.engine, connectors).messages_created == 1, r.text
         with UnitOfWork(loop.engine) as uow:
             alice = actor_for_user(uow, loop.agent_id)
-            conv = queries.list_conversations(uow, alice, queue="unassigned").items[0]
+            conv = inbox_views.list_conversations(uow, alice, queue="unassigned").items[0]
         with UnitOfWork(loop.engine) as uow:
             conversations.accept(uow, alice, conv.id)
         with UnitOfWork(loop.engine) as uow:

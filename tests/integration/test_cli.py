@@ -13,7 +13,7 @@ import pytest
 def run(db_url: str, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, DATABASE_URL=db_url, SWITCHBOARD_HOME=str(tmp_path / "home"),
                PUBLIC_BASE_URL="https://hooks.example.test")
-    return subprocess.run([sys.executable, "-m", "pipelines.cli", *args], env=env, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "switchboard.cli.main", *args], env=env, capture_output=True,
                           text=True, timeout=60)
 
 
@@ -67,7 +67,7 @@ def test_operator_session(db_url: str, tmp_path: Path) -> None:
 
 def test_bad_settings_are_reported_without_traceback(tmp_path: Path) -> None:
     env = dict(os.environ, RECEIVER_PORT="99999", SWITCHBOARD_HOME=str(tmp_path))
-    r = subprocess.run([sys.executable, "-m", "pipelines.cli", "channel", "list"], env=env,
+    r = subprocess.run([sys.executable, "-m", "switchboard.cli.main", "channel", "list"], env=env,
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 2
     assert "RECEIVER_PORT" in r.stderr and "Traceback" not in r.stderr

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine, func, select
 
-from pipelines.demo import DEMO_USERS, import_history, seed
+from switchboard.cli.demo import DEMO_USERS, import_history, seed
 from switchboard.db.schema import Conversation, ConversationEvent, Message, User
 from switchboard.settings import get_settings
 from switchboard.uow import UnitOfWork

@@ -12,8 +12,8 @@ from sqlalchemy import Engine, select
 from pipelines import flows
 from switchboard.auth.users import create_user
 from switchboard.db.schema import Message, PipelineRun
+from switchboard.policy import actor_for_user
 from switchboard.services import conversations, outbox, webhooks
-from switchboard.services.access import actor_for_user
 from switchboard.services.channels import create_channel, grant_channel_permission
 from switchboard.services.organizations import create_organization
 from switchboard.settings import get_settings

@@ -10,11 +10,9 @@ import httpx
 from sqlalchemy import Engine, select
 
 from connectors.sandbox import SandboxConfig, create_app
-from pipelines.channels import ConnectorCache
-from pipelines.media import download_media_once
 from switchboard.auth.users import create_user
 from switchboard.db.schema import Attachment
-from switchboard.services.access import actor_for_user
+from switchboard.policy import actor_for_user
 from switchboard.services.channels import create_channel, grant_channel_permission
 from switchboard.services.ingest import ingest_items
 from switchboard.services.media import attachment_file
@@ -22,6 +20,8 @@ from switchboard.services.organizations import create_organization
 from switchboard.settings import get_settings
 from switchboard.types import AttachmentRef, ContactRef, InboundMessage
 from switchboard.uow import UnitOfWork
+from switchboard.workflows.connector_cache import ConnectorCache
+from switchboard.workflows.media import download_media_once
 from tests.fakes.server import run_asgi
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from sqlalchemy import Engine, func, select
 
-from pipelines.channels import ConnectorCache
-from pipelines.meta_sync import SCOPE, sync_meta_channel
 from switchboard.db.schema import Conversation, Message
 from switchboard.services.channels import create_channel, get_channel
 from switchboard.services.cursors import get_cursor
 from switchboard.services.organizations import create_organization
 from switchboard.settings import get_settings
 from switchboard.uow import UnitOfWork
+from switchboard.workflows.connector_cache import ConnectorCache
+from switchboard.workflows.meta_history import SCOPE, sync_meta_channel
 from tests.fakes.graph import FakeGraph
 from tests.fakes.server import run_asgi
 

@@ -11,15 +11,15 @@ from pathlib import Path
 import httpx
 from sqlalchemy import Engine, func, select, update
 
-from pipelines.channels import ConnectorCache
-from pipelines.processing import UNMATCHED_STATUS_ATTEMPTS, process_webhooks_once
-from pipelines.receiver import create_app
 from switchboard.db.schema import Message, WebhookEvent
+from switchboard.http.receiver import create_app
 from switchboard.services import webhooks
 from switchboard.services.channels import create_channel
 from switchboard.services.organizations import create_organization
 from switchboard.settings import get_settings
 from switchboard.uow import UnitOfWork
+from switchboard.workflows.connector_cache import ConnectorCache
+from switchboard.workflows.inbound import UNMATCHED_STATUS_ATTEMPTS, process_webhooks_once
 from tests.fakes.server import run_asgi
 
 _SHARED = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "whatsapp"

@@ -6,14 +6,14 @@ from datetime import timedelta
 
 from sqlalchemy import Engine, select, update
 
-from pipelines.channels import ConnectorCache
-from pipelines.processing import process_webhooks_once
 from switchboard.db.schema import Channel, WebhookEvent
 from switchboard.services import webhooks
 from switchboard.services.channels import create_channel
 from switchboard.services.organizations import create_organization
 from switchboard.settings import get_settings
 from switchboard.uow import UnitOfWork
+from switchboard.workflows.connector_cache import ConnectorCache
+from switchboard.workflows.inbound import process_webhooks_once
 
 
 def test_failed_processing_backs_off_then_fails_visibly(engine: Engine) -> None:
@@ -67,8 +67,8 @@ def test_status_that_overtakes_the_send_is_applied_on_retry(engine: Engine) -> N
 
     from switchboard.auth.users import create_user
     from switchboard.db.schema import Message
+    from switchboard.policy import actor_for_user
     from switchboard.services import conversations, outbox
-    from switchboard.services.access import actor_for_user
     from switchboard.services.channels import grant_channel_permission
     from switchboard.services.ingest import ingest_items
     from switchboard.types import ContactRef, InboundMessage

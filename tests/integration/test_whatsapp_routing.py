@@ -18,19 +18,19 @@ import httpx
 import pytest
 from sqlalchemy import Engine, select, update
 
-from pipelines.channels import ConnectorCache
-from pipelines.processing import process_webhooks_once
-from pipelines.receiver import create_app
 from switchboard.auth.users import create_user
 from switchboard.db.schema import Channel, Message, WebhookEvent
 from switchboard.errors import InvalidInput, PermissionDenied
-from switchboard.services import conversations, operations, outbox, queries, webhooks
-from switchboard.services.access import actor_for_user
+from switchboard.http.receiver import create_app
+from switchboard.policy import actor_for_user
+from switchboard.services import conversations, inbox_views, operations, outbox, webhooks
 from switchboard.services.channels import ChannelView, create_channel, grant_channel_permission
 from switchboard.services.organizations import create_organization
 from switchboard.settings import get_settings
 from switchboard.types import Actor
 from switchboard.uow import UnitOfWork
+from switchboard.workflows.connector_cache import ConnectorCache
+from switchboard.workflows.inbound import process_webhooks_once
 from tests.fakes.server import run_asgi
 
 APP_SECRET = "one-app-secret"  # both numbers are on the same Meta app: one secret, one callback URL
@@ -143,7 +143,7 @@ def test_deliveries_for_both_numbers_on_one_url_land_in_their_channels(world: Wo
     assert f"routed to channel wa-b (phone number id {NUMBER_B}): 1 item" in (events[1][2] or "")
     assert events[0][2] is None and events[3][2] is None
     with UnitOfWork(world.engine) as uow:  # one conversation per channel, each with its own messages
-        inbox = queries.list_conversations(uow, world.admin).items
+        inbox = inbox_views.list_conversations(uow, world.admin).items
     assert sorted((c.channel_key, c.last_message_preview) for c in inbox) == [
         ("wa-a", "again sales"), ("wa-b", "again support")]
 

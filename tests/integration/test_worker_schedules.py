@@ -70,7 +70,7 @@ def test_worker_runs_flows_on_schedule(engine: Engine, db_url: str, tmp_path: Pa
         else:
             pytest.fail("Prefect server did not start")
         env["PREFECT_API_URL"] = f"http://127.0.0.1:{port}/api"
-        worker = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "worker"], env=env,
+        worker = subprocess.Popen([sys.executable, "-m", "switchboard.cli.main", "worker"], env=env,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         deadline = time.monotonic() + 150
         done: set[str] = set()

@@ -13,23 +13,23 @@ from sqlalchemy import Engine, select
 
 from switchboard.auth.admin import (
     change_role,
-    channel_access,
     disable_user,
     enable_user,
     list_users,
     reset_totp,
     set_channel_permissions,
     unlock_user,
+    user_channel_grants,
 )
 from switchboard.auth.audit import list_audit
 from switchboard.auth.enrollment import begin_enrollment, confirm_enrollment
 from switchboard.auth.invites import accept_invite, describe_invite, invite_user
 from switchboard.auth.login import login, verify_password_step
-from switchboard.auth.permissions import can_send_channel, can_view_channel, visible_channel_ids
 from switchboard.auth.sessions import validate_session
 from switchboard.auth.totp import code_at
 from switchboard.db.schema import RecoveryCode, User
 from switchboard.errors import AuthError, Conflict, InvalidInput, PermissionDenied
+from switchboard.policy import can_send_channel, can_view_channel, visible_channel_ids
 from switchboard.services.channels import create_channel
 from switchboard.services.organizations import create_organization
 from switchboard.settings import Settings
@@ -253,7 +253,7 @@ def test_channel_permissions_and_org_isolation(engine: Engine, make_user: Callab
         assert can_send_channel(u, agent.actor, wa) and can_view_channel(u, agent.actor, tg)
         assert not can_send_channel(u, agent.actor, tg)
         assert not can_view_channel(u, other.actor, wa)
-        assert [(a.channel_id, a.can_view, a.can_send) for a in channel_access(u, admin.actor, agent.id)] == \
+        assert [(a.channel_id, a.can_view, a.can_send) for a in user_channel_grants(u, admin.actor, agent.id)] == \
             [(tg, True, False), (wa, True, True)]
     with UnitOfWork(engine) as u, pytest.raises(PermissionDenied):
         set_channel_permissions(u, agent.actor, agent.id, {tg: (True, True)}, T0)

@@ -10,16 +10,16 @@ from sqlalchemy import update
 
 from switchboard.db.schema import User
 from switchboard.errors import NotFound, PermissionDenied
-from switchboard.services.access import actor_for_user, visible_channel_ids
+from switchboard.policy import actor_for_user, visible_channel_ids
 from switchboard.services.conversations import accept, complete, reassign
-from switchboard.services.outbox import enqueue_reply
-from switchboard.services.queries import (
+from switchboard.services.inbox_views import (
     contact_profile,
     get_conversation,
     get_thread,
     list_agents,
     list_conversations,
 )
+from switchboard.services.outbox import enqueue_reply
 from switchboard.types import Actor
 
 from .conftest import World, add_user, at

@@ -123,7 +123,7 @@ def test_a_busy_timeline_imports_quickly(engine: Engine, tmp_path: Path) -> None
 
 
 def _demo(tmp: Path, org: str, days: int, per_weekday: int) -> Path:
-    from pipelines.demo_history import write_timeline
+    from switchboard.cli.demo_history import write_timeline
 
     dom = org.lower().replace(" ", "")
     users = [(f"lead@{dom}.test", "Lead", "manager")] + [(f"agent{i}@{dom}.test", f"Agent {i}", "agent")

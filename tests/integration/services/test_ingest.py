@@ -8,9 +8,9 @@ from sqlalchemy import func, select
 
 from switchboard.db.schema import Contact, Conversation, ConversationEvent, Message, SyncCursor
 from switchboard.services.conversations import accept, complete
+from switchboard.services.inbox_views import get_conversation, get_thread
 from switchboard.services.ingest import IngestResult, ingest_items
 from switchboard.services.outbox import claim_due, enqueue_reply, record_sent
-from switchboard.services.queries import get_conversation, get_thread
 from switchboard.types import (
     AttachmentRef,
     ContactRef,

@@ -11,8 +11,8 @@ from switchboard.db.schema import AgentSession, ConversationEvent, Organization,
 from switchboard.errors import Conflict, InvalidInput, PermissionDenied
 from switchboard.services.assignment import auto_assign
 from switchboard.services.conversations import accept, complete, mark_read, reassign, release, reopen
+from switchboard.services.inbox_views import get_conversation, list_agents, queue_counts
 from switchboard.services.presence import heartbeat, sweep
-from switchboard.services.queries import get_conversation, list_agents, queue_counts
 
 from .conftest import World, at
 

@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from switchboard.db.schema import Message
 from switchboard.errors import Conflict, InvalidInput
 from switchboard.services.conversations import accept
+from switchboard.services.inbox_views import get_conversation
 from switchboard.services.outbox import (
     claim_due,
     enqueue_bot_reply,
@@ -20,7 +21,6 @@ from switchboard.services.outbox import (
     record_sent,
     retry_dead_letter,
 )
-from switchboard.services.queries import get_conversation
 
 from .conftest import World, at
 

@@ -6,8 +6,8 @@ import pytest
 
 from switchboard.errors import InvalidInput
 from switchboard.services.conversations import accept, complete
+from switchboard.services.inbox_views import contact_profile, get_thread, list_conversations, queue_counts
 from switchboard.services.ingest import ingest_items
-from switchboard.services.queries import contact_profile, get_thread, list_conversations, queue_counts
 
 from .conftest import World, at, inbound
 

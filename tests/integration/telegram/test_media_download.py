@@ -16,17 +16,17 @@ from streamlit.testing.v1 import AppTest
 from connectors.telegram.fake import FakeTelegramGateway, FakeTelegramWorld
 from connectors.telegram.gateway import TelegramGateway, TgMedia
 from connectors.telegram.login import start_login, submit_code
-from pipelines.channels import ConnectorCache
-from pipelines.media import MediaStats, download_media_once
-from pipelines.telegram import sync_telegram_channel
 from switchboard.auth.users import create_user
 from switchboard.db.schema import Attachment, Channel, Conversation, Message
-from switchboard.services.access import actor_for_user
+from switchboard.policy import actor_for_user
 from switchboard.services.channels import create_channel, grant_channel_permission, set_channel_credentials
 from switchboard.services.media import attachment_file
 from switchboard.services.organizations import create_organization
 from switchboard.settings import get_settings
 from switchboard.uow import UnitOfWork
+from switchboard.workflows.connector_cache import ConnectorCache
+from switchboard.workflows.media import MediaStats, download_media_once
+from switchboard.workflows.telegram import sync_telegram_channel
 from tests.helpers import login_apptest
 
 PHONE = "+15550003333"

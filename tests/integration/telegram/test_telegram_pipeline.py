@@ -14,12 +14,6 @@ from connectors.base import RateLimited
 from connectors.telegram.fake import FakeTelegramGateway, FakeTelegramWorld
 from connectors.telegram.gateway import TelegramGateway
 from connectors.telegram.login import start_login, submit_code
-from pipelines.telegram import (
-    load_chat_cursors,
-    run_listener,
-    send_telegram_job,
-    sync_telegram_channel,
-)
 from switchboard.db.schema import Channel, Conversation, ConversationEvent, Message
 from switchboard.errors import InvalidInput
 from switchboard.services.channels import create_channel, set_channel_credentials
@@ -27,6 +21,12 @@ from switchboard.services.organizations import create_organization
 from switchboard.settings import get_settings
 from switchboard.types import OutboundRequest
 from switchboard.uow import UnitOfWork
+from switchboard.workflows.telegram import (
+    load_chat_cursors,
+    run_listener,
+    send_telegram_job,
+    sync_telegram_channel,
+)
 
 PHONE = "+15550001111"
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)

@@ -45,7 +45,7 @@ def test_aes_gcm_roundtrip_binds_key_and_context() -> None:
 
 
 def test_warehouse_build_interval_is_a_setting(monkeypatch: pytest.MonkeyPatch) -> None:
-    from pipelines.serve import SCHEDULES, intervals
+    from pipelines.worker import SCHEDULES, intervals
     from switchboard.settings import get_settings
 
     monkeypatch.delenv("WAREHOUSE_BUILD_INTERVAL_SECONDS", raising=False)

@@ -10,9 +10,9 @@ import pytest
 from switchboard.errors import InvalidInput
 from switchboard.importer import _validate
 from switchboard.services.contacts import merge_sightings
+from switchboard.services.inbox_views import decode_cursor, encode_cursor
 from switchboard.services.ingest import can_advance, preview_of
 from switchboard.services.outbox import backoff_seconds
-from switchboard.services.queries import decode_cursor, encode_cursor
 from switchboard.types import ContactRef
 
 T = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)

@@ -18,7 +18,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from prefect import flow
 from sqlalchemy import Engine
 
 from connectors.base import AuthenticationError, ConnectorError, RateLimited, RetryableError
@@ -26,12 +25,12 @@ from connectors.media import DEFAULT_MAX_BYTES, StoredMedia
 from connectors.telegram import get_telegram_gateway
 from connectors.telegram.gateway import PeerRef, TelegramGateway
 from connectors.telegram.media import download_message_media, parse_message_key
-from pipelines.channels import ConnectorCache
-from pipelines.telegram import peer_for_chat, telegram_channel_credentials
 from switchboard.clock import utcnow
 from switchboard.services.channels import record_channel_error
 from switchboard.services.media import PendingMedia, pending_media, record_download
 from switchboard.uow import UnitOfWork
+from switchboard.workflows.connector_cache import ConnectorCache
+from switchboard.workflows.telegram import peer_for_chat, telegram_channel_credentials
 
 log = logging.getLogger(__name__)
 
@@ -146,23 +145,3 @@ def download_media_once(engine: Engine, connectors: ConnectorCache, media_dir: P
         with UnitOfWork(engine) as uow:
             record_channel_error(uow, channel_id, error)
     return stats
-
-
-@flow(name="download-media", log_prints=True)
-def download_media_flow() -> dict[str, int]:
-    from dataclasses import asdict
-
-    from pipelines.flows import engine as shared_engine
-    from pipelines.flows import recorded
-    from switchboard.settings import get_settings
-
-    settings = get_settings()
-    eng = shared_engine()
-    connectors = ConnectorCache(eng, settings.secret_key_bytes())
-    try:
-        stats = recorded("download-media",
-                         lambda: download_media_once(eng, connectors, settings.media_dir, limit=100),
-                         lambda s: asdict(s))
-    finally:
-        connectors.close()
-    return asdict(stats)

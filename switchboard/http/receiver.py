@@ -37,9 +37,9 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from connectors.base import ConnectorError, SignatureError
-from pipelines.channels import ConnectorCache
 from switchboard.services import runs, webhooks
 from switchboard.uow import UnitOfWork
+from switchboard.workflows.connector_cache import ConnectorCache
 
 log = logging.getLogger(__name__)
 

@@ -7,18 +7,16 @@ most one page and ingest dedupes by provider message id.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
-from prefect import flow
 from sqlalchemy import Engine
 
 from connectors.base import ConnectorError
 from connectors.meta import MetaConnector, history_pending
-from pipelines.channels import ConnectorCache
-from switchboard.services.channels import list_channels, record_channel_error
+from switchboard.services.channels import record_channel_error
 from switchboard.services.cursors import get_cursor
 from switchboard.services.ingest import ingest_items
 from switchboard.uow import UnitOfWork
+from switchboard.workflows.connector_cache import ConnectorCache
 
 SCOPE = "conversations"
 PROVIDERS = ("messenger", "instagram")
@@ -63,26 +61,3 @@ def sync_meta_channel(engine: Engine, channel_id: int, connectors: ConnectorCach
     with UnitOfWork(engine) as uow:
         record_channel_error(uow, channel_id, None)
     return report
-
-
-@flow(name="meta-history-sync", log_prints=True)
-def meta_history_flow(max_rounds: int = 20) -> dict[str, Any]:
-    """Pull Messenger/Instagram history for every active channel of those providers."""
-    from dataclasses import asdict
-
-    from pipelines.flows import engine as shared_engine
-    from pipelines.flows import recorded
-    from switchboard.settings import get_settings
-
-    eng = shared_engine()
-    connectors = ConnectorCache(eng, get_settings().secret_key_bytes())
-    with UnitOfWork(eng) as uow:
-        ids = [c.id for c in list_channels(uow) if c.provider in PROVIDERS and c.status == "active"]
-
-    def run() -> dict[str, Any]:
-        return {str(cid): asdict(sync_meta_channel(eng, cid, connectors, max_rounds=max_rounds)) for cid in ids}
-
-    try:
-        return recorded("meta-history-sync", run, lambda r: r)
-    finally:
-        connectors.close()

@@ -21,10 +21,9 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-from prefect import flow
 from sqlalchemy import Engine, select
 
-from connectors.base import AuthenticationError, ConnectorError, RateLimited
+from connectors.base import AuthenticationError, RateLimited
 from connectors.telegram import get_telegram_gateway, send_telegram
 from connectors.telegram.gateway import (
     PeerRef,
@@ -41,7 +40,6 @@ from switchboard.errors import InvalidInput
 from switchboard.services.channels import (
     channel_credentials,
     get_channel,
-    list_channels,
     record_channel_error,
 )
 from switchboard.types import MessageDeletion, OutboundRequest, ParsedItem, ReadWatermark, SendResult
@@ -62,8 +60,6 @@ __all__ = [
     "handle_event",
     "run_listener",
     "send_telegram_job",
-    "telegram_sync_flow",
-    "telegram_listener_flow",
 ]
 
 
@@ -319,89 +315,3 @@ def send_telegram_job(engine: Engine, channel_id: int, job: OutboundRequest,
         with UnitOfWork(engine) as uow:
             peer = peer_for_chat(uow, channel_id, marked)
     return send_telegram(gateway, job, peer=peer)
-
-
-# --- Prefect flows -----------------------------------------------------------------------------
-
-
-def _telegram_channel_ids(engine: Engine) -> list[int]:
-    with UnitOfWork(engine) as uow:
-        return [c.id for c in list_channels(uow) if c.provider == "telegram" and c.status == "active"]
-
-
-@flow(name="telegram-sync", log_prints=True)
-def telegram_sync_flow(channel_id: int | None = None, max_messages_per_chat: int | None = 5000) -> dict[str, Any]:
-    """Sync one Telegram channel, or every active one. Long FloodWaits are reported, not fatal."""
-    from pipelines.flows import engine as shared_engine
-    from pipelines.flows import recorded
-
-    eng = shared_engine()
-    ids = [channel_id] if channel_id is not None else _telegram_channel_ids(eng)
-    out: dict[str, Any] = {}
-    for cid in ids:
-        def run(cid: int = cid) -> SyncReport:
-            return sync_telegram_channel(eng, cid, max_messages_per_chat=max_messages_per_chat)
-
-        try:
-            report = recorded(f"telegram-sync:{cid}", run, lambda r: r.summary())
-        except (ConnectorError, InvalidInput) as exc:
-            out[str(cid)] = {"error": str(exc)}
-            print(f"telegram channel {cid}: {exc}")
-            continue
-        out[str(cid)] = report.summary()
-        print(f"telegram channel {cid}: {report.messages_created} new messages in {report.chats_fetched} chats"
-              + (f"; FloodWait, retry in {report.rate_limited_for:g} s" if report.rate_limited_for else ""))
-    return out
-
-
-@flow(name="telegram-listener", log_prints=True)
-def telegram_listener_flow(channel_id: int, max_seconds: float = 300.0) -> dict[str, Any]:
-    """Listen for live events of one Telegram channel for ``max_seconds`` (schedule it back to back)."""
-    from pipelines.flows import engine as shared_engine
-    from switchboard.settings import get_settings
-
-    eng = shared_engine()
-    with UnitOfWork(eng) as uow:
-        creds = telegram_channel_credentials(uow, channel_id, get_settings().secret_key_bytes())
-    gateway = get_telegram_gateway(creds)
-    try:
-        stats = run_listener(eng, channel_id, gateway, max_seconds=max_seconds)
-    finally:
-        gateway.close()
-    return asdict(stats)
-
-
-@flow(name="telegram-listeners", log_prints=True)
-def telegram_listeners_flow(max_seconds: float = 290.0) -> dict[str, Any]:
-    """Live events of every active Telegram channel, one listener thread each, for ``max_seconds``."""
-    import threading
-
-    from pipelines.flows import engine as shared_engine
-    from pipelines.flows import recorded
-    from switchboard.settings import get_settings
-
-    eng = shared_engine()
-    key = get_settings().secret_key_bytes()
-    results: dict[str, Any] = {}
-
-    def listen(cid: int) -> None:
-        try:
-            with UnitOfWork(eng) as uow:
-                creds = telegram_channel_credentials(uow, cid, key)
-            gateway = get_telegram_gateway(creds)
-            try:
-                results[str(cid)] = asdict(run_listener(eng, cid, gateway, max_seconds=max_seconds))
-            finally:
-                gateway.close()
-        except (ConnectorError, InvalidInput) as exc:
-            results[str(cid)] = {"error": str(exc)}
-
-    def run() -> dict[str, Any]:
-        threads = [threading.Thread(target=listen, args=(cid,), daemon=True) for cid in _telegram_channel_ids(eng)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(max_seconds + 30)
-        return results
-
-    return recorded("telegram-listeners", run, lambda r: r)

@@ -23,7 +23,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from connectors.whatsapp import WhatsAppConnector
-from pipelines.channels import ConnectorCache
 from switchboard.services.channels import ChannelView
 from switchboard.services.webhooks import NOT_ROUTED
 from switchboard.types import (
@@ -35,6 +34,7 @@ from switchboard.types import (
     ReadWatermark,
     StatusUpdate,
 )
+from switchboard.workflows.connector_cache import ConnectorCache
 
 _LABELS = {"whatsapp": "WhatsApp", "sandbox": "sandbox"}
 

@@ -16,7 +16,7 @@ from sqlalchemy import BigInteger, DateTime, and_, func, literal, or_, select, t
 
 from switchboard.db.schema import CONVERSATION_STATUSES, AgentSession, Contact, Conversation, Message, User
 from switchboard.errors import InvalidInput, NotFound, PermissionDenied
-from switchboard.services.access import require_manager, require_view, visible_channel_ids
+from switchboard.policy import Action, require, require_view, visible_channel_ids
 from switchboard.services.conversations import (
     ConversationView,
     load_conversation,
@@ -240,7 +240,7 @@ def contact_profile(uow: UnitOfWork, actor: Actor, contact_id: int) -> ContactPr
 
 def list_agents(uow: UnitOfWork, actor: Actor) -> list[AgentView]:
     """Manager: every user of the organization with presence and open assigned load."""
-    me = require_manager(uow, actor, "see the agents page")
+    me = require(uow, actor, Action.VIEW_TEAM)
     open_count = (
         select(func.count())
         .where(Conversation.assigned_user_id == User.id, Conversation.status == "ASSIGNED")

@@ -95,7 +95,7 @@ def seed(settings: Settings, engine: Engine) -> dict[str, str]:
 
 def import_history(settings: Settings, engine: Engine) -> str | None:
     """Replay a generated week of demo history once, so dashboards have data from the start."""
-    from pipelines.demo_history import write_timeline
+    from switchboard.cli.demo_history import write_timeline
     from switchboard.importer import import_events
 
     marker = settings.home / "demo-history-imported"
@@ -204,7 +204,7 @@ def run_demo(*, fresh: bool = False, customers: int = 6, speed: float = 1.0) -> 
         print("  note: with DATABASE_URL set, the demo's Prefect server keeps its own SQLite database")
     prefect_env.pop("PREFECT_API_URL", None)
 
-    sb = [sys.executable, "-m", "pipelines.cli"]
+    sb = [sys.executable, "-m", "switchboard.cli.main"]
     children: list[Child] = []
 
     def _terminate(signum: int, frame: object) -> None:

@@ -133,14 +133,14 @@ def cmd_serve(args: argparse.Namespace) -> None:
     settings.secret_key_bytes()  # fail early and clearly
     if settings.database_url is None:
         os.environ["DATABASE_URL"] = database_url(settings)  # worker processes join the same server
-    uvicorn.run("pipelines.receiver:app_from_settings", factory=True, workers=args.workers, loop="uvloop",
+    uvicorn.run("switchboard.http.receiver:app_from_settings", factory=True, workers=args.workers, loop="uvloop",
                 http="httptools",
                 host=args.host or settings.receiver_host, port=args.port or settings.receiver_port,
                 log_level="warning", access_log=False)
 
 
 def cmd_worker(args: argparse.Namespace) -> None:
-    from pipelines.serve import run_worker
+    from pipelines.worker import run_worker
 
     get_settings().secret_key_bytes()  # fail early and clearly
     run_worker()
@@ -200,7 +200,7 @@ def cmd_import_events(args: argparse.Namespace) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
-    from pipelines.demo import run_demo
+    from switchboard.cli.demo import run_demo
 
     run_demo(fresh=args.fresh, customers=args.customers, speed=args.speed)
 

@@ -1,0 +1,1 @@
+"""Pure domain rules (no database, no I/O): the conversation state machine and the value enums."""

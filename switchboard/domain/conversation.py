@@ -1,0 +1,285 @@
+"""Conversation rules, pure: states, who may do what, and what a message does to a conversation.
+
+No database here. Services load the facts, ask these functions, and apply the answer with race-safe
+SQL (a conditional ``UPDATE … WHERE status = 'PENDING'`` for accept, row locks for the others); ingest
+replays messages through :func:`apply_message`; pages ask :func:`allowed_actions` which buttons to show.
+
+The state machine (SPEC §3)::
+
+    PENDING ──accept / reassign──▶ ASSIGNED ──release──▶ PENDING
+       │                               │
+       └────────complete (manager)─────┴──complete──▶ COMPLETED ──reopen / customer writes──▶ PENDING
+                                                                  (a new cycle)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from switchboard.errors import Conflict, PermissionDenied
+
+PREVIEW_CHARS = 140
+
+
+class ConversationStatus(StrEnum):
+    PENDING = "PENDING"
+    ASSIGNED = "ASSIGNED"
+    COMPLETED = "COMPLETED"
+
+
+class Direction(StrEnum):
+    INBOUND = "INBOUND"
+    OUTBOUND = "OUTBOUND"
+
+
+class AuthorKind(StrEnum):
+    CUSTOMER = "customer"
+    AGENT = "agent"
+    BOT = "bot"
+    SYSTEM = "system"
+
+
+class MessageStatus(StrEnum):
+    PENDING = "PENDING"
+    SENT = "SENT"
+    DELIVERED = "DELIVERED"
+    READ = "READ"
+    FAILED = "FAILED"
+
+
+class EventType(StrEnum):
+    CREATED = "CREATED"
+    ACCEPTED = "ACCEPTED"
+    RELEASED = "RELEASED"
+    REASSIGNED = "REASSIGNED"
+    COMPLETED = "COMPLETED"
+    REOPENED = "REOPENED"
+    AGENT_DISCONNECTED = "AGENT_DISCONNECTED"
+    MESSAGE_RECEIVED = "MESSAGE_RECEIVED"
+    MESSAGE_SENT = "MESSAGE_SENT"
+    MESSAGE_DELIVERED = "MESSAGE_DELIVERED"
+    MESSAGE_READ = "MESSAGE_READ"
+    MESSAGE_FAILED = "MESSAGE_FAILED"
+
+
+class ConversationAction(StrEnum):
+    ACCEPT = "accept"
+    RELEASE = "release"
+    COMPLETE = "complete"
+    REOPEN = "reopen"
+    REASSIGN = "reassign"
+    REPLY = "reply"
+
+
+# --- who may do what ------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Participant:
+    """The acting person as far as one conversation is concerned (the policy has verified it)."""
+
+    user_id: int | None
+    is_manager: bool
+    can_send: bool  # on the conversation's channel
+
+
+@dataclass(frozen=True, slots=True)
+class Facts:
+    """What the rules need to know about a conversation."""
+
+    conversation_id: int
+    status: ConversationStatus
+    assigned_user_id: int | None
+    assignee_name: str = "another agent"
+
+
+def _refusal(action: ConversationAction, who: Participant, c: Facts) -> str | None:
+    """Why ``who`` may not do ``action`` on ``c`` now, or None when allowed. The sentences are for people."""
+    cid = c.conversation_id
+    mine = c.assigned_user_id is not None and c.assigned_user_id == who.user_id
+    if action is ConversationAction.ACCEPT:
+        if not who.can_send:
+            return "you have no 'send' permission on this channel, so you cannot accept its conversations"
+        if c.status is ConversationStatus.ASSIGNED and not mine:
+            return f"conversation {cid} was already accepted by {c.assignee_name}"
+        if c.status is ConversationStatus.COMPLETED:
+            return f"conversation {cid} is completed; reopen it before accepting it"
+        return None
+    if action is ConversationAction.RELEASE:
+        if c.status is ConversationStatus.COMPLETED:
+            return f"conversation {cid} is completed; there is nothing to release"
+        if c.status is ConversationStatus.ASSIGNED and not (mine or who.is_manager):
+            return (f"conversation {cid} is assigned to {c.assignee_name}; only the assignee or a manager "
+                    "may release it")
+        return None
+    if action is ConversationAction.COMPLETE:
+        if c.status is ConversationStatus.PENDING and not who.is_manager:
+            return f"conversation {cid} is not assigned to you; accept it before completing it"
+        if c.status is ConversationStatus.ASSIGNED and not (mine or who.is_manager):
+            return (f"conversation {cid} is assigned to {c.assignee_name}; only the assignee or a manager "
+                    "may complete it")
+        return None
+    if action is ConversationAction.REOPEN:
+        return None  # anyone who may view the channel; a no-op unless COMPLETED
+    if action is ConversationAction.REASSIGN:
+        if not who.is_manager:
+            return "only admins and managers may reassign conversations"
+        if c.status is ConversationStatus.COMPLETED:
+            return f"conversation {cid} is completed; reopen it before reassigning it"
+        return None
+    if action is ConversationAction.REPLY:
+        if not who.can_send:
+            return "you have no 'send' permission on this channel"
+        return None
+    raise AssertionError(action)
+
+
+_IDLE: dict[ConversationAction, frozenset[ConversationStatus]] = {
+    # actions that would change nothing in these states are not offered as buttons
+    ConversationAction.ACCEPT: frozenset({ConversationStatus.ASSIGNED, ConversationStatus.COMPLETED}),
+    ConversationAction.RELEASE: frozenset({ConversationStatus.PENDING, ConversationStatus.COMPLETED}),
+    ConversationAction.COMPLETE: frozenset({ConversationStatus.COMPLETED}),
+    ConversationAction.REOPEN: frozenset({ConversationStatus.PENDING, ConversationStatus.ASSIGNED}),
+    ConversationAction.REASSIGN: frozenset({ConversationStatus.COMPLETED}),
+    ConversationAction.REPLY: frozenset(),
+}
+
+
+def allowed_actions(who: Participant, c: Facts) -> frozenset[ConversationAction]:
+    """The actions worth offering ``who`` on ``c`` now: allowed and not a no-op (the inbox's buttons)."""
+    return frozenset(a for a in ConversationAction
+                     if c.status not in _IDLE[a] and _refusal(a, who, c) is None)
+
+
+def check(action: ConversationAction, who: Participant, c: Facts) -> None:
+    """Raise PermissionDenied / Conflict with a sentence when ``action`` is not allowed now."""
+    reason = _refusal(action, who, c)
+    if reason is None:
+        return
+    conflict = ("already accepted" in reason or "is completed" in reason)
+    raise (Conflict if conflict else PermissionDenied)(reason)
+
+
+def is_noop(action: ConversationAction, who: Participant, c: Facts) -> bool:
+    """Repeating a transition that already happened changes nothing and writes no event (idempotence)."""
+    mine = c.assigned_user_id is not None and c.assigned_user_id == who.user_id
+    if action is ConversationAction.ACCEPT:
+        return c.status is ConversationStatus.ASSIGNED and mine
+    if action is ConversationAction.RELEASE:
+        return c.status is ConversationStatus.PENDING
+    if action is ConversationAction.COMPLETE:
+        return c.status is ConversationStatus.COMPLETED
+    if action is ConversationAction.REOPEN:
+        return c.status is not ConversationStatus.COMPLETED
+    return False
+
+
+# --- what a message does to a conversation ---------------------------------------------------------
+
+@dataclass(slots=True)
+class ConversationState:
+    """The denormalised columns of a conversation that messages change (mutable: replayed in place)."""
+
+    status: ConversationStatus
+    assigned_user_id: int | None
+    unread_count: int
+    last_message_preview: str | None
+    last_message_at: datetime | None
+    last_inbound_at: datetime | None
+    cycle_number: int
+    cycle_started_at: datetime | None
+    first_response_at: datetime | None
+    awaiting_reply: bool
+    reopened: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class EventSpec:
+    """An event a rule produced; the service adds organization, conversation and message ids."""
+
+    type: EventType
+    occurred_at: datetime
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+def preview_of(body: str | None, content_type: str) -> str:
+    """The one-line preview of a message shown in conversation lists."""
+    if body and body.strip():
+        return " ".join(body.split())[:PREVIEW_CHARS]
+    return f"[{content_type}]"[:PREVIEW_CHARS]
+
+
+def new_conversation(first_at: datetime, first_inbound_at: datetime | None) -> ConversationState:
+    """A conversation as it is created, before any of its messages is applied."""
+    return ConversationState(ConversationStatus.PENDING, None, 0, None, first_at, None, 1, first_inbound_at,
+                             None, False)
+
+
+def apply_message(conv: ConversationState, *, direction: Direction | str, author_kind: AuthorKind | str,
+                  at: datetime, body: str | None, content_type: str) -> list[EventSpec]:
+    """Apply one message (in time order) to ``conv``; returns the events it causes.
+
+    * A customer message on a COMPLETED conversation reopens it: PENDING, unassigned, a new cycle whose
+      first response is still to come.
+    * A customer message counts as unread and makes the conversation await a reply.
+    * An agent message at or after the latest customer message answers it; the first one in a cycle is
+      the cycle's first response. Bot and system messages answer nothing.
+    """
+    events: list[EventSpec] = []
+    if direction == Direction.INBOUND:
+        if conv.status is ConversationStatus.COMPLETED:
+            conv.status = ConversationStatus.PENDING
+            conv.assigned_user_id = None
+            conv.cycle_number += 1
+            conv.cycle_started_at = at
+            conv.first_response_at = None
+            conv.reopened += 1
+            events.append(EventSpec(EventType.REOPENED, at, {"cycle": conv.cycle_number, "by": "customer"}))
+        if conv.cycle_started_at is None:
+            conv.cycle_started_at = at
+        events.append(EventSpec(EventType.MESSAGE_RECEIVED, at, {"cycle": conv.cycle_number}))
+        conv.unread_count += 1
+        if conv.last_inbound_at is None or at >= conv.last_inbound_at:
+            conv.last_inbound_at = at
+            conv.awaiting_reply = True
+    else:
+        events.append(EventSpec(EventType.MESSAGE_SENT, at,
+                                {"author_kind": str(author_kind), "echo": True, "cycle": conv.cycle_number}))
+        if author_kind == AuthorKind.AGENT and (conv.last_inbound_at is None or at >= conv.last_inbound_at):
+            conv.awaiting_reply = False
+            if conv.first_response_at is None and conv.cycle_started_at is not None \
+                    and at >= conv.cycle_started_at:
+                conv.first_response_at = at
+    if conv.last_message_at is None or at >= conv.last_message_at or conv.last_message_preview is None:
+        conv.last_message_at = max(at, conv.last_message_at or at)
+        conv.last_message_preview = preview_of(body, content_type)
+    return events
+
+
+def reopen(conv: ConversationState, at: datetime) -> list[EventSpec]:
+    """An agent reopens a COMPLETED conversation: a new cycle, PENDING (no-op otherwise)."""
+    if conv.status is not ConversationStatus.COMPLETED:
+        return []
+    conv.status = ConversationStatus.PENDING
+    conv.assigned_user_id = None
+    conv.cycle_number += 1
+    conv.cycle_started_at = at
+    conv.first_response_at = None
+    return [EventSpec(EventType.REOPENED, at, {"cycle": conv.cycle_number, "by": "agent"})]
+
+
+# --- message delivery status -----------------------------------------------------------------------
+
+STATUS_RANK: dict[str, int] = {MessageStatus.PENDING: 0, MessageStatus.SENT: 1, MessageStatus.DELIVERED: 2,
+                               MessageStatus.READ: 3}
+
+
+def can_advance(current: str, new: str) -> bool:
+    """A message's status only moves forward; FAILED is terminal; a late DELIVERED after READ is ignored."""
+    if current == MessageStatus.FAILED:
+        return False
+    if new == MessageStatus.FAILED:
+        return current != MessageStatus.READ
+    return STATUS_RANK.get(new, -1) > STATUS_RANK.get(current, 99)

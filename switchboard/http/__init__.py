@@ -1,0 +1,1 @@
+"""HTTP entrypoints served by ``switchboard serve``: the webhook receiver and ``GET /health``."""

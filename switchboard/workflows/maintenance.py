@@ -1,0 +1,30 @@
+"""Presence sweep and auto-assignment (the ``maintain-inbox`` flow's work)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine
+
+from switchboard.clock import utcnow
+from switchboard.uow import UnitOfWork
+
+
+def maintain_once(engine: Engine, *, now: datetime | None = None, away_after_s: int = 120,
+                  offline_grace_s: int = 300) -> dict[str, Any]:
+    """Presence sweep, then auto-assignment for organizations that turned it on."""
+    from switchboard.services.assignment import auto_assign
+    from switchboard.services.organizations import auto_assign_organization_ids
+    from switchboard.services.presence import sweep
+
+    now = now or utcnow()
+    with UnitOfWork(engine) as uow:
+        released = sweep(uow, now=now, away_after_s=away_after_s, offline_grace_s=offline_grace_s)
+    assigned: list[tuple[int, int]] = []
+    with UnitOfWork(engine) as uow:
+        org_ids = auto_assign_organization_ids(uow)
+    for org_id in org_ids:
+        with UnitOfWork(engine) as uow:
+            assigned.extend(auto_assign(uow, org_id, now=now))
+    return {"released": len(released), "assigned": len(assigned)}
