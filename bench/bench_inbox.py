@@ -242,6 +242,7 @@ def main() -> None:
             backend = uow.session.execute(text("select pg_backend_pid()")).scalar_one()
             s0 = _backend_cpu(backend)
             r = ingest_items(uow, channel_id=channels[ch_idx], items=items)
+            uow.commit()
             s1 = _backend_cpu(backend)
         took += time.perf_counter() - t
         client_cpu += time.process_time() - c0
@@ -276,6 +277,7 @@ def main() -> None:
                 ch_id, items = batches[i]
                 with UnitOfWork(engine) as uow:
                     n += ingest_items(uow, channel_id=ch_id, items=items).messages_created
+                    uow.commit()
             return n
 
         t = time.perf_counter()

@@ -21,7 +21,7 @@ from typing import Any
 
 from switchboard.errors import Conflict, PermissionDenied
 
-PREVIEW_CHARS = 140
+PREVIEW_CHARS = 200  # the column holds 200 characters
 
 
 class ConversationStatus(StrEnum):

@@ -79,7 +79,7 @@ def process_webhooks_once(engine: Engine, connectors: ConnectorCache, *, limit: 
                     if not batch:
                         continue
                     _adopt_reported_sends(uow, channel_id, batch)
-                    results.append(ingest_items(uow, channel_id=channel_id, items=batch, now=now, commit=False))
+                    results.append(ingest_items(uow, channel_id=channel_id, items=batch, now=now))
                 savepoint.commit()
             except Exception as exc:
                 savepoint.rollback()

@@ -48,6 +48,7 @@ def sync_meta_channel(engine: Engine, channel_id: int, connectors: ConnectorCach
             with UnitOfWork(engine) as uow:
                 result = ingest_items(uow, channel_id=channel_id, items=messages,
                                       cursor=(SCOPE, new_cursor) if new_cursor else None)
+                uow.commit()
             report.messages_created += result.messages_created
             cursor = new_cursor
             if not history_pending(cursor):

@@ -199,6 +199,7 @@ def sync_telegram_channel(
             with UnitOfWork(engine) as uow:
                 result = ingest_items(uow, channel_id=channel_id, items=batch.items, now=now,
                                       cursor=(batch.scope, batch.cursor.to_json()))
+                uow.commit()
             report.batches += 1
             report.messages_created += result.messages_created
             report.messages_duplicate += result.messages_duplicate
@@ -245,6 +246,7 @@ def handle_event(engine: Engine, channel_id: int, event: TgEvent, *, now: dateti
     with UnitOfWork(engine) as uow:
         items = resolve_event_items(uow, channel_id, event)
         result = ingest_items(uow, channel_id=channel_id, items=items, now=now or utcnow())
+        uow.commit()
     if stats is not None:
         stats.items += len(items)
         stats.messages_created += result.messages_created

@@ -64,6 +64,7 @@ def seeded(engine: Engine) -> dict[str, int]:
             provider_message_id="wamid.browser1",
             contact=ContactRef("4915100000", display_name="Bruno Buyer", phone="4915100000"),
             sent_at=datetime.now(UTC), body=CUSTOMER_TEXT)])
+        uow.commit()
     with UnitOfWork(engine) as uow:
         conv_id = uow.session.execute(select(Message.conversation_id)).scalar_one()
     return {"user_id": agent.user_id, "conversation_id": conv_id}

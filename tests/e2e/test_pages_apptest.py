@@ -65,6 +65,7 @@ def world(engine: Engine) -> dict[str, Any]:
         ingest_items(uow, channel_id=wa.id, items=[InboundMessage(
             provider_message_id="wamid.p1", contact=ContactRef("491", display_name="Wanda"),
             sent_at=datetime.now(UTC), body="*hello* from WhatsApp")])
+        uow.commit()
     with UnitOfWork(engine) as uow:
         conv = uow.session.execute(select(Conversation.id)).scalar_one()
     return {"users": users, "conversation_id": conv}

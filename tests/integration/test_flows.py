@@ -49,6 +49,7 @@ def test_process_and_send_flows(settings_env: str, engine: Engine) -> None:
         webhooks.store_event(uow, provider="whatsapp", channel_id=ch.id, body=body,
                              headers={"X-Hub-Signature-256": "sha256=" + hmac.new(SECRET.encode(), body,
                                                                                   hashlib.sha256).hexdigest()})
+        uow.commit()
 
     result = flows.process_webhooks_flow(max_seconds=0)
     assert result["processed"] == 1 and result["messages_created"] == 1

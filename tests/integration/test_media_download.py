@@ -53,6 +53,7 @@ def test_media_is_downloaded_once_and_refusals_are_kept(engine: Engine, tmp_path
                                sent_at=datetime.now(UTC), body=None, content_type="image",
                                attachments=(AttachmentRef(kind="image", provider_media_id="404404"),)),
             ])
+            uow.commit()
         connectors = ConnectorCache(engine, key)
         try:
             stats = download_media_once(engine, connectors, tmp_path / "media")

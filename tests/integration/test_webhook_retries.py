@@ -27,6 +27,7 @@ def test_failed_processing_backs_off_then_fails_visibly(engine: Engine) -> None:
         uow.commit()
         event_id = webhooks.store_event(uow, provider="whatsapp", channel_id=ch.id, body=b'{"object": "x"}',
                                         headers={})
+        uow.commit()
     connectors = ConnectorCache(engine, key)
 
     def state() -> tuple[str, int, str | None]:
@@ -54,6 +55,7 @@ def test_failed_processing_backs_off_then_fails_visibly(engine: Engine) -> None:
         assert webhooks.list_events(uow, other, statuses=("FAILED",)) == []  # never another organization's
         assert not webhooks.reprocess(uow, event_id, organization_id=org + 1000)  # another organization
         assert webhooks.reprocess(uow, event_id, organization_id=org)
+        uow.commit()
     assert state()[:2] == ("RECEIVED", 0)
     with UnitOfWork(engine) as uow:
         assert uow.session.execute(select(WebhookEvent.reason)).scalar_one() is None
@@ -84,6 +86,7 @@ def test_status_that_overtakes_the_send_is_applied_on_retry(engine: Engine) -> N
     with UnitOfWork(engine) as uow:
         res = ingest_items(uow, channel_id=ch.id, items=[InboundMessage(
             provider_message_id="wamid.in", contact=ContactRef("49"), sent_at=datetime.now(UTC), body="hi")])
+        uow.commit()
         conv_id = res.conversation_ids[0]
     with UnitOfWork(engine) as uow:
         actor = actor_for_user(uow, agent.user_id)
@@ -103,6 +106,7 @@ def test_status_that_overtakes_the_send_is_applied_on_retry(engine: Engine) -> N
     with UnitOfWork(engine) as uow:
         event_id = webhooks.store_event(uow, provider="whatsapp", channel_id=ch.id, body=body, headers={
             "x-hub-signature-256": "sha256=" + hmac.new(b"s", body, hashlib.sha256).hexdigest()})
+        uow.commit()
     connectors = ConnectorCache(engine, key)
     process_webhooks_once(engine, connectors)
     with UnitOfWork(engine) as uow:

@@ -208,6 +208,7 @@ def test_unknown_number_is_ignored_visibly_and_reprocessable_once_its_channel_ex
     for event_id in (ignored_id, partial_id):
         with UnitOfWork(world.engine) as uow:
             operations.reprocess_delivery(uow, world.admin, event_id)
+            uow.commit()
     world.process()
     msgs = world.messages()
     assert {k: v[0] for k, v in msgs.items()} == {"wamid.a1": world.a.id, "wamid.u1": c.id, "wamid.u2": c.id}

@@ -49,6 +49,7 @@ def test_worker_runs_flows_on_schedule(engine: Engine, db_url: str, tmp_path: Pa
     with UnitOfWork(engine) as uow:
         webhooks.store_event(uow, provider="whatsapp", channel_id=ch.id, body=body, headers={
             "x-hub-signature-256": "sha256=" + hmac.new(b"s", body, hashlib.sha256).hexdigest()})
+        uow.commit()
 
     port = _free_port()
     env = dict(os.environ, PREFECT_HOME=str(tmp_path / "prefect"), PREFECT_SERVER_ANALYTICS_ENABLED="false",

@@ -45,8 +45,10 @@ class World:
     def ingest(self, channel: int, contact: str, pmid: str, minutes: float, text: str = "hello",
                name: str | None = None) -> IngestResult:
         with self.uow() as u:
-            return ingest_items(u, channel_id=channel, items=[inbound(contact, pmid, minutes, text, name)],
-                                now=at(minutes))
+            result = ingest_items(u, channel_id=channel, items=[inbound(contact, pmid, minutes, text, name)],
+                                  now=at(minutes))
+            u.commit()
+            return result
 
     def conversation(self, channel: int, contact: str) -> int:
         from sqlalchemy import select

@@ -37,9 +37,11 @@ def test_batch_creates_contacts_conversations_and_is_idempotent(world: World) ->
                                inbound("c2", "m3", 2, "x" * 300), Ignored("status of a template")]
     with world.uow() as u:
         r = ingest_items(u, channel_id=world.wa, items=items, now=at(3), cursor=("all", "m3"))
+        u.commit()
     assert (r.messages_created, r.conversations_created, r.ignored) == (3, 2, 1)
     with world.uow() as u:
         again = ingest_items(u, channel_id=world.wa, items=items, now=at(4))
+        u.commit()
     assert (again.messages_created, again.messages_duplicate, again.conversations_created) == (0, 3, 0)
     conv = world.conversation(world.wa, "c1")
     view = get_conversation(world.uow().__enter__(), world.manager, conv)
@@ -62,6 +64,7 @@ def test_duplicates_inside_one_batch_and_contact_profile_update(world: World) ->
                            attachments=(AttachmentRef("image", "image/jpeg", provider_media_id="media1"),))
     with world.uow() as u:
         r = ingest_items(u, channel_id=world.wa, items=[first, first, later], now=at(6))
+        u.commit()
     assert (r.messages_created, r.messages_duplicate) == (2, 1)
     with world.uow() as u:
         c = u.session.execute(select(Contact)).scalar_one()
@@ -98,6 +101,7 @@ def test_two_workers_ingesting_the_same_batch_make_one_message(world: World) -> 
             with world.uow() as u:
                 barrier.wait()
                 results.append(ingest_items(u, channel_id=world.wa, items=items, now=at(100)))
+                u.commit()
 
         threads = [threading.Thread(target=work) for _ in range(2)]
         for t in threads:
@@ -142,11 +146,13 @@ def test_statuses_only_move_forward(world: World) -> None:
         r = ingest_items(u, channel_id=world.wa, items=[
             StatusUpdate("out-1", "READ", at(5)), StatusUpdate("out-1", "DELIVERED", at(4)),
             StatusUpdate("unknown", "DELIVERED", at(4))])
+        u.commit()
     assert (r.statuses_applied, r.statuses_ignored, r.unmatched_status_ids) == (2, 1, ("unknown",))
     assert _status(world, mid) == ("READ", at(4), at(5), None)
     with world.uow() as u:  # late delivered after read, and a FAILED after READ: ignored
         r = ingest_items(u, channel_id=world.wa, items=[
             StatusUpdate("out-1", "DELIVERED", at(6)), StatusUpdate("out-1", "FAILED", at(7), error_code="1")])
+        u.commit()
     assert (r.statuses_applied, r.statuses_ignored) == (0, 2)
     assert _status(world, mid)[0] == "READ"
     assert _events(world, conv)[-3:] == ["MESSAGE_SENT", "MESSAGE_DELIVERED", "MESSAGE_READ"]
@@ -157,8 +163,10 @@ def test_failed_is_terminal_and_keeps_the_platform_error(world: World) -> None:
     with world.uow() as u:
         ingest_items(u, channel_id=world.wa, items=[
             StatusUpdate("out-1", "FAILED", at(3), error_code="131047", error_message="Re-engagement message")])
+        u.commit()
     with world.uow() as u:
         r = ingest_items(u, channel_id=world.wa, items=[StatusUpdate("out-1", "READ", at(4))])
+        u.commit()
     assert r.statuses_ignored == 1
     assert _status(world, mid) == ("FAILED", None, None, "131047")
     assert _events(world, conv)[-1] == "MESSAGE_FAILED"
@@ -168,10 +176,12 @@ def test_read_watermark_marks_everything_before_it(world: World) -> None:
     conv, mid = _sent_reply(world)
     with world.uow() as u:
         r = ingest_items(u, channel_id=world.wa, items=[ReadWatermark("c1", "READ", at(3), at(3.5))])
+        u.commit()
     assert r.statuses_applied == 1
     assert _status(world, mid) == ("READ", at(3.5), at(3.5), None)
     with world.uow() as u:
         r = ingest_items(u, channel_id=world.wa, items=[ReadWatermark("c1", "DELIVERED", at(3), at(3.6))])
+        u.commit()
     assert r.statuses_applied == 0
 
 
@@ -183,6 +193,7 @@ def test_edits_deletions_and_native_echoes(world: World) -> None:
     with world.uow() as u:
         r = ingest_items(u, channel_id=world.wa, items=[
             MessageEdit("m1", "hello", at(0.5), raw={"edit": 1}), echo, MessageDeletion("zzz", at(2))])
+        u.commit()
     assert (r.edits, r.messages_created, r.ignored) == (1, 1, 1)
     with world.uow() as u:
         thread = get_thread(u, world.manager, conv)
@@ -194,6 +205,7 @@ def test_edits_deletions_and_native_echoes(world: World) -> None:
         assert raw is not None and raw["id"] == "m1" and raw["edit"]["raw"] == {"edit": 1}
     with world.uow() as u:
         r = ingest_items(u, channel_id=world.wa, items=[MessageDeletion("m1", at(3))])
+        u.commit()
     assert r.deletions == 1
     with world.uow() as u:
         assert get_thread(u, world.manager, conv).items[0].is_deleted
@@ -202,14 +214,15 @@ def test_edits_deletions_and_native_echoes(world: World) -> None:
 def test_new_conversation_state_counts_only_the_messages_that_were_really_inserted(world: World) -> None:
     """A message id taken by another worker while this batch runs is not applied to the new conversation."""
     first = world.uow().__enter__()
-    ingest_items(first, channel_id=world.wa, items=[inbound("alice", "shared", 0, "from alice")], now=at(0),
-                 commit=False)  # holds the message id, uncommitted
+    ingest_items(first, channel_id=world.wa, items=[inbound("alice", "shared", 0, "from alice")],
+                 now=at(0))  # holds the message id, uncommitted
     results: list[IngestResult] = []
 
     def second() -> None:
         with world.uow() as u:
             results.append(ingest_items(u, channel_id=world.wa, now=at(2), items=[
                 inbound("bob", "shared", 1, "same id"), inbound("bob", "own", 2, "bob's own")]))
+            u.commit()
 
     t = threading.Thread(target=second)
     t.start()

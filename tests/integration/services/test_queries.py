@@ -16,6 +16,7 @@ def test_keyset_pagination_walks_every_conversation_once(world: World) -> None:
     items = [inbound(f"c{i:03}", f"m{i}", i % 37, text=f"order {i}") for i in range(130)]  # ties in time
     with world.uow() as u:
         ingest_items(u, channel_id=world.wa, items=items, now=at(60))
+        u.commit()
     seen: list[tuple[object, int]] = []
     cursor = None
     with world.uow() as u:
@@ -68,6 +69,7 @@ def test_thread_pages_newest_first_displayed_oldest_first(world: World) -> None:
     items = [inbound("c1", f"m{i:02}", i, text=f"line {i}") for i in range(25)]
     with world.uow() as u:
         ingest_items(u, channel_id=world.wa, items=items, now=at(30))
+        u.commit()
     conv = world.conversation(world.wa, "c1")
     with world.uow() as u:
         p1 = get_thread(u, world.a1, conv, limit=10)
@@ -96,6 +98,7 @@ def test_search_matches_contacts_or_bodies_once_each_and_pages_in_order(world: W
     items.append(inbound("c01", "m-late", 30, text="a second message, also about ZEDONK"))
     with world.uow() as u:
         ingest_items(u, channel_id=world.wa, items=items, now=at(40))
+        u.commit()
     expected = {f"Zed {i}" if i % 3 == 0 else f"Person {i}" for i in range(60) if i % 3 == 0 or i % 4 == 0}
     expected.add("Person 1")  # its second message matches
     seen: list[tuple[object, int, str]] = []
