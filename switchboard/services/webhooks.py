@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, and_, func, insert, or_, select, text, update
 
 from switchboard.clock import utcnow
-from switchboard.db.schema import Channel, WebhookEvent
+from switchboard.db.schema import Channel, Message, WebhookEvent
 from switchboard.uow import UnitOfWork
 
 # Marks the reason of a delivery (IGNORED, or PROCESSED in part) with a part for a business account that
@@ -69,7 +69,7 @@ def store_event(
     reason: str | None = None,
     notify: str | None = None,
 ) -> int:
-    """Insert the delivery exactly as received and commit (durable before the caller answers 200).
+    """Insert the delivery exactly as received (the caller commits before it answers 200).
 
     ``notify`` names a LISTEN/NOTIFY channel woken in the same transaction, so the processing flow
     picks the event up at once instead of at its next poll.
@@ -82,7 +82,6 @@ def store_event(
     ).scalar_one()
     if notify:
         uow.session.execute(select(func.pg_notify(notify, str(event_id))))
-    uow.commit()
     return int(event_id)
 
 
@@ -90,7 +89,7 @@ def claim_pending(uow: UnitOfWork, *, limit: int = 100, max_attempts: int = 5) -
     """Lock up to ``limit`` RECEIVED events (SKIP LOCKED: concurrent workers get disjoint sets).
 
     The rows stay locked until the caller's transaction ends, so the caller must process them and
-    call :func:`finish` in the same unit of work.
+    call :func:`record_outcomes` in the same unit of work.
     """
     rows = uow.session.execute(
         select(WebhookEvent.id, WebhookEvent.channel_id, WebhookEvent.provider, WebhookEvent.body,
@@ -107,30 +106,47 @@ def claim_pending(uow: UnitOfWork, *, limit: int = 100, max_attempts: int = 5) -
     return [PendingEvent(r.id, r.channel_id, r.provider, bytes(r.body), r.attempts) for r in rows]
 
 
-def finish(uow: UnitOfWork, event_id: int, *, status: str, reason: str | None = None,
-           now: datetime | None = None) -> None:
-    """Record the outcome (PROCESSED, IGNORED, REJECTED, FAILED). Does not commit."""
-    uow.session.execute(
-        update(WebhookEvent)
-        .where(WebhookEvent.id == event_id)
-        .values(status=status, reason=reason, processed_at=now or utcnow(), attempts=WebhookEvent.attempts + 1)
-    )
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What became of one delivery: a final ``status`` (PROCESSED, IGNORED, REJECTED), or ``status`` None:
+    a failed attempt, tried again after 4^attempts s and FAILED after the last attempt (shown to admins,
+    who can reprocess it)."""
+
+    event_id: int
+    status: str | None
+    reason: str | None = None
 
 
-def record_attempt_error(uow: UnitOfWork, event_id: int, reason: str, *, max_attempts: int = 5) -> None:
-    """Processing crashed on this delivery: count the attempt, keep the reason and the time (the next
-    try waits 4^attempts s); after the last attempt it becomes FAILED (shown to admins, who can
-    reprocess it). Does not commit."""
-    uow.session.execute(
-        update(WebhookEvent)
-        .where(WebhookEvent.id == event_id)
-        .values(attempts=WebhookEvent.attempts + 1, reason=reason, processed_at=func.now())
-    )
-    uow.session.execute(
-        update(WebhookEvent)
-        .where(WebhookEvent.id == event_id, WebhookEvent.attempts >= max_attempts)
-        .values(status="FAILED", processed_at=utcnow())
-    )
+_RECORD_OUTCOMES = text("""
+    update webhook_events as w
+    set (status, reason, processed_at, attempts)
+      = (coalesce(r.status, case when w.attempts + 1 >= :max_attempts then 'FAILED' else w.status end),
+         r.reason, :now, w.attempts + 1)
+    from json_to_recordset(cast(:rows as json)) as r(id bigint, status text, reason text)
+    where w.id = r.id
+""")
+
+
+def record_outcomes(uow: UnitOfWork, outcomes: Sequence[Outcome], *, max_attempts: int = 5,
+                    now: datetime | None = None) -> None:
+    """Record the outcome of many deliveries in one statement (each counts one attempt). Does not commit."""
+    if not outcomes:
+        return
+    rows = [{"id": o.event_id, "status": o.status, "reason": o.reason} for o in outcomes]
+    uow.session.execute(_RECORD_OUTCOMES, {"max_attempts": max_attempts, "now": now or utcnow(),
+                                           "rows": json.dumps(rows, ensure_ascii=False)})
+
+
+def pending_send_keys(uow: UnitOfWork, channel_id: int, keys: Sequence[str]) -> set[str]:
+    """Which of these idempotency keys belong to sends of the channel still PENDING (a status that echoes
+    one settles a send whose result was never recorded). Reads the outbox's small partial index."""
+    if not keys:
+        return set()
+    return {str(k) for k in uow.session.execute(
+        select(Message.idempotency_key)
+        .where(Message.status == "PENDING", Message.direction == "OUTBOUND", Message.channel_id == channel_id,
+               Message.idempotency_key.in_(sorted(set(keys))))
+    ).scalars()}
 
 
 def list_events(
@@ -191,7 +207,6 @@ def reprocess(uow: UnitOfWork, event_id: int, *, organization_id: int) -> bool:
                WebhookEvent.channel_id.in_(org_channels))
         .values(status="RECEIVED", attempts=0, processed_at=None, reason=None)
     )
-    uow.commit()
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
