@@ -18,7 +18,7 @@ if __package__ in (None, ""):
     # `streamlit run app/main.py` executes this file as a script: make the project importable.
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from app import session  # noqa: E402
+from app import signin  # noqa: E402
 from app.views import admin_channels, admin_org, assignment, inbox  # noqa: E402
 
 PROTECTED_PATHS = ("inbox", "assignment", "analytics", "channels", "organization", "telegram-login", "account",
@@ -36,7 +36,7 @@ def _optional_page(module: str) -> Any:
 
 
 def _pages() -> Any:
-    actor = session.current_actor()
+    actor = signin.current_actor()
     if actor is None:
         # A bookmarked or shared link (…/analytics) shows the sign-in form instead of "page not found";
         # after signing in, the same URL opens the page itself.
@@ -44,7 +44,7 @@ def _pages() -> Any:
 
         hidden = [st.Page(login.render, title="Sign in", url_path=path, visibility="hidden")
                   for path in PROTECTED_PATHS]
-        return st.navigation(session.login_pages() + hidden)
+        return st.navigation(signin.login_pages() + hidden)
     work = [st.Page(inbox.page, title="Inbox", icon="📥", url_path="inbox", default=True)]
     groups: dict[str, list[st.Page]] = {"Work": work}
     if actor.role in ("admin", "manager"):
@@ -58,9 +58,9 @@ def _pages() -> Any:
         telegram = _optional_page("telegram_login")
         if telegram is not None:
             admin.append(st.Page(telegram, title="Telegram login", icon="✈️", url_path="telegram-login"))
-        groups["Admin"] = admin + session.admin_pages()
-    groups["Account"] = session.account_pages()
-    session.render_user_menu()
+        groups["Admin"] = admin + signin.admin_pages()
+    groups["Account"] = signin.account_pages()
+    signin.render_user_menu()
     return st.navigation(groups)
 
 

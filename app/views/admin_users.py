@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import deps, session
+from app import deps, signin
 from switchboard.auth.admin import (
     change_role,
     disable_user,
@@ -30,7 +30,7 @@ def _run(label: str, fn: object, *args: object, **kwargs: object) -> None:
 
 
 def render() -> None:
-    actor = session.current_actor()
+    actor = signin.current_actor()
     if actor is None or actor.role != "admin":
         st.error("Only admins can manage users.")
         return

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import deps, session
+from app import deps, signin
 from switchboard.auth.audit import list_audit
 
 FILTERS = {"everything": None, "sign-ins and failures": "auth.", "user changes": "user.",
@@ -12,7 +12,7 @@ FILTERS = {"everything": None, "sign-ins and failures": "auth.", "user changes":
 
 
 def render() -> None:
-    actor = session.current_actor()
+    actor = signin.current_actor()
     if actor is None or actor.role != "admin":
         st.error("Only admins can read the audit log.")
         return

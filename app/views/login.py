@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import deps, session
+from app import deps, signin
 from switchboard.auth.login import PendingLogin, login
 from switchboard.errors import SwitchboardError
 
 
 def render() -> None:
     st.title("Sign in to Switchboard")
-    notice = session.flash()
+    notice = signin.flash()
     if notice:
         st.warning(notice, icon=":material/info:")
     with st.form("login_form", clear_on_submit=False):
@@ -22,7 +22,7 @@ def render() -> None:
                              autocomplete="one-time-code",
                              help="First sign-in? Leave it empty: you will set up your authenticator next.")
         submitted = st.form_submit_button("Sign in", type="primary", key="login_submit")
-    st.page_link(session.recovery_page(), label="Lost your authenticator? Use a recovery code")
+    st.page_link(signin.recovery_page(), label="Lost your authenticator? Use a recovery code")
     if not submitted:
         return
     if not email.strip() or not password:
@@ -30,12 +30,12 @@ def render() -> None:
         return
     try:
         result = deps.call(login, email, password, code, secret_key=deps.secret_key(),
-                           user_agent=session.user_agent())
+                           user_agent=signin.user_agent())
     except SwitchboardError as exc:
         st.error(str(exc), icon=":material/block:")
         return
     if isinstance(result, PendingLogin):
-        session.set_pending(result)
-        st.switch_page(session.enroll_page())
-    session.sign_in(result)
+        signin.set_pending(result)
+        st.switch_page(signin.enroll_page())
+    signin.sign_in(result)
     st.rerun()

@@ -7,8 +7,8 @@ from datetime import datetime
 from sqlalchemy import update
 
 from switchboard.auth import audit
+from switchboard.auth.login_sessions import revoke_all_for_user
 from switchboard.auth.passwords import hash_password, verify_password
-from switchboard.auth.sessions import revoke_all_for_user
 from switchboard.clock import utcnow
 from switchboard.db.schema import User
 from switchboard.errors import AuthError, InvalidInput, NotFound

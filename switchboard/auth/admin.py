@@ -12,7 +12,7 @@ from datetime import datetime
 from sqlalchemy import delete, func, select, update
 
 from switchboard.auth import audit, totp
-from switchboard.auth.sessions import revoke_all_for_user
+from switchboard.auth.login_sessions import revoke_all_for_user
 from switchboard.auth.users import UserView, user_view
 from switchboard.clock import utcnow
 from switchboard.db.schema import ROLES, Channel, ChannelPermission, RecoveryCode, User

@@ -14,8 +14,8 @@ from sqlalchemy import update
 
 from switchboard.auth import audit, recovery_codes, totp
 from switchboard.auth.login import PendingLogin, _complete, check_totp, load_pending_user
+from switchboard.auth.login_sessions import SessionToken
 from switchboard.auth.passwords import verify_password
-from switchboard.auth.sessions import SessionToken
 from switchboard.clock import utcnow
 from switchboard.db.schema import User
 from switchboard.errors import AuthError, Conflict, NotFound

@@ -11,9 +11,9 @@ from sqlalchemy import insert, select, update
 
 from switchboard.auth import audit
 from switchboard.auth.login import PENDING_MINUTES, PendingLogin
+from switchboard.auth.login_sessions import token_hash
 from switchboard.auth.mail import MailError, send_invite_email
 from switchboard.auth.passwords import check_strength, hash_password
-from switchboard.auth.sessions import token_hash
 from switchboard.auth.users import create_user, normalize_email
 from switchboard.clock import utcnow
 from switchboard.db.schema import Invite, User

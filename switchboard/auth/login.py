@@ -20,8 +20,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select, update
 
 from switchboard.auth import audit, recovery_codes, totp
+from switchboard.auth.login_sessions import SessionToken, create_session
 from switchboard.auth.passwords import verify_password
-from switchboard.auth.sessions import SessionToken, create_session
 from switchboard.clock import utcnow
 from switchboard.db.schema import Organization, User
 from switchboard.errors import AuthError

@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import Engine
 from streamlit.testing.v1 import AppTest
 
-from switchboard.auth.sessions import revoke_all_for_user
+from switchboard.auth.login_sessions import revoke_all_for_user
 from switchboard.auth.totp import code_at
 from switchboard.auth.users import create_user
 from switchboard.services.organizations import create_organization
@@ -30,20 +30,20 @@ PASSWORD = "correct horse battery"
 def _entry() -> None:
     import streamlit as st
 
-    from app import session
+    from app import signin
 
-    actor = session.current_actor()
+    actor = signin.current_actor()
     if actor is None:
-        pg = st.navigation(session.login_pages())
+        pg = st.navigation(signin.login_pages())
     else:
         def inbox() -> None:
             st.title("Inbox")
             st.text_area("Reply", key="draft_1")
 
         pages = {"Inbox": [st.Page(inbox, title="Inbox", url_path="inbox", default=True)],
-                 "Account": session.account_pages()}
+                 "Account": signin.account_pages()}
         if actor.role == "admin":
-            pages["Admin"] = session.admin_pages()
+            pages["Admin"] = signin.admin_pages()
         pg = st.navigation(pages)
         goto = st.session_state.pop("test_goto", None)  # test-only: AppTest cannot click st.page_link
         if goto:
@@ -171,14 +171,14 @@ def test_replayed_code_is_refused(app_env: None, engine: Engine) -> None:
 
 
 def test_revoked_session_shows_login_and_keeps_the_draft(app_env: None, engine: Engine) -> None:
-    from app import session
+    from app import signin
 
     user = _enrolled_user(engine)
     at = _fill_login(_app(), user.email, PASSWORD, _fresh_code(user.secret))
     at.text_area(key="draft_1").input("half-written reply").run()
     with UnitOfWork(engine) as u:  # logout on another tab / admin disable
         revoke_all_for_user(u, user.id)
-    at.session_state[session.CHECKED_AT] = 0.0  # skip the few-seconds re-check throttle
+    at.session_state[signin.CHECKED_AT] = 0.0  # skip the few-seconds re-check throttle
     at.run()
     assert "Sign in to Switchboard" in _texts(at)
     assert "signed out" in _texts(at)

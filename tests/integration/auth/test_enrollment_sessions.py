@@ -11,7 +11,7 @@ from sqlalchemy import Engine, select
 
 from switchboard.auth.enrollment import begin_enrollment, confirm_enrollment
 from switchboard.auth.login import login, verify_password_step
-from switchboard.auth.sessions import (
+from switchboard.auth.login_sessions import (
     check_session,
     read_cookie,
     revoke_all_for_user,

@@ -25,7 +25,7 @@ from switchboard.auth.audit import list_audit
 from switchboard.auth.enrollment import begin_enrollment, confirm_enrollment
 from switchboard.auth.invites import accept_invite, describe_invite, invite_user
 from switchboard.auth.login import login, verify_password_step
-from switchboard.auth.sessions import validate_session
+from switchboard.auth.login_sessions import validate_session
 from switchboard.auth.totp import code_at
 from switchboard.db.schema import RecoveryCode, User
 from switchboard.errors import AuthError, Conflict, InvalidInput, PermissionDenied

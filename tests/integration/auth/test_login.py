@@ -16,8 +16,8 @@ from switchboard.auth.login import (
     verify_recovery_step,
     verify_totp_step,
 )
+from switchboard.auth.login_sessions import SessionToken
 from switchboard.auth.passwords import hash_password
-from switchboard.auth.sessions import SessionToken
 from switchboard.auth.totp import code_at
 from switchboard.db.schema import AuditLog, User
 from switchboard.errors import AuthError, InvalidInput

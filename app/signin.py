@@ -28,7 +28,7 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from app import deps
 from switchboard.auth.login import PendingLogin
-from switchboard.auth.sessions import (
+from switchboard.auth.login_sessions import (
     COOKIE_NAME,
     SessionInfo,
     SessionToken,
