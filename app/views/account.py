@@ -5,9 +5,8 @@ from __future__ import annotations
 import streamlit as st
 
 from app import deps, signin
-from switchboard.auth.account import change_password
+from switchboard.auth.account import change_password, recovery_codes_left, regenerate_recovery_codes
 from switchboard.auth.admin import revoke_user_sessions
-from switchboard.auth.enrollment import recovery_codes_left, regenerate_recovery_codes
 from switchboard.auth.passwords import MIN_LENGTH
 from switchboard.errors import SwitchboardError
 

@@ -18,6 +18,7 @@ from switchboard.auth.admin import (
 from switchboard.auth.invites import invite_user
 from switchboard.db.schema import ROLES
 from switchboard.errors import SwitchboardError
+from switchboard.policy import Action, allows
 
 
 def _run(label: str, fn: object, *args: object, **kwargs: object) -> None:
@@ -31,7 +32,7 @@ def _run(label: str, fn: object, *args: object, **kwargs: object) -> None:
 
 def render() -> None:
     actor = signin.current_actor()
-    if actor is None or actor.role != "admin":
+    if actor is None or not allows(actor.role, Action.MANAGE_USERS):
         st.error("Only admins can manage users.")
         return
     st.title("Users & access")

@@ -6,6 +6,7 @@ import streamlit as st
 
 from app import deps, signin
 from switchboard.auth.audit import list_audit
+from switchboard.policy import Action, allows
 
 FILTERS = {"everything": None, "sign-ins and failures": "auth.", "user changes": "user.",
            "permissions": "permission."}
@@ -13,7 +14,7 @@ FILTERS = {"everything": None, "sign-ins and failures": "auth.", "user changes":
 
 def render() -> None:
     actor = signin.current_actor()
-    if actor is None or actor.role != "admin":
+    if actor is None or not allows(actor.role, Action.VIEW_AUDIT_LOG):
         st.error("Only admins can read the audit log.")
         return
     st.title("Audit log")

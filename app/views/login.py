@@ -1,11 +1,15 @@
-"""Sign-in page: email + password + 6-digit code; first login leads to TOTP enrollment."""
+"""Sign-in page: email + password + 6-digit code; first login leads to TOTP enrollment.
+
+Every refusal looks the same for every address (switchboard/auth/login.py): the page shows the
+:class:`~switchboard.auth.login.Refusal` text as it came, after ``deps.call`` committed the counter.
+"""
 
 from __future__ import annotations
 
 import streamlit as st
 
 from app import deps, signin
-from switchboard.auth.login import PendingLogin, login
+from switchboard.auth.login import PendingLogin, Refusal, login
 from switchboard.errors import SwitchboardError
 
 
@@ -20,7 +24,8 @@ def render() -> None:
                                  autocomplete="current-password")
         code = st.text_input("6-digit code from your authenticator app", key="login_code", max_chars=7,
                              autocomplete="one-time-code",
-                             help="First sign-in? Leave it empty: you will set up your authenticator next.")
+                             help="First sign-in? Leave it empty: you will set up your authenticator next. "
+                                  "A code works once: if you just used one, wait for the next.")
         submitted = st.form_submit_button("Sign in", type="primary", key="login_submit")
     st.page_link(signin.recovery_page(), label="Lost your authenticator? Use a recovery code")
     if not submitted:
@@ -33,6 +38,9 @@ def render() -> None:
                            user_agent=signin.user_agent())
     except SwitchboardError as exc:
         st.error(str(exc), icon=":material/block:")
+        return
+    if isinstance(result, Refusal):
+        st.error(result.message, icon=":material/block:")
         return
     if isinstance(result, PendingLogin):
         signin.set_pending(result)
