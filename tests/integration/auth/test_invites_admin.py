@@ -223,14 +223,18 @@ def test_unlock_clears_the_lockout_and_the_counter_of_the_address(engine: Engine
     assert [(e.target, e.actor_email) for e in entries] == [(agent.email, admin.email)]
 
 
+def _two_channels(engine: Engine, org: int) -> tuple[int, int]:
+    with Entrypoint(engine) as u:
+        wa = create_channel(u, org, key="wa", provider="whatsapp", name="WA", secret_key=KEY).id
+        tg = create_channel(u, org, key="tg", provider="telegram", name="TG", secret_key=KEY).id
+    return wa, tg
+
+
 def test_one_save_of_channel_permissions_is_one_transaction(engine: Engine, make_user: Callable[..., U],
                                                             settings: Settings) -> None:
     admin = make_user("boss@example.com", role="admin")
     agent = make_user()
-    with Entrypoint(engine) as u:
-        wa = create_channel(u, admin.org, key="wa", provider="whatsapp", name="WA", secret_key=KEY).id
-    with Entrypoint(engine) as u:
-        tg = create_channel(u, admin.org, key="tg", provider="telegram", name="TG", secret_key=KEY).id
+    wa, tg = _two_channels(engine, admin.org)
     unknown = max(wa, tg) + 1000
     with pytest.raises(NotFound, match=f"channel {unknown}"), Entrypoint(engine) as u:
         set_channel_permissions(u, admin.actor, agent.id, {wa: (True, True), tg: (True, False),
@@ -246,10 +250,7 @@ def test_channel_permissions_and_org_isolation(engine: Engine, make_user: Callab
                                                settings: Settings) -> None:
     admin = make_user("boss@example.com", role="admin")
     agent = make_user()
-    with Entrypoint(engine) as u:
-        wa = create_channel(u, admin.org, key="wa", provider="whatsapp", name="WA", secret_key=KEY).id
-    with Entrypoint(engine) as u:
-        tg = create_channel(u, admin.org, key="tg", provider="telegram", name="TG", secret_key=KEY).id
+    wa, tg = _two_channels(engine, admin.org)
     with Entrypoint(engine) as u:
         other_org = create_organization(u, "Other")
     other = make_user("eve@other.com", role="admin", organization_id=other_org)
