@@ -1,14 +1,19 @@
 """Streamlit entrypoint: `switchboard app` (or `streamlit run app/main.py`).
 
-Navigation is built per rerun from the logged-in user's role (`st.navigation`): nobody logged in
-sees only the login pages; agents see the inbox; managers also see assignment and analytics;
-admins also see channels, users and the audit log.
+The navigation is one table, :data:`PAGES`: each page with the :class:`~switchboard.policy.Action` it
+needs. A signed-in user is offered exactly the pages whose action their role allows
+(:func:`switchboard.policy.allows`, the same table the services enforce with ``require``); a page
+that is not offered is not registered, so its URL opens the default page instead. Nobody signed in
+gets only the sign-in pages (app/signin.py). To add a page: a view in app/views with a ``page()``
+or ``render()`` function, and one row here.
 """
 
 from __future__ import annotations
 
 import importlib
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,53 +23,83 @@ if __package__ in (None, ""):
     # `streamlit run app/main.py` executes this file as a script: make the project importable.
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from app import session  # noqa: E402
-from app.views import admin_channels, admin_org, assignment, inbox  # noqa: E402
-
-PROTECTED_PATHS = ("inbox", "assignment", "analytics", "channels", "organization", "telegram-login", "account",
-                   "admin-users", "audit-log")
-
-st.set_page_config(page_title="Switchboard", page_icon="💬", layout="wide")
+from app import signin  # noqa: E402
+from switchboard.policy import Action, allows  # noqa: E402
+from switchboard.types import Role  # noqa: E402
 
 
-def _optional_page(module: str) -> Any:
-    """Pages of optional parts (analytics, Telegram) — absent modules simply don't show."""
+@dataclass(frozen=True, slots=True)
+class PageSpec:
+    """One page of the navigation: where it sits, and the action a role needs to be offered it."""
+
+    section: str
+    title: str
+    url_path: str
+    icon: str
+    view: str  # "module:function" in app/views, imported when offered
+    action: Action | None  # None: every signed-in user
+    optional: bool = False  # an optional part (analytics, Telegram): absent modules simply don't show
+
+
+PAGES: tuple[PageSpec, ...] = (
+    PageSpec("Work", "Inbox", "inbox", "📥", "inbox:page", Action.WORK_INBOX),
+    PageSpec("Work", "Assignment", "assignment", "🧭", "assignment:page", Action.ASSIGN),
+    PageSpec("Analytics", "Response times", "analytics", "📈", "analytics:page", Action.VIEW_ANALYTICS,
+             optional=True),
+    PageSpec("Admin", "Channels & health", "channels", "🔌", "admin_channels:page", Action.MANAGE_CHANNELS),
+    PageSpec("Admin", "Organization", "organization", "🏢", "admin_org:page", Action.MANAGE_ORGANIZATION),
+    PageSpec("Admin", "Telegram login", "telegram-login", "✈️", "telegram_login:page", Action.MANAGE_CHANNELS,
+             optional=True),
+    PageSpec("Admin", "Users & access", "admin-users", ":material/group:", "admin_users:render",
+             Action.MANAGE_USERS),
+    PageSpec("Admin", "Audit log", "audit-log", ":material/history:", "audit:render", Action.VIEW_AUDIT_LOG),
+    PageSpec("Account", "My account", "account", ":material/account_circle:", "account:render", None),
+)
+
+
+def offered(role: Role) -> list[PageSpec]:
+    """The pages a role is offered, in navigation order (the first is the default page)."""
+    return [p for p in PAGES if p.action is None or allows(role, p.action)]
+
+
+def view_of(spec: PageSpec) -> Callable[[], Any] | None:
+    module, _, function = spec.view.partition(":")
     try:
-        return importlib.import_module(f"app.views.{module}").page
+        return getattr(importlib.import_module(f"app.views.{module}"), function)
     except ImportError:
-        return None
+        if spec.optional:
+            return None
+        raise
+
+
+def navigation(role: Role) -> dict[str, list[st.Page]]:
+    """``st.navigation`` sections for a role, built from :data:`PAGES`."""
+    groups: dict[str, list[st.Page]] = {}
+    for spec in offered(role):
+        view = view_of(spec)
+        if view is not None:
+            groups.setdefault(spec.section, []).append(st.Page(
+                view, title=spec.title, icon=spec.icon, url_path=spec.url_path, default=not groups))
+    return groups
 
 
 def _pages() -> Any:
-    actor = session.current_actor()
+    actor = signin.current_actor()
     if actor is None:
         # A bookmarked or shared link (…/analytics) shows the sign-in form instead of "page not found";
-        # after signing in, the same URL opens the page itself.
+        # after signing in, the same URL opens the page itself (if the role is offered it).
         from app.views import login
 
-        hidden = [st.Page(login.render, title="Sign in", url_path=path, visibility="hidden")
-                  for path in PROTECTED_PATHS]
-        return st.navigation(session.login_pages() + hidden)
-    work = [st.Page(inbox.page, title="Inbox", icon="📥", url_path="inbox", default=True)]
-    groups: dict[str, list[st.Page]] = {"Work": work}
-    if actor.role in ("admin", "manager"):
-        work.append(st.Page(assignment.page, title="Assignment", icon="🧭", url_path="assignment"))
-        analytics = _optional_page("analytics")
-        if analytics is not None:
-            groups["Analytics"] = [st.Page(analytics, title="Response times", icon="📈", url_path="analytics")]
-    if actor.role == "admin":
-        admin = [st.Page(admin_channels.page, title="Channels & health", icon="🔌", url_path="channels"),
-                 st.Page(admin_org.page, title="Organization", icon="🏢", url_path="organization")]
-        telegram = _optional_page("telegram_login")
-        if telegram is not None:
-            admin.append(st.Page(telegram, title="Telegram login", icon="✈️", url_path="telegram-login"))
-        groups["Admin"] = admin + session.admin_pages()
-    groups["Account"] = session.account_pages()
-    session.render_user_menu()
+        hidden = [st.Page(login.render, title="Sign in", url_path=p.url_path, visibility="hidden")
+                  for p in PAGES]
+        return st.navigation(signin.login_pages() + hidden)
+    groups = navigation(actor.role)
+    signin.render_user_menu()
     return st.navigation(groups)
 
 
 def _run() -> None:
+    st.set_page_config(page_title="Switchboard", page_icon="💬", layout="wide")
     try:
         _pages().run()
     except Exception as exc:
@@ -80,4 +115,5 @@ def _run() -> None:
             st.rerun()
 
 
-_run()
+if __name__ == "__main__":
+    _run()

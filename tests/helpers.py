@@ -7,12 +7,12 @@ import time
 from sqlalchemy import Engine
 from streamlit.testing.v1 import AppTest
 
-from switchboard.auth.sessions import create_session
+from switchboard.auth.login_sessions import create_session
 from switchboard.uow import UnitOfWork
 
 
 def login_apptest(at: AppTest, engine: Engine, user_id: int) -> AppTest:
-    """Sign ``user_id`` in on an AppTest the way app/session.py does after a real login."""
+    """Sign ``user_id`` in on an AppTest the way app/signin.py does after a real login."""
     with UnitOfWork(engine) as uow:
         token = create_session(uow, user_id)
         uow.commit()

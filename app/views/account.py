@@ -4,30 +4,29 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import deps, session
-from switchboard.auth.account import change_password
+from app import deps, signin
+from switchboard.auth.account import change_password, recovery_codes_left, regenerate_recovery_codes
 from switchboard.auth.admin import revoke_user_sessions
-from switchboard.auth.enrollment import recovery_codes_left, regenerate_recovery_codes
 from switchboard.auth.passwords import MIN_LENGTH
 from switchboard.errors import SwitchboardError
 
 
 def render() -> None:
-    actor = session.current_actor()
+    actor = signin.current_actor()
     if actor is None:
         st.rerun()
         return
     st.title("My account")
-    st.write(f"**{session.current_user_name()}** · {actor.email} · role **{actor.role}**")
+    st.write(f"**{signin.current_user_name()}** · {actor.email} · role **{actor.role}**")
 
     st.subheader("Sign out")
     c1, c2 = st.columns(2)
     if c1.button("Sign out", key="account_logout", type="primary"):
-        session.logout()
+        signin.logout()
         st.rerun()
     if c2.button("Sign out on every device", key="account_logout_all"):
         deps.call(revoke_user_sessions, actor, actor.user_id)
-        session.logout()
+        signin.logout()
         st.rerun()
 
     st.subheader("Change password")
@@ -42,7 +41,7 @@ def render() -> None:
             st.error("The two new passwords differ.")
         else:
             try:
-                ended = deps.call(change_password, actor, current, new, keep_token=session.current_token())
+                ended = deps.call(change_password, actor, current, new, keep_token=signin.current_token())
             except SwitchboardError as exc:
                 st.error(str(exc))
             else:

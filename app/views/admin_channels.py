@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import session
+from app import signin
 from app.deps import call, secret_key, settings
 from switchboard.errors import SwitchboardError
 from switchboard.services import operations, outbox
@@ -21,7 +21,7 @@ CREDENTIAL_FIELDS = {
 
 
 def page() -> None:
-    actor = session.current_actor()
+    actor = signin.current_actor()
     if actor is None:
         st.stop()
         return

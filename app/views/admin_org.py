@@ -7,7 +7,7 @@ from zoneinfo import available_timezones
 
 import streamlit as st
 
-from app import session
+from app import signin
 from app.deps import call
 from switchboard.errors import SwitchboardError
 from switchboard.services.organizations import DAYS, get_organization, update_settings
@@ -22,7 +22,7 @@ def _timezones() -> list[str]:
 
 
 def page() -> None:
-    actor = session.current_actor()
+    actor = signin.current_actor()
     if actor is None:
         st.stop()
         return

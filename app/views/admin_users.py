@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import deps, session
+from app import deps, signin
 from switchboard.auth.admin import (
     change_role,
     disable_user,
@@ -18,6 +18,7 @@ from switchboard.auth.admin import (
 from switchboard.auth.invites import invite_user
 from switchboard.db.schema import ROLES
 from switchboard.errors import SwitchboardError
+from switchboard.policy import Action, allows
 
 
 def _run(label: str, fn: object, *args: object, **kwargs: object) -> None:
@@ -30,8 +31,8 @@ def _run(label: str, fn: object, *args: object, **kwargs: object) -> None:
 
 
 def render() -> None:
-    actor = session.current_actor()
-    if actor is None or actor.role != "admin":
+    actor = signin.current_actor()
+    if actor is None or not allows(actor.role, Action.MANAGE_USERS):
         st.error("Only admins can manage users.")
         return
     st.title("Users & access")

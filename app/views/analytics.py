@@ -17,7 +17,7 @@ import plotly.express as px
 import polars as pl
 import streamlit as st
 
-from app import session
+from app import signin
 from switchboard.settings import get_settings
 from warehouse import queries
 from warehouse.metrics import TIME_METRICS_BY_NAME
@@ -199,7 +199,7 @@ def _date_range(picked: Any, today: date) -> tuple[date, date]:
 
 
 def page() -> None:
-    actor = session.current_actor()
+    actor = signin.current_actor()
     if actor is None:
         st.stop()
         return

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import session
+from app import signin
 from app.deps import call
 from switchboard.errors import SwitchboardError
 from switchboard.services import conversations as conv
@@ -30,7 +30,7 @@ def _board(actor: object) -> None:
 
 
 def page() -> None:
-    actor = session.current_actor()
+    actor = signin.current_actor()
     if actor is None:
         st.stop()
         return

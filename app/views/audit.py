@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import deps, session
+from app import deps, signin
 from switchboard.auth.audit import list_audit
+from switchboard.policy import Action, allows
 
 FILTERS = {"everything": None, "sign-ins and failures": "auth.", "user changes": "user.",
            "permissions": "permission."}
 
 
 def render() -> None:
-    actor = session.current_actor()
-    if actor is None or actor.role != "admin":
+    actor = signin.current_actor()
+    if actor is None or not allows(actor.role, Action.VIEW_AUDIT_LOG):
         st.error("Only admins can read the audit log.")
         return
     st.title("Audit log")

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import deps, session
+from app import deps, signin
 from switchboard.auth.enrollment import begin_enrollment, confirm_enrollment
 from switchboard.auth.invites import accept_invite, describe_invite
+from switchboard.auth.login import Refusal
+from switchboard.auth.login_sessions import SessionToken
 from switchboard.auth.passwords import MIN_LENGTH
-from switchboard.auth.sessions import SessionToken
 from switchboard.errors import AuthError, SwitchboardError
 
 
@@ -22,31 +23,31 @@ def _show_recovery_codes(codes: list[str]) -> None:
                        key="enroll_download_codes")
     saved = st.checkbox("I have saved my recovery codes", key="enroll_codes_saved")
     if st.button("Continue to Switchboard", type="primary", disabled=not saved, key="enroll_continue"):
-        token = st.session_state.get(session.AFTER_ENROLL)
+        token = st.session_state.get(signin.AFTER_ENROLL)
         if isinstance(token, SessionToken):
-            session.sign_in(token)
-        st.session_state.pop(session.RECOVERY_CODES, None)
+            signin.sign_in(token)
+        st.session_state.pop(signin.RECOVERY_CODES, None)
         st.rerun()
 
 
 def render() -> None:
-    codes = st.session_state.get(session.RECOVERY_CODES)
+    codes = st.session_state.get(signin.RECOVERY_CODES)
     if codes:
         _show_recovery_codes(list(codes))
         return
     st.title("Set up two-factor authentication")
-    pending = session.pending_login()
+    pending = signin.pending_login()
     if pending is None:
         st.info("Sign in with your email and password first.")
-        st.page_link(session.login_page(default=False), label="Go to sign in")
+        st.page_link(signin.login_page(default=False), label="Go to sign in")
         return
     try:
         enrollment = deps.call(begin_enrollment, pending, secret_key=deps.secret_key())
     except SwitchboardError as exc:
         st.error(str(exc))
         if isinstance(exc, AuthError):
-            session.set_pending(None)
-        st.page_link(session.login_page(default=False), label="Back to sign in")
+            signin.set_pending(None)
+        st.page_link(signin.login_page(default=False), label="Back to sign in")
         return
     st.write(f"Signed in as **{pending.email}**. Scan this QR code with an authenticator app "
              "(Google Authenticator, Aegis, 1Password, …), or type the key by hand.")
@@ -63,13 +64,16 @@ def render() -> None:
     if submitted:
         try:
             result = deps.call(confirm_enrollment, pending, code, secret_key=deps.secret_key(),
-                               user_agent=session.user_agent())
+                               user_agent=signin.user_agent())
         except SwitchboardError as exc:
             st.error(str(exc), icon=":material/block:")
             return
-        session.set_pending(None)
-        st.session_state[session.RECOVERY_CODES] = result.recovery_codes
-        st.session_state[session.AFTER_ENROLL] = result.session
+        if isinstance(result, Refusal):
+            st.error(result.message, icon=":material/block:")
+            return
+        signin.set_pending(None)
+        st.session_state[signin.RECOVERY_CODES] = result.recovery_codes
+        st.session_state[signin.AFTER_ENROLL] = result.session
         st.rerun()
 
 
@@ -83,7 +87,7 @@ def render_invite() -> None:
         info = deps.call(describe_invite, token)
     except SwitchboardError as exc:
         st.error(str(exc))
-        st.page_link(session.login_page(default=False), label="Go to sign in")
+        st.page_link(signin.login_page(default=False), label="Go to sign in")
         return
     st.write(f"Choose a password for **{info.email}**. Next you will set up your authenticator app.")
     with st.form("invite_form"):
@@ -102,6 +106,6 @@ def render_invite() -> None:
     except SwitchboardError as exc:
         st.error(str(exc))
         return
-    session.set_pending(pending)
+    signin.set_pending(pending)
     st.query_params.clear()
-    st.switch_page(session.enroll_page())
+    st.switch_page(signin.enroll_page())

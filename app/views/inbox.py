@@ -17,7 +17,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from app import session
+from app import signin
 from app.deps import call
 from switchboard.errors import SwitchboardError
 from switchboard.services import conversations as conv
@@ -301,7 +301,7 @@ def reply_box(actor: Actor, conversation_id: int) -> None:
 
 
 def page() -> None:
-    actor = session.current_actor()
+    actor = signin.current_actor()
     if actor is None:
         st.stop()
         return

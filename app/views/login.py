@@ -1,17 +1,21 @@
-"""Sign-in page: email + password + 6-digit code; first login leads to TOTP enrollment."""
+"""Sign-in page: email + password + 6-digit code; first login leads to TOTP enrollment.
+
+Every refusal looks the same for every address (switchboard/auth/login.py): the page shows the
+:class:`~switchboard.auth.login.Refusal` text as it came, after ``deps.call`` committed the counter.
+"""
 
 from __future__ import annotations
 
 import streamlit as st
 
-from app import deps, session
-from switchboard.auth.login import PendingLogin, login
+from app import deps, signin
+from switchboard.auth.login import PendingLogin, Refusal, login
 from switchboard.errors import SwitchboardError
 
 
 def render() -> None:
     st.title("Sign in to Switchboard")
-    notice = session.flash()
+    notice = signin.flash()
     if notice:
         st.warning(notice, icon=":material/info:")
     with st.form("login_form", clear_on_submit=False):
@@ -20,9 +24,10 @@ def render() -> None:
                                  autocomplete="current-password")
         code = st.text_input("6-digit code from your authenticator app", key="login_code", max_chars=7,
                              autocomplete="one-time-code",
-                             help="First sign-in? Leave it empty: you will set up your authenticator next.")
+                             help="First sign-in? Leave it empty: you will set up your authenticator next. "
+                                  "A code works once: if you just used one, wait for the next.")
         submitted = st.form_submit_button("Sign in", type="primary", key="login_submit")
-    st.page_link(session.recovery_page(), label="Lost your authenticator? Use a recovery code")
+    st.page_link(signin.recovery_page(), label="Lost your authenticator? Use a recovery code")
     if not submitted:
         return
     if not email.strip() or not password:
@@ -30,12 +35,15 @@ def render() -> None:
         return
     try:
         result = deps.call(login, email, password, code, secret_key=deps.secret_key(),
-                           user_agent=session.user_agent())
+                           user_agent=signin.user_agent())
     except SwitchboardError as exc:
         st.error(str(exc), icon=":material/block:")
         return
+    if isinstance(result, Refusal):
+        st.error(result.message, icon=":material/block:")
+        return
     if isinstance(result, PendingLogin):
-        session.set_pending(result)
-        st.switch_page(session.enroll_page())
-    session.sign_in(result)
+        signin.set_pending(result)
+        st.switch_page(signin.enroll_page())
+    signin.sign_in(result)
     st.rerun()

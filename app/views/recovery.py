@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import deps, session
-from switchboard.auth.login import login_with_recovery_code
+from app import deps, signin
+from switchboard.auth.login import Refusal, login_with_recovery_code
 from switchboard.errors import SwitchboardError
 
 
@@ -20,13 +20,19 @@ def render() -> None:
                                  autocomplete="current-password")
         code = st.text_input("Recovery code (XXXXX-XXXXX)", key="recovery_code")
         submitted = st.form_submit_button("Sign in", type="primary", key="recovery_submit")
-    st.page_link(session.login_page(default=False), label="Back to the normal sign-in")
+    st.page_link(signin.login_page(default=False), label="Back to the normal sign-in")
     if not submitted:
         return
+    if not email.strip() or not password:
+        st.error("Enter your email and password.")
+        return
     try:
-        token = deps.call(login_with_recovery_code, email, password, code, user_agent=session.user_agent())
+        token = deps.call(login_with_recovery_code, email, password, code, user_agent=signin.user_agent())
     except SwitchboardError as exc:
         st.error(str(exc), icon=":material/block:")
         return
-    session.sign_in(token)
+    if isinstance(token, Refusal):  # the same for every address (switchboard/auth/login.py)
+        st.error(token.message, icon=":material/block:")
+        return
+    signin.sign_in(token)
     st.rerun()

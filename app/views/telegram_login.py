@@ -12,7 +12,7 @@ from typing import Any
 
 import streamlit as st
 
-from app import session
+from app import signin
 from app.deps import call, secret_key
 from connectors.base import ConnectorError
 from connectors.telegram import get_telegram_gateway
@@ -97,7 +97,7 @@ def _restart(channel: ChannelView, creds: dict[str, Any], phone: str | None) -> 
 
 
 def page() -> None:
-    actor = session.current_actor()
+    actor = signin.current_actor()
     if actor is None:
         st.stop()
         return

@@ -13,15 +13,15 @@ from datetime import datetime
 from sqlalchemy import update
 
 from switchboard.auth import audit, recovery_codes, totp
-from switchboard.auth.login import PendingLogin, _complete, check_totp, load_pending_user
-from switchboard.auth.passwords import verify_password
-from switchboard.auth.sessions import SessionToken
+from switchboard.auth.login import PendingLogin, Refusal, check_totp, complete, load_pending_user
+from switchboard.auth.login_sessions import SessionToken
 from switchboard.clock import utcnow
 from switchboard.db.schema import User
-from switchboard.errors import AuthError, Conflict, NotFound
+from switchboard.errors import Conflict
 from switchboard.settings import Settings, get_settings
-from switchboard.types import Actor
 from switchboard.uow import UnitOfWork
+
+WRONG_CODE = "wrong TOTP code"
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,10 +52,8 @@ def begin_enrollment(
         secret = totp.new_secret()
         uow.session.execute(update(User).where(User.id == user.id)
                             .values(totp_secret_enc=totp.encrypt_secret(secret_key, user.id, secret)))
-        uow.commit()
     else:
         secret = totp.decrypt_secret(secret_key, user.id, user.totp_secret_enc)
-        uow.rollback()
     uri = totp.provisioning_uri(secret, user.email)
     qr = totp.qr_code(uri)
     return Enrollment(uri, totp.manual_key(secret), qr.svg, qr.png)
@@ -64,42 +62,25 @@ def begin_enrollment(
 def confirm_enrollment(
     uow: UnitOfWork, pending: PendingLogin, code: str, now: datetime | None = None, *,
     secret_key: bytes | None = None, settings: Settings | None = None, user_agent: str | None = None,
-) -> EnrollmentResult:
-    """Activate TOTP after a correct code; returns 10 recovery codes (shown once) and the new session."""
+) -> EnrollmentResult | Refusal:
+    """Activate TOTP after a correct code: 10 recovery codes (shown once) and the new login session.
+
+    A wrong code is a counted :class:`~switchboard.auth.login.Refusal` (returned: commit it). The
+    password was proven already, so this refusal may say that the code was wrong.
+    """
     now = now or utcnow()
     settings = settings or get_settings()
     secret_key = secret_key or settings.secret_key_bytes()
     user = load_pending_user(uow, pending, now)
     if user.totp_enabled:
         raise Conflict("two-factor authentication is already set up for this account; sign in with a code")
-    step = check_totp(uow, user, code, now, secret_key, settings)
+    step = check_totp(uow, user, code, now, secret_key, settings, WRONG_CODE)
+    if isinstance(step, Refusal):
+        return step
     uow.session.execute(update(User).where(User.id == user.id).values(totp_enabled=True, totp_last_step=step,
                                                                       updated_at=now))
     codes = recovery_codes.replace_codes(uow, user.id, now)
     audit.record_audit(uow, organization_id=user.organization_id, actor_user_id=user.id,
                        action=audit.TOTP_ENROLLED, target=user.email, now=now)
-    session = _complete(uow, user, now, "totp_enrollment", settings, user_agent)
+    session = complete(uow, user, now, "totp_enrollment", settings, user_agent)
     return EnrollmentResult(codes, session)
-
-
-def regenerate_recovery_codes(
-    uow: UnitOfWork, actor: Actor, password: str, now: datetime | None = None
-) -> list[str]:
-    """Replace the signed-in user's recovery codes (needs the current password); the old ones stop working."""
-    now = now or utcnow()
-    user = uow.session.get(User, actor.user_id, with_for_update=True)
-    if user is None:
-        raise NotFound("user not found")
-    if not verify_password(user.password_hash, password or ""):
-        raise AuthError("wrong password: recovery codes were not changed")
-    if not user.totp_enabled:
-        raise AuthError("set up two-factor authentication first")
-    codes = recovery_codes.replace_codes(uow, user.id, now)
-    audit.record_audit(uow, organization_id=user.organization_id, actor_user_id=user.id,
-                       action=audit.RECOVERY_CODES_REGENERATED, target=user.email, now=now)
-    uow.commit()
-    return codes
-
-
-def recovery_codes_left(uow: UnitOfWork, actor: Actor) -> int:
-    return recovery_codes.remaining(uow, actor.user_id)

@@ -10,10 +10,10 @@ from urllib.parse import quote
 from sqlalchemy import insert, select, update
 
 from switchboard.auth import audit
-from switchboard.auth.login import PENDING_MINUTES, PendingLogin
+from switchboard.auth.login import PENDING_MINUTES, PendingLogin, clear_attempts
+from switchboard.auth.login_sessions import token_hash
 from switchboard.auth.mail import MailError, send_invite_email
 from switchboard.auth.passwords import check_strength, hash_password
-from switchboard.auth.sessions import token_hash
 from switchboard.auth.users import create_user, normalize_email
 from switchboard.clock import utcnow
 from switchboard.db.schema import Invite, User
@@ -82,8 +82,7 @@ def invite_user(
                             .values(used_at=now))
     else:
         user_id = create_user(uow, actor.organization_id, email=email, name=name, role=role,
-                              secret_key=secret_key, status="invited", actor_user_id=actor.user_id,
-                              commit=False).user_id
+                              secret_key=secret_key, status="invited", actor_user_id=actor.user_id).user_id
         name = uow.session.execute(select(User.name).where(User.id == user_id)).scalar_one()
     token = secrets.token_urlsafe(32)
     expires_at = now + timedelta(hours=INVITE_HOURS)
@@ -103,7 +102,6 @@ def invite_user(
                        action=audit.USER_INVITED, target=email,
                        details={"role": role, "emailed": emailed, **({"mail_error": mail_error}
                                                                       if mail_error else {})}, now=now)
-    uow.commit()
     return InviteResult(user_id, email, link, expires_at, emailed, mail_error)
 
 
@@ -127,7 +125,6 @@ def _invite_for_update(uow: UnitOfWork, token: str, now: datetime) -> tuple[Invi
 def describe_invite(uow: UnitOfWork, token: str, now: datetime | None = None) -> InviteInfo:
     """Who the invite is for (the acceptance page greets them); AuthError if unusable."""
     invite, user = _invite_for_update(uow, token, now or utcnow())
-    uow.rollback()
     return InviteInfo(user.email, user.name, invite.expires_at)
 
 
@@ -139,9 +136,9 @@ def accept_invite(uow: UnitOfWork, token: str, password: str, now: datetime | No
     uow.session.execute(update(Invite).where(Invite.id == invite.id).values(used_at=now))
     uow.session.execute(update(User).where(User.id == user.id).values(
         password_hash=hash_password(password), status="active", updated_at=now,
-        totp_enabled=False, totp_last_step=None, failed_attempts=0, locked_until=None))
+        totp_enabled=False, totp_last_step=None))
+    clear_attempts(uow, user.email)
     audit.record_audit(uow, organization_id=user.organization_id, actor_user_id=user.id,
                        action=audit.INVITE_ACCEPTED, target=user.email, now=now)
-    uow.commit()
     return PendingLogin(user.id, user.organization_id, user.email, user.name, True,
                         now + timedelta(minutes=PENDING_MINUTES))

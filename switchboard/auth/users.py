@@ -6,11 +6,11 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import ColumnElement, func, insert, select, update
 
 from switchboard.auth import audit, totp
 from switchboard.auth.passwords import hash_password
-from switchboard.db.schema import ROLES, USER_STATUSES, User
+from switchboard.db.schema import ROLES, USER_STATUSES, SigninAttempt, User
 from switchboard.errors import InvalidInput, NotFound
 from switchboard.uow import UnitOfWork
 
@@ -40,9 +40,22 @@ class UserView:
     created_at: datetime
 
 
-def user_view(row: User) -> UserView:
-    return UserView(row.id, row.organization_id, row.email, row.name, row.role, row.status,
-                    bool(row.totp_enabled), row.locked_until, row.failed_attempts or 0, row.created_at)
+def user_views(uow: UnitOfWork, *where: ColumnElement[bool]) -> list[UserView]:
+    """Users matching ``where`` (by name), with their address's sign-in failures and lockout."""
+    rows = uow.session.execute(
+        select(User, SigninAttempt.failed_attempts, SigninAttempt.locked_until)
+        .outerjoin(SigninAttempt, SigninAttempt.email == func.lower(User.email))
+        .where(*where).order_by(User.name, User.id)
+    ).all()
+    return [UserView(u.id, u.organization_id, u.email, u.name, u.role, u.status, bool(u.totp_enabled),
+                     locked, failed or 0, u.created_at) for u, failed, locked in rows]
+
+
+def user_view(uow: UnitOfWork, user_id: int) -> UserView:
+    views = user_views(uow, User.id == user_id)
+    if not views:
+        raise NotFound(f"user {user_id} does not exist")
+    return views[0]
 
 
 def normalize_email(email: str) -> str:
@@ -64,7 +77,6 @@ def create_user(
     password: str | None = None,
     status: str = "active",
     actor_user_id: int | None = None,
-    commit: bool = True,
 ) -> CreatedUser:
     """Create a user with an argon2 password hash and an encrypted TOTP secret (enrolled at first login).
 
@@ -95,25 +107,7 @@ def create_user(
     )
     audit.record_audit(uow, organization_id=organization_id, actor_user_id=actor_user_id,
                        action=audit.USER_CREATED, target=email, details={"role": role, "status": status})
-    if commit:
-        uow.commit()
     return CreatedUser(user_id, email, generated, totp_secret, totp.provisioning_uri(totp_secret, email))
-
-
-def get_user(uow: UnitOfWork, user_id: int) -> UserView:
-    row = uow.session.get(User, user_id)
-    if row is None:
-        raise NotFound(f"user {user_id} does not exist")
-    return user_view(row)
-
-
-def get_user_by_email(uow: UnitOfWork, email: str) -> UserView:
-    row = uow.session.execute(
-        select(User).where(func.lower(User.email) == (email or "").strip().lower())
-    ).scalar_one_or_none()
-    if row is None:
-        raise NotFound(f"no user with email {email}")
-    return user_view(row)
 
 
 def current_totp_code(uow: UnitOfWork, email: str, secret_key: bytes, now: datetime | None = None) -> str:

@@ -69,6 +69,7 @@ def cmd_user_create(args: argparse.Namespace) -> None:
         org_id = _org_id(uow, args.org)
         created = create_user(uow, org_id, email=args.email, name=args.name, role=args.role,
                               secret_key=get_settings().secret_key_bytes(), password=args.password)
+        uow.commit()
     print(f"created {args.role} {created.email} (id {created.user_id})")
     if created.password:
         print(f"password (shown once): {created.password}")

@@ -115,12 +115,24 @@ class User(Base):
     totp_secret_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
     totp_enabled: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
-    failed_attempts: Mapped[int] = mapped_column(Integer, server_default="0")
-    locked_until: Mapped[datetime | None]
     max_concurrent: Mapped[int] = mapped_column(Integer, server_default="5")
     last_assigned_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = _now()
     updated_at: Mapped[datetime] = _now()
+
+
+class SigninAttempt(Base):
+    """Failed sign-ins per submitted address (normalised email), whether or not an account has it.
+
+    Keyed by the address, not the user, so an unknown address is counted and locked exactly like a
+    real one and the sign-in page cannot tell them apart (docs/security.md).
+    """
+
+    __tablename__ = "signin_attempts"
+    email: Mapped[str] = mapped_column(String(320), primary_key=True)
+    failed_attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    locked_until: Mapped[datetime | None]
+    last_failed_at: Mapped[datetime] = mapped_column(index=True)
 
 
 class RecoveryCode(Base):

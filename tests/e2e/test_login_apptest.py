@@ -1,7 +1,8 @@
-"""Streamlit AppTest: login, enrollment, lockout, replay, expiry keeping drafts, logout everywhere.
+"""Streamlit AppTest: login, enrollment, lockout, replay, expiry keeping drafts, logout everywhere, and
+sign-in answers that do not tell which addresses have accounts (issue 18).
 
-The entry script below builds navigation the way app/main.py does, with a stand-in inbox page whose
-reply box lives in ``st.session_state["draft_1"]``.
+The entry script below builds navigation from app/main.py's page table (the account and admin pages a
+role is offered), with a stand-in inbox page whose reply box lives in ``st.session_state["draft_1"]``.
 """
 
 from __future__ import annotations
@@ -12,12 +13,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine
 from streamlit.testing.v1 import AppTest
 
-from switchboard.auth.sessions import revoke_all_for_user
+from switchboard.auth.login import REFUSED
+from switchboard.auth.login_sessions import revoke_all_for_user
 from switchboard.auth.totp import code_at
 from switchboard.auth.users import create_user
 from switchboard.services.organizations import create_organization
@@ -30,20 +33,21 @@ PASSWORD = "correct horse battery"
 def _entry() -> None:
     import streamlit as st
 
-    from app import session
+    from app import main, signin
 
-    actor = session.current_actor()
+    actor = signin.current_actor()
     if actor is None:
-        pg = st.navigation(session.login_pages())
+        pg = st.navigation(signin.login_pages())
     else:
         def inbox() -> None:
             st.title("Inbox")
             st.text_area("Reply", key="draft_1")
 
-        pages = {"Inbox": [st.Page(inbox, title="Inbox", url_path="inbox", default=True)],
-                 "Account": session.account_pages()}
-        if actor.role == "admin":
-            pages["Admin"] = session.admin_pages()
+        pages = {"Inbox": [st.Page(inbox, title="Inbox", url_path="inbox", default=True)]}
+        for spec in main.offered(actor.role):
+            if spec.url_path in ("account", "admin-users", "audit-log"):
+                pages.setdefault(spec.section, []).append(
+                    st.Page(main.view_of(spec), title=spec.title, url_path=spec.url_path))  # type: ignore[arg-type]
         pg = st.navigation(pages)
         goto = st.session_state.pop("test_goto", None)  # test-only: AppTest cannot click st.page_link
         if goto:
@@ -61,9 +65,11 @@ class Account:
 def _user(engine: Engine, email: str = "ana@example.com", role: str = "agent") -> Account:
     with UnitOfWork(engine) as u:
         org = create_organization(u, "Acme")
+        u.commit()
     with UnitOfWork(engine) as u:
         created = create_user(u, org, email=email, name="Ana", role=role,
                               secret_key=get_settings().secret_key_bytes(), password=PASSWORD)
+        u.commit()
     return Account(created.user_id, created.email, created.totp_secret)
 
 
@@ -124,26 +130,27 @@ def test_enrollment_refuses_a_wrong_code(app_env: None, engine: Engine) -> None:
 
 def _enrolled_user(engine: Engine, role: str = "agent") -> Account:
     from switchboard.auth.enrollment import confirm_enrollment
-    from switchboard.auth.login import verify_password_step
+    from switchboard.auth.login import PendingLogin, verify_password_step
 
     user = _user(engine, role=role)
     earlier = datetime.fromtimestamp(time.time() - 120, UTC)  # leaves the current steps unused
     with UnitOfWork(engine) as u:
         pending = verify_password_step(u, user.email, PASSWORD, earlier)
+    assert isinstance(pending, PendingLogin)
     with UnitOfWork(engine) as u:
         confirm_enrollment(u, pending, code_at(user.secret, earlier), earlier)
+        u.commit()
     return user
 
 
 def test_login_with_code_and_wrong_password(app_env: None, engine: Engine) -> None:
     user = _enrolled_user(engine)
     at = _fill_login(_app(), user.email, "wrong password!", _fresh_code(user.secret))
-    assert "wrong email or password" in _texts(at)
+    assert REFUSED in _texts(at)
     at = _fill_login(at, "nobody@example.com", PASSWORD, _fresh_code(user.secret))
-    assert "wrong email or password" in _texts(at)
+    assert REFUSED in _texts(at)
     at = _fill_login(at, user.email, PASSWORD, _fresh_code(user.secret))
     assert at.title[0].value == "Inbox"
-    assert "Admin" not in str(at)  # agents get no admin pages
 
 
 def test_lockout_after_five_failures(app_env: None, engine: Engine) -> None:
@@ -151,9 +158,9 @@ def test_lockout_after_five_failures(app_env: None, engine: Engine) -> None:
     at = _app()
     for _ in range(5):
         at = _fill_login(at, user.email, "wrong password!", "000000")
-    assert "account locked after too many failed attempts, until" in _texts(at)
+    assert "too many failed attempts: sign-in with this address is locked; try again in 15 minutes" in _texts(at)
     at = _fill_login(at, user.email, PASSWORD, _fresh_code(user.secret))
-    assert "account locked" in _texts(at)
+    assert "sign-in with this address is locked" in _texts(at)
     assert not at.title or at.title[0].value != "Inbox"
 
 
@@ -167,18 +174,19 @@ def test_replayed_code_is_refused(app_env: None, engine: Engine) -> None:
     at = at.button(key="account_logout").click().run()
     assert "You are signed out." in _texts(at)
     at = _fill_login(at, user.email, PASSWORD, code)
-    assert "replayed TOTP code" in _texts(at)
+    assert REFUSED in _texts(at) and "Inbox" not in _texts(at)
 
 
 def test_revoked_session_shows_login_and_keeps_the_draft(app_env: None, engine: Engine) -> None:
-    from app import session
+    from app import signin
 
     user = _enrolled_user(engine)
     at = _fill_login(_app(), user.email, PASSWORD, _fresh_code(user.secret))
     at.text_area(key="draft_1").input("half-written reply").run()
     with UnitOfWork(engine) as u:  # logout on another tab / admin disable
         revoke_all_for_user(u, user.id)
-    at.session_state[session.CHECKED_AT] = 0.0  # skip the few-seconds re-check throttle
+        u.commit()
+    at.session_state[signin.CHECKED_AT] = 0.0  # skip the few-seconds re-check throttle
     at.run()
     assert "Sign in to Switchboard" in _texts(at)
     assert "signed out" in _texts(at)
@@ -204,6 +212,80 @@ def test_admin_sees_admin_pages_and_invites(app_env: None, engine: Engine) -> No
     assert at.title[0].value == "Audit log"
     actions = str(at.dataframe[0].value["action"].tolist())
     assert "user.invited" in actions and "auth.login" in actions
+
+
+# --- issue 18: the answers do not tell which addresses have accounts -------------------------------------
+def _output(at: AppTest) -> list[tuple[str, str]]:
+    """Everything the page shows, in order: each element's type and text (a widget: its label, not what
+    was typed into it)."""
+    out: list[tuple[str, str]] = []
+
+    def walk(node: Any) -> None:
+        children = getattr(node, "children", None)
+        if isinstance(children, dict):
+            for child in children.values():
+                walk(child)
+            return
+        text = getattr(node, "label", None)
+        if text is None:
+            text = getattr(node, "value", None)
+        out.append((str(node.type), str(text)))
+
+    walk(at.main)
+    walk(at.sidebar)
+    return out
+
+
+def _recovery_entry() -> None:
+    import streamlit as st
+
+    from app import signin
+
+    st.navigation([signin.recovery_page(), signin.login_page(default=False)]).run()
+
+
+def _fill_recovery(at: AppTest, email: str, password: str, code: str) -> AppTest:
+    at.text_input(key="recovery_email").input(email)
+    at.text_input(key="recovery_password").input(password)
+    at.text_input(key="recovery_code").input(code)
+    return at.button(key="recovery_submit").click().run()
+
+
+@pytest.mark.parametrize("case", ["wrong password", "disabled", "wrong code"])
+def test_sign_in_answers_the_same_for_an_unknown_address(app_env: None, engine: Engine, case: str) -> None:
+    from sqlalchemy import update
+
+    from switchboard.db.schema import User
+
+    user = _enrolled_user(engine)
+    password = PASSWORD if case != "wrong password" else "wrong password!"
+    if case == "disabled":
+        with engine.begin() as con:
+            con.execute(update(User).where(User.id == user.id).values(status="disabled"))
+    known, unknown = _app(), _app()
+    for attempt in range(6):
+        code = _fresh_code(user.secret)
+        code = ("000000" if code != "000000" else "111111") if case == "wrong code" else code
+        known = _fill_login(known, user.email, password, code)
+        unknown = _fill_login(unknown, "nobody@example.com", password, code)
+        assert not known.exception and not unknown.exception
+        assert _output(known) == _output(unknown), f"attempt {attempt + 1}"
+        assert any(kind == "error" and (REFUSED in text or "try again in" in text) for kind, text in _output(known))
+    assert "try again in 15 minutes" in _texts(known)
+
+
+def test_recovery_page_answers_the_same_for_an_unknown_address(app_env: None, engine: Engine) -> None:
+    user = _enrolled_user(engine)
+    known = AppTest.from_function(_recovery_entry, default_timeout=30).run()
+    unknown = AppTest.from_function(_recovery_entry, default_timeout=30).run()
+    for attempt in range(6):
+        password = PASSWORD if attempt % 2 else "wrong password!"  # a wrong code, then a wrong password
+        known = _fill_recovery(known, user.email, password, "ABCDE-FGHJK")
+        unknown = _fill_recovery(unknown, "nobody@example.com", password, "ABCDE-FGHJK")
+        assert _output(known) == _output(unknown), f"attempt {attempt + 1}"
+        assert any(kind == "error" and (REFUSED in text or "try again in" in text) for kind, text in _output(known))
+        assert known.title[0].value == "Sign in with a recovery code"
+    assert "try again in 15 minutes" in _texts(known)
 
 
 # --- a real browser: refresh keeps the login, logout in one tab ends it in the other -------------------
@@ -274,8 +356,10 @@ def test_browser_refresh_keeps_login_and_logout_ends_every_tab(served_app: str, 
         tab.get_by_role("button", name="Sign in").click()
         expect(tab.get_by_role("heading", name="Inbox")).to_be_visible(timeout=15_000)
         tab.get_by_label("Reply").fill("draft in progress")
-        tab.wait_for_timeout(500)
-        assert any(c["name"] == "sb_session" for c in context.cookies())
+        deadline = time.monotonic() + 15  # the cookie is written by a script the page runs: wait for it
+        while not any(c["name"] == "sb_session" for c in context.cookies()):
+            assert time.monotonic() < deadline, "the login cookie was never written"
+            tab.wait_for_timeout(50)
 
         tab.reload()  # a new Streamlit session: restored from the signed cookie
         expect(tab.get_by_role("heading", name="Inbox")).to_be_visible(timeout=15_000)

@@ -128,18 +128,61 @@ def test_manager_assignment_and_admin_pages(engine: Engine, world: dict[str, Any
     assert any("/webhooks/whatsapp/" in d.value.to_string() for d in at.dataframe)
 
 
+_AGENT_PAGES = {("inbox", "Inbox"), ("account", "My account")}
+_MANAGER_PAGES = _AGENT_PAGES | {("assignment", "Assignment"), ("analytics", "Response times")}
+_ADMIN_PAGES = _MANAGER_PAGES | {("channels", "Channels & health"), ("organization", "Organization"),
+                                 ("telegram-login", "Telegram login"), ("admin-users", "Users & access"),
+                                 ("audit-log", "Audit log")}
+
+
+def _offered(at: AppTest) -> set[tuple[str, str]]:
+    """(url path, title) of the pages st.navigation registered in the last run (AppTest has no public
+    accessor; the default page's url_pathname is "", its script hash is still that of its url path)."""
+    from streamlit.util import calc_hash
+
+    by_hash = {calc_hash(path): path for path, _ in _ADMIN_PAGES}
+    return {(by_hash.get(str(info["page_script_hash"]), str(info["url_pathname"])), str(info["page_name"]))
+            for info in at._registered_pages.values()}
+
+
 @pytest.mark.usefixtures("app_env")
-def test_navigation_is_role_based(engine: Engine, world: dict[str, Any]) -> None:
+def test_navigation_offers_exactly_the_pages_of_the_role(engine: Engine, world: dict[str, Any]) -> None:
+    from streamlit.util import calc_hash
+
     at = AppTest.from_function(_main, default_timeout=30)
     at.session_state["sb_auth_restore_tried"] = True
     at.run()
     assert not at.exception, at.exception
     assert any("Sign in" in t.value for t in at.title)
 
-    at = login_apptest(AppTest.from_function(_main, default_timeout=30), engine, world["users"]["agent@p.test"])
+    for email, expected in (("agent@p.test", _AGENT_PAGES), ("boss@p.test", _MANAGER_PAGES),
+                            ("root@p.test", _ADMIN_PAGES)):
+        at = login_apptest(AppTest.from_function(_main, default_timeout=30), engine, world["users"][email])
+        at.run()
+        assert not at.exception, at.exception
+        assert _offered(at) == expected, email
+
+    # the same request for an offered page opens it (so the refusals below are not vacuous)
+    at = login_apptest(AppTest.from_function(_main, default_timeout=30), engine, world["users"]["root@p.test"])
     at.run()
-    assert not at.exception, at.exception
-    assert "Pick a conversation" in _text(at)
+    at._page_hash = calc_hash("audit-log")
+    at.run()
+    assert [t.value for t in at.title] == ["Audit log"]
+
+    # an agent who forges the URL of a page not offered gets the inbox, and nothing of that page
+    for url_path in sorted(path for path, _ in _ADMIN_PAGES - _AGENT_PAGES):
+        at = login_apptest(AppTest.from_function(_main, default_timeout=30), engine,
+                           world["users"]["agent@p.test"])
+        at.query_params["page"] = url_path
+        at.run()
+        at._page_hash = calc_hash(url_path)  # what the browser asks for at …/<url_path>
+        at.run()
+        assert not at.exception, at.exception
+        assert "Pick a conversation" in _text(at), url_path
+        titles = {t.value for t in at.title}
+        assert not titles & {title for _, title in _ADMIN_PAGES - _AGENT_PAGES}, (url_path, titles)
+        shown = _text(at) + "".join(d.value.to_string() for d in at.dataframe)
+        assert "root@p.test" not in shown and "/webhooks/" not in shown, url_path
 
 
 def _org() -> None:

@@ -114,6 +114,7 @@ def world(engine: Engine) -> Iterator[World]:
                                credentials=_creds(NUMBER_OTHER_ORG))
         admin = create_user(uow, org, email="root@two.test", name="Root", role="admin", secret_key=key,
                             password="long enough password")
+        uow.commit()
     with UnitOfWork(engine) as uow:
         admin_actor = actor_for_user(uow, admin.user_id)
     assert b.external_id == NUMBER_B

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import Engine
 from streamlit.testing.v1 import AppTest
 
-from switchboard.auth.sessions import create_session
+from switchboard.auth.login_sessions import create_session
 from switchboard.settings import get_settings
 from switchboard.uow import UnitOfWork
 from tests.warehouse.seed import T

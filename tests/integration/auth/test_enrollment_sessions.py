@@ -9,9 +9,9 @@ import pyotp
 import pytest
 from sqlalchemy import Engine, select
 
-from switchboard.auth.enrollment import begin_enrollment, confirm_enrollment
-from switchboard.auth.login import login, verify_password_step
-from switchboard.auth.sessions import (
+from switchboard.auth.enrollment import EnrollmentResult, begin_enrollment, confirm_enrollment
+from switchboard.auth.login import PendingLogin, login, verify_password_step
+from switchboard.auth.login_sessions import (
     check_session,
     read_cookie,
     revoke_all_for_user,
@@ -23,32 +23,33 @@ from switchboard.auth.totp import code_at
 from switchboard.db.schema import LoginSession, RecoveryCode, User
 from switchboard.errors import AuthError, Conflict
 from switchboard.settings import Settings
-from switchboard.uow import UnitOfWork
 
-from .conftest import KEY, PASSWORD, T0, U
+from .conftest import KEY, PASSWORD, T0, Entrypoint, U, refused
 
 
 def test_enrollment_activates_only_after_a_correct_code(engine: Engine, make_user: Callable[..., U],
                                                         settings: Settings) -> None:
     user = make_user(enrolled=False)
-    with UnitOfWork(engine) as u:
+    with Entrypoint(engine) as u:
         pending = verify_password_step(u, user.email, PASSWORD, T0, settings=settings)
-    with UnitOfWork(engine) as u:
+    assert isinstance(pending, PendingLogin)
+    with Entrypoint(engine) as u:
         enrollment = begin_enrollment(u, pending, T0, secret_key=KEY)
     secret = enrollment.manual_key.replace(" ", "")
     assert secret == user.secret  # the secret printed by `switchboard user create` stays valid
     assert enrollment.otpauth_uri.startswith("otpauth://totp/Switchboard:ana%40example.com?secret=")
     assert enrollment.qr_png.startswith(b"\x89PNG") and "<svg" in enrollment.qr_svg
     assert pyotp.parse_uri(enrollment.otpauth_uri).secret == secret
-    with UnitOfWork(engine) as u, pytest.raises(AuthError, match="wrong TOTP code"):
-        confirm_enrollment(u, pending, "000000" if code_at(secret, T0) != "000000" else "111111", T0,
-                           secret_key=KEY, settings=settings)
+    with Entrypoint(engine) as u:
+        assert refused(confirm_enrollment(u, pending, "000000" if code_at(secret, T0) != "000000" else "111111",
+                                          T0, secret_key=KEY, settings=settings)).startswith("wrong TOTP code (4 ")
     with engine.connect() as con:
         assert con.execute(select(User.totp_enabled).where(User.id == user.id)).scalar() is False
-    with UnitOfWork(engine) as u:
+    with Entrypoint(engine) as u:
         result = confirm_enrollment(u, pending, code_at(secret, T0), T0, secret_key=KEY, settings=settings)
+    assert isinstance(result, EnrollmentResult)
     assert len(result.recovery_codes) == 10
-    with UnitOfWork(engine) as u:
+    with Entrypoint(engine) as u:
         assert validate_session(u, result.session.token, T0, settings=settings).user_id == user.id
     with engine.connect() as con:
         hashes = con.execute(select(RecoveryCode.code_hash).where(RecoveryCode.user_id == user.id)).scalars().all()
@@ -57,9 +58,9 @@ def test_enrollment_activates_only_after_a_correct_code(engine: Engine, make_use
     assert not any(c.replace("-", "") in h for c in result.recovery_codes for h in hashes)
     assert row == (True, int(T0.timestamp()) // 30)
     # the enrollment code's step cannot log in again, and enrolling twice is refused
-    with UnitOfWork(engine) as u, pytest.raises(AuthError, match="replayed"):
-        login(u, user.email, PASSWORD, code_at(secret, T0), T0, secret_key=KEY, settings=settings)
-    with UnitOfWork(engine) as u, pytest.raises(Conflict, match="already set up"):
+    with Entrypoint(engine) as u:
+        assert refused(login(u, user.email, PASSWORD, code_at(secret, T0), T0, secret_key=KEY, settings=settings))
+    with pytest.raises(Conflict, match="already set up"), Entrypoint(engine) as u:
         begin_enrollment(u, pending, T0, secret_key=KEY)
 
 
@@ -72,7 +73,7 @@ def test_totp_secret_is_encrypted_at_rest(engine: Engine, make_user: Callable[..
 
 
 def _session(engine: Engine, user: U, settings: Settings, when: object = T0) -> str:
-    with UnitOfWork(engine) as u:
+    with Entrypoint(engine) as u:
         return login(u, user.email, PASSWORD, code_at(user.secret, when), when,  # type: ignore[arg-type]
                      secret_key=KEY, settings=settings).token  # type: ignore[union-attr]
 
@@ -87,10 +88,10 @@ def test_session_idle_expiry_moves_with_activity(engine: Engine, make_user: Call
     t = T0
     for _ in range(3):  # activity every 50 minutes keeps it alive past the 60 min idle limit
         t += timedelta(minutes=50)
-        with UnitOfWork(engine) as u:
+        with Entrypoint(engine) as u:
             info = check_session(u, token, t, settings=settings)
         assert info.idle_expires_at == t + timedelta(minutes=60)
-    with UnitOfWork(engine) as u, pytest.raises(AuthError, match="login expired after 60 minutes"):
+    with pytest.raises(AuthError, match="login expired after 60 minutes"), Entrypoint(engine) as u:
         validate_session(u, token, t + timedelta(minutes=61), settings=settings)
 
 
@@ -100,9 +101,9 @@ def test_session_absolute_expiry(engine: Engine, make_user: Callable[..., U], se
     t = T0
     while t + timedelta(minutes=45) < T0 + timedelta(hours=12):
         t += timedelta(minutes=45)
-        with UnitOfWork(engine) as u:
+        with Entrypoint(engine) as u:
             validate_session(u, token, t, settings=settings)
-    with UnitOfWork(engine) as u, pytest.raises(AuthError, match="at most 12 h"):
+    with pytest.raises(AuthError, match="at most 12 h"), Entrypoint(engine) as u:
         validate_session(u, token, T0 + timedelta(hours=12, minutes=1), settings=settings)
 
 
@@ -111,19 +112,19 @@ def test_logout_and_revoke_all(engine: Engine, make_user: Callable[..., U], sett
     a = _session(engine, user, settings)
     b = _session(engine, user, settings, T0 + timedelta(seconds=30))
     c = _session(engine, user, settings, T0 + timedelta(seconds=60))
-    with UnitOfWork(engine) as u:
+    with Entrypoint(engine) as u:
         assert revoke_session(u, a, T0) is True
-    with UnitOfWork(engine) as u:
+    with Entrypoint(engine) as u:
         assert revoke_session(u, a, T0) is False  # idempotent
-    with UnitOfWork(engine) as u, pytest.raises(AuthError, match="signed out"):
+    with pytest.raises(AuthError, match="signed out"), Entrypoint(engine) as u:
         validate_session(u, a, T0 + timedelta(minutes=1), settings=settings)
-    with UnitOfWork(engine) as u:
+    with Entrypoint(engine) as u:
         assert revoke_all_for_user(u, user.id, T0, except_token=c) == 2  # b and the enrollment session
-    with UnitOfWork(engine) as u, pytest.raises(AuthError, match="signed out"):
+    with pytest.raises(AuthError, match="signed out"), Entrypoint(engine) as u:
         validate_session(u, b, T0 + timedelta(minutes=1), settings=settings)
-    with UnitOfWork(engine) as u:
+    with Entrypoint(engine) as u:
         validate_session(u, c, T0 + timedelta(minutes=2), settings=settings)
-    with UnitOfWork(engine) as u, pytest.raises(AuthError, match="unknown"):
+    with pytest.raises(AuthError, match="unknown"), Entrypoint(engine) as u:
         validate_session(u, "forged-token", T0, settings=settings)
 
 

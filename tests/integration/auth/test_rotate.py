@@ -14,9 +14,8 @@ from switchboard.errors import InvalidInput
 from switchboard.rotate import rotate_secret_key
 from switchboard.services.channels import channel_credentials, create_channel
 from switchboard.settings import Settings
-from switchboard.uow import UnitOfWork
 
-from .conftest import KEY, PASSWORD, T0, U
+from .conftest import KEY, PASSWORD, T0, Entrypoint, U
 
 NEW = bytes(range(100, 132))
 
@@ -24,16 +23,16 @@ NEW = bytes(range(100, 132))
 def test_rotate_secret_key(engine: Engine, make_user: Callable[..., U], settings: Settings) -> None:
     user = make_user()
     make_user("bo@example.com")
-    with UnitOfWork(engine) as u:
+    with Entrypoint(engine) as u:
         ch = create_channel(u, user.org, key="wa", provider="whatsapp", name="WA", secret_key=KEY,
                             credentials={"token": "s3cret"}).id
     assert rotate_secret_key(engine, KEY, NEW) == 3
     assert rotate_secret_key(engine, KEY, NEW) == 0  # idempotent
-    with UnitOfWork(engine) as u:
+    with Entrypoint(engine) as u:
         assert channel_credentials(u, ch, NEW) == {"token": "s3cret"}
-    with UnitOfWork(engine) as u, pytest.raises(DecryptionError):
+    with pytest.raises(DecryptionError), Entrypoint(engine) as u:
         channel_credentials(u, ch, KEY)
-    with UnitOfWork(engine) as u:
+    with Entrypoint(engine) as u:
         login(u, user.email, PASSWORD, code_at(user.secret, T0), T0, secret_key=NEW, settings=settings)
     with pytest.raises(DecryptionError, match="nothing was changed"):
         rotate_secret_key(engine, bytes(32), bytes(range(1, 33)))

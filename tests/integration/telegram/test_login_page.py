@@ -10,7 +10,7 @@ from sqlalchemy import Engine
 from streamlit.testing.v1 import AppTest
 
 from connectors.telegram.fake import DEMO_2FA_PHONE, DEMO_CODE, DEMO_PASSWORD, DEMO_PHONE, FakeTelegramGateway
-from switchboard.auth.sessions import create_session
+from switchboard.auth.login_sessions import create_session
 from switchboard.auth.users import create_user
 from switchboard.services.channels import channel_credentials, create_channel
 from switchboard.services.organizations import create_organization

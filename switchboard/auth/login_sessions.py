@@ -1,4 +1,8 @@
-"""Server-side login sessions with idle and absolute expiry, and the signed browser cookie.
+"""Login sessions (the ``login_sessions`` rows): idle and absolute expiry, and the signed browser cookie.
+
+Not to be confused with a SQLAlchemy session (``uow.session``), a Streamlit session (one browser tab,
+``app/signin.py`` keeps the login in it) or an agent's presence (``agent_sessions``). Like every
+service, nothing here commits: the caller does (``check_session`` moves the idle deadline).
 
 The browser never holds anything the database can be used to forge: a random 256-bit token whose
 SHA-256 is the key of the ``login_sessions`` row. The cookie that restores a login after a browser
@@ -80,7 +84,7 @@ def create_session(
 def check_session(
     uow: UnitOfWork, token: str, now: datetime | None = None, *, settings: Settings | None = None
 ) -> SessionInfo:
-    """Validate a session token and mark it used (one indexed UPDATE); raise AuthError saying why not."""
+    """Validate a session token and mark it used (one indexed UPDATE; commit it); AuthError says why not."""
     now = now or utcnow()
     settings = settings or get_settings()
     idle = timedelta(minutes=settings.session_idle_minutes)
@@ -100,10 +104,8 @@ def check_session(
                    User.email, User.name)
     ).first()
     if row is not None:
-        uow.commit()
         actor = Actor(row[2], row[3], row[4], row[5])
         return SessionInfo(actor, row[6], row[0], row[1], now + idle)
-    uow.rollback()
     found = uow.session.execute(
         select(LoginSession.revoked_at, LoginSession.expires_at, LoginSession.last_seen_at, User.status)
         .join(User, User.id == LoginSession.user_id)
@@ -144,13 +146,11 @@ def revoke_session(uow: UnitOfWork, token: str, now: datetime | None = None) -> 
         if user is not None:
             audit.record_audit(uow, organization_id=user.organization_id, actor_user_id=user.id,
                                action=audit.LOGOUT, target=user.email, now=now)
-    uow.commit()
     return row is not None
 
 
 def revoke_all_for_user(
     uow: UnitOfWork, user_id: int, now: datetime | None = None, *, except_token: str | None = None,
-    commit: bool = True,
 ) -> int:
     """End every open session of a user (logout everywhere, disable, TOTP reset). Returns how many."""
     now = now or utcnow()
@@ -160,8 +160,6 @@ def revoke_all_for_user(
     count = len(uow.session.execute(
         update(LoginSession).where(cond).values(revoked_at=now).returning(LoginSession.id)
     ).all())
-    if commit:
-        uow.commit()
     return count
 
 

@@ -1,9 +1,11 @@
-"""Login state of one Streamlit session, and the auth pages for `st.navigation`.
+"""Sign-in state of one Streamlit session (one browser tab), and the signed-out pages.
 
-Contract used by ``app/main.py``::
+"Session" is overloaded: this module keeps a *login session* (``login_sessions`` row,
+switchboard/auth/login_sessions.py) in a *Streamlit session* (``st.session_state``). Contract used by
+``app/main.py`` and the views::
 
-    actor = session.current_actor()          # None -> st.navigation(session.login_pages())
-    session.account_pages(); session.admin_pages(); session.logout(); session.current_user_name()
+    actor = signin.current_actor()          # None -> st.navigation(signin.login_pages())
+    signin.logout(); signin.current_user_name(); signin.render_user_menu()
 
 How a login survives a browser refresh (a refresh is a new Streamlit session): after login the app
 writes a cookie ``sb_session`` = session token + expiry, HMAC-signed with a key derived from
@@ -28,7 +30,7 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from app import deps
 from switchboard.auth.login import PendingLogin
-from switchboard.auth.sessions import (
+from switchboard.auth.login_sessions import (
     COOKIE_NAME,
     SessionInfo,
     SessionToken,
@@ -280,21 +282,6 @@ def recovery_page() -> st.Page:
 def login_pages() -> list[st.Page]:
     """Pages for a signed-out session: login (default), enrollment, invite acceptance, recovery code."""
     return [login_page(), enroll_page(), invite_page(), recovery_page()]
-
-
-def account_pages() -> list[st.Page]:
-    from app.views import account
-
-    return [_page(account.render, "My account", "account", ":material/account_circle:")]
-
-
-def admin_pages() -> list[st.Page]:
-    from app.views import admin_users, audit
-
-    return [
-        _page(admin_users.render, "Users & access", "admin-users", ":material/group:"),
-        _page(audit.render, "Audit log", "audit-log", ":material/history:"),
-    ]
 
 
 def render_user_menu() -> None:
