@@ -47,3 +47,13 @@ def current_revision(url: str) -> str | None:
             return con.execute(text("select version_num from alembic_version")).scalar()
     finally:
         eng.dispose()
+
+
+def head_revision() -> str:
+    """The newest migration in this checkout (what ``upgrade`` brings a database to)."""
+    from alembic.script import ScriptDirectory
+
+    heads = ScriptDirectory.from_config(alembic_config("postgresql://")).get_heads()
+    if len(heads) != 1:
+        raise RuntimeError(f"the migrations must form one chain; heads: {', '.join(heads)}")
+    return heads[0]
