@@ -44,10 +44,10 @@ def query(path: Path | str, sql: str, params: Sequence[Any] | None = None) -> pl
         return con.execute(sql, list(params or [])).pl()
 
 
-def _channel_filter(channel_ids: Sequence[int] | None, column: str = "channel_id") -> tuple[str, list[Any]]:
-    if not channel_ids:
+def _channel_filter(ids: Sequence[int] | None, column: str = "channel_id") -> tuple[str, list[Any]]:
+    if not ids:
         return "", []
-    return f" and {column} in (select unnest(?::bigint[]))", [list(channel_ids)]
+    return f" and {column} in (select unnest(?::bigint[]))", [list(ids)]
 
 
 def build_state(path: Path | str) -> dict[str, Any]:
@@ -118,38 +118,38 @@ def response_times(path: Path | str, org_id: int, start: date, end: date, *, gro
     return pl.concat([stats, unanswered], how="horizontal")
 
 
+def _mart_rows(path: Path | str, mart: str, day_column: str, order: str, org_id: int, start: date, end: date,
+               ids: Sequence[int] | None, id_column: str = "channel_id") -> pl.DataFrame:
+    """Every column of ``mart``'s rows of the organization whose ``day_column`` is in the range."""
+    id_sql, id_params = _channel_filter(ids, id_column)
+    return query(path, f"select * from {mart} where organization_id = ? "  # noqa: S608 (identifiers from code, values bound)
+                       f"and {day_column} between ? and ?{id_sql} order by {order}", [org_id, start, end, *id_params])
+
+
 def response_time_rows(path: Path | str, org_id: int, start: date, end: date, *,
                        channel_ids: Sequence[int] | None = None) -> pl.DataFrame:
     """The customer turns themselves (one row per turn) started in the date range."""
-    ch_sql, ch_params = _channel_filter(channel_ids)
-    return query(path, "select * from response_times where organization_id = ? "  # noqa: S608
-                       f"and turn_started_local_date between ? and ?{ch_sql} "
-                       "order by turn_started_at", [org_id, start, end, *ch_params])
+    return _mart_rows(path, "response_times", "turn_started_local_date", "turn_started_at", org_id, start, end,
+                      channel_ids)
 
 
 def conversation_cycles(path: Path | str, org_id: int, start: date, end: date, *,
                         channel_ids: Sequence[int] | None = None) -> pl.DataFrame:
     """Cycles started in the date range (one row per conversation cycle)."""
-    ch_sql, ch_params = _channel_filter(channel_ids)
-    return query(path, "select * from conversation_cycles where organization_id = ? "  # noqa: S608
-                       f"and started_local_date between ? and ?{ch_sql} "
-                       "order by started_at", [org_id, start, end, *ch_params])
+    return _mart_rows(path, "conversation_cycles", "started_local_date", "started_at", org_id, start, end,
+                      channel_ids)
 
 
 def agent_daily(path: Path | str, org_id: int, start: date, end: date, *,
                 agent_ids: Sequence[int] | None = None) -> pl.DataFrame:
-    ag_sql, ag_params = _channel_filter(agent_ids, "agent_user_id")
-    return query(path, "select * from agent_daily_metrics where organization_id = ? "  # noqa: S608
-                       f"and metric_date between ? and ?{ag_sql} order by metric_date, agent_email",
-                 [org_id, start, end, *ag_params])
+    return _mart_rows(path, "agent_daily_metrics", "metric_date", "metric_date, agent_email", org_id, start, end,
+                      agent_ids, "agent_user_id")
 
 
 def channel_daily(path: Path | str, org_id: int, start: date, end: date, *,
                   channel_ids: Sequence[int] | None = None) -> pl.DataFrame:
-    ch_sql, ch_params = _channel_filter(channel_ids)
-    return query(path, "select * from channel_daily_metrics where organization_id = ? "  # noqa: S608
-                       f"and metric_date between ? and ?{ch_sql} order by metric_date, channel_name",
-                 [org_id, start, end, *ch_params])
+    return _mart_rows(path, "channel_daily_metrics", "metric_date", "metric_date, channel_name", org_id, start, end,
+                      channel_ids)
 
 
 def hourly_volume(path: Path | str, org_id: int, start: date, end: date, *,
@@ -169,10 +169,7 @@ def hourly_volume(path: Path | str, org_id: int, start: date, end: date, *,
 
 def sla_daily(path: Path | str, org_id: int, start: date, end: date, *,
               channel_ids: Sequence[int] | None = None) -> pl.DataFrame:
-    ch_sql, ch_params = _channel_filter(channel_ids)
-    return query(path, "select * from sla_daily where organization_id = ? "  # noqa: S608
-                       f"and metric_date between ? and ?{ch_sql} order by metric_date, channel_name",
-                 [org_id, start, end, *ch_params])
+    return _mart_rows(path, "sla_daily", "metric_date", "metric_date, channel_name", org_id, start, end, channel_ids)
 
 
 def sla_breaches(path: Path | str, org_id: int, start: date, end: date, *, kind: str = "first_response",

@@ -4,7 +4,8 @@ Macros (arguments are SQL expressions or names, written as quoted strings; keywo
 
 * ``ref('model')``, ``source('table')``, ``var('name')`` — dependencies and constants;
 * ``key_filter(source, org, entity, day)`` / ``key_since(…)`` — incremental key scoping of the daily
-  marts (:class:`warehouse.dag.KeySource`);
+  marts (:class:`warehouse.dag.KeySource`); ``key_since`` is a relation ``(organization_id, entity_id,
+  since_date, since_at)``, ``since_at`` an instant safely before the local day ``since_date`` starts;
 * ``quarter_hour(ts)`` — the 15-minute bucket of an instant, the key of the calendar tables;
 * ``utc_offset_join(alias, ts, timezone)`` and ``local_time(ts, alias)`` — local time in an IANA
   timezone through ``cal_utc_offsets`` (an equi-join, as fast as arithmetic);
@@ -16,7 +17,9 @@ Macros (arguments are SQL expressions or names, written as quoted strings; keywo
 * ``duration_stats(value, stem, count=…, where=…, business=True)`` — the count and each statistic of
   :data:`warehouse.metrics.STATS` of a duration column (and its ``_business_ms`` twin) as
   ``<prefix>_<stem>_ms`` columns; ``stat_columns(alias, stem, count=…)`` lists them again in a final
-  select.
+  select;
+* ``key_spine('organization_id, user_id, metric_date', 'cte_a', 'cte_b', …)`` — the distinct keys of
+  several aggregates (the spine a daily mart left-joins them to, ``left_join_using(keys, 'cte as a', …)``).
 
 Rendering also scopes an incremental run: a conversation-scoped ``ref`` reads only the conversations
 in ``_scope``, and ``key_filter``/``key_since`` read the keys in scope (``_keys_<model>`` /
@@ -131,8 +134,18 @@ def stat_columns(alias: str, stem: str, count: str | None = None, business: bool
     return _SEP.join(out + [f"{alias}.{c}" for c in metrics.stat_columns(stem, business=business)])
 
 
+def key_spine(keys: str, *relations: str) -> str:
+    """Every key (``keys``: a column list) found in any of ``relations``, once."""
+    return "\n    union ".join(f"select {keys} from {r}" for r in relations)  # noqa: S608 (identifiers from code)
+
+
+def left_join_using(keys: str, *relations: str) -> str:
+    """``left join <relation> using (<keys>)`` for each relation (``'cte as alias'``)."""
+    return "\n    ".join(f"left join {r} using ({keys})" for r in relations)
+
+
 PLAIN_MACROS: dict[str, Callable[..., str]] = {
-    "quarter_hour": bucket_sql, "local_time": local_time, "utc_offset_join": utc_offset_join,
+    "key_spine": key_spine, "left_join_using": left_join_using, "quarter_hour": bucket_sql, "local_time": local_time, "utc_offset_join": utc_offset_join,
     "business_clock_join": business_clock_join, "business_clock": business_clock, "sla_status": sla_status,
     "duration_stats": duration_stats, "stat_columns": stat_columns,
 }
@@ -163,7 +176,10 @@ def render(model: Model, models: Mapping[str, Model], *, scoped: bool = False, k
         if name == "key_filter":
             return _key_filter(model.name, *args) if keyed else "true"
         if name == "key_since":
-            return f"_since_{model.name}" if keyed else _all_since(*args)
+            since = f"_since_{model.name}" if keyed else _all_since(*args)
+            # since_at: an instant safely before the local day since_date starts (UTC offsets are < 1 day)
+            return (f"(select organization_id, entity_id, since_date, "  # noqa: S608 (identifiers from code)
+                    f"(since_date::timestamp - interval 1 day)::timestamptz as since_at from {since})")
         if name in PLAIN_MACROS:
             try:
                 return PLAIN_MACROS[name](*args, **call.kwargs)
