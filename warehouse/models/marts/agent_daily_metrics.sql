@@ -133,13 +133,12 @@ responses as (
 ),
 
 resolutions as (
-    select
-        organization_id,
-        completed_by_user_id as user_id,
-        completed_local_date as metric_date,
+    -- credited to the agent who completed the cycle, on the local day of completion
+    select organization_id, completed_by_user_id as user_id, completed_local_date as metric_date,
         {{ duration_stats('resolution_ms', 'resolution', count='count_resolutions') }}
     from cycles
-    where completed_by_user_id is not null and {{ key_filter('conversation_cycles', 'organization_id', 'completed_by_user_id', 'completed_local_date') }}
+    where completed_by_user_id is not null
+        and {{ key_filter('conversation_cycles', 'organization_id', 'completed_by_user_id', 'completed_local_date') }}
     group by all
 ),
 
