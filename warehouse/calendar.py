@@ -35,6 +35,15 @@ BUCKET_MINUTES = 15
 BUCKET_US = BUCKET_MINUTES * 60 * 1_000_000
 
 
+def bucket_sql(ts: str) -> str:
+    """SQL: the quarter hour (UTC grid) holding the instant ``ts`` — the key of both calendar tables.
+
+    Integer arithmetic on epoch microseconds: a ``time_bucket`` or ``::timestamp`` cast goes through
+    ICU per row (~1 s per 10 M rows).
+    """
+    return f"make_timestamptz(epoch_us({ts}) // {BUCKET_US} * {BUCKET_US})"
+
+
 def _parse_hhmm(value: str) -> tuple[int, int]:
     hh, _, mm = str(value).partition(":")
     return int(hh), int(mm or 0)
@@ -183,7 +192,7 @@ def build_business_buckets(con: duckdb.DuckDBPyConnection, start: datetime, end:
                     - greatest(epoch_ms(i.open_at), epoch_ms(b.bucket_at)) as l_ms
             from intervals as i,
                 unnest(generate_series(
-                    make_timestamptz(epoch_us(i.open_at) // {BUCKET_US} * {BUCKET_US}),
+                    {bucket_sql('i.open_at')},
                     i.close_at - interval 1 microsecond,
                     interval {BUCKET_MINUTES} minutes)) as b(bucket_at)
         ),

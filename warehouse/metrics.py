@@ -1,8 +1,10 @@
-"""Metric definitions (SPEC §4): one place that names every metric, its grain, mart and columns.
+"""The metric catalogue (SPEC §4): the ONE place that names every metric, its label, unit and source.
 
-The SQL models compute them; the app, the notebooks and ``docs/warehouse.md`` describe them from here.
-Every time metric exists in wall-clock and business-hours form (``<col>`` / ``<business_col>``) and is
-reported as count, mean, median, p90, min and max (:data:`STATS`).
+Everything else is derived from here: the statistics the SQL models aggregate (the renderer's
+``duration_stats`` macro, :mod:`warehouse.render`), the read API (:func:`warehouse.queries.time_metric_stats`
+selects :data:`STATS` of a :class:`TimeMetric`'s column), the analytics page's labels and captions, the
+notebooks and ``docs/warehouse.md``. Every time metric exists in wall-clock and business-hours form
+(``<column>`` / ``<business_column>``, milliseconds) and is reported as a count plus each :data:`STATS`.
 """
 
 from __future__ import annotations
@@ -18,20 +20,45 @@ PRESENCE_GAP_CAP_SECONDS = 300
 # build, so that time-dependent columns (SLA "pending" → "breached", waiting times) stay current.
 OPEN_CONVERSATION_LOOKBACK_DAYS = 14
 
-STATS = ("count", "mean", "median", "p90", "min", "max")
+
+@dataclass(frozen=True)
+class Stat:
+    """One statistic of a duration: how a manager reads it, and how SQL computes it."""
+
+    name: str  # the read API's column: <name>_ms (count: count)
+    label: str  # what the page shows
+    column_prefix: str  # the daily marts' column: <prefix>_<metric stem>_ms
+    sql: str  # the aggregate over ``{value}``
+    description: str
+
+
+COUNT = Stat("count", "Count", "count", "count({value})", "how many values (occurrences with a duration)")
+STATS: tuple[Stat, ...] = (
+    Stat("mean", "Mean", "avg", "avg({value})", "the arithmetic mean"),
+    Stat("median", "Median", "median", "quantile_cont({value}, 0.5)", "half of the values are at most this"),
+    Stat("p90", "90th percentile", "p90", "quantile_cont({value}, 0.9)", "90 % of the values are at most this"),
+    Stat("min", "Minimum", "min", "min({value})", "the shortest"),
+    Stat("max", "Maximum", "max", "max({value})", "the longest"),
+)
+DURATION_UNIT = "ms"
 
 
 @dataclass(frozen=True)
 class TimeMetric:
+    """A duration measured per occurrence (a cycle, a customer turn) in a row-level mart."""
+
     name: str
-    label: str
+    label: str  # what a manager reads
     definition: str
     mart: str  # the row-level mart holding one value per occurrence
     column: str  # wall-clock milliseconds
     business_column: str  # business-hours milliseconds (current calendar)
     start_column: str
     end_column: str
-    credited_to: str | None = None  # column naming the agent the value is credited to
+    credited_to: str  # column naming the agent the value is credited to (email)
+    day_column: str  # the organization's local day the value is reported on
+    row_filter: str  # which rows of the mart are occurrences of this metric
+    unit: str = DURATION_UNIT
 
 
 TIME_METRICS: tuple[TimeMetric, ...] = (
@@ -39,32 +66,32 @@ TIME_METRICS: tuple[TimeMetric, ...] = (
         "first_response", "First response time",
         "Per cycle: the cycle's first customer message → the first human agent message of that cycle; "
         "bot and system messages never count; credited to the agent who sent the reply.",
-        "conversation_cycles", "first_response_ms", "first_response_business_ms",
-        "started_at", "first_response_at", "first_responder_email"),
+        "response_times", "response_ms", "response_business_ms", "turn_started_at", "responded_at",
+        "responder_email", "responded_local_date", "is_first_response and responded_at is not null"),
     TimeMetric(
-        "response", "Response time",
+        "response", "Response time (every customer turn)",
         "Per customer turn (a run of customer messages not yet answered by a human agent): the turn's "
         "first message → the next human agent message, credited to whoever replied. Turns still "
         "unanswered when the cycle completed are counted as unanswered (is_unanswered), not dropped.",
-        "response_times", "response_ms", "response_business_ms",
-        "turn_started_at", "responded_at", "responder_email"),
+        "response_times", "response_ms", "response_business_ms", "turn_started_at", "responded_at",
+        "responder_email", "responded_local_date", "responded_at is not null"),
     TimeMetric(
-        "queue", "Queue (wait-to-accept) time",
+        "queue", "Queue time (wait to accept)",
         "Per cycle: cycle start → the first time an agent took it (ACCEPTED, or REASSIGNED to them).",
         "conversation_cycles", "queue_ms", "queue_business_ms", "started_at", "accepted_at",
-        "accepted_by_email"),
+        "accepted_by_email", "started_local_date", "queue_ms is not null"),
     TimeMetric(
         "handle", "Handle time",
         "Per cycle: the start of the assignment that completed it (ACCEPTED / REASSIGNED) → COMPLETED, "
         "credited to that assignee.",
         "conversation_cycles", "handle_ms", "handle_business_ms", "final_assigned_at", "completed_at",
-        "handled_by_email"),
+        "handled_by_email", "completed_local_date", "handle_ms is not null"),
     TimeMetric(
         "resolution", "Resolution time",
         "Per cycle: cycle start → the COMPLETED of the same cycle (never from conversation creation: a "
         "reopened conversation starts a new cycle).",
         "conversation_cycles", "resolution_ms", "resolution_business_ms", "started_at", "completed_at",
-        "completed_by_email"),
+        "completed_by_email", "completed_local_date", "resolution_ms is not null"),
 )
 
 TIME_METRICS_BY_NAME = {m.name: m for m in TIME_METRICS}
@@ -93,3 +120,9 @@ MARTS: dict[str, str] = {
     "sla_daily": "one row per organization, channel and local day of cycle start",
     "live_queue": "one row per open conversation as of the build",
 }
+
+
+def stat_columns(stem: str, *, business: bool = True) -> list[str]:
+    """The daily marts' statistic columns of a duration ``stem``: ``avg_<stem>_ms`` … (+ business)."""
+    kinds = [DURATION_UNIT, f"business_{DURATION_UNIT}"] if business else [DURATION_UNIT]
+    return [f"{s.column_prefix}_{stem}_{kind}" for kind in kinds for s in STATS]

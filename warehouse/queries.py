@@ -3,12 +3,11 @@
 Every call opens its own short-lived read-only DuckDB connection (DuckDB connections are not
 thread-safe, and a reader must never block a build: builds write a side file and swap it in). Dates
 are the organization's local dates, both ends inclusive. Filters are bound parameters; identifiers
-come only from the constant tables below.
+come only from the metric catalogue (:mod:`warehouse.metrics`) and the constants below.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date
@@ -18,25 +17,11 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from warehouse.metrics import TIME_METRICS_BY_NAME
-
-
-class WarehouseNotBuilt(RuntimeError):
-    """The warehouse file does not exist yet (run `switchboard warehouse build`)."""
-
+from warehouse.errors import WarehouseNotBuilt as WarehouseNotBuilt  # re-exported: readers catch it here
+from warehouse.metrics import COUNT, STATS, TIME_METRICS_BY_NAME
+from warehouse.state import read_state
 
 GROUPS = ("agent", "channel", "day")
-
-# metric → (mart, agent column, local-day column, row filter)
-_METRIC_SOURCES: dict[str, tuple[str, str, str, str]] = {
-    "first_response": ("response_times", "responder_email", "responded_local_date",
-                       "is_first_response and responded_at is not null"),
-    "response": ("response_times", "responder_email", "responded_local_date", "responded_at is not null"),
-    "queue": ("conversation_cycles", "accepted_by_email", "started_local_date", "queue_ms is not null"),
-    "handle": ("conversation_cycles", "handled_by_email", "completed_local_date", "handle_ms is not null"),
-    "resolution": ("conversation_cycles", "completed_by_email", "completed_local_date",
-                   "resolution_ms is not null"),
-}
 
 
 @contextmanager
@@ -59,20 +44,16 @@ def query(path: Path | str, sql: str, params: Sequence[Any] | None = None) -> pl
         return con.execute(sql, list(params or [])).pl()
 
 
-def _channel_filter(channel_ids: Sequence[int] | None, column: str = "channel_id") -> tuple[str, list[Any]]:
-    if not channel_ids:
+def _channel_filter(ids: Sequence[int] | None, column: str = "channel_id") -> tuple[str, list[Any]]:
+    if not ids:
         return "", []
-    return f" and {column} in (select unnest(?::bigint[]))", [list(channel_ids)]
+    return f" and {column} in (select unnest(?::bigint[]))", [list(ids)]
 
 
 def build_state(path: Path | str) -> dict[str, Any]:
     """When and how the published warehouse was built ({} if it has no state)."""
     with connect(path) as con:
-        try:
-            row = con.execute("select value from _warehouse_meta where key = 'state'").fetchone()
-        except duckdb.CatalogException:
-            return {}
-    return json.loads(row[0]) if row else {}
+        return read_state(con)
 
 
 def organizations(path: Path | str) -> pl.DataFrame:
@@ -97,25 +78,21 @@ def time_metric_stats(path: Path | str, org_id: int, metric: str, start: date, e
 
     ``business_hours`` uses the business-hours column (the channel's current calendar).
     """
-    if metric not in _METRIC_SOURCES:
-        raise ValueError(f"unknown metric {metric!r}; choose one of {', '.join(_METRIC_SOURCES)}")
+    if metric not in TIME_METRICS_BY_NAME:
+        raise ValueError(f"unknown metric {metric!r}; choose one of {', '.join(TIME_METRICS_BY_NAME)}")
     if group_by not in (None, *GROUPS):
         raise ValueError(f"group_by must be one of {', '.join(GROUPS)} or None")
-    mart, agent_col, day_col, row_filter = _METRIC_SOURCES[metric]
     m = TIME_METRICS_BY_NAME[metric]
     value = m.business_column if business_hours else m.column
-    if mart == "response_times":  # first responses are the first turns of response_times
-        value = "response_business_ms" if business_hours else "response_ms"
-    key = {"agent": agent_col, "channel": "channel_name", "day": day_col, None: None}[group_by]
+    key = {"agent": m.credited_to, "channel": "channel_name", "day": m.day_column, None: None}[group_by]
     key_sql = f"{key} as {group_by}, " if key else ""
     group_sql = "group by all order by 1" if key else ""
     ch_sql, ch_params = _channel_filter(channel_ids)
+    stats = ", ".join([f"{COUNT.sql.format(value=value)} as {COUNT.name}"]
+                      + [f"{s.sql.format(value=value)} as {s.name}_{m.unit}" for s in STATS])
     sql = (
-        f"select {key_sql}count({value}) as count, avg({value}) as mean_ms, "  # noqa: S608
-        f"quantile_cont({value}, 0.5) as median_ms, quantile_cont({value}, 0.9) as p90_ms, "
-        f"min({value}) as min_ms, max({value}) as max_ms "
-        f"from {mart} where organization_id = ? and {day_col} between ? and ? and {row_filter}{ch_sql} "
-        f"{group_sql}"
+        f"select {key_sql}{stats} from {m.mart} "  # noqa: S608 (identifiers from the catalogue, values bound)
+        f"where organization_id = ? and {m.day_column} between ? and ? and {m.row_filter}{ch_sql} {group_sql}"
     )
     return query(path, sql, [org_id, start, end, *ch_params])
 
@@ -141,38 +118,38 @@ def response_times(path: Path | str, org_id: int, start: date, end: date, *, gro
     return pl.concat([stats, unanswered], how="horizontal")
 
 
+def _mart_rows(path: Path | str, mart: str, day_column: str, order: str, org_id: int, start: date, end: date,
+               ids: Sequence[int] | None, id_column: str = "channel_id") -> pl.DataFrame:
+    """Every column of ``mart``'s rows of the organization whose ``day_column`` is in the range."""
+    id_sql, id_params = _channel_filter(ids, id_column)
+    return query(path, f"select * from {mart} where organization_id = ? "  # noqa: S608 (identifiers from code, values bound)
+                       f"and {day_column} between ? and ?{id_sql} order by {order}", [org_id, start, end, *id_params])
+
+
 def response_time_rows(path: Path | str, org_id: int, start: date, end: date, *,
                        channel_ids: Sequence[int] | None = None) -> pl.DataFrame:
     """The customer turns themselves (one row per turn) started in the date range."""
-    ch_sql, ch_params = _channel_filter(channel_ids)
-    return query(path, "select * from response_times where organization_id = ? "  # noqa: S608
-                       f"and turn_started_local_date between ? and ?{ch_sql} "
-                       "order by turn_started_at", [org_id, start, end, *ch_params])
+    return _mart_rows(path, "response_times", "turn_started_local_date", "turn_started_at", org_id, start, end,
+                      channel_ids)
 
 
 def conversation_cycles(path: Path | str, org_id: int, start: date, end: date, *,
                         channel_ids: Sequence[int] | None = None) -> pl.DataFrame:
     """Cycles started in the date range (one row per conversation cycle)."""
-    ch_sql, ch_params = _channel_filter(channel_ids)
-    return query(path, "select * from conversation_cycles where organization_id = ? "  # noqa: S608
-                       f"and started_local_date between ? and ?{ch_sql} "
-                       "order by started_at", [org_id, start, end, *ch_params])
+    return _mart_rows(path, "conversation_cycles", "started_local_date", "started_at", org_id, start, end,
+                      channel_ids)
 
 
 def agent_daily(path: Path | str, org_id: int, start: date, end: date, *,
                 agent_ids: Sequence[int] | None = None) -> pl.DataFrame:
-    ag_sql, ag_params = _channel_filter(agent_ids, "agent_user_id")
-    return query(path, "select * from agent_daily_metrics where organization_id = ? "  # noqa: S608
-                       f"and metric_date between ? and ?{ag_sql} order by metric_date, agent_email",
-                 [org_id, start, end, *ag_params])
+    return _mart_rows(path, "agent_daily_metrics", "metric_date", "metric_date, agent_email", org_id, start, end,
+                      agent_ids, "agent_user_id")
 
 
 def channel_daily(path: Path | str, org_id: int, start: date, end: date, *,
                   channel_ids: Sequence[int] | None = None) -> pl.DataFrame:
-    ch_sql, ch_params = _channel_filter(channel_ids)
-    return query(path, "select * from channel_daily_metrics where organization_id = ? "  # noqa: S608
-                       f"and metric_date between ? and ?{ch_sql} order by metric_date, channel_name",
-                 [org_id, start, end, *ch_params])
+    return _mart_rows(path, "channel_daily_metrics", "metric_date", "metric_date, channel_name", org_id, start, end,
+                      channel_ids)
 
 
 def hourly_volume(path: Path | str, org_id: int, start: date, end: date, *,
@@ -192,10 +169,7 @@ def hourly_volume(path: Path | str, org_id: int, start: date, end: date, *,
 
 def sla_daily(path: Path | str, org_id: int, start: date, end: date, *,
               channel_ids: Sequence[int] | None = None) -> pl.DataFrame:
-    ch_sql, ch_params = _channel_filter(channel_ids)
-    return query(path, "select * from sla_daily where organization_id = ? "  # noqa: S608
-                       f"and metric_date between ? and ?{ch_sql} order by metric_date, channel_name",
-                 [org_id, start, end, *ch_params])
+    return _mart_rows(path, "sla_daily", "metric_date", "metric_date, channel_name", org_id, start, end, channel_ids)
 
 
 def sla_breaches(path: Path | str, org_id: int, start: date, end: date, *, kind: str = "first_response",

@@ -1,4 +1,8 @@
-"""Managers: response-time analytics from the DuckDB warehouse (read-only, through warehouse.queries).
+"""Managers: response-time analytics from the DuckDB warehouse (read-only).
+
+Every read goes through :func:`switchboard.services.analytics.analytics_reader`, which checks the
+access policy (managers and admins) and binds the reads to the actor's organization. Metric names,
+labels and definitions come from the metric catalogue (:mod:`warehouse.metrics`).
 
 Per agent / channel / day: count, mean, median, p90, min and max of first response, response, queue,
 handle and resolution times, wall clock or business hours (the channels' current calendars); the
@@ -17,13 +21,13 @@ import plotly.express as px
 import polars as pl
 import streamlit as st
 
-from app import signin
+from app import deps, signin
+from switchboard.errors import PermissionDenied
+from switchboard.services.analytics import AnalyticsReader, analytics_reader
 from switchboard.settings import get_settings
-from warehouse import queries
-from warehouse.metrics import TIME_METRICS_BY_NAME
+from warehouse.metrics import COUNT, STATS, TIME_METRICS, TIME_METRICS_BY_NAME
 
-METRICS = {"first_response": "First response", "response": "Response (every customer turn)",
-           "queue": "Queue (wait to accept)", "handle": "Handle", "resolution": "Resolution"}
+METRICS = {m.name: m.label for m in TIME_METRICS}
 WEEKDAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
 
 
@@ -35,16 +39,18 @@ def _stamp(path: Path) -> int:
 
 
 @st.cache_data(ttl=300, max_entries=256, show_spinner=False)
-def _cached(fn_name: str, path: str, stamp: int, args: tuple[Any, ...], kwargs: tuple[tuple[str, Any], ...]
-            ) -> pl.DataFrame | dict[str, Any]:
-    """One cached warehouse read; ``stamp`` (file mtime) invalidates it when a build is published."""
-    fn = getattr(queries, fn_name)
-    result: pl.DataFrame | dict[str, Any] = fn(Path(path), *args, **dict(kwargs))
+def _cached(_reader: AnalyticsReader, organization_id: int, path: str, stamp: int, fn_name: str,
+            args: tuple[Any, ...], kwargs: tuple[tuple[str, Any], ...]) -> pl.DataFrame:
+    """One cached warehouse read of one organization; ``stamp`` (file mtime) invalidates it when a
+    build is published. ``_reader`` (not hashed) does the read; the key is the other arguments."""
+    result: pl.DataFrame = _reader.read(fn_name, *args, **dict(kwargs))
     return result
 
 
-def _read(fn_name: str, path: Path, *args: Any, **kwargs: Any) -> Any:
-    return _cached(fn_name, str(path), _stamp(path), tuple(args), tuple(sorted(kwargs.items())))
+def _read(reader: AnalyticsReader, fn_name: str, *args: Any, **kwargs: Any) -> Any:
+    path = reader.warehouse_path
+    return _cached(reader, reader.organization_id, str(path), _stamp(path), fn_name, tuple(args),
+                   tuple(sorted(kwargs.items())))
 
 
 def duration(ms: float) -> str:
@@ -96,28 +102,25 @@ def _minutes(df: pl.DataFrame) -> pl.DataFrame:
     ]).drop([c for c in df.columns if c.endswith("_ms")])
 
 
-def _stats_section(path: Path, org_id: int, metric: str, start: date, end: date, business: bool,
+def _stats_section(reader: AnalyticsReader, metric: str, start: date, end: date, business: bool,
                    channel_ids: tuple[int, ...]) -> None:
     m = TIME_METRICS_BY_NAME[metric]
     st.caption(m.definition + (" Business hours only (current calendars)." if business else " Wall clock."))
-    overall = _read("time_metric_stats", path, org_id, metric, start, end, business_hours=business,
+    overall = _read(reader, "time_metric_stats", metric, start, end, business_hours=business,
                     channel_ids=channel_ids)
     if overall.is_empty() or not overall["count"][0]:
         st.info("No data for this metric in the selected range.")
         return
     row = overall.row(0, named=True)
-    cols = st.columns(6)
-    for col, (label, key) in zip(cols, [("Count", "count"), ("Mean", "mean_ms"), ("Median", "median_ms"),
-                                         ("p90", "p90_ms"), ("Min", "min_ms"), ("Max", "max_ms")], strict=True):
-        value = row[key]
-        if key == "count":
-            col.metric(label, f"{value:,}")
-        else:
-            col.metric(label, duration(value or 0), help=f"{(value or 0) / 60_000:,.1f} minutes")
+    cols = st.columns(1 + len(STATS))
+    cols[0].metric(COUNT.label, f"{row[COUNT.name]:,}", help=COUNT.description)
+    for col, stat in zip(cols[1:], STATS, strict=True):
+        value = row[f"{stat.name}_{m.unit}"] or 0
+        col.metric(stat.label, duration(value), help=f"{stat.description}: {value / 60_000:,.1f} minutes")
     tabs = st.tabs(["Per agent", "Per channel", "Per day"])
     for tab, group in zip(tabs, ("agent", "channel", "day"), strict=True):
         with tab:
-            df = _read("time_metric_stats", path, org_id, metric, start, end, group_by=group,
+            df = _read(reader, "time_metric_stats", metric, start, end, group_by=group,
                        business_hours=business, channel_ids=channel_ids)
             if df.is_empty():
                 st.info("No data.")
@@ -133,8 +136,8 @@ def _stats_section(path: Path, org_id: int, metric: str, start: date, end: date,
             st.dataframe(shown, hide_index=True, width="stretch")
 
 
-def _heatmap(path: Path, org_id: int, start: date, end: date, channel_ids: tuple[int, ...], business: bool) -> None:
-    df = _read("hourly_volume", path, org_id, start, end, channel_ids=channel_ids)
+def _heatmap(reader: AnalyticsReader, start: date, end: date, channel_ids: tuple[int, ...], business: bool) -> None:
+    df = _read(reader, "hourly_volume", start, end, channel_ids=channel_ids)
     if df.is_empty():
         st.info("No traffic in the selected range.")
         return
@@ -153,8 +156,8 @@ def _heatmap(path: Path, org_id: int, start: date, end: date, channel_ids: tuple
     st.plotly_chart(fig, width="stretch")
 
 
-def _sla(path: Path, org_id: int, start: date, end: date, channel_ids: tuple[int, ...], business: bool) -> None:
-    df = _read("sla_daily", path, org_id, start, end, channel_ids=channel_ids)
+def _sla(reader: AnalyticsReader, start: date, end: date, channel_ids: tuple[int, ...], business: bool) -> None:
+    df = _read(reader, "sla_daily", start, end, channel_ids=channel_ids)
     if df.is_empty():
         st.info("No cycles started in the selected range.")
         return
@@ -170,18 +173,18 @@ def _sla(path: Path, org_id: int, start: date, end: date, channel_ids: tuple[int
                             labels={"value": "share of cycles", "metric_date": "day"}), width="stretch")
     st.dataframe(df.drop("organization_id"), hide_index=True, width="stretch")
     kind = st.radio("Breaches of", ["first_response", "resolution"], horizontal=True, key="analytics_breach")
-    st.dataframe(_minutes(_read("sla_breaches", path, org_id, start, end, kind=kind, business_hours=business)),
+    st.dataframe(_minutes(_read(reader, "sla_breaches", start, end, kind=kind, business_hours=business)),
                  hide_index=True, width="stretch")
 
 
-def _live(path: Path, org_id: int, channel_ids: tuple[int, ...]) -> None:
-    q = _read("live_queue", path, org_id, channel_ids=channel_ids)
+def _live(reader: AnalyticsReader, channel_ids: tuple[int, ...]) -> None:
+    q = _read(reader, "live_queue", channel_ids=channel_ids)
     c1, c2, c3 = st.columns(3)
     c1.metric("Open", q.height)
     c2.metric("Unassigned", int(q["is_unassigned"].sum()) if q.height else 0)
     c3.metric("Unattended (waiting for a reply)", int(q["is_unattended"].sum()) if q.height else 0)
     st.caption("Per agent load with presence")
-    st.dataframe(_minutes(_read("agent_load", path, org_id)), hide_index=True, width="stretch")
+    st.dataframe(_minutes(_read(reader, "agent_load")), hide_index=True, width="stretch")
     if q.height:
         st.dataframe(_minutes(q.select("conversation_id", "channel_name", "conversation_status", "assignee_email",
                                        "assignee_presence_state", "is_unattended", "waiting_since", "waiting_ms",
@@ -205,17 +208,21 @@ def page() -> None:
         return
     st.title("Response times")
     path = get_settings().warehouse_file
+    try:
+        reader = deps.call(analytics_reader, actor, path)
+    except PermissionDenied as exc:
+        st.error(str(exc))
+        return
     if not path.exists():
         st.info("The warehouse has not been built yet: run `switchboard warehouse build` "
                 "(the worker also builds it on a schedule).")
         return
-    state = _read("build_state", path)
+    state = reader.build_state()
     st.caption(built_caption(state.get("built_at"), datetime.now(UTC)))
     stale = staleness(state.get("built_at"), datetime.now(UTC), get_settings().warehouse_build_interval_seconds)
     if stale:
         st.warning(stale)
-    org_id = int(actor.organization_id)
-    channels = _read("channels", path, org_id)
+    channels = _read(reader, "channels")
     names = dict(zip(channels["channel_name"].to_list(), channels["channel_id"].to_list(), strict=True))
 
     c1, c2, c3, c4 = st.columns([2, 2, 2.6, 1.4])
@@ -230,10 +237,10 @@ def page() -> None:
 
     stats, heat, sla, live = st.tabs(["Times", "Weekday x hour", "SLA", "Live queue"])
     with stats:
-        _stats_section(path, org_id, str(metric), start, end, business, channel_ids)
+        _stats_section(reader, str(metric), start, end, business, channel_ids)
     with heat:
-        _heatmap(path, org_id, start, end, channel_ids, business)
+        _heatmap(reader, start, end, channel_ids, business)
     with sla:
-        _sla(path, org_id, start, end, channel_ids, business)
+        _sla(reader, start, end, channel_ids, business)
     with live:
-        _live(path, org_id, channel_ids)
+        _live(reader, channel_ids)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -12,10 +11,13 @@ import pytest
 from sqlalchemy import Engine
 from streamlit.testing.v1 import AppTest
 
-from switchboard.auth.login_sessions import create_session
+from switchboard.errors import PermissionDenied
+from switchboard.policy import actor_for_user
+from switchboard.services.analytics import analytics_reader
 from switchboard.settings import get_settings
 from switchboard.uow import UnitOfWork
-from tests.warehouse.seed import T
+from tests.helpers import login_apptest
+from tests.warehouse.seed import Seed, T
 from tests.warehouse.test_build import scenario
 from warehouse.build import build
 
@@ -47,19 +49,14 @@ def app_env(db_url: str, tmp_path: Path) -> Iterator[Path]:
     get_settings.cache_clear()
 
 
+def _signed_in(engine: Engine, user_id: int) -> AppTest:
+    return login_apptest(AppTest.from_function(_analytics, default_timeout=30), engine, user_id)
+
+
 def test_manager_sees_response_times_heatmap_sla_and_live_queue(engine: Engine, db_url: str,
                                                                  app_env: Path) -> None:
     s = scenario(engine)
-    boss = s.user("lead@x.io", "manager")
-    with UnitOfWork(engine) as uow:
-        token = create_session(uow, boss)
-        uow.commit()
-    at = AppTest.from_function(_analytics, default_timeout=30)
-    at.session_state["sb_auth_token"] = token.token
-    at.session_state["sb_auth_actor"] = token.actor
-    at.session_state["sb_auth_name"] = token.name
-    at.session_state["sb_auth_checked_at"] = time.monotonic()
-    at.session_state["sb_auth_restore_tried"] = True
+    at = _signed_in(engine, s.user("lead@x.io", "manager"))
     at.run()
     assert not at.exception, at.exception
     assert any("not been built" in i.value for i in at.info)
@@ -76,3 +73,31 @@ def test_manager_sees_response_times_heatmap_sla_and_live_queue(engine: Engine, 
     assert not at.exception, at.exception
     at.selectbox(key="analytics_metric").set_value("resolution").run()
     assert not at.exception, at.exception
+
+
+def test_an_agent_is_refused_and_reads_nothing(engine: Engine, db_url: str, app_env: Path) -> None:
+    s = scenario(engine)
+    build(db_url, app_env, full=True, now=T("2026-03-03 12:00"))
+    at = _signed_in(engine, s.user("agent@x.io", "agent"))
+    at.run()
+    assert not at.exception, at.exception
+    assert [e.value for e in at.error] == ["only admins and managers may read the analytics; you are an agent"]
+    assert not at.metric and not at.get("plotly_chart") and not at.dataframe
+
+
+def test_the_reader_is_bound_to_the_callers_organization(engine: Engine, db_url: str, app_env: Path) -> None:
+    s = scenario(engine)
+    other = Seed(engine)
+    other_wa = other.channel("other-wa")
+    other.inbound(other.conversation(other_wa, "x"), "2026-03-02 10:00")
+    build(db_url, app_env, full=True, now=T("2026-03-03 12:00"))
+    with UnitOfWork(engine) as uow:
+        agent = actor_for_user(uow, s.user("agent2@x.io", "agent"))
+        with pytest.raises(PermissionDenied, match="only admins and managers may read the analytics"):
+            analytics_reader(uow, agent, app_env)
+        reader = analytics_reader(uow, actor_for_user(uow, other.user("lead@o.io", "manager")), app_env)
+    assert reader.organization_id == other.org_id
+    assert reader.read("channels")["channel_key"].to_list() == ["other-wa"]  # never the scenario's channels
+    assert reader.read("live_queue")["organization_id"].to_list() == [other.org_id]
+    with pytest.raises(ValueError, match="not an analytics read"):
+        reader.read("organizations")  # every organization's names: not for a manager

@@ -264,3 +264,24 @@ def test_sla_statuses_and_live_queue(engine: Engine, wh: Any) -> None:
     assert set(live) == {late, waiting, fresh}
     assert live[waiting]["is_unattended"] and live[waiting]["waiting_ms"] == 3 * HOUR
     assert not live[late]["is_unattended"] and live[late]["is_unassigned"]
+
+
+def test_resolution_time_per_agent(engine: Engine, wh: Any) -> None:
+    """Credited to the agent who completed the cycle, on the local day of completion (Berlin)."""
+    s = Seed(engine, timezone="Europe/Berlin", business_hours={"mon": [["09:00", "17:00"]]})
+    ch, ann, bob = s.channel(), s.user("ann@x.io"), s.user("bob@x.io")
+    a, b = s.conversation(ch, "a"), s.conversation(ch, "b")
+    s.inbound(a, "2026-03-02 08:00")  # 09:00 Berlin
+    s.accept(a, "2026-03-02 08:01", ann)
+    s.complete(a, "2026-03-02 08:30", ann)  # 30 min, all in business hours
+    s.inbound(b, "2026-03-02 15:30")  # 16:30 Berlin: 30 business minutes left on Monday
+    s.accept(b, "2026-03-02 15:31", bob)
+    s.complete(b, "2026-03-02 23:30", ann)  # 00:30 Berlin on Tuesday: credited to ann on Tuesday
+    w = wh().build(T("2026-03-03 12:00"))
+    daily = {(r["agent_email"], r["metric_date"]): r for r in w.rows("select * from agent_daily_metrics")}
+    monday, tuesday = daily[("ann@x.io", date(2026, 3, 2))], daily[("ann@x.io", date(2026, 3, 3))]
+    assert (monday["count_resolutions"], monday["avg_resolution_ms"], monday["max_resolution_business_ms"]) == (
+        1, 30 * MIN, 30 * MIN)
+    assert (tuesday["count_resolutions"], tuesday["median_resolution_ms"], tuesday["p90_resolution_business_ms"]) == (
+        1, 8 * HOUR, 30 * MIN)
+    assert daily[("bob@x.io", date(2026, 3, 2))]["count_resolutions"] == 0

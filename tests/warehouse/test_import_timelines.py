@@ -109,8 +109,22 @@ def example_warehouse(engine: Engine, db_url: str, tmp_path: Path) -> Path:
 
 def test_documented_example_timeline_builds_and_passes_key_tests(example_warehouse: Path) -> None:
     for model in MODELS:
-        if model.name in ("int_agent_online_daily", "int_agent_concurrency_daily", "live_queue"):
-            rows = _rows(example_warehouse, f"select count(*) as n from {model.name}")  # may be empty
-            assert rows[0]["n"] >= 0
-            continue
-        check_model_keys(example_warehouse, model)
+        if model.name not in ("int_agent_online_daily", "int_agent_concurrency_daily", "live_queue"):
+            check_model_keys(example_warehouse, model)
+    # every agent went online once (08:55, 08:58, 09:01) and changed state more than 5 minutes later:
+    # each online span is capped at the presence gap (5 minutes)
+    online = _rows(example_warehouse, "select u.user_email, o.metric_date, o.total_online_minutes "
+                                      "from int_agent_online_daily o join stg_users u using (user_id) order by 1")
+    assert [(r["user_email"], r["metric_date"], r["total_online_minutes"]) for r in online] == [
+        (f"{name}@acme.example", date(2026, 3, 2), 5.0) for name in ("alice", "bob", "chen")]
+    # nobody ever held two conversations at once
+    peaks = _rows(example_warehouse, "select u.user_email, c.concurrent_peak from int_agent_concurrency_daily c "
+                                     "join stg_users u using (user_id) order by 1")
+    assert [(r["user_email"], r["concurrent_peak"]) for r in peaks] == [
+        (f"{name}@acme.example", 1) for name in ("alice", "bob", "chen")]
+    # Carla's reopened conversation was released after a reply that failed: open, unassigned, and her
+    # 14:05 turn still waits for a reply
+    [live] = _rows(example_warehouse, "select * from live_queue")
+    assert (live["conversation_status"], live["is_unassigned"], live["is_unattended"], live["cycle_number"]) == (
+        "PENDING", True, True, 2)
+    assert live["waiting_since"] == T("2026-03-02T14:05:00+01:00")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from warehouse import build
+from warehouse import publish
 
 
 @pytest.mark.parametrize("chunk", [1 << 20, 3 << 20, 64 << 20])
@@ -16,8 +16,8 @@ def test_copy_is_exact_in_any_chunking(tmp_path: Path, monkeypatch: pytest.Monke
     data = os.urandom((5 << 20) + 12345)
     source.write_bytes(data)
     target.write_bytes(b"stale, longer than nothing")
-    monkeypatch.setattr(build, "COPY_CHUNK_BYTES", chunk)
-    build._copy_to_disk(source, target)
+    monkeypatch.setattr(publish, "COPY_CHUNK_BYTES", chunk)
+    publish.copy_to_disk(source, target)
     assert target.read_bytes() == data
 
 
@@ -25,5 +25,5 @@ def test_plain_copy_where_copy_file_range_is_missing(tmp_path: Path, monkeypatch
     source, target = tmp_path / "a", tmp_path / "b"
     source.write_bytes(b"x" * 1000)
     monkeypatch.delattr(os, "copy_file_range", raising=False)
-    build._copy_to_disk(source, target)
+    publish.copy_to_disk(source, target)
     assert target.read_bytes() == b"x" * 1000

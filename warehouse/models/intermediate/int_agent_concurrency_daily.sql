@@ -8,12 +8,7 @@ with assignments as (
 ),
 
 since as (
-    select
-        organization_id,
-        entity_id as user_id,
-        since_date,
-        -- an instant safely before the local day `since_date` starts (UTC offsets are < 1 day)
-        (since_date::timestamp - interval 1 day)::timestamptz as since_at
+    select organization_id, entity_id as user_id, since_date, since_at
     from {{ key_since('int_assignments', 'organization_id', 'user_id', 'assigned_local_at::date') }}
 ),
 

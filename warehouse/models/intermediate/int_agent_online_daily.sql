@@ -3,29 +3,17 @@
 -- (a silent client is not online forever), and until the build's as-of time for the latest one.
 -- Spans are split at local midnight. Incrementally, an agent's days are recomputed from the day
 -- before the UTC day of its earliest changed presence event (`since`; spans last minutes).
-with since as (
-    select
-        organization_id,
-        entity_id as user_id,
-        since_date,
-        (since_date::timestamp - interval 1 day)::timestamptz as since_at
-    from {{ key_since('stg_presence_events', 'organization_id', 'user_id', 'occurred_at::date - 1') }}
-),
-
-presence as (
+with presence as (
     select p.*, s.since_date
     from {{ ref('stg_presence_events') }} as p
-    inner join since as s on s.organization_id = p.organization_id and s.user_id = p.user_id
+    inner join {{ key_since('stg_presence_events', 'organization_id', 'user_id', 'occurred_at::date - 1') }} as s
+        on s.organization_id = p.organization_id and s.entity_id = p.user_id
     -- every event whose span can reach the local day since_date (spans last minutes), and all later ones
     where p.occurred_at >= s.since_at
 ),
 
 organizations as (
     select organization_id, timezone from {{ ref('stg_organizations') }}
-),
-
-utc_offsets as (
-    select * from {{ source('cal_utc_offsets') }}
 ),
 
 build_info as (
@@ -56,14 +44,12 @@ localized as (
         s.organization_id,
         s.user_id,
         s.since_date,
-        make_timestamp(epoch_us(s.started_at) + t1.utc_offset_seconds * 1000000) as started_local_at,
-        make_timestamp(epoch_us(s.ended_at) + t2.utc_offset_seconds * 1000000) as ended_local_at
+        {{ local_time('s.started_at', 't1') }} as started_local_at,
+        {{ local_time('s.ended_at', 't2') }} as ended_local_at
     from online as s
     left join organizations as o on o.organization_id = s.organization_id
-    left join utc_offsets as t1
-        on t1.timezone = o.timezone and t1.quarter_at = make_timestamptz(epoch_us(s.started_at) // 900000000 * 900000000)
-    left join utc_offsets as t2
-        on t2.timezone = o.timezone and t2.quarter_at = make_timestamptz(epoch_us(s.ended_at) // 900000000 * 900000000)
+    {{ utc_offset_join('t1', 's.started_at', 'o.timezone') }}
+    {{ utc_offset_join('t2', 's.ended_at', 'o.timezone') }}
 ),
 
 per_day as (

@@ -27,10 +27,6 @@ organizations as (
     select organization_id, sla_first_response_ms, sla_resolution_ms from {{ ref('stg_organizations') }}
 ),
 
-business_buckets as (
-    select * from {{ source('cal_business_buckets') }}
-),
-
 build_info as (
     select as_of from {{ source('build_info') }}
 ),
@@ -140,22 +136,17 @@ joined as (
 clocked as (
     select
         j.*,
-        coalesce(b1.clock_ms + least(greatest(epoch_ms(j.started_at) - b1.s1_ms, 0), b1.l1_ms) + least(greatest(epoch_ms(j.started_at) - b1.s2_ms, 0), b1.l2_ms), 0) as clock_started,
-        b2.clock_ms + least(greatest(epoch_ms(j.accepted_at) - b2.s1_ms, 0), b2.l1_ms) + least(greatest(epoch_ms(j.accepted_at) - b2.s2_ms, 0), b2.l2_ms) as clock_accepted,
-        b3.clock_ms + least(greatest(epoch_ms(j.final_assigned_at) - b3.s1_ms, 0), b3.l1_ms) + least(greatest(epoch_ms(j.final_assigned_at) - b3.s2_ms, 0), b3.l2_ms) as clock_final_assigned,
-        b4.clock_ms + least(greatest(epoch_ms(j.completed_at) - b4.s1_ms, 0), b4.l1_ms) + least(greatest(epoch_ms(j.completed_at) - b4.s2_ms, 0), b4.l2_ms) as clock_completed,
-        b5.clock_ms + least(greatest(epoch_ms(j.as_of) - b5.s1_ms, 0), b5.l1_ms) + least(greatest(epoch_ms(j.as_of) - b5.s2_ms, 0), b5.l2_ms) as clock_as_of
+        coalesce({{ business_clock('b1', 'j.started_at') }}, 0) as clock_started,
+        {{ business_clock('b2', 'j.accepted_at') }} as clock_accepted,
+        {{ business_clock('b3', 'j.final_assigned_at') }} as clock_final_assigned,
+        {{ business_clock('b4', 'j.completed_at') }} as clock_completed,
+        {{ business_clock('b5', 'j.as_of') }} as clock_as_of
     from joined as j
-    left join business_buckets as b1
-        on b1.channel_id = j.channel_id and b1.bucket_at = make_timestamptz(epoch_us(j.started_at) // 900000000 * 900000000)
-    left join business_buckets as b2
-        on b2.channel_id = j.channel_id and b2.bucket_at = make_timestamptz(epoch_us(j.accepted_at) // 900000000 * 900000000)
-    left join business_buckets as b3
-        on b3.channel_id = j.channel_id and b3.bucket_at = make_timestamptz(epoch_us(j.final_assigned_at) // 900000000 * 900000000)
-    left join business_buckets as b4
-        on b4.channel_id = j.channel_id and b4.bucket_at = make_timestamptz(epoch_us(j.completed_at) // 900000000 * 900000000)
-    left join business_buckets as b5
-        on b5.channel_id = j.channel_id and b5.bucket_at = make_timestamptz(epoch_us(j.as_of) // 900000000 * 900000000)
+    {{ business_clock_join('b1', 'j.started_at', 'j.channel_id') }}
+    {{ business_clock_join('b2', 'j.accepted_at', 'j.channel_id') }}
+    {{ business_clock_join('b3', 'j.final_assigned_at', 'j.channel_id') }}
+    {{ business_clock_join('b4', 'j.completed_at', 'j.channel_id') }}
+    {{ business_clock_join('b5', 'j.as_of', 'j.channel_id') }}
 ),
 
 durations as (
@@ -208,34 +199,16 @@ final as (
         case when completed_at is not null then resolution_business_ms_raw end as resolution_business_ms,
         sla_first_response_ms,
         sla_resolution_ms,
-        case
-            when count_customer_messages = 0 then null
-            when first_response_ms is not null
-                then case when first_response_ms <= sla_first_response_ms then 'met' else 'breached' end
-            when completed_at is not null then 'unanswered'
-            when elapsed_ms > sla_first_response_ms then 'breached'
-            else 'pending'
-        end as first_response_sla_status,
-        case
-            when count_customer_messages = 0 then null
-            when first_response_business_ms is not null
-                then case when first_response_business_ms <= sla_first_response_ms then 'met' else 'breached' end
-            when completed_at is not null then 'unanswered'
-            when elapsed_business_ms > sla_first_response_ms then 'breached'
-            else 'pending'
-        end as first_response_business_sla_status,
-        case
-            when completed_at is not null
-                then case when resolution_ms <= sla_resolution_ms then 'met' else 'breached' end
-            when elapsed_ms > sla_resolution_ms then 'breached'
-            else 'pending'
-        end as resolution_sla_status,
-        case
-            when completed_at is not null
-                then case when resolution_business_ms_raw <= sla_resolution_ms then 'met' else 'breached' end
-            when elapsed_business_ms > sla_resolution_ms then 'breached'
-            else 'pending'
-        end as resolution_business_sla_status,
+        {{ sla_status('first_response_ms', 'sla_first_response_ms', elapsed='elapsed_ms',
+                      reached='first_response_ms is not null', unanswered='completed_at is not null',
+                      none='count_customer_messages = 0') }} as first_response_sla_status,
+        {{ sla_status('first_response_business_ms', 'sla_first_response_ms', elapsed='elapsed_business_ms',
+                      reached='first_response_business_ms is not null', unanswered='completed_at is not null',
+                      none='count_customer_messages = 0') }} as first_response_business_sla_status,
+        {{ sla_status('resolution_ms', 'sla_resolution_ms', elapsed='elapsed_ms',
+                      reached='completed_at is not null') }} as resolution_sla_status,
+        {{ sla_status('resolution_business_ms_raw', 'sla_resolution_ms', elapsed='elapsed_business_ms',
+                      reached='completed_at is not null') }} as resolution_business_sla_status,
         as_of
     from durations
 )

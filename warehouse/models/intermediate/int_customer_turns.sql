@@ -15,10 +15,6 @@ completions as (
     group by conversation_id, cycle_number
 ),
 
-business_buckets as (
-    select * from {{ source('cal_business_buckets') }}
-),
-
 sequenced as (
     select
         *,
@@ -66,15 +62,11 @@ joined as (
 clocked as (
     select
         j.*,
-        coalesce(bs.clock_ms + least(greatest(epoch_ms(j.turn_started_at) - bs.s1_ms, 0), bs.l1_ms) + least(greatest(epoch_ms(j.turn_started_at) - bs.s2_ms, 0), bs.l2_ms), 0)
-            as started_business_clock_ms,
-        br.clock_ms + least(greatest(epoch_ms(j.responded_at) - br.s1_ms, 0), br.l1_ms) + least(greatest(epoch_ms(j.responded_at) - br.s2_ms, 0), br.l2_ms)
-            as responded_business_clock_ms
+        coalesce({{ business_clock('bs', 'j.turn_started_at') }}, 0) as started_business_clock_ms,
+        {{ business_clock('br', 'j.responded_at') }} as responded_business_clock_ms
     from joined as j
-    left join business_buckets as bs
-        on bs.channel_id = j.channel_id and bs.bucket_at = make_timestamptz(epoch_us(j.turn_started_at) // 900000000 * 900000000)
-    left join business_buckets as br
-        on br.channel_id = j.channel_id and br.bucket_at = make_timestamptz(epoch_us(j.responded_at) // 900000000 * 900000000)
+    {{ business_clock_join('bs', 'j.turn_started_at', 'j.channel_id') }}
+    {{ business_clock_join('br', 'j.responded_at', 'j.channel_id') }}
 ),
 
 final as (

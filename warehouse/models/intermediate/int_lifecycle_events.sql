@@ -13,10 +13,6 @@ organizations as (
     select organization_id, timezone from {{ ref('stg_organizations') }}
 ),
 
-utc_offsets as (
-    select * from {{ source('cal_utc_offsets') }}
-),
-
 with_cycle as (
     select
         *,
@@ -46,13 +42,11 @@ final as (
         end as assignee_user_id,
         e.message_id,
         e.occurred_at,
-        make_timestamp(epoch_us(e.occurred_at) + tz.utc_offset_seconds * 1000000) as occurred_local_at
+        {{ local_time('e.occurred_at', 'tz') }} as occurred_local_at
     from with_cycle as e
     left join conversations as c on c.conversation_id = e.conversation_id
     left join organizations as o on o.organization_id = e.organization_id
-    left join utc_offsets as tz
-        on tz.timezone = o.timezone
-        and tz.quarter_at = make_timestamptz(epoch_us(e.occurred_at) // 900000000 * 900000000)
+    {{ utc_offset_join('tz', 'e.occurred_at', 'o.timezone') }}
 )
 
 -- stored in conversation order: incremental builds find a conversation's rows by zone map

@@ -20,10 +20,6 @@ organizations as (
     select organization_id, timezone from {{ ref('stg_organizations') }}
 ),
 
-utc_offsets as (
-    select * from {{ source('cal_utc_offsets') }}
-),
-
 classified as (
     select
         *,
@@ -65,14 +61,11 @@ final as (
         m.is_deleted,
         m.body_length_chars,
         m.sent_at,
-        make_timestamp(epoch_us(m.sent_at) + tz.utc_offset_seconds * 1000000)::date as sent_local_date,
-        extract(hour from make_timestamp(epoch_us(m.sent_at) + tz.utc_offset_seconds * 1000000))::int
-            as sent_local_hour
+        {{ local_time('m.sent_at', 'tz') }}::date as sent_local_date,
+        extract(hour from {{ local_time('m.sent_at', 'tz') }})::int as sent_local_hour
     from with_assignee as m
     left join organizations as o on o.organization_id = m.organization_id
-    left join utc_offsets as tz
-        on tz.timezone = o.timezone
-        and tz.quarter_at = make_timestamptz(epoch_us(m.sent_at) // 900000000 * 900000000)
+    {{ utc_offset_join('tz', 'm.sent_at', 'o.timezone') }}
 )
 
 select * from final

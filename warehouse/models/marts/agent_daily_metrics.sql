@@ -18,6 +18,10 @@ turns as not materialized (
     select * from {{ ref('response_times') }}
 ),
 
+cycles as not materialized (
+    select * from {{ ref('conversation_cycles') }}
+),
+
 concurrency as (
     select * from {{ ref('int_agent_concurrency_daily') }}
     where {{ key_filter('int_agent_concurrency_daily', 'organization_id', 'user_id', 'metric_date') }}
@@ -72,10 +76,7 @@ handled as (
         organization_id,
         user_id,
         ended_local_at::date as metric_date,
-        count(*) as count_handled,
-        avg(assignment_ms) as avg_handle_ms,
-        quantile_cont(assignment_ms, 0.5) as median_handle_ms,
-        quantile_cont(assignment_ms, 0.9) as p90_handle_ms
+        {{ duration_stats('assignment_ms', 'handle', count='count_handled', business=False) }}
     from assignments
     where is_completed and {{ key_filter('int_assignments', 'organization_id', 'user_id', 'ended_local_at::date') }}
     group by all
@@ -114,15 +115,7 @@ first_responses as (
         organization_id,
         responder_user_id as user_id,
         responded_local_date as metric_date,
-        count(*) as count_first_responses,
-        avg(response_ms) as avg_first_response_ms,
-        quantile_cont(response_ms, 0.5) as median_first_response_ms,
-        quantile_cont(response_ms, 0.9) as p90_first_response_ms,
-        min(response_ms) as min_first_response_ms,
-        max(response_ms) as max_first_response_ms,
-        avg(response_business_ms) as avg_first_response_business_ms,
-        quantile_cont(response_business_ms, 0.5) as median_first_response_business_ms,
-        quantile_cont(response_business_ms, 0.9) as p90_first_response_business_ms
+        {{ duration_stats('response_ms', 'first_response', count='count_first_responses') }}
     from turns
     where is_first_response and responder_user_id is not null and {{ key_filter('response_times', 'organization_id', 'responder_user_id', 'responded_local_date') }}
     group by all
@@ -133,31 +126,25 @@ responses as (
         organization_id,
         responder_user_id as user_id,
         responded_local_date as metric_date,
-        count(*) as count_responses,
-        avg(response_ms) as avg_response_time_ms,
-        quantile_cont(response_ms, 0.5) as median_response_time_ms,
-        quantile_cont(response_ms, 0.9) as p90_response_time_ms,
-        min(response_ms) as min_response_time_ms,
-        max(response_ms) as max_response_time_ms,
-        avg(response_business_ms) as avg_response_time_business_ms,
-        quantile_cont(response_business_ms, 0.5) as median_response_time_business_ms,
-        quantile_cont(response_business_ms, 0.9) as p90_response_time_business_ms,
-        min(response_business_ms) as min_response_time_business_ms,
-        max(response_business_ms) as max_response_time_business_ms
+        {{ duration_stats('response_ms', 'response_time', count='count_responses') }}
     from turns
     where responder_user_id is not null and {{ key_filter('response_times', 'organization_id', 'responder_user_id', 'responded_local_date') }}
     group by all
 ),
 
+resolutions as (
+    -- credited to the agent who completed the cycle, on the local day of completion
+    select organization_id, completed_by_user_id as user_id, completed_local_date as metric_date,
+        {{ duration_stats('resolution_ms', 'resolution', count='count_resolutions') }}
+    from cycles
+    where completed_by_user_id is not null
+        and {{ key_filter('conversation_cycles', 'organization_id', 'completed_by_user_id', 'completed_local_date') }}
+    group by all
+),
+
 spine as (
-    select organization_id, user_id, metric_date from sent
-    union select organization_id, user_id, metric_date from received
-    union select organization_id, user_id, metric_date from accepted
-    union select organization_id, user_id, metric_date from handled
-    union select organization_id, user_id, metric_date from completed
-    union select organization_id, user_id, metric_date from responses
-    union select organization_id, user_id, metric_date from concurrency
-    union select organization_id, user_id, metric_date from online
+    {{ key_spine('organization_id, user_id, metric_date', 'sent', 'received', 'accepted', 'handled', 'completed',
+                 'responses', 'resolutions', 'concurrency', 'online') }}
 ),
 
 final as (
@@ -174,43 +161,16 @@ final as (
         coalesce(se.total_messages_sent, 0) as total_messages_sent,
         coalesce(r.total_messages_received, 0) as total_messages_received,
         se.avg_message_length_chars,
-        coalesce(fr.count_first_responses, 0) as count_first_responses,
-        fr.avg_first_response_ms,
-        fr.median_first_response_ms,
-        fr.p90_first_response_ms,
-        fr.min_first_response_ms,
-        fr.max_first_response_ms,
-        fr.avg_first_response_business_ms,
-        fr.median_first_response_business_ms,
-        fr.p90_first_response_business_ms,
-        coalesce(rt.count_responses, 0) as count_responses,
-        rt.avg_response_time_ms,
-        rt.median_response_time_ms,
-        rt.p90_response_time_ms,
-        rt.min_response_time_ms,
-        rt.max_response_time_ms,
-        rt.avg_response_time_business_ms,
-        rt.median_response_time_business_ms,
-        rt.p90_response_time_business_ms,
-        rt.min_response_time_business_ms,
-        rt.max_response_time_business_ms,
-        coalesce(h.count_handled, 0) as count_handled,
-        h.avg_handle_ms,
-        h.median_handle_ms,
-        h.p90_handle_ms,
+        {{ stat_columns('fr', 'first_response', count='count_first_responses') }},
+        {{ stat_columns('rt', 'response_time', count='count_responses') }},
+        {{ stat_columns('h', 'handle', count='count_handled', business=False) }},
+        {{ stat_columns('rs', 'resolution', count='count_resolutions') }},
         coalesce(cc.concurrent_peak, 0) as concurrent_peak,
         coalesce(o.total_online_minutes, 0) as total_online_minutes
     from spine as s
-    left join conversations as cv using (organization_id, user_id, metric_date)
-    left join accepted as a using (organization_id, user_id, metric_date)
-    left join completed as c using (organization_id, user_id, metric_date)
-    left join sent as se using (organization_id, user_id, metric_date)
-    left join received as r using (organization_id, user_id, metric_date)
-    left join first_responses as fr using (organization_id, user_id, metric_date)
-    left join responses as rt using (organization_id, user_id, metric_date)
-    left join handled as h using (organization_id, user_id, metric_date)
-    left join concurrency as cc using (organization_id, user_id, metric_date)
-    left join online as o using (organization_id, user_id, metric_date)
+    {{ left_join_using('organization_id, user_id, metric_date', 'conversations as cv', 'accepted as a',
+                       'completed as c', 'sent as se', 'received as r', 'first_responses as fr', 'responses as rt',
+                       'handled as h', 'resolutions as rs', 'concurrency as cc', 'online as o') }}
     inner join users as u on u.user_id = s.user_id and u.organization_id = s.organization_id
 )
 

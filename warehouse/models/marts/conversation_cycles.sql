@@ -1,21 +1,7 @@
-with cycles as (
-    select * from {{ ref('int_conversation_cycles') }}
-),
-
-users as (
+-- One row per conversation cycle (int_conversation_cycles) with local days, the channel's name and
+-- the emails of the agents involved.
+with users as (
     select user_id, user_email from {{ ref('stg_users') }}
-),
-
-channels as (
-    select channel_id, channel_name, provider from {{ ref('stg_channels') }}
-),
-
-organizations as (
-    select organization_id, timezone from {{ ref('stg_organizations') }}
-),
-
-utc_offsets as (
-    select * from {{ source('cal_utc_offsets') }}
 ),
 
 final as (
@@ -27,7 +13,7 @@ final as (
         ch.channel_name,
         ch.provider,
         c.started_at,
-        make_timestamp(epoch_us(c.started_at) + tz.utc_offset_seconds * 1000000)::date as started_local_date,
+        {{ local_time('c.started_at', 'tz') }}::date as started_local_date,
         c.accepted_at,
         c.accepted_by_user_id,
         ua.user_email as accepted_by_email,
@@ -38,7 +24,7 @@ final as (
         c.handled_by_user_id,
         uh.user_email as handled_by_email,
         c.completed_at,
-        make_timestamp(epoch_us(c.completed_at) + tzc.utc_offset_seconds * 1000000)::date as completed_local_date,
+        {{ local_time('c.completed_at', 'tzc') }}::date as completed_local_date,
         c.completed_by_user_id,
         uc.user_email as completed_by_email,
         c.is_open,
@@ -64,13 +50,11 @@ final as (
         c.resolution_sla_status,
         c.resolution_business_sla_status,
         c.as_of
-    from cycles as c
-    left join channels as ch on ch.channel_id = c.channel_id
-    left join organizations as o on o.organization_id = c.organization_id
-    left join utc_offsets as tz
-        on tz.timezone = o.timezone and tz.quarter_at = make_timestamptz(epoch_us(c.started_at) // 900000000 * 900000000)
-    left join utc_offsets as tzc
-        on tzc.timezone = o.timezone and tzc.quarter_at = make_timestamptz(epoch_us(c.completed_at) // 900000000 * 900000000)
+    from {{ ref('int_conversation_cycles') }} as c
+    left join {{ ref('stg_channels') }} as ch on ch.channel_id = c.channel_id
+    left join {{ ref('stg_organizations') }} as o on o.organization_id = c.organization_id
+    {{ utc_offset_join('tz', 'c.started_at', 'o.timezone') }}
+    {{ utc_offset_join('tzc', 'c.completed_at', 'o.timezone') }}
     left join users as ua on ua.user_id = c.accepted_by_user_id
     left join users as uf on uf.user_id = c.first_responder_user_id
     left join users as uh on uh.user_id = c.handled_by_user_id

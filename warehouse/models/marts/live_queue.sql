@@ -1,39 +1,15 @@
 -- One row per open conversation (PENDING or ASSIGNED) as of the build: unassigned, unattended
 -- (a customer turn waiting for a human reply, and since when), and the assignee's presence.
-with conversations as (
-    select * from {{ ref('stg_conversations') }}
-),
-
-turns as (
-    select * from {{ ref('int_customer_turns') }}
-),
-
-presence as (
-    select * from {{ ref('stg_presence_events') }}
-),
-
-users as (
-    select user_id, user_email from {{ ref('stg_users') }}
-),
-
-channels as (
-    select channel_id, channel_name, provider from {{ ref('stg_channels') }}
-),
-
-build_info as (
-    select as_of from {{ source('build_info') }}
-),
-
-waiting as (
+with waiting as (
     select conversation_id, min(turn_started_at) as waiting_since
-    from turns
+    from {{ ref('int_customer_turns') }}
     where is_waiting
     group by conversation_id
 ),
 
 latest_presence as (
     select user_id, arg_max(presence_state, occurred_at) as presence_state, max(occurred_at) as last_presence_at
-    from presence
+    from {{ ref('stg_presence_events') }}
     group by user_id
 ),
 
@@ -59,11 +35,11 @@ final as (
         c.count_unread,
         c.last_message_at,
         b.as_of
-    from conversations as c
-    cross join build_info as b
+    from {{ ref('stg_conversations') }} as c
+    cross join {{ source('build_info') }} as b
     left join waiting as w on w.conversation_id = c.conversation_id
-    left join channels as ch on ch.channel_id = c.channel_id
-    left join users as u on u.user_id = c.assigned_user_id
+    left join {{ ref('stg_channels') }} as ch on ch.channel_id = c.channel_id
+    left join {{ ref('stg_users') }} as u on u.user_id = c.assigned_user_id
     left join latest_presence as p on p.user_id = c.assigned_user_id
     where c.conversation_status in ('PENDING', 'ASSIGNED')
 )

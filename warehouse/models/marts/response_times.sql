@@ -1,16 +1,5 @@
-with turns as (
-    select * from {{ ref('int_customer_turns') }}
-),
-
-users as (
-    select user_id, user_email from {{ ref('stg_users') }}
-),
-
-channels as (
-    select channel_id, channel_name, provider from {{ ref('stg_channels') }}
-),
-
-final as (
+-- One row per customer turn (int_customer_turns) with its channel's name and the responder's email.
+with final as (
     select
         t.conversation_id,
         t.cycle_number,
@@ -34,9 +23,9 @@ final as (
         t.turn_number = 1 as is_first_response,
         t.is_unanswered,
         t.is_waiting
-    from turns as t
-    left join channels as ch on ch.channel_id = t.channel_id
-    left join users as u on u.user_id = t.responder_user_id
+    from {{ ref('int_customer_turns') }} as t
+    left join {{ ref('stg_channels') }} as ch on ch.channel_id = t.channel_id
+    left join {{ ref('stg_users') }} as u on u.user_id = t.responder_user_id
 )
 
 -- stored in conversation order: incremental builds find a conversation's rows by zone map

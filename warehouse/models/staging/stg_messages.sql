@@ -1,26 +1,17 @@
-with source as (
-    select * from {{ source('raw_messages') }}
-),
-
-renamed as (
-    select
-        id::bigint as message_id,
-        organization_id::bigint as organization_id,
-        conversation_id::bigint as conversation_id,
-        channel_id::bigint as channel_id,
-        direction,
-        author_kind,
-        author_user_id::bigint as author_user_id,
-        body_length_chars::bigint as body_length_chars,
-        content_type,
-        status as message_status,
-        is_deleted,
-        sent_at,
-        delivered_at,
-        read_at
-    from source
-),
-
-final as (select * from renamed)
-
-select * from final
+-- Messages (bodies are not extracted: only their length), renamed and cast.
+select
+    id::bigint as message_id,
+    organization_id::bigint as organization_id,
+    conversation_id::bigint as conversation_id,
+    channel_id::bigint as channel_id,
+    direction,
+    author_kind,
+    author_user_id::bigint as author_user_id,
+    body_length_chars::bigint as body_length_chars,
+    content_type,
+    status as message_status,
+    is_deleted,
+    sent_at,
+    delivered_at,
+    read_at
+from {{ source('raw_messages') }}

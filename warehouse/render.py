@@ -1,0 +1,207 @@
+"""The model renderer: ``{{ macro('arg', …) }}`` in a model's SQL → plain DuckDB SQL.
+
+Macros (arguments are SQL expressions or names, written as quoted strings; keyword arguments allowed):
+
+* ``ref('model')``, ``source('table')``, ``var('name')`` — dependencies and constants;
+* ``key_filter(source, org, entity, day)`` / ``key_since(…)`` — incremental key scoping of the daily
+  marts (:class:`warehouse.dag.KeySource`); ``key_since`` is a relation ``(organization_id, entity_id,
+  since_date, since_at)``, ``since_at`` an instant safely before the local day ``since_date`` starts;
+* ``quarter_hour(ts)`` — the 15-minute bucket of an instant, the key of the calendar tables;
+* ``utc_offset_join(alias, ts, timezone)`` and ``local_time(ts, alias)`` — local time in an IANA
+  timezone through ``cal_utc_offsets`` (an equi-join, as fast as arithmetic);
+* ``business_clock_join(alias, ts, channel)`` and ``business_clock(alias, ts)`` — the business clock
+  (milliseconds of open time) of a channel's calendar at an instant through ``cal_business_buckets``;
+  a business duration is the difference of two clocks;
+* ``sla_status(value, target, elapsed, reached, unanswered=…, none=…)`` — met / breached /
+  unanswered / pending against a target;
+* ``duration_stats(value, stem, count=…, where=…, business=True)`` — the count and each statistic of
+  :data:`warehouse.metrics.STATS` of a duration column (and its ``_business_ms`` twin) as
+  ``<prefix>_<stem>_ms`` columns; ``stat_columns(alias, stem, count=…)`` lists them again in a final
+  select;
+* ``key_spine('organization_id, user_id, metric_date', 'cte_a', 'cte_b', …)`` — the distinct keys of
+  several aggregates (the spine a daily mart left-joins them to, ``left_join_using(keys, 'cte as a', …)``).
+
+Rendering also scopes an incremental run: a conversation-scoped ``ref`` reads only the conversations
+in ``_scope``, and ``key_filter``/``key_since`` read the keys in scope (``_keys_<model>`` /
+``_since_<model>``, filled by :mod:`warehouse.incremental`).
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from warehouse import metrics
+from warehouse.calendar import bucket_sql
+from warehouse.errors import BuildError
+
+if TYPE_CHECKING:
+    from warehouse.dag import Model
+
+VARS: dict[str, int] = {"presence_gap_cap_seconds": metrics.PRESENCE_GAP_CAP_SECONDS}
+
+# The rows of the conversations in scope. The lower bound lets scans skip row groups by zone map: the
+# conversation-scoped tables are stored in conversation_id order (ids grow with time, and recent
+# conversations are what an incremental build recomputes).
+IN_SCOPE = ("conversation_id >= getvariable('scope_min_conversation_id') "
+            "and conversation_id in (select conversation_id from _scope)")
+
+_CALL = re.compile(r"\{\{\s*(\w+)\((.*?)\)\s*\}\}", re.DOTALL)
+# a day expression that is a plain date column, or a timestamp column cast to date
+_DAY_COLUMN = re.compile(r"(\w+)(::date)?")
+_SEP = ",\n        "
+
+
+@dataclass(frozen=True)
+class MacroCall:
+    name: str
+    args: tuple[str, ...]
+    kwargs: dict[str, Any]
+
+
+def _parse(name: str, inner: str) -> MacroCall:
+    try:
+        call = ast.parse(f"_({inner})", mode="eval").body
+        assert isinstance(call, ast.Call)
+        args = tuple(ast.literal_eval(a) for a in call.args)
+        kwargs = {str(k.arg): ast.literal_eval(k.value) for k in call.keywords}
+    except (SyntaxError, ValueError, AssertionError) as exc:
+        raise BuildError(f"cannot read the macro call {{{{ {name}({inner}) }}}}: {exc}") from exc
+    return MacroCall(name, args, kwargs)
+
+
+def macro_calls(sql: str) -> list[MacroCall]:
+    return [_parse(m.group(1), m.group(2)) for m in _CALL.finditer(sql)]
+
+
+# --- macros that need no context -----------------------------------------------------------------
+
+def local_time(ts: str, offsets: str) -> str:
+    return f"make_timestamp(epoch_us({ts}) + {offsets}.utc_offset_seconds * 1000000)"
+
+
+def utc_offset_join(alias: str, ts: str, timezone: str) -> str:
+    return (f"left join cal_utc_offsets as {alias}\n"
+            f"        on {alias}.timezone = {timezone} and {alias}.quarter_at = {bucket_sql(ts)}")
+
+
+def business_clock_join(alias: str, ts: str, channel: str) -> str:
+    return (f"left join cal_business_buckets as {alias}\n"
+            f"        on {alias}.channel_id = {channel} and {alias}.bucket_at = {bucket_sql(ts)}")
+
+
+def business_clock(alias: str, ts: str) -> str:
+    """The business clock at ``ts`` (see :func:`warehouse.calendar.build_business_buckets`)."""
+    return (f"{alias}.clock_ms + least(greatest(epoch_ms({ts}) - {alias}.s1_ms, 0), {alias}.l1_ms)"
+            f" + least(greatest(epoch_ms({ts}) - {alias}.s2_ms, 0), {alias}.l2_ms)")
+
+
+def sla_status(value: str, target: str, elapsed: str, reached: str, unanswered: str | None = None,
+               none: str | None = None) -> str:
+    """``met``/``breached`` once ``reached`` (``value`` vs ``target``); ``unanswered`` when that
+    condition holds first; else ``breached`` once ``elapsed`` passed the target, else ``pending``;
+    NULL when ``none`` holds (nothing to judge)."""
+    whens = [f"when {none} then null"] if none else []
+    whens.append(f"when {reached} then case when {value} <= {target} then 'met' else 'breached' end")
+    if unanswered:
+        whens.append(f"when {unanswered} then 'unanswered'")
+    whens.append(f"when {elapsed} > {target} then 'breached'")
+    return "case\n            " + "\n            ".join(whens) + "\n            else 'pending'\n        end"
+
+
+def _business(value: str) -> str:
+    unit = f"_{metrics.DURATION_UNIT}"
+    if not value.endswith(unit):
+        raise BuildError(f"duration column {value!r} must end with {unit}")
+    return value[: -len(unit)] + f"_business{unit}"
+
+
+def duration_stats(value: str, stem: str, count: str | None = None, where: str | None = None,
+                   business: bool = True) -> str:
+    flt = f" filter (where {where})" if where else ""
+    out = [f"{metrics.COUNT.sql.format(value=value)}{flt} as {count}"] if count else []
+    columns = iter(metrics.stat_columns(stem, business=business))
+    for v in ([value, _business(value)] if business else [value]):
+        out += [f"{s.sql.format(value=v)}{flt} as {next(columns)}" for s in metrics.STATS]
+    return _SEP.join(out)
+
+
+def stat_columns(alias: str, stem: str, count: str | None = None, business: bool = True) -> str:
+    out = [f"coalesce({alias}.{count}, 0) as {count}"] if count else []
+    return _SEP.join(out + [f"{alias}.{c}" for c in metrics.stat_columns(stem, business=business)])
+
+
+def key_spine(keys: str, *relations: str) -> str:
+    """Every key (``keys``: a column list) found in any of ``relations``, once."""
+    return "\n    union ".join(f"select {keys} from {r}" for r in relations)  # noqa: S608 (identifiers from code)
+
+
+def left_join_using(keys: str, *relations: str) -> str:
+    """``left join <relation> using (<keys>)`` for each relation (``'cte as alias'``)."""
+    return "\n    ".join(f"left join {r} using ({keys})" for r in relations)
+
+
+PLAIN_MACROS: dict[str, Callable[..., str]] = {
+    "key_spine": key_spine, "left_join_using": left_join_using, "quarter_hour": bucket_sql, "local_time": local_time, "utc_offset_join": utc_offset_join,
+    "business_clock_join": business_clock_join, "business_clock": business_clock, "sla_status": sla_status,
+    "duration_stats": duration_stats, "stat_columns": stat_columns,
+}
+
+
+# --- rendering ------------------------------------------------------------------------------------
+
+def render(model: Model, models: Mapping[str, Model], *, scoped: bool = False, keyed: bool = False) -> str:
+    """Resolve every macro of ``model``.
+
+    ``scoped``: a conversation-scoped run, whose conversation-scoped refs read only ``_scope``;
+    ``keyed``: a key-scoped run, whose ``key_filter``/``key_since`` read the keys in scope.
+    """
+
+    def expand(m: re.Match[str]) -> str:
+        call = _parse(m.group(1), m.group(2))
+        name, args = call.name, call.args
+        if name == "ref":
+            if scoped and models[args[0]].conversation_scoped:
+                return f"(select * from {args[0]} where {IN_SCOPE})"  # noqa: S608 (identifiers from code)
+            return args[0]
+        if name == "source":
+            return args[0]
+        if name == "var":
+            if args[0] not in VARS:
+                raise BuildError(f"model {model.name} uses unknown var {args[0]!r}")
+            return str(int(VARS[args[0]]))
+        if name == "key_filter":
+            return _key_filter(model.name, *args) if keyed else "true"
+        if name == "key_since":
+            since = f"_since_{model.name}" if keyed else _all_since(*args)
+            # since_at: an instant safely before the local day since_date starts (UTC offsets are < 1 day)
+            return (f"(select organization_id, entity_id, since_date, "  # noqa: S608 (identifiers from code)
+                    f"(since_date::timestamp - interval 1 day)::timestamptz as since_at from {since})")
+        if name in PLAIN_MACROS:
+            try:
+                return PLAIN_MACROS[name](*args, **call.kwargs)
+            except TypeError as exc:
+                raise BuildError(f"model {model.name}: macro {name}: {exc}") from exc
+        raise BuildError(f"model {model.name} uses unknown macro {name!r}")
+
+    return _CALL.sub(expand, model.sql)
+
+
+def _key_filter(model: str, source: str, org: str, ent: str, day: str) -> str:
+    in_keys = (f"(({org}), ({ent}), ({day})) in "  # noqa: S608 (identifiers from code)
+               f"(select organization_id, entity_id, metric_date from _keys_{model})")
+    # a plain column bound on the earliest key day lets the scan skip old row groups (zone maps)
+    col = _DAY_COLUMN.fullmatch(day.strip())
+    if not col:
+        return in_keys
+    # typed, so that the comparison is pushed into the scan (an untyped variable is not)
+    bound = f"getvariable('key_min_{model}')::{'timestamp' if col.group(2) else 'date'}"
+    return f"({col.group(1)} >= {bound} and {in_keys})"
+
+
+def _all_since(source: str, org: str, ent: str, day: str) -> str:
+    return (f"(select distinct ({org}) as organization_id, ({ent}) as entity_id, "  # noqa: S608 (identifiers from code)
+            f"'-infinity'::date as since_date from {source})")
