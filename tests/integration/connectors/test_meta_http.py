@@ -67,15 +67,15 @@ def test_send_text_response_and_human_agent_tag(rig: Rig) -> None:
 def test_send_attachment_and_sender_actions(rig: Rig) -> None:
     rig.connector.send(OutboundRequest(recipient_id="u2", attachments=(
         AttachmentRef(kind="document", url="https://example.com/a.pdf"),)))
-    rig.connector.sender_action("u2", "typing_on")
-    rig.connector.mark_read("m_x", recipient_id="u2")
+    rig.connector.show_typing("u2", "m_x")
+    rig.connector.mark_read("u2", "m_x")
     att, typing, seen = (r["json"] for r in rig.graph.requests)
     assert att["message"] == {"attachment": {"type": "file", "payload": {"url": "https://example.com/a.pdf",
                                                                            "is_reusable": True}}}
     assert typing == {"recipient": {"id": "u2"}, "sender_action": "typing_on"}
     assert seen["sender_action"] == "mark_seen"
     with pytest.raises(PermanentError) as info:
-        rig.connector.mark_read("m_x")
+        rig.connector.mark_read("", "m_x")
     assert info.value.code == "needs_recipient"
 
 
