@@ -21,7 +21,7 @@ def run(db_url: str, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[
 def test_operator_session(db_url: str, tmp_path: Path) -> None:
     r = run(db_url, tmp_path, "db", "upgrade")
     assert r.returncode == 0, r.stderr
-    assert "revision 0001" in r.stdout
+    assert "database is at revision 0002" in r.stdout
     assert run(db_url, tmp_path, "db", "upgrade").returncode == 0  # idempotent
 
     r = run(db_url, tmp_path, "user", "create", "--email", "Ops@Example.test", "--name", "Ops", "--role", "admin")
@@ -36,6 +36,14 @@ def test_operator_session(db_url: str, tmp_path: Path) -> None:
             "--external-id", "123", "--credential", "app_secret=s3cret", "--credential", "access_token=t")
     assert r.returncode == 0, r.stderr
     assert "https://hooks.example.test/webhooks/whatsapp/" in r.stdout
+
+    for bad in ("0", "-2", "nan", "fast"):  # a limit of 0 used to hang every channel's sends (issue 17)
+        r = run(db_url, tmp_path, "channel", "add", "--key", "wa-zero", "--provider", "whatsapp",
+                "--rate-limit", bad)
+        assert r.returncode == 2 and "--rate-limit" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    r = run(db_url, tmp_path, "channel", "add", "--key", "wa-slow", "--provider", "whatsapp", "--external-id", "124",
+            "--credential", "app_secret=s", "--credential", "access_token=t", "--rate-limit", "0.5")
+    assert r.returncode == 0, r.stderr
 
     r = run(db_url, tmp_path, "channel", "add", "--key", "Bad Key!", "--provider", "whatsapp")
     assert r.returncode == 2 and "channel key" in r.stderr and "Traceback" not in r.stderr
