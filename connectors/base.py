@@ -5,12 +5,27 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Generic, Protocol, Self, TypeVar
 
 from switchboard.types import InboundMessage, OutboundRequest, ParsedItem, Provider, SendResult
 
 if TYPE_CHECKING:
     from connectors.media import StoredMedia
+
+
+class Closing:
+    """``with thing: ...`` calls ``thing.close()`` on the way out (connectors, clients)."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
 
 
 class ConnectorError(Exception):

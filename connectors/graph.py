@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import httpx
 
 from connectors.base import (
     AuthenticationError,
+    Closing,
     ConnectorError,
     OutsideWindowError,
     PermanentError,
@@ -117,7 +117,7 @@ def classify_graph_error(response: httpx.Response) -> ConnectorError:
 
 # --- the client ----------------------------------------------------------------------------------
 
-class GraphClient:
+class GraphClient(Closing):
     """Calls to one Graph API version with one access token."""
 
     def __init__(self, *, token: str, api_base_url: str = DEFAULT_GRAPH_BASE_URL,
@@ -167,15 +167,8 @@ class GraphClient:
         if self._owns_http:
             self.http.close()
 
-    def __enter__(self) -> GraphClient:
-        return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close()
-
-
-class GraphAccount:
+class GraphAccount(Closing):
     """What the WhatsApp and Messenger/Instagram connectors share: one account on the Graph API (its
     client), the app secret and verify token of its webhooks, a clock for send times, the lifecycle."""
 
@@ -195,10 +188,3 @@ class GraphAccount:
 
     def close(self) -> None:
         self.graph.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close()

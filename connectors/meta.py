@@ -21,6 +21,7 @@ import httpx
 from connectors.base import PayloadError, PermanentError
 from connectors.graph import DEFAULT_GRAPH_BASE_URL, DEFAULT_GRAPH_VERSION, GraphAccount
 from connectors.signatures import load_json_object, verify_meta_signature
+from switchboard import types as domain
 from switchboard.clock import Clock, utcnow
 from switchboard.types import (
     AttachmentRef,
@@ -28,8 +29,6 @@ from switchboard.types import (
     ContactRef,
     Ignored,
     InboundMessage,
-    MessageDeletion,
-    MessageEdit,
     OutboundRequest,
     ParsedItem,
     ReadWatermark,
@@ -105,7 +104,7 @@ def _message_event(ev: dict[str, Any], account_id: str | None, bot_app_ids: froz
     echo = bool(msg.get("is_echo")) or (account_id is not None and sender == account_id)
     peer = recipient if echo else sender
     if msg.get("is_deleted"):
-        return MessageDeletion(provider_message_id=str(mid), deleted_at=when, provider_contact_id=peer, raw=ev)
+        return domain.MessageDeletion(provider_message_id=str(mid), deleted_at=when, provider_contact_id=peer, raw=ev)
     attachments = _attachments(msg.get("attachments"), f"{where}.message.attachments")
     text = msg.get("text")
     if msg.get("is_unsupported"):
@@ -175,7 +174,7 @@ def _messaging_event(ev: Any, account_id: str | None, bot_app_ids: frozenset[str
         edit = ev["message_edit"]
         if not edit.get("mid"):
             raise PayloadError(f"{where}.message_edit.mid is missing", code="bad_shape")
-        return MessageEdit(provider_message_id=str(edit["mid"]), new_body=edit.get("text"),
+        return domain.MessageEdit(provider_message_id=str(edit["mid"]), new_body=edit.get("text"),
                            edited_at=_ms(ev.get("timestamp"), where),
                            provider_contact_id=(ev.get("sender") or {}).get("id"), raw=ev)
     for key in _IGNORED_EVENTS:

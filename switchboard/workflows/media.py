@@ -24,14 +24,13 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import DateTime, Engine, func, or_, select, update
+from sqlalchemy import Engine
 
 from connectors.base import MEDIA, AuthenticationError, ConnectorError, MediaRef, RateLimited, RetryableError
 from connectors.media import DEFAULT_MAX_BYTES, StoredMedia
 from switchboard.clock import utcnow
-from switchboard.db.schema import Attachment, Channel, Message
 from switchboard.services.channels import record_channel_error
-from switchboard.services.media import MAX_TRIES, MEDIA_KINDS, PendingMedia, record_download
+from switchboard.services.media import PendingMedia, claim_media, record_download, release_media
 from switchboard.uow import UnitOfWork
 from switchboard.workflows.connector_cache import ConnectorCache
 
@@ -49,42 +48,13 @@ class MediaStats:
     deferred: int = 0  # left pending: the channel is rate limited or its credentials are refused
 
 
-def claim_media(uow: UnitOfWork, *, limit: int, lease_seconds: float = DEFAULT_LEASE_SECONDS,
-                now: datetime | None = None) -> list[PendingMedia]:
-    """Lease up to ``limit`` media attachments still to download (not given up on, not waiting for a
-    platform's retry-after, not leased to another worker), oldest first. The caller commits."""
-    now = now or utcnow()
-    tries = func.coalesce(Attachment.data["download_tries"].as_integer(), 0)
-    retry_at = Attachment.data["download_retry_at"].as_string()
-    rows = uow.session.execute(
-        select(Attachment.id, Message.channel_id, Channel.provider, Attachment.kind, Attachment.provider_media_id,
-               Attachment.mime_type, tries.label("tries"), Message.provider_message_id)
-        .join(Message, Message.id == Attachment.message_id)
-        .join(Channel, Channel.id == Message.channel_id)
-        .where(Attachment.local_path.is_(None), Attachment.provider_media_id.is_not(None),
-               Attachment.kind.in_(MEDIA_KINDS), tries < MAX_TRIES,
-               Attachment.data["download_error_code"].as_string().is_(None),
-               or_(retry_at.is_(None), retry_at.cast(DateTime(timezone=True)) <= now),
-               or_(Attachment.download_claimed_until.is_(None), Attachment.download_claimed_until <= now))
-        .order_by(Attachment.id)
-        .limit(limit)
-        .with_for_update(of=Attachment, skip_locked=True)
-    ).all()
-    if rows:
-        uow.session.execute(update(Attachment).where(Attachment.id.in_([r.id for r in rows]))
-                            .values(download_claimed_until=now + timedelta(seconds=lease_seconds)))
-    return [PendingMedia(r.id, r.channel_id, r.provider, r.kind, r.provider_media_id, r.mime_type, r.tries,
-                         r.provider_message_id)
-            for r in rows]
-
-
 def _finish(engine: Engine, attachment_id: int, **outcome: Any) -> None:
-    """Record one attachment's outcome (if any) and end its lease, in one short transaction."""
+    """Record one attachment's outcome (or, without one, just end its lease) in one short transaction."""
     with UnitOfWork(engine) as uow:
         if outcome:
             record_download(uow, attachment_id, **outcome)
-        uow.session.execute(update(Attachment).where(Attachment.id == attachment_id)
-                            .values(download_claimed_until=None))
+        else:
+            release_media(uow, attachment_id)
         uow.commit()
 
 

@@ -18,13 +18,13 @@ from switchboard.db.schema import Attachment
 from switchboard.policy import actor_for_user
 from switchboard.services.channels import create_channel, grant_channel_permission
 from switchboard.services.ingest import ingest_items
-from switchboard.services.media import attachment_file
+from switchboard.services.media import attachment_file, claim_media
 from switchboard.services.organizations import create_organization
 from switchboard.settings import get_settings
 from switchboard.types import AttachmentRef, ContactRef, InboundMessage
 from switchboard.uow import UnitOfWork
 from switchboard.workflows.connector_cache import ConnectorCache
-from switchboard.workflows.media import DEFAULT_LEASE_SECONDS, claim_media, download_media_once
+from switchboard.workflows.media import DEFAULT_LEASE_SECONDS, download_media_once
 from tests.fakes.server import run_asgi
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
@@ -89,21 +89,25 @@ def _pending_images(engine: Engine, n: int) -> set[int]:
         return set(uow.session.execute(select(Attachment.id)).scalars())
 
 
+def claimed(uow: UnitOfWork, *, limit: int, now: datetime | None = None) -> set[int]:
+    return {m.attachment_id for m in claim_media(uow, limit=limit, lease_seconds=DEFAULT_LEASE_SECONDS, now=now)}
+
+
 def test_two_workers_claim_disjoint_media_and_a_crashed_workers_lease_expires(engine: Engine) -> None:
     every = _pending_images(engine, 5)
     with UnitOfWork(engine) as first, UnitOfWork(engine) as second:
-        mine = {m.attachment_id for m in claim_media(first, limit=2)}
-        theirs = {m.attachment_id for m in claim_media(second, limit=10)}  # while the first claim is open
+        mine = claimed(first, limit=2)
+        theirs = claimed(second, limit=10)  # while the first claim is open
         first.commit()
         second.commit()
     assert len(mine) == 2 and mine | theirs == every and not mine & theirs
     with UnitOfWork(engine) as third:
-        assert claim_media(third, limit=10) == []  # leased: nobody else takes them, no lock is held
+        assert claimed(third, limit=10) == set()  # leased: nobody else takes them, no lock is held
         third.commit()
     # both workers "crash" without recording anything: after the lease, another worker retries
     later = datetime.now(UTC) + timedelta(seconds=DEFAULT_LEASE_SECONDS + 1)
     with UnitOfWork(engine) as fourth:
-        assert {m.attachment_id for m in claim_media(fourth, limit=10, now=later)} == every
+        assert claimed(fourth, limit=10, now=later) == every
 
 
 def test_concurrent_runs_download_each_file_once_outside_any_transaction(engine: Engine, tmp_path: Path) -> None:
