@@ -21,7 +21,7 @@ def run(db_url: str, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[
 def test_operator_session(db_url: str, tmp_path: Path) -> None:
     r = run(db_url, tmp_path, "db", "upgrade")
     assert r.returncode == 0, r.stderr
-    assert "database is at revision 0002" in r.stdout
+    assert "database is at revision 0002" in r.stdout  # the head (0002_rate_limit_check on this branch)
     assert run(db_url, tmp_path, "db", "upgrade").returncode == 0  # idempotent
 
     r = run(db_url, tmp_path, "user", "create", "--email", "Ops@Example.test", "--name", "Ops", "--role", "admin")
