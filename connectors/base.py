@@ -1,11 +1,31 @@
-"""The one small protocol every platform connector implements, and its error hierarchy."""
+"""The connectors' error hierarchy and their capability ports (small protocols a connector has or not)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol, runtime_checkable
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Generic, Protocol, Self, TypeVar
 
-from switchboard.types import OutboundRequest, ParsedItem, Provider, SendResult
+from switchboard.types import InboundMessage, OutboundRequest, ParsedItem, Provider, SendResult
+
+if TYPE_CHECKING:
+    from connectors.media import StoredMedia
+
+
+class Closing:
+    """``with thing: ...`` calls ``thing.close()`` on the way out (connectors, clients)."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
 
 
 class ConnectorError(Exception):
@@ -60,11 +80,27 @@ class OutsideWindowError(PermanentError):
     """Outside the 24-hour customer-service window: a template (or HUMAN_AGENT tag) is needed."""
 
 
-@runtime_checkable
-class Connector(Protocol):
-    """What the pipelines and the receiver need from a platform."""
+# --- capability ports ------------------------------------------------------------------------------
+#
+# A connector is any object with a ``provider`` and ``close()``; what else it can do is declared in
+# the registry (:mod:`connectors.registry`), one capability per small protocol below. Callers ask
+# ``supports(provider, CAPABILITY)`` or get the typed port with ``port(connector, CAPABILITY)``;
+# nobody sniffs with isinstance/getattr.
 
-    provider: Provider
+
+class Connector(Protocol):
+    """What every connector has: its provider and the connections it may hold."""
+
+    @property
+    def provider(self) -> Provider: ...
+
+    def close(self) -> None:
+        """Release HTTP connections / sessions."""
+        ...
+
+
+class ReceivesWebhooks(Connector, Protocol):
+    """Platforms that push events to our receiver (WhatsApp, Messenger, Instagram, the sandbox)."""
 
     def verify_signature(self, raw_body: bytes, headers: Mapping[str, str]) -> None:
         """Raise SignatureError unless the body is signed with this channel's secret."""
@@ -78,10 +114,82 @@ class Connector(Protocol):
         """Turn one webhook body into domain items; raise PayloadError for malformed bodies."""
         ...
 
+
+class Sends(Connector, Protocol):
     def send(self, request: OutboundRequest) -> SendResult:
         """Send one message; raise RetryableError or PermanentError (with the platform's code)."""
         ...
 
-    def close(self) -> None:
-        """Release HTTP connections."""
+
+class FetchesMedia(Connector, Protocol):
+    def fetch_media(self, media: MediaRef, dest_dir: Path, *, max_bytes: int) -> StoredMedia:
+        """Download one attachment's file under ``dest_dir`` (size/type checked, content addressed)."""
         ...
+
+
+class PullsHistory(Connector, Protocol):
+    def pull_history(self, since_cursor: str | None, *, page_size: int = 25
+                     ) -> tuple[list[InboundMessage], str | None]:
+        """Messages newer than the cursor, oldest first, and the cursor to store for next time."""
+        ...
+
+    def history_pending(self, cursor: str | None) -> bool:
+        """True when the cursor stopped mid-way (a page limit): pull again."""
+        ...
+
+
+class MarksRead(Connector, Protocol):
+    def mark_read(self, recipient_id: str, provider_message_id: str) -> None:
+        """Tell the customer we read their message (blue ticks / seen)."""
+        ...
+
+    def show_typing(self, recipient_id: str, provider_message_id: str) -> None:
+        """Show a typing indicator to the customer (WhatsApp ties it to their last message)."""
+        ...
+
+
+class ListsTemplates(Connector, Protocol):
+    def list_templates(self) -> list[MessageTemplate]:
+        """The account's approved-or-not message templates (for messages outside the 24 h window)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class MediaRef:
+    """Which file to fetch: the platform's media id and, for platforms that fetch by message
+    (Telegram, ``"<chat id>:<message id>"``), the message's key."""
+
+    provider_media_id: str | None
+    provider_message_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MessageTemplate:
+    name: str
+    language: str
+    status: str  # APPROVED, PENDING, REJECTED, PAUSED, DISABLED
+    category: str | None = None
+    components: tuple[dict[str, Any], ...] = ()
+
+
+P = TypeVar("P", bound=Connector, covariant=True)
+
+
+@dataclass(frozen=True)
+class Capability(Generic[P]):
+    """One ability a connector may have; typed by its port protocol (``port(c, SEND)`` is a ``Sends``)."""
+
+    name: str
+
+
+WEBHOOKS: Capability[ReceivesWebhooks] = Capability("webhooks")
+SEND: Capability[Sends] = Capability("send")
+MEDIA: Capability[FetchesMedia] = Capability("media")
+HISTORY: Capability[PullsHistory] = Capability("history")
+READ_RECEIPTS: Capability[MarksRead] = Capability("read receipts and typing")
+TEMPLATES: Capability[ListsTemplates] = Capability("templates")
+CAPABILITIES: tuple[Capability[Any], ...] = (WEBHOOKS, SEND, MEDIA, HISTORY, READ_RECEIPTS, TEMPLATES)
+
+
+class Unsupported(PermanentError):
+    """The channel's platform has no such capability (e.g. webhooks for a Telegram account)."""

@@ -22,7 +22,7 @@ from typing import BinaryIO
 import httpx
 
 from connectors.base import PermanentError, RetryableError
-from connectors.http import classify_graph_error
+from connectors.graph import classify_graph_error
 
 DEFAULT_MAX_BYTES = 100 * 1024 * 1024  # WhatsApp's largest media type (documents) is 100 MB
 

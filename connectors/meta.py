@@ -14,21 +14,14 @@ import base64
 import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from types import TracebackType
 from typing import Any, Literal
 
 import httpx
 
 from connectors.base import PayloadError, PermanentError
-from connectors.http import (
-    DEFAULT_GRAPH_BASE_URL,
-    DEFAULT_GRAPH_VERSION,
-    graph_call,
-    load_json_object,
-    make_client,
-    verify_meta_challenge,
-    verify_meta_signature,
-)
+from connectors.graph import DEFAULT_GRAPH_BASE_URL, DEFAULT_GRAPH_VERSION, GraphAccount
+from connectors.signatures import load_json_object, verify_meta_signature
+from switchboard import types as domain
 from switchboard.clock import Clock, utcnow
 from switchboard.types import (
     AttachmentRef,
@@ -36,11 +29,8 @@ from switchboard.types import (
     ContactRef,
     Ignored,
     InboundMessage,
-    MessageDeletion,
-    MessageEdit,
     OutboundRequest,
     ParsedItem,
-    Provider,
     ReadWatermark,
     SendResult,
 )
@@ -114,7 +104,7 @@ def _message_event(ev: dict[str, Any], account_id: str | None, bot_app_ids: froz
     echo = bool(msg.get("is_echo")) or (account_id is not None and sender == account_id)
     peer = recipient if echo else sender
     if msg.get("is_deleted"):
-        return MessageDeletion(provider_message_id=str(mid), deleted_at=when, provider_contact_id=peer, raw=ev)
+        return domain.MessageDeletion(provider_message_id=str(mid), deleted_at=when, provider_contact_id=peer, raw=ev)
     attachments = _attachments(msg.get("attachments"), f"{where}.message.attachments")
     text = msg.get("text")
     if msg.get("is_unsupported"):
@@ -184,7 +174,7 @@ def _messaging_event(ev: Any, account_id: str | None, bot_app_ids: frozenset[str
         edit = ev["message_edit"]
         if not edit.get("mid"):
             raise PayloadError(f"{where}.message_edit.mid is missing", code="bad_shape")
-        return MessageEdit(provider_message_id=str(edit["mid"]), new_body=edit.get("text"),
+        return domain.MessageEdit(provider_message_id=str(edit["mid"]), new_body=edit.get("text"),
                            edited_at=_ms(ev.get("timestamp"), where),
                            provider_contact_id=(ev.get("sender") or {}).get("id"), raw=ev)
     for key in _IGNORED_EVENTS:
@@ -275,8 +265,11 @@ def _graph_time(value: Any) -> datetime:
                                  code="bad_response") from None
 
 
-class MetaConnector:
-    """One Facebook Page (Messenger) or Instagram professional account."""
+class MetaConnector(GraphAccount):
+    """One Facebook Page (Messenger) or Instagram professional account.
+
+    Capabilities: webhooks, send, history (Conversations API), read receipts and typing.
+    """
 
     def __init__(
         self,
@@ -296,33 +289,22 @@ class MetaConnector:
             raise PermanentError(f"MetaConnector serves messenger or instagram, not {provider!r}", code="config")
         if not account_id:
             raise PermanentError(f"{provider} channel needs a page / Instagram account id", code="config")
-        self.provider: Provider = provider
+        super().__init__(provider=provider, token=page_access_token, app_secret=app_secret,
+                         verify_token=verify_token, api_base_url=api_base_url, api_version=api_version,
+                         http=http, clock=clock)
         self._meta_provider: MetaProvider = provider
         self.account_id = str(account_id)
-        self._token = page_access_token
-        self._app_secret = app_secret
-        self._verify_token = verify_token
         self._bot_app_ids = frozenset(bot_app_ids)
-        self._base = f"{api_base_url.rstrip('/')}/{api_version.strip('/')}"
-        self._owns_http = http is None
-        self._http = http or make_client(api_base_url)
-        self._clock = clock
 
     # --- webhooks
     def verify_signature(self, raw_body: bytes, headers: Mapping[str, str]) -> None:
         verify_meta_signature(raw_body, headers, self._app_secret, allow_sha1=True)
-
-    def verify_challenge(self, params: Mapping[str, str]) -> str:
-        return verify_meta_challenge(params, self._verify_token)
 
     def parse_webhook(self, raw_body: bytes) -> list[ParsedItem]:
         return parse_meta_webhook(raw_body, self._meta_provider, account_id=self.account_id,
                                   bot_app_ids=self._bot_app_ids)
 
     # --- Send API
-    def _url(self, path: str) -> str:
-        return f"{self._base}/{path.lstrip('/')}"
-
     def build_payload(self, request: OutboundRequest) -> dict[str, Any]:
         if not request.recipient_id:
             raise PermanentError("recipient_id is empty", code="invalid_request")
@@ -366,8 +348,7 @@ class MetaConnector:
         return body
 
     def send(self, request: OutboundRequest) -> SendResult:
-        response = graph_call(self._http, "POST", self._url(f"{self.account_id}/messages"), token=self._token,
-                              json_body=self.build_payload(request))
+        response = self.graph.call("POST", f"{self.account_id}/messages", json_body=self.build_payload(request))
         mid = response.get("message_id")
         if not mid:
             raise PermanentError(f"send answered without a message_id: {response!r}"[:500], code="bad_response")
@@ -377,15 +358,18 @@ class MetaConnector:
         """``typing_on``, ``typing_off`` or ``mark_seen`` for one customer."""
         if action not in SENDER_ACTIONS:
             raise PermanentError(f"sender action must be one of {', '.join(SENDER_ACTIONS)}", code="invalid_request")
-        graph_call(self._http, "POST", self._url(f"{self.account_id}/messages"), token=self._token,
-                   json_body={"recipient": {"id": recipient_id}, "sender_action": action})
-
-    def mark_read(self, provider_message_id: str, *, recipient_id: str | None = None) -> None:
-        """Messenger marks a whole thread seen, so it needs the customer id (``recipient_id``)."""
         if not recipient_id:
             raise PermanentError(f"{self.provider} marks threads (not messages) as seen: pass recipient_id",
                                  code="needs_recipient")
+        self.graph.call("POST", f"{self.account_id}/messages",
+                        json_body={"recipient": {"id": recipient_id}, "sender_action": action})
+
+    def mark_read(self, recipient_id: str, provider_message_id: str) -> None:
+        """Messenger marks a whole thread seen: the customer's id (``recipient_id``) is what counts."""
         self.sender_action(recipient_id, "mark_seen")
+
+    def show_typing(self, recipient_id: str, provider_message_id: str) -> None:
+        self.sender_action(recipient_id, "typing_on")
 
     # --- Conversations API
     def _conversation_messages(self, conv: dict[str, Any], watermark: float | None) -> list[InboundMessage]:
@@ -406,7 +390,7 @@ class MetaConnector:
             next_url = (block.get("paging") or {}).get("next")
             if reached_old or not next_url:
                 break
-            block = graph_call(self._http, "GET", str(next_url), token=self._token)
+            block = self.graph.call("GET", str(next_url))
         return out
 
     def _history_message(self, m: dict[str, Any], created: datetime,
@@ -463,8 +447,7 @@ class MetaConnector:
             params: dict[str, Any] = {"platform": self._meta_provider, "fields": fields, "limit": page_size}
             if after:
                 params["after"] = after
-            page = graph_call(self._http, "GET", self._url(f"{self.account_id}/conversations"),
-                              token=self._token, params=params)
+            page = self.graph.call("GET", f"{self.account_id}/conversations", params=params)
             stop = False
             for conv in page.get("data") or []:
                 if not isinstance(conv, dict):
@@ -486,14 +469,5 @@ class MetaConnector:
             return collected, None
         return collected, _encode_cursor({"w": newest})
 
-    # --- lifecycle
-    def close(self) -> None:
-        if self._owns_http:
-            self._http.close()
-
-    def __enter__(self) -> MetaConnector:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close()
+    def history_pending(self, cursor: str | None) -> bool:
+        return history_pending(cursor)

@@ -1,72 +1,155 @@
-"""Build the connector for a channel from its provider and (decrypted) credentials."""
+"""The provider table: for each provider, how to build its connector and which capabilities it has.
+
+Callers never sniff a connector with isinstance/getattr: they ask :func:`supports` (by provider) or
+take a typed port with :func:`port` (``port(connector, SEND).send(...)``), which refuses with
+:class:`~connectors.base.Unsupported` when the provider lacks the capability.
+
+To add a platform: write its connector (implementing the protocols of :mod:`connectors.base` it
+supports), add one factory and one row to :data:`PROVIDERS`.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import httpx
 
-from connectors.base import Connector, ConnectorError
-from connectors.http import DEFAULT_GRAPH_BASE_URL, DEFAULT_GRAPH_VERSION
+from connectors.base import (
+    HISTORY,
+    MEDIA,
+    READ_RECEIPTS,
+    SEND,
+    TEMPLATES,
+    WEBHOOKS,
+    Capability,
+    Connector,
+    ConnectorError,
+    Unsupported,
+)
+from connectors.graph import DEFAULT_GRAPH_BASE_URL, DEFAULT_GRAPH_VERSION
+
+if TYPE_CHECKING:
+    from connectors.telegram import GatewayFactory, PeerLookup
 
 DEFAULT_SANDBOX_URL = "http://127.0.0.1:8787"
 META_PROVIDERS = ("messenger", "instagram")
+P = TypeVar("P", bound=Connector)
 
 
-def _required(credentials: Mapping[str, Any], provider: str, *names: str) -> str:
+@dataclass(frozen=True)
+class ChannelConfig:
+    """What a factory gets: the channel's provider, external id and decrypted credentials, plus
+    optional shared resources (an httpx client the caller owns; Telegram's stored peers and a
+    gateway factory)."""
+
+    provider: str
+    external_id: str | None
+    credentials: Mapping[str, Any]
+    http: httpx.Client | None = None
+    peers: PeerLookup | None = None
+    telegram_gateway: GatewayFactory | None = None
+
+
+@dataclass(frozen=True)
+class ProviderSpec:
+    factory: Callable[[ChannelConfig], Connector]
+    capabilities: frozenset[Capability[Any]] = field(default_factory=frozenset)
+
+
+def _required(config: ChannelConfig, *names: str) -> str:
     for name in names:
-        value = credentials.get(name)
+        value = config.credentials.get(name)
         if value:
             return str(value)
-    raise ConnectorError(f"{provider} channel credentials lack {' or '.join(names)}", code="config")
+    raise ConnectorError(f"{config.provider} channel credentials lack {' or '.join(names)}", code="config")
+
+
+def _graph_options(config: ChannelConfig, default_base: str = DEFAULT_GRAPH_BASE_URL) -> dict[str, Any]:
+    creds = config.credentials
+    return {"verify_token": str(creds.get("verify_token") or ""),
+            "api_base_url": str(creds.get("api_base_url") or default_base),
+            "api_version": str(creds.get("api_version") or DEFAULT_GRAPH_VERSION),
+            "http": config.http}
+
+
+def _whatsapp(config: ChannelConfig) -> Connector:
+    from connectors.whatsapp import WhatsAppConnector, channel_phone_number_id
+
+    sandbox = config.provider == "sandbox"
+    return WhatsAppConnector(
+        phone_number_id=channel_phone_number_id(config.external_id, config.credentials)
+        or _required(config, "phone_number_id"),
+        access_token=_required(config, "access_token"),
+        app_secret=_required(config, "app_secret"),
+        waba_id=str(config.credentials.get("waba_id") or "") or None,
+        provider="sandbox" if sandbox else "whatsapp",
+        **_graph_options(config, DEFAULT_SANDBOX_URL if sandbox else DEFAULT_GRAPH_BASE_URL),
+    )
+
+
+def _meta(config: ChannelConfig) -> Connector:
+    from connectors.meta import MetaConnector
+
+    provider = config.provider
+    id_keys = ("ig_user_id", "page_id") if provider == "instagram" else ("page_id",)
+    account_id = next((str(config.credentials[k]) for k in id_keys if config.credentials.get(k)),
+                      None) or config.external_id
+    if not account_id:
+        raise ConnectorError(f"{provider} channel needs {' or '.join(id_keys)} (or an external id)", code="config")
+    bot_ids = config.credentials.get("bot_app_ids") or ()
+    return MetaConnector(
+        provider=provider,  # type: ignore[arg-type]
+        account_id=str(account_id),
+        page_access_token=_required(config, "page_access_token", "access_token"),
+        app_secret=_required(config, "app_secret"),
+        bot_app_ids=tuple(str(b) for b in bot_ids),
+        **_graph_options(config),
+    )
+
+
+def _telegram(config: ChannelConfig) -> Connector:
+    from connectors.telegram import TelegramConnector  # a Telethon user account: no webhooks
+
+    return TelegramConnector(config.credentials, peers=config.peers, gateway_factory=config.telegram_gateway)
+
+
+_WHATSAPP = frozenset({WEBHOOKS, SEND, MEDIA, READ_RECEIPTS, TEMPLATES})
+_META = frozenset({WEBHOOKS, SEND, HISTORY, READ_RECEIPTS})  # Meta media come as URLs: nothing to fetch
+
+PROVIDERS: dict[str, ProviderSpec] = {
+    "whatsapp": ProviderSpec(_whatsapp, _WHATSAPP),
+    "sandbox": ProviderSpec(_whatsapp, _WHATSAPP),
+    "messenger": ProviderSpec(_meta, _META),
+    "instagram": ProviderSpec(_meta, _META),
+    "telegram": ProviderSpec(_telegram, frozenset({SEND, MEDIA})),
+}
+
+
+def supports(provider: str, capability: Capability[Any]) -> bool:
+    """Whether connectors of ``provider`` have ``capability`` (False for unknown providers)."""
+    spec = PROVIDERS.get(provider)
+    return spec is not None and capability in spec.capabilities
+
+
+def port(connector: Connector, capability: Capability[P]) -> P:
+    """The connector seen through one capability's port; :class:`Unsupported` if it has not got it."""
+    if not supports(connector.provider, capability):
+        raise Unsupported(f"{connector.provider} channels have no {capability.name}", code="unsupported")
+    return cast(P, connector)
 
 
 def get_connector(provider: str, *, external_id: str | None, credentials: Mapping[str, Any],
-                  http: httpx.Client | None = None) -> Connector:
+                  http: httpx.Client | None = None, peers: PeerLookup | None = None,
+                  telegram_gateway: GatewayFactory | None = None) -> Connector:
     """The connector for one channel.
 
     ``http``: an optional shared client (the caller then owns and closes it); otherwise the
     connector owns its own client and closes it in ``close()`` / on ``with`` exit.
     """
-    if provider in ("whatsapp", "sandbox"):
-        from connectors.whatsapp import WhatsAppConnector, channel_phone_number_id
-
-        default_base = DEFAULT_SANDBOX_URL if provider == "sandbox" else DEFAULT_GRAPH_BASE_URL
-        return WhatsAppConnector(
-            phone_number_id=channel_phone_number_id(external_id, credentials)
-            or _required(credentials, provider, "phone_number_id"),
-            access_token=_required(credentials, provider, "access_token"),
-            app_secret=_required(credentials, provider, "app_secret"),
-            verify_token=str(credentials.get("verify_token") or ""),
-            api_base_url=str(credentials.get("api_base_url") or default_base),
-            api_version=str(credentials.get("api_version") or DEFAULT_GRAPH_VERSION),
-            http=http,
-            provider="sandbox" if provider == "sandbox" else "whatsapp",
-        )
-    if provider in META_PROVIDERS:
-        from connectors.meta import MetaConnector
-
-        id_keys = ("ig_user_id", "page_id") if provider == "instagram" else ("page_id",)
-        account_id = next((str(credentials[k]) for k in id_keys if credentials.get(k)), None) or external_id
-        if not account_id:
-            raise ConnectorError(f"{provider} channel needs {' or '.join(id_keys)} (or an external id)",
-                                 code="config")
-        bot_ids = credentials.get("bot_app_ids") or ()
-        return MetaConnector(
-            provider=provider,  # type: ignore[arg-type]
-            account_id=str(account_id),
-            page_access_token=_required(credentials, provider, "page_access_token", "access_token"),
-            app_secret=_required(credentials, provider, "app_secret"),
-            verify_token=str(credentials.get("verify_token") or ""),
-            api_base_url=str(credentials.get("api_base_url") or DEFAULT_GRAPH_BASE_URL),
-            api_version=str(credentials.get("api_version") or DEFAULT_GRAPH_VERSION),
-            bot_app_ids=tuple(str(b) for b in bot_ids),
-            http=http,
-        )
-    if provider == "telegram":
-        from connectors.telegram import TelegramConnector  # Telethon user account; sends only
-
-        return TelegramConnector(credentials)
-    raise ConnectorError(f"unknown provider {provider!r}; expected whatsapp, sandbox, messenger or instagram",
-                         code="unsupported_provider")
+    spec = PROVIDERS.get(provider)
+    if spec is None:
+        raise ConnectorError(f"unknown provider {provider!r}; expected {', '.join(PROVIDERS)}",
+                             code="unsupported_provider")
+    return spec.factory(ChannelConfig(provider, external_id, credentials, http, peers, telegram_gateway))

@@ -14,22 +14,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Literal
 
 import httpx
 
-from connectors.base import AuthenticationError, PayloadError, PermanentError
-from connectors.http import (
-    DEFAULT_GRAPH_BASE_URL,
-    DEFAULT_GRAPH_VERSION,
-    graph_call,
-    load_json_object,
-    make_client,
-    verify_meta_challenge,
-    verify_meta_signature,
-)
+from connectors.base import AuthenticationError, MediaRef, MessageTemplate, PayloadError, PermanentError
+from connectors.graph import DEFAULT_GRAPH_BASE_URL, DEFAULT_GRAPH_VERSION, GraphAccount
 from connectors.media import DEFAULT_ALLOWED_MIME, DEFAULT_MAX_BYTES, StoredMedia, download_to_dir
+from connectors.signatures import load_json_object, verify_meta_signature
 from switchboard.clock import Clock, utcnow
 from switchboard.types import (
     AttachmentRef,
@@ -41,7 +33,6 @@ from switchboard.types import (
     MessageEdit,
     OutboundRequest,
     ParsedItem,
-    Provider,
     SendResult,
     StatusUpdate,
 )
@@ -324,8 +315,11 @@ def parse_whatsapp_webhook(raw_body: bytes | Mapping[str, Any]) -> list[ParsedIt
 
 # --- the connector ---------------------------------------------------------------------------------
 
-class WhatsAppConnector:
-    """One WhatsApp Business phone number on the Cloud API (or the sandbox that mimics it)."""
+class WhatsAppConnector(GraphAccount):
+    """One WhatsApp Business phone number on the Cloud API (or the sandbox that mimics it).
+
+    Capabilities: webhooks, send, media, read receipts and typing, templates (with ``waba_id``).
+    """
 
     def __init__(
         self,
@@ -338,26 +332,19 @@ class WhatsAppConnector:
         api_version: str = DEFAULT_GRAPH_VERSION,
         http: httpx.Client | None = None,
         provider: Literal["whatsapp", "sandbox"] = "whatsapp",
+        waba_id: str | None = None,
         clock: Clock = utcnow,
     ) -> None:
         if not phone_number_id:
             raise PermanentError("WhatsApp channel needs a phone_number_id", code="config")
-        self.provider: Provider = provider
+        super().__init__(provider=provider, token=access_token, app_secret=app_secret, verify_token=verify_token,
+                         api_base_url=api_base_url, api_version=api_version, http=http, clock=clock)
         self.phone_number_id = str(phone_number_id)
-        self._token = access_token
-        self._app_secret = app_secret
-        self._verify_token = verify_token
-        self._base = f"{api_base_url.rstrip('/')}/{api_version.strip('/')}"
-        self._owns_http = http is None
-        self._http = http or make_client(api_base_url)
-        self._clock = clock
+        self.waba_id = waba_id
 
     # --- webhooks
     def verify_signature(self, raw_body: bytes, headers: Mapping[str, str]) -> None:
         verify_meta_signature(raw_body, headers, self._app_secret, allow_sha1=False)
-
-    def verify_challenge(self, params: Mapping[str, str]) -> str:
-        return verify_meta_challenge(params, self._verify_token)
 
     def parse_webhook(self, raw_body: bytes) -> list[ParsedItem]:
         return parse_whatsapp_webhook(raw_body)
@@ -367,9 +354,6 @@ class WhatsAppConnector:
         return parse_whatsapp_webhook_by_number(raw_body)
 
     # --- sending
-    def _url(self, path: str) -> str:
-        return f"{self._base}/{path.lstrip('/')}"
-
     def build_payload(self, request: OutboundRequest) -> dict[str, Any]:
         """The JSON body of ``POST /{phone-number-id}/messages`` for one request (validated)."""
         if not request.recipient_id:
@@ -422,22 +406,46 @@ class WhatsAppConnector:
 
     def send(self, request: OutboundRequest) -> SendResult:
         payload = self.build_payload(request)
-        response = graph_call(self._http, "POST", self._url(f"{self.phone_number_id}/messages"),
-                              token=self._token, json_body=payload)
+        response = self.graph.call("POST", f"{self.phone_number_id}/messages", json_body=payload)
         messages = response.get("messages")
         if not isinstance(messages, list) or not messages or not isinstance(messages[0], dict) \
                 or not messages[0].get("id"):
             raise PermanentError(f"send answered without a message id: {response!r}"[:500], code="bad_response")
         return SendResult(provider_message_id=str(messages[0]["id"]), sent_at=self._clock(), raw=response)
 
-    def mark_read(self, provider_message_id: str, *, typing: bool = False) -> None:
-        """Mark an inbound message read (blue ticks); ``typing`` also shows a typing indicator."""
+    def _read(self, provider_message_id: str, *, typing: bool) -> None:
         body: dict[str, Any] = {"messaging_product": "whatsapp", "status": "read",
                                 "message_id": provider_message_id}
         if typing:
             body["typing_indicator"] = {"type": "text"}
-        graph_call(self._http, "POST", self._url(f"{self.phone_number_id}/messages"), token=self._token,
-                   json_body=body)
+        self.graph.call("POST", f"{self.phone_number_id}/messages", json_body=body)
+
+    def mark_read(self, recipient_id: str, provider_message_id: str) -> None:
+        """Mark an inbound message read (blue ticks); WhatsApp needs only the message id."""
+        self._read(provider_message_id, typing=False)
+
+    def show_typing(self, recipient_id: str, provider_message_id: str) -> None:
+        """Typing indicator (WhatsApp shows it with the customer's last message marked read)."""
+        self._read(provider_message_id, typing=True)
+
+    def list_templates(self) -> list[MessageTemplate]:
+        """``GET /{waba-id}/message_templates`` (all pages); needs the ``waba_id`` credential."""
+        if not self.waba_id:
+            raise PermanentError("listing templates needs the channel's waba_id credential "
+                                 "(WhatsApp Business Account id)", code="config")
+        out: list[MessageTemplate] = []
+        page = self.graph.call("GET", f"{self.waba_id}/message_templates", params={"limit": 100})
+        while True:
+            for t in page.get("data") or []:
+                if isinstance(t, dict) and t.get("name"):
+                    out.append(MessageTemplate(name=str(t["name"]), language=str(t.get("language") or ""),
+                                               status=str(t.get("status") or ""), category=t.get("category"),
+                                               components=tuple(c for c in t.get("components") or []
+                                                                if isinstance(c, dict))))
+            next_url = (page.get("paging") or {}).get("next")
+            if not next_url:
+                return out
+            page = self.graph.call("GET", str(next_url))
 
     def upload_media(self, path: Path, mime_type: str | None = None) -> str:
         """Upload a local file (``POST /{phone-number-id}/media``); returns the media id."""
@@ -445,17 +453,16 @@ class WhatsAppConnector:
             raise PermanentError(f"attachment file {path} does not exist", code="invalid_request")
         mime = mime_type or mimetypes.guess_type(path.name)[0] or "application/octet-stream"
         with path.open("rb") as fh:
-            response = graph_call(self._http, "POST", self._url(f"{self.phone_number_id}/media"),
-                                  token=self._token, data={"messaging_product": "whatsapp", "type": mime},
-                                  files={"file": (path.name, fh, mime)})
+            response = self.graph.call("POST", f"{self.phone_number_id}/media",
+                                       data={"messaging_product": "whatsapp", "type": mime},
+                                       files={"file": (path.name, fh, mime)})
         if not response.get("id"):
             raise PermanentError(f"media upload answered without an id: {response!r}"[:500], code="bad_response")
         return str(response["id"])
 
     def media_info(self, media_id: str) -> dict[str, Any]:
         """``GET /{media-id}``: url (valid ~5 minutes), mime_type, sha256, file_size."""
-        return graph_call(self._http, "GET", self._url(media_id), token=self._token,
-                          params={"phone_number_id": self.phone_number_id})
+        return self.graph.call("GET", media_id, params={"phone_number_id": self.phone_number_id})
 
     def download_media(self, media_id: str, dest_dir: Path, *, max_bytes: int = DEFAULT_MAX_BYTES,
                        allowed_mime: Iterable[str] | None = DEFAULT_ALLOWED_MIME) -> StoredMedia:
@@ -468,10 +475,14 @@ class WhatsAppConnector:
         if isinstance(size, int | str) and str(size).isdigit() and int(size) > max_bytes:
             raise PermanentError(f"media {media_id} is {size} bytes, more than the limit of {max_bytes}",
                                  code="media_too_large")
-        return download_to_dir(self._http, str(url), dest_dir,
-                               headers={"Authorization": f"Bearer {self._token}"},
+        return download_to_dir(self.graph.http, str(url), dest_dir, headers=self.graph.auth_headers,
                                max_bytes=max_bytes, allowed_mime=allowed_mime,
                                declared_mime=info.get("mime_type"), expected_sha256=info.get("sha256"))
+
+    def fetch_media(self, media: MediaRef, dest_dir: Path, *, max_bytes: int) -> StoredMedia:
+        if not media.provider_media_id:
+            raise PermanentError("the attachment has no media id", code="no_media_id")
+        return self.download_media(media.provider_media_id, dest_dir, max_bytes=max_bytes)
 
     def download_attachments(self, attachments: Iterable[AttachmentRef], dest_dir: Path, *,
                              max_bytes: int = DEFAULT_MAX_BYTES,
@@ -501,15 +512,3 @@ class WhatsAppConnector:
                                mime_type=att.mime_type or stored.mime_type,
                                data={**att.data, "path": str(stored.path)}))
         return tuple(out)
-
-    # --- lifecycle
-    def close(self) -> None:
-        if self._owns_http:
-            self._http.close()
-
-    def __enter__(self) -> WhatsAppConnector:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close()

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import asdict
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from prefect import flow, get_run_logger
 from sqlalchemy import Engine
@@ -55,15 +55,41 @@ def recorded(name: str, fn: Callable[[], T], summary: Callable[[T], dict[str, An
     eng = engine()
     with UnitOfWork(eng) as uow:
         run_id = runs.start_run(uow, name)
+        uow.commit()
     try:
         result = fn()
     except Exception as exc:
         with UnitOfWork(eng) as uow:
             runs.finish_run(uow, run_id, ok=False, error=f"{exc.__class__.__name__}: {exc}")
+            uow.commit()
         raise
     with UnitOfWork(eng) as uow:
         runs.finish_run(uow, run_id, ok=True, detail=summary(result))
+        uow.commit()
     return result
+
+
+class Batch(Protocol):
+    claimed: int
+
+    def add(self, other: Any) -> None: ...
+
+
+B = TypeVar("B", bound=Batch)
+
+
+def long_poll(total: B, once: Callable[[], B], wait: Callable[[float], object], *, max_seconds: float,
+              poll_seconds: float) -> B:
+    """Run ``once`` again and again for ``max_seconds`` (at least once), adding its stats to ``total``;
+    when a round claimed nothing, ``wait`` (a notification or a sleep) up to ``poll_seconds``."""
+    deadline = time.monotonic() + max_seconds
+    while True:
+        stats = once()
+        total.add(stats)
+        if time.monotonic() >= deadline:
+            return total
+        if stats.claimed == 0:
+            wait(min(poll_seconds, max(0.0, deadline - time.monotonic())))
 
 
 class NotifyListener:
@@ -107,16 +133,9 @@ def process_webhooks_flow(max_seconds: float = 50.0, poll_seconds: float = 1.0) 
     connectors = ConnectorCache(eng, settings.secret_key_bytes())
 
     def work() -> WebhookStats:
-        total = WebhookStats()
-        deadline = time.monotonic() + max_seconds
         with NotifyListener(eng, NOTIFY_CHANNEL) as listener:
-            while True:
-                stats = process_webhooks_once(eng, connectors)
-                total.add(stats)
-                if time.monotonic() >= deadline:
-                    return total
-                if stats.claimed == 0:
-                    listener.wait(min(poll_seconds, max(0.0, deadline - time.monotonic())))
+            return long_poll(WebhookStats(), lambda: process_webhooks_once(eng, connectors), listener.wait,
+                             max_seconds=max_seconds, poll_seconds=poll_seconds)
 
     try:
         total = recorded("process-webhooks", work, lambda s: asdict(s))
@@ -135,15 +154,9 @@ def send_outbox_flow(max_seconds: float = 50.0, poll_seconds: float = 0.5) -> di
     limiter = RateLimiter()
 
     def work() -> OutboxStats:
-        total = OutboxStats()
-        deadline = time.monotonic() + max_seconds
-        while True:
-            stats = send_outbox_once(eng, connectors, limiter, max_attempts=settings.outbox_max_attempts)
-            total.add(stats)
-            if time.monotonic() >= deadline:
-                return total
-            if stats.claimed == 0:
-                time.sleep(min(poll_seconds, max(0.0, deadline - time.monotonic())))
+        return long_poll(OutboxStats(),
+                         lambda: send_outbox_once(eng, connectors, limiter, max_attempts=settings.outbox_max_attempts),
+                         time.sleep, max_seconds=max_seconds, poll_seconds=poll_seconds)
 
     try:
         total = recorded("send-outbox", work,

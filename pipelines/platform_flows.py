@@ -13,7 +13,8 @@ from typing import Any
 from prefect import flow
 from sqlalchemy import Engine
 
-from connectors.base import ConnectorError
+from connectors.base import HISTORY, ConnectorError
+from connectors.registry import supports
 from connectors.telegram import get_telegram_gateway
 from pipelines.flows import engine as shared_engine
 from pipelines.flows import recorded
@@ -23,7 +24,7 @@ from switchboard.settings import get_settings
 from switchboard.uow import UnitOfWork
 from switchboard.workflows.connector_cache import ConnectorCache
 from switchboard.workflows.media import download_media_once
-from switchboard.workflows.meta_history import PROVIDERS, sync_meta_channel
+from switchboard.workflows.meta_history import sync_meta_channel
 from switchboard.workflows.telegram import (
     SyncReport,
     run_listener,
@@ -137,7 +138,7 @@ def meta_history_flow(max_rounds: int = 20) -> dict[str, Any]:
     eng = shared_engine()
     connectors = ConnectorCache(eng, get_settings().secret_key_bytes())
     with UnitOfWork(eng) as uow:
-        ids = [c.id for c in list_channels(uow) if c.provider in PROVIDERS and c.status == "active"]
+        ids = [c.id for c in list_channels(uow) if supports(c.provider, HISTORY) and c.status == "active"]
 
     def run() -> dict[str, Any]:
         return {str(cid): asdict(sync_meta_channel(eng, cid, connectors, max_rounds=max_rounds)) for cid in ids}

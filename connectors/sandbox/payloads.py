@@ -9,7 +9,7 @@ import json
 import secrets
 from typing import Any
 
-from connectors.http import sign_body
+from connectors.signatures import sign_body
 
 WABA_ID = "100000000000001"
 

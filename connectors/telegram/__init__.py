@@ -5,8 +5,9 @@ Entry points others call:
 - :func:`get_telegram_gateway` — a gateway from a channel's decrypted credentials
   (``api_id``, ``api_hash``, ``session`` (StringSession string), ``phone``);
 - :func:`send_telegram` — send one outbox job (FloodWait comes out as ``RateLimited``);
-- :class:`TelegramConnector` — the common :class:`connectors.base.Connector` protocol for the
-  outbox (Telegram has no webhooks: inbound comes from the sync and the listener).
+- :class:`TelegramConnector` — the ``send`` and ``media`` capability ports (see
+  :mod:`connectors.registry`), using the peers the sync stored (Telegram has no webhooks: inbound
+  comes from the sync and the listener).
 
 ``SWITCHBOARD_TELEGRAM_FAKE=1`` (tests and demo only) makes :func:`get_telegram_gateway` return a
 :class:`~connectors.telegram.fake.FakeTelegramGateway` on the process-wide fake world.
@@ -15,24 +16,23 @@ Entry points others call:
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-from connectors.base import (
-    AuthenticationError,
-    PayloadError,
-    PermanentError,
-    RateLimited,
-    SignatureError,
-)
+from connectors.base import AuthenticationError, MediaRef, PermanentError, RateLimited
+from connectors.media import StoredMedia
 from connectors.telegram.gateway import FloodWait, PeerRef, TelegramGateway, TgMessage
-from switchboard.types import OutboundRequest, ParsedItem, Provider, SendResult
+from switchboard.types import OutboundRequest, Provider, SendResult
 
 FAKE_ENV = "SWITCHBOARD_TELEGRAM_FAKE"
 
-__all__ = ["FAKE_ENV", "TelegramConnector", "check_credentials", "get_telegram_gateway", "send_telegram"]
+GatewayFactory = Callable[[Mapping[str, Any]], TelegramGateway]
+PeerLookup = Callable[[int], PeerRef | None]  # marked chat id -> the peer the sync stored, if any
+
+__all__ = ["FAKE_ENV", "GatewayFactory", "PeerLookup", "TelegramConnector", "check_credentials",
+           "get_telegram_gateway", "send_telegram"]
 
 
 def check_credentials(credentials: Mapping[str, Any], *, need_session: bool = False) -> tuple[int, str]:
@@ -122,36 +122,57 @@ def send_telegram(gateway: TelegramGateway, job: OutboundRequest, *, peer: PeerR
 
 
 class TelegramConnector:
-    """:class:`connectors.base.Connector` for a Telegram account (sending; no webhooks)."""
+    """A Telegram user account: sends (capability ``send``) and fetches media (``media``).
+
+    No webhooks: inbound comes from the sync and the listener. ``peers`` looks up the peer (with its
+    access hash) the sync stored for a chat, so sends and downloads need no lookup on Telegram's
+    side; ``gateway_factory`` builds the gateway from the credentials (tests inject a fake world).
+    """
 
     provider: Provider = "telegram"
 
-    def __init__(self, credentials: Mapping[str, Any], *, gateway: TelegramGateway | None = None) -> None:
-        if gateway is None and os.environ.get(FAKE_ENV) != "1":
+    def __init__(self, credentials: Mapping[str, Any], *, gateway: TelegramGateway | None = None,
+                 gateway_factory: GatewayFactory | None = None, peers: PeerLookup | None = None) -> None:
+        if gateway is None and gateway_factory is None and os.environ.get(FAKE_ENV) != "1":
             check_credentials(credentials, need_session=True)
         self._credentials = dict(credentials)
         self._gateway = gateway
+        self._factory = gateway_factory or _download_gateway
+        self._peers = peers
+        self._known: dict[int, PeerRef | None] = {}
 
     @property
     def gateway(self) -> TelegramGateway:
         if self._gateway is None:
-            self._gateway = get_telegram_gateway(self._credentials, receive_updates=False)
+            self._gateway = self._factory(self._credentials)
         return self._gateway
 
-    def verify_signature(self, raw_body: bytes, headers: Mapping[str, str]) -> None:
-        raise SignatureError("Telegram user accounts have no webhooks: messages arrive through the sync "
-                             "and the listener", code="NO_WEBHOOKS")
-
-    def verify_challenge(self, params: Mapping[str, str]) -> str:
-        raise SignatureError("Telegram user accounts have no webhooks to verify", code="NO_WEBHOOKS")
-
-    def parse_webhook(self, raw_body: bytes) -> Sequence[ParsedItem]:
-        raise PayloadError("Telegram user accounts have no webhooks", code="NO_WEBHOOKS")
+    def stored_peer(self, marked_id: int) -> PeerRef | None:
+        """The peer the sync stored for this chat (looked up once per connector), if any."""
+        if marked_id not in self._known:
+            self._known[marked_id] = self._peers(marked_id) if self._peers is not None else None
+        return self._known[marked_id]
 
     def send(self, request: OutboundRequest) -> SendResult:
-        return send_telegram(self.gateway, request)
+        try:
+            peer = self.stored_peer(int(request.recipient_id))
+        except (TypeError, ValueError):
+            peer = None  # send_telegram refuses the recipient with its reason
+        return send_telegram(self.gateway, request, peer=peer)
+
+    def fetch_media(self, media: MediaRef, dest_dir: Path, *, max_bytes: int) -> StoredMedia:
+        from connectors.telegram.media import download_message_media, parse_message_key
+
+        chat_id, message_id = parse_message_key(media.provider_message_id or "")
+        peer = self.stored_peer(chat_id) or self.gateway.resolve_peer(chat_id)
+        return download_message_media(self.gateway, peer, message_id, dest_dir, max_bytes=max_bytes,
+                                      expected_media_id=media.provider_media_id)
 
     def close(self) -> None:
         if self._gateway is not None:
             self._gateway.close()
             self._gateway = None
+
+
+def _download_gateway(credentials: Mapping[str, Any]) -> TelegramGateway:
+    return get_telegram_gateway(credentials, receive_updates=False)

@@ -29,29 +29,22 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from connectors.base import PermanentError
+from connectors.telegram import gateway as port
 from connectors.telegram.gateway import (
     DOWNLOADABLE_KINDS,
     CodeExpired,
     DialogInfo,
-    EventHandler,
     FloodWait,
     InvalidCode,
     InvalidPassword,
     InvalidPhone,
     LoginFailed,
     LoginStep,
-    MediaCheck,
     MediaUnavailable,
-    MediaWriter,
     NotAuthorized,
     PeerRef,
-    TgEvent,
     TgMedia,
     TgMessage,
-    TgMessageEdited,
-    TgMessagesDeleted,
-    TgNewMessage,
-    TgOutboxRead,
     TgUser,
     UnknownPeer,
 )
@@ -92,7 +85,7 @@ class FakeAccount:
     password_hint: str | None = None
     chats: dict[int, FakeChat] = field(default_factory=dict)
     next_message_id: int = 1  # shared by private chats and basic groups of this account
-    events: deque[TgEvent] = field(default_factory=deque)
+    events: deque[port.TgEvent] = field(default_factory=deque)
 
 
 @dataclass
@@ -199,7 +192,7 @@ class FakeTelegramWorld:
             ))
             chat.unread_count += 1
             if notify:
-                self._emit(account, TgNewMessage(msg))
+                self._emit(account, port.TgNewMessage(msg))
             return msg
 
     def new_media(self, kind: str, content: bytes, *, mime_type: str | None = None,
@@ -248,7 +241,7 @@ class FakeTelegramWorld:
                 if msg.id == message_id:
                     edited = replace(msg, text=text, edit_date=self.now())
                     chat.messages[i] = edited
-                    self._emit(account, TgMessageEdited(edited))
+                    self._emit(account, port.TgMessageEdited(edited))
                     return edited
             raise KeyError(message_id)
 
@@ -259,15 +252,15 @@ class FakeTelegramWorld:
             chat = self._chat(account, peer.marked_id)
             chat.messages = [m for m in chat.messages if m.id not in message_ids]
             event_peer = PeerRef("channel", peer.peer_id) if peer.peer_type == "channel" else None
-            self._emit(account, TgMessagesDeleted(tuple(message_ids), event_peer, self.now()))
+            self._emit(account, port.TgMessagesDeleted(tuple(message_ids), event_peer, self.now()))
 
     def read_outbox(self, phone: str, peer: PeerRef, max_id: int) -> None:
         """The customer read our messages up to ``max_id``."""
         with self.lock:
             account = self._account(phone)
-            self._emit(account, TgOutboxRead(self._chat(account, peer.marked_id).peer, max_id, self.now()))
+            self._emit(account, port.TgOutboxRead(self._chat(account, peer.marked_id).peer, max_id, self.now()))
 
-    def _emit(self, account: FakeAccount, event: TgEvent) -> None:
+    def _emit(self, account: FakeAccount, event: port.TgEvent) -> None:
         account.events.append(event)
         self.changed.notify_all()
 
@@ -295,7 +288,7 @@ class FakeTelegramWorld:
         ))
         chat.unread_count = 0
         if notify:
-            self._emit(account, TgNewMessage(msg))
+            self._emit(account, port.TgNewMessage(msg))
         return msg
 
 
@@ -431,8 +424,8 @@ class FakeTelegramGateway:
             media = self.world.new_media(kind, file.read_bytes(), mime_type=mime, file_name=file.name)
             return self.world._send(account, self._chat_for(account, peer), caption, media, None, None, False)
 
-    def download_media(self, peer: PeerRef, message_id: int, out: MediaWriter, *,
-                       check: MediaCheck | None = None) -> TgMedia:
+    def download_media(self, peer: PeerRef, message_id: int, out: port.MediaWriter, *,
+                       check: port.MediaCheck | None = None) -> TgMedia:
         with self.world.lock:
             self._call("download_media", peer.marked_id, message_id)
             account = self._authorized()
@@ -458,7 +451,7 @@ class FakeTelegramGateway:
             out.write(content[start:start + _CHUNK])
         return media
 
-    def listen(self, handler: EventHandler, stop: threading.Event) -> None:
+    def listen(self, handler: port.EventHandler, stop: threading.Event) -> None:
         account = self._authorized()
         while not stop.is_set() and not self.closed:
             with self.world.changed:

@@ -23,21 +23,12 @@ from telethon.sessions import StringSession
 from telethon.tl import types
 
 from connectors.base import ConnectorError, PermanentError, RetryableError
+from connectors.telegram import gateway as port
 from connectors.telegram.gateway import (
-    DOWNLOADABLE_KINDS,
-    CodeExpired,
     DialogInfo,
-    EventHandler,
     FloodWait,
-    InvalidCode,
-    InvalidPassword,
-    InvalidPhone,
-    LoginFailed,
     LoginStep,
-    MediaCheck,
     MediaUnavailable,
-    MediaWriter,
-    NotAuthorized,
     PeerRef,
     TgMedia,
     TgMessage,
@@ -72,17 +63,17 @@ def translate_error(exc: BaseException) -> ConnectorError:
         return FloodWait(int(exc.seconds), request=type(getattr(exc, "request", None)).__name__)
     if isinstance(exc, errors.PhoneNumberInvalidError | errors.PhoneNumberBannedError
                   | errors.PhoneNumberUnoccupiedError | errors.PhoneNumberFloodError):
-        return InvalidPhone(str(exc), code=name)
+        return port.InvalidPhone(str(exc), code=name)
     if isinstance(exc, errors.PhoneCodeInvalidError | errors.PhoneCodeEmptyError):
-        return InvalidCode(str(exc), code=name)
+        return port.InvalidCode(str(exc), code=name)
     if isinstance(exc, errors.PhoneCodeExpiredError):
-        return CodeExpired(str(exc), code=name)
+        return port.CodeExpired(str(exc), code=name)
     if isinstance(exc, errors.PasswordHashInvalidError):
-        return InvalidPassword(str(exc), code=name)
+        return port.InvalidPassword(str(exc), code=name)
     if isinstance(exc, errors.SessionPasswordNeededError):
-        return LoginFailed("the account has two-step verification: enter its password", code=name)
+        return port.LoginFailed("the account has two-step verification: enter its password", code=name)
     if isinstance(exc, errors.UnauthorizedError):
-        return NotAuthorized(f"the Telegram session is no longer authorized ({name}): connect the account again",
+        return port.NotAuthorized(f"the Telegram session is no longer authorized ({name}): connect the account again",
                              code=name, status=401)
     if isinstance(exc, errors.PeerIdInvalidError | errors.ChannelInvalidError | errors.ChannelPrivateError
                   | errors.ChatIdInvalidError | errors.UserIdInvalidError):
@@ -246,8 +237,8 @@ class TelethonGateway:
 
         return self._run(go())
 
-    def download_media(self, peer: PeerRef, message_id: int, out: MediaWriter, *,
-                       check: MediaCheck | None = None) -> TgMedia:
+    def download_media(self, peer: PeerRef, message_id: int, out: port.MediaWriter, *,
+                       check: port.MediaCheck | None = None) -> TgMedia:
         async def go() -> TgMedia:
             # get_messages checks that the id belongs to this chat (ids of private chats and groups
             # are per account); a deleted message comes back as None
@@ -256,7 +247,7 @@ class TelethonGateway:
                 raise MediaUnavailable(f"message {message_id} no longer exists in chat {peer.marked_id}",
                                        code="MESSAGE_NOT_FOUND")
             media = tg_media(msg.media)
-            if media is None or media.kind not in DOWNLOADABLE_KINDS:
+            if media is None or media.kind not in port.DOWNLOADABLE_KINDS:
                 raise MediaUnavailable(f"message {message_id} of chat {peer.marked_id} has no downloadable "
                                        f"media ({media.kind if media else 'none'})", code="NO_MEDIA")
             if media.media_id is None or media.data.get("expired"):
@@ -286,7 +277,7 @@ class TelethonGateway:
             raise PermanentError("Telegram did not return the sent message", code="NO_MESSAGE")
         return mapped
 
-    def listen(self, handler: EventHandler, stop: threading.Event) -> None:
+    def listen(self, handler: port.EventHandler, stop: threading.Event) -> None:
         async def on_event(event: Any) -> None:
             mapped = tg_event(event)
             if mapped is not None:

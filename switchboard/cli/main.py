@@ -8,6 +8,7 @@ one clear line with exit code 2, never as a traceback.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import subprocess
 import sys
@@ -96,6 +97,17 @@ def _parse_credentials(pairs: list[str]) -> dict[str, Any]:
     return out
 
 
+def _positive_rate(value: str) -> float:
+    """``--rate-limit``: a number of messages per second above 0 (argparse exits 2 otherwise)."""
+    try:
+        rate = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
+    if not math.isfinite(rate) or rate <= 0:
+        raise argparse.ArgumentTypeError(f"{value} must be more than 0 messages per second")
+    return rate
+
+
 def cmd_channel_add(args: argparse.Namespace) -> None:
     from switchboard.services.channels import create_channel
     from switchboard.uow import UnitOfWork
@@ -107,6 +119,7 @@ def cmd_channel_add(args: argparse.Namespace) -> None:
         ch = create_channel(uow, org_id, key=args.key, provider=args.provider, name=args.name or args.key,
                             secret_key=settings.secret_key_bytes(), credentials=creds,
                             external_id=args.external_id, rate_limit_per_second=args.rate_limit)
+        uow.commit()
     print(f"channel {ch.key} ({ch.provider}) id {ch.id}")
     print(f"webhook URL: {ch.webhook_url(settings.public_base_url)}")
 
@@ -243,7 +256,8 @@ def build_parser() -> argparse.ArgumentParser:
     ca.add_argument("--external-id", help="phone-number id / page id / IG account id")
     ca.add_argument("--credential", action="append", metavar="KEY=VALUE",
                     help="repeatable: access_token=…, app_secret=…, verify_token=…")
-    ca.add_argument("--rate-limit", type=int, default=80, help="messages per second (default 80)")
+    ca.add_argument("--rate-limit", type=_positive_rate, default=80.0,
+                    help="messages per second, more than 0; fractions allowed, e.g. 0.5 (default 80)")
     ca.add_argument("--org")
     ca.set_defaults(func=cmd_channel_add)
     ch.add_parser("list", help="list channels with their webhook URLs").set_defaults(func=cmd_channel_list)

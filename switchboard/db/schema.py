@@ -19,6 +19,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     DateTime,
+    Double,
     ForeignKey,
     Index,
     Integer,
@@ -174,6 +175,7 @@ class Channel(Base):
     __table_args__ = (
         CheckConstraint(_in("provider", PROVIDERS), name="provider"),
         CheckConstraint(_in("status", CHANNEL_STATUSES), name="status"),
+        CheckConstraint("rate_limit_per_second > 0", name="rate_limit_positive"),
         UniqueConstraint("organization_id", "key"),
     )
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
@@ -188,7 +190,8 @@ class Channel(Base):
     status: Mapped[str] = mapped_column(String(16), server_default="active")
     last_error: Mapped[str | None] = mapped_column(Text)
     last_error_at: Mapped[datetime | None]
-    rate_limit_per_second: Mapped[int] = mapped_column(Integer, server_default="80")
+    # sends per second, fractions allowed (0.5 = one every 2 s); never 0 or less
+    rate_limit_per_second: Mapped[float] = mapped_column(Double, server_default="80")
     business_hours: Mapped[dict[str, Any] | None] = mapped_column(JSONB)  # per-channel override
     created_at: Mapped[datetime] = _now()
 
@@ -330,6 +333,8 @@ class Attachment(Base):
     sha256: Mapped[str | None] = mapped_column(String(64))
     local_path: Mapped[str | None] = mapped_column(Text)
     data: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    # a media worker's lease on the download (claimed in a short transaction; expires if it crashes)
+    download_claimed_until: Mapped[datetime | None]
 
 
 class AgentSession(Base):

@@ -36,7 +36,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from connectors.base import ConnectorError, SignatureError
+from connectors.base import WEBHOOKS, ConnectorError, ReceivesWebhooks, SignatureError
+from connectors.registry import port, supports
 from switchboard.services import runs, webhooks
 from switchboard.uow import UnitOfWork
 from switchboard.workflows.connector_cache import ConnectorCache
@@ -143,17 +144,19 @@ def create_app(engine: Engine, secret_key: bytes, *, max_body_bytes: int = 1_000
     connectors = ConnectorCache(engine, secret_key)
 
     async def channel_id(provider: str, key: str) -> int | None:
+        if not supports(provider, WEBHOOKS):  # e.g. Telegram: pulled, never pushed to us
+            return None
         found, cid = keys.get(provider, key)
         if not found:
             cid = await writer.channel_id(provider, key)
             keys.put(provider, key, cid)
         return cid
 
-    async def connector(cid: int) -> Any:
+    async def connector(cid: int) -> ReceivesWebhooks:
         cached = connectors.peek(cid)
-        if cached is not None:
-            return cached
-        return (await run_in_threadpool(connectors.get, cid))[1]
+        if cached is None:
+            cached = (await run_in_threadpool(connectors.get, cid))[1]
+        return port(cached, WEBHOOKS)
 
     async def verify(request: Request) -> Response:
         provider, key = request.path_params["provider"], request.path_params["key"]

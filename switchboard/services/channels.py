@@ -32,7 +32,7 @@ class ChannelView:
     webhook_key: str
     status: str
     last_error: str | None
-    rate_limit_per_second: int
+    rate_limit_per_second: float
 
     def webhook_url(self, base_url: str) -> str:
         return f"{base_url.rstrip('/')}/webhooks/{self.provider}/{self.webhook_key}"
@@ -57,7 +57,7 @@ def create_channel(
     secret_key: bytes,
     credentials: dict[str, Any] | None = None,
     external_id: str | None = None,
-    rate_limit_per_second: int = 80,
+    rate_limit_per_second: float = 80,
 ) -> ChannelView:
     """Create a channel (idempotent on (organization, key)); credentials are AES-256-GCM encrypted."""
     if provider not in PROVIDERS:

@@ -4,7 +4,7 @@ Telegram media is fetched through its message)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import DateTime, func, or_, select, update
@@ -40,9 +40,13 @@ class StoredFile:
     kind: str
 
 
-def pending_media(uow: UnitOfWork, *, limit: int = 50, now: datetime | None = None) -> list[PendingMedia]:
-    """Media attachments not downloaded yet (and not given up on, and not waiting for a platform's
-    retry-after), oldest first, locked SKIP LOCKED."""
+def claim_media(uow: UnitOfWork, *, limit: int, lease_seconds: float, now: datetime | None = None
+                ) -> list[PendingMedia]:
+    """Lease up to ``limit`` media attachments still to download (not given up on, not waiting for a
+    platform's retry-after, not leased to another worker), oldest first, SKIP LOCKED. The caller
+    commits at once and downloads outside the transaction; :func:`record_download` or
+    :func:`release_media` ends the lease (a crashed worker's lease expires)."""
+    now = now or utcnow()
     tries = func.coalesce(Attachment.data["download_tries"].as_integer(), 0)
     retry_at = Attachment.data["download_retry_at"].as_string()
     rows = uow.session.execute(
@@ -53,14 +57,23 @@ def pending_media(uow: UnitOfWork, *, limit: int = 50, now: datetime | None = No
         .where(Attachment.local_path.is_(None), Attachment.provider_media_id.is_not(None),
                Attachment.kind.in_(MEDIA_KINDS), tries < MAX_TRIES,
                Attachment.data["download_error_code"].as_string().is_(None),
-               or_(retry_at.is_(None), retry_at.cast(DateTime(timezone=True)) <= (now or utcnow())))
+               or_(retry_at.is_(None), retry_at.cast(DateTime(timezone=True)) <= now),
+               or_(Attachment.download_claimed_until.is_(None), Attachment.download_claimed_until <= now))
         .order_by(Attachment.id)
         .limit(limit)
         .with_for_update(of=Attachment, skip_locked=True)
     ).all()
+    if rows:
+        uow.session.execute(update(Attachment).where(Attachment.id.in_([r.id for r in rows]))
+                            .values(download_claimed_until=now + timedelta(seconds=lease_seconds)))
     return [PendingMedia(r.id, r.channel_id, r.provider, r.kind, r.provider_media_id, r.mime_type, r.tries,
                          r.provider_message_id)
             for r in rows]
+
+
+def release_media(uow: UnitOfWork, attachment_id: int) -> None:
+    """End a download's lease without an outcome (the channel's credentials were refused: retry later)."""
+    uow.session.execute(update(Attachment).where(Attachment.id == attachment_id).values(download_claimed_until=None))
 
 
 def record_download(uow: UnitOfWork, attachment_id: int, *, path: str | None, sha256: str | None = None,
@@ -70,13 +83,13 @@ def record_download(uow: UnitOfWork, attachment_id: int, *, path: str | None, sh
     """Keep the stored file, or the reason it was refused (too large, type not allowed) / will be retried.
 
     A retryable failure counts one of MAX_TRIES unless ``count_try=False`` (a platform rate limit is not
-    the media's fault); ``retry_at`` keeps it out of :func:`pending_media` until then (a platform's
-    retry-after, e.g. a Telegram FloodWait). Does not commit: the caller commits with the batch it locked."""
+    the media's fault); ``retry_at`` keeps it out of :func:`claim_media` until then (a platform's
+    retry-after, e.g. a Telegram FloodWait). Ends the download's lease. Does not commit."""
     att = uow.session.get(Attachment, attachment_id)
     if att is None:
         raise NotFound(f"attachment {attachment_id} does not exist")
     data: dict[str, Any] = dict(att.data or {})
-    values: dict[str, Any] = {}
+    values: dict[str, Any] = {"download_claimed_until": None}
     if path is not None:
         values.update(local_path=path, sha256=sha256, size_bytes=size_bytes)
         if mime_type and not att.mime_type:

@@ -5,37 +5,50 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine
 
-from connectors.base import Connector
+from connectors.base import Capability, Connector
+from connectors.registry import get_connector, port
+from connectors.telegram import GatewayFactory, PeerLookup
+from connectors.telegram.gateway import PeerRef
 from switchboard.services.channels import ChannelView, channel_credentials, get_channel, list_channels
 from switchboard.uow import UnitOfWork
 
 _TTL_SECONDS = 30.0
 log = logging.getLogger(__name__)
+P = TypeVar("P", bound=Connector)
 
 
 class ConnectorCache:
     """Builds connectors on demand and reuses them for ``ttl`` seconds (credentials may change)."""
 
-    def __init__(self, engine: Engine, secret_key: bytes, ttl: float = _TTL_SECONDS) -> None:
+    def __init__(self, engine: Engine, secret_key: bytes, ttl: float = _TTL_SECONDS, *,
+                 telegram_gateway: GatewayFactory | None = None) -> None:
         self.engine = engine
         self.secret_key = secret_key
         self.ttl = ttl
+        self.telegram_gateway = telegram_gateway  # tests: a fake Telegram world; None: the real one
         self._items: dict[int, tuple[float, ChannelView, Any]] = {}
         self._numbers: dict[tuple[int, str], tuple[float, dict[str, tuple[ChannelView, ...]]]] = {}
         self._lock = threading.Lock()
 
-    def peek(self, channel_id: int) -> Connector | None:
+    def peek(self, channel_id: int) -> Any:
         """The cached connector if fresh, without touching the database (for async callers)."""
         hit = self._items.get(channel_id)
         if hit is not None and time.monotonic() - hit[0] < self.ttl:
             return hit[2]
         return None
 
-    def get(self, channel_id: int) -> tuple[ChannelView, Connector]:
+    def port(self, channel_id: int, capability: Capability[P]) -> tuple[ChannelView, P]:
+        """The channel and its connector seen through one capability (``Unsupported`` if it has not
+        got it): ``channel, sender = connectors.port(channel_id, SEND)``."""
+        channel, connector = self.get(channel_id)
+        return channel, port(connector, capability)
+
+    def get(self, channel_id: int) -> tuple[ChannelView, Any]:
+        """The channel and its connector (untyped: prefer :meth:`port`, which says what it needs)."""
         now = time.monotonic()
         with self._lock:
             hit = self._items.get(channel_id)
@@ -44,13 +57,25 @@ class ConnectorCache:
         with UnitOfWork(self.engine) as uow:
             channel = get_channel(uow, channel_id)
             creds = channel_credentials(uow, channel_id, self.secret_key)
-        connector = build_connector(channel, creds)
+        connector = get_connector(channel.provider, external_id=channel.external_id, credentials=creds,
+                                  peers=self._stored_peers(channel_id) if channel.provider == "telegram" else None,
+                                  telegram_gateway=self.telegram_gateway)
         with self._lock:
             old = self._items.get(channel_id)
             self._items[channel_id] = (now, channel, connector)
         if old is not None:
-            _close(old[2])
+            old[2].close()
         return channel, connector
+
+    def _stored_peers(self, channel_id: int) -> PeerLookup:
+        """Telegram: the peers (access hashes) the sync stored for this channel's chats."""
+        from switchboard.workflows.telegram import peer_for_chat
+
+        def lookup(marked_id: int) -> PeerRef | None:
+            with UnitOfWork(self.engine) as uow:
+                return peer_for_chat(uow, channel_id, marked_id)
+
+        return lookup
 
     def whatsapp_numbers(self, organization_id: int, provider: str, *,
                          refresh: bool = False) -> dict[str, tuple[ChannelView, ...]]:
@@ -92,16 +117,4 @@ class ConnectorCache:
             items, self._items = self._items, {}
             self._numbers = {}
         for _, _, c in items.values():
-            _close(c)
-
-
-def build_connector(channel: ChannelView, credentials: dict[str, Any]) -> Connector:
-    from connectors.registry import get_connector
-
-    return get_connector(channel.provider, external_id=channel.external_id, credentials=credentials)
-
-
-def _close(connector: Any) -> None:
-    close = getattr(connector, "close", None)
-    if callable(close):
-        close()
+            c.close()

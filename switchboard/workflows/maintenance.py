@@ -21,10 +21,12 @@ def maintain_once(engine: Engine, *, now: datetime | None = None, away_after_s: 
     now = now or utcnow()
     with UnitOfWork(engine) as uow:
         released = sweep(uow, now=now, away_after_s=away_after_s, offline_grace_s=offline_grace_s)
+        uow.commit()
     assigned: list[tuple[int, int]] = []
     with UnitOfWork(engine) as uow:
         org_ids = auto_assign_organization_ids(uow)
     for org_id in org_ids:
         with UnitOfWork(engine) as uow:
             assigned.extend(auto_assign(uow, org_id, now=now))
+            uow.commit()
     return {"released": len(released), "assigned": len(assigned)}

@@ -10,8 +10,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
-from connectors.base import ConnectorError
-from connectors.meta import MetaConnector, history_pending
+from connectors.base import HISTORY, ConnectorError
 from switchboard.services.channels import record_channel_error
 from switchboard.services.cursors import get_cursor
 from switchboard.services.ingest import ingest_items
@@ -19,7 +18,6 @@ from switchboard.uow import UnitOfWork
 from switchboard.workflows.connector_cache import ConnectorCache
 
 SCOPE = "conversations"
-PROVIDERS = ("messenger", "instagram")
 
 
 @dataclass
@@ -35,14 +33,12 @@ class MetaSyncReport:
 def sync_meta_channel(engine: Engine, channel_id: int, connectors: ConnectorCache, *, max_rounds: int = 20,
                       page_size: int = 25) -> MetaSyncReport:
     report = MetaSyncReport(channel_id)
-    _, connector = connectors.get(channel_id)
-    if not isinstance(connector, MetaConnector):
-        raise ConnectorError(f"channel {channel_id} is not a Messenger or Instagram channel")
+    _, history = connectors.port(channel_id, HISTORY)  # Unsupported for channels without history
     with UnitOfWork(engine) as uow:
         cursor = get_cursor(uow, channel_id, SCOPE)
     try:
         for _ in range(max_rounds):
-            messages, new_cursor = connector.pull_history(cursor, page_size=page_size)
+            messages, new_cursor = history.pull_history(cursor, page_size=page_size)
             report.rounds += 1
             report.messages_seen += len(messages)
             with UnitOfWork(engine) as uow:
@@ -51,14 +47,16 @@ def sync_meta_channel(engine: Engine, channel_id: int, connectors: ConnectorCach
                 uow.commit()
             report.messages_created += result.messages_created
             cursor = new_cursor
-            if not history_pending(cursor):
+            if not history.history_pending(cursor):
                 report.complete = True
                 break
     except ConnectorError as exc:
         report.error = str(exc)
         with UnitOfWork(engine) as uow:
             record_channel_error(uow, channel_id, f"history pull failed: {exc}")
+            uow.commit()
         return report
     with UnitOfWork(engine) as uow:
         record_channel_error(uow, channel_id, None)
+        uow.commit()
     return report

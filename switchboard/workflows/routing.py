@@ -22,6 +22,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from connectors.base import WEBHOOKS
 from connectors.whatsapp import WhatsAppConnector
 from switchboard.services.channels import ChannelView
 from switchboard.services.webhooks import NOT_ROUTED
@@ -54,8 +55,8 @@ class RoutedDelivery:
 def parse_and_route(connectors: ConnectorCache, channel_id: int, body: bytes) -> RoutedDelivery:
     """Parse a delivery received on ``channel_id`` with its connector and route each part (see module
     docstring). Raises what the connector raises (``PayloadError`` for a malformed body)."""
-    channel, connector = connectors.get(channel_id)
-    if not isinstance(connector, WhatsAppConnector):
+    channel, connector = connectors.port(channel_id, WEBHOOKS)
+    if not isinstance(connector, WhatsAppConnector):  # only WhatsApp deliveries name their number
         return RoutedDelivery({channel_id: list(connector.parse_webhook(body))})
     routed = RoutedDelivery({channel_id: []})
     routed_counts: Counter[tuple[str, str]] = Counter()

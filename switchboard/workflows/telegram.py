@@ -3,7 +3,8 @@
 - :func:`sync_telegram_channel` — incremental dialogs/history sync of one account; every batch is
   ingested together with its chat cursor in ONE transaction (cursor stored only with its batch).
 - :func:`run_listener` / :func:`handle_event` — live events (new, edited, deleted, read).
-- :func:`send_telegram_job` — send one outbox job with the peer (access hash) stored by the sync.
+- :func:`peer_for_chat` — the peer (access hash) the sync stored for a chat: the outbox's Telegram
+  sends and the media downloads use it through :class:`connectors.telegram.TelegramConnector`.
 - Prefect flows ``telegram-sync`` (all active Telegram channels, or one) and ``telegram-listener``.
 
 The listener never advances the sync cursors: the sync stays the source of completeness (it
@@ -24,7 +25,7 @@ from typing import Any
 from sqlalchemy import Engine, select
 
 from connectors.base import AuthenticationError, RateLimited
-from connectors.telegram import get_telegram_gateway, send_telegram
+from connectors.telegram import get_telegram_gateway
 from connectors.telegram.gateway import (
     PeerRef,
     TelegramGateway,
@@ -42,7 +43,7 @@ from switchboard.services.channels import (
     get_channel,
     record_channel_error,
 )
-from switchboard.types import MessageDeletion, OutboundRequest, ParsedItem, ReadWatermark, SendResult
+from switchboard.types import MessageDeletion, ParsedItem, ReadWatermark
 from switchboard.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -53,13 +54,12 @@ __all__ = [
     "SyncReport",
     "ListenerStats",
     "get_telegram_gateway",
-    "send_telegram",
     "load_chat_cursors",
     "telegram_channel_credentials",
     "sync_telegram_channel",
     "handle_event",
     "run_listener",
-    "send_telegram_job",
+    "peer_for_chat",
 ]
 
 
@@ -208,9 +208,11 @@ def sync_telegram_channel(
         report.rate_limited_for = exc.retry_after
         with UnitOfWork(engine) as uow:
             record_channel_error(uow, channel_id, f"Telegram sync paused: {exc}", now=now)
+            uow.commit()
     except AuthenticationError as exc:
         with UnitOfWork(engine) as uow:
             record_channel_error(uow, channel_id, f"Telegram: {exc}", now=now)
+            uow.commit()
         raise
     finally:
         gateway.close()
@@ -223,6 +225,7 @@ def sync_telegram_channel(
         with UnitOfWork(engine) as uow:
             if get_channel(uow, channel_id).last_error:
                 record_channel_error(uow, channel_id, None, now=now)
+                uow.commit()
     return report
 
 
@@ -291,6 +294,7 @@ def run_listener(
                 try:
                     with UnitOfWork(engine) as uow:
                         record_channel_error(uow, channel_id, f"Telegram listener: {exc}")
+                        uow.commit()
                 except Exception:
                     log.exception("telegram channel %s: could not record the listener error", channel_id)
 
@@ -300,20 +304,3 @@ def run_listener(
         if timer is not None:
             timer.cancel()
     return stats
-
-
-# --- sending -----------------------------------------------------------------------------------
-
-
-def send_telegram_job(engine: Engine, channel_id: int, job: OutboundRequest,
-                      gateway: TelegramGateway) -> SendResult:
-    """Send one outbox job, using the peer (access hash) the sync stored for the chat."""
-    peer = None
-    try:
-        marked = int(job.recipient_id)
-    except (TypeError, ValueError):
-        marked = None
-    if marked is not None:
-        with UnitOfWork(engine) as uow:
-            peer = peer_for_chat(uow, channel_id, marked)
-    return send_telegram(gateway, job, peer=peer)

@@ -155,6 +155,9 @@ def test_receiver_rejects_bad_signature_and_unknown_key(loop: Loop) -> None:
     assert missing.status_code == 401
     unknown = httpx.post(f"{loop.receiver_url}/webhooks/sandbox/not-a-key", content=body)
     assert unknown.status_code == 404
+    # Telegram is pulled, never pushed: its provider has no webhook port, so no URL of it exists
+    for method in (httpx.get, httpx.post):
+        assert method(f"{loop.receiver_url}/webhooks/telegram/any-key").status_code == 404
     sig = "sha256=" + hmac.new(APP_SECRET.encode(), b"{not json", hashlib.sha256).hexdigest()
     malformed = httpx.post(loop.webhook_url, content=b"{not json", headers={"X-Hub-Signature-256": sig})
     assert malformed.status_code == 400

@@ -53,11 +53,13 @@ class FakeGraph:
         self.conversations_page = conversations_page
         self.messages_page = messages_page
         self.base_url = ""  # set by the test after the server starts (for absolute `next` urls)
+        self.templates: list[dict[str, Any]] = []  # WhatsApp message templates of the account
         self._ids = itertools.count(1)
         self.app = Starlette(routes=[
             Route("/{version}/{obj}/messages", self._post_messages, methods=["POST"]),
             Route("/{version}/{obj}/messages", self._get_messages, methods=["GET"]),
             Route("/{version}/{obj}/conversations", self._get_conversations, methods=["GET"]),
+            Route("/{version}/{obj}/message_templates", self._get_templates, methods=["GET"]),
         ])
 
     # --- programming the fake
@@ -146,4 +148,12 @@ class FakeGraph:
             return JSONResponse({"error": {"message": "no such thread", "code": 100}}, status_code=400)
         newest_first = [self._public(m) for m in reversed(conv.messages)]
         chunk, paging = self._page(newest_first, request, self.messages_page)
+        return JSONResponse({"data": chunk, "paging": paging})
+
+    async def _get_templates(self, request: Request) -> Response:
+        self.requests.append({"path": request.url.path, "params": dict(request.query_params)})
+        problem = self._auth(request) or await self._forced()
+        if problem is not None:
+            return problem
+        chunk, paging = self._page(self.templates, request, 2)  # small pages, whatever the limit asked
         return JSONResponse({"data": chunk, "paging": paging})

@@ -39,6 +39,14 @@ def test_operator_session(db_url: str, tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     assert "https://hooks.example.test/webhooks/whatsapp/" in r.stdout
 
+    for limit in ("0", "-2", "nan", "fast"):  # a limit of 0 used to hang every channel's sends (issue 17)
+        r = run(db_url, tmp_path, "channel", "add", "--key", "wa-zero", "--provider", "whatsapp",
+                "--rate-limit", limit)
+        assert r.returncode == 2 and "--rate-limit" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    r = run(db_url, tmp_path, "channel", "add", "--key", "wa-slow", "--provider", "whatsapp", "--external-id", "124",
+            "--credential", "app_secret=s", "--credential", "access_token=t", "--rate-limit", "0.5")
+    assert r.returncode == 0, r.stderr
+
     r = run(db_url, tmp_path, "channel", "add", "--key", "Bad Key!", "--provider", "whatsapp")
     assert r.returncode == 2 and "channel key" in r.stderr and "Traceback" not in r.stderr
 

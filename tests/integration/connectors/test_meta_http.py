@@ -9,14 +9,7 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
-from connectors.base import (
-    AuthenticationError,
-    ConnectorError,
-    OutsideWindowError,
-    PermanentError,
-    RateLimited,
-    RetryableError,
-)
+from connectors import base as errors
 from connectors.meta import MetaConnector, history_pending
 from connectors.registry import get_connector
 from switchboard.types import AttachmentRef, OutboundRequest
@@ -67,15 +60,15 @@ def test_send_text_response_and_human_agent_tag(rig: Rig) -> None:
 def test_send_attachment_and_sender_actions(rig: Rig) -> None:
     rig.connector.send(OutboundRequest(recipient_id="u2", attachments=(
         AttachmentRef(kind="document", url="https://example.com/a.pdf"),)))
-    rig.connector.sender_action("u2", "typing_on")
-    rig.connector.mark_read("m_x", recipient_id="u2")
+    rig.connector.show_typing("u2", "m_x")
+    rig.connector.mark_read("u2", "m_x")
     att, typing, seen = (r["json"] for r in rig.graph.requests)
     assert att["message"] == {"attachment": {"type": "file", "payload": {"url": "https://example.com/a.pdf",
                                                                            "is_reusable": True}}}
     assert typing == {"recipient": {"id": "u2"}, "sender_action": "typing_on"}
     assert seen["sender_action"] == "mark_seen"
-    with pytest.raises(PermanentError) as info:
-        rig.connector.mark_read("m_x")
+    with pytest.raises(errors.PermanentError) as info:
+        rig.connector.mark_read("", "m_x")
     assert info.value.code == "needs_recipient"
 
 
@@ -87,42 +80,42 @@ def test_send_attachment_and_sender_actions(rig: Rig) -> None:
     OutboundRequest(recipient_id="", body="x"),
 ])
 def test_invalid_requests_fail_before_any_http(rig: Rig, request_: OutboundRequest) -> None:
-    with pytest.raises(PermanentError):
+    with pytest.raises(errors.PermanentError):
         rig.connector.send(request_)
     assert rig.graph.requests == []
 
 
 GRAPH_ERRORS = [
     (Forced(400, {"error": {"message": "(#10) outside window", "code": 10, "error_subcode": 2018278}}),
-     OutsideWindowError, "10"),
-    (Forced(400, {"error": {"message": "rate", "code": 613}}), RateLimited, "613"),
-    (Forced(400, {"error": {"message": "Re-engagement", "code": 131047}}), OutsideWindowError, "131047"),
+     errors.OutsideWindowError, "10"),
+    (Forced(400, {"error": {"message": "rate", "code": 613}}), errors.RateLimited, "613"),
+    (Forced(400, {"error": {"message": "Re-engagement", "code": 131047}}), errors.OutsideWindowError, "131047"),
     (Forced(400, {"error": {"message": "Rate limit hit", "code": 130429}}, headers={"Retry-After": "7"}),
-     RateLimited, "130429"),
-    (Forced(400, {"error": {"message": "pair", "code": 131056}}), RateLimited, "131056"),
-    (Forced(400, {"error": {"message": "undeliverable", "code": 131026}}), PermanentError, "131026"),
+     errors.RateLimited, "130429"),
+    (Forced(400, {"error": {"message": "pair", "code": 131056}}), errors.RateLimited, "131056"),
+    (Forced(400, {"error": {"message": "undeliverable", "code": 131026}}), errors.PermanentError, "131026"),
     (Forced(401, {"error": {"message": "expired", "type": "OAuthException", "code": 190}}),
-     AuthenticationError, "190"),
-    (Forced(400, {"error": {"message": "unavailable", "code": 551}}), PermanentError, "551"),
-    (Forced(500, {"error": {"message": "oops", "code": 1}}), RetryableError, "1"),
-    (Forced(503, "<html>bad gateway</html>"), RetryableError, "http_503"),
-    (Forced(404, "not found"), PermanentError, "http_404"),
-    (Forced(429, "slow down"), RateLimited, "http_429"),
-    (Forced(200, "not json"), RetryableError, "bad_response"),
+     errors.AuthenticationError, "190"),
+    (Forced(400, {"error": {"message": "unavailable", "code": 551}}), errors.PermanentError, "551"),
+    (Forced(500, {"error": {"message": "oops", "code": 1}}), errors.RetryableError, "1"),
+    (Forced(503, "<html>bad gateway</html>"), errors.RetryableError, "http_503"),
+    (Forced(404, "not found"), errors.PermanentError, "http_404"),
+    (Forced(429, "slow down"), errors.RateLimited, "http_429"),
+    (Forced(200, "not json"), errors.RetryableError, "bad_response"),
 ]
 
 
 @pytest.mark.parametrize(("forced", "error_type", "code"), GRAPH_ERRORS)
-def test_graph_errors_are_classified(rig: Rig, forced: Forced, error_type: type[ConnectorError],
+def test_graph_errors_are_classified(rig: Rig, forced: Forced, error_type: type[errors.ConnectorError],
                                      code: str) -> None:
     rig.graph.forced.append(forced)
     with pytest.raises(error_type) as info:
         rig.connector.send(OutboundRequest(recipient_id="u3", body="x"))
     err = info.value
     assert type(err) is error_type and err.code == code
-    assert err.retryable is issubclass(error_type, RetryableError)
+    assert err.retryable is issubclass(error_type, errors.RetryableError)
     if code == "130429":
-        assert isinstance(err, RateLimited) and err.retry_after == 7.0
+        assert isinstance(err, errors.RateLimited) and err.retry_after == 7.0
     if isinstance(forced.body, dict):
         assert forced.body["error"]["message"] in err.message
 
@@ -131,13 +124,13 @@ def test_timeouts_and_network_errors_are_retryable() -> None:
     with httpx.Client(timeout=0.2) as client:
         for rig in _rig(http=client):
             rig.graph.forced.append(Forced(200, {"message_id": "late"}, delay=0.6))
-            with pytest.raises(RetryableError) as info:
+            with pytest.raises(errors.RetryableError) as info:
                 rig.connector.send(OutboundRequest(recipient_id="u", body="x"))
             assert info.value.code == "timeout"
         assert not client.is_closed  # a shared client belongs to the caller
     dead = MetaConnector(provider="messenger", account_id=PAGE, page_access_token=TOKEN, app_secret="s",
                          api_base_url="http://127.0.0.1:9")
-    with dead, pytest.raises(RetryableError) as info:
+    with dead, pytest.raises(errors.RetryableError) as info:
         dead.send(OutboundRequest(recipient_id="u", body="x"))
     assert info.value.code == "network"
 
@@ -178,6 +171,6 @@ def test_pull_history_pages_and_is_incremental() -> None:
 
 def test_pull_history_empty_account_and_bad_cursor(rig: Rig) -> None:
     assert rig.connector.pull_history(None) == ([], None)
-    with pytest.raises(PermanentError) as info:
+    with pytest.raises(errors.PermanentError) as info:
         rig.connector.pull_history("%%%garbage")
     assert info.value.code == "bad_cursor"

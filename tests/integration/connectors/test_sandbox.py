@@ -88,7 +88,7 @@ def test_send_text_gets_ordered_statuses_with_callback_data(rig: Rig) -> None:
 
 def test_template_reply_and_mark_read(rig: Rig) -> None:
     inbound = rig.control.post("/_sandbox/inbound", json={"from": "15551230003", "text": "?"}).json()
-    rig.connector.mark_read(inbound["id"])
+    rig.connector.mark_read("15551230003", inbound["id"])
     res = rig.connector.send(OutboundRequest(recipient_id="15551230003", body="answer",
                                              reply_to_provider_message_id=inbound["id"]))
     tpl = rig.connector.send(OutboundRequest(recipient_id="15551230003",

@@ -68,9 +68,9 @@ def connected(engine: Engine, world: FakeTelegramWorld) -> dict[str, Any]:
 
 
 def run(engine: Engine, world: FakeTelegramWorld, media_dir: Path) -> MediaStats:
-    connectors = ConnectorCache(engine, _key())
+    connectors = ConnectorCache(engine, _key(), telegram_gateway=factory(world))
     try:
-        return download_media_once(engine, connectors, media_dir, max_bytes=LIMIT, telegram_gateway=factory(world))
+        return download_media_once(engine, connectors, media_dir, max_bytes=LIMIT)
     finally:
         connectors.close()
 

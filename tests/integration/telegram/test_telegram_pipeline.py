@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, func, select
 
-from connectors.base import RateLimited
+from connectors.base import SEND
 from connectors.telegram.fake import FakeTelegramGateway, FakeTelegramWorld
 from connectors.telegram.gateway import TelegramGateway
 from connectors.telegram.login import start_login, submit_code
@@ -18,15 +18,13 @@ from switchboard.db.schema import Channel, Conversation, ConversationEvent, Mess
 from switchboard.errors import InvalidInput
 from switchboard.services.channels import create_channel, set_channel_credentials
 from switchboard.services.organizations import create_organization
+from switchboard.services.outbox import enqueue_bot_reply
 from switchboard.settings import get_settings
 from switchboard.types import OutboundRequest
 from switchboard.uow import UnitOfWork
-from switchboard.workflows.telegram import (
-    load_chat_cursors,
-    run_listener,
-    send_telegram_job,
-    sync_telegram_channel,
-)
+from switchboard.workflows.connector_cache import ConnectorCache
+from switchboard.workflows.sending import send_outbox_once
+from switchboard.workflows.telegram import load_chat_cursors, run_listener, sync_telegram_channel
 
 PHONE = "+15550001111"
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
@@ -171,8 +169,12 @@ def test_listener_ingests_new_edited_deleted_and_read(engine: Engine, world: Fak
     first = world.receive(PHONE, ada, "hello")
     world.receive(PHONE, chan, "channel post")
     sync_telegram_channel(engine, channel_id, factory(world), secret_key=_key())  # stores the peers
-    sent = send_telegram_job(engine, channel_id, OutboundRequest(recipient_id=str(ada.marked_id), body="hi Ada"),
-                             gw)
+    connectors = ConnectorCache(engine, _key(), telegram_gateway=factory(world))
+    try:
+        sent = connectors.port(channel_id, SEND)[1].send(OutboundRequest(recipient_id=str(ada.marked_id),
+                                                                         body="hi Ada"))
+    finally:
+        connectors.close()
     assert sent.provider_message_id == f"{ada.marked_id}:2"  # ids per account; the channel counts its own
     sync_telegram_channel(engine, channel_id, factory(world), secret_key=_key())  # stores the echo (SENT)
     world.calls.clear()
@@ -213,22 +215,39 @@ def test_listener_ingests_new_edited_deleted_and_read(engine: Engine, world: Fak
     assert len(rows) == 4
 
 
-def test_send_uses_the_stored_peer_and_maps_flood_wait(engine: Engine, world: FakeTelegramWorld) -> None:
+def test_outbox_sends_telegram_with_the_stored_peer_and_maps_flood_wait(engine: Engine,
+                                                                        world: FakeTelegramWorld) -> None:
+    """The production path: the outbox flow's send_outbox_once → connector cache → TelegramConnector
+    with the peer (access hash) the sync stored: no lookup on Telegram's side."""
     channel_id = connected_channel(engine, world)
     ada = world.add_private_chat(PHONE, "Ada")
     world.receive(PHONE, ada, "hello", notify=False)
     sync_telegram_channel(engine, channel_id, factory(world), secret_key=_key())
-    session = next(k for k, v in world.sessions.items() if v == PHONE)
-    gw = FakeTelegramGateway(world, f"fake:{session}")
+    with UnitOfWork(engine) as uow:
+        conv_id = uow.session.execute(select(Conversation.id)).scalar_one()
+        first = enqueue_bot_reply(uow, conv_id, "yo", idempotency_key="tg-1")
+        uow.commit()
+    connectors = ConnectorCache(engine, _key(), telegram_gateway=factory(world))
     world.calls.clear()
-    res = send_telegram_job(engine, channel_id, OutboundRequest(recipient_id=str(ada.marked_id), body="yo"), gw)
-    assert res.provider_message_id == f"{ada.marked_id}:2"
-    assert [c[0] for c in world.calls] == ["send_text"]  # no lookup: the sync stored the access hash
-    world.inject_flood_wait("send_text", 77)
-    with pytest.raises(RateLimited) as info:
-        send_telegram_job(engine, channel_id, OutboundRequest(recipient_id=str(ada.marked_id), body="yo"), gw)
-    assert info.value.retry_after == 77
-    # the echo of a sent message found by the next sync is the same row (same key)
+    try:
+        assert send_outbox_once(engine, connectors).sent == 1
+        assert [c[0] for c in world.calls] == ["send_text"]  # no resolve_peer: the sync stored the peer
+        world.inject_flood_wait("send_text", 77)
+        with UnitOfWork(engine) as uow:
+            second = enqueue_bot_reply(uow, conv_id, "again", idempotency_key="tg-2")
+            uow.commit()
+        before = datetime.now(UTC)
+        stats = send_outbox_once(engine, connectors)
+        assert stats.retrying == 1 and "FLOOD_WAIT" in stats.errors[0]
+    finally:
+        connectors.close()
+    with UnitOfWork(engine) as uow:
+        sent, waiting = uow.session.get(Message, first.id), uow.session.get(Message, second.id)
+        assert sent is not None and waiting is not None
+        assert sent.status == "SENT" and sent.provider_message_id == f"{ada.marked_id}:2"
+        assert waiting.status == "PENDING" and waiting.error_code == "FLOOD_WAIT"
+        assert waiting.next_attempt_at is not None and waiting.next_attempt_at >= before + timedelta(seconds=76)
+    # the echo of the sent message found by the next sync is the same row (same key)
     sync_telegram_channel(engine, channel_id, factory(world), secret_key=_key())
-    assert count(engine, select(func.count()).select_from(Message)) == 2
+    assert count(engine, select(func.count()).select_from(Message)) == 3  # hello, yo, the pending one
     assert count(engine, select(func.count()).select_from(Conversation)) == 1

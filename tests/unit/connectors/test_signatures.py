@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from connectors.base import ConnectorError, SignatureError
-from connectors.http import sign_body
 from connectors.registry import get_connector
+from connectors.signatures import sign_body
 
 SECRET = "app-secret"
 BODY = b'{"object":"page","entry":[]}'

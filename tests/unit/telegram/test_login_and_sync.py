@@ -179,9 +179,9 @@ def test_fake_refuses_wrong_access_hash_and_unauthorized_sessions() -> None:
         FakeTelegramGateway(world, "fake:nope").iter_dialogs()
 
 
-def test_connector_protocol_for_the_outbox(tmp_path: Path) -> None:
-    from connectors.base import AuthenticationError, Connector, PayloadError, PermanentError, SignatureError
-    from connectors.registry import get_connector
+def test_connector_ports_for_the_outbox(tmp_path: Path) -> None:
+    from connectors.base import MEDIA, SEND, WEBHOOKS, AuthenticationError, PermanentError, Unsupported
+    from connectors.registry import get_connector, port, supports
     from connectors.telegram import TelegramConnector
     from switchboard.types import OutboundRequest
 
@@ -193,11 +193,10 @@ def test_connector_protocol_for_the_outbox(tmp_path: Path) -> None:
     gw = authorized(world)
     ada = world.add_private_chat(PHONE, "Ada")
     conn = TelegramConnector({"api_id": 1, "api_hash": "h", "session": gw.session_string()}, gateway=gw)
-    assert isinstance(conn, Connector)
-    with pytest.raises(SignatureError):
-        conn.verify_signature(b"{}", {})
-    with pytest.raises(PayloadError):
-        conn.parse_webhook(b"{}")
+    assert supports("telegram", SEND) and supports("telegram", MEDIA) and not supports("telegram", WEBHOOKS)
+    assert port(conn, SEND) is conn
+    with pytest.raises(Unsupported, match="telegram channels have no webhooks"):
+        port(conn, WEBHOOKS)  # no webhooks: inbound comes from the sync and the listener
     result = conn.send(OutboundRequest(recipient_id=str(ada.marked_id), body="hello",
                                        reply_to_provider_message_id=f"{ada.marked_id}:1"))
     assert result.provider_message_id == f"{ada.marked_id}:1"  # resolved without a stored peer

@@ -1,0 +1,166 @@
+"""Per-channel rate limits (issue 17): fractional rates pace correctly, a limit of 0 is refused by
+the database, and a slow channel never delays another channel's messages (nothing sleeps for it)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import Engine, select, update
+from sqlalchemy.exc import IntegrityError
+
+from switchboard.db.schema import Channel, Message
+from switchboard.services.channels import create_channel
+from switchboard.services.ingest import ingest_items
+from switchboard.services.organizations import create_organization
+from switchboard.services.outbox import enqueue_bot_reply
+from switchboard.settings import get_settings
+from switchboard.types import ContactRef, InboundMessage
+from switchboard.uow import UnitOfWork
+from switchboard.workflows.connector_cache import ConnectorCache
+from switchboard.workflows.sending import RateLimiter, send_outbox_once
+from tests.fakes.graph import FakeGraph
+from tests.fakes.server import run_asgi
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def test_token_bucket_reaches_a_token_below_one_per_second() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(clock)
+    assert limiter.acquire(1, 0.5) == 0.0  # a full bucket holds one token even below 1/s
+    assert limiter.acquire(1, 0.5) == pytest.approx(2.0)  # the next one is due in 2 s, nothing taken
+    clock.t += 1.0
+    assert limiter.acquire(1, 0.5) == pytest.approx(1.0)
+    clock.t += 1.0
+    assert limiter.acquire(1, 0.5) == 0.0
+    assert limiter.acquire(2, 0.2) == 0.0 and limiter.acquire(2, 0.2) == pytest.approx(5.0)
+    assert [limiter.acquire(3, 80) for _ in range(80)] == [0.0] * 80  # a burst of one second's worth
+    assert limiter.acquire(3, 80) == pytest.approx(1 / 80)
+    for bad in (0, -1):
+        with pytest.raises(ValueError, match="more than 0"):
+            limiter.acquire(4, bad)
+
+
+@dataclass
+class Rig:
+    engine: Engine
+    graph: FakeGraph
+    connectors: ConnectorCache
+    channels: dict[str, int]
+    conversations: dict[str, int]
+
+
+@pytest.fixture
+def rig(engine: Engine) -> Iterator[Rig]:
+    """Two Messenger pages on one fake Graph API: "slow" limited to 0.2/s, "fast" to 80/s."""
+    key = get_settings().secret_key_bytes()
+    graph = FakeGraph(token="tok", account_id="p")
+    with run_asgi(graph.app) as base:
+        channels: dict[str, int] = {}
+        conversations: dict[str, int] = {}
+        with UnitOfWork(engine) as uow:
+            org = create_organization(uow, "Limits")
+            for name, rate in (("slow", 0.2), ("fast", 80.0)):
+                ch = create_channel(uow, org, key=name, provider="messenger", name=name, secret_key=key,
+                                    external_id=f"page-{name}", rate_limit_per_second=rate,
+                                    credentials={"page_access_token": "tok", "app_secret": "s",
+                                                 "page_id": f"page-{name}", "api_base_url": base})
+                channels[name] = ch.id
+            uow.commit()
+        for name, channel_id in channels.items():
+            with UnitOfWork(engine) as uow:
+                result = ingest_items(uow, channel_id=channel_id, items=[InboundMessage(
+                    provider_message_id=f"m-{name}", contact=ContactRef(f"cust-{name}"),
+                    sent_at=datetime.now(UTC) - timedelta(minutes=1), body="hello")])
+                uow.commit()
+                conversations[name] = result.conversation_ids[0]
+        connectors = ConnectorCache(engine, key)
+        try:
+            yield Rig(engine, graph, connectors, channels, conversations)
+        finally:
+            connectors.close()
+
+
+def enqueue(rig: Rig, name: str, n: int, batch: str = "a") -> list[int]:
+    ids = []
+    with UnitOfWork(rig.engine) as uow:
+        for i in range(n):
+            ids.append(enqueue_bot_reply(uow, rig.conversations[name], f"{name} {i}",
+                                         idempotency_key=f"{name}-{batch}{i}").id)
+        uow.commit()
+    return ids
+
+
+def statuses(rig: Rig, ids: list[int]) -> list[tuple[str, int]]:
+    with UnitOfWork(rig.engine) as uow:
+        rows = uow.session.execute(select(Message.id, Message.status, Message.attempts)
+                                   .where(Message.id.in_(ids)).order_by(Message.id)).all()
+    return [(r.status, r.attempts) for r in rows]
+
+
+def test_a_slow_channel_does_not_delay_another_channels_messages(rig: Rig) -> None:
+    slow = enqueue(rig, "slow", 3)  # queued first: the old outbox slept 5 s per message here
+    fast = enqueue(rig, "fast", 3)
+    clock = FakeClock()
+    limiter = RateLimiter(clock)
+    t0 = datetime.now(UTC) + timedelta(minutes=1)  # later than every enqueue below
+    stats = send_outbox_once(rig.engine, rig.connectors, limiter, now=t0)
+    assert (stats.claimed, stats.sent, stats.deferred, stats.retrying, stats.failed) == (6, 4, 2, 0, 0)
+    assert statuses(rig, fast) == [("SENT", 1)] * 3
+    # the slow channel's others are given back, unsent and with no attempt counted, for when their
+    # tokens are due (5 s and 10 s later)
+    assert statuses(rig, slow) == [("SENT", 1), ("PENDING", 0), ("PENDING", 0)]
+    with UnitOfWork(rig.engine) as uow:
+        due = list(uow.session.execute(select(Message.next_attempt_at).where(Message.id.in_(slow[1:]))
+                                       .order_by(Message.id)).scalars())
+    assert due == [t0 + timedelta(seconds=5), t0 + timedelta(seconds=10)]
+    assert len(rig.graph.requests) == 4
+
+    more = enqueue(rig, "fast", 1, batch="b")  # a new message of the fast channel while the slow one waits
+    clock.t += 1.0
+    stats = send_outbox_once(rig.engine, rig.connectors, limiter, now=t0 + timedelta(seconds=1))
+    assert (stats.claimed, stats.sent) == (1, 1) and statuses(rig, more) == [("SENT", 1)]
+    clock.t += 4.0
+    stats = send_outbox_once(rig.engine, rig.connectors, limiter, now=t0 + timedelta(seconds=5))
+    assert (stats.claimed, stats.sent) == (1, 1)
+    clock.t += 5.0
+    stats = send_outbox_once(rig.engine, rig.connectors, limiter, now=t0 + timedelta(seconds=10))
+    assert (stats.claimed, stats.sent) == (1, 1)
+    assert statuses(rig, slow) == [("SENT", 1)] * 3
+
+
+def test_half_a_message_per_second_sends_one_every_two_seconds(rig: Rig) -> None:
+    with UnitOfWork(rig.engine) as uow:
+        uow.session.execute(update(Channel).where(Channel.id == rig.channels["slow"])
+                            .values(rate_limit_per_second=0.5))
+        uow.commit()
+    ids = enqueue(rig, "slow", 3)
+    clock = FakeClock()
+    limiter = RateLimiter(clock)
+    t0 = datetime.now(UTC) + timedelta(minutes=1)  # later than every enqueue below
+    sent_at: list[float] = []
+    for step in range(9):  # a worker polling every 0.5 s for 4 s
+        now = t0 + timedelta(seconds=step / 2)
+        clock.t = 1000.0 + step / 2
+        sent_at += [step / 2] * send_outbox_once(rig.engine, rig.connectors, limiter, now=now).sent
+    assert sent_at == [0.0, 2.0, 4.0]
+    assert statuses(rig, ids) == [("SENT", 1)] * 3
+
+
+def test_the_database_refuses_a_rate_limit_of_zero_or_less(rig: Rig) -> None:
+    for bad in (0, -1):
+        with UnitOfWork(rig.engine) as uow, pytest.raises(IntegrityError, match="rate_limit_positive"):
+            uow.session.execute(update(Channel).where(Channel.id == rig.channels["slow"])
+                                .values(rate_limit_per_second=bad))
+            uow.session.flush()
+    with UnitOfWork(rig.engine) as uow:
+        assert uow.session.get(Channel, rig.channels["slow"]).rate_limit_per_second == 0.2  # type: ignore[union-attr]
