@@ -31,15 +31,14 @@ from switchboard.services.organizations import create_organization
 from switchboard.settings import get_settings
 from switchboard.types import ContactRef, InboundMessage
 from switchboard.uow import UnitOfWork
+from tests.e2e.conftest import CHROMIUM
 
-CHROMIUM = Path("/usr/bin/chromium")
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "browser-test-password"
 SHOTS = Path(os.environ.get("SWITCHBOARD_SCREENSHOTS", "/tmp/switchboard-screenshots"))
 CUSTOMER_TEXT = "**not bold** <b>not html</b> where is my parcel?"
 
-pytestmark = [pytest.mark.e2e, pytest.mark.browser,
-              pytest.mark.skipif(not CHROMIUM.exists(), reason="Chromium is not installed")]
+pytestmark = [pytest.mark.e2e, pytest.mark.browser]  # tests/e2e/conftest.py: skip or fail without Chromium
 
 
 def _free_port() -> int:
