@@ -65,7 +65,9 @@ def blobs(engine: Engine) -> list[bytes]:
     with UnitOfWork(engine) as uow:
         totp = uow.session.execute(select(User.totp_secret_enc).order_by(User.id)).scalars().all()
         creds = uow.session.execute(select(Channel.credentials_enc).order_by(Channel.id)).scalars().all()
-    return [bytes(b) for b in [*totp, *creds]]
+    values = [*totp, *creds]
+    assert None not in values, "every user and channel of the fixture has an encrypted secret"
+    return [bytes(b) for b in values if b is not None]
 
 
 def decrypts_with(engine: Engine, seeded: Seeded, key: bytes) -> bool:
@@ -74,6 +76,7 @@ def decrypts_with(engine: Engine, seeded: Seeded, key: bytes) -> bool:
     with UnitOfWork(engine) as uow:
         for user_id, secret in seeded.totp.items():
             blob = uow.session.execute(select(User.totp_secret_enc).where(User.id == user_id)).scalar_one()
+            assert blob is not None
             try:
                 results.append(decrypt(key, bytes(blob), f"totp:{user_id}".encode()).decode() == secret)
             except DecryptionError:
