@@ -49,11 +49,10 @@ def signed(body: bytes) -> dict[str, str]:
 @pytest.fixture
 def webhook_url(engine: Engine) -> Iterator[str]:
     key = get_settings().secret_key_bytes()
+    credentials = {"app_secret": SECRET, "access_token": "t", "phone_number_id": "100"}
     with UnitOfWork(engine) as uow:
-        org = create_organization(uow, "Limits")
-        ch = create_channel(uow, org, key="wa", provider="whatsapp", name="WA", secret_key=key,
-                            external_id="100", credentials={"app_secret": SECRET, "access_token": "t",
-                                                            "phone_number_id": "100"})
+        ch = create_channel(uow, create_organization(uow, "Limits"), key="wa", provider="whatsapp", name="WA",
+                            secret_key=key, external_id="100", credentials=credentials)
         uow.commit()
     with run_asgi(create_app(engine, key, max_body_bytes=LIMIT)) as base:
         yield f"{base}/webhooks/whatsapp/{ch.webhook_key}"
