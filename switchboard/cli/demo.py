@@ -15,6 +15,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,16 +82,30 @@ class Supervisor:
                 os.killpg(c.proc.pid, sig)
 
     def stop(self) -> None:
-        """SIGTERM, up to ``grace`` seconds to exit, then SIGKILL; every child is reaped on return."""
+        """SIGTERM, up to ``grace`` seconds to exit, then SIGKILL; every child is reaped on return.
+
+        A SIGINT or SIGTERM meanwhile (a second Ctrl-C) cuts the grace period short instead of
+        interrupting the stop and leaving the children running.
+        """
         if not self.children:
             return
-        self._signal_groups(signal.SIGTERM)
-        deadline = time.monotonic() + self.grace
-        while time.monotonic() < deadline and any(c.proc.poll() is None for c in self.children):
-            time.sleep(0.05)
-        self._signal_groups(signal.SIGKILL)  # children past the grace period and their stragglers
-        for c in self.children:
-            c.proc.wait()
+        hurry = threading.Event()
+        previous = {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                previous[sig] = signal.signal(sig, lambda signum, frame: hurry.set())
+        try:
+            self._signal_groups(signal.SIGTERM)
+            deadline = time.monotonic() + self.grace
+            while (time.monotonic() < deadline and not hurry.is_set()
+                   and any(c.proc.poll() is None for c in self.children)):
+                time.sleep(0.05)
+            self._signal_groups(signal.SIGKILL)  # children past the grace period and their stragglers
+            for c in self.children:
+                c.proc.wait()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
 
 def seed(settings: Settings, engine: Engine) -> dict[str, str]:

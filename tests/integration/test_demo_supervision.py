@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -144,3 +145,54 @@ def test_stop_without_children_and_twice_is_harmless(tmp_path: Path) -> None:
     sup.stop()
     sup.stop()
     assert child.proc.returncode == -signal.SIGTERM
+
+
+# The demo's own process, reduced to its supervision: Ctrl-C (SIGINT) and `kill` (SIGTERM) raise
+# KeyboardInterrupt, as run_demo's handlers do; the first one stops the children.
+LAUNCHER = """
+import os, pathlib, signal, sys, time
+from switchboard.cli.demo import Supervisor
+
+def interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+signal.signal(signal.SIGINT, interrupt)
+signal.signal(signal.SIGTERM, interrupt)
+tmp = pathlib.Path(sys.argv[1])
+sup = Supervisor(tmp, grace=600)
+child = sup.spawn("stubborn", [sys.executable, "-c", sys.argv[2], str(tmp / "stubborn.ready"),
+                               str(tmp / "stubborn.term")], dict(os.environ))
+while not (tmp / "stubborn.ready").exists():
+    time.sleep(0.02)
+print(child.proc.pid, flush=True)
+try:
+    sup.watch(interval=0.05)
+except KeyboardInterrupt:
+    print("stopping", flush=True)
+finally:
+    sup.stop()
+    print("stopped", child.proc.returncode, flush=True)
+"""
+
+
+def test_a_second_interrupt_during_the_stop_kills_at_once_instead_of_abandoning_the_children(
+        tmp_path: Path) -> None:
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+    launcher = subprocess.Popen([sys.executable, "-c", LAUNCHER, str(tmp_path), STUBBORN], env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    child_pid = 0
+    try:
+        assert launcher.stdout is not None
+        child_pid = int(launcher.stdout.readline())
+        launcher.send_signal(signal.SIGINT)  # Ctrl-C: SIGTERM to the children, a grace period of 600 s
+        _wait_for(tmp_path / "stubborn.term")
+        launcher.send_signal(signal.SIGINT)  # Ctrl-C again: no more waiting
+        out, err = launcher.communicate(timeout=120)
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+            launcher.wait()
+        if child_pid and not _gone(child_pid, timeout=0):
+            os.kill(child_pid, signal.SIGKILL)
+    assert (launcher.returncode, out, err) == (0, f"stopping\nstopped {-signal.SIGKILL}\n", "")
+    assert _gone(child_pid), "the child outlived the demo launcher"
