@@ -58,11 +58,13 @@ def seeded(engine: Engine) -> dict[str, int]:
         agent = create_user(uow, org, email="agent@browser.test", name="Agnes Agent", role="agent",
                             secret_key=key, password=PASSWORD)
         grant_channel_permission(uow, None, user_id=agent.user_id, channel_id=ch.id, can_view=True, can_send=True)
+        uow.commit()
     with UnitOfWork(engine) as uow:
         ingest_items(uow, channel_id=ch.id, items=[InboundMessage(
             provider_message_id="wamid.browser1",
             contact=ContactRef("4915100000", display_name="Bruno Buyer", phone="4915100000"),
             sent_at=datetime.now(UTC), body=CUSTOMER_TEXT)])
+        uow.commit()
     with UnitOfWork(engine) as uow:
         conv_id = uow.session.execute(select(Message.conversation_id)).scalar_one()
     return {"user_id": agent.user_id, "conversation_id": conv_id}
