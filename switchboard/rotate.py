@@ -8,6 +8,7 @@ docs/security.md.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
 from typing import Any
 
@@ -17,6 +18,18 @@ from switchboard.crypto import DecryptionError, decrypt, encrypt, key_id
 from switchboard.db.schema import Channel, User
 from switchboard.errors import InvalidInput
 from switchboard.uow import UnitOfWork
+
+
+def decode_key(text: str, what: str = "the old key") -> bytes:
+    """A key as `switchboard secret-key` prints it (URL-safe base64 of 32 bytes, padding optional);
+    InvalidInput, never a traceback, for anything else."""
+    try:
+        key = base64.urlsafe_b64decode(text.encode() + b"=" * (-len(text) % 4))
+    except ValueError:
+        raise InvalidInput(f"{what} is not URL-safe base64 (as `switchboard secret-key` prints it)") from None
+    if len(key) != 32:
+        raise InvalidInput(f"{what} must be 32 bytes (URL-safe base64 of 32 random bytes), not {len(key)}")
+    return key
 
 
 def _rotate_column(uow: UnitOfWork, table: Any, column: Any, aad: Callable[[int], bytes], what: str,

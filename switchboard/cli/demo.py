@@ -15,6 +15,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +44,68 @@ DEMO_HOURS = {d: [["09:00", "18:00"]] for d in ("mon", "tue", "wed", "thu", "fri
 class Child:
     name: str
     proc: subprocess.Popen[bytes]
+    log: Path
+
+
+class Supervisor:
+    """The demo's child processes, each the leader of its own process group, output in its own log.
+
+    :meth:`watch` raises when any child exits; :meth:`stop` sends SIGTERM to every child's process
+    group (grandchildren included, also those of a child that already exited), waits up to ``grace``
+    seconds for the children to exit, then SIGKILLs every group and reaps every child.
+    """
+
+    def __init__(self, log_dir: Path, *, grace: float = 15.0) -> None:
+        self.log_dir = log_dir
+        self.grace = grace
+        self.children: list[Child] = []
+
+    def spawn(self, name: str, args: list[str], env: dict[str, str]) -> Child:
+        log = self.log_dir / f"{name}.log"
+        with open(log, "ab") as out:  # the child keeps its own copy of the descriptor
+            proc = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        child = Child(name, proc, log)
+        self.children.append(child)
+        return child
+
+    def watch(self, interval: float = 1.0) -> None:
+        """Return never: raise SwitchboardError naming the first child that exits (and its log)."""
+        while True:
+            for c in self.children:
+                if c.proc.poll() is not None:
+                    raise SwitchboardError(f"{c.name} exited with code {c.proc.returncode}; see {c.log}")
+            time.sleep(interval)
+
+    def _signal_groups(self, sig: signal.Signals) -> None:
+        for c in reversed(self.children):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(c.proc.pid, sig)
+
+    def stop(self) -> None:
+        """SIGTERM, up to ``grace`` seconds to exit, then SIGKILL; every child is reaped on return.
+
+        A SIGINT or SIGTERM meanwhile (a second Ctrl-C) cuts the grace period short instead of
+        interrupting the stop and leaving the children running.
+        """
+        if not self.children:
+            return
+        hurry = threading.Event()
+        previous = {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                previous[sig] = signal.signal(sig, lambda signum, frame: hurry.set())
+        try:
+            self._signal_groups(signal.SIGTERM)
+            deadline = time.monotonic() + self.grace
+            while (time.monotonic() < deadline and not hurry.is_set()
+                   and any(c.proc.poll() is None for c in self.children)):
+                time.sleep(0.05)
+            self._signal_groups(signal.SIGKILL)  # children past the grace period and their stragglers
+            for c in self.children:
+                c.proc.wait()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
 
 def seed(settings: Settings, engine: Engine) -> dict[str, str]:
@@ -111,12 +174,6 @@ def import_history(settings: Settings, engine: Engine) -> str | None:
     return report.summary()
 
 
-def _spawn(name: str, args: list[str], env: dict[str, str], log_dir: Path) -> Child:
-    log = open(log_dir / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child for its lifetime
-    proc = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    return Child(name, proc)
-
-
 def _wait_http(url: str, timeout: float, child: Child | None = None) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -129,20 +186,6 @@ def _wait_http(url: str, timeout: float, child: Child | None = None) -> bool:
             pass
         time.sleep(0.5)
     return False
-
-
-def _stop(children: list[Child]) -> None:
-    for c in reversed(children):
-        if c.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(c.proc.pid, signal.SIGTERM)
-    deadline = time.monotonic() + 15
-    for c in reversed(children):
-        try:
-            c.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(c.proc.pid, signal.SIGKILL)
 
 
 def prefect_database_url(sync_url: str) -> str:
@@ -205,7 +248,7 @@ def run_demo(*, fresh: bool = False, customers: int = 6, speed: float = 1.0) -> 
     prefect_env.pop("PREFECT_API_URL", None)
 
     sb = [sys.executable, "-m", "switchboard.cli.main"]
-    children: list[Child] = []
+    supervisor = Supervisor(log_dir)
 
     def _terminate(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
@@ -215,20 +258,20 @@ def run_demo(*, fresh: bool = False, customers: int = 6, speed: float = 1.0) -> 
     try:
         prefect_cmd = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
                        "--port", str(settings.prefect_port)]
-        children.append(_spawn("prefect-server", prefect_cmd, prefect_env, log_dir))
-        children.append(_spawn("receiver", sb + ["serve"], env, log_dir))
-        children.append(_spawn("sandbox", sb + [
+        prefect = supervisor.spawn("prefect-server", prefect_cmd, prefect_env)
+        receiver = supervisor.spawn("receiver", sb + ["serve"], env)
+        supervisor.spawn("sandbox", sb + [
             "sandbox", "--webhook-url", info["webhook_url"], "--app-secret", info["app_secret"],
             "--access-token", info["access_token"], "--phone-number-id", SANDBOX_PHONE_ID,
-            "--customers", str(customers), "--speed", str(speed)], env, log_dir))
-        children.append(_spawn("app", sb + ["app"], env, log_dir))
+            "--customers", str(customers), "--speed", str(speed)], env)
+        app = supervisor.spawn("app", sb + ["app"], env)
         print("  starting the Prefect server (about 10 s)…")
-        if not _wait_http(f"http://127.0.0.1:{settings.prefect_port}/api/health", 90, children[0]):
-            raise SwitchboardError(f"the Prefect server did not start; see {log_dir / 'prefect-server.log'}")
-        children.append(_spawn("worker", sb + ["worker"], env, log_dir))
-        if not _wait_http(f"http://127.0.0.1:{settings.receiver_port}/health", 30, children[1]):
-            raise SwitchboardError(f"the webhook receiver did not start; see {log_dir / 'receiver.log'}")
-        _wait_http(f"http://127.0.0.1:{settings.app_port}/_stcore/health", 60, children[3])
+        if not _wait_http(f"http://127.0.0.1:{settings.prefect_port}/api/health", 90, prefect):
+            raise SwitchboardError(f"the Prefect server did not start; see {prefect.log}")
+        supervisor.spawn("worker", sb + ["worker"], env)
+        if not _wait_http(f"http://127.0.0.1:{settings.receiver_port}/health", 30, receiver):
+            raise SwitchboardError(f"the webhook receiver did not start; see {receiver.log}")
+        _wait_http(f"http://127.0.0.1:{settings.app_port}/_stcore/health", 60, app)
 
         print()
         print(f"  Inbox (Streamlit):   http://127.0.0.1:{settings.app_port}")
@@ -242,16 +285,10 @@ def run_demo(*, fresh: bool = False, customers: int = 6, speed: float = 1.0) -> 
         print("  code with:  .venv/bin/switchboard totp-code alice@demo.local")
         print(f"  Logs: {log_dir}    Stop: Ctrl-C")
         sys.stdout.flush()
-        while True:
-            for c in children:
-                if c.proc.poll() is not None:
-                    raise SwitchboardError(
-                        f"{c.name} exited with code {c.proc.returncode}; see {log_dir / (c.name + '.log')}"
-                    )
-            time.sleep(1)
+        supervisor.watch()
     except KeyboardInterrupt:
         print("\nstopping…")
     finally:
-        _stop(children)
+        supervisor.stop()
         engine.dispose()
         print("stopped every process the demo started")

@@ -1,9 +1,9 @@
-"""import-events: the documented example, line-numbered errors, all-or-nothing, idempotency, speed."""
+"""import-events: the documented example, line-numbered errors, all-or-nothing, idempotency (speed:
+bench/bench_import.py)."""
 
 from __future__ import annotations
 
 import json
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -111,15 +111,12 @@ def timeline(n_lines: int) -> list[str]:
     return out
 
 
-def test_a_busy_timeline_imports_quickly(engine: Engine, tmp_path: Path) -> None:
+def test_a_busy_timeline_imports(engine: Engine, tmp_path: Path) -> None:
+    """What a busy day imports to; how fast is bench/bench_import.py's business."""
     p = _write(tmp_path, timeline(1_500))
-    started = time.perf_counter()
     rep = import_events(engine, p, KEY)
-    took = time.perf_counter() - started
     assert rep.events >= 1_490 and rep.conversations == 150
     assert _count(engine, ConversationEvent, ConversationEvent.type == "REOPENED") > 0
-    assert took < 30, took
-    print(f"\nimport-events: {rep.lines} lines in {took:.2f} s")
 
 
 def _demo(tmp: Path, org: str, days: int, per_weekday: int) -> Path:
@@ -181,10 +178,6 @@ def test_batched_replay_gives_the_same_result_as_line_by_line(engine: Engine, tm
 
 def test_a_ten_thousand_line_timeline_imports(engine: Engine, tmp_path: Path) -> None:
     p = _demo(tmp_path, "Ten K", 27, 50)
-    started = time.perf_counter()
     rep = import_events(engine, p, KEY)
-    took = time.perf_counter() - started
     assert rep.lines >= 10_000 and rep.events >= 9_900 and rep.conversations > 1_000
     assert _count(engine, Message) == rep.messages
-    print(f"\nimport-events: {rep.lines} lines ({rep.messages} messages, {rep.conversations} conversations) "
-          f"in {took:.2f} s = {took / rep.lines * 1000:.2f} ms/line")
