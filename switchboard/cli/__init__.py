@@ -1,7 +1,1 @@
-"""The ``switchboard`` command line and the demo launcher."""
-
-from __future__ import annotations
-
-from switchboard.cli.main import main
-
-__all__ = ["main"]
+"""The ``switchboard`` command line (:mod:`switchboard.cli.main`) and the demo launcher (:mod:`.demo`)."""

@@ -52,13 +52,9 @@ def cmd_secret_key(args: argparse.Namespace) -> None:
 
 
 def cmd_secret_rotate(args: argparse.Namespace) -> None:
-    import base64
+    from switchboard.rotate import decode_key, rotate_secret_key
 
-    from switchboard.rotate import rotate_secret_key
-
-    old = args.old_key
-    old_bytes = base64.urlsafe_b64decode(old.encode() + b"=" * (-len(old) % 4))
-    n = rotate_secret_key(_engine(), old_bytes, get_settings().secret_key_bytes())
+    n = rotate_secret_key(_engine(), decode_key(args.old_key), get_settings().secret_key_bytes())
     print(f"re-encrypted {n} secrets with the current SWITCHBOARD_SECRET_KEY")
 
 

@@ -24,7 +24,7 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 
-from connectors.base import AuthenticationError, RateLimited
+from connectors.base import AuthenticationError, RateLimited, RetryableError
 from connectors.telegram import get_telegram_gateway
 from connectors.telegram.gateway import (
     PeerRef,
@@ -238,6 +238,7 @@ class ListenerStats:
     items: int = 0
     messages_created: int = 0
     failed: int = 0
+    reconnects: int = 0
     errors: list[str] = field(default_factory=list)
 
 
@@ -265,10 +266,12 @@ def run_listener(
     retries: int = 3,
     retry_delay: float = 0.5,
 ) -> ListenerStats:
-    """Ingest live events until ``stop`` is set (or ``max_seconds`` pass, or the connection ends).
+    """Ingest live events until ``stop`` is set (or ``max_seconds`` pass).
 
     A failing event is retried ``retries`` times; if it still fails it is logged and recorded as
     the channel's last error, and the listener goes on (the next sync re-fetches new messages).
+    When the connection ends or fails (``listen`` returns, or raises a retryable error) the listener
+    reconnects with a backoff (``retry_delay`` doubling up to 30 s while nothing arrives in between).
     """
     stop = stop or threading.Event()
     stats = ListenerStats()
@@ -298,8 +301,20 @@ def run_listener(
                 except Exception:
                     log.exception("telegram channel %s: could not record the listener error", channel_id)
 
+    drops = 0
     try:
-        gateway.listen(on_event, stop)
+        while not stop.is_set():
+            events_before = stats.events
+            try:
+                gateway.listen(on_event, stop)
+            except RetryableError as exc:
+                log.warning("telegram channel %s: listener connection failed: %s", channel_id, exc)
+            if stop.is_set():
+                break
+            drops = 0 if stats.events > events_before else drops + 1
+            stats.reconnects += 1
+            log.warning("telegram channel %s: listener connection ended; reconnecting", channel_id)
+            stop.wait(min(retry_delay * 2 ** min(drops, 6), 30.0))
     finally:
         if timer is not None:
             timer.cancel()

@@ -83,9 +83,6 @@ def _wait_until(condition: Callable[[], bool], what: str, timeout: float = 60.0)
         time.sleep(0.05)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "issue 17: run_listener (switchboard/workflows/telegram.py, not owned by wp-review) returns when the "
-    "connection ends and does not reconnect; events wait for the next telegram-listeners run (up to 5 min)"))
 @pytest.mark.parametrize("drop", [_return, _raise], ids=["listen-returns", "listen-raises-retryable"])
 def test_the_listener_reconnects_after_the_connection_drops(engine: Engine, drop: Drop) -> None:
     world = FakeTelegramWorld(now=Clock())
