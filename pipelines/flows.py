@@ -55,14 +55,17 @@ def recorded(name: str, fn: Callable[[], T], summary: Callable[[T], dict[str, An
     eng = engine()
     with UnitOfWork(eng) as uow:
         run_id = runs.start_run(uow, name)
+        uow.commit()
     try:
         result = fn()
     except Exception as exc:
         with UnitOfWork(eng) as uow:
             runs.finish_run(uow, run_id, ok=False, error=f"{exc.__class__.__name__}: {exc}")
+            uow.commit()
         raise
     with UnitOfWork(eng) as uow:
         runs.finish_run(uow, run_id, ok=True, detail=summary(result))
+        uow.commit()
     return result
 
 

@@ -62,4 +62,5 @@ def run_worker() -> None:
 
     with UnitOfWork(engine()) as uow:
         mark_interrupted(uow)
+        uow.commit()
     serve(*deployments(), pause_on_shutdown=False)

@@ -320,7 +320,7 @@ class Attachment(Base):
     data: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
 
 
-class AgentSession(Base):
+class AgentPresence(Base):
     """Presence of one agent (one row per user): the latest heartbeat and state."""
 
     __tablename__ = "agent_sessions"

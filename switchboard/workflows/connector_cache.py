@@ -11,6 +11,7 @@ from sqlalchemy import Engine
 
 from connectors.base import Connector
 from switchboard.services.channels import ChannelView, channel_credentials, get_channel, list_channels
+from switchboard.types import Actor
 from switchboard.uow import UnitOfWork
 
 _TTL_SECONDS = 30.0
@@ -43,7 +44,7 @@ class ConnectorCache:
                 return hit[1], hit[2]
         with UnitOfWork(self.engine) as uow:
             channel = get_channel(uow, channel_id)
-            creds = channel_credentials(uow, channel_id, self.secret_key)
+            creds = channel_credentials(uow, Actor.system(channel.organization_id), channel_id, self.secret_key)
         connector = build_connector(channel, creds)
         with self._lock:
             old = self._items.get(channel_id)
@@ -74,7 +75,7 @@ class ConnectorCache:
                 if channel.provider != provider:
                     continue
                 try:
-                    credentials = channel_credentials(uow, channel.id, self.secret_key)
+                    credentials = channel_credentials(uow, Actor.system(organization_id), channel.id, self.secret_key)
                 except Exception:  # one channel's unreadable credentials must not stop the others
                     log.warning("channel %s: credentials unreadable, routing by its external id", channel.id,
                                 exc_info=True)

@@ -144,4 +144,5 @@ def download_media_once(engine: Engine, connectors: ConnectorCache, media_dir: P
         log.warning("channel %s: %s", channel_id, error)
         with UnitOfWork(engine) as uow:
             record_channel_error(uow, channel_id, error)
+            uow.commit()
     return stats

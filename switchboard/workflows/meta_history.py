@@ -57,7 +57,9 @@ def sync_meta_channel(engine: Engine, channel_id: int, connectors: ConnectorCach
         report.error = str(exc)
         with UnitOfWork(engine) as uow:
             record_channel_error(uow, channel_id, f"history pull failed: {exc}")
+            uow.commit()
         return report
     with UnitOfWork(engine) as uow:
         record_channel_error(uow, channel_id, None)
+        uow.commit()
     return report

@@ -66,6 +66,7 @@ def send_outbox_once(engine: Engine, connectors: ConnectorCache, limiter: RateLi
     stats = OutboxStats()
     with UnitOfWork(engine) as uow:
         jobs = claim_due(uow, limit=limit, now=now)
+        uow.commit()
     stats.claimed = len(jobs)
     for job in jobs:
         try:
@@ -84,6 +85,7 @@ def send_outbox_once(engine: Engine, connectors: ConnectorCache, limiter: RateLi
             with UnitOfWork(engine) as uow:
                 record_failure(uow, job.message_id, error_code=exc.code, error_message=exc.message,
                                retryable=True, retry_after=exc.retry_after, max_attempts=max_attempts, now=now)
+                uow.commit()
             stats.retrying += 1
             stats.errors.append(str(exc))
             continue
@@ -93,6 +95,7 @@ def send_outbox_once(engine: Engine, connectors: ConnectorCache, limiter: RateLi
                                retryable=False, max_attempts=max_attempts, now=now)
                 if isinstance(exc, AuthenticationError):
                     record_channel_error(uow, job.channel_id, f"authentication failed: {exc}", now=now)
+                uow.commit()
             stats.failed += 1
             stats.errors.append(str(exc))
             continue
@@ -102,11 +105,13 @@ def send_outbox_once(engine: Engine, connectors: ConnectorCache, limiter: RateLi
                 record_failure(uow, job.message_id, error_code=None,
                                error_message=f"{exc.__class__.__name__}: {exc}", retryable=True,
                                max_attempts=max_attempts, now=now)
+                uow.commit()
             stats.retrying += 1
             stats.errors.append(str(exc))
             continue
         with UnitOfWork(engine) as uow:
             record_sent(uow, job.message_id, provider_message_id=result.provider_message_id,
-                        sent_at=result.sent_at, now=now)
+                        sent_at=result.sent_at)
+            uow.commit()
         stats.sent += 1
     return stats

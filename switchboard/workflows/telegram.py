@@ -42,7 +42,7 @@ from switchboard.services.channels import (
     get_channel,
     record_channel_error,
 )
-from switchboard.types import MessageDeletion, OutboundRequest, ParsedItem, ReadWatermark, SendResult
+from switchboard.types import Actor, MessageDeletion, OutboundRequest, ParsedItem, ReadWatermark, SendResult
 from switchboard.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -100,7 +100,7 @@ def telegram_channel_credentials(uow: UnitOfWork, channel_id: int, secret_key: b
     channel = get_channel(uow, channel_id)
     if channel.provider != "telegram":
         raise InvalidInput(f"channel {channel.key!r} is a {channel.provider} channel, not Telegram")
-    return channel_credentials(uow, channel_id, secret_key)
+    return channel_credentials(uow, Actor.system(channel.organization_id), channel_id, secret_key)
 
 
 def _deleted_keys(uow: UnitOfWork, channel_id: int, message_ids: tuple[int, ...]) -> list[str]:
@@ -207,9 +207,11 @@ def sync_telegram_channel(
         report.rate_limited_for = exc.retry_after
         with UnitOfWork(engine) as uow:
             record_channel_error(uow, channel_id, f"Telegram sync paused: {exc}", now=now)
+            uow.commit()
     except AuthenticationError as exc:
         with UnitOfWork(engine) as uow:
             record_channel_error(uow, channel_id, f"Telegram: {exc}", now=now)
+            uow.commit()
         raise
     finally:
         gateway.close()
@@ -222,6 +224,7 @@ def sync_telegram_channel(
         with UnitOfWork(engine) as uow:
             if get_channel(uow, channel_id).last_error:
                 record_channel_error(uow, channel_id, None, now=now)
+                uow.commit()
     return report
 
 
@@ -289,6 +292,7 @@ def run_listener(
                 try:
                     with UnitOfWork(engine) as uow:
                         record_channel_error(uow, channel_id, f"Telegram listener: {exc}")
+                        uow.commit()
                 except Exception:
                     log.exception("telegram channel %s: could not record the listener error", channel_id)
 

@@ -33,6 +33,7 @@ from switchboard.policy import can_send_channel, can_view_channel, visible_chann
 from switchboard.services.channels import create_channel
 from switchboard.services.organizations import create_organization
 from switchboard.settings import Settings
+from switchboard.types import Actor
 from switchboard.uow import UnitOfWork
 
 from .conftest import KEY, PASSWORD, T0, U
@@ -237,11 +238,14 @@ def test_channel_permissions_and_org_isolation(engine: Engine, make_user: Callab
     admin = make_user("boss@example.com", role="admin")
     agent = make_user()
     with UnitOfWork(engine) as u:
-        wa = create_channel(u, admin.org, key="wa", provider="whatsapp", name="WA", secret_key=KEY).id
+        wa = create_channel(u, Actor.system(admin.org), key="wa", provider="whatsapp", name="WA", secret_key=KEY).id
+        u.commit()
     with UnitOfWork(engine) as u:
-        tg = create_channel(u, admin.org, key="tg", provider="telegram", name="TG", secret_key=KEY).id
+        tg = create_channel(u, Actor.system(admin.org), key="tg", provider="telegram", name="TG", secret_key=KEY).id
+        u.commit()
     with UnitOfWork(engine) as u:
         other_org = create_organization(u, "Other")
+        u.commit()
     other = make_user("eve@other.com", role="admin", organization_id=other_org)
     with UnitOfWork(engine) as u:
         assert visible_channel_ids(u, agent.actor) == []

@@ -19,7 +19,7 @@ from switchboard.errors import InvalidInput
 from switchboard.services.channels import create_channel, set_channel_credentials
 from switchboard.services.organizations import create_organization
 from switchboard.settings import get_settings
-from switchboard.types import OutboundRequest
+from switchboard.types import Actor, OutboundRequest
 from switchboard.uow import UnitOfWork
 from switchboard.workflows.telegram import (
     load_chat_cursors,
@@ -57,9 +57,10 @@ def connected_channel(engine: Engine, world: FakeTelegramWorld) -> int:
     state = submit_code(gw, start_login(gw, PHONE), "24680")
     with UnitOfWork(engine) as uow:
         org = create_organization(uow, "Acme")
-        ch = create_channel(uow, org, key="tg", provider="telegram", name="Telegram", secret_key=_key())
-        set_channel_credentials(uow, ch.id, _key(), {"api_id": 1, "api_hash": "x", "phone": PHONE,
+        ch = create_channel(uow, Actor.system(org), key="tg", provider="telegram", name="Telegram", secret_key=_key())
+        set_channel_credentials(uow, Actor.system(org), ch.id, _key(), {"api_id": 1, "api_hash": "x", "phone": PHONE,
                                                      "session": state.session})
+        uow.commit()
     return ch.id
 
 
@@ -153,8 +154,9 @@ def test_long_flood_wait_is_reported_on_the_channel(engine: Engine, world: FakeT
 def test_sync_refuses_a_channel_that_is_not_connected(engine: Engine, world: FakeTelegramWorld) -> None:
     with UnitOfWork(engine) as uow:
         org = create_organization(uow, "Acme")
-        ch = create_channel(uow, org, key="tg", provider="telegram", name="Telegram", secret_key=_key())
-        wa = create_channel(uow, org, key="wa", provider="whatsapp", name="WA", secret_key=_key())
+        ch = create_channel(uow, Actor.system(org), key="tg", provider="telegram", name="Telegram", secret_key=_key())
+        wa = create_channel(uow, Actor.system(org), key="wa", provider="whatsapp", name="WA", secret_key=_key())
+        uow.commit()
     with pytest.raises(InvalidInput, match="not connected yet"):
         sync_telegram_channel(engine, ch.id, factory(world), secret_key=_key())
     with pytest.raises(InvalidInput, match="not Telegram"):
