@@ -35,12 +35,13 @@ from switchboard.types import Actor
 REFRESH_SECONDS = 4
 HEARTBEAT_SECONDS = 20
 QUEUES = {"unassigned": "Unassigned", "mine": "Mine", "all": "All I can see"}
-STATUS_ICON = {ConversationStatus.PENDING: "🟡", ConversationStatus.ASSIGNED: "🟢", ConversationStatus.COMPLETED: "⚪"}
-STATUS_LABEL = {ConversationStatus.PENDING: "Waiting", ConversationStatus.ASSIGNED: "Assigned",
-                ConversationStatus.COMPLETED: "Done"}
-MESSAGE_STATUS = {MessageStatus.PENDING: "🕓 sending", MessageStatus.SENT: "✓ sent",
-                  MessageStatus.DELIVERED: "✓✓ delivered", MessageStatus.READ: "✓✓ read",
-                  MessageStatus.FAILED: "⚠️ failed"}
+STATUS_ICON: dict[str, str] = {ConversationStatus.PENDING: "🟡", ConversationStatus.ASSIGNED: "🟢",
+                               ConversationStatus.COMPLETED: "⚪"}
+STATUS_LABEL: dict[str, str] = {ConversationStatus.PENDING: "Waiting", ConversationStatus.ASSIGNED: "Assigned",
+                                ConversationStatus.COMPLETED: "Done"}
+MESSAGE_STATUS: dict[str, str] = {MessageStatus.PENDING: "🕓 sending", MessageStatus.SENT: "✓ sent",
+                                  MessageStatus.DELIVERED: "✓✓ delivered", MessageStatus.READ: "✓✓ read",
+                                  MessageStatus.FAILED: "⚠️ failed"}
 BUTTONS = {  # column, label, service; which of them show is the conversation rules' answer
     ConversationAction.ACCEPT: (0, "Accept", conv.accept),
     ConversationAction.REOPEN: (0, "Reopen", conv.reopen),

@@ -111,15 +111,12 @@ def timeline(n_lines: int) -> list[str]:
     return out
 
 
-def test_a_busy_timeline_imports_quickly(engine: Engine, tmp_path: Path) -> None:
+def test_a_busy_timeline_imports(engine: Engine, tmp_path: Path) -> None:
+    """A busy file replays completely (its speed is measured in bench/, not asserted here)."""
     p = _write(tmp_path, timeline(1_500))
-    started = time.perf_counter()
     rep = import_events(engine, p, KEY)
-    took = time.perf_counter() - started
     assert rep.events >= 1_490 and rep.conversations == 150
     assert _count(engine, ConversationEvent, ConversationEvent.type == "REOPENED") > 0
-    assert took < 30, took
-    print(f"\nimport-events: {rep.lines} lines in {took:.2f} s")
 
 
 def _demo(tmp: Path, org: str, days: int, per_weekday: int) -> Path:
