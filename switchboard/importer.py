@@ -29,6 +29,7 @@ from sqlalchemy.exc import DBAPIError
 
 from switchboard.auth.users import create_user
 from switchboard.db.schema import PROVIDERS, ROLES, AuditLog, Contact, Conversation, Organization, User
+from switchboard.domain.conversation import MessageStatus
 from switchboard.errors import InvalidInput, NotFound, SwitchboardError
 from switchboard.services.assignment import set_max_concurrent
 from switchboard.services.channels import create_channel, grant_channel_permission
@@ -58,7 +59,8 @@ EVENT_FIELDS: dict[str, tuple[str, ...]] = {
     "presence": ("agent", "state"),
 }
 DECLARATIONS = ("organization", "channel", "user")
-STATUSES = {"sent": "SENT", "delivered": "DELIVERED", "read": "READ", "failed": "FAILED"}
+STATUSES = {"sent": MessageStatus.SENT, "delivered": MessageStatus.DELIVERED, "read": MessageStatus.READ,
+            "failed": MessageStatus.FAILED}
 STATES = {"online": "ONLINE", "away": "AWAY", "offline": "OFFLINE"}
 _KEY_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 MAX_REPORTED = 20
@@ -398,7 +400,7 @@ class _Replayer:
             return
         if kind == "status" and self.mode == "reorder":
             status = STATUSES[d["status"].lower()]
-            if status == "SENT":  # the reply line already recorded it as sent
+            if status == MessageStatus.SENT:  # the reply line already recorded it as sent
                 return
             _, channel_id, contact = self.outbound[d["message_id"]]
             if self.pending_convs.get((channel_id, contact)) == "inbound" or d["message_id"] in self.pending_statuses:
@@ -422,7 +424,7 @@ class _Replayer:
         elif kind == "status":
             _, channel_id, _ = self.outbound[d["message_id"]]
             status = STATUSES[d["status"].lower()]
-            if status != "SENT":
+            if status != MessageStatus.SENT:
                 ingest_items(u, channel_id=channel_id, now=at, commit=False, items=[StatusUpdate(
                     d["message_id"], status, at, error_code=d.get("error_code"),  # type: ignore[arg-type]
                     error_message=d.get("error_message"))])

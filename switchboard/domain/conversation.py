@@ -115,6 +115,8 @@ def _refusal(action: ConversationAction, who: Participant, c: Facts) -> Refusal 
     mine = c.assigned_user_id is not None and c.assigned_user_id == who.user_id
     assigned, completed = c.status is ConversationStatus.ASSIGNED, c.status is ConversationStatus.COMPLETED
     if action is ConversationAction.ACCEPT:
+        if who.user_id is None:
+            return Refusal("only a person can hold a conversation; reassign it to one")
         if not who.can_send:  # taking a conversation means answering it
             return Refusal(_no_send(c) + ", so you cannot accept its conversations")
         if assigned and not mine:

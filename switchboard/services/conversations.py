@@ -181,6 +181,16 @@ def _event(uow: UnitOfWork, conv: ConversationRow, type: EventType, now: datetim
                  occurred_at=now, actor_user_id=conv.access.actor.acting_user_id, data=data)
 
 
+def _apply(uow: UnitOfWork, conv: ConversationRow, now: datetime, event: EventType, data: dict[str, Any],
+           **values: Any) -> None:
+    """Write one transition: the conversation's new columns and its event (with the cycle it belongs to);
+    a conversation that left the hands of its agent may go to the next one at once."""
+    uow.session.execute(update(Conversation).where(Conversation.id == conv.id).values(updated_at=now, **values))
+    _event(uow, conv, event, now, {**data, "cycle": values.get("cycle_number", conv.cycle_number)})
+    if values["status"] is not ConversationStatus.ASSIGNED:
+        _auto_assign(uow, conv.organization_id, now)
+
+
 # --- transitions: each returns the conversation's view; repeating one that happened is a no-op
 
 def accept(uow: UnitOfWork, actor: Actor, conversation_id: int, now: datetime | None = None
@@ -214,10 +224,8 @@ def release(uow: UnitOfWork, actor: Actor, conversation_id: int, now: datetime |
     now = now or utcnow()
     conv = _transition(uow, actor, conversation_id, ConversationAction.RELEASE)
     if conv is not None:
-        uow.session.execute(update(Conversation).where(Conversation.id == conversation_id)
-                            .values(status=ConversationStatus.PENDING, assigned_user_id=None, updated_at=now))
-        _event(uow, conv, EventType.RELEASED, now, {"from_user_id": conv.assigned_user_id, "cycle": conv.cycle_number})
-        _auto_assign(uow, conv.organization_id, now)
+        _apply(uow, conv, now, EventType.RELEASED, {"from_user_id": conv.assigned_user_id},
+               status=ConversationStatus.PENDING, assigned_user_id=None)
     return load_view(uow, conversation_id)
 
 
@@ -227,12 +235,8 @@ def complete(uow: UnitOfWork, actor: Actor, conversation_id: int, now: datetime 
     now = now or utcnow()
     conv = _transition(uow, actor, conversation_id, ConversationAction.COMPLETE)
     if conv is not None:
-        uow.session.execute(update(Conversation).where(Conversation.id == conversation_id)
-                            .values(status=ConversationStatus.COMPLETED, assigned_user_id=None,
-                                    awaiting_reply=False, updated_at=now))
-        _event(uow, conv, EventType.COMPLETED, now,
-               {"assigned_user_id": conv.assigned_user_id, "cycle": conv.cycle_number})
-        _auto_assign(uow, conv.organization_id, now)
+        _apply(uow, conv, now, EventType.COMPLETED, {"assigned_user_id": conv.assigned_user_id},
+               status=ConversationStatus.COMPLETED, assigned_user_id=None, awaiting_reply=False)
     return load_view(uow, conversation_id)
 
 
@@ -256,11 +260,8 @@ def reassign(uow: UnitOfWork, actor: Actor, conversation_id: int, to_user_id: in
         raise InvalidInput(f"{target.name} may not view channel '{acc.channel_key}'; grant 'view' first")
     check(ConversationAction.REASSIGN, conv.participant, conv.facts)
     if conv.status is not ConversationStatus.ASSIGNED or conv.assigned_user_id != to_user_id:
-        uow.session.execute(update(Conversation).where(Conversation.id == conversation_id)
-                            .values(status=ConversationStatus.ASSIGNED, assigned_user_id=to_user_id,
-                                    updated_at=now))
-        _event(uow, conv, EventType.REASSIGNED, now, {"from_user_id": conv.assigned_user_id,
-                                                      "to_user_id": to_user_id, "cycle": conv.cycle_number})
+        _apply(uow, conv, now, EventType.REASSIGNED, {"from_user_id": conv.assigned_user_id, "to_user_id": to_user_id},
+               status=ConversationStatus.ASSIGNED, assigned_user_id=to_user_id)
         uow.session.execute(update(User).where(User.id == to_user_id).values(last_assigned_at=now))
     return load_view(uow, conversation_id)
 
@@ -273,12 +274,10 @@ def reopen(uow: UnitOfWork, actor: Actor, conversation_id: int, now: datetime | 
     if conv is not None:
         state = ConversationState(conv.status, conv.assigned_user_id, 0, None, None, None, conv.cycle_number,
                                   None, None, False)
-        for spec in rules.reopen(state, now):
-            _event(uow, conv, spec.type, spec.occurred_at, spec.data)
-        uow.session.execute(update(Conversation).where(Conversation.id == conversation_id).values(
-            status=state.status, assigned_user_id=state.assigned_user_id, cycle_number=state.cycle_number,
-            cycle_started_at=state.cycle_started_at, first_response_at=state.first_response_at, updated_at=now))
-        _auto_assign(uow, conv.organization_id, now)
+        [spec] = rules.reopen(state, now)
+        _apply(uow, conv, now, spec.type, spec.data, status=state.status, assigned_user_id=state.assigned_user_id,
+               cycle_number=state.cycle_number, cycle_started_at=state.cycle_started_at,
+               first_response_at=state.first_response_at)
     return load_view(uow, conversation_id)
 
 

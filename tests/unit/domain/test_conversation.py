@@ -129,7 +129,8 @@ def test_repeating_a_transition_is_a_noop() -> None:
 def test_the_system_actor_is_a_manager_without_a_user() -> None:
     system = Participant(None, is_manager=True, can_send=True)
     assert outcome(A.COMPLETE, system, facts(S.ASSIGNED)) == "ok"
-    assert outcome(A.ACCEPT, system, facts(S.ASSIGNED)) == "conflict"  # it never holds a conversation
+    assert outcome(A.ACCEPT, system, facts(S.PENDING)) == "denied"  # it never holds a conversation
+    assert A.ACCEPT not in allowed_actions(system, facts(S.PENDING))
 
 
 def at(minutes: float) -> datetime:
