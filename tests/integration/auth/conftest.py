@@ -52,7 +52,9 @@ def uow(engine: Engine) -> Callable[[], UnitOfWork]:
 @pytest.fixture
 def org(engine: Engine) -> int:
     with UnitOfWork(engine) as u:
-        return create_organization(u, "Acme", "Europe/Berlin")
+        org_id = create_organization(u, "Acme", "Europe/Berlin")
+        u.commit()
+        return org_id
 
 
 @pytest.fixture
