@@ -37,6 +37,7 @@ from switchboard.db.migrate import upgrade  # noqa: E402
 from switchboard.services.channels import create_channel  # noqa: E402
 from switchboard.services.organizations import create_organization  # noqa: E402
 from switchboard.settings import new_secret_key  # noqa: E402
+from switchboard.types import Actor
 from switchboard.uow import UnitOfWork  # noqa: E402
 
 APP_SECRET = "bench-secret"
@@ -155,10 +156,11 @@ def main() -> None:
     engine = create_engine(url)
     with UnitOfWork(engine) as uow:
         org = create_organization(uow, "Bench")
-        ch = create_channel(uow, org, key="wa", provider="whatsapp", name="WA", external_id="100",
+        ch = create_channel(uow, Actor.system(org), key="wa", provider="whatsapp", name="WA", external_id="100",
                             secret_key=get_settings().secret_key_bytes(),
                             credentials={"app_secret": APP_SECRET, "access_token": "t", "verify_token": "v",
                                          "phone_number_id": "100"})
+        uow.commit()
     env = dict(os.environ, DATABASE_URL=url, SWITCHBOARD_HOME=str(tmp), SWITCHBOARD_SECRET_KEY=key)
     proc = subprocess.Popen([sys.executable, "-m", "switchboard.cli.main", "serve", "--port", str(args.port),
                              "--workers", str(args.workers)], env=env)

@@ -46,7 +46,7 @@ from switchboard.db.engine import embedded_server, ensure_database, sync_url  # 
 from switchboard.db.migrate import upgrade  # noqa: E402
 from switchboard.db.schema import WebhookEvent  # noqa: E402
 from switchboard.services.ingest import ingest_items  # noqa: E402
-from switchboard.types import ContactRef, InboundMessage  # noqa: E402
+from switchboard.types import Actor, ContactRef, InboundMessage  # noqa: E402
 from switchboard.uow import UnitOfWork  # noqa: E402
 
 NUMBER = "5550001"
@@ -76,7 +76,7 @@ def setup(url: str, existing: int) -> dict[str, Any]:
     engine = create_engine(url)
     with UnitOfWork(engine) as uow:
         org = create_organization(uow, "Bench")
-        ch = create_channel(uow, org, key="wa", provider="whatsapp", name="WA", secret_key=key, external_id=NUMBER,
+        ch = create_channel(uow, Actor.system(org), key="wa", provider="whatsapp", name="WA", secret_key=key, external_id=NUMBER,
                             credentials={"app_secret": SECRET, "access_token": "t", "phone_number_id": NUMBER})
         manager = create_user(uow, org, email="m@bench.test", name="M", role="manager", secret_key=key,
                               password="long enough password")

@@ -6,9 +6,10 @@ The file declares an organization, its channels and users, then lists events (``
 uses, with ``now`` = that timestamp. The format is documented in ``docs/import-events.md``.
 
 Safety: the whole file is validated before anything is written (every bad line is reported with its
-number), then replayed in ONE database transaction: if a line fails during the replay (e.g. an agent
-replies to a conversation someone else holds), nothing of the file is kept. Importing the same file
-twice is a no-op (its SHA-256 is recorded in the audit log).
+number), then replayed in ONE database transaction that the importer commits at the end (services never
+commit): if a line fails during the replay (e.g. an agent replies to a conversation someone else holds),
+nothing of the file is kept. Importing the same file twice is a no-op (its SHA-256 is recorded in the
+audit log). Declarations act as the organization's system actor; event lines as the user they name.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import secrets
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -27,19 +27,21 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import Engine, func, insert, select
 from sqlalchemy.exc import DBAPIError
 
-from switchboard.auth.passwords import hash_password
 from switchboard.auth.users import create_user
 from switchboard.db.schema import PROVIDERS, ROLES, AuditLog, Contact, Conversation, Organization, User
-from switchboard.errors import InvalidInput, SwitchboardError
+from switchboard.domain.conversation import MessageStatus
+from switchboard.errors import InvalidInput, NotFound, SwitchboardError
+from switchboard.services.assignment import set_max_concurrent
 from switchboard.services.channels import create_channel, grant_channel_permission
-from switchboard.services.conversations import do_accept, do_complete, do_reassign, do_release, do_reopen
+from switchboard.services.conversations import accept, complete, reassign, release, reopen
 from switchboard.services.ingest import ingest_items
 from switchboard.services.organizations import (
     create_organization,
-    update_organization,
+    organization_id_by_name,
+    update_settings,
     validate_business_hours,
 )
-from switchboard.services.outbox import do_enqueue_reply, enqueue_bot_reply, record_sent
+from switchboard.services.outbox import enqueue_bot_reply, enqueue_reply, record_sent
 from switchboard.services.presence import heartbeat
 from switchboard.types import Actor, ContactRef, InboundMessage, StatusUpdate
 from switchboard.uow import UnitOfWork
@@ -57,7 +59,8 @@ EVENT_FIELDS: dict[str, tuple[str, ...]] = {
     "presence": ("agent", "state"),
 }
 DECLARATIONS = ("organization", "channel", "user")
-STATUSES = {"sent": "SENT", "delivered": "DELIVERED", "read": "READ", "failed": "FAILED"}
+STATUSES = {"sent": MessageStatus.SENT, "delivered": MessageStatus.DELIVERED, "read": MessageStatus.READ,
+            "failed": MessageStatus.FAILED}
 STATES = {"online": "ONLINE", "away": "AWAY", "offline": "OFFLINE"}
 _KEY_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 MAX_REPORTED = 20
@@ -247,23 +250,6 @@ def _validate(lines: list[str]) -> _Plan:
     return plan
 
 
-class _ReplayUnitOfWork(UnitOfWork):
-    """One transaction for the whole replay: the services' ``commit`` only flushes.
-
-    (Savepoints per service call would also work, but thousands of subtransactions in one transaction
-    make PostgreSQL slow; a replay aborts as a whole on the first error anyway.)
-    """
-
-    def commit(self) -> None:
-        self.session.flush()
-
-    def rollback(self) -> None:
-        """Nothing to undo piecemeal: any error aborts the replay and ``__exit__`` rolls everything back."""
-
-    def really_commit(self) -> None:
-        self.session.commit()
-
-
 class _Replayer:
     def __init__(self, uow: UnitOfWork, plan: _Plan, secret_key: bytes, sha: str, mode: Mode) -> None:
         self.uow = uow
@@ -271,6 +257,7 @@ class _Replayer:
         self.secret_key = secret_key
         self.sha = sha[:12]
         self.org_id = 0
+        self.system = Actor.system(0)
         self.channels: dict[str, tuple[int, str]] = {}
         self.actors: dict[str, Actor] = {}
         self.convs: dict[tuple[int, str], int] = {}
@@ -282,21 +269,24 @@ class _Replayer:
         self.pending_contacts: dict[tuple[str, str], int] = {}  # (provider, contact) -> channel id
         self.pending_statuses: set[str] = set()  # message ids with a held-back status
         self.messages = 0
-        self.unusable_hash: str | None = None
 
     def declare(self) -> None:
         org = self.plan.org
         assert org is not None
         d = org.data
         u = self.uow
-        self.org_id = create_organization(u, d["name"].strip(), d.get("timezone", "UTC"),
-                                          d.get("business_hours") or {})
+        name = d["name"].strip()
+        try:
+            self.org_id = organization_id_by_name(u, name)
+        except NotFound:
+            self.org_id = create_organization(u, name, d.get("timezone", "UTC"), d.get("business_hours") or {})
+        self.system = Actor.system(self.org_id, "import-events")
         changes = {k: d[k] for k in ("auto_assign", "sla_first_response_ms", "sla_resolution_ms") if k in d}
         if changes:
-            update_organization(u, self.org_id, **changes)
+            update_settings(u, self.system, **changes)
         for key, line in self.plan.channels.items():
             self._at(line, lambda d=line.data, key=key: self.channels.__setitem__(key, (create_channel(
-                u, self.org_id, key=key, provider=d["provider"], name=d.get("name") or key,
+                u, self.system, key=key, provider=d["provider"], name=d.get("name") or key,
                 secret_key=self.secret_key).id, d["provider"])))
         for email, line in self.plan.users.items():
             self._at(line, lambda email=email, line=line: self._user(email, line.data))
@@ -308,25 +298,17 @@ class _Replayer:
         if row is not None and row.organization_id != self.org_id:
             raise InvalidInput(f"user {email} already exists in another organization")
         if row is None:
-            # created without a password (no argon2 per user), then given one random password that nobody
-            # ever sees: active users that exist for metrics but cannot log in until an admin resets them
+            # active, with a random password nobody ever sees: users that exist for metrics but cannot
+            # log in until an admin resets them
             uid = create_user(u, self.org_id, email=email, name=d.get("name") or email.split("@")[0],
-                              role=d["role"], secret_key=self.secret_key, status="invited").user_id
-            if self.unusable_hash is None:
-                self.unusable_hash = hash_password(secrets.token_urlsafe(32))
-            from sqlalchemy import update
-
-            u.session.execute(update(User).where(User.id == uid).values(
-                status="active", password_hash=self.unusable_hash))
+                              role=d["role"], secret_key=self.secret_key).user_id
             role = d["role"]
         else:
             uid, role = row.id, row.role
         if isinstance(d.get("max_concurrent"), int):
-            from sqlalchemy import update
-
-            u.session.execute(update(User).where(User.id == uid).values(max_concurrent=d["max_concurrent"]))
+            set_max_concurrent(u, self.system, uid, d["max_concurrent"])
         for ck, rights in (d.get("permissions") or {}).items():
-            grant_channel_permission(u, None, user_id=uid, channel_id=self.channels[ck][0],
+            grant_channel_permission(u, self.system, user_id=uid, channel_id=self.channels[ck][0],
                                      can_view=True, can_send="send" in rights)
         self.actors[email] = Actor(uid, self.org_id, role, email)
 
@@ -418,7 +400,7 @@ class _Replayer:
             return
         if kind == "status" and self.mode == "reorder":
             status = STATUSES[d["status"].lower()]
-            if status == "SENT":  # the reply line already recorded it as sent
+            if status == MessageStatus.SENT:  # the reply line already recorded it as sent
                 return
             _, channel_id, contact = self.outbound[d["message_id"]]
             if self.pending_convs.get((channel_id, contact)) == "inbound" or d["message_id"] in self.pending_statuses:
@@ -442,31 +424,30 @@ class _Replayer:
         elif kind == "status":
             _, channel_id, _ = self.outbound[d["message_id"]]
             status = STATUSES[d["status"].lower()]
-            if status != "SENT":
+            if status != MessageStatus.SENT:
                 ingest_items(u, channel_id=channel_id, now=at, items=[StatusUpdate(
                     d["message_id"], status, at, error_code=d.get("error_code"),  # type: ignore[arg-type]
                     error_message=d.get("error_message"))])
         else:
             conv = self.conversation(line)
             if kind == "accept":
-                do_accept(u, self.actor(d["agent"]), conv, at)
+                accept(u, self.actor(d["agent"]), conv, at)
             elif kind == "release":
-                do_release(u, self.actor(d["agent"]), conv, at)
+                release(u, self.actor(d["agent"]), conv, at)
             elif kind == "complete":
-                do_complete(u, self.actor(d["agent"]), conv, at)
+                complete(u, self.actor(d["agent"]), conv, at)
             elif kind == "reopen":
-                do_reopen(u, self.actor(d["agent"]), conv, at)
+                reopen(u, self.actor(d["agent"]), conv, at)
             elif kind == "reassign":
-                do_reassign(u, self.actor(d["agent"]), conv, self.actor(d["to"]).user_id, at)
+                reassign(u, self.actor(d["agent"]), conv, self.actor(d["to"]).user_id, at)
             elif kind in ("reply", "bot_reply"):
                 key = f"import:{self.sha}:{line.no}"
                 if kind == "reply":
-                    mid = do_enqueue_reply(u, self.actor(d["agent"]), conv, d["text"], idempotency_key=key,
-                                           now=at)
+                    mid = enqueue_reply(u, self.actor(d["agent"]), conv, d["text"], idempotency_key=key, now=at).id
                 else:
-                    mid = enqueue_bot_reply(u, conv, d["text"], idempotency_key=key, now=at).id
+                    mid = enqueue_bot_reply(u, self.system, conv, d["text"], idempotency_key=key, now=at).id
                 pmid = d.get("message_id") or key
-                record_sent(u, mid, provider_message_id=pmid, sent_at=at, now=at)
+                record_sent(u, mid, provider_message_id=pmid, sent_at=at)
                 self.outbound[pmid] = (mid, self.channels[d["channel"]][0], d["contact"])
                 self.messages += 1
 
@@ -513,8 +494,7 @@ def import_events(engine: Engine, path: str | Path, secret_key: bytes, *, file_o
 def _replay(engine: Engine, plan: _Plan, secret_key: bytes, sha: str, name: str, n_lines: int,
             mode: Mode) -> tuple[_Replayer, int]:
     """Declare, replay every event and record the import, all in one transaction (or nothing)."""
-    replay = _ReplayUnitOfWork(engine)
-    with replay as uow:
+    with UnitOfWork(engine) as uow:
         rep = _Replayer(uow, plan, secret_key, sha, mode)
         rep.declare()
         if mode == "reorder" and uow.session.execute(
@@ -528,5 +508,5 @@ def _replay(engine: Engine, plan: _Plan, secret_key: bytes, sha: str, name: str,
         uow.session.execute(insert(AuditLog).values(
             organization_id=rep.org_id, action="import-events", target=sha,
             details={"file": name, "lines": n_lines, "events": len(plan.events)}))
-        replay.really_commit()
+        uow.commit()
     return rep, int(conv_count)

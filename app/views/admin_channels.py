@@ -49,14 +49,16 @@ def page() -> None:
             key = st.text_input("Key (short name, e.g. wa-main)")
             name = st.text_input("Display name")
             external_id = st.text_input("Account id (phone-number id / page id / IG account id)")
+            rate = st.number_input("Rate limit (messages per second; fractions allowed)", min_value=0.01,
+                                   max_value=1000.0, value=80.0, step=1.0)
             creds = {f: st.text_input(f, type="password" if "token" in f or "secret" in f or "hash" in f else "default")
                      for f in CREDENTIAL_FIELDS[provider]}
             if st.form_submit_button("Add channel"):
                 try:
-                    ch = call(create_channel, actor.organization_id, key=key.strip(), provider=provider,
+                    ch = call(create_channel, actor, key=key.strip(), provider=provider,
                               name=name.strip() or key.strip(), secret_key=secret_key(),
                               credentials={k: v for k, v in creds.items() if v},
-                              external_id=external_id.strip() or None)
+                              external_id=external_id.strip() or None, rate_limit_per_second=float(rate))
                 except SwitchboardError as exc:
                     st.error(str(exc))
                 else:

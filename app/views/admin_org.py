@@ -27,7 +27,7 @@ def page() -> None:
         st.stop()
         return
     st.title("Organization settings")
-    org = call(get_organization, actor.organization_id)
+    org = call(get_organization, actor)
     with st.form("org_settings"):
         zones = _timezones()
         tz = st.selectbox("Timezone (days and business hours are computed in it)", zones,

@@ -19,18 +19,35 @@ import streamlit as st
 
 from app import signin
 from app.deps import call
+from switchboard.domain.conversation import (
+    AuthorKind,
+    ConversationAction,
+    ConversationStatus,
+    Direction,
+    MessageStatus,
+)
 from switchboard.errors import SwitchboardError
 from switchboard.services import conversations as conv
 from switchboard.services import inbox_views, media, outbox, presence
+from switchboard.services.messages import AttachmentView
 from switchboard.types import Actor
 
 REFRESH_SECONDS = 4
 HEARTBEAT_SECONDS = 20
 QUEUES = {"unassigned": "Unassigned", "mine": "Mine", "all": "All I can see"}
-STATUS_ICON = {"PENDING": "🟡", "ASSIGNED": "🟢", "COMPLETED": "⚪"}
-STATUS_LABEL = {"PENDING": "Waiting", "ASSIGNED": "Assigned", "COMPLETED": "Done"}
-MESSAGE_STATUS = {"PENDING": "🕓 sending", "SENT": "✓ sent", "DELIVERED": "✓✓ delivered",
-                  "READ": "✓✓ read", "FAILED": "⚠️ failed"}
+STATUS_ICON: dict[str, str] = {ConversationStatus.PENDING: "🟡", ConversationStatus.ASSIGNED: "🟢",
+                               ConversationStatus.COMPLETED: "⚪"}
+STATUS_LABEL: dict[str, str] = {ConversationStatus.PENDING: "Waiting", ConversationStatus.ASSIGNED: "Assigned",
+                                ConversationStatus.COMPLETED: "Done"}
+MESSAGE_STATUS: dict[str, str] = {MessageStatus.PENDING: "🕓 sending", MessageStatus.SENT: "✓ sent",
+                                  MessageStatus.DELIVERED: "✓✓ delivered", MessageStatus.READ: "✓✓ read",
+                                  MessageStatus.FAILED: "⚠️ failed"}
+BUTTONS = {  # column, label, service; which of them show is the conversation rules' answer
+    ConversationAction.ACCEPT: (0, "Accept", conv.accept),
+    ConversationAction.REOPEN: (0, "Reopen", conv.reopen),
+    ConversationAction.RELEASE: (1, "Release", conv.release),
+    ConversationAction.COMPLETE: (2, "Complete", conv.complete),
+}
 
 
 def _ago(ts: datetime | None) -> str:
@@ -164,9 +181,9 @@ def thread(actor: Actor, conversation_id: int) -> None:
     box = st.container(height=460)
     with box:
         for m in page.items:
-            inbound = m.direction == "INBOUND"
+            inbound = m.direction == Direction.INBOUND
             role = "user" if inbound else "assistant"
-            avatar = "🧑" if inbound else ("🤖" if m.author_kind == "bot" else "🎧")
+            avatar = "🧑" if inbound else ("🤖" if m.author_kind == AuthorKind.BOT else "🎧")
             with st.chat_message(role, avatar=avatar):
                 if m.is_deleted:
                     st.caption("message deleted by the customer")
@@ -181,7 +198,7 @@ def thread(actor: Actor, conversation_id: int) -> None:
                 if m.is_edited:
                     meta.append("edited")
                 st.caption(" · ".join(_plain(x) for x in meta))
-                if m.status == "FAILED" and m.error_message:
+                if m.status == MessageStatus.FAILED and m.error_message:
                     st.text(f"⚠️ {m.error_code or ''} {m.error_message}")
 
 
@@ -191,7 +208,7 @@ def _file_bytes(path: str) -> bytes:
     return Path(path).read_bytes()
 
 
-def _attachment(actor: Actor, a: outbox.AttachmentView) -> None:
+def _attachment(actor: Actor, a: AttachmentView) -> None:
     label = f"📎 {a.kind}: {a.file_name or a.mime_type or ''}"
     if not a.local_path:
         if a.download_error:
@@ -245,23 +262,18 @@ def _profile(actor: Actor, contact_id: int, current_id: int) -> None:
 
 
 def _actions(actor: Actor, c: inbox_views.ConversationView) -> None:
-    mine = c.assigned_user_id == actor.user_id
+    """The buttons the conversation rules offer this actor now (the services check again on click)."""
+    allowed = call(conv.available_actions, actor, c.id)
     cols = st.columns(4)
-    if c.status == "PENDING" and cols[0].button("Accept", type="primary", key=f"accept_{c.id}"):
-        if _run("Accept", conv.accept, actor, c.id):
-            st.session_state["queue"] = "mine"
-        st.rerun()
-    if c.status == "ASSIGNED" and (mine or actor.is_manager):
-        if cols[1].button("Release", key=f"release_{c.id}"):
-            _run("Release", conv.release, actor, c.id)
+    for action, (col, label, service) in BUTTONS.items():
+        if action not in allowed:
+            continue
+        primary = action is ConversationAction.ACCEPT
+        if cols[col].button(label, type="primary" if primary else "secondary", key=f"{action.value}_{c.id}"):
+            if _run(label, service, actor, c.id) and primary:
+                st.session_state["queue"] = "mine"
             st.rerun()
-        if cols[2].button("Complete", key=f"complete_{c.id}"):
-            _run("Complete", conv.complete, actor, c.id)
-            st.rerun()
-    if c.status == "COMPLETED" and cols[0].button("Reopen", key=f"reopen_{c.id}"):
-        _run("Reopen", conv.reopen, actor, c.id)
-        st.rerun()
-    if actor.is_manager and c.status != "COMPLETED":
+    if ConversationAction.REASSIGN in allowed:
         with cols[3].popover("Reassign"):
             agents = [a for a in call(inbox_views.list_agents, actor) if a.id != c.assigned_user_id]
             if not agents:
@@ -307,7 +319,7 @@ def page() -> None:
         return
     with st.sidebar:
         st.text_input("Search customers and messages", key="search")
-        st.selectbox("Status", ["Open", "Any", "PENDING", "ASSIGNED", "COMPLETED"], key="status_filter")
+        st.selectbox("Status", ["Open", "Any", *(s.value for s in ConversationStatus)], key="status_filter")
         st.radio("My status", ["ONLINE", "AWAY"], key="presence_state", horizontal=True,
                  on_change=lambda: st.session_state.update(_hb_at=0.0))
     linked = st.query_params.get("c")

@@ -21,10 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 from sqlalchemy.engine import make_url
 
-from switchboard.errors import InvalidInput, SwitchboardError
+from switchboard.db.schema import User
+from switchboard.errors import NotFound, SwitchboardError
 from switchboard.settings import Settings, ensure_local_secret_key, get_settings
 
 DEMO_ORG = "Demo Co"
@@ -111,45 +112,41 @@ class Supervisor:
 def seed(settings: Settings, engine: Engine) -> dict[str, str]:
     """Idempotently create the demo organization, users, channel and permissions."""
     from switchboard.auth.users import create_user
-    from switchboard.services.channels import (
-        channel_credentials,
-        create_channel,
-        grant_channel_permission,
-        list_channels,
-    )
-    from switchboard.services.organizations import create_organization
+    from switchboard.services.channels import channel_credentials, create_channel, grant_channel_permission
+    from switchboard.services.organizations import create_organization, organization_id_by_name
+    from switchboard.types import Actor
     from switchboard.uow import UnitOfWork
 
     key = settings.secret_key_bytes()
     info: dict[str, str] = {}
     with UnitOfWork(engine) as uow:
-        org_id = create_organization(uow, DEMO_ORG, DEMO_TIMEZONE, DEMO_HOURS)
-        existing = [c for c in list_channels(uow, org_id) if c.key == "sandbox"]
-        if existing:
-            channel = existing[0]
-        else:
-            channel = create_channel(
-                uow, org_id, key="sandbox", provider="sandbox", name="WhatsApp (sandbox)",
-                secret_key=key, external_id=SANDBOX_PHONE_ID,
-                credentials={
-                    "access_token": secrets.token_urlsafe(16),
-                    "app_secret": secrets.token_urlsafe(24),
-                    "verify_token": secrets.token_urlsafe(12),
-                    "phone_number_id": SANDBOX_PHONE_ID,
-                    "api_base_url": f"http://127.0.0.1:{settings.sandbox_port}",
-                },
-            )
+        try:
+            org_id = organization_id_by_name(uow, DEMO_ORG)
+        except NotFound:
+            org_id = create_organization(uow, DEMO_ORG, DEMO_TIMEZONE, DEMO_HOURS)
+        system = Actor.system(org_id, "demo")
+        channel = create_channel(  # idempotent on the key: the existing channel on a second run
+            uow, system, key="sandbox", provider="sandbox", name="WhatsApp (sandbox)",
+            secret_key=key, external_id=SANDBOX_PHONE_ID,
+            credentials={
+                "access_token": secrets.token_urlsafe(16),
+                "app_secret": secrets.token_urlsafe(24),
+                "verify_token": secrets.token_urlsafe(12),
+                "phone_number_id": SANDBOX_PHONE_ID,
+                "api_base_url": f"http://127.0.0.1:{settings.sandbox_port}",
+            },
+        )
+        existing = set(uow.session.execute(select(User.email)).scalars())
         for email, name, role in DEMO_USERS:
-            try:
-                created = create_user(uow, org_id, email=email, name=name, role=role, secret_key=key,
-                                      password=DEMO_PASSWORD)
-                if role == "agent":
-                    grant_channel_permission(uow, None, user_id=created.user_id, channel_id=channel.id,
-                                             can_view=True, can_send=True)
-            except InvalidInput:
-                pass  # already seeded
-    with UnitOfWork(engine) as uow:
-        creds = channel_credentials(uow, channel.id, key)
+            if email in existing:
+                continue  # already seeded
+            created = create_user(uow, org_id, email=email, name=name, role=role, secret_key=key,
+                                  password=DEMO_PASSWORD)
+            if role == "agent":
+                grant_channel_permission(uow, system, user_id=created.user_id, channel_id=channel.id,
+                                         can_view=True, can_send=True)
+        creds = channel_credentials(uow, system, channel.id, key)
+        uow.commit()
     info["webhook_url"] = channel.webhook_url(settings.public_base_url)
     info["app_secret"] = creds["app_secret"]
     info["access_token"] = creds["access_token"]
@@ -220,6 +217,7 @@ def run_demo(*, fresh: bool = False, customers: int = 6, speed: float = 1.0) -> 
 
     with UnitOfWork(engine) as uow:  # runs of a previous demo that was killed mid-run
         mark_interrupted(uow, older_than=timedelta(0))
+        uow.commit()
     info = seed(settings, engine)
     history = import_history(settings, engine)
     if history:

@@ -28,9 +28,28 @@ def _engine() -> Any:
 
 
 def _org_id(uow: Any, name: str | None) -> int:
-    from switchboard.services.organizations import create_organization
+    """The organization named ``--org``: a misspelt name fails with the list of names instead of
+    creating a new organization (``org create`` creates one). Without ``--org``, the default
+    organization, made on first use."""
+    from switchboard.errors import NotFound
+    from switchboard.services.organizations import create_organization, organization_id_by_name
 
-    return create_organization(uow, name or DEFAULT_ORG, get_settings().default_timezone)
+    try:
+        return organization_id_by_name(uow, name or DEFAULT_ORG)
+    except NotFound:
+        if name is not None:
+            raise
+        return create_organization(uow, DEFAULT_ORG, get_settings().default_timezone)
+
+
+def cmd_org_create(args: argparse.Namespace) -> None:
+    from switchboard.services.organizations import create_organization
+    from switchboard.uow import UnitOfWork
+
+    with UnitOfWork(_engine()) as uow:
+        org_id = create_organization(uow, args.name, args.timezone or get_settings().default_timezone)
+        uow.commit()
+    print(f"organization {args.name.strip()!r} id {org_id}")
 
 
 # --- commands ----------------------------------------------------------------------------------
@@ -106,14 +125,15 @@ def _positive_rate(value: str) -> float:
 
 def cmd_channel_add(args: argparse.Namespace) -> None:
     from switchboard.services.channels import create_channel
+    from switchboard.types import Actor
     from switchboard.uow import UnitOfWork
 
     settings = get_settings()
     creds = _parse_credentials(args.credential or [])
     with UnitOfWork(_engine()) as uow:
         org_id = _org_id(uow, args.org)
-        ch = create_channel(uow, org_id, key=args.key, provider=args.provider, name=args.name or args.key,
-                            secret_key=settings.secret_key_bytes(), credentials=creds,
+        ch = create_channel(uow, Actor.system(org_id, "cli"), key=args.key, provider=args.provider,
+                            name=args.name or args.key, secret_key=settings.secret_key_bytes(), credentials=creds,
                             external_id=args.external_id, rate_limit_per_second=args.rate_limit)
         uow.commit()
     print(f"channel {ch.key} ({ch.provider}) id {ch.id}")
@@ -231,6 +251,12 @@ def build_parser() -> argparse.ArgumentParser:
     rot.add_argument("--old-key", required=True)
     rot.set_defaults(func=cmd_secret_rotate)
 
+    org = sub.add_parser("org", help="organizations").add_subparsers(dest="org_command", required=True)
+    oc = org.add_parser("create", help="create an organization (fails if the name exists)")
+    oc.add_argument("name")
+    oc.add_argument("--timezone", help="IANA timezone (default SWITCHBOARD_DEFAULT_TIMEZONE)")
+    oc.set_defaults(func=cmd_org_create)
+
     user = sub.add_parser("user", help="users").add_subparsers(dest="user_command", required=True)
     uc = user.add_parser("create", help="create a user; prints the TOTP secret once")
     uc.add_argument("--email", required=True)
@@ -254,7 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="repeatable: access_token=…, app_secret=…, verify_token=…")
     ca.add_argument("--rate-limit", type=_positive_rate, default=80.0,
                     help="messages per second, more than 0; fractions allowed, e.g. 0.5 (default 80)")
-    ca.add_argument("--org")
+    ca.add_argument("--org", help=f"organization name (default {DEFAULT_ORG!r})")
     ca.set_defaults(func=cmd_channel_add)
     ch.add_parser("list", help="list channels with their webhook URLs").set_defaults(func=cmd_channel_list)
 

@@ -337,7 +337,7 @@ class Attachment(Base):
     download_claimed_until: Mapped[datetime | None]
 
 
-class AgentSession(Base):
+class AgentPresence(Base):
     """Presence of one agent (one row per user): the latest heartbeat and state."""
 
     __tablename__ = "agent_sessions"

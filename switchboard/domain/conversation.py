@@ -93,45 +93,69 @@ class Facts:
     status: ConversationStatus
     assigned_user_id: int | None
     assignee_name: str = "another agent"
+    channel_key: str | None = None  # named in refusals about the channel's permissions
 
 
-def _refusal(action: ConversationAction, who: Participant, c: Facts) -> str | None:
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """Why an action is not allowed now; ``conflict``: the conversation's state is in the way (Conflict),
+    otherwise the person lacks the right (PermissionDenied)."""
+
+    reason: str
+    conflict: bool = False
+
+
+def _no_send(c: Facts) -> str:
+    return "you have no 'send' permission on " + (f"channel '{c.channel_key}'" if c.channel_key else "this channel")
+
+
+def _refusal(action: ConversationAction, who: Participant, c: Facts) -> Refusal | None:
     """Why ``who`` may not do ``action`` on ``c`` now, or None when allowed. The sentences are for people."""
     cid = c.conversation_id
     mine = c.assigned_user_id is not None and c.assigned_user_id == who.user_id
+    assigned, completed = c.status is ConversationStatus.ASSIGNED, c.status is ConversationStatus.COMPLETED
     if action is ConversationAction.ACCEPT:
-        if not who.can_send:
-            return "you have no 'send' permission on this channel, so you cannot accept its conversations"
-        if c.status is ConversationStatus.ASSIGNED and not mine:
-            return f"conversation {cid} was already accepted by {c.assignee_name}"
-        if c.status is ConversationStatus.COMPLETED:
-            return f"conversation {cid} is completed; reopen it before accepting it"
+        if who.user_id is None:
+            return Refusal("only a person can hold a conversation; reassign it to one")
+        if not who.can_send:  # taking a conversation means answering it
+            return Refusal(_no_send(c) + ", so you cannot accept its conversations")
+        if assigned and not mine:
+            return Refusal(f"conversation {cid} was already accepted by {c.assignee_name}", conflict=True)
+        if completed:
+            return Refusal(f"conversation {cid} is completed; reopen it before accepting it", conflict=True)
         return None
     if action is ConversationAction.RELEASE:
-        if c.status is ConversationStatus.COMPLETED:
-            return f"conversation {cid} is completed; there is nothing to release"
-        if c.status is ConversationStatus.ASSIGNED and not (mine or who.is_manager):
-            return (f"conversation {cid} is assigned to {c.assignee_name}; only the assignee or a manager "
-                    "may release it")
+        if completed:
+            return Refusal(f"conversation {cid} is completed; there is nothing to release", conflict=True)
+        if assigned and not (mine or who.is_manager):
+            return Refusal(f"conversation {cid} is assigned to {c.assignee_name}; only the assignee or a "
+                           "manager may release it")
         return None
     if action is ConversationAction.COMPLETE:
         if c.status is ConversationStatus.PENDING and not who.is_manager:
-            return f"conversation {cid} is not assigned to you; accept it before completing it"
-        if c.status is ConversationStatus.ASSIGNED and not (mine or who.is_manager):
-            return (f"conversation {cid} is assigned to {c.assignee_name}; only the assignee or a manager "
-                    "may complete it")
+            return Refusal(f"conversation {cid} is not assigned to you; accept it before completing it")
+        if assigned and not (mine or who.is_manager):
+            return Refusal(f"conversation {cid} is assigned to {c.assignee_name}; only the assignee or a "
+                           "manager may complete it")
         return None
     if action is ConversationAction.REOPEN:
         return None  # anyone who may view the channel; a no-op unless COMPLETED
     if action is ConversationAction.REASSIGN:
         if not who.is_manager:
-            return "only admins and managers may reassign conversations"
-        if c.status is ConversationStatus.COMPLETED:
-            return f"conversation {cid} is completed; reopen it before reassigning it"
+            return Refusal("only admins and managers may reassign conversations")
+        if completed:
+            return Refusal(f"conversation {cid} is completed; reopen it before reassigning it", conflict=True)
         return None
     if action is ConversationAction.REPLY:
         if not who.can_send:
-            return "you have no 'send' permission on this channel"
+            return Refusal(_no_send(c))
+        if completed and not who.is_manager:
+            return Refusal(f"conversation {cid} is completed; reopen and accept it before replying",
+                           conflict=True)
+        if not who.is_manager and not (assigned and mine):
+            holder = "nobody" if c.assigned_user_id is None else "another agent"
+            return Refusal(f"conversation {cid} is assigned to {holder}; accept it before replying "
+                           "(only the assignee or a manager may reply)")
         return None
     raise AssertionError(action)
 
@@ -155,11 +179,9 @@ def allowed_actions(who: Participant, c: Facts) -> frozenset[ConversationAction]
 
 def check(action: ConversationAction, who: Participant, c: Facts) -> None:
     """Raise PermissionDenied / Conflict with a sentence when ``action`` is not allowed now."""
-    reason = _refusal(action, who, c)
-    if reason is None:
-        return
-    conflict = ("already accepted" in reason or "is completed" in reason)
-    raise (Conflict if conflict else PermissionDenied)(reason)
+    found = _refusal(action, who, c)
+    if found is not None:
+        raise (Conflict if found.conflict else PermissionDenied)(found.reason)
 
 
 def is_noop(action: ConversationAction, who: Participant, c: Facts) -> bool:

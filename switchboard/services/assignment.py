@@ -15,9 +15,14 @@ from datetime import datetime
 
 from sqlalchemy import func, select, text, update
 
+from switchboard.auth.audit import record_audit
 from switchboard.clock import utcnow
-from switchboard.db.schema import AgentSession, ChannelPermission, Conversation, Organization, User
+from switchboard.db.schema import AgentPresence, ChannelPermission, Conversation, Organization, User
+from switchboard.domain.conversation import ConversationStatus, EventType
+from switchboard.errors import InvalidInput
+from switchboard.policy import Action, require, require_organization
 from switchboard.services.events import NewEvent, append_events
+from switchboard.types import Actor
 from switchboard.uow import UnitOfWork
 
 _LOCK_CLASS = 730_001  # advisory lock namespace for auto-assignment (second key: organization id)
@@ -25,9 +30,9 @@ _LOCK_CLASS = 730_001  # advisory lock namespace for auto-assignment (second key
 
 def assign_pending(uow: UnitOfWork, organization_id: int, *, now: datetime | None = None
                    ) -> list[tuple[int, int]]:
-    """Assign what can be assigned now, inside the caller's transaction (no commit).
-
-    Returns ``(conversation_id, user_id)`` pairs. Does nothing unless the organization enabled it.
+    """Assign what can be assigned now (for every caller that put conversations back in the queue and
+    for the maintenance flow). Returns ``(conversation_id, user_id)`` pairs. Does nothing unless the
+    organization enabled it.
     """
     now = now or utcnow()
     enabled = uow.session.execute(
@@ -39,14 +44,14 @@ def assign_pending(uow: UnitOfWork, organization_id: int, *, now: datetime | Non
                         {"a": _LOCK_CLASS, "b": organization_id})
     open_count = (
         select(func.count())
-        .where(Conversation.assigned_user_id == User.id, Conversation.status == "ASSIGNED")
+        .where(Conversation.assigned_user_id == User.id, Conversation.status == ConversationStatus.ASSIGNED)
         .scalar_subquery()
     )
     agents = uow.session.execute(
         select(User.id, User.max_concurrent, User.last_assigned_at, open_count.label("open"))
-        .join(AgentSession, AgentSession.user_id == User.id)
+        .join(AgentPresence, AgentPresence.user_id == User.id)
         .where(User.organization_id == organization_id, User.status == "active", User.role == "agent",
-               AgentSession.state == "ONLINE")
+               AgentPresence.state == "ONLINE")
         .order_by(User.last_assigned_at.asc().nullsfirst(), User.id)
     ).all()
     load = {int(a.id): int(a.open) for a in agents}
@@ -63,7 +68,7 @@ def assign_pending(uow: UnitOfWork, organization_id: int, *, now: datetime | Non
     free = sum(max(0, capacity[u] - load[u]) for u in order)
     pending = uow.session.execute(
         select(Conversation.id, Conversation.channel_id, Conversation.cycle_number)
-        .where(Conversation.organization_id == organization_id, Conversation.status == "PENDING")
+        .where(Conversation.organization_id == organization_id, Conversation.status == ConversationStatus.PENDING)
         .order_by(func.coalesce(Conversation.cycle_started_at, Conversation.created_at), Conversation.id)
         .limit(max(free * 4, 50))
         .with_for_update(skip_locked=True)
@@ -76,8 +81,8 @@ def assign_pending(uow: UnitOfWork, organization_id: int, *, now: datetime | Non
             continue
         won = uow.session.execute(
             update(Conversation)
-            .where(Conversation.id == conv.id, Conversation.status == "PENDING")
-            .values(status="ASSIGNED", assigned_user_id=pick, updated_at=now)
+            .where(Conversation.id == conv.id, Conversation.status == ConversationStatus.PENDING)
+            .values(status=ConversationStatus.ASSIGNED, assigned_user_id=pick, updated_at=now)
             .returning(Conversation.id)
         ).first()
         if won is None:
@@ -86,7 +91,7 @@ def assign_pending(uow: UnitOfWork, organization_id: int, *, now: datetime | Non
         order.remove(pick)
         order.append(pick)
         done.append((int(conv.id), pick))
-        events.append(NewEvent(organization_id, int(conv.id), "ACCEPTED", now, actor_user_id=pick,
+        events.append(NewEvent(organization_id, int(conv.id), EventType.ACCEPTED, now, actor_user_id=pick,
                                data={"via": "auto_assign", "cycle": int(conv.cycle_number)}))
         if not any(load[u] < capacity[u] for u in order):
             break
@@ -98,9 +103,18 @@ def assign_pending(uow: UnitOfWork, organization_id: int, *, now: datetime | Non
     return done
 
 
-def auto_assign(uow: UnitOfWork, organization_id: int, *, now: datetime | None = None
-                ) -> list[tuple[int, int]]:
-    """Round-robin PENDING conversations to online agents under capacity (if enabled); commits."""
-    done = assign_pending(uow, organization_id, now=now)
-    uow.commit()
-    return done
+def set_max_concurrent(uow: UnitOfWork, actor: Actor, user_id: int, max_concurrent: int) -> None:
+    """Manager: how many conversations auto-assignment may hand to one user at once; audited."""
+    actor = require(uow, actor, Action.ASSIGN)
+    if isinstance(max_concurrent, bool) or not isinstance(max_concurrent, int) or not 0 <= max_concurrent <= 1000:
+        raise InvalidInput(f"the number of concurrent conversations must be 0 to 1000, not {max_concurrent!r}")
+    user = uow.session.execute(select(User.organization_id, User.email, User.max_concurrent)
+                               .where(User.id == user_id)).first()
+    require_organization(actor, None if user is None else user.organization_id, f"user {user_id}")
+    assert user is not None
+    if user.max_concurrent == max_concurrent:
+        return
+    uow.session.execute(update(User).where(User.id == user_id).values(max_concurrent=max_concurrent))
+    record_audit(uow, organization_id=actor.organization_id, actor_user_id=actor.acting_user_id,
+                 action="user.capacity_changed", target=user.email,
+                 details={"max_concurrent": [user.max_concurrent, max_concurrent]})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import secrets
 from dataclasses import dataclass
@@ -9,16 +10,22 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 
+from switchboard.auth.audit import record_audit
 from switchboard.clock import utcnow
 from switchboard.crypto import decrypt_json, encrypt_json
 from switchboard.db.schema import PROVIDERS, Channel, ChannelPermission, User
 from switchboard.errors import InvalidInput, NotFound
+from switchboard.policy import Action, require, require_organization
 from switchboard.types import Actor
 from switchboard.uow import UnitOfWork
 
 _KEY_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 PHONE_NUMBER_PROVIDERS = ("whatsapp", "sandbox")  # channels identified by a WhatsApp phone number id
+CHANNEL_CREATED = "channel.created"
+CHANNEL_CREDENTIALS_READ = "channel.credentials_read"
+CHANNEL_CREDENTIALS_CHANGED = "channel.credentials_changed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +56,7 @@ def _aad(channel_id: int) -> bytes:
 
 def create_channel(
     uow: UnitOfWork,
-    organization_id: int,
+    actor: Actor,
     *,
     key: str,
     provider: str,
@@ -59,11 +66,15 @@ def create_channel(
     external_id: str | None = None,
     rate_limit_per_second: float = 80,
 ) -> ChannelView:
-    """Create a channel (idempotent on (organization, key)); credentials are AES-256-GCM encrypted."""
+    """Admin: create a channel of the actor's organization (idempotent on its key); credentials are
+    AES-256-GCM encrypted; audited (the names of the credentials, never their values)."""
+    actor = require(uow, actor, Action.MANAGE_CHANNELS)
+    organization_id = actor.organization_id
     if provider not in PROVIDERS:
         raise InvalidInput(f"unknown provider {provider!r}; use one of {', '.join(PROVIDERS)}")
     if not _KEY_RE.match(key):
         raise InvalidInput(f"channel key {key!r}: use lowercase letters, digits, '-' or '_' (max 64)")
+    check_rate_limit(rate_limit_per_second)
     existing = uow.session.execute(
         select(Channel).where(Channel.organization_id == organization_id, Channel.key == key)
     ).scalar_one_or_none()
@@ -87,13 +98,21 @@ def create_channel(
         .returning(Channel.id)
     ).scalar_one()
     if credentials:
-        uow.session.execute(
-            update(Channel)
-            .where(Channel.id == channel_id)
-            .values(credentials_enc=encrypt_json(secret_key, credentials, _aad(channel_id)))
-        )
-    uow.commit()
-    return get_channel(uow, channel_id)
+        _store_credentials(uow, channel_id, secret_key, credentials)
+    record_audit(uow, organization_id=organization_id, actor_user_id=actor.acting_user_id,
+                 action=CHANNEL_CREATED, target=key,
+                 details={"provider": provider, "name": name, "external_id": external_id,
+                          "rate_limit_per_second": rate_limit_per_second,
+                          "credentials": sorted(credentials or {})})
+    return _view(_channel_row(uow, channel_id))
+
+
+def check_rate_limit(rate_limit_per_second: float) -> None:
+    """Sends per second must be a finite number above 0 (fractions allowed: 0.5 is one every 2 s)."""
+    if isinstance(rate_limit_per_second, bool) or not isinstance(rate_limit_per_second, int | float) \
+            or not math.isfinite(rate_limit_per_second) or rate_limit_per_second <= 0:
+        raise InvalidInput(f"the rate limit must be a positive number of messages per second, "
+                           f"not {rate_limit_per_second!r}")
 
 
 def _phone_number_id(uow: UnitOfWork, organization_id: int, provider: str, external_id: str | None,
@@ -117,23 +136,27 @@ def _phone_number_id(uow: UnitOfWork, organization_id: int, provider: str, exter
     return number
 
 
-def get_channel(uow: UnitOfWork, channel_id: int) -> ChannelView:
+def _channel_row(uow: UnitOfWork, channel_id: int) -> Channel:
     row = uow.session.get(Channel, channel_id)
     if row is None:
         raise NotFound(f"channel {channel_id} does not exist")
-    return _view(row)
+    return row
 
 
-def get_channel_by_key(uow: UnitOfWork, organization_id: int, key: str) -> ChannelView:
-    row = uow.session.execute(
-        select(Channel).where(Channel.organization_id == organization_id, Channel.key == key)
-    ).scalar_one_or_none()
-    if row is None:
-        raise NotFound(f"no channel with key {key!r}")
-    return _view(row)
+def _organization_channel(uow: UnitOfWork, actor: Actor, channel_id: int) -> Channel:
+    row = uow.session.get(Channel, channel_id)
+    require_organization(actor, None if row is None else row.organization_id, f"channel {channel_id}")
+    assert row is not None
+    return row
+
+
+def get_channel(uow: UnitOfWork, channel_id: int) -> ChannelView:
+    """A channel by id, for flows that hold the id (no access check: never reachable by a person)."""
+    return _view(_channel_row(uow, channel_id))
 
 
 def channel_by_webhook_key(uow: UnitOfWork, provider: str, webhook_key: str) -> ChannelView | None:
+    """The channel a webhook URL names (the receiver; the key is the secret part of the URL)."""
     row = uow.session.execute(
         select(Channel).where(Channel.webhook_key == webhook_key, Channel.provider == provider)
     ).scalar_one_or_none()
@@ -141,50 +164,70 @@ def channel_by_webhook_key(uow: UnitOfWork, provider: str, webhook_key: str) -> 
 
 
 def list_channels(uow: UnitOfWork, organization_id: int | None = None) -> list[ChannelView]:
+    """Every channel (of one organization), for flows and the operator's CLI; pages use
+    :func:`organization_channels`."""
     stmt = select(Channel).order_by(Channel.organization_id, Channel.id)
     if organization_id is not None:
         stmt = stmt.where(Channel.organization_id == organization_id)
     return [_view(r) for r in uow.session.execute(stmt).scalars()]
 
 
-def channel_credentials(uow: UnitOfWork, channel_id: int, secret_key: bytes) -> dict[str, Any]:
-    blob = uow.session.execute(select(Channel.credentials_enc).where(Channel.id == channel_id)).scalar()
-    if blob is None:
+def organization_channels(uow: UnitOfWork, actor: Actor, *, provider: str | None = None) -> list[ChannelView]:
+    """Admin: the channels of the actor's organization (optionally of one provider)."""
+    actor = require(uow, actor, Action.MANAGE_CHANNELS)
+    return [c for c in list_channels(uow, actor.organization_id) if provider is None or c.provider == provider]
+
+
+def channel_credentials(uow: UnitOfWork, actor: Actor, channel_id: int, secret_key: bytes) -> dict[str, Any]:
+    """Admin (or the system actor of a flow): the channel's decrypted credentials. A person's read is
+    audited (which channel, never the values)."""
+    actor = require(uow, actor, Action.MANAGE_CHANNELS)
+    row = _organization_channel(uow, actor, channel_id)
+    if not actor.is_system:
+        record_audit(uow, organization_id=actor.organization_id, actor_user_id=actor.acting_user_id,
+                     action=CHANNEL_CREDENTIALS_READ, target=row.key, details={"channel_id": channel_id})
+    if row.credentials_enc is None:
         return {}
-    return decrypt_json(secret_key, blob, _aad(channel_id))
+    return decrypt_json(secret_key, row.credentials_enc, _aad(channel_id))
 
 
-def set_channel_credentials(uow: UnitOfWork, channel_id: int, secret_key: bytes,
+def set_channel_credentials(uow: UnitOfWork, actor: Actor, channel_id: int, secret_key: bytes,
                             credentials: dict[str, Any]) -> None:
+    """Admin: replace the channel's credentials (encrypted); audited with the names of the fields."""
+    actor = require(uow, actor, Action.MANAGE_CHANNELS)
+    row = _organization_channel(uow, actor, channel_id)
+    _store_credentials(uow, channel_id, secret_key, credentials)
+    record_audit(uow, organization_id=actor.organization_id, actor_user_id=actor.acting_user_id,
+                 action=CHANNEL_CREDENTIALS_CHANGED, target=row.key,
+                 details={"channel_id": channel_id, "credentials": sorted(credentials)})
+
+
+def _store_credentials(uow: UnitOfWork, channel_id: int, secret_key: bytes, credentials: dict[str, Any]) -> None:
     uow.session.execute(
         update(Channel)
         .where(Channel.id == channel_id)
         .values(credentials_enc=encrypt_json(secret_key, credentials, _aad(channel_id)))
     )
-    uow.commit()
 
 
 def record_channel_error(uow: UnitOfWork, channel_id: int, error: str | None,
                          now: datetime | None = None) -> None:
-    """Keep the last platform error on the channel (shown in the admin view); None clears it."""
+    """Keep the last platform error on the channel (shown in the admin view); None clears it (flows)."""
     values: dict[str, Any] = {"last_error": error, "last_error_at": (now or utcnow()) if error else None}
     uow.session.execute(update(Channel).where(Channel.id == channel_id).values(**values))
-    uow.commit()
 
 
-def grant_channel_permission(uow: UnitOfWork, actor: Actor | None, *, user_id: int, channel_id: int,
+def grant_channel_permission(uow: UnitOfWork, actor: Actor, *, user_id: int, channel_id: int,
                              can_view: bool = True, can_send: bool = False) -> None:
-    """Set a user's {view, send} on a channel of the same organization (actor None = CLI/system)."""
-    from sqlalchemy.dialects.postgresql import insert as pg_insert
+    """Set a user's {view, send} on a channel of the actor's organization (``send`` implies ``view``).
 
-    from switchboard.errors import PermissionDenied
-
+    The permission editor (:mod:`switchboard.auth.admin`) audits the change; flows and the CLI act as
+    the organization's system actor."""
+    actor = require(uow, actor, Action.MANAGE_PERMISSIONS)
     user = uow.session.get(User, user_id)
     channel = uow.session.get(Channel, channel_id)
-    if user is None or channel is None or user.organization_id != channel.organization_id:
-        raise NotFound("user or channel not found in this organization")
-    if actor is not None and (not actor.is_manager or actor.organization_id != user.organization_id):
-        raise PermissionDenied("only admins and managers of this organization change channel permissions")
+    require_organization(actor, None if user is None else user.organization_id, f"user {user_id}")
+    require_organization(actor, None if channel is None else channel.organization_id, f"channel {channel_id}")
     stmt = pg_insert(ChannelPermission).values(
         user_id=user_id, channel_id=channel_id, can_view=can_view or can_send, can_send=can_send
     )
@@ -194,4 +237,3 @@ def grant_channel_permission(uow: UnitOfWork, actor: Actor | None, *, user_id: i
             set_={"can_view": stmt.excluded.can_view, "can_send": stmt.excluded.can_send},
         )
     )
-    uow.commit()

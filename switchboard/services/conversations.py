@@ -1,8 +1,10 @@
 """Conversation lifecycle: accept, release, complete, reassign, reopen, mark read.
 
-Each transition is a conditional UPDATE (``… WHERE status = 'PENDING'`` for accept) or runs under the
-row lock (``FOR UPDATE``), writes its conversation event with actor and time, and is idempotent:
-repeating a transition that already happened returns the current view without a second event.
+Who may do what, and what a transition changes, is decided by :mod:`switchboard.domain.conversation`
+(pure rules); this module loads the facts and applies the answer. Each transition is a conditional
+UPDATE (``… WHERE status = 'PENDING'`` for accept) or runs under the row lock (``FOR UPDATE``), writes its
+conversation event with actor and time, and is idempotent: repeating a transition that already happened
+returns the current view without a second event. Nothing here commits: the entrypoint does.
 """
 
 from __future__ import annotations
@@ -15,8 +17,20 @@ from sqlalchemy import Select, func, select, update
 from sqlalchemy.orm import aliased
 
 from switchboard.clock import utcnow
-from switchboard.db.schema import Channel, Contact, Conversation, Organization, User
-from switchboard.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from switchboard.db.schema import Channel, Contact, Conversation, User
+from switchboard.domain import conversation as rules
+from switchboard.domain.conversation import (
+    ConversationAction,
+    ConversationState,
+    ConversationStatus,
+    EventType,
+    Facts,
+    Participant,
+    allowed_actions,
+    check,
+    is_noop,
+)
+from switchboard.errors import Conflict, InvalidInput, NotFound
 from switchboard.policy import Action, ChannelAccess, channel_access, require, require_view
 from switchboard.services.events import append_event
 from switchboard.types import Actor
@@ -56,10 +70,26 @@ class ConversationRow:
     organization_id: int
     channel_id: int
     contact_id: int
-    status: str
+    status: ConversationStatus
     assigned_user_id: int | None
+    assignee_name: str | None
     cycle_number: int
     access: ChannelAccess
+
+    @property
+    def facts(self) -> Facts:
+        """What the conversation rules need (:mod:`switchboard.domain.conversation`)."""
+        return Facts(self.id, self.status, self.assigned_user_id, self.assignee_name or "nobody",
+                     self.access.channel_key)
+
+    @property
+    def participant(self) -> Participant:
+        """The caller as the conversation rules see it (from the policy's channel access)."""
+        return participant(self.access)
+
+
+def participant(access: ChannelAccess) -> Participant:
+    return Participant(access.actor.acting_user_id, access.actor.is_manager, access.can_send)
 
 
 Assignee = aliased(User, name="assignee")
@@ -114,121 +144,105 @@ def load_view(uow: UnitOfWork, conversation_id: int) -> ConversationView:
 def load_conversation(uow: UnitOfWork, actor: Actor, conversation_id: int, *, lock: bool = False
                       ) -> ConversationRow:
     """Load a conversation the actor may view (NotFound across organizations), optionally locked."""
-    stmt = select(Conversation.id, Conversation.organization_id, Conversation.channel_id,
-                  Conversation.contact_id, Conversation.status, Conversation.assigned_user_id,
-                  Conversation.cycle_number).where(Conversation.id == conversation_id)
+    stmt = (select(Conversation.id, Conversation.organization_id, Conversation.channel_id,
+                   Conversation.contact_id, Conversation.status, Conversation.assigned_user_id,
+                   Assignee.name.label("assignee_name"), Conversation.cycle_number)
+            .outerjoin(Assignee, Assignee.id == Conversation.assigned_user_id)
+            .where(Conversation.id == conversation_id))
     if lock:
-        stmt = stmt.with_for_update()
+        stmt = stmt.with_for_update(of=Conversation)
     r = uow.session.execute(stmt).first()
     if r is None or r.organization_id != actor.organization_id:
         raise NotFound(f"conversation {conversation_id} not found")
     acc = require_view(uow, actor, r.channel_id)
-    return ConversationRow(r.id, r.organization_id, r.channel_id, r.contact_id, r.status,
-                           r.assigned_user_id, r.cycle_number, acc)
+    return ConversationRow(r.id, r.organization_id, r.channel_id, r.contact_id, ConversationStatus(r.status),
+                           r.assigned_user_id, r.assignee_name, r.cycle_number, acc)
 
 
-def _user_name(uow: UnitOfWork, user_id: int | None) -> str:
-    if user_id is None:
-        return "nobody"
-    name = uow.session.execute(select(User.name).where(User.id == user_id)).scalar()
-    return str(name) if name else f"user {user_id}"
-
-
-def _drain(uow: UnitOfWork, organization_id: int, now: datetime) -> None:
+def _auto_assign(uow: UnitOfWork, organization_id: int, now: datetime) -> None:
+    """A conversation went back to the queue: hand it on at once when the organization auto-assigns."""
     from switchboard.services.assignment import assign_pending
 
     assign_pending(uow, organization_id, now=now)
 
 
-def _auto_assign_on(uow: UnitOfWork, organization_id: int) -> bool:
-    return bool(uow.session.execute(
-        select(Organization.auto_assign).where(Organization.id == organization_id)).scalar())
+def _transition(uow: UnitOfWork, actor: Actor, conversation_id: int, action: ConversationAction
+                ) -> ConversationRow | None:
+    """Lock the conversation and ask the rules: None when ``action`` already happened (no event)."""
+    conv = load_conversation(uow, actor, conversation_id, lock=True)
+    if is_noop(action, conv.participant, conv.facts):
+        return None
+    check(action, conv.participant, conv.facts)
+    return conv
 
 
-# --- transitions (the ``do_*`` functions commit and return nothing; the public ones return the view)
+def _event(uow: UnitOfWork, conv: ConversationRow, type: EventType, now: datetime, data: dict[str, Any]) -> None:
+    append_event(uow, organization_id=conv.organization_id, conversation_id=conv.id, type=type,
+                 occurred_at=now, actor_user_id=conv.access.actor.acting_user_id, data=data)
 
-def do_accept(uow: UnitOfWork, actor: Actor, conversation_id: int, now: datetime | None = None) -> None:
+
+def _apply(uow: UnitOfWork, conv: ConversationRow, now: datetime, event: EventType, data: dict[str, Any],
+           **values: Any) -> None:
+    """Write one transition: the conversation's new columns and its event (with the cycle it belongs to);
+    a conversation that left the hands of its agent may go to the next one at once."""
+    uow.session.execute(update(Conversation).where(Conversation.id == conv.id).values(updated_at=now, **values))
+    _event(uow, conv, event, now, {**data, "cycle": values.get("cycle_number", conv.cycle_number)})
+    if values["status"] is not ConversationStatus.ASSIGNED:
+        _auto_assign(uow, conv.organization_id, now)
+
+
+# --- transitions: each returns the conversation's view; repeating one that happened is a no-op
+
+def accept(uow: UnitOfWork, actor: Actor, conversation_id: int, now: datetime | None = None
+           ) -> ConversationView:
+    """PENDING → ASSIGNED to the actor; exactly one winner; the loser gets Conflict naming the winner."""
     now = now or utcnow()
     conv = load_conversation(uow, actor, conversation_id)
-    me = conv.access.actor.user_id
-    if conv.status == "ASSIGNED" and conv.assigned_user_id == me:
-        return
-    if not conv.access.can_send:  # taking a conversation means answering it
-        raise PermissionDenied(f"you have no 'send' permission on channel '{conv.access.channel_key}', "
-                               "so you cannot accept its conversations")
-    won = uow.session.execute(
-        update(Conversation)
-        .where(Conversation.id == conversation_id, Conversation.status == "PENDING")
-        .values(status="ASSIGNED", assigned_user_id=me, updated_at=now)
-        .returning(Conversation.cycle_number)
-    ).first()
-    if won is None:
-        cur = uow.session.execute(
-            select(Conversation.status, Conversation.assigned_user_id).where(Conversation.id == conversation_id)
-        ).one()
-        if cur.status == "ASSIGNED" and cur.assigned_user_id == me:
-            return
-        if cur.status == "ASSIGNED":
-            raise Conflict(f"conversation {conversation_id} was already accepted by "
-                           f"{_user_name(uow, cur.assigned_user_id)}")
-        raise Conflict(f"conversation {conversation_id} is completed; reopen it before accepting it")
-    append_event(uow, organization_id=conv.organization_id, conversation_id=conversation_id,
-                 type="ACCEPTED", occurred_at=now, actor_user_id=me, data={"cycle": won.cycle_number})
-    uow.session.execute(update(User).where(User.id == me).values(last_assigned_at=now))
-    uow.commit()
+    who = conv.participant
+    if not is_noop(ConversationAction.ACCEPT, who, conv.facts):
+        check(ConversationAction.ACCEPT, who, conv.facts)
+        won = uow.session.execute(  # race-safe: only one UPDATE finds the conversation still PENDING
+            update(Conversation)
+            .where(Conversation.id == conversation_id, Conversation.status == ConversationStatus.PENDING)
+            .values(status=ConversationStatus.ASSIGNED, assigned_user_id=who.user_id, updated_at=now)
+            .returning(Conversation.cycle_number)
+        ).first()
+        if won is None:  # someone else moved it first: tell why with the state they left
+            now_facts = load_conversation(uow, actor, conversation_id).facts
+            if not is_noop(ConversationAction.ACCEPT, who, now_facts):
+                check(ConversationAction.ACCEPT, who, now_facts)
+                raise Conflict(f"conversation {conversation_id} changed while you accepted it; try again")
+        else:
+            _event(uow, conv, EventType.ACCEPTED, now, {"cycle": won.cycle_number})
+            uow.session.execute(update(User).where(User.id == who.user_id).values(last_assigned_at=now))
+    return load_view(uow, conversation_id)
 
 
-def do_release(uow: UnitOfWork, actor: Actor, conversation_id: int, now: datetime | None = None,
-               *, event: str = "RELEASED") -> None:
+def release(uow: UnitOfWork, actor: Actor, conversation_id: int, now: datetime | None = None
+            ) -> ConversationView:
+    """ASSIGNED → PENDING (RELEASED); only the assignee or a manager."""
     now = now or utcnow()
-    conv = load_conversation(uow, actor, conversation_id, lock=True)
-    me = conv.access.actor
-    if conv.status == "PENDING":
-        uow.commit()
-        return
-    if conv.status == "COMPLETED":
-        raise Conflict(f"conversation {conversation_id} is completed; there is nothing to release")
-    if conv.assigned_user_id != me.user_id and not me.is_manager:
-        raise PermissionDenied(f"conversation {conversation_id} is assigned to "
-                               f"{_user_name(uow, conv.assigned_user_id)}; only the assignee or a "
-                               "manager may release it")
-    uow.session.execute(update(Conversation).where(Conversation.id == conversation_id)
-                        .values(status="PENDING", assigned_user_id=None, updated_at=now))
-    append_event(uow, organization_id=conv.organization_id, conversation_id=conversation_id, type=event,
-                 occurred_at=now, actor_user_id=me.user_id,
-                 data={"from_user_id": conv.assigned_user_id, "cycle": conv.cycle_number})
-    if _auto_assign_on(uow, conv.organization_id):
-        _drain(uow, conv.organization_id, now)
-    uow.commit()
+    conv = _transition(uow, actor, conversation_id, ConversationAction.RELEASE)
+    if conv is not None:
+        _apply(uow, conv, now, EventType.RELEASED, {"from_user_id": conv.assigned_user_id},
+               status=ConversationStatus.PENDING, assigned_user_id=None)
+    return load_view(uow, conversation_id)
 
 
-def do_complete(uow: UnitOfWork, actor: Actor, conversation_id: int, now: datetime | None = None) -> None:
+def complete(uow: UnitOfWork, actor: Actor, conversation_id: int, now: datetime | None = None
+             ) -> ConversationView:
+    """→ COMPLETED; the assignee, or a manager (also from PENDING)."""
     now = now or utcnow()
-    conv = load_conversation(uow, actor, conversation_id, lock=True)
-    me = conv.access.actor
-    if conv.status == "COMPLETED":
-        uow.commit()
-        return
-    if conv.status == "PENDING" and not me.is_manager:
-        raise PermissionDenied(f"conversation {conversation_id} is not assigned to you; accept it "
-                               "before completing it")
-    if conv.status == "ASSIGNED" and conv.assigned_user_id != me.user_id and not me.is_manager:
-        raise PermissionDenied(f"conversation {conversation_id} is assigned to "
-                               f"{_user_name(uow, conv.assigned_user_id)}; only the assignee or a "
-                               "manager may complete it")
-    uow.session.execute(update(Conversation).where(Conversation.id == conversation_id)
-                        .values(status="COMPLETED", assigned_user_id=None, awaiting_reply=False,
-                                updated_at=now))
-    append_event(uow, organization_id=conv.organization_id, conversation_id=conversation_id,
-                 type="COMPLETED", occurred_at=now, actor_user_id=me.user_id,
-                 data={"assigned_user_id": conv.assigned_user_id, "cycle": conv.cycle_number})
-    if _auto_assign_on(uow, conv.organization_id):
-        _drain(uow, conv.organization_id, now)
-    uow.commit()
+    conv = _transition(uow, actor, conversation_id, ConversationAction.COMPLETE)
+    if conv is not None:
+        _apply(uow, conv, now, EventType.COMPLETED, {"assigned_user_id": conv.assigned_user_id},
+               status=ConversationStatus.COMPLETED, assigned_user_id=None, awaiting_reply=False)
+    return load_view(uow, conversation_id)
 
 
-def do_reassign(uow: UnitOfWork, actor: Actor, conversation_id: int, to_user_id: int,
-                now: datetime | None = None) -> None:
+def reassign(uow: UnitOfWork, actor: Actor, conversation_id: int, to_user_id: int,
+             now: datetime | None = None) -> ConversationView:
+    """Manager only: assign to an active user of the organization who may view the channel."""
     now = now or utcnow()
     me = require(uow, actor, Action.ASSIGN)
     conv = load_conversation(uow, me, conversation_id, lock=True)
@@ -244,72 +258,26 @@ def do_reassign(uow: UnitOfWork, actor: Actor, conversation_id: int, to_user_id:
                          conv.channel_id)
     if not acc.can_view:
         raise InvalidInput(f"{target.name} may not view channel '{acc.channel_key}'; grant 'view' first")
-    if conv.status == "COMPLETED":
-        raise Conflict(f"conversation {conversation_id} is completed; reopen it before reassigning it")
-    if conv.status == "ASSIGNED" and conv.assigned_user_id == to_user_id:
-        uow.commit()
-        return
-    uow.session.execute(update(Conversation).where(Conversation.id == conversation_id)
-                        .values(status="ASSIGNED", assigned_user_id=to_user_id, updated_at=now))
-    append_event(uow, organization_id=conv.organization_id, conversation_id=conversation_id,
-                 type="REASSIGNED", occurred_at=now, actor_user_id=me.user_id,
-                 data={"from_user_id": conv.assigned_user_id, "to_user_id": to_user_id,
-                       "cycle": conv.cycle_number})
-    uow.session.execute(update(User).where(User.id == to_user_id).values(last_assigned_at=now))
-    uow.commit()
-
-
-def do_reopen(uow: UnitOfWork, actor: Actor, conversation_id: int, now: datetime | None = None) -> None:
-    now = now or utcnow()
-    conv = load_conversation(uow, actor, conversation_id, lock=True)
-    if conv.status != "COMPLETED":
-        uow.commit()
-        return
-    uow.session.execute(update(Conversation).where(Conversation.id == conversation_id).values(
-        status="PENDING", assigned_user_id=None, cycle_number=Conversation.cycle_number + 1,
-        cycle_started_at=now, first_response_at=None, updated_at=now))
-    append_event(uow, organization_id=conv.organization_id, conversation_id=conversation_id,
-                 type="REOPENED", occurred_at=now, actor_user_id=conv.access.actor.user_id,
-                 data={"cycle": conv.cycle_number + 1, "by": "agent"})
-    if _auto_assign_on(uow, conv.organization_id):
-        _drain(uow, conv.organization_id, now)
-    uow.commit()
-
-
-# --- the API the app, the flows and the CLI call
-
-def accept(uow: UnitOfWork, actor: Actor, conversation_id: int, now: datetime | None = None
-           ) -> ConversationView:
-    """PENDING → ASSIGNED to the actor; exactly one winner; the loser gets Conflict naming the winner."""
-    do_accept(uow, actor, conversation_id, now)
-    return load_view(uow, conversation_id)
-
-
-def release(uow: UnitOfWork, actor: Actor, conversation_id: int, now: datetime | None = None
-            ) -> ConversationView:
-    """ASSIGNED → PENDING (RELEASED); only the assignee or a manager."""
-    do_release(uow, actor, conversation_id, now)
-    return load_view(uow, conversation_id)
-
-
-def complete(uow: UnitOfWork, actor: Actor, conversation_id: int, now: datetime | None = None
-             ) -> ConversationView:
-    """→ COMPLETED; the assignee, or a manager (also from PENDING)."""
-    do_complete(uow, actor, conversation_id, now)
-    return load_view(uow, conversation_id)
-
-
-def reassign(uow: UnitOfWork, actor: Actor, conversation_id: int, to_user_id: int,
-             now: datetime | None = None) -> ConversationView:
-    """Manager only: assign to an active user of the organization who may view the channel."""
-    do_reassign(uow, actor, conversation_id, to_user_id, now)
+    check(ConversationAction.REASSIGN, conv.participant, conv.facts)
+    if conv.status is not ConversationStatus.ASSIGNED or conv.assigned_user_id != to_user_id:
+        _apply(uow, conv, now, EventType.REASSIGNED, {"from_user_id": conv.assigned_user_id, "to_user_id": to_user_id},
+               status=ConversationStatus.ASSIGNED, assigned_user_id=to_user_id)
+        uow.session.execute(update(User).where(User.id == to_user_id).values(last_assigned_at=now))
     return load_view(uow, conversation_id)
 
 
 def reopen(uow: UnitOfWork, actor: Actor, conversation_id: int, now: datetime | None = None
            ) -> ConversationView:
     """COMPLETED → PENDING with a new cycle (REOPENED); anyone who may view the channel."""
-    do_reopen(uow, actor, conversation_id, now)
+    now = now or utcnow()
+    conv = _transition(uow, actor, conversation_id, ConversationAction.REOPEN)
+    if conv is not None:
+        state = ConversationState(conv.status, conv.assigned_user_id, 0, None, None, None, conv.cycle_number,
+                                  None, None, False)
+        [spec] = rules.reopen(state, now)
+        _apply(uow, conv, now, spec.type, spec.data, status=state.status, assigned_user_id=state.assigned_user_id,
+               cycle_number=state.cycle_number, cycle_started_at=state.cycle_started_at,
+               first_response_at=state.first_response_at)
     return load_view(uow, conversation_id)
 
 
@@ -319,10 +287,15 @@ def mark_read(uow: UnitOfWork, actor: Actor, conversation_id: int, now: datetime
     uow.session.execute(update(Conversation)
                         .where(Conversation.id == conversation_id, Conversation.unread_count != 0)
                         .values(unread_count=0))
-    uow.commit()
+
+
+def available_actions(uow: UnitOfWork, actor: Actor, conversation_id: int) -> frozenset[ConversationAction]:
+    """What the actor may do on the conversation now (the inbox's buttons), as the rules decide."""
+    conv = load_conversation(uow, actor, conversation_id)
+    return allowed_actions(conv.participant, conv.facts)
 
 
 def open_assigned_count(uow: UnitOfWork, user_id: int) -> int:
     return int(uow.session.execute(
         select(func.count()).where(Conversation.assigned_user_id == user_id,
-                                   Conversation.status == "ASSIGNED")).scalar_one())
+                                   Conversation.status == ConversationStatus.ASSIGNED)).scalar_one())

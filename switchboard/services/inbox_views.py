@@ -14,7 +14,8 @@ from typing import Any, Generic, Literal, TypeVar
 
 from sqlalchemy import BigInteger, DateTime, and_, func, literal, or_, select, text, tuple_, union
 
-from switchboard.db.schema import CONVERSATION_STATUSES, AgentSession, Contact, Conversation, Message, User
+from switchboard.db.schema import CONVERSATION_STATUSES, AgentPresence, Contact, Conversation, Message, User
+from switchboard.domain.conversation import ConversationStatus
 from switchboard.errors import InvalidInput, NotFound, PermissionDenied
 from switchboard.policy import Action, require, require_view, visible_channel_ids
 from switchboard.services.conversations import (
@@ -23,7 +24,7 @@ from switchboard.services.conversations import (
     row_to_view,
     view_select,
 )
-from switchboard.services.outbox import MessageView, message_views
+from switchboard.services.messages import MessageView, message_views
 from switchboard.types import Actor
 from switchboard.uow import UnitOfWork
 
@@ -122,13 +123,13 @@ def list_conversations(
             return Page([], None)
         conds.append(Conversation.channel_id.in_(sorted(visible)))
     if queue == "unassigned":
-        conds.append(Conversation.status == "PENDING")
+        conds.append(Conversation.status == ConversationStatus.PENDING)
     elif queue == "mine":
-        conds += [Conversation.status == "ASSIGNED", Conversation.assigned_user_id == actor.user_id]
+        conds += [Conversation.status == ConversationStatus.ASSIGNED, Conversation.assigned_user_id == actor.user_id]
     elif queue != "all":
         raise InvalidInput(f"unknown queue {queue!r}; use unassigned, mine or all")
     if status == "OPEN":  # everything not completed: waiting or being handled
-        conds.append(Conversation.status != "COMPLETED")
+        conds.append(Conversation.status != ConversationStatus.COMPLETED)
     elif status is not None:
         if status not in CONVERSATION_STATUSES:
             raise InvalidInput(f"unknown status {status!r}; use OPEN, {', '.join(CONVERSATION_STATUSES)}")
@@ -188,12 +189,12 @@ def queue_counts(uow: UnitOfWork, actor: Actor) -> dict[str, int]:
     if visible is not None and not visible:
         return {"unassigned": 0, "mine": 0, "all_open": 0}
     stmt = select(
-        func.count().filter(Conversation.status == "PENDING"),
-        func.count().filter(and_(Conversation.status == "ASSIGNED",
+        func.count().filter(Conversation.status == ConversationStatus.PENDING),
+        func.count().filter(and_(Conversation.status == ConversationStatus.ASSIGNED,
                                  Conversation.assigned_user_id == actor.user_id)),
         func.count(),
     ).where(Conversation.organization_id == actor.organization_id,
-            Conversation.status.in_(("PENDING", "ASSIGNED")))
+            Conversation.status.in_((ConversationStatus.PENDING, ConversationStatus.ASSIGNED)))
     if visible is not None:
         stmt = stmt.where(Conversation.channel_id.in_(sorted(visible)))
     unassigned, mine, all_open = uow.session.execute(stmt).one()
@@ -243,13 +244,13 @@ def list_agents(uow: UnitOfWork, actor: Actor) -> list[AgentView]:
     me = require(uow, actor, Action.VIEW_TEAM)
     open_count = (
         select(func.count())
-        .where(Conversation.assigned_user_id == User.id, Conversation.status == "ASSIGNED")
+        .where(Conversation.assigned_user_id == User.id, Conversation.status == ConversationStatus.ASSIGNED)
         .scalar_subquery()
     )
     rows = uow.session.execute(
-        select(User.id, User.name, User.email, User.role, User.status, AgentSession.state,
-               AgentSession.last_heartbeat_at, open_count.label("open"), User.max_concurrent)
-        .outerjoin(AgentSession, AgentSession.user_id == User.id)
+        select(User.id, User.name, User.email, User.role, User.status, AgentPresence.state,
+               AgentPresence.last_heartbeat_at, open_count.label("open"), User.max_concurrent)
+        .outerjoin(AgentPresence, AgentPresence.user_id == User.id)
         .where(User.organization_id == me.organization_id)
         .order_by(User.name, User.id)
     ).all()

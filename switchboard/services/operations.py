@@ -8,6 +8,7 @@ from switchboard.errors import PermissionDenied
 from switchboard.policy import Action, require
 from switchboard.services import outbox, runs, webhooks
 from switchboard.services.channels import ChannelView, list_channels
+from switchboard.services.messages import MessageView
 from switchboard.types import Actor
 from switchboard.uow import UnitOfWork
 
@@ -19,7 +20,7 @@ class OperationsOverview:
     problem_deliveries: list[webhooks.WebhookEventView]
     last_runs: list[runs.RunView]
     failed_runs: list[runs.RunView]
-    dead_letters: list[outbox.MessageView]
+    dead_letters: list[MessageView]
 
 
 def overview(uow: UnitOfWork, actor: Actor, *, limit: int = 100) -> OperationsOverview:

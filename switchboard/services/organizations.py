@@ -8,8 +8,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import insert, select, update
 
+from switchboard.auth.audit import record_audit
 from switchboard.db.schema import Organization
-from switchboard.errors import InvalidInput, NotFound, PermissionDenied
+from switchboard.errors import Conflict, InvalidInput, NotFound
+from switchboard.policy import Action, require, verify_actor
 from switchboard.types import Actor
 from switchboard.uow import UnitOfWork
 
@@ -69,13 +71,14 @@ def create_organization(
     sla_first_response_ms: int = 300_000,
     sla_resolution_ms: int = 86_400_000,
 ) -> int:
-    """Create an organization, or return the existing one with that name (idempotent)."""
+    """Create an organization; Conflict if one with that name exists (look it up with
+    :func:`organization_id_by_name`). Creating a workspace is an operator's act (CLI, demo, importer):
+    it touches no existing organization, so it takes no actor."""
     name = name.strip()
     if not name:
         raise InvalidInput("organization name is empty")
-    existing = uow.session.execute(select(Organization.id).where(Organization.name == name)).scalar()
-    if existing is not None:
-        return int(existing)
+    if _id_by_name(uow, name) is not None:
+        raise Conflict(f"an organization named {name!r} already exists")
     org_id = uow.session.execute(
         insert(Organization)
         .values(
@@ -87,30 +90,34 @@ def create_organization(
         )
         .returning(Organization.id)
     ).scalar_one()
-    uow.commit()
     return int(org_id)
 
 
-def get_organization(uow: UnitOfWork, organization_id: int) -> OrganizationView:
-    row = uow.session.get(Organization, organization_id)
+def _id_by_name(uow: UnitOfWork, name: str) -> int | None:
+    found = uow.session.execute(select(Organization.id).where(Organization.name == name.strip())).scalar()
+    return None if found is None else int(found)
+
+
+def organization_id_by_name(uow: UnitOfWork, name: str) -> int:
+    """The id of the organization called ``name``; NotFound naming the existing ones otherwise."""
+    found = _id_by_name(uow, name)
+    if found is not None:
+        return found
+    names = list(uow.session.execute(select(Organization.name).order_by(Organization.name).limit(21)).scalars())
+    if not names:
+        raise NotFound(f"there is no organization named {name!r}; there is no organization yet")
+    listed = ", ".join(repr(n) for n in names[:20]) + (", …" if len(names) > 20 else "")
+    raise NotFound(f"there is no organization named {name!r}; the organizations are: {listed}")
+
+
+def get_organization(uow: UnitOfWork, actor: Actor) -> OrganizationView:
+    """The actor's organization (every member may read its calendar and targets)."""
+    actor = verify_actor(uow, actor)
+    row = uow.session.get(Organization, actor.organization_id)
     if row is None:
-        raise NotFound(f"organization {organization_id} does not exist")
+        raise NotFound(f"organization {actor.organization_id} does not exist")
     return OrganizationView(row.id, row.name, row.timezone, row.business_hours, row.sla_first_response_ms,
                             row.sla_resolution_ms, row.auto_assign)
-
-
-def update_organization(uow: UnitOfWork, organization_id: int, **changes: Any) -> OrganizationView:
-    allowed = {"timezone", "business_hours", "sla_first_response_ms", "sla_resolution_ms", "auto_assign"}
-    bad = set(changes) - allowed
-    if bad:
-        raise InvalidInput(f"cannot change {', '.join(sorted(bad))}")
-    if "timezone" in changes:
-        _check_tz(changes["timezone"])
-    if "business_hours" in changes:
-        changes["business_hours"] = validate_business_hours(changes["business_hours"])
-    uow.session.execute(update(Organization).where(Organization.id == organization_id).values(**changes))
-    uow.commit()
-    return get_organization(uow, organization_id)
 
 
 def auto_assign_organization_ids(uow: UnitOfWork) -> list[int]:
@@ -118,17 +125,27 @@ def auto_assign_organization_ids(uow: UnitOfWork) -> list[int]:
     return [int(i) for i in uow.session.execute(select(Organization.id).where(Organization.auto_assign)).scalars()]
 
 
-def update_settings(uow: UnitOfWork, actor: Actor, **changes: Any) -> OrganizationView:
-    """Admin: change the organization's timezone, business hours, SLA targets or auto-assignment."""
-    from switchboard.auth.audit import record_audit
+SETTINGS = ("timezone", "business_hours", "sla_first_response_ms", "sla_resolution_ms", "auto_assign")
 
-    if actor.role != "admin":
-        raise PermissionDenied("only admins change organization settings")
-    before = get_organization(uow, actor.organization_id)
-    after = update_organization(uow, actor.organization_id, **changes)
+
+def update_settings(uow: UnitOfWork, actor: Actor, **changes: Any) -> OrganizationView:
+    """Admin: change the organization's timezone, business hours, SLA targets or auto-assignment; audited."""
+    actor = require(uow, actor, Action.MANAGE_ORGANIZATION)
+    bad = set(changes) - set(SETTINGS)
+    if bad:
+        raise InvalidInput(f"cannot change {', '.join(sorted(bad))}")
+    if "timezone" in changes:
+        _check_tz(changes["timezone"])
+    if "business_hours" in changes:
+        changes["business_hours"] = validate_business_hours(changes["business_hours"])
+    for target in ("sla_first_response_ms", "sla_resolution_ms"):
+        if target in changes and int(changes[target]) <= 0:
+            raise InvalidInput(f"{target} must be a positive number of milliseconds")
+    before = get_organization(uow, actor)
+    uow.session.execute(update(Organization).where(Organization.id == actor.organization_id).values(**changes))
+    after = get_organization(uow, actor)
     diff = {k: [getattr(before, k), getattr(after, k)] for k in changes if getattr(before, k) != getattr(after, k)}
     if diff:
-        record_audit(uow, organization_id=actor.organization_id, actor_user_id=actor.user_id,
+        record_audit(uow, organization_id=actor.organization_id, actor_user_id=actor.acting_user_id,
                      action="organization.updated", target=before.name, details=diff)
-        uow.commit()
     return after

@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -20,54 +19,27 @@ from sqlalchemy import Table, delete, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from switchboard.clock import utcnow
-from switchboard.db.schema import Attachment, Channel, Contact, Conversation, ConversationEvent, Message, User
-from switchboard.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from switchboard.db.schema import Attachment, Channel, Contact, Conversation, ConversationEvent, Message
+from switchboard.domain.conversation import (
+    AuthorKind,
+    ConversationAction,
+    Direction,
+    EventType,
+    MessageStatus,
+    check,
+    preview_of,
+)
+from switchboard.errors import Conflict, InvalidInput, NotFound
 from switchboard.policy import Action, require
 from switchboard.services.conversations import load_conversation
 from switchboard.services.events import append_event
-from switchboard.services.ingest import preview_of
+from switchboard.services.messages import MessageView, load_message, message_views
 from switchboard.types import Actor, AttachmentRef
 from switchboard.uow import UnitOfWork
 
 MESSAGES = cast(Table, Message.__table__)
 MAX_BODY = 4096
 MAX_BACKOFF_S = 900
-
-
-@dataclass(frozen=True, slots=True)
-class AttachmentView:
-    id: int
-    kind: str
-    mime_type: str | None
-    file_name: str | None
-    url: str | None
-    size_bytes: int | None
-    local_path: str | None
-    download_error: str | None = None  # why the media was refused (too large, type not allowed, gone)
-
-
-@dataclass(frozen=True, slots=True)
-class MessageView:
-    id: int
-    conversation_id: int
-    direction: str
-    author_kind: str
-    author_user_id: int | None
-    author_name: str | None
-    body: str | None
-    content_type: str
-    status: str
-    error_code: str | None
-    error_message: str | None
-    is_edited: bool
-    is_deleted: bool
-    sent_at: datetime
-    delivered_at: datetime | None
-    read_at: datetime | None
-    attachments: tuple[AttachmentView, ...] = ()
-    provider_message_id: str | None = None
-    is_dead_letter: bool = False
-    attempts: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,59 +54,6 @@ class OutboundJob:
     idempotency_key: str | None
     attempts: int
     reply_to_provider_message_id: str | None
-
-
-_MSG_COLS = (
-    Message.id, Message.conversation_id, Message.direction, Message.author_kind, Message.author_user_id,
-    User.name.label("author_name"), Message.body, Message.content_type, Message.status, Message.error_code,
-    Message.error_message, Message.is_edited, Message.is_deleted, Message.sent_at, Message.delivered_at,
-    Message.read_at, Message.provider_message_id, Message.is_dead_letter, Message.attempts,
-)
-
-
-def _refusal(data: dict[str, Any] | None) -> str | None:
-    """Why a media download was given up on: refused, or out of tries (retries under way are not)."""
-    from switchboard.services.media import MAX_TRIES
-
-    if not data:
-        return None
-    if data.get("download_error_code"):
-        return str(data.get("download_error") or data["download_error_code"])
-    if int(data.get("download_tries") or 0) >= MAX_TRIES:
-        return f"gave up after {MAX_TRIES} tries: {data.get('download_error')}"
-    return None
-
-
-def message_views(uow: UnitOfWork, where: Any, order: Sequence[Any] = (), limit: int | None = None
-                  ) -> list[MessageView]:
-    stmt = select(*_MSG_COLS).outerjoin(User, User.id == Message.author_user_id).where(where)
-    if order:
-        stmt = stmt.order_by(*order)
-    if limit is not None:
-        stmt = stmt.limit(limit)
-    rows = uow.session.execute(stmt).all()
-    atts: dict[int, list[AttachmentView]] = {}
-    if rows:
-        for a in uow.session.execute(
-            select(Attachment).where(Attachment.message_id.in_([r.id for r in rows])).order_by(Attachment.id)
-        ).scalars():
-            atts.setdefault(a.message_id, []).append(
-                AttachmentView(a.id, a.kind, a.mime_type, a.file_name, a.url, a.size_bytes, a.local_path,
-                               _refusal(a.data)))
-    return [
-        MessageView(r.id, r.conversation_id, r.direction, r.author_kind, r.author_user_id, r.author_name,
-                    r.body, r.content_type, r.status, r.error_code, r.error_message, r.is_edited,
-                    r.is_deleted, r.sent_at, r.delivered_at, r.read_at, tuple(atts.get(r.id, ())),
-                    r.provider_message_id, r.is_dead_letter, r.attempts)
-        for r in rows
-    ]
-
-
-def get_message(uow: UnitOfWork, message_id: int) -> MessageView:
-    found = message_views(uow, Message.id == message_id)
-    if not found:
-        raise NotFound(f"message {message_id} not found")
-    return found[0]
 
 
 def _clean_body(body: str) -> str:
@@ -170,8 +89,8 @@ def _insert_outbound(uow: UnitOfWork, *, organization_id: int, conversation_id: 
                      now: datetime, reply_to: str | None) -> int:
     ins = pg_insert(MESSAGES).values(
         organization_id=organization_id, conversation_id=conversation_id, channel_id=channel_id,
-        direction="OUTBOUND", author_kind=author_kind, author_user_id=author_user_id, body=body,
-        content_type="text", idempotency_key=key, reply_to_provider_message_id=reply_to, status="PENDING",
+        direction=Direction.OUTBOUND, author_kind=author_kind, author_user_id=author_user_id, body=body,
+        content_type="text", idempotency_key=key, reply_to_provider_message_id=reply_to, status=MessageStatus.PENDING,
         sent_at=now, next_attempt_at=now, created_at=now,
     ).on_conflict_do_nothing(index_elements=[MESSAGES.c.organization_id, MESSAGES.c.idempotency_key]
                              ).returning(MESSAGES.c.id)
@@ -182,81 +101,57 @@ def _insert_outbound(uow: UnitOfWork, *, organization_id: int, conversation_id: 
         return got
     values: dict[str, Any] = {"last_message_at": now, "last_message_preview": preview_of(body, "text"),
                               "updated_at": now}
-    if author_kind == "agent":
+    if author_kind == AuthorKind.AGENT:
         values["awaiting_reply"] = False
     uow.session.execute(update(Conversation).where(Conversation.id == conversation_id).values(**values))
     return int(new_id)
 
 
-def do_enqueue_reply(uow: UnitOfWork, actor: Actor, conversation_id: int, body: str, *,
-                     idempotency_key: str, now: datetime | None = None, author_kind: str = "agent",
-                     reply_to_provider_message_id: str | None = None) -> int:
-    """Write the PENDING outbound message and commit; returns its id (the same id for the same key)."""
-    now = now or utcnow()
-    body = _clean_body(body)
-    key = _clean_key(idempotency_key)
-    if author_kind not in ("agent", "bot", "system"):
-        raise InvalidInput(f"author kind {author_kind!r} cannot send replies")
-    conv = load_conversation(uow, actor, conversation_id, lock=True)
-    found = _existing(uow, conv.organization_id, key, conversation_id)
-    if found is not None:
-        uow.commit()
-        return found
-    acc = conv.access  # verified by load_conversation a moment ago
-    if not acc.can_send:
-        raise PermissionDenied(f"you have no 'send' permission on channel '{acc.channel_key}'")
-    me = acc.actor
-    if conv.status == "COMPLETED" and not me.is_manager:
-        raise Conflict(f"conversation {conversation_id} is completed; reopen and accept it before replying")
-    if not me.is_manager and not (conv.status == "ASSIGNED" and conv.assigned_user_id == me.user_id):
-        who = "nobody" if conv.assigned_user_id is None else "another agent"
-        raise PermissionDenied(f"conversation {conversation_id} is assigned to {who}; accept it before "
-                               "replying (only the assignee or a manager may reply)")
-    mid = _insert_outbound(uow, organization_id=conv.organization_id, conversation_id=conversation_id,
-                           channel_id=conv.channel_id, body=body, author_kind=author_kind,
-                           author_user_id=me.user_id, key=key, now=now,
-                           reply_to=reply_to_provider_message_id)
-    uow.commit()
-    return mid
-
-
 def enqueue_reply(uow: UnitOfWork, actor: Actor, conversation_id: int, body: str, *, idempotency_key: str,
-                  now: datetime | None = None, author_kind: str = "agent",
-                  reply_to_provider_message_id: str | None = None) -> MessageView:
-    """Queue a reply (PENDING); only the assignee (or a manager) with 'send' on the channel."""
-    mid = do_enqueue_reply(uow, actor, conversation_id, body, idempotency_key=idempotency_key, now=now,
-                           author_kind=author_kind, reply_to_provider_message_id=reply_to_provider_message_id)
-    return get_message(uow, mid)
-
-
-def enqueue_bot_reply(uow: UnitOfWork, conversation_id: int, body: str, *, idempotency_key: str,
-                      now: datetime | None = None) -> MessageView:
-    """Queue a message written by a bot (no user; never counts as a human response)."""
+                  now: datetime | None = None) -> MessageView:
+    """Queue a reply (PENDING); only the assignee (or a manager) with 'send' on the channel. The same
+    idempotency key returns the same message."""
     now = now or utcnow()
     body = _clean_body(body)
     key = _clean_key(idempotency_key)
-    conv = uow.session.execute(
-        select(Conversation.organization_id, Conversation.channel_id).where(Conversation.id == conversation_id)
-    ).first()
-    if conv is None:
-        raise NotFound(f"conversation {conversation_id} not found")
+    conv = load_conversation(uow, actor, conversation_id, lock=True)
+    mid = _existing(uow, conv.organization_id, key, conversation_id)
+    if mid is None:
+        check(ConversationAction.REPLY, conv.participant, conv.facts)
+        mid = _insert_outbound(uow, organization_id=conv.organization_id, conversation_id=conversation_id,
+                               channel_id=conv.channel_id, body=body, author_kind=AuthorKind.AGENT,
+                               author_user_id=conv.access.actor.acting_user_id, key=key, now=now,
+                               reply_to=None)
+    return load_message(uow, mid)
+
+
+def enqueue_bot_reply(uow: UnitOfWork, actor: Actor, conversation_id: int, body: str, *, idempotency_key: str,
+                      now: datetime | None = None) -> MessageView:
+    """Queue a message written by a bot (no user; never counts as a human response). Bots act through
+    the organization's system actor (or a manager)."""
+    now = now or utcnow()
+    body = _clean_body(body)
+    key = _clean_key(idempotency_key)
+    actor = require(uow, actor, Action.MANAGE_OUTBOX)
+    conv = load_conversation(uow, actor, conversation_id)
     mid = _existing(uow, conv.organization_id, key, conversation_id)
     if mid is None:
         mid = _insert_outbound(uow, organization_id=conv.organization_id, conversation_id=conversation_id,
-                               channel_id=conv.channel_id, body=body, author_kind="bot", author_user_id=None,
-                               key=key, now=now, reply_to=None)
-    uow.commit()
-    return get_message(uow, mid)
+                               channel_id=conv.channel_id, body=body, author_kind=AuthorKind.BOT,
+                               author_user_id=None, key=key, now=now, reply_to=None)
+    return load_message(uow, mid)
 
 
 def claim_due(uow: UnitOfWork, *, limit: int = 50, now: datetime | None = None, lease_seconds: int = 60,
               channel_id: int | None = None) -> list[OutboundJob]:
-    """Lease up to ``limit`` due outbound messages to this worker (skips paused channels); commits."""
+    """Lease up to ``limit`` due outbound messages to this worker (skips paused channels). The sending
+    flow commits the lease before it sends (the lease is what keeps two workers apart)."""
     now = now or utcnow()
     stmt = (
         select(Message.id)
         .join(Channel, Channel.id == Message.channel_id)
-        .where(Message.status == "PENDING", Message.direction == "OUTBOUND", Message.next_attempt_at <= now,
+        .where(Message.status == MessageStatus.PENDING, Message.direction == Direction.OUTBOUND,
+               Message.next_attempt_at <= now,
                Channel.status != "paused")
         .order_by(Message.next_attempt_at, Message.id)
         .limit(limit)
@@ -266,7 +161,6 @@ def claim_due(uow: UnitOfWork, *, limit: int = 50, now: datetime | None = None, 
         stmt = stmt.where(Message.channel_id == channel_id)
     ids = list(uow.session.execute(stmt).scalars())
     if not ids:
-        uow.commit()
         return []
     uow.session.execute(update(Message).where(Message.id.in_(ids)).values(
         attempts=Message.attempts + 1, next_attempt_at=now + timedelta(seconds=lease_seconds)))
@@ -285,7 +179,6 @@ def claim_due(uow: UnitOfWork, *, limit: int = 50, now: datetime | None = None, 
                                  .order_by(Attachment.id)).scalars():
         atts.setdefault(a.message_id, []).append(AttachmentRef(
             a.kind, a.mime_type, a.provider_media_id, a.url, a.file_name, a.size_bytes, a.sha256, a.data))
-    uow.commit()
     return [OutboundJob(r.id, r.organization_id, r.channel_id, r.provider, r.provider_contact_id, r.body,
                         tuple(atts.get(r.id, ())), r.idempotency_key, r.attempts,
                         r.reply_to_provider_message_id) for r in rows]
@@ -303,14 +196,10 @@ def _lock_message(uow: UnitOfWork, message_id: int) -> Any:
     return row
 
 
-def record_sent(uow: UnitOfWork, message_id: int, *, provider_message_id: str, sent_at: datetime,
-                now: datetime | None = None, commit: bool = True) -> None:
-    """PENDING → SENT with the platform's id (MESSAGE_SENT); idempotent; commits unless ``commit=False``."""
-    now = now or utcnow()
+def record_sent(uow: UnitOfWork, message_id: int, *, provider_message_id: str, sent_at: datetime) -> None:
+    """PENDING → SENT with the platform's id (MESSAGE_SENT); idempotent (the sending flow)."""
     m = _lock_message(uow, message_id)
-    if m.status != "PENDING":
-        if commit:
-            uow.commit()
+    if m.status != MessageStatus.PENDING:
         return
     # an echo of this very message may have been ingested first: fold it into this one
     echo = uow.session.execute(
@@ -321,21 +210,19 @@ def record_sent(uow: UnitOfWork, message_id: int, *, provider_message_id: str, s
         uow.session.execute(delete(ConversationEvent).where(ConversationEvent.message_id == echo))
         uow.session.execute(delete(Message).where(Message.id == echo))
     uow.session.execute(update(Message).where(Message.id == message_id).values(
-        status="SENT", provider_message_id=provider_message_id, sent_at=sent_at, status_updated_at=sent_at,
+        status=MessageStatus.SENT, provider_message_id=provider_message_id, sent_at=sent_at, status_updated_at=sent_at,
         next_attempt_at=None))
     conv = uow.session.execute(
         select(Conversation.cycle_number, Conversation.first_response_at, Conversation.cycle_started_at)
         .where(Conversation.id == m.conversation_id).with_for_update()
     ).one()
     append_event(uow, organization_id=m.organization_id, conversation_id=m.conversation_id,
-                 type="MESSAGE_SENT", occurred_at=sent_at, actor_user_id=m.author_user_id, message_id=m.id,
+                 type=EventType.MESSAGE_SENT, occurred_at=sent_at, actor_user_id=m.author_user_id, message_id=m.id,
                  data={"author_kind": m.author_kind, "cycle": conv.cycle_number})
-    human = m.author_kind == "agent" and m.author_user_id is not None
+    human = m.author_kind == AuthorKind.AGENT and m.author_user_id is not None
     if human and conv.first_response_at is None and conv.cycle_started_at is not None:
         uow.session.execute(update(Conversation).where(Conversation.id == m.conversation_id)
                             .values(first_response_at=sent_at))
-    if commit:
-        uow.commit()
 
 
 def adopt_reported_send(uow: UnitOfWork, channel_id: int, *, idempotency_key: str, provider_message_id: str,
@@ -346,11 +233,11 @@ def adopt_reported_send(uow: UnitOfWork, channel_id: int, *, idempotency_key: st
     Returns True when a message was adopted. Does not commit."""
     message_id = uow.session.execute(
         select(Message.id).where(Message.channel_id == channel_id, Message.idempotency_key == idempotency_key,
-                                 Message.direction == "OUTBOUND", Message.status == "PENDING")
+                                 Message.direction == Direction.OUTBOUND, Message.status == MessageStatus.PENDING)
     ).scalar()
     if message_id is None:
         return False
-    record_sent(uow, int(message_id), provider_message_id=provider_message_id, sent_at=sent_at, commit=False)
+    record_sent(uow, int(message_id), provider_message_id=provider_message_id, sent_at=sent_at)
     return True
 
 
@@ -364,49 +251,44 @@ def backoff_seconds(attempts: int, retry_after: float | None = None) -> float:
 def record_failure(uow: UnitOfWork, message_id: int, *, error_code: str | None, error_message: str,
                    retryable: bool, retry_after: float | None = None, max_attempts: int = 6,
                    now: datetime | None = None) -> None:
-    """Retry later with backoff, or FAILED + dead letter (MESSAGE_FAILED); keeps code and text; commits."""
+    """Retry later with backoff, or FAILED + dead letter (MESSAGE_FAILED); keeps code and text."""
     now = now or utcnow()
     m = _lock_message(uow, message_id)
-    if m.status != "PENDING":
-        uow.commit()
+    if m.status != MessageStatus.PENDING:
         return
     error_message = error_message or "sending failed"
     if retryable and m.attempts < max_attempts:
         uow.session.execute(update(Message).where(Message.id == message_id).values(
             error_code=error_code, error_message=error_message,
             next_attempt_at=now + timedelta(seconds=backoff_seconds(m.attempts, retry_after))))
-        uow.commit()
         return
     uow.session.execute(update(Message).where(Message.id == message_id).values(
-        status="FAILED", is_dead_letter=True, error_code=error_code, error_message=error_message,
+        status=MessageStatus.FAILED, is_dead_letter=True, error_code=error_code, error_message=error_message,
         status_updated_at=now, next_attempt_at=None))
     append_event(uow, organization_id=m.organization_id, conversation_id=m.conversation_id,
-                 type="MESSAGE_FAILED", occurred_at=now, actor_user_id=m.author_user_id, message_id=m.id,
+                 type=EventType.MESSAGE_FAILED, occurred_at=now, actor_user_id=m.author_user_id, message_id=m.id,
                  data={"error_code": error_code, "error_message": error_message, "attempts": m.attempts,
                        "dead_letter": True})
-    uow.commit()
 
 
 def retry_dead_letter(uow: UnitOfWork, actor: Actor, message_id: int, now: datetime | None = None
                       ) -> MessageView:
-    """Manager: a FAILED outbound message goes back to PENDING (fresh attempts); commits."""
+    """Manager: a FAILED outbound message goes back to PENDING (fresh attempts)."""
     now = now or utcnow()
     me = require(uow, actor, Action.MANAGE_OUTBOX)
     m = _lock_message(uow, message_id)
     if m.organization_id != me.organization_id:
         raise NotFound(f"message {message_id} not found")
-    if m.direction != "OUTBOUND":
+    if m.direction != Direction.OUTBOUND:
         raise InvalidInput(f"message {message_id} was received, not sent; there is nothing to retry")
-    if m.status == "PENDING":
-        uow.commit()
-        return get_message(uow, message_id)
-    if m.status != "FAILED":
+    if m.status == MessageStatus.PENDING:
+        return load_message(uow, message_id)
+    if m.status != MessageStatus.FAILED:
         raise Conflict(f"message {message_id} is {m.status}, not FAILED; it does not need a retry")
     uow.session.execute(update(Message).where(Message.id == message_id).values(
-        status="PENDING", is_dead_letter=False, attempts=0, next_attempt_at=now, provider_message_id=None,
+        status=MessageStatus.PENDING, is_dead_letter=False, attempts=0, next_attempt_at=now, provider_message_id=None,
         status_updated_at=now))
-    uow.commit()
-    return get_message(uow, message_id)
+    return load_message(uow, message_id)
 
 
 def list_dead_letters(uow: UnitOfWork, actor: Actor, *, limit: int = 100) -> list[MessageView]:

@@ -29,7 +29,6 @@ def start_run(uow: UnitOfWork, name: str, now: datetime | None = None) -> int:
         insert(PipelineRun).values(name=name, started_at=now or utcnow(), status="running")
         .returning(PipelineRun.id)
     ).scalar_one()
-    uow.commit()
     return int(run_id)
 
 
@@ -40,7 +39,6 @@ def finish_run(uow: UnitOfWork, run_id: int, *, ok: bool, detail: dict[str, Any]
             status="ok" if ok else "failed", finished_at=now or utcnow(), detail=detail or {}, error=error
         )
     )
-    uow.commit()
 
 
 def last_runs(uow: UnitOfWork) -> list[RunView]:
@@ -70,5 +68,4 @@ def mark_interrupted(uow: UnitOfWork, *, older_than: timedelta = timedelta(minut
         .where(PipelineRun.status == "running", PipelineRun.started_at <= now - older_than)
         .values(status="failed", finished_at=now, error="interrupted: the worker stopped during the run")
     )
-    uow.commit()
     return int(result.rowcount or 0)  # type: ignore[attr-defined]

@@ -14,6 +14,7 @@ from connectors.registry import get_connector, port
 from connectors.telegram import GatewayFactory, PeerLookup
 from connectors.telegram.gateway import PeerRef
 from switchboard.services.channels import ChannelView, channel_credentials, get_channel, list_channels
+from switchboard.types import Actor
 from switchboard.uow import UnitOfWork
 
 _TTL_SECONDS = 30.0
@@ -56,7 +57,7 @@ class ConnectorCache:
                 return hit[1], hit[2]
         with UnitOfWork(self.engine) as uow:
             channel = get_channel(uow, channel_id)
-            creds = channel_credentials(uow, channel_id, self.secret_key)
+            creds = channel_credentials(uow, Actor.system(channel.organization_id), channel_id, self.secret_key)
         connector = get_connector(channel.provider, external_id=channel.external_id, credentials=creds,
                                   peers=self._stored_peers(channel_id) if channel.provider == "telegram" else None,
                                   telegram_gateway=self.telegram_gateway)
@@ -99,7 +100,7 @@ class ConnectorCache:
                 if channel.provider != provider:
                     continue
                 try:
-                    credentials = channel_credentials(uow, channel.id, self.secret_key)
+                    credentials = channel_credentials(uow, Actor.system(organization_id), channel.id, self.secret_key)
                 except Exception:  # one channel's unreadable credentials must not stop the others
                     log.warning("channel %s: credentials unreadable, routing by its external id", channel.id,
                                 exc_info=True)

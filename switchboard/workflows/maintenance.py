@@ -14,7 +14,7 @@ from switchboard.uow import UnitOfWork
 def maintain_once(engine: Engine, *, now: datetime | None = None, away_after_s: int = 120,
                   offline_grace_s: int = 300) -> dict[str, Any]:
     """Presence sweep, then auto-assignment for organizations that turned it on."""
-    from switchboard.services.assignment import auto_assign
+    from switchboard.services.assignment import assign_pending
     from switchboard.services.organizations import auto_assign_organization_ids
     from switchboard.services.presence import sweep
 
@@ -27,6 +27,6 @@ def maintain_once(engine: Engine, *, now: datetime | None = None, away_after_s: 
         org_ids = auto_assign_organization_ids(uow)
     for org_id in org_ids:
         with UnitOfWork(engine) as uow:
-            assigned.extend(auto_assign(uow, org_id, now=now))
+            assigned.extend(assign_pending(uow, org_id, now=now))
             uow.commit()
     return {"released": len(released), "assigned": len(assigned)}

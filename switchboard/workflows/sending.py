@@ -127,7 +127,7 @@ def send_outbox_once(engine: Engine, connectors: ConnectorCache, limiter: RateLi
             continue
         with UnitOfWork(engine) as uow:
             record_sent(uow, job.message_id, provider_message_id=result.provider_message_id,
-                        sent_at=result.sent_at, now=now)
+                        sent_at=result.sent_at)
             uow.commit()
         stats.sent += 1
     if deferred:

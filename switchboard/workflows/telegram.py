@@ -43,7 +43,7 @@ from switchboard.services.channels import (
     get_channel,
     record_channel_error,
 )
-from switchboard.types import MessageDeletion, ParsedItem, ReadWatermark
+from switchboard.types import Actor, MessageDeletion, ParsedItem, ReadWatermark
 from switchboard.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -100,7 +100,7 @@ def telegram_channel_credentials(uow: UnitOfWork, channel_id: int, secret_key: b
     channel = get_channel(uow, channel_id)
     if channel.provider != "telegram":
         raise InvalidInput(f"channel {channel.key!r} is a {channel.provider} channel, not Telegram")
-    return channel_credentials(uow, channel_id, secret_key)
+    return channel_credentials(uow, Actor.system(channel.organization_id), channel_id, secret_key)
 
 
 def _deleted_keys(uow: UnitOfWork, channel_id: int, message_ids: tuple[int, ...]) -> list[str]:

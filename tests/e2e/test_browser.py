@@ -29,7 +29,7 @@ from switchboard.services.channels import create_channel, grant_channel_permissi
 from switchboard.services.ingest import ingest_items
 from switchboard.services.organizations import create_organization
 from switchboard.settings import get_settings
-from switchboard.types import ContactRef, InboundMessage
+from switchboard.types import Actor, ContactRef, InboundMessage
 from switchboard.uow import UnitOfWork
 from tests.e2e.conftest import CHROMIUM
 
@@ -53,12 +53,12 @@ def seeded(engine: Engine) -> dict[str, int]:
     key = get_settings().secret_key_bytes()
     with UnitOfWork(engine) as uow:
         org = create_organization(uow, "Browser Co")
-        ch = create_channel(uow, org, key="wa", provider="whatsapp", name="WhatsApp", secret_key=key,
+        ch = create_channel(uow, Actor.system(org), key="wa", provider="whatsapp", name="WhatsApp", secret_key=key,
                             external_id="100", credentials={"app_secret": "s", "access_token": "t",
                                                             "phone_number_id": "100"})
         agent = create_user(uow, org, email="agent@browser.test", name="Agnes Agent", role="agent",
                             secret_key=key, password=PASSWORD)
-        grant_channel_permission(uow, None, user_id=agent.user_id, channel_id=ch.id, can_view=True, can_send=True)
+        grant_channel_permission(uow, Actor.system(org), user_id=agent.user_id, channel_id=ch.id, can_view=True, can_send=True)
         uow.commit()
     with UnitOfWork(engine) as uow:
         ingest_items(uow, channel_id=ch.id, items=[InboundMessage(

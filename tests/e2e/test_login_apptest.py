@@ -23,7 +23,8 @@ from switchboard.auth.login import REFUSED
 from switchboard.auth.login_sessions import revoke_all_for_user
 from switchboard.auth.totp import code_at
 from switchboard.auth.users import create_user
-from switchboard.services.organizations import create_organization
+from switchboard.errors import NotFound
+from switchboard.services.organizations import create_organization, organization_id_by_name
 from switchboard.settings import get_settings
 from switchboard.uow import UnitOfWork
 
@@ -63,8 +64,11 @@ class Account:
 
 
 def _user(engine: Engine, email: str = "ana@example.com", role: str = "agent") -> Account:
-    with UnitOfWork(engine) as u:
-        org = create_organization(u, "Acme")
+    with UnitOfWork(engine) as u:  # one organization for every user of the test
+        try:
+            org = organization_id_by_name(u, "Acme")
+        except NotFound:
+            org = create_organization(u, "Acme")
         u.commit()
     with UnitOfWork(engine) as u:
         created = create_user(u, org, email=email, name="Ana", role=role,

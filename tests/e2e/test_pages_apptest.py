@@ -15,7 +15,7 @@ from switchboard.services.channels import create_channel, grant_channel_permissi
 from switchboard.services.ingest import ingest_items
 from switchboard.services.organizations import create_organization
 from switchboard.settings import get_settings
-from switchboard.types import ContactRef, InboundMessage
+from switchboard.types import Actor, ContactRef, InboundMessage
 from switchboard.uow import UnitOfWork
 from tests.helpers import login_apptest
 
@@ -50,17 +50,19 @@ def world(engine: Engine) -> dict[str, Any]:
     key = get_settings().secret_key_bytes()
     with UnitOfWork(engine) as uow:
         org = create_organization(uow, "Pages Co")
-        wa = create_channel(uow, org, key="wa", provider="whatsapp", name="WhatsApp", secret_key=key)
-        ig = create_channel(uow, org, key="ig", provider="instagram", name="Instagram", secret_key=key)
+        system = Actor.system(org)
+        wa = create_channel(uow, system, key="wa", provider="whatsapp", name="WhatsApp", secret_key=key)
+        ig = create_channel(uow, system, key="ig", provider="instagram", name="Instagram", secret_key=key)
         users = {}
         for email, role in (("agent@p.test", "agent"), ("ig@p.test", "agent"), ("boss@p.test", "manager"),
                             ("root@p.test", "admin")):
             users[email] = create_user(uow, org, email=email, name=email.split("@")[0].title(), role=role,
                                        secret_key=key, password="long enough password").user_id
-        grant_channel_permission(uow, None, user_id=users["agent@p.test"], channel_id=wa.id, can_view=True,
+        grant_channel_permission(uow, system, user_id=users["agent@p.test"], channel_id=wa.id, can_view=True,
                                  can_send=True)
-        grant_channel_permission(uow, None, user_id=users["ig@p.test"], channel_id=ig.id, can_view=True,
+        grant_channel_permission(uow, system, user_id=users["ig@p.test"], channel_id=ig.id, can_view=True,
                                  can_send=True)
+        uow.commit()
     with UnitOfWork(engine) as uow:
         ingest_items(uow, channel_id=wa.id, items=[InboundMessage(
             provider_message_id="wamid.p1", contact=ContactRef("491", display_name="Wanda"),
@@ -209,7 +211,7 @@ def test_admin_changes_organization_settings(engine: Engine, world: dict[str, An
     at.button[0].click().run()
     assert not at.error, [e.value for e in at.error]
     with UnitOfWork(engine) as uow:
-        org = get_organization(uow, _org_id(engine))
+        org = get_organization(uow, Actor.system(_org_id(engine)))
     assert org.business_hours["mon"] == [["08:30", "16:00"]] and org.auto_assign
 
     at = login_apptest(AppTest.from_function(_org, default_timeout=30), engine, world["users"]["boss@p.test"])

@@ -27,6 +27,7 @@ from switchboard.services import conversations, inbox_views, outbox
 from switchboard.services.channels import create_channel, grant_channel_permission, set_channel_credentials
 from switchboard.services.organizations import create_organization
 from switchboard.settings import get_settings
+from switchboard.types import Actor
 from switchboard.uow import UnitOfWork
 from switchboard.workflows.connector_cache import ConnectorCache
 from switchboard.workflows.inbound import process_webhooks_once
@@ -55,24 +56,27 @@ def loop(engine: Engine) -> Iterator[Loop]:
     key = get_settings().secret_key_bytes()
     with UnitOfWork(engine) as uow:
         org = create_organization(uow, "Loop Co", "Europe/Berlin")
-        ch = create_channel(uow, org, key="wa", provider="sandbox", name="WhatsApp sandbox", secret_key=key,
+        ch = create_channel(uow, Actor.system(org), key="wa", provider="sandbox", name="WhatsApp sandbox", secret_key=key,
                             external_id=PHONE_ID)
         agent = create_user(uow, org, email="alice@loop.test", name="Alice", role="agent", secret_key=key,
                             password="correct horse battery")
         other = create_user(uow, org, email="bob@loop.test", name="Bob", role="agent", secret_key=key,
                             password="correct horse battery")
         for uid in (agent.user_id, other.user_id):
-            grant_channel_permission(uow, None, user_id=uid, channel_id=ch.id, can_view=True, can_send=True)
+            grant_channel_permission(uow, Actor.system(org), user_id=uid, channel_id=ch.id, can_view=True,
+                                     can_send=True)
+        uow.commit()
     with run_asgi(create_receiver(engine, key)) as receiver_url:
         webhook_url = f"{receiver_url}/webhooks/sandbox/{ch.webhook_key}"
         config = SandboxConfig(phone_number_id=PHONE_ID, access_token=TOKEN, app_secret=APP_SECRET,
                                webhook_url=webhook_url, customers=0, speed=50.0)
         with run_asgi(create_app(config)) as sandbox_url:
             with UnitOfWork(engine) as uow:
-                set_channel_credentials(uow, ch.id, key, {
+                set_channel_credentials(uow, Actor.system(org), ch.id, key, {
                     "access_token": TOKEN, "app_secret": APP_SECRET, "verify_token": "verify-me",
                     "phone_number_id": PHONE_ID, "api_base_url": sandbox_url,
                 })
+                uow.commit()
             yield Loop(engine, key, receiver_url, sandbox_url, webhook_url, ch.id, agent.user_id,
                        other.user_id)
 
@@ -114,12 +118,14 @@ def test_customer_message_reply_and_read_receipt(loop: Loop) -> None:
         # 3. accept is race-safe: the second agent gets a conflict
         with UnitOfWork(loop.engine) as uow:
             assert conversations.accept(uow, alice, conv.id).status == "ASSIGNED"
+            uow.commit()
         with UnitOfWork(loop.engine) as uow, pytest.raises(Exception, match="(?i)already"):
             conversations.accept(uow, bob, conv.id)
 
         # 4. reply (a double click with the same idempotency key sends once)
         with UnitOfWork(loop.engine) as uow:
             m1 = outbox.enqueue_reply(uow, alice, conv.id, "It ships today!", idempotency_key="k-1")
+            uow.commit()
         with UnitOfWork(loop.engine) as uow:
             m2 = outbox.enqueue_reply(uow, alice, conv.id, "It ships today!", idempotency_key="k-1")
         assert m1.id == m2.id and m1.status == "PENDING"
@@ -199,10 +205,13 @@ def test_a_send_whose_result_was_lost_is_not_sent_twice(loop: Loop) -> None:
             conv = inbox_views.list_conversations(uow, alice, queue="unassigned").items[0]
         with UnitOfWork(loop.engine) as uow:
             conversations.accept(uow, alice, conv.id)
+            uow.commit()
         with UnitOfWork(loop.engine) as uow:
             msg = outbox.enqueue_reply(uow, alice, conv.id, "exactly once", idempotency_key="once-1")
+            uow.commit()
         with UnitOfWork(loop.engine) as uow:
             (job,) = outbox.claim_due(uow)
+            uow.commit()
         _, connector = connectors.get(job.channel_id)
         connector.send(OutboundRequest(recipient_id=job.recipient_id, body=job.body,
                                        idempotency_key=job.idempotency_key))  # ...and the worker dies here

@@ -17,6 +17,7 @@ from switchboard.services import conversations, outbox, webhooks
 from switchboard.services.channels import create_channel, grant_channel_permission
 from switchboard.services.organizations import create_organization
 from switchboard.settings import get_settings
+from switchboard.types import Actor
 from switchboard.uow import UnitOfWork
 
 SECRET = "flow-secret"
@@ -38,12 +39,14 @@ def test_process_and_send_flows(settings_env: str, engine: Engine) -> None:
     with UnitOfWork(engine) as uow:
         org = create_organization(uow, "Flows")
         # the platform is unreachable (closed port): sending must be retried, not lost
-        ch = create_channel(uow, org, key="wa", provider="whatsapp", name="WA", secret_key=key, external_id="100",
+        ch = create_channel(uow, Actor.system(org), key="wa", provider="whatsapp", name="WA", secret_key=key, external_id="100",
                             credentials={"app_secret": SECRET, "access_token": "t", "verify_token": "v",
                                          "phone_number_id": "100", "api_base_url": "http://127.0.0.1:9"})
         agent = create_user(uow, org, email="fa@flows.test", name="Fa", role="agent", secret_key=key,
                             password="long enough password")
-        grant_channel_permission(uow, None, user_id=agent.user_id, channel_id=ch.id, can_view=True, can_send=True)
+        grant_channel_permission(uow, Actor.system(org), user_id=agent.user_id, channel_id=ch.id, can_view=True,
+                                 can_send=True)
+        uow.commit()
     body = _body("wamid.flow1", "hello from a flow")
     with UnitOfWork(engine) as uow:
         webhooks.store_event(uow, provider="whatsapp", channel_id=ch.id, body=body,
@@ -59,8 +62,10 @@ def test_process_and_send_flows(settings_env: str, engine: Engine) -> None:
         conv_id = uow.session.execute(select(Message.conversation_id)).scalar_one()
     with UnitOfWork(engine) as uow:
         conversations.accept(uow, actor, conv_id)
+        uow.commit()
     with UnitOfWork(engine) as uow:
         msg = outbox.enqueue_reply(uow, actor, conv_id, "on it", idempotency_key="flow-1")
+        uow.commit()
 
     sent = flows.send_outbox_flow(max_seconds=0)
     assert sent["sent"] == 0 and sent["retrying"] == 1

@@ -21,7 +21,7 @@ from switchboard.services.ingest import ingest_items
 from switchboard.services.media import attachment_file, claim_media
 from switchboard.services.organizations import create_organization
 from switchboard.settings import get_settings
-from switchboard.types import AttachmentRef, ContactRef, InboundMessage
+from switchboard.types import Actor, AttachmentRef, ContactRef, InboundMessage
 from switchboard.uow import UnitOfWork
 from switchboard.workflows.connector_cache import ConnectorCache
 from switchboard.workflows.media import DEFAULT_LEASE_SECONDS, download_media_once
@@ -40,12 +40,13 @@ def test_media_is_downloaded_once_and_refusals_are_kept(engine: Engine, tmp_path
         media_id = up.json()["id"]
         with UnitOfWork(engine) as uow:
             org = create_organization(uow, "Media")
-            ch = create_channel(uow, org, key="wa", provider="sandbox", name="WA", secret_key=key, external_id="100",
+            ch = create_channel(uow, Actor.system(org), key="wa", provider="sandbox", name="WA", secret_key=key, external_id="100",
                                 credentials={"access_token": "tok", "app_secret": "s", "phone_number_id": "100",
                                              "api_base_url": base})
             agent = create_user(uow, org, email="m@media.test", name="M", role="agent", secret_key=key,
                                 password="long enough password")
-            grant_channel_permission(uow, None, user_id=agent.user_id, channel_id=ch.id, can_view=True)
+            grant_channel_permission(uow, Actor.system(org), user_id=agent.user_id, channel_id=ch.id, can_view=True)
+            uow.commit()
         with UnitOfWork(engine) as uow:
             ingest_items(uow, channel_id=ch.id, items=[
                 InboundMessage(provider_message_id="wamid.img", contact=ContactRef("49"), sent_at=datetime.now(UTC),
@@ -78,7 +79,7 @@ def _pending_images(engine: Engine, n: int) -> set[int]:
     """``n`` image attachments waiting for their download on a sandbox channel (no platform needed)."""
     with UnitOfWork(engine) as uow:
         org = create_organization(uow, "Leases")
-        ch = create_channel(uow, org, key="wa", provider="sandbox", name="WA", secret_key=get_settings()
+        ch = create_channel(uow, Actor.system(org), key="wa", provider="sandbox", name="WA", secret_key=get_settings()
                             .secret_key_bytes(), external_id="100",
                             credentials={"access_token": "tok", "app_secret": "s", "phone_number_id": "100"})
         ingest_items(uow, channel_id=ch.id, items=[
@@ -123,7 +124,7 @@ def test_concurrent_runs_download_each_file_once_outside_any_transaction(engine:
             media_ids.append(up.json()["id"])
         with UnitOfWork(engine) as uow:
             org = create_organization(uow, "Concurrent")
-            ch = create_channel(uow, org, key="wa", provider="sandbox", name="WA", secret_key=key, external_id="100",
+            ch = create_channel(uow, Actor.system(org), key="wa", provider="sandbox", name="WA", secret_key=key, external_id="100",
                                 credentials={"access_token": "tok", "app_secret": "s", "phone_number_id": "100",
                                              "api_base_url": base})
             ingest_items(uow, channel_id=ch.id, items=[

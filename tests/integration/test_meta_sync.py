@@ -9,6 +9,7 @@ from switchboard.services.channels import create_channel, get_channel
 from switchboard.services.cursors import get_cursor
 from switchboard.services.organizations import create_organization
 from switchboard.settings import get_settings
+from switchboard.types import Actor
 from switchboard.uow import UnitOfWork
 from switchboard.workflows.connector_cache import ConnectorCache
 from switchboard.workflows.meta_history import SCOPE, sync_meta_channel
@@ -28,9 +29,10 @@ def test_history_pull_is_incremental_and_idempotent(engine: Engine) -> None:
         graph.base_url = base
         with UnitOfWork(engine) as uow:
             org = create_organization(uow, "Meta")
-            ch = create_channel(uow, org, key="fb", provider="messenger", name="Page", secret_key=key,
+            ch = create_channel(uow, Actor.system(org), key="fb", provider="messenger", name="Page", secret_key=key,
                                 external_id="page1", credentials={"page_access_token": "tok", "app_secret": "s",
                                                                   "page_id": "page1", "api_base_url": base})
+            uow.commit()
         connectors = ConnectorCache(engine, key)
         try:
             first = sync_meta_channel(engine, ch.id, connectors, page_size=2)
@@ -56,9 +58,10 @@ def test_history_pull_failure_is_recorded_on_the_channel(engine: Engine) -> None
     key = get_settings().secret_key_bytes()
     with UnitOfWork(engine) as uow:
         org = create_organization(uow, "Meta down")
-        ch = create_channel(uow, org, key="ig", provider="instagram", name="IG", secret_key=key, external_id="ig1",
+        ch = create_channel(uow, Actor.system(org), key="ig", provider="instagram", name="IG", secret_key=key, external_id="ig1",
                             credentials={"page_access_token": "tok", "app_secret": "s", "ig_user_id": "ig1",
                                          "api_base_url": "http://127.0.0.1:9"})
+        uow.commit()
     connectors = ConnectorCache(engine, key)
     try:
         report = sync_meta_channel(engine, ch.id, connectors)

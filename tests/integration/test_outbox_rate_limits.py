@@ -17,7 +17,7 @@ from switchboard.services.ingest import ingest_items
 from switchboard.services.organizations import create_organization
 from switchboard.services.outbox import enqueue_bot_reply
 from switchboard.settings import get_settings
-from switchboard.types import ContactRef, InboundMessage
+from switchboard.types import Actor, ContactRef, InboundMessage
 from switchboard.uow import UnitOfWork
 from switchboard.workflows.connector_cache import ConnectorCache
 from switchboard.workflows.sending import RateLimiter, send_outbox_once
@@ -57,6 +57,7 @@ class Rig:
     connectors: ConnectorCache
     channels: dict[str, int]
     conversations: dict[str, int]
+    org: int
 
 
 @pytest.fixture
@@ -70,7 +71,7 @@ def rig(engine: Engine) -> Iterator[Rig]:
         with UnitOfWork(engine) as uow:
             org = create_organization(uow, "Limits")
             for name, rate in (("slow", 0.2), ("fast", 80.0)):
-                ch = create_channel(uow, org, key=name, provider="messenger", name=name, secret_key=key,
+                ch = create_channel(uow, Actor.system(org), key=name, provider="messenger", name=name, secret_key=key,
                                     external_id=f"page-{name}", rate_limit_per_second=rate,
                                     credentials={"page_access_token": "tok", "app_secret": "s",
                                                  "page_id": f"page-{name}", "api_base_url": base})
@@ -85,7 +86,7 @@ def rig(engine: Engine) -> Iterator[Rig]:
                 conversations[name] = result.conversation_ids[0]
         connectors = ConnectorCache(engine, key)
         try:
-            yield Rig(engine, graph, connectors, channels, conversations)
+            yield Rig(engine, graph, connectors, channels, conversations, org)
         finally:
             connectors.close()
 
@@ -94,7 +95,7 @@ def enqueue(rig: Rig, name: str, n: int, batch: str = "a") -> list[int]:
     ids = []
     with UnitOfWork(rig.engine) as uow:
         for i in range(n):
-            ids.append(enqueue_bot_reply(uow, rig.conversations[name], f"{name} {i}",
+            ids.append(enqueue_bot_reply(uow, Actor.system(rig.org), rig.conversations[name], f"{name} {i}",
                                          idempotency_key=f"{name}-{batch}{i}").id)
         uow.commit()
     return ids

@@ -18,6 +18,7 @@ from switchboard.http.receiver import create_app
 from switchboard.services.channels import create_channel
 from switchboard.services.organizations import create_organization
 from switchboard.settings import get_settings
+from switchboard.types import Actor
 from switchboard.uow import UnitOfWork
 from tests.fakes.server import run_asgi
 
@@ -51,7 +52,7 @@ def webhook_url(engine: Engine) -> Iterator[str]:
     key = get_settings().secret_key_bytes()
     credentials = {"app_secret": SECRET, "access_token": "t", "phone_number_id": "100"}
     with UnitOfWork(engine) as uow:
-        ch = create_channel(uow, create_organization(uow, "Limits"), key="wa", provider="whatsapp", name="WA",
+        ch = create_channel(uow, Actor.system(create_organization(uow, "Limits")), key="wa", provider="whatsapp", name="WA",
                             secret_key=key, external_id="100", credentials=credentials)
         uow.commit()
     with run_asgi(create_app(engine, key, max_body_bytes=LIMIT)) as base:

@@ -20,6 +20,7 @@ from switchboard.crypto import DecryptionError, decrypt
 from switchboard.db.schema import Channel, User
 from switchboard.services.channels import channel_credentials, create_channel
 from switchboard.services.organizations import create_organization
+from switchboard.types import Actor
 from switchboard.uow import UnitOfWork
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,6 +40,7 @@ def text_key(key: bytes) -> str:
 class Seeded:
     totp: dict[int, str]  # user id -> TOTP secret
     channel_id: int
+    org: int
 
 
 @pytest.fixture
@@ -47,10 +49,10 @@ def seeded(engine: Engine) -> Seeded:
         org = create_organization(uow, "Rotate Co")
         users = [create_user(uow, org, email=f"{name}@rotate.test", name=name, role=role, secret_key=OLD,
                              password="rotate-password-1") for name, role in (("ana", "admin"), ("bo", "agent"))]
-        ch = create_channel(uow, org, key="wa", provider="whatsapp", name="WA", secret_key=OLD,
+        ch = create_channel(uow, Actor.system(org), key="wa", provider="whatsapp", name="WA", secret_key=OLD,
                             external_id="100", credentials=CREDS)
         uow.commit()
-    return Seeded({u.user_id: u.totp_secret for u in users}, ch.id)
+    return Seeded({u.user_id: u.totp_secret for u in users}, ch.id, org)
 
 
 def rotate(db_url: str, tmp_path: Path, old_key: str) -> subprocess.CompletedProcess[str]:
@@ -82,7 +84,7 @@ def decrypts_with(engine: Engine, seeded: Seeded, key: bytes) -> bool:
             except DecryptionError:
                 results.append(False)
         try:
-            results.append(channel_credentials(uow, seeded.channel_id, key) == CREDS)
+            results.append(channel_credentials(uow, Actor.system(seeded.org), seeded.channel_id, key) == CREDS)
         except DecryptionError:
             results.append(False)
     assert len(set(results)) == 1, f"some secrets decrypt with this key, others do not: {results}"

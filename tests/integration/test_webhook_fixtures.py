@@ -17,6 +17,7 @@ from switchboard.services import webhooks
 from switchboard.services.channels import create_channel
 from switchboard.services.organizations import create_organization
 from switchboard.settings import get_settings
+from switchboard.types import Actor
 from switchboard.uow import UnitOfWork
 from switchboard.workflows.connector_cache import ConnectorCache
 from switchboard.workflows.inbound import UNMATCHED_STATUS_ATTEMPTS, process_webhooks_once
@@ -50,14 +51,15 @@ def test_every_fixture_is_accepted_and_handled(engine: Engine) -> None:
     assert "1122334455667" in numbers and len(numbers) > 1
     with UnitOfWork(engine) as uow:
         org = create_organization(uow, "Fixtures")
-        ch = create_channel(uow, org, key="wa", provider="whatsapp", name="WA", secret_key=key,
+        ch = create_channel(uow, Actor.system(org), key="wa", provider="whatsapp", name="WA", secret_key=key,
                             external_id="1122334455667",
                             credentials={"app_secret": SECRET, "access_token": "t", "verify_token": "v",
                                          "phone_number_id": "1122334455667"})
         # the fixtures' other numbers are channels of the same app: one callback URL (ch's) for all
-        others = {n: create_channel(uow, org, key=f"wa-{i}", provider="whatsapp", name=n, secret_key=key,
+        others = {n: create_channel(uow, Actor.system(org), key=f"wa-{i}", provider="whatsapp", name=n, secret_key=key,
                                     credentials={"app_secret": SECRET, "access_token": "t", "phone_number_id": n})
                   for i, n in enumerate(sorted(numbers - {"1122334455667"}))}
+        uow.commit()
     with run_asgi(create_app(engine, key)) as base:
         for file, name, body in cases:
             sig = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()

@@ -11,6 +11,7 @@ from switchboard.services import webhooks
 from switchboard.services.channels import create_channel
 from switchboard.services.organizations import create_organization
 from switchboard.settings import get_settings
+from switchboard.types import Actor
 from switchboard.uow import UnitOfWork
 from switchboard.workflows.connector_cache import ConnectorCache
 from switchboard.workflows.inbound import process_webhooks_once
@@ -20,7 +21,7 @@ def test_failed_processing_backs_off_then_fails_visibly(engine: Engine) -> None:
     key = get_settings().secret_key_bytes()
     with UnitOfWork(engine) as uow:
         org = create_organization(uow, "Retry")
-        ch = create_channel(uow, org, key="wa", provider="whatsapp", name="WA", secret_key=key, external_id="1",
+        ch = create_channel(uow, Actor.system(org), key="wa", provider="whatsapp", name="WA", secret_key=key, external_id="1",
                             credentials={"app_secret": "s", "access_token": "t", "phone_number_id": "1"})
         # credentials encrypted with another key (e.g. a botched key rotation): processing cannot start
         uow.session.execute(update(Channel).where(Channel.id == ch.id).values(credentials_enc=b"v1" + b"x" * 60))
@@ -78,11 +79,12 @@ def test_status_that_overtakes_the_send_is_applied_on_retry(engine: Engine) -> N
     key = get_settings().secret_key_bytes()
     with UnitOfWork(engine) as uow:
         org = create_organization(uow, "Race")
-        ch = create_channel(uow, org, key="wa", provider="whatsapp", name="WA", secret_key=key, external_id="1",
+        ch = create_channel(uow, Actor.system(org), key="wa", provider="whatsapp", name="WA", secret_key=key, external_id="1",
                             credentials={"app_secret": "s", "access_token": "t", "phone_number_id": "1"})
         agent = create_user(uow, org, email="r@race.test", name="R", role="agent", secret_key=key,
                             password="long enough password")
-        grant_channel_permission(uow, None, user_id=agent.user_id, channel_id=ch.id, can_view=True, can_send=True)
+        grant_channel_permission(uow, Actor.system(org), user_id=agent.user_id, channel_id=ch.id, can_view=True, can_send=True)
+        uow.commit()
     with UnitOfWork(engine) as uow:
         res = ingest_items(uow, channel_id=ch.id, items=[InboundMessage(
             provider_message_id="wamid.in", contact=ContactRef("49"), sent_at=datetime.now(UTC), body="hi")])
@@ -92,10 +94,13 @@ def test_status_that_overtakes_the_send_is_applied_on_retry(engine: Engine) -> N
         actor = actor_for_user(uow, agent.user_id)
     with UnitOfWork(engine) as uow:
         conversations.accept(uow, actor, conv_id)
+        uow.commit()
     with UnitOfWork(engine) as uow:
         msg = outbox.enqueue_reply(uow, actor, conv_id, "hello", idempotency_key="race-1")
+        uow.commit()
     with UnitOfWork(engine) as uow:
         outbox.claim_due(uow)
+        uow.commit()
 
     # the platform's "delivered" arrives before our send was recorded
     body = json.dumps({"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{
@@ -113,6 +118,7 @@ def test_status_that_overtakes_the_send_is_applied_on_retry(engine: Engine) -> N
         ev = uow.session.get(WebhookEvent, event_id)
         assert ev is not None and ev.status == "RECEIVED" and ev.attempts == 1 and "not stored yet" in (ev.reason or "")
         outbox.record_sent(uow, msg.id, provider_message_id="wamid.out", sent_at=datetime.now(UTC))
+        uow.commit()
     with UnitOfWork(engine) as uow:
         uow.session.execute(update(WebhookEvent).values(processed_at=WebhookEvent.processed_at - timedelta(hours=1)))
         uow.commit()

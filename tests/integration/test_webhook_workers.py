@@ -20,7 +20,7 @@ from switchboard.services.channels import create_channel
 from switchboard.services.ingest import ingest_items
 from switchboard.services.organizations import create_organization
 from switchboard.settings import get_settings
-from switchboard.types import ContactRef, InboundMessage
+from switchboard.types import Actor, ContactRef, InboundMessage
 from switchboard.uow import UnitOfWork
 from switchboard.workflows.connector_cache import ConnectorCache
 from switchboard.workflows.inbound import process_webhooks_once
@@ -50,7 +50,7 @@ def test_worker_processes_share_a_backlog_exactly(engine: Engine, db_url: str) -
     key = get_settings().secret_key_bytes()
     with UnitOfWork(engine) as uow:
         org = create_organization(uow, "Workers")
-        ch = create_channel(uow, org, key="wa", provider="whatsapp", name="WA", secret_key=key, external_id=NUMBER,
+        ch = create_channel(uow, Actor.system(org), key="wa", provider="whatsapp", name="WA", secret_key=key, external_id=NUMBER,
                             credentials={"app_secret": SECRET, "access_token": "t", "phone_number_id": NUMBER})
         uow.commit()
     rnd = random.Random(7)

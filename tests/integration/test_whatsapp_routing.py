@@ -104,13 +104,13 @@ def world(engine: Engine) -> Iterator[World]:
     key = get_settings().secret_key_bytes()
     with UnitOfWork(engine) as uow:
         org = create_organization(uow, "Two Numbers")
-        a = create_channel(uow, org, key="wa-a", provider="whatsapp", name="Sales", secret_key=key,
+        a = create_channel(uow, Actor.system(org), key="wa-a", provider="whatsapp", name="Sales", secret_key=key,
                            credentials=_creds(NUMBER_A))
         # channel B's number is in the credentials only (the external id is filled in from it)
-        b = create_channel(uow, org, key="wa-b", provider="whatsapp", name="Support", secret_key=key,
+        b = create_channel(uow, Actor.system(org), key="wa-b", provider="whatsapp", name="Support", secret_key=key,
                            credentials=_creds(NUMBER_B))
         other_org = create_organization(uow, "Someone Else")
-        other = create_channel(uow, other_org, key="wa-x", provider="whatsapp", name="Theirs", secret_key=key,
+        other = create_channel(uow, Actor.system(other_org), key="wa-x", provider="whatsapp", name="Theirs", secret_key=key,
                                credentials=_creds(NUMBER_OTHER_ORG))
         admin = create_user(uow, org, email="root@two.test", name="Root", role="admin", secret_key=key,
                             password="long enough password")
@@ -156,19 +156,24 @@ def test_statuses_follow_the_number_of_the_message(world: World) -> None:
     with UnitOfWork(world.engine) as uow:
         agent = create_user(uow, world.org, email="agent@two.test", name="Agent", role="agent", secret_key=key,
                             password="long enough password")
-        grant_channel_permission(uow, None, user_id=agent.user_id, channel_id=world.b.id, can_view=True,
+        grant_channel_permission(uow, Actor.system(world.org), user_id=agent.user_id, channel_id=world.b.id, can_view=True,
                                  can_send=True)
         actor = actor_for_user(uow, agent.user_id)
         conv_id = uow.session.execute(select(Message.conversation_id)
                                       .where(Message.provider_message_id == "wamid.b-in")).scalar_one()
+        uow.commit()
     with UnitOfWork(world.engine) as uow:
         conversations.accept(uow, actor, conv_id)
+        uow.commit()
     with UnitOfWork(world.engine) as uow:
         reply = outbox.enqueue_reply(uow, actor, conv_id, "on it", idempotency_key="reply-b-1")
+        uow.commit()
     with UnitOfWork(world.engine) as uow:
         outbox.claim_due(uow)
+        uow.commit()
     with UnitOfWork(world.engine) as uow:
         outbox.record_sent(uow, reply.id, provider_message_id="wamid.b-out", sent_at=datetime.now(UTC))
+        uow.commit()
 
     # "delivered" for B's send arrives on A's URL; a "read" for it names a number with no channel
     world.post(world.a, _delivery(_status(NUMBER_B, "wamid.b-out", "delivered")))
@@ -204,8 +209,9 @@ def test_unknown_number_is_ignored_visibly_and_reprocessable_once_its_channel_ex
     # the business adds the missing number; the admin reprocesses both deliveries
     key = get_settings().secret_key_bytes()
     with UnitOfWork(world.engine) as uow:
-        c = create_channel(uow, world.org, key="wa-c", provider="whatsapp", name="Late", secret_key=key,
+        c = create_channel(uow, Actor.system(world.org), key="wa-c", provider="whatsapp", name="Late", secret_key=key,
                            external_id=NUMBER_UNKNOWN, credentials=_creds(NUMBER_UNKNOWN))
+        uow.commit()
     for event_id in (ignored_id, partial_id):
         with UnitOfWork(world.engine) as uow:
             operations.reprocess_delivery(uow, world.admin, event_id)
@@ -242,8 +248,9 @@ def test_never_routed_to_another_organization(world: World) -> None:
 def test_sandbox_deliveries_are_routed_among_sandbox_channels_only(world: World) -> None:
     key = get_settings().secret_key_bytes()
     with UnitOfWork(world.engine) as uow:
-        sb = create_channel(uow, world.org, key="sb", provider="sandbox", name="Sandbox", secret_key=key,
+        sb = create_channel(uow, Actor.system(world.org), key="sb", provider="sandbox", name="Sandbox", secret_key=key,
                             credentials=_creds("555000555"))
+        uow.commit()
     # B's number is a WhatsApp channel, not a sandbox one: not routed from the sandbox URL
     world.post(sb, _delivery(_message(NUMBER_B, "wamid.sb1", "hi")))
     world.process()
@@ -255,13 +262,13 @@ def test_sandbox_deliveries_are_routed_among_sandbox_channels_only(world: World)
 def test_a_number_is_one_channel_of_an_organization(world: World) -> None:
     key = get_settings().secret_key_bytes()
     with UnitOfWork(world.engine) as uow, pytest.raises(InvalidInput, match="already channel 'wa-b'"):
-        create_channel(uow, world.org, key="wa-b2", provider="whatsapp", name="Dup", secret_key=key,
+        create_channel(uow, Actor.system(world.org), key="wa-b2", provider="whatsapp", name="Dup", secret_key=key,
                        external_id=NUMBER_B)
     with UnitOfWork(world.engine) as uow, pytest.raises(InvalidInput, match="differ"):
-        create_channel(uow, world.org, key="wa-d", provider="whatsapp", name="Mismatch", secret_key=key,
+        create_channel(uow, Actor.system(world.org), key="wa-d", provider="whatsapp", name="Mismatch", secret_key=key,
                        external_id="777", credentials=_creds("888"))
     with UnitOfWork(world.engine) as uow:  # the same number in another organization is that one's business
-        create_channel(uow, world.other_org, key="wa-b", provider="whatsapp", name="Theirs too", secret_key=key,
+        create_channel(uow, Actor.system(world.other_org), key="wa-b", provider="whatsapp", name="Theirs too", secret_key=key,
                        credentials=_creds(NUMBER_B))
     world.post(world.a, _delivery(_message(NUMBER_B, "wamid.b9", "still ours")))
     world.process()
@@ -271,7 +278,7 @@ def test_a_number_is_one_channel_of_an_organization(world: World) -> None:
 def test_a_channel_with_unreadable_credentials_does_not_stop_routing(world: World) -> None:
     key = get_settings().secret_key_bytes()
     with UnitOfWork(world.engine) as uow:
-        broken = create_channel(uow, world.org, key="wa-broken", provider="whatsapp", name="Broken",
+        broken = create_channel(uow, Actor.system(world.org), key="wa-broken", provider="whatsapp", name="Broken",
                                 secret_key=key, external_id="999000999", credentials=_creds("999000999"))
         # encrypted with another key (a botched key rotation): only its external id is known
         uow.session.execute(update(Channel).where(Channel.id == broken.id).values(credentials_enc=b"v1" + b"x" * 60))

@@ -24,6 +24,7 @@ from switchboard.services import webhooks
 from switchboard.services.channels import create_channel
 from switchboard.services.organizations import create_organization
 from switchboard.settings import get_settings
+from switchboard.types import Actor
 from switchboard.uow import UnitOfWork
 
 pytestmark = pytest.mark.e2e
@@ -39,8 +40,9 @@ def test_worker_runs_flows_on_schedule(engine: Engine, db_url: str, tmp_path: Pa
     key = get_settings().secret_key_bytes()
     with UnitOfWork(engine) as uow:
         org = create_organization(uow, "Sched")
-        ch = create_channel(uow, org, key="wa", provider="whatsapp", name="WA", secret_key=key, external_id="100",
+        ch = create_channel(uow, Actor.system(org), key="wa", provider="whatsapp", name="WA", secret_key=key, external_id="100",
                             credentials={"app_secret": "s", "access_token": "t", "phone_number_id": "100"})
+        uow.commit()
     body = json.dumps({"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{
         "field": "messages", "value": {"messaging_product": "whatsapp", "metadata": {"phone_number_id": "100"},
                                        "contacts": [{"profile": {"name": "S"}, "wa_id": "49"}],

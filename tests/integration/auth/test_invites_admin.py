@@ -33,6 +33,7 @@ from switchboard.policy import can_send_channel, can_view_channel, visible_chann
 from switchboard.services.channels import create_channel
 from switchboard.services.organizations import create_organization
 from switchboard.settings import Settings
+from switchboard.types import Actor
 
 from .conftest import KEY, PASSWORD, T0, Entrypoint, U, refused
 
@@ -225,8 +226,8 @@ def test_unlock_clears_the_lockout_and_the_counter_of_the_address(engine: Engine
 
 def _two_channels(engine: Engine, org: int) -> tuple[int, int]:
     with Entrypoint(engine) as u:
-        wa = create_channel(u, org, key="wa", provider="whatsapp", name="WA", secret_key=KEY).id
-        tg = create_channel(u, org, key="tg", provider="telegram", name="TG", secret_key=KEY).id
+        wa = create_channel(u, Actor.system(org), key="wa", provider="whatsapp", name="WA", secret_key=KEY).id
+        tg = create_channel(u, Actor.system(org), key="tg", provider="telegram", name="TG", secret_key=KEY).id
     return wa, tg
 
 
@@ -253,6 +254,7 @@ def test_channel_permissions_and_org_isolation(engine: Engine, make_user: Callab
     wa, tg = _two_channels(engine, admin.org)
     with Entrypoint(engine) as u:
         other_org = create_organization(u, "Other")
+        u.commit()
     other = make_user("eve@other.com", role="admin", organization_id=other_org)
     with Entrypoint(engine) as u:
         assert visible_channel_ids(u, agent.actor) == set()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -39,8 +41,9 @@ class World:
     other_ch: int
     outsider: Actor  # manager of org2
 
-    def uow(self) -> UnitOfWork:
-        return UnitOfWork(self.engine)
+    def uow(self) -> AbstractContextManager[UnitOfWork]:
+        """A unit of work that commits when its block ends without an error (as an entrypoint does)."""
+        return committing(self.engine)
 
     def ingest(self, channel: int, contact: str, pmid: str, minutes: float, text: str = "hello",
                name: str | None = None) -> IngestResult:
@@ -62,6 +65,13 @@ class World:
             ).scalar_one())
 
 
+@contextmanager
+def committing(engine: Engine) -> Iterator[UnitOfWork]:
+    with UnitOfWork(engine) as u:
+        yield u
+        u.commit()
+
+
 def inbound(contact: str, pmid: str, minutes: float, text: str = "hello", name: str | None = None
             ) -> InboundMessage:
     return InboundMessage(provider_message_id=pmid, contact=ContactRef(contact, display_name=name),
@@ -80,12 +90,14 @@ def add_user(engine: Engine, org: int, email: str, role: str, name: str | None =
 
 
 def build_world(engine: Engine) -> World:
-    with UnitOfWork(engine) as u:
+    with committing(engine) as u:
         org = create_organization(u, "Acme", "Europe/Berlin")
-        wa = create_channel(u, org, key="wa-main", provider="whatsapp", name="WhatsApp", secret_key=KEY).id
-        tg = create_channel(u, org, key="tg", provider="telegram", name="Telegram", secret_key=KEY).id
+        system = Actor.system(org)
+        wa = create_channel(u, system, key="wa-main", provider="whatsapp", name="WhatsApp", secret_key=KEY).id
+        tg = create_channel(u, system, key="tg", provider="telegram", name="Telegram", secret_key=KEY).id
         org2 = create_organization(u, "Other")
-        other = create_channel(u, org2, key="wa-main", provider="whatsapp", name="Other WA", secret_key=KEY).id
+        other = create_channel(u, Actor.system(org2), key="wa-main", provider="whatsapp", name="Other WA",
+                               secret_key=KEY).id
     admin = add_user(engine, org, "admin@acme.test", "admin", "Ada Admin")
     manager = add_user(engine, org, "manager@acme.test", "manager", "Max Manager")
     a1 = add_user(engine, org, "a1@acme.test", "agent", "Alice Agent")
@@ -93,11 +105,11 @@ def build_world(engine: Engine) -> World:
     viewer = add_user(engine, org, "viewer@acme.test", "agent", "Vic Viewer")
     nobody = add_user(engine, org, "nobody@acme.test", "agent", "Nina Nobody")
     outsider = add_user(engine, org2, "boss@other.test", "manager", "Olga Other")
-    with UnitOfWork(engine) as u:
+    with committing(engine) as u:
         for agent in (a1, a2):
-            grant_channel_permission(u, None, user_id=agent.user_id, channel_id=wa, can_view=True, can_send=True)
-        grant_channel_permission(u, None, user_id=a2.user_id, channel_id=tg, can_view=True, can_send=True)
-        grant_channel_permission(u, None, user_id=viewer.user_id, channel_id=wa, can_view=True, can_send=False)
+            grant_channel_permission(u, system, user_id=agent.user_id, channel_id=wa, can_view=True, can_send=True)
+        grant_channel_permission(u, system, user_id=a2.user_id, channel_id=tg, can_view=True, can_send=True)
+        grant_channel_permission(u, system, user_id=viewer.user_id, channel_id=wa, can_view=True, can_send=False)
     return World(engine, org, wa, tg, admin, manager, a1, a2, viewer, nobody, org2, other, outsider)
 
 

@@ -112,7 +112,7 @@ def timeline(n_lines: int) -> list[str]:
 
 
 def test_a_busy_timeline_imports(engine: Engine, tmp_path: Path) -> None:
-    """What a busy day imports to; how fast is bench/bench_import.py's business."""
+    """A busy file replays completely (its speed is measured in bench/, not asserted here)."""
     p = _write(tmp_path, timeline(1_500))
     rep = import_events(engine, p, KEY)
     assert rep.events >= 1_490 and rep.conversations == 150

@@ -7,9 +7,9 @@ import threading
 import pytest
 from sqlalchemy import func, select, update
 
-from switchboard.db.schema import AgentSession, ConversationEvent, Organization, PresenceEvent, User
+from switchboard.db.schema import AgentPresence, ConversationEvent, Organization, PresenceEvent, User
 from switchboard.errors import Conflict, InvalidInput, PermissionDenied
-from switchboard.services.assignment import auto_assign
+from switchboard.services.assignment import assign_pending
 from switchboard.services.conversations import accept, complete, mark_read, reassign, release, reopen
 from switchboard.services.inbox_views import get_conversation, list_agents, queue_counts
 from switchboard.services.presence import heartbeat, sweep
@@ -118,7 +118,7 @@ def test_presence_sweep_releases_after_grace_period(world: World) -> None:
             heartbeat(u, world.a1, now=at(s / 2))
     with world.uow() as u:
         assert sweep(u, now=at(4)) == []  # 2.5 min silent: AWAY, still assigned
-        assert u.session.execute(select(AgentSession.state)).scalar() == "AWAY"
+        assert u.session.execute(select(AgentPresence.state)).scalar() == "AWAY"
     with world.uow() as u:
         assert sweep(u, now=at(7)) == []  # 5.5 min silent: OFFLINE, grace starts
     with world.uow() as u:
@@ -150,7 +150,7 @@ def test_auto_assign_round_robin_capacity_and_drain(world: World) -> None:
         complete(u, world.a1, convs[owners.index(world.a1.user_id)], now=at(10))
     with world.uow() as u:  # the freed slot drained the backlog
         assert get_conversation(u, world.manager, convs[4]).assigned_user_id == world.a1.user_id
-        assert auto_assign(u, world.org, now=at(11)) == []
+        assert assign_pending(u, world.org, now=at(11)) == []
         counts = queue_counts(u, world.a1)
         assert counts == {"unassigned": 0, "mine": 2, "all_open": 4}
         agents = {a.email: a for a in list_agents(u, world.manager)}
@@ -166,5 +166,5 @@ def test_auto_assign_is_off_by_default(world: World) -> None:
         heartbeat(u, world.a1, now=at(0))
     world.ingest(world.wa, "c1", "m1", 1)
     with world.uow() as u:
-        assert auto_assign(u, world.org, now=at(2)) == []
+        assert assign_pending(u, world.org, now=at(2)) == []
         assert get_conversation(u, world.manager, world.conversation(world.wa, "c1")).status == "PENDING"

@@ -21,6 +21,7 @@ from switchboard.services.outbox import (
     record_sent,
     retry_dead_letter,
 )
+from switchboard.types import Actor
 
 from .conftest import World, at
 
@@ -118,7 +119,7 @@ def test_failures_back_off_then_dead_letter_and_manager_retries(world: World) ->
 def test_first_human_reply_sets_first_response_but_bots_do_not(world: World) -> None:
     conv = _accepted(world)
     with world.uow() as u:
-        bot = enqueue_bot_reply(u, conv, "We will answer soon", idempotency_key="bot-1", now=at(1.5))
+        bot = enqueue_bot_reply(u, Actor.system(world.org), conv, "We will answer soon", idempotency_key="bot-1", now=at(1.5))
     with world.uow() as u:
         human = enqueue_reply(u, world.a1, conv, "Hi, Alice here", idempotency_key="h-1", now=at(3))
     with world.uow() as u:

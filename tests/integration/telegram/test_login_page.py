@@ -12,9 +12,10 @@ from streamlit.testing.v1 import AppTest
 from connectors.telegram.fake import DEMO_2FA_PHONE, DEMO_CODE, DEMO_PASSWORD, DEMO_PHONE, FakeTelegramGateway
 from switchboard.auth.login_sessions import create_session
 from switchboard.auth.users import create_user
-from switchboard.services.channels import channel_credentials, create_channel
+from switchboard.services.channels import channel_credentials, create_channel, get_channel
 from switchboard.services.organizations import create_organization
 from switchboard.settings import get_settings
+from switchboard.types import Actor
 from switchboard.uow import UnitOfWork
 
 
@@ -36,8 +37,9 @@ def _setup(engine: Engine, role: str = "admin") -> tuple[AppTest, int]:
         org = create_organization(uow, "Acme")
         user = create_user(uow, org, email=f"{role}@example.com", name="Ada", role=role, secret_key=key,
                            password="correct horse battery")
-        ch = create_channel(uow, org, key="tg-main", provider="telegram", name="Support TG", secret_key=key,
+        ch = create_channel(uow, Actor.system(org), key="tg-main", provider="telegram", name="Support TG", secret_key=key,
                             credentials={"api_id": 1, "api_hash": "abc"})
+        uow.commit()
     with UnitOfWork(engine) as uow:
         token = create_session(uow, user.user_id)
         uow.commit()
@@ -60,7 +62,8 @@ def _login_as_admin_again(engine: Engine, old: AppTest) -> tuple[AppTest, None]:
 
 def _creds(engine: Engine, channel_id: int) -> dict[str, object]:
     with UnitOfWork(engine) as uow:
-        return channel_credentials(uow, channel_id, get_settings().secret_key_bytes())
+        system = Actor.system(get_channel(uow, channel_id).organization_id)
+        return channel_credentials(uow, system, channel_id, get_settings().secret_key_bytes())
 
 
 def _errors(at: AppTest) -> str:

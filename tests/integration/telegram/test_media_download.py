@@ -23,6 +23,7 @@ from switchboard.services.channels import create_channel, grant_channel_permissi
 from switchboard.services.media import attachment_file
 from switchboard.services.organizations import create_organization
 from switchboard.settings import get_settings
+from switchboard.types import Actor
 from switchboard.uow import UnitOfWork
 from switchboard.workflows.connector_cache import ConnectorCache
 from switchboard.workflows.media import MediaStats, download_media_once
@@ -58,12 +59,13 @@ def connected(engine: Engine, world: FakeTelegramWorld) -> dict[str, Any]:
     state = submit_code(gw, start_login(gw, PHONE), "24680")
     with UnitOfWork(engine) as uow:
         org = create_organization(uow, "Parcels")
-        ch = create_channel(uow, org, key="tg", provider="telegram", name="Telegram", secret_key=_key())
-        set_channel_credentials(uow, ch.id, _key(), {"api_id": 1, "api_hash": "x", "phone": PHONE,
+        ch = create_channel(uow, Actor.system(org), key="tg", provider="telegram", name="Telegram", secret_key=_key())
+        set_channel_credentials(uow, Actor.system(org), ch.id, _key(), {"api_id": 1, "api_hash": "x", "phone": PHONE,
                                                      "session": state.session})
         agent = create_user(uow, org, email="tg@parcels.test", name="Tia", role="agent", secret_key=_key(),
                             password="long enough password")
-        grant_channel_permission(uow, None, user_id=agent.user_id, channel_id=ch.id, can_view=True)
+        grant_channel_permission(uow, Actor.system(org), user_id=agent.user_id, channel_id=ch.id, can_view=True)
+        uow.commit()
     return {"channel_id": ch.id, "agent": agent.user_id, "session": state.session}
 
 

@@ -20,7 +20,7 @@ from switchboard.services.channels import create_channel, set_channel_credential
 from switchboard.services.organizations import create_organization
 from switchboard.services.outbox import enqueue_bot_reply
 from switchboard.settings import get_settings
-from switchboard.types import OutboundRequest
+from switchboard.types import Actor, OutboundRequest
 from switchboard.uow import UnitOfWork
 from switchboard.workflows.connector_cache import ConnectorCache
 from switchboard.workflows.sending import send_outbox_once
@@ -55,9 +55,10 @@ def connected_channel(engine: Engine, world: FakeTelegramWorld) -> int:
     state = submit_code(gw, start_login(gw, PHONE), "24680")
     with UnitOfWork(engine) as uow:
         org = create_organization(uow, "Acme")
-        ch = create_channel(uow, org, key="tg", provider="telegram", name="Telegram", secret_key=_key())
-        set_channel_credentials(uow, ch.id, _key(), {"api_id": 1, "api_hash": "x", "phone": PHONE,
+        ch = create_channel(uow, Actor.system(org), key="tg", provider="telegram", name="Telegram", secret_key=_key())
+        set_channel_credentials(uow, Actor.system(org), ch.id, _key(), {"api_id": 1, "api_hash": "x", "phone": PHONE,
                                                      "session": state.session})
+        uow.commit()
     return ch.id
 
 
@@ -151,8 +152,9 @@ def test_long_flood_wait_is_reported_on_the_channel(engine: Engine, world: FakeT
 def test_sync_refuses_a_channel_that_is_not_connected(engine: Engine, world: FakeTelegramWorld) -> None:
     with UnitOfWork(engine) as uow:
         org = create_organization(uow, "Acme")
-        ch = create_channel(uow, org, key="tg", provider="telegram", name="Telegram", secret_key=_key())
-        wa = create_channel(uow, org, key="wa", provider="whatsapp", name="WA", secret_key=_key())
+        ch = create_channel(uow, Actor.system(org), key="tg", provider="telegram", name="Telegram", secret_key=_key())
+        wa = create_channel(uow, Actor.system(org), key="wa", provider="whatsapp", name="WA", secret_key=_key())
+        uow.commit()
     with pytest.raises(InvalidInput, match="not connected yet"):
         sync_telegram_channel(engine, ch.id, factory(world), secret_key=_key())
     with pytest.raises(InvalidInput, match="not Telegram"):
@@ -224,8 +226,8 @@ def test_outbox_sends_telegram_with_the_stored_peer_and_maps_flood_wait(engine: 
     world.receive(PHONE, ada, "hello", notify=False)
     sync_telegram_channel(engine, channel_id, factory(world), secret_key=_key())
     with UnitOfWork(engine) as uow:
-        conv_id = uow.session.execute(select(Conversation.id)).scalar_one()
-        first = enqueue_bot_reply(uow, conv_id, "yo", idempotency_key="tg-1")
+        conv_id, org = uow.session.execute(select(Conversation.id, Conversation.organization_id)).one()
+        first = enqueue_bot_reply(uow, Actor.system(org), conv_id, "yo", idempotency_key="tg-1")
         uow.commit()
     connectors = ConnectorCache(engine, _key(), telegram_gateway=factory(world))
     world.calls.clear()
@@ -234,7 +236,7 @@ def test_outbox_sends_telegram_with_the_stored_peer_and_maps_flood_wait(engine: 
         assert [c[0] for c in world.calls] == ["send_text"]  # no resolve_peer: the sync stored the peer
         world.inject_flood_wait("send_text", 77)
         with UnitOfWork(engine) as uow:
-            second = enqueue_bot_reply(uow, conv_id, "again", idempotency_key="tg-2")
+            second = enqueue_bot_reply(uow, Actor.system(org), conv_id, "again", idempotency_key="tg-2")
             uow.commit()
         before = datetime.now(UTC)
         stats = send_outbox_once(engine, connectors)
