@@ -10,6 +10,7 @@ import streamlit as st
 from sqlalchemy import Engine
 
 from switchboard.db.engine import make_engine
+from switchboard.errors import SwitchboardError
 from switchboard.settings import Settings, get_settings
 from switchboard.uow import UnitOfWork
 
@@ -45,3 +46,15 @@ def call(service: Callable[..., T], *args: object, **kwargs: object) -> T:
         result = service(u, *args, **kwargs)
         u.commit()
         return result
+
+
+def act(done: str, service: Callable[..., object], *args: object, **kwargs: object) -> bool:
+    """Run one service (``call``) for a button: show ``done`` on success, the refusal's sentence if the
+    service refuses. Returns whether it worked."""
+    try:
+        call(service, *args, **kwargs)
+    except SwitchboardError as exc:
+        st.error(str(exc))
+        return False
+    st.success(done)
+    return True

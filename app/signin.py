@@ -21,15 +21,16 @@ from __future__ import annotations
 import contextlib
 import json
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import streamlit as st
 from streamlit.errors import StreamlitAPIException
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from app import deps
-from switchboard.auth.login import PendingLogin
+from switchboard.auth.login import PendingLogin, Refusal
 from switchboard.auth.login_sessions import (
     COOKIE_NAME,
     SessionInfo,
@@ -39,8 +40,11 @@ from switchboard.auth.login_sessions import (
     revoke_session,
     sign_cookie,
 )
-from switchboard.errors import AuthError
+from switchboard.errors import AuthError, SwitchboardError
+from switchboard.policy import Action, refusal
 from switchboard.types import Actor
+
+T = TypeVar("T")
 
 RECHECK_SECONDS = 3.0
 PREFIX = "sb_auth_"
@@ -216,6 +220,43 @@ def current_actor() -> Actor | None:
     _emit_cookie_script()
     return actor
 
+
+
+
+def attempt(service: Callable[..., T | Refusal], *args: Any, **kwargs: Any) -> T | None:
+    """Run one sign-in service through ``deps.call`` (which commits, so a counted refusal is kept) and
+    show its refusal — a returned :class:`Refusal` or an error — as the one same-looking message; None
+    when refused."""
+    try:
+        result = deps.call(service, *args, **kwargs)
+    except SwitchboardError as exc:
+        st.error(str(exc), icon=":material/block:")
+        return None
+    if isinstance(result, Refusal):
+        st.error(result.message, icon=":material/block:")
+        return None
+    return result
+
+
+def credentials_given(email: str, password: str) -> bool:
+    """Both fields filled in; otherwise say so (nothing is checked or counted for an empty form)."""
+    if email.strip() and password:
+        return True
+    st.error("Enter your email and password.")
+    return False
+
+def page_actor(action: Action | None = None) -> Actor:
+    """The signed-in actor, for a page: stops this script run when nobody is signed in (``app/main.py``
+    then offers only the sign-in pages on the next run), or, given ``action``, when the actor's role does
+    not grant it (the page says so; its services would refuse anyway)."""
+    actor = current_actor()
+    if actor is None:
+        st.stop()
+    reason = None if action is None else refusal(actor.role, action)
+    if reason is not None:
+        st.error(reason[0].upper() + reason[1:] + ".")
+        st.stop()
+    return actor
 
 def current_user_name() -> str:
     name = st.session_state.get(NAME)

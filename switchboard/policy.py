@@ -60,9 +60,14 @@ def allows(role: Role, action: Action) -> bool:
     return action in ROLE_ACTIONS.get(role, frozenset())
 
 
-def _who_may(action: Action) -> str:
-    roles = [role for role, actions in ROLE_ACTIONS.items() if action in actions]
-    return " and ".join(r + "s" for r in roles)
+def refusal(role: Role, action: Action) -> str | None:
+    """The sentence refusing ``action`` to ``role`` ("only admins may manage users; you are a manager"),
+    or None when the role grants it."""
+    if allows(role, action):
+        return None
+    who = " and ".join(r + "s" for r, actions in ROLE_ACTIONS.items() if action in actions)
+    article = "an" if role[0] in "aeiou" else "a"
+    return f"only {who} may {action.value}; you are {article} {role}"
 
 
 # --- the actor ------------------------------------------------------------------------------------
@@ -93,9 +98,9 @@ def verify_actor(uow: UnitOfWork, actor: Actor) -> Actor:
 def require(uow: UnitOfWork, actor: Actor, action: Action) -> Actor:
     """The verified actor, if its current role grants ``action``; otherwise PermissionDenied."""
     fresh = verify_actor(uow, actor)
-    if not allows(fresh.role, action):
-        article = "an" if fresh.role[0] in "aeiou" else "a"
-        raise PermissionDenied(f"only {_who_may(action)} may {action.value}; you are {article} {fresh.role}")
+    reason = refusal(fresh.role, action)
+    if reason is not None:
+        raise PermissionDenied(reason)
     return fresh
 
 

@@ -12,10 +12,7 @@ from switchboard.errors import SwitchboardError
 
 
 def render() -> None:
-    actor = signin.current_actor()
-    if actor is None:
-        st.rerun()
-        return
+    actor = signin.page_actor()
     st.title("My account")
     st.write(f"**{signin.current_user_name()}** · {actor.email} · role **{actor.role}**")
 

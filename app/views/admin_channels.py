@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import signin
+from app import deps, signin
 from app.deps import call, secret_key, settings
 from switchboard.errors import SwitchboardError
 from switchboard.services import operations, outbox
@@ -21,10 +21,7 @@ CREDENTIAL_FIELDS = {
 
 
 def page() -> None:
-    actor = signin.current_actor()
-    if actor is None:
-        st.stop()
-        return
+    actor = signin.page_actor()
     st.title("Channels & health")
     try:
         ov = call(operations.overview, actor)
@@ -82,11 +79,7 @@ def page() -> None:
             pick = st.selectbox("Reprocess a failed delivery (or one not routed, once its channel was added)",
                                 failed)
             if st.button("Reprocess"):
-                try:
-                    call(operations.reprocess_delivery, actor, pick)
-                    st.success(f"Delivery {pick} queued again.")
-                except SwitchboardError as exc:
-                    st.error(str(exc))
+                deps.act(f"Delivery {pick} queued again.", operations.reprocess_delivery, actor, pick)
     else:
         st.success("No rejected, ignored or failed deliveries.")
 
@@ -102,11 +95,7 @@ def page() -> None:
         )
         retry = st.selectbox("Retry a failed message", [m.id for m in ov.dead_letters], key="retry_dead_letter")
         if st.button("Retry sending"):
-            try:
-                call(outbox.retry_dead_letter, actor, retry)
-                st.success(f"Message {retry} queued again.")
-            except SwitchboardError as exc:
-                st.error(str(exc))
+            deps.act(f"Message {retry} queued again.", outbox.retry_dead_letter, actor, retry)
     else:
         st.success("No dead-lettered messages.")
 

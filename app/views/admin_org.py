@@ -22,10 +22,7 @@ def _timezones() -> list[str]:
 
 
 def page() -> None:
-    actor = signin.current_actor()
-    if actor is None:
-        st.stop()
-        return
+    actor = signin.page_actor()
     st.title("Organization settings")
     org = call(get_organization, actor)
     with st.form("org_settings"):

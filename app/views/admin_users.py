@@ -18,23 +18,11 @@ from switchboard.auth.admin import (
 from switchboard.auth.invites import invite_user
 from switchboard.db.schema import ROLES
 from switchboard.errors import SwitchboardError
-from switchboard.policy import Action, allows
-
-
-def _run(label: str, fn: object, *args: object, **kwargs: object) -> None:
-    try:
-        deps.call(fn, *args, **kwargs)  # type: ignore[arg-type]
-    except SwitchboardError as exc:
-        st.error(str(exc))
-    else:
-        st.success(label)
+from switchboard.policy import Action
 
 
 def render() -> None:
-    actor = signin.current_actor()
-    if actor is None or not allows(actor.role, Action.MANAGE_USERS):
-        st.error("Only admins can manage users.")
-        return
+    actor = signin.page_actor(Action.MANAGE_USERS)
     st.title("Users & access")
 
     with st.expander("Invite a user", expanded=False), st.form("invite_user_form", clear_on_submit=True):
@@ -73,17 +61,17 @@ def render() -> None:
     c1, c2, c3, c4 = st.columns(4)
     new_role = c1.selectbox("Role", ROLES, index=ROLES.index(user.role), key=f"admin_role_{user.id}")
     if c1.button("Save role", key="admin_role_save"):
-        _run(f"Role of {user.email} is now {new_role}.", change_role, actor, user.id, new_role)
+        deps.act(f"Role of {user.email} is now {new_role}.", change_role, actor, user.id, new_role)
     if user.status == "disabled":
         if c2.button("Enable", key="admin_enable"):
-            _run(f"{user.email} enabled.", enable_user, actor, user.id)
+            deps.act(f"{user.email} enabled.", enable_user, actor, user.id)
     elif c2.button("Disable", key="admin_disable", help="Signs the user out everywhere at once"):
-        _run(f"{user.email} disabled and signed out.", disable_user, actor, user.id)
+        deps.act(f"{user.email} disabled and signed out.", disable_user, actor, user.id)
     if c3.button("Reset 2FA", key="admin_reset_totp", help="The user sets up a new authenticator at next login"):
-        _run(f"2FA of {user.email} reset; they enroll again at next sign-in.", reset_totp, actor, user.id,
+        deps.act(f"2FA of {user.email} reset; they enroll again at next sign-in.", reset_totp, actor, user.id,
              secret_key=deps.secret_key())
     if c4.button("Unlock", key="admin_unlock", disabled=user.locked_until is None and not user.failed_attempts):
-        _run(f"{user.email} unlocked.", unlock_user, actor, user.id)
+        deps.act(f"{user.email} unlocked.", unlock_user, actor, user.id)
 
     st.subheader("Channel permissions")
     access = deps.call(user_channel_grants, actor, user.id)
@@ -100,4 +88,4 @@ def render() -> None:
     )
     if st.button("Save permissions", key="admin_perms_save"):
         wanted = {int(str(r["channel_id"])): (bool(r["view"]), bool(r["send"])) for r in edited}
-        _run("Permissions saved.", set_channel_permissions, actor, user.id, wanted)
+        deps.act("Permissions saved.", set_channel_permissions, actor, user.id, wanted)

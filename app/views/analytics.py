@@ -202,10 +202,7 @@ def _date_range(picked: Any, today: date) -> tuple[date, date]:
 
 
 def page() -> None:
-    actor = signin.current_actor()
-    if actor is None:
-        st.stop()
-        return
+    actor = signin.page_actor()
     st.title("Response times")
     path = get_settings().warehouse_file
     try:

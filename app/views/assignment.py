@@ -30,10 +30,7 @@ def _board(actor: object) -> None:
 
 
 def page() -> None:
-    actor = signin.current_actor()
-    if actor is None:
-        st.stop()
-        return
+    actor = signin.page_actor()
     st.title("Assignment")
     _board(actor)
     st.subheader("Open conversations")

@@ -6,17 +6,14 @@ import streamlit as st
 
 from app import deps, signin
 from switchboard.auth.audit import list_audit
-from switchboard.policy import Action, allows
+from switchboard.policy import Action
 
 FILTERS = {"everything": None, "sign-ins and failures": "auth.", "user changes": "user.",
            "permissions": "permission."}
 
 
 def render() -> None:
-    actor = signin.current_actor()
-    if actor is None or not allows(actor.role, Action.VIEW_AUDIT_LOG):
-        st.error("Only admins can read the audit log.")
-        return
+    actor = signin.page_actor(Action.VIEW_AUDIT_LOG)
     st.title("Audit log")
     c1, c2 = st.columns([2, 1])
     choice = c1.selectbox("Show", list(FILTERS), key="audit_filter")

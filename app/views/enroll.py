@@ -7,7 +7,6 @@ import streamlit as st
 from app import deps, signin
 from switchboard.auth.enrollment import begin_enrollment, confirm_enrollment
 from switchboard.auth.invites import accept_invite, describe_invite
-from switchboard.auth.login import Refusal
 from switchboard.auth.login_sessions import SessionToken
 from switchboard.auth.passwords import MIN_LENGTH
 from switchboard.errors import AuthError, SwitchboardError
@@ -62,14 +61,9 @@ def render() -> None:
                              autocomplete="one-time-code")
         submitted = st.form_submit_button("Confirm and turn on", type="primary", key="enroll_submit")
     if submitted:
-        try:
-            result = deps.call(confirm_enrollment, pending, code, secret_key=deps.secret_key(),
-                               user_agent=signin.user_agent())
-        except SwitchboardError as exc:
-            st.error(str(exc), icon=":material/block:")
-            return
-        if isinstance(result, Refusal):
-            st.error(result.message, icon=":material/block:")
+        result = signin.attempt(confirm_enrollment, pending, code, secret_key=deps.secret_key(),
+                                user_agent=signin.user_agent())
+        if result is None:
             return
         signin.set_pending(None)
         st.session_state[signin.RECOVERY_CODES] = result.recovery_codes

@@ -313,10 +313,7 @@ def reply_box(actor: Actor, conversation_id: int) -> None:
 
 
 def page() -> None:
-    actor = signin.current_actor()
-    if actor is None:
-        st.stop()
-        return
+    actor = signin.page_actor()
     with st.sidebar:
         st.text_input("Search customers and messages", key="search")
         st.selectbox("Status", ["Open", "Any", *(s.value for s in ConversationStatus)], key="status_filter")

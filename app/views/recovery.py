@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import deps, signin
-from switchboard.auth.login import Refusal, login_with_recovery_code
-from switchboard.errors import SwitchboardError
+from app import signin
+from switchboard.auth.login import login_with_recovery_code
 
 
 def render() -> None:
@@ -23,16 +22,10 @@ def render() -> None:
     st.page_link(signin.login_page(default=False), label="Back to the normal sign-in")
     if not submitted:
         return
-    if not email.strip() or not password:
-        st.error("Enter your email and password.")
+    if not signin.credentials_given(email, password):
         return
-    try:
-        token = deps.call(login_with_recovery_code, email, password, code, user_agent=signin.user_agent())
-    except SwitchboardError as exc:
-        st.error(str(exc), icon=":material/block:")
-        return
-    if isinstance(token, Refusal):  # the same for every address (switchboard/auth/login.py)
-        st.error(token.message, icon=":material/block:")
+    token = signin.attempt(login_with_recovery_code, email, password, code, user_agent=signin.user_agent())
+    if token is None:  # refused: the same for every address (switchboard/auth/login.py)
         return
     signin.sign_in(token)
     st.rerun()

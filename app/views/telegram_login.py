@@ -99,10 +99,7 @@ def _restart(actor: Actor, channel: ChannelView, creds: dict[str, Any], phone: s
 
 
 def page() -> None:
-    actor = signin.current_actor()
-    if actor is None:
-        st.stop()
-        return
+    actor = signin.page_actor()
     st.title("Telegram login")
     try:  # the services refuse anyone but admins; the page only says so
         channels = call(organization_channels, actor, provider="telegram")
@@ -164,15 +161,7 @@ def _phone_step(actor: Actor, channel: ChannelView, creds: dict[str, Any], state
 def _code_step(actor: Actor, channel: ChannelView, creds: dict[str, Any], state: LoginState) -> None:
     st.write("Step 2 of 3: the login code Telegram sent to the app (or by SMS) for")
     st.text(state.phone or "")
-    with st.form("tg_code"):
-        code = st.text_input("Login code", key="tg_code_input")
-        submitted = st.form_submit_button("Sign in")
-    if st.button("Start over", key="tg_restart"):
-        _restart(actor, channel, creds, state.phone)
-        st.rerun()
-    if submitted:
-        _step(actor, channel, creds, state, "code", code)
-        st.rerun()
+    _secret_form(actor, channel, creds, state, "code", "Login code", password=False)
 
 
 def _password_step(actor: Actor, channel: ChannelView, creds: dict[str, Any], state: LoginState) -> None:
@@ -180,14 +169,20 @@ def _password_step(actor: Actor, channel: ChannelView, creds: dict[str, Any], st
     if state.password_hint:
         st.caption("Password hint:")
         st.text(state.password_hint)
-    with st.form("tg_password"):
-        password = st.text_input("Two-step verification password", type="password", key="tg_password_input")
+    _secret_form(actor, channel, creds, state, "password", "Two-step verification password", password=True)
+
+
+def _secret_form(actor: Actor, channel: ChannelView, creds: dict[str, Any], state: LoginState, step: str,
+                 label: str, *, password: bool) -> None:
+    """The form of one login step (code or 2FA password) with its Start over button."""
+    with st.form(f"tg_{step}"):
+        value = st.text_input(label, type="password" if password else "default", key=f"tg_{step}_input")
         submitted = st.form_submit_button("Sign in")
     if st.button("Start over", key="tg_restart"):
         _restart(actor, channel, creds, state.phone)
         st.rerun()
     if submitted:
-        _step(actor, channel, creds, state, "password", password)
+        _step(actor, channel, creds, state, step, value)
         st.rerun()
 
 
