@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
-from sqlalchemy import create_engine, insert  # noqa: E402
+from sqlalchemy import create_engine, insert, text  # noqa: E402
 
 from connectors.sandbox.payloads import encode_signed, inbound_message_body, status_body  # noqa: E402
 from switchboard.db.engine import embedded_server, ensure_database, sync_url  # noqa: E402
@@ -86,12 +86,15 @@ def setup(url: str, existing: int) -> dict[str, Any]:
             ingest_items(uow, channel_id=ch.id, items=[item for i in range(start, min(existing, start + 2000))
                                                        for item in _history(i)])
             uow.commit()
+    with engine.connect() as con:  # statistics, as a live database has them (autovacuum may lag a bulk load)
+        con.execute(text("analyze"))
+        con.commit()
     engine.dispose()
     return {"channel": ch.id, "webhook_key": ch.webhook_key, "manager": manager.user_id}
 
 
 def _history(i: int) -> list[InboundMessage]:
-    who = ContactRef(_phone(i), display_name=f"Customer {i}")
+    who = ContactRef(_phone(i), display_name=_name(i))
     return [InboundMessage(f"wamid.old{i}", who, T0 - timedelta(hours=2), "an earlier question"),
             InboundMessage(f"wamid.reply{i}", who, T0 - timedelta(hours=1), "an earlier answer", direction="OUTBOUND",
                            author_kind="agent")]
@@ -101,12 +104,17 @@ def _phone(i: int) -> str:
     return f"49151{i:07d}"
 
 
+def _name(i: int) -> str:
+    """A customer's WhatsApp profile name: the same in every delivery, as the platform sends it."""
+    return f"Customer {i}"
+
+
 def message_bodies(tag: str, n: int, existing: int, new_from: int) -> Iterator[bytes]:
     """``n`` deliveries of one message: even ones from a new customer, odd ones a follow-up."""
     for k in range(n):
-        who = _phone(new_from + k) if k % 2 == 0 else _phone(k % existing)
+        i = new_from + k if k % 2 == 0 else k % existing
         yield encode_signed(inbound_message_body(
-            phone_number_id=NUMBER, display_phone_number="1", from_phone=who, name=f"C {who}",
+            phone_number_id=NUMBER, display_phone_number="1", from_phone=_phone(i), name=_name(i),
             wamid=f"wamid.{tag}{k}", timestamp=int(T0.timestamp()) + k, text=f"message {tag} {k}"), SECRET)[0]
 
 
@@ -138,35 +146,67 @@ def drain(url: str, start_at: float) -> None:
     engine = create_engine(url)
     connectors = ConnectorCache(engine, get_settings().secret_key_bytes())
     time.sleep(max(0.0, start_at - time.time()))
-    n, errors, started = 0, 0, time.time()
+    n, errors, started, cpu = 0, 0, time.time(), time.process_time()
     while True:
         stats = process_webhooks_once(engine, connectors)
         if not stats.claimed:
             break
         n += stats.claimed
         errors += stats.errors
-    print(f"{n} {errors} {started:.3f} {time.time():.3f}", flush=True)
+    print(f"{n} {errors} {started:.3f} {time.time():.3f} {time.process_time() - cpu:.3f}", flush=True)
 
 
-def run_workers(url: str, workers: int) -> tuple[int, float]:
+def server_cpu(url: str) -> float | None:
+    """CPU seconds used so far by all the processes of the PostgreSQL server (None when it is not on this
+    machine): with the workers' own CPU, a figure the other users of a loaded machine hardly change."""
+    import psutil
+
+    engine = create_engine(url)
+    try:
+        with engine.connect() as con:
+            backend = psutil.Process(int(con.execute(text("select pg_backend_pid()")).scalar_one()))
+            postmaster = backend.parent()
+            if postmaster is None:
+                return None
+            total = 0.0
+            for p in [postmaster, *postmaster.children()]:
+                try:
+                    t = p.cpu_times()
+                    total += t.user + t.system
+                except psutil.Error:
+                    pass  # a backend that just ended
+            return total
+    except psutil.Error:
+        return None  # not a local process
+    finally:
+        engine.dispose()
+
+
+def run_workers(url: str, workers: int) -> tuple[int, float, str]:
     """Start ``workers`` drain processes at once; (deliveries, seconds from the first worker's first claim
-    to the last one's end: process start-up and imports excluded)."""
+    to the last one's end: process start-up and imports excluded, CPU per delivery)."""
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     start_at = f"{time.time() + 8:.3f}"  # time enough to start and import
+    server_before = server_cpu(url)
     procs = [subprocess.Popen([sys.executable, __file__, "--drain", url, start_at], env=env, stdout=subprocess.PIPE,
                               text=True) for _ in range(workers)]
     outs = [p.communicate()[0].split() for p in procs]
+    server_after = server_cpu(url)
     took = max(float(o[3]) for o in outs) - min(float(o[2]) for o in outs)
     if any(int(o[1]) for o in outs):
         print(f"  (errors: {[o[1] for o in outs]})")
-    return sum(int(o[0]) for o in outs), took
+    n = sum(int(o[0]) for o in outs)
+    cpu = f"worker CPU {sum(float(o[4]) for o in outs) / max(n, 1) * 1e6:,.0f} µs/delivery"
+    if server_before is not None and server_after is not None:
+        cpu += f", server CPU {(server_after - server_before) / max(n, 1) * 1e6:,.0f} µs/delivery"
+    return n, took, cpu
 
 
 def drain_figure(label: str, url: str, workers: int) -> float:
-    n, took = run_workers(url, workers)
+    n, took, cpu = run_workers(url, workers)
     rate = n / took
     print(f"{label}: {n:,} deliveries in {took:.2f} s with {workers} worker{'s' * (workers > 1)}: "
-          f"{rate:,.0f} deliveries/s")
+          f"{rate:,.0f} deliveries/s ({cpu}; load {os.getloadavg()[0]:.1f})")
     return rate
 
 
@@ -200,17 +240,17 @@ def latency(url: str, info: dict[str, Any], samples: int) -> None:
     took: list[float] = []
     with run_asgi(create_app(engine, key)) as base, httpx.Client() as client:
         for k in range(samples):
-            text = f"latency probe {k}"
+            probe = f"latency probe {k}"
             raw, headers = encode_signed(inbound_message_body(
                 phone_number_id=NUMBER, display_phone_number="1", from_phone=_phone(k), name=None,
-                wamid=f"wamid.lat{k}", timestamp=int(time.time()), text=text), SECRET)
+                wamid=f"wamid.lat{k}", timestamp=int(time.time()), text=probe), SECRET)
             r = client.post(f"{base}/webhooks/whatsapp/{info['webhook_key']}", content=raw, headers=headers)
             t = time.perf_counter()
             assert r.status_code == 200, r.text
             while True:
                 with UnitOfWork(engine) as uow:
                     top = list_conversations(uow, actor, limit=1).items
-                if top and top[0].last_message_preview == text:
+                if top and top[0].last_message_preview == probe:
                     break
                 time.sleep(0.002)
             took.append((time.perf_counter() - t) * 1000)

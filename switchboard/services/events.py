@@ -7,12 +7,12 @@ from these rows, so they are append-only: nothing here updates or deletes.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
+import orjson
 from sqlalchemy import Table, insert, text
 
 from switchboard.db.schema import EVENT_TYPES, ConversationEvent
@@ -64,10 +64,9 @@ def append_events(uow: UnitOfWork, events: Sequence[NewEvent]) -> None:
     for e in events:
         if e.type not in EVENT_TYPES:
             raise ValueError(f"unknown conversation event type {e.type!r}")
-    rows = json.dumps([(e.organization_id, e.conversation_id, e.type, e.actor_user_id, e.message_id,
-                        e.data or {}, e.occurred_at.isoformat()) for e in events],
-                      default=str, ensure_ascii=False, separators=(",", ":"))
-    uow.session.execute(_INSERT_MANY, {"rows": rows})
+    rows = orjson.dumps([(e.organization_id, e.conversation_id, e.type, e.actor_user_id, e.message_id,
+                          e.data or {}, e.occurred_at) for e in events], default=str)
+    uow.session.execute(_INSERT_MANY, {"rows": rows.decode()})
 
 
 def append_event(
