@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
-import orjson
 from sqlalchemy import Table, insert, text
 
 from switchboard.db.schema import EVENT_TYPES, ConversationEvent
+from switchboard.jsonrows import to_json
 from switchboard.uow import UnitOfWork
 
 EVENTS = cast(Table, ConversationEvent.__table__)
@@ -64,9 +64,9 @@ def append_events(uow: UnitOfWork, events: Sequence[NewEvent]) -> None:
     for e in events:
         if e.type not in EVENT_TYPES:
             raise ValueError(f"unknown conversation event type {e.type!r}")
-    rows = orjson.dumps([(e.organization_id, e.conversation_id, e.type, e.actor_user_id, e.message_id,
-                          e.data or {}, e.occurred_at) for e in events], default=str)
-    uow.session.execute(_INSERT_MANY, {"rows": rows.decode()})
+    rows = to_json([(e.organization_id, e.conversation_id, e.type, e.actor_user_id, e.message_id,
+                     e.data or {}, e.occurred_at) for e in events])
+    uow.session.execute(_INSERT_MANY, {"rows": rows})
 
 
 def append_event(

@@ -10,15 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-import orjson
 from sqlalchemy import text
 
-
-def to_json(value: Any) -> str:
-    """``value`` as compact JSON text: datetimes as ISO 8601 with their offset (as ``isoformat()``
-    writes them), ``str()`` of anything JSON has no type for. orjson: the JSON of a batch of 500
-    deliveries costs about a twentieth of ``json.dumps`` (it was a fifth of the worker's CPU)."""
-    return orjson.dumps(value, default=str).decode()
+from switchboard.jsonrows import to_json
 
 
 def rows_json(rows: Iterable[Mapping[str, Any]]) -> str:
