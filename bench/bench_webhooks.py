@@ -136,15 +136,17 @@ def store(url: str, channel_id: int, bodies: Iterator[bytes]) -> int:
     return len(rows)
 
 
-def drain(url: str, start_at: float) -> None:
+def drain(url: str, start_at: float, freeze: bool = True) -> None:
     """Worker process: from ``start_at`` (epoch s: all workers start together once imported), process
     deliveries until none is left; prints how many and when it started and ended."""
     from switchboard.settings import get_settings
     from switchboard.workflows.connector_cache import ConnectorCache
-    from switchboard.workflows.inbound import process_webhooks_once
+    from switchboard.workflows.inbound import freeze_startup_objects, process_webhooks_once
 
     engine = create_engine(url)
     connectors = ConnectorCache(engine, get_settings().secret_key_bytes())
+    if freeze:
+        freeze_startup_objects()  # as the worker does once at its start
     time.sleep(max(0.0, start_at - time.time()))
     n, errors, started, cpu = 0, 0, time.time(), time.process_time()
     while True:
@@ -168,13 +170,14 @@ def server_cpu(url: str) -> float | None:
             postmaster = backend.parent()
             if postmaster is None:
                 return None
-            total = 0.0
-            for p in [postmaster, *postmaster.children()]:
+            t = postmaster.cpu_times()  # its own, and that of the backends that ended (reaped)
+            total = t.user + t.system + t.children_user + t.children_system
+            for p in postmaster.children():
                 try:
                     t = p.cpu_times()
                     total += t.user + t.system
                 except psutil.Error:
-                    pass  # a backend that just ended
+                    pass  # a backend that just ended (counted by the postmaster once reaped)
             return total
     except psutil.Error:
         return None  # not a local process
@@ -182,13 +185,13 @@ def server_cpu(url: str) -> float | None:
         engine.dispose()
 
 
-def run_workers(url: str, workers: int) -> tuple[int, float, str]:
+def run_workers(url: str, workers: int, freeze: bool) -> tuple[int, float, str]:
     """Start ``workers`` drain processes at once; (deliveries, seconds from the first worker's first claim
     to the last one's end: process start-up and imports excluded, CPU per delivery)."""
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     start_at = f"{time.time() + 8:.3f}"  # time enough to start and import
     server_before = server_cpu(url)
-    procs = [subprocess.Popen([sys.executable, __file__, "--drain", url, start_at], env=env, stdout=subprocess.PIPE,
+    procs = [subprocess.Popen([sys.executable, __file__, "--drain", url, start_at, "01"[freeze]], env=env, stdout=subprocess.PIPE,
                               text=True) for _ in range(workers)]
     outs = [p.communicate()[0].split() for p in procs]
     server_after = server_cpu(url)
@@ -202,8 +205,8 @@ def run_workers(url: str, workers: int) -> tuple[int, float, str]:
     return n, took, cpu
 
 
-def drain_figure(label: str, url: str, workers: int) -> float:
-    n, took, cpu = run_workers(url, workers)
+def drain_figure(label: str, url: str, workers: int, freeze: bool) -> float:
+    n, took, cpu = run_workers(url, workers, freeze)
     rate = n / took
     print(f"{label}: {n:,} deliveries in {took:.2f} s with {workers} worker{'s' * (workers > 1)}: "
           f"{rate:,.0f} deliveries/s ({cpu}; load {os.getloadavg()[0]:.1f})")
@@ -268,10 +271,12 @@ def main() -> None:
     ap.add_argument("--database-url", default=None)
     ap.add_argument("--deliveries", type=int, default=20_000)
     ap.add_argument("--latency-samples", type=int, default=40)
-    ap.add_argument("--drain", nargs=2, default=None, help=argparse.SUPPRESS)  # worker process: url, start
+    ap.add_argument("--no-gc-freeze", action="store_true",
+                    help="workers skip freeze_startup_objects() (to measure what it saves)")
+    ap.add_argument("--drain", nargs=3, default=None, help=argparse.SUPPRESS)  # worker process: url, start, freeze
     args = ap.parse_args()
     if args.drain:
-        drain(args.drain[0], float(args.drain[1]))
+        drain(args.drain[0], float(args.drain[1]), args.drain[2] == "1")
         return
     print(f"load before: {os.getloadavg()[0]:.1f} {os.getloadavg()[1]:.1f} {os.getloadavg()[2]:.1f} "
           f"({os.cpu_count()} cores)")
@@ -281,15 +286,16 @@ def main() -> None:
     url = database(args.database_url)
     upgrade(url)
     n = existing = args.deliveries
+    freeze = not args.no_gc_freeze
     t = time.perf_counter()
     info = setup(url, existing)
     print(f"setup: {existing:,} conversations with a message and a reply in {time.perf_counter() - t:.1f} s")
     store(url, info["channel"], message_bodies("a", n, existing, existing))
-    one = drain_figure("messages (half new customers, half follow-ups)", url, 1)
+    one = drain_figure("messages (half new customers, half follow-ups)", url, 1, freeze)
     store(url, info["channel"], status_bodies(n))
-    drain_figure("statuses (delivered)", url, 1)
+    drain_figure("statuses (delivered)", url, 1, freeze)
     store(url, info["channel"], message_bodies("b", n, existing, existing + n))
-    two = drain_figure("messages, second backlog", url, 2)
+    two = drain_figure("messages, second backlog", url, 2, freeze)
     print(f"two workers / one worker: {two / one:.2f}x")
     latency(url, info, args.latency_samples)
     print(f"load after: {os.getloadavg()[0]:.1f}")
