@@ -141,11 +141,13 @@ def drain(url: str, start_at: float, freeze: bool = True) -> None:
     deliveries until none is left; prints how many and when it started and ended."""
     from switchboard.settings import get_settings
     from switchboard.workflows.connector_cache import ConnectorCache
-    from switchboard.workflows.inbound import freeze_startup_objects, process_webhooks_once
+    from switchboard.workflows.inbound import process_webhooks_once
 
     engine = create_engine(url)
     connectors = ConnectorCache(engine, get_settings().secret_key_bytes())
     if freeze:
+        from switchboard.workflows.inbound import freeze_startup_objects
+
         freeze_startup_objects()  # as the worker does once at its start
     time.sleep(max(0.0, start_at - time.time()))
     n, errors, started, cpu = 0, 0, time.time(), time.process_time()
