@@ -138,53 +138,41 @@ def store(url: str, channel_id: int, bodies: Iterator[bytes]) -> int:
 
 def drain(url: str, start_at: float, freeze: bool = True) -> None:
     """Worker process: from ``start_at`` (epoch s: all workers start together once imported), process
-    deliveries until none is left; prints how many and when it started and ended."""
+    deliveries until none is left; prints how many, when it started and ended, its CPU seconds and
+    those of its PostgreSQL backend (-1 when the server is not on this machine)."""
     from switchboard.settings import get_settings
     from switchboard.workflows.connector_cache import ConnectorCache
     from switchboard.workflows.inbound import process_webhooks_once
 
-    engine = create_engine(url)
-    connectors = ConnectorCache(engine, get_settings().secret_key_bytes())
+    engine = create_engine(url, pool_size=1, max_overflow=0)  # one connection: one backend to measure
+    connectors = ConnectorCache(create_engine(url), get_settings().secret_key_bytes())  # loads channels once
+    with engine.connect() as con:
+        backend = int(con.execute(text("select pg_backend_pid()")).scalar_one())
     if freeze:
         from switchboard.workflows.inbound import freeze_startup_objects
 
         freeze_startup_objects()  # as the worker does once at its start
     time.sleep(max(0.0, start_at - time.time()))
-    n, errors, started, cpu = 0, 0, time.time(), time.process_time()
+    n, errors, started, cpu, server = 0, 0, time.time(), time.process_time(), backend_cpu(backend)
     while True:
         stats = process_webhooks_once(engine, connectors)
         if not stats.claimed:
             break
         n += stats.claimed
         errors += stats.errors
-    print(f"{n} {errors} {started:.3f} {time.time():.3f} {time.process_time() - cpu:.3f}", flush=True)
+    server_end = backend_cpu(backend)
+    used = server_end - server if server is not None and server_end is not None else -1.0
+    print(f"{n} {errors} {started:.3f} {time.time():.3f} {time.process_time() - cpu:.3f} {used:.3f}", flush=True)
 
 
-def server_cpu(url: str) -> float | None:
-    """CPU seconds used so far by all the processes of the PostgreSQL server (None when it is not on this
-    machine): with the workers' own CPU, a figure the other users of a loaded machine hardly change."""
-    import psutil
-
-    engine = create_engine(url)
+def backend_cpu(pid: int) -> float | None:
+    """User+system CPU seconds of a local PostgreSQL backend (None when the server is not local): with the
+    worker's own, a figure that other users of a loaded machine change far less than the rates."""
     try:
-        with engine.connect() as con:
-            backend = psutil.Process(int(con.execute(text("select pg_backend_pid()")).scalar_one()))
-            postmaster = backend.parent()
-            if postmaster is None:
-                return None
-            t = postmaster.cpu_times()  # its own, and that of the backends that ended (reaped)
-            total = t.user + t.system + t.children_user + t.children_system
-            for p in postmaster.children():
-                try:
-                    t = p.cpu_times()
-                    total += t.user + t.system
-                except psutil.Error:
-                    pass  # a backend that just ended (counted by the postmaster once reaped)
-            return total
-    except psutil.Error:
-        return None  # not a local process
-    finally:
-        engine.dispose()
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def run_workers(url: str, workers: int, freeze: bool) -> tuple[int, float, str]:
@@ -192,18 +180,16 @@ def run_workers(url: str, workers: int, freeze: bool) -> tuple[int, float, str]:
     to the last one's end: process start-up and imports excluded, CPU per delivery)."""
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     start_at = f"{time.time() + 8:.3f}"  # time enough to start and import
-    server_before = server_cpu(url)
-    procs = [subprocess.Popen([sys.executable, __file__, "--drain", url, start_at, "01"[freeze]], env=env, stdout=subprocess.PIPE,
-                              text=True) for _ in range(workers)]
+    procs = [subprocess.Popen([sys.executable, __file__, "--drain", url, start_at, "01"[freeze]], env=env,
+                              stdout=subprocess.PIPE, text=True) for _ in range(workers)]
     outs = [p.communicate()[0].split() for p in procs]
-    server_after = server_cpu(url)
     took = max(float(o[3]) for o in outs) - min(float(o[2]) for o in outs)
     if any(int(o[1]) for o in outs):
         print(f"  (errors: {[o[1] for o in outs]})")
-    n = sum(int(o[0]) for o in outs)
-    cpu = f"worker CPU {sum(float(o[4]) for o in outs) / max(n, 1) * 1e6:,.0f} µs/delivery"
-    if server_before is not None and server_after is not None:
-        cpu += f", server CPU {(server_after - server_before) / max(n, 1) * 1e6:,.0f} µs/delivery"
+    n = max(sum(int(o[0]) for o in outs), 1)
+    cpu = f"worker CPU {sum(float(o[4]) for o in outs) / n * 1e6:,.0f} µs/delivery"
+    if all(float(o[5]) >= 0 for o in outs):
+        cpu += f", its backend's CPU {sum(float(o[5]) for o in outs) / n * 1e6:,.0f} µs/delivery"
     return n, took, cpu
 
 
