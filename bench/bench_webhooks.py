@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
-from sqlalchemy import create_engine, insert  # noqa: E402
+from sqlalchemy import create_engine, insert, text  # noqa: E402
 
 from connectors.sandbox.payloads import encode_signed, inbound_message_body, status_body  # noqa: E402
 from switchboard.db.engine import embedded_server, ensure_database, sync_url  # noqa: E402
@@ -86,12 +86,15 @@ def setup(url: str, existing: int) -> dict[str, Any]:
             ingest_items(uow, channel_id=ch.id, items=[item for i in range(start, min(existing, start + 2000))
                                                        for item in _history(i)])
             uow.commit()
+    with engine.connect() as con:  # statistics, as a live database has them (autovacuum may lag a bulk load)
+        con.execute(text("analyze"))
+        con.commit()
     engine.dispose()
     return {"channel": ch.id, "webhook_key": ch.webhook_key, "manager": manager.user_id}
 
 
 def _history(i: int) -> list[InboundMessage]:
-    who = ContactRef(_phone(i), display_name=f"Customer {i}")
+    who = ContactRef(_phone(i), display_name=_name(i))
     return [InboundMessage(f"wamid.old{i}", who, T0 - timedelta(hours=2), "an earlier question"),
             InboundMessage(f"wamid.reply{i}", who, T0 - timedelta(hours=1), "an earlier answer", direction="OUTBOUND",
                            author_kind="agent")]
@@ -101,12 +104,17 @@ def _phone(i: int) -> str:
     return f"49151{i:07d}"
 
 
+def _name(i: int) -> str:
+    """A customer's WhatsApp profile name: the same in every delivery, as the platform sends it."""
+    return f"Customer {i}"
+
+
 def message_bodies(tag: str, n: int, existing: int, new_from: int) -> Iterator[bytes]:
     """``n`` deliveries of one message: even ones from a new customer, odd ones a follow-up."""
     for k in range(n):
-        who = _phone(new_from + k) if k % 2 == 0 else _phone(k % existing)
+        i = new_from + k if k % 2 == 0 else k % existing
         yield encode_signed(inbound_message_body(
-            phone_number_id=NUMBER, display_phone_number="1", from_phone=who, name=f"C {who}",
+            phone_number_id=NUMBER, display_phone_number="1", from_phone=_phone(i), name=_name(i),
             wamid=f"wamid.{tag}{k}", timestamp=int(T0.timestamp()) + k, text=f"message {tag} {k}"), SECRET)[0]
 
 
@@ -128,45 +136,68 @@ def store(url: str, channel_id: int, bodies: Iterator[bytes]) -> int:
     return len(rows)
 
 
-def drain(url: str, start_at: float) -> None:
+def drain(url: str, start_at: float, freeze: bool = True) -> None:
     """Worker process: from ``start_at`` (epoch s: all workers start together once imported), process
-    deliveries until none is left; prints how many and when it started and ended."""
+    deliveries until none is left; prints how many, when it started and ended, its CPU seconds and
+    those of its PostgreSQL backend (-1 when the server is not on this machine)."""
     from switchboard.settings import get_settings
     from switchboard.workflows.connector_cache import ConnectorCache
     from switchboard.workflows.inbound import process_webhooks_once
 
-    engine = create_engine(url)
-    connectors = ConnectorCache(engine, get_settings().secret_key_bytes())
+    engine = create_engine(url, pool_size=1, max_overflow=0)  # one connection: one backend to measure
+    connectors = ConnectorCache(create_engine(url), get_settings().secret_key_bytes())  # loads channels once
+    with engine.connect() as con:
+        backend = int(con.execute(text("select pg_backend_pid()")).scalar_one())
+    if freeze:
+        from switchboard.workflows.inbound import freeze_startup_objects
+
+        freeze_startup_objects()  # as the worker does once at its start
     time.sleep(max(0.0, start_at - time.time()))
-    n, errors, started = 0, 0, time.time()
+    n, errors, started, cpu, server = 0, 0, time.time(), time.process_time(), backend_cpu(backend)
     while True:
         stats = process_webhooks_once(engine, connectors)
         if not stats.claimed:
             break
         n += stats.claimed
         errors += stats.errors
-    print(f"{n} {errors} {started:.3f} {time.time():.3f}", flush=True)
+    server_end = backend_cpu(backend)
+    used = server_end - server if server is not None and server_end is not None else -1.0
+    print(f"{n} {errors} {started:.3f} {time.time():.3f} {time.process_time() - cpu:.3f} {used:.3f}", flush=True)
 
 
-def run_workers(url: str, workers: int) -> tuple[int, float]:
+def backend_cpu(pid: int) -> float | None:
+    """User+system CPU seconds of a local PostgreSQL backend (None when the server is not local): with the
+    worker's own, a figure that other users of a loaded machine change far less than the rates."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def run_workers(url: str, workers: int, freeze: bool) -> tuple[int, float, str]:
     """Start ``workers`` drain processes at once; (deliveries, seconds from the first worker's first claim
-    to the last one's end: process start-up and imports excluded)."""
+    to the last one's end: process start-up and imports excluded, CPU per delivery)."""
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     start_at = f"{time.time() + 8:.3f}"  # time enough to start and import
-    procs = [subprocess.Popen([sys.executable, __file__, "--drain", url, start_at], env=env, stdout=subprocess.PIPE,
-                              text=True) for _ in range(workers)]
+    procs = [subprocess.Popen([sys.executable, __file__, "--drain", url, start_at, "01"[freeze]], env=env,
+                              stdout=subprocess.PIPE, text=True) for _ in range(workers)]
     outs = [p.communicate()[0].split() for p in procs]
     took = max(float(o[3]) for o in outs) - min(float(o[2]) for o in outs)
     if any(int(o[1]) for o in outs):
         print(f"  (errors: {[o[1] for o in outs]})")
-    return sum(int(o[0]) for o in outs), took
+    n = max(sum(int(o[0]) for o in outs), 1)
+    cpu = f"worker CPU {sum(float(o[4]) for o in outs) / n * 1e6:,.0f} µs/delivery"
+    if all(float(o[5]) >= 0 for o in outs):
+        cpu += f", its backend's CPU {sum(float(o[5]) for o in outs) / n * 1e6:,.0f} µs/delivery"
+    return n, took, cpu
 
 
-def drain_figure(label: str, url: str, workers: int) -> float:
-    n, took = run_workers(url, workers)
+def drain_figure(label: str, url: str, workers: int, freeze: bool) -> float:
+    n, took, cpu = run_workers(url, workers, freeze)
     rate = n / took
     print(f"{label}: {n:,} deliveries in {took:.2f} s with {workers} worker{'s' * (workers > 1)}: "
-          f"{rate:,.0f} deliveries/s")
+          f"{rate:,.0f} deliveries/s ({cpu}; load {os.getloadavg()[0]:.1f})")
     return rate
 
 
@@ -200,17 +231,17 @@ def latency(url: str, info: dict[str, Any], samples: int) -> None:
     took: list[float] = []
     with run_asgi(create_app(engine, key)) as base, httpx.Client() as client:
         for k in range(samples):
-            text = f"latency probe {k}"
+            probe = f"latency probe {k}"
             raw, headers = encode_signed(inbound_message_body(
                 phone_number_id=NUMBER, display_phone_number="1", from_phone=_phone(k), name=None,
-                wamid=f"wamid.lat{k}", timestamp=int(time.time()), text=text), SECRET)
+                wamid=f"wamid.lat{k}", timestamp=int(time.time()), text=probe), SECRET)
             r = client.post(f"{base}/webhooks/whatsapp/{info['webhook_key']}", content=raw, headers=headers)
             t = time.perf_counter()
             assert r.status_code == 200, r.text
             while True:
                 with UnitOfWork(engine) as uow:
                     top = list_conversations(uow, actor, limit=1).items
-                if top and top[0].last_message_preview == text:
+                if top and top[0].last_message_preview == probe:
                     break
                 time.sleep(0.002)
             took.append((time.perf_counter() - t) * 1000)
@@ -228,10 +259,12 @@ def main() -> None:
     ap.add_argument("--database-url", default=None)
     ap.add_argument("--deliveries", type=int, default=20_000)
     ap.add_argument("--latency-samples", type=int, default=40)
-    ap.add_argument("--drain", nargs=2, default=None, help=argparse.SUPPRESS)  # worker process: url, start
+    ap.add_argument("--no-gc-freeze", action="store_true",
+                    help="workers skip freeze_startup_objects() (to measure what it saves)")
+    ap.add_argument("--drain", nargs=3, default=None, help=argparse.SUPPRESS)  # worker process: url, start, freeze
     args = ap.parse_args()
     if args.drain:
-        drain(args.drain[0], float(args.drain[1]))
+        drain(args.drain[0], float(args.drain[1]), args.drain[2] == "1")
         return
     print(f"load before: {os.getloadavg()[0]:.1f} {os.getloadavg()[1]:.1f} {os.getloadavg()[2]:.1f} "
           f"({os.cpu_count()} cores)")
@@ -241,15 +274,16 @@ def main() -> None:
     url = database(args.database_url)
     upgrade(url)
     n = existing = args.deliveries
+    freeze = not args.no_gc_freeze
     t = time.perf_counter()
     info = setup(url, existing)
     print(f"setup: {existing:,} conversations with a message and a reply in {time.perf_counter() - t:.1f} s")
     store(url, info["channel"], message_bodies("a", n, existing, existing))
-    one = drain_figure("messages (half new customers, half follow-ups)", url, 1)
+    one = drain_figure("messages (half new customers, half follow-ups)", url, 1, freeze)
     store(url, info["channel"], status_bodies(n))
-    drain_figure("statuses (delivered)", url, 1)
+    drain_figure("statuses (delivered)", url, 1, freeze)
     store(url, info["channel"], message_bodies("b", n, existing, existing + n))
-    two = drain_figure("messages, second backlog", url, 2)
+    two = drain_figure("messages, second backlog", url, 2, freeze)
     print(f"two workers / one worker: {two / one:.2f}x")
     latency(url, info, args.latency_samples)
     print(f"load after: {os.getloadavg()[0]:.1f}")

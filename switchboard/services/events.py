@@ -7,7 +7,6 @@ from these rows, so they are append-only: nothing here updates or deletes.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -16,6 +15,7 @@ from typing import Any, cast
 from sqlalchemy import Table, insert, text
 
 from switchboard.db.schema import EVENT_TYPES, ConversationEvent
+from switchboard.jsonrows import to_json
 from switchboard.uow import UnitOfWork
 
 EVENTS = cast(Table, ConversationEvent.__table__)
@@ -64,9 +64,8 @@ def append_events(uow: UnitOfWork, events: Sequence[NewEvent]) -> None:
     for e in events:
         if e.type not in EVENT_TYPES:
             raise ValueError(f"unknown conversation event type {e.type!r}")
-    rows = json.dumps([(e.organization_id, e.conversation_id, e.type, e.actor_user_id, e.message_id,
-                        e.data or {}, e.occurred_at.isoformat()) for e in events],
-                      default=str, ensure_ascii=False, separators=(",", ":"))
+    rows = to_json([(e.organization_id, e.conversation_id, e.type, e.actor_user_id, e.message_id,
+                     e.data or {}, e.occurred_at) for e in events])
     uow.session.execute(_INSERT_MANY, {"rows": rows})
 
 

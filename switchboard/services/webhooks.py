@@ -12,6 +12,7 @@ from sqlalchemy import ColumnElement, and_, func, insert, or_, select, text, upd
 
 from switchboard.clock import utcnow
 from switchboard.db.schema import Channel, Message, WebhookEvent
+from switchboard.jsonrows import to_json
 from switchboard.uow import UnitOfWork
 
 # Marks the reason of a delivery (IGNORED, or PROCESSED in part) with a part for a business account that
@@ -134,7 +135,7 @@ def record_outcomes(uow: UnitOfWork, outcomes: Sequence[Outcome], *, max_attempt
         return
     rows = [{"id": o.event_id, "status": o.status, "reason": o.reason} for o in outcomes]
     uow.session.execute(_RECORD_OUTCOMES, {"max_attempts": max_attempts, "now": now or utcnow(),
-                                           "rows": json.dumps(rows, ensure_ascii=False)})
+                                           "rows": to_json(rows)})
 
 
 def pending_send_keys(uow: UnitOfWork, channel_id: int, keys: Sequence[str]) -> set[str]:

