@@ -59,8 +59,10 @@ def run_worker() -> None:
     from pipelines.flows import engine
     from switchboard.services.runs import mark_interrupted
     from switchboard.uow import UnitOfWork
+    from switchboard.workflows.inbound import freeze_startup_objects
 
     with UnitOfWork(engine()) as uow:
         mark_interrupted(uow)
         uow.commit()
+    freeze_startup_objects()  # imports done: full GCs stop walking them on every batch
     serve(*deployments(), pause_on_shutdown=False)
