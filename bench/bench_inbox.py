@@ -19,12 +19,9 @@ Uses ``--database-url`` if given, else a throw-away embedded PostgreSQL under a 
 from __future__ import annotations
 
 import argparse
-import atexit
 import io
 import os
 import random
-import shutil
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -33,7 +30,7 @@ from typing import Any
 
 from sqlalchemy import create_engine, text
 
-from switchboard.db.engine import embedded_server, ensure_database, sync_url
+from switchboard.db.engine import scratch_database
 from switchboard.db.migrate import upgrade
 from switchboard.services.inbox_views import get_thread, list_conversations
 from switchboard.services.ingest import ingest_items
@@ -181,6 +178,17 @@ def pct(samples: list[float], p: float) -> float:
     return s[min(len(s) - 1, int(round(p / 100 * (len(s) - 1))))]
 
 
+def measure_cases(title: str, cases: list[tuple[str, Callable[[], Any]]], n: int) -> None:
+    """Time each case ``n`` times after one warm-up call; print each and all of them together."""
+    samples: list[float] = []
+    for name, fn in cases:
+        fn()  # warm
+        s = timed(fn, n)
+        samples += s
+        print(f"  {name:56s} p50 {pct(s, 50):7.2f} ms  p95 {pct(s, 95):7.2f} ms")
+    print(f"{title}: p50 {pct(samples, 50):.2f} ms, p95 {pct(samples, 95):.2f} ms ({len(samples)} calls)")
+
+
 def timed(fn: Callable[[], Any], n: int) -> list[float]:
     out = []
     for _ in range(n):
@@ -201,14 +209,7 @@ def main() -> None:
                     help="also measure N concurrent ingest workers (different channels), as overlapping "
                          "process-webhooks runs or several workers do")
     args = ap.parse_args()
-    if args.database_url:
-        url = sync_url(args.database_url)
-    else:
-        scratch = Path(tempfile.mkdtemp(prefix="sb-bench-"))
-        atexit.register(shutil.rmtree, scratch, True)  # runs after the server stopped (atexit is LIFO)
-        server = embedded_server(scratch / "pg")
-        ensure_database(server.get_uri("postgres"), "bench_inbox")
-        url = sync_url(server.get_uri("bench_inbox"))
+    url = scratch_database("bench_inbox", args.database_url)
     upgrade(url)
     t0 = time.perf_counter()
     info = generate(url, args.scale)
@@ -311,17 +312,15 @@ def main() -> None:
         ("list unassigned, agent, page 6", lister(agent, "unassigned", True)),
         ("list mine, agent", lister(agent, "mine", False)),
     ]
-    list_samples: list[float] = []
     n = max(20, args.samples // len(cases))
-    for name, fn in cases:
-        fn()  # warm
-        s = timed(fn, n)
-        list_samples += s
-        print(f"  {name:38s} p50 {pct(s, 50):6.2f} ms  p95 {pct(s, 95):6.2f} ms")
-    print(f"list_conversations: p50 {pct(list_samples, 50):.2f} ms, p95 {pct(list_samples, 95):.2f} ms "
-          f"({len(list_samples)} calls)")
+    measure_cases("list_conversations", cases, n)
 
-    search_samples: list[float] = []
+    def search(term: str) -> Callable[[], Any]:
+        def run() -> Any:
+            with UnitOfWork(engine) as uow:
+                return list_conversations(uow, manager, search=term)
+        return run
+
     terms = [
         ("contact name, 1 match", f"Customer {n_conv // 2 + 7}"),
         ("phone fragment", f"49{n_conv // 3:09d}"[:9]),
@@ -329,16 +328,9 @@ def main() -> None:
         ("common word", "order"),
         ("no match", "zqxv"),
     ]
-    for name, term in terms:
-        def search(term: str = term) -> Any:
-            with UnitOfWork(engine) as uow:
-                return list_conversations(uow, manager, search=term)
-        found = len(search().items)
-        s = timed(search, n)
-        search_samples += s
-        print(f"  search {name + f' ({term!r}, {found} shown)':48s} p50 {pct(s, 50):7.2f} ms  p95 {pct(s, 95):7.2f} ms")
-    print(f"list_conversations(search=...): p50 {pct(search_samples, 50):.2f} ms, "
-          f"p95 {pct(search_samples, 95):.2f} ms ({len(search_samples)} calls)")
+    measure_cases("list_conversations(search=...)",
+                  [(f"search {name} ({term!r}, {len(search(term)().items)} shown)", search(term))
+                   for name, term in terms], n)
 
     thread_samples: list[float] = []
     older_samples: list[float] = []

@@ -15,11 +15,8 @@ Not part of the test suite: timing belongs here, behaviour in tests/.
 from __future__ import annotations
 
 import argparse
-import atexit
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -39,7 +36,7 @@ from switchboard.auth.login import (  # noqa: E402
 )
 from switchboard.auth.totp import code_at  # noqa: E402
 from switchboard.auth.users import create_user  # noqa: E402
-from switchboard.db.engine import embedded_server, ensure_database, sync_url  # noqa: E402
+from switchboard.db.engine import scratch_database  # noqa: E402
 from switchboard.db.migrate import upgrade  # noqa: E402
 from switchboard.db.schema import User  # noqa: E402
 from switchboard.services.organizations import create_organization  # noqa: E402
@@ -80,11 +77,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=40, help="refused sign-ins per address and case")
     args = parser.parse_args()
 
-    scratch = Path(tempfile.mkdtemp(prefix="sb-bench-"))
-    atexit.register(shutil.rmtree, scratch, True)  # runs after the server stopped (atexit is LIFO)
-    server = embedded_server(scratch / "pg")
-    ensure_database(server.get_uri("postgres"), "bench_signin")
-    url = sync_url(server.get_uri("bench_signin"))
+    url = scratch_database("bench_signin")
     upgrade(url)
     engine = create_engine(url, pool_size=2)
     settings = load_settings(database_url=url, switchboard_secret_key=new_secret_key(), smtp_host=None)

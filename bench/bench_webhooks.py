@@ -21,13 +21,10 @@ PostgreSQL under a temp directory.
 from __future__ import annotations
 
 import argparse
-import atexit
 import os
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -42,7 +39,7 @@ import httpx  # noqa: E402
 from sqlalchemy import create_engine, insert, text  # noqa: E402
 
 from connectors.sandbox.payloads import encode_signed, inbound_message_body, status_body  # noqa: E402
-from switchboard.db.engine import embedded_server, ensure_database, sync_url  # noqa: E402
+from switchboard.db.engine import scratch_database  # noqa: E402
 from switchboard.db.migrate import upgrade  # noqa: E402
 from switchboard.db.schema import WebhookEvent  # noqa: E402
 from switchboard.services.ingest import ingest_items  # noqa: E402
@@ -52,16 +49,6 @@ from switchboard.uow import UnitOfWork  # noqa: E402
 NUMBER = "5550001"
 SECRET = "bench-app-secret"
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
-
-
-def database(url: str | None) -> str:
-    if url:
-        return sync_url(url)
-    scratch = Path(tempfile.mkdtemp(prefix="sb-bench-wh-"))
-    atexit.register(shutil.rmtree, scratch, True)  # after the server stopped (atexit is LIFO)
-    server = embedded_server(scratch / "pg")
-    ensure_database(server.get_uri("postgres"), "bench_webhooks")
-    return sync_url(server.get_uri("bench_webhooks"))
 
 
 def setup(url: str, existing: int) -> dict[str, Any]:
@@ -271,7 +258,7 @@ def main() -> None:
     from switchboard.settings import new_secret_key
 
     os.environ.setdefault("SWITCHBOARD_SECRET_KEY", new_secret_key())  # the workers inherit it
-    url = database(args.database_url)
+    url = scratch_database("bench_webhooks", args.database_url)
     upgrade(url)
     n = existing = args.deliveries
     freeze = not args.no_gc_freeze

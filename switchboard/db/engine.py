@@ -126,6 +126,21 @@ def ensure_database(admin_uri: str, name: str) -> None:
         eng.dispose()
 
 
+def scratch_database(name: str, url: str | None = None) -> str:
+    """A database for one benchmark or tool run: ``url`` as given, or database ``name`` on a new embedded
+    PostgreSQL in a temporary folder that is removed at exit. Returns its SQLAlchemy URL (not migrated)."""
+    if url:
+        return sync_url(url)
+    import shutil
+    import tempfile
+
+    scratch = Path(tempfile.mkdtemp(prefix=f"sb-{name}-"))
+    atexit.register(shutil.rmtree, scratch, True)  # runs after the server stopped (atexit is LIFO)
+    server = embedded_server(scratch / "pg")
+    ensure_database(server.get_uri("postgres"), name)
+    return sync_url(server.get_uri(name))
+
+
 def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
     opts: dict[str, Any] = {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 20}
     opts.update(kwargs)
