@@ -6,9 +6,9 @@ They never carry ORM rows. Times are timezone-aware UTC datetimes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 Provider = Literal["telegram", "whatsapp", "messenger", "instagram", "sandbox"]
 DeliveryStatus = Literal["SENT", "DELIVERED", "READ", "FAILED"]
@@ -154,3 +154,13 @@ class Actor:
     def acting_user_id(self) -> int | None:
         """The user to name in events and audit entries (None for the system actor)."""
         return None if self.is_system else self.user_id
+
+
+@dataclass
+class RunStats:
+    """Base of the counters a workflow run returns: :meth:`add` sums another round's counters into these
+    (numbers are added, lists joined), so a long-polling flow reports the total of its rounds."""
+
+    def add(self, other: Self) -> None:
+        for f in fields(self):
+            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))

@@ -26,7 +26,7 @@ from sqlalchemy.exc import DBAPIError
 from connectors.base import PayloadError
 from switchboard.services import webhooks
 from switchboard.services.ingest import IngestResult, ingest_items
-from switchboard.types import Ignored, ParsedItem, StatusUpdate
+from switchboard.types import Ignored, ParsedItem, RunStats, StatusUpdate
 from switchboard.uow import UnitOfWork
 from switchboard.workflows.connector_cache import ConnectorCache
 from switchboard.workflows.routing import parse_and_route
@@ -40,7 +40,7 @@ _TRANSIENT_TRIES = 3
 
 
 @dataclass
-class WebhookStats:
+class WebhookStats(RunStats):
     claimed: int = 0
     processed: int = 0
     ignored: int = 0
@@ -48,10 +48,6 @@ class WebhookStats:
     errors: int = 0
     messages_created: int = 0
     statuses_applied: int = 0
-
-    def add(self, other: WebhookStats) -> None:
-        for k, v in vars(other).items():
-            setattr(self, k, getattr(self, k) + v)
 
 
 @dataclass

@@ -21,7 +21,7 @@ from switchboard.clock import utcnow
 from switchboard.db.schema import Message
 from switchboard.services.channels import record_channel_error
 from switchboard.services.outbox import claim_due, record_failure, record_sent
-from switchboard.types import OutboundRequest
+from switchboard.types import OutboundRequest, RunStats
 from switchboard.uow import UnitOfWork
 from switchboard.workflows.connector_cache import ConnectorCache
 
@@ -57,21 +57,13 @@ class RateLimiter:
 
 
 @dataclass
-class OutboxStats:
+class OutboxStats(RunStats):
     claimed: int = 0
     sent: int = 0
     retrying: int = 0
     failed: int = 0
     deferred: int = 0  # released unsent: their channel's rate limit allows them a little later
     errors: list[str] = field(default_factory=list)
-
-    def add(self, other: OutboxStats) -> None:
-        self.claimed += other.claimed
-        self.sent += other.sent
-        self.retrying += other.retrying
-        self.failed += other.failed
-        self.deferred += other.deferred
-        self.errors.extend(other.errors)
 
 
 def release_claims(uow: UnitOfWork, due: Sequence[tuple[int, datetime]]) -> None:
