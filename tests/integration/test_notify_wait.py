@@ -20,13 +20,11 @@ def test_wakes_on_notify_and_can_wait_again(engine: Engine) -> None:
         for _ in range(3):
             t = threading.Thread(target=notify_soon)
             t.start()
-            started = time.monotonic()
-            assert listener.wait(5.0)
-            assert time.monotonic() - started < 3.0
+            assert listener.wait(30.0) is True  # woken by the notification (a timeout returns False)
             t.join()
         started = time.monotonic()
-        assert not listener.wait(0.5)  # nothing sent: returns after the timeout
-        assert 0.4 < time.monotonic() - started < 3.0
+        assert listener.wait(0.5) is False  # nothing sent: returns False after the timeout…
+        assert time.monotonic() - started >= 0.45  # …having waited for it (how fast it wakes: bench, not here)
 
 
 def test_pooled_connections_keep_transactions(engine: Engine) -> None:
@@ -35,6 +33,8 @@ def test_pooled_connections_keep_transactions(engine: Engine) -> None:
     for _ in range(3):  # every pooled connection still runs real transactions with savepoints
         with engine.connect() as con:
             con.begin()
+            first = con.execute(text("select txid_current()")).scalar_one()
             con.begin_nested().commit()
-            assert con.execute(text("select now() = statement_timestamp()")).scalar() is not None
+            # one transaction across statements and a savepoint: autocommit did not leak into the pool
+            assert con.execute(text("select txid_current()")).scalar_one() == first
             con.rollback()
