@@ -176,9 +176,16 @@ def cmd_worker(args: argparse.Namespace) -> None:
     run_worker()
 
 
+def app_entry() -> Path:
+    """The Streamlit entrypoint, found through the ``app`` package wherever it is installed."""
+    import app
+
+    return Path(app.__file__).resolve().parent / "main.py"
+
+
 def cmd_app(args: argparse.Namespace) -> None:
     settings = get_settings()
-    entry = Path(__file__).resolve().parent.parent / "app" / "main.py"
+    entry = app_entry()
     cmd = [sys.executable, "-m", "streamlit", "run", str(entry), "--server.port", str(args.port or settings.app_port),
            "--server.address", args.host, "--server.headless", "true", "--browser.gatherUsageStats", "false",
            "--client.toolbarMode", "minimal", "--client.showErrorDetails", "type"]
