@@ -54,7 +54,7 @@ AGENT_MAY = {
 MANAGER_MAY = AGENT_MAY | {
     "reassign", "list_agents", "list_dead_letters", "retry_dead_letter", "enqueue_bot_reply",
     "set_max_concurrent", "grant_channel_permission", "list_users", "user_channel_grants",
-    "set_channel_permission", "set_channel_permissions",
+    "set_channel_permission", "set_channel_permissions", "analytics_reader",
 }
 # Parameters that name a row of the organization: with them, another organization's actor is refused.
 ROW_PARAMETERS = {"conversation_id", "contact_id", "channel_id", "user_id", "to_user_id", "message_id",
@@ -97,6 +97,7 @@ RECIPES: dict[str, Callable[[Walk], Any]] = {
     "password": lambda w: "walking password 1",
     "current_password": lambda w: "walking password 1",
     "new_password": lambda w: "walking password 2",
+    "warehouse_path": lambda w: "warehouse-not-built",  # the check comes before any read
 }
 # Odd ones, by qualified name: extra keyword arguments that no parameter name explains.
 SPECIAL: dict[str, dict[str, Any]] = {
@@ -256,13 +257,16 @@ def test_another_organization_is_refused(walk: Walk, qualname: str, fn: Callable
     assert snapshot(walk.world.engine, walk.world.org) == before
 
 
-@pytest.mark.parametrize(("qualname", "fn"), SERVICES, ids=[q for q, _ in SERVICES])
+# services that need more than the agent role (the others are for everyone: nothing to refuse)
+ROLE_SERVICES = [(q, fn) for q, fn in SERVICES if q.rsplit(".", 1)[1] not in AGENT_MAY]
+
+
+@pytest.mark.parametrize(("qualname", "fn"), ROLE_SERVICES, ids=[q for q, _ in ROLE_SERVICES])
 def test_a_missing_role_is_refused(walk: Walk, qualname: str, fn: Callable[..., Any]) -> None:
     name = qualname.rsplit(".", 1)[1]
     refused = [who for who, may in ((walk.world.a1, AGENT_MAY), (walk.world.manager, MANAGER_MAY))
                if name not in may]
-    if not refused:
-        pytest.skip(f"{name} is for agents too")
+    assert refused
     before = snapshot(walk.world.engine, walk.world.org)
     for actor in refused:
         with pytest.raises(PermissionDenied):

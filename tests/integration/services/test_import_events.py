@@ -176,6 +176,7 @@ def test_batched_replay_gives_the_same_result_as_line_by_line(engine: Engine, tm
     assert {"CREATED", "REOPENED", "REASSIGNED", "MESSAGE_READ", "MESSAGE_DELIVERED", "COMPLETED"} <= kinds
 
 
+@pytest.mark.timeout(1200)  # a heavy replay: on a loaded 2-core machine it needs more than the default
 def test_a_ten_thousand_line_timeline_imports(engine: Engine, tmp_path: Path) -> None:
     p = _demo(tmp_path, "Ten K", 27, 50)
     rep = import_events(engine, p, KEY)

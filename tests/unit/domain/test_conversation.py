@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from switchboard.domain.conversation import (
+    PREVIEW_CHARS,
     AuthorKind,
     ConversationAction,
     ConversationState,
@@ -194,7 +195,7 @@ def test_reopen_by_an_agent_starts_a_new_cycle_only_when_completed() -> None:
 def test_previews_are_one_line_and_media_is_named() -> None:
     assert preview_of("  hello\n\n world ", "text") == "hello world"
     assert preview_of(None, "image") == "[image]"
-    assert len(preview_of("x" * 500, "text")) == 140
+    assert len(preview_of("x" * 500, "text")) == PREVIEW_CHARS == 200  # what the column holds
 
 
 def test_statuses_compare_equal_to_the_stored_strings() -> None:
