@@ -5,8 +5,9 @@ Platforms limit what a business may send after the customer's last message:
 * **WhatsApp** (and the sandbox, which speaks its API): free text within 24 hours of the customer's
   last message (the customer-service window); after that, or before the customer ever wrote, only an
   approved template.
-* **Messenger / Instagram**: free text within 24 hours; from 24 hours to 7 days a human agent may
-  still answer with the ``HUMAN_AGENT`` message tag; after 7 days nothing until the customer writes.
+* **Messenger / Instagram**: free text within 24 hours; from 24 hours to 7 days a human agent (not a
+  bot) may still answer with the ``HUMAN_AGENT`` message tag; after 7 days nothing until the
+  customer writes.
 * **Telegram** (and any other platform): no window.
 
 :func:`messaging_window` answers with a :class:`MessagingWindow`: the state, until when it lasts,
@@ -78,9 +79,11 @@ def describe_duration(delta: timedelta) -> str:
     return f"{minutes} min"
 
 
-def messaging_window(provider: str, last_inbound_at: datetime | None, now: datetime) -> MessagingWindow:
+def messaging_window(provider: str, last_inbound_at: datetime | None, now: datetime, *,
+                     human: bool = True) -> MessagingWindow:
     """The window of a conversation on ``provider`` whose customer last wrote at ``last_inbound_at``
-    (None: never), seen at ``now``."""
+    (None: never), seen at ``now``, for a message written by a person (``human``) or by a bot (the
+    HUMAN_AGENT tag is for people only)."""
     name = label(provider)
     if provider not in TEMPLATE_PROVIDERS and provider not in TAG_PROVIDERS:
         return MessagingWindow(provider, WindowState.NO_WINDOW,
@@ -106,6 +109,10 @@ def messaging_window(provider: str, last_inbound_at: datetime | None, now: datet
         return MessagingWindow(provider, WindowState.TEMPLATE_REQUIRED,
                                f"The customer last wrote {ago} ago: WhatsApp allows free text only within "
                                "24 hours of the customer's last message. Send an approved template instead.")
+    if not human:
+        return MessagingWindow(provider, WindowState.CLOSED,
+                               f"The customer last wrote {ago} ago: after 24 hours {name} accepts only replies "
+                               "written by a person (HUMAN_AGENT tag), not automated messages.")
     tag_end = last_inbound_at + HUMAN_AGENT_WINDOW
     if since < HUMAN_AGENT_WINDOW:
         left = tag_end - now

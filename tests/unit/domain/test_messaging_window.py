@@ -57,6 +57,9 @@ def test_meta_24_hours_then_human_agent_tag_up_to_7_days_then_refused(provider: 
     with pytest.raises(InvalidInput, match="write again"):
         require_free_text(closed)
     assert messaging_window(provider, None, NOW).state is WindowState.CLOSED
+    bot = messaging_window(provider, ago(days=2), NOW, human=False)
+    assert bot.state is WindowState.CLOSED and bot.tag is None and "written by a person" in bot.reason
+    assert messaging_window(provider, ago(hours=2), NOW, human=False).state is WindowState.OPEN
 
 
 @pytest.mark.parametrize("last", [None, ago(days=400)])
