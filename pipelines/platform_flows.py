@@ -31,6 +31,7 @@ from switchboard.workflows.telegram import (
     sync_telegram_channel,
     telegram_channel_credentials,
 )
+from switchboard.workflows.templates import sync_all_templates
 
 # --- media -------------------------------------------------------------------------------------
 
@@ -45,6 +46,20 @@ def download_media_flow() -> dict[str, int]:
         stats = recorded("download-media",
                          lambda: download_media_once(eng, connectors, settings.media_dir, limit=100),
                          lambda s: asdict(s))
+    finally:
+        connectors.close()
+    return asdict(stats)
+
+
+# --- message templates ---------------------------------------------------------------------------
+
+@flow(name="sync-templates", log_prints=True)
+def sync_templates_flow() -> dict[str, Any]:
+    """Every WhatsApp channel's template catalogue into Postgres (``switchboard.workflows.templates``)."""
+    eng = shared_engine()
+    connectors = ConnectorCache(eng, get_settings().secret_key_bytes())
+    try:
+        stats = recorded("sync-templates", lambda: sync_all_templates(eng, connectors), lambda s: asdict(s))
     finally:
         connectors.close()
     return asdict(stats)

@@ -21,6 +21,7 @@ SCHEDULES: dict[str, tuple[str, int, dict[str, Any]]] = {
     "download-media": ("pipelines.platform_flows:download_media_flow", 60, {}),
     "telegram-sync": ("pipelines.platform_flows:telegram_sync_flow", 120, {}),
     "meta-history-sync": ("pipelines.platform_flows:meta_history_flow", 600, {}),
+    "sync-templates": ("pipelines.platform_flows:sync_templates_flow", 3600, {}),
     "telegram-listeners": ("pipelines.platform_flows:telegram_listeners_flow", 300, {"max_seconds": 290.0}),
 }
 

@@ -443,9 +443,11 @@ class _Replayer:
             elif kind in ("reply", "bot_reply"):
                 key = f"import:{self.sha}:{line.no}"
                 if kind == "reply":
-                    mid = enqueue_reply(u, self.actor(d["agent"]), conv, d["text"], idempotency_key=key, now=at).id
+                    mid = enqueue_reply(u, self.actor(d["agent"]), conv, d["text"], idempotency_key=key, now=at,
+                                        check_window=False).id  # history: already sent
                 else:
-                    mid = enqueue_bot_reply(u, self.system, conv, d["text"], idempotency_key=key, now=at).id
+                    mid = enqueue_bot_reply(u, self.system, conv, d["text"], idempotency_key=key, now=at,
+                                            check_window=False).id
                 pmid = d.get("message_id") or key
                 record_sent(u, mid, provider_message_id=pmid, sent_at=at)
                 self.outbound[pmid] = (mid, self.channels[d["channel"]][0], d["contact"])

@@ -154,6 +154,28 @@ def cmd_channel_list(args: argparse.Namespace) -> None:
         print(f"{ch.id:>4}  {ch.key:<20} {ch.provider:<10} {ch.status:<7} {ch.webhook_url(settings.public_base_url)}{err}")
 
 
+def cmd_channel_sync_templates(args: argparse.Namespace) -> None:
+    from switchboard.errors import NotFound
+    from switchboard.services.channels import list_channels
+    from switchboard.uow import UnitOfWork
+    from switchboard.workflows.connector_cache import ConnectorCache
+    from switchboard.workflows.templates import sync_channel_templates
+
+    engine = _engine()
+    with UnitOfWork(engine) as uow:
+        org_id = _org_id(uow, args.org)
+        found = [c for c in list_channels(uow, org_id) if c.key == args.key]
+        uow.commit()
+    if not found:
+        raise NotFound(f"no channel {args.key!r} in this organization (see `switchboard channel list`)")
+    connectors = ConnectorCache(engine, get_settings().secret_key_bytes())
+    try:
+        result = sync_channel_templates(engine, connectors, found[0].id)
+    finally:
+        connectors.close()
+    print(f"templates of {args.key}: {result.inserted} new, {result.updated} updated, {result.removed} removed")
+
+
 def cmd_serve(args: argparse.Namespace) -> None:
     import uvicorn
 
@@ -290,6 +312,10 @@ def build_parser() -> argparse.ArgumentParser:
     ca.add_argument("--org", help=f"organization name (default {DEFAULT_ORG!r})")
     ca.set_defaults(func=cmd_channel_add)
     ch.add_parser("list", help="list channels with their webhook URLs").set_defaults(func=cmd_channel_list)
+    st = ch.add_parser("sync-templates", help="fetch a WhatsApp channel's message templates now")
+    st.add_argument("key", help="the channel's key, e.g. wa-main")
+    st.add_argument("--org", help=f"organization name (default {DEFAULT_ORG!r})")
+    st.set_defaults(func=cmd_channel_sync_templates)
 
     sv = sub.add_parser("serve", help="webhook receiver + GET /health")
     sv.add_argument("--host")

@@ -317,6 +317,31 @@ class Message(Base):
     attempts: Mapped[int] = mapped_column(Integer, server_default="0")
     next_attempt_at: Mapped[datetime | None]
     is_dead_letter: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    # an outbound template message: the Cloud API ``template`` object (name, language, components with
+    # their parameters); ``body`` holds the rendered preview
+    template: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = _now()
+
+
+class MessageTemplate(Base):
+    """A channel's message template as the platform lists it (WhatsApp ``message_templates``), synced."""
+
+    __tablename__ = "message_templates"
+    __table_args__ = (
+        UniqueConstraint("channel_id", "name", "language"),
+        Index("ix_message_templates_org", "organization_id", "channel_id"),
+    )
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    channel_id: Mapped[int] = mapped_column(ForeignKey("channels.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(512))
+    language: Mapped[str] = mapped_column(String(16))
+    category: Mapped[str | None] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(32))  # APPROVED, PENDING, REJECTED, PAUSED, DISABLED
+    # the platform's components verbatim: HEADER/BODY/FOOTER/BUTTONS with {{n}} and their examples
+    components: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, server_default=text("'[]'::jsonb"))
+    removed_at: Mapped[datetime | None]  # no longer listed by the platform (kept for old messages)
+    synced_at: Mapped[datetime]
     created_at: Mapped[datetime] = _now()
 
 

@@ -6,6 +6,8 @@
   workers at once.
 * ``record_sent`` / ``record_failure`` close an attempt; failures keep the platform's code and text,
   retry with exponential backoff and end as a dead letter after the last attempt.
+* A free-text message outside the platform's messaging window (:mod:`switchboard.domain.messaging_window`)
+  is refused at enqueue with the window's sentence; the sending workflow checks again at send time.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from switchboard.domain.conversation import (
     check,
     preview_of,
 )
+from switchboard.domain.messaging_window import MessagingWindow, messaging_window, require_free_text
 from switchboard.errors import Conflict, InvalidInput, NotFound
 from switchboard.policy import Action, require
 from switchboard.services.conversations import load_conversation
@@ -54,6 +57,9 @@ class OutboundJob:
     idempotency_key: str | None
     attempts: int
     reply_to_provider_message_id: str | None
+    last_inbound_at: datetime | None  # the customer's last message: the window is checked at send time
+    author_kind: str
+    template: dict[str, Any] | None  # a template message: the Cloud API template object
 
 
 def _clean_body(body: str) -> str:
@@ -64,7 +70,7 @@ def _clean_body(body: str) -> str:
     return body
 
 
-def _clean_key(key: str) -> str:
+def clean_key(key: str) -> str:
     if not key or not key.strip():
         raise InvalidInput("an idempotency key is required (one per reply the user typed)")
     if len(key) > 128:
@@ -72,7 +78,7 @@ def _clean_key(key: str) -> str:
     return key
 
 
-def _existing(uow: UnitOfWork, organization_id: int, key: str, conversation_id: int) -> int | None:
+def existing_message(uow: UnitOfWork, organization_id: int, key: str, conversation_id: int) -> int | None:
     row = uow.session.execute(
         select(Message.id, Message.conversation_id)
         .where(Message.organization_id == organization_id, Message.idempotency_key == key)
@@ -84,22 +90,25 @@ def _existing(uow: UnitOfWork, organization_id: int, key: str, conversation_id: 
     return int(row.id)
 
 
-def _insert_outbound(uow: UnitOfWork, *, organization_id: int, conversation_id: int, channel_id: int,
-                     body: str, author_kind: str, author_user_id: int | None, key: str,
-                     now: datetime, reply_to: str | None) -> int:
+def insert_outbound(uow: UnitOfWork, *, organization_id: int, conversation_id: int, channel_id: int,
+                    body: str, author_kind: str, author_user_id: int | None, key: str,
+                    now: datetime, reply_to: str | None, template: dict[str, Any] | None = None) -> int:
+    """Write one PENDING outbound message (a template message when ``template`` is given: ``body`` is its
+    rendered text) and move the conversation's preview; a concurrent double click returns the winner."""
+    content_type = "template" if template is not None else "text"
     ins = pg_insert(MESSAGES).values(
         organization_id=organization_id, conversation_id=conversation_id, channel_id=channel_id,
         direction=Direction.OUTBOUND, author_kind=author_kind, author_user_id=author_user_id, body=body,
-        content_type="text", idempotency_key=key, reply_to_provider_message_id=reply_to, status=MessageStatus.PENDING,
+        content_type=content_type, template=template, idempotency_key=key, reply_to_provider_message_id=reply_to, status=MessageStatus.PENDING,
         sent_at=now, next_attempt_at=now, created_at=now,
     ).on_conflict_do_nothing(index_elements=[MESSAGES.c.organization_id, MESSAGES.c.idempotency_key]
                              ).returning(MESSAGES.c.id)
     new_id = uow.session.execute(ins).scalar()
     if new_id is None:  # a concurrent double click won the race
-        got = _existing(uow, organization_id, key, conversation_id)
+        got = existing_message(uow, organization_id, key, conversation_id)
         assert got is not None
         return got
-    values: dict[str, Any] = {"last_message_at": now, "last_message_preview": preview_of(body, "text"),
+    values: dict[str, Any] = {"last_message_at": now, "last_message_preview": preview_of(body, content_type),
                               "updated_at": now}
     if author_kind == AuthorKind.AGENT:
         values["awaiting_reply"] = False
@@ -107,18 +116,38 @@ def _insert_outbound(uow: UnitOfWork, *, organization_id: int, conversation_id: 
     return int(new_id)
 
 
+def _window(uow: UnitOfWork, conversation_id: int, now: datetime, *, human: bool = True) -> MessagingWindow:
+    row = uow.session.execute(
+        select(Channel.provider, Conversation.last_inbound_at)
+        .join(Channel, Channel.id == Conversation.channel_id).where(Conversation.id == conversation_id)
+    ).one()
+    return messaging_window(row.provider, row.last_inbound_at, now, human=human)
+
+
+def conversation_window(uow: UnitOfWork, actor: Actor, conversation_id: int, now: datetime | None = None
+                        ) -> MessagingWindow:
+    """The messaging window of a conversation the actor may view: free text, HUMAN_AGENT tag, template
+    only or closed, how long it lasts and the sentence to show."""
+    load_conversation(uow, actor, conversation_id)
+    return _window(uow, conversation_id, now or utcnow())
+
+
 def enqueue_reply(uow: UnitOfWork, actor: Actor, conversation_id: int, body: str, *, idempotency_key: str,
-                  now: datetime | None = None) -> MessageView:
-    """Queue a reply (PENDING); only the assignee (or a manager) with 'send' on the channel. The same
-    idempotency key returns the same message."""
+                  now: datetime | None = None, check_window: bool = True) -> MessageView:
+    """Queue a reply (PENDING); only the assignee (or a manager) with 'send' on the channel, and only
+    while the platform's messaging window allows free text (InvalidInput with its sentence otherwise).
+    The same idempotency key returns the same message. ``check_window=False`` only for the importer,
+    which replays replies that were already sent (the platform applied its window then)."""
     now = now or utcnow()
     body = _clean_body(body)
-    key = _clean_key(idempotency_key)
+    key = clean_key(idempotency_key)
     conv = load_conversation(uow, actor, conversation_id, lock=True)
-    mid = _existing(uow, conv.organization_id, key, conversation_id)
+    mid = existing_message(uow, conv.organization_id, key, conversation_id)
     if mid is None:
         check(ConversationAction.REPLY, conv.participant, conv.facts)
-        mid = _insert_outbound(uow, organization_id=conv.organization_id, conversation_id=conversation_id,
+        if check_window:
+            require_free_text(_window(uow, conversation_id, now))
+        mid = insert_outbound(uow, organization_id=conv.organization_id, conversation_id=conversation_id,
                                channel_id=conv.channel_id, body=body, author_kind=AuthorKind.AGENT,
                                author_user_id=conv.access.actor.acting_user_id, key=key, now=now,
                                reply_to=None)
@@ -126,17 +155,19 @@ def enqueue_reply(uow: UnitOfWork, actor: Actor, conversation_id: int, body: str
 
 
 def enqueue_bot_reply(uow: UnitOfWork, actor: Actor, conversation_id: int, body: str, *, idempotency_key: str,
-                      now: datetime | None = None) -> MessageView:
+                      now: datetime | None = None, check_window: bool = True) -> MessageView:
     """Queue a message written by a bot (no user; never counts as a human response). Bots act through
-    the organization's system actor (or a manager)."""
+    the organization's system actor (or a manager); only inside the 24-hour window (no HUMAN_AGENT tag)."""
     now = now or utcnow()
     body = _clean_body(body)
-    key = _clean_key(idempotency_key)
+    key = clean_key(idempotency_key)
     actor = require(uow, actor, Action.MANAGE_OUTBOX)
     conv = load_conversation(uow, actor, conversation_id)
-    mid = _existing(uow, conv.organization_id, key, conversation_id)
+    mid = existing_message(uow, conv.organization_id, key, conversation_id)
     if mid is None:
-        mid = _insert_outbound(uow, organization_id=conv.organization_id, conversation_id=conversation_id,
+        if check_window:
+            require_free_text(_window(uow, conversation_id, now, human=False))
+        mid = insert_outbound(uow, organization_id=conv.organization_id, conversation_id=conversation_id,
                                channel_id=conv.channel_id, body=body, author_kind=AuthorKind.BOT,
                                author_user_id=None, key=key, now=now, reply_to=None)
     return load_message(uow, mid)
@@ -167,7 +198,8 @@ def claim_due(uow: UnitOfWork, *, limit: int = 50, now: datetime | None = None, 
     rows = uow.session.execute(
         select(Message.id, Message.organization_id, Message.channel_id, Channel.provider,
                Contact.provider_contact_id, Message.body, Message.idempotency_key, Message.attempts,
-               Message.reply_to_provider_message_id)
+               Message.reply_to_provider_message_id, Conversation.last_inbound_at, Message.author_kind,
+               Message.template)
         .join(Channel, Channel.id == Message.channel_id)
         .join(Conversation, Conversation.id == Message.conversation_id)
         .join(Contact, Contact.id == Conversation.contact_id)
@@ -181,7 +213,7 @@ def claim_due(uow: UnitOfWork, *, limit: int = 50, now: datetime | None = None, 
             a.kind, a.mime_type, a.provider_media_id, a.url, a.file_name, a.size_bytes, a.sha256, a.data))
     return [OutboundJob(r.id, r.organization_id, r.channel_id, r.provider, r.provider_contact_id, r.body,
                         tuple(atts.get(r.id, ())), r.idempotency_key, r.attempts,
-                        r.reply_to_provider_message_id) for r in rows]
+                        r.reply_to_provider_message_id, r.last_inbound_at, r.author_kind, r.template) for r in rows]
 
 
 def _lock_message(uow: UnitOfWork, message_id: int) -> Any:

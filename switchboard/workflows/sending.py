@@ -3,6 +3,11 @@
 Per-channel rate limits never make one channel wait for another: a job whose channel has no send
 token left is not slept on; its claim is released with the time its token is due (it is claimed
 again then), and the run goes on with the other channels' jobs.
+
+The messaging window is checked again right before the platform is called: a reply queued inside the
+window but sent after it closed fails with the window's sentence (code ``outside_window``) and the
+platform is not called; Messenger/Instagram replies of a person between 24 hours and 7 days after
+the customer's last message go with the ``HUMAN_AGENT`` tag.
 """
 
 from __future__ import annotations
@@ -16,11 +21,13 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, update
 
-from connectors.base import SEND, AuthenticationError, ConnectorError, RetryableError
+from connectors.base import SEND, AuthenticationError, ConnectorError, OutsideWindowError, RetryableError
 from switchboard.clock import utcnow
 from switchboard.db.schema import Message
+from switchboard.domain.conversation import AuthorKind
+from switchboard.domain.messaging_window import messaging_window
 from switchboard.services.channels import record_channel_error
-from switchboard.services.outbox import claim_due, record_failure, record_sent
+from switchboard.services.outbox import OutboundJob, claim_due, record_failure, record_sent
 from switchboard.types import OutboundRequest, RunStats
 from switchboard.uow import UnitOfWork
 from switchboard.workflows.connector_cache import ConnectorCache
@@ -88,6 +95,7 @@ def send_outbox_once(engine: Engine, connectors: ConnectorCache, limiter: RateLi
     waiting: dict[int, int] = {}  # channel -> its jobs deferred in this run (each one token later)
     for job in jobs:
         try:
+            tag = _window_tag(job, now or utcnow())
             channel, sender = connectors.port(job.channel_id, SEND)
             delay = limiter.acquire(job.channel_id, channel.rate_limit_per_second)
             if delay > 0:
@@ -103,6 +111,8 @@ def send_outbox_once(engine: Engine, connectors: ConnectorCache, limiter: RateLi
                     attachments=job.attachments,
                     reply_to_provider_message_id=job.reply_to_provider_message_id,
                     idempotency_key=job.idempotency_key,
+                    tag=tag,
+                    template=job.template,
                 )
             )
         except Exception as exc:  # every failure is kept on the message, never lost
@@ -128,6 +138,18 @@ def send_outbox_once(engine: Engine, connectors: ConnectorCache, limiter: RateLi
             uow.commit()
         stats.deferred = len(deferred)
     return stats
+
+
+def _window_tag(job: OutboundJob, now: datetime) -> str | None:
+    """The tag the send must carry (HUMAN_AGENT or None); OutsideWindowError when the platform's window
+    no longer allows this message (it is failed with the reason, the platform is not called).
+    Approved templates go at any time."""
+    if job.template is not None:
+        return None
+    window = messaging_window(job.provider, job.last_inbound_at, now, human=job.author_kind == AuthorKind.AGENT)
+    if not window.free_text_allowed:
+        raise OutsideWindowError(window.reason, code="outside_window")
+    return window.tag
 
 
 def _record_failure(engine: Engine, channel_id: int, message_id: int, exc: Exception, *, retryable: bool,

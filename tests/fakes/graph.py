@@ -96,6 +96,9 @@ class FakeGraph:
         problem = self._auth(request) or await self._forced()
         if problem is not None:
             return problem
+        if body.get("messaging_product") == "whatsapp":  # the WhatsApp Cloud API's answer
+            return JSONResponse({"messaging_product": "whatsapp", "contacts": [{"input": body.get("to")}],
+                                 "messages": [{"id": f"wamid.{next(self._ids)}"}]})
         recipient = body["recipient"]["id"]
         if "sender_action" in body:
             return JSONResponse({"recipient_id": recipient})

@@ -101,3 +101,24 @@ def test_database_unreachable_or_not_migrated_is_one_readable_line(pg_root: str,
         assert "Traceback" not in r.stderr
     r = run(pg_root, tmp_path, "channel", "list")  # the maintenance database: no Switchboard tables
     assert r.returncode == 2 and "switchboard db upgrade" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.integration
+def test_sync_templates_on_demand(db_url: str, tmp_path: Path) -> None:
+    from tests.fakes.graph import FakeGraph
+    from tests.fakes.server import run_asgi
+
+    graph = FakeGraph(token="t", account_id="waba-9")
+    graph.templates = [{"name": "hello", "language": "en_US", "status": "APPROVED",
+                        "components": [{"type": "BODY", "text": "Hi {{1}}"}]}]
+    with run_asgi(graph.app) as base:
+        assert run(db_url, tmp_path, "db", "upgrade").returncode == 0
+        r = run(db_url, tmp_path, "channel", "add", "--key", "wa-t", "--provider", "whatsapp", "--external-id", "9",
+                "--credential", "app_secret=s", "--credential", "access_token=t", "--credential", "waba_id=waba-9",
+                "--credential", f"api_base_url={base}")
+        assert r.returncode == 0, r.stderr
+        r = run(db_url, tmp_path, "channel", "sync-templates", "wa-t")
+        assert r.returncode == 0, r.stderr
+        assert "templates of wa-t: 1 new, 0 updated, 0 removed" in r.stdout
+        r = run(db_url, tmp_path, "channel", "sync-templates", "nope")
+        assert r.returncode == 2 and "no channel 'nope'" in r.stderr and "Traceback" not in r.stderr

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import time
 
 import pytest
 from sqlalchemy import Engine, select
@@ -29,7 +30,7 @@ def _body(msg_id: str, text: str) -> bytes:
             "messaging_product": "whatsapp",
             "metadata": {"display_phone_number": "15550000000", "phone_number_id": "100"},
             "contacts": [{"profile": {"name": "Dora"}, "wa_id": "4917000000"}],
-            "messages": [{"from": "4917000000", "id": msg_id, "timestamp": "1763769600", "type": "text",
+            "messages": [{"from": "4917000000", "id": msg_id, "timestamp": str(int(time.time())), "type": "text",
                           "text": {"body": text}}]}}]}]}).encode()
 
 

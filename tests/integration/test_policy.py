@@ -31,7 +31,7 @@ from sqlalchemy import inspect as sa_inspect
 import switchboard.auth
 import switchboard.errors
 import switchboard.services
-from switchboard.db.schema import Base, WebhookEvent
+from switchboard.db.schema import Base, MessageTemplate, WebhookEvent
 from switchboard.errors import NotFound, PermissionDenied
 from switchboard.services.conversations import accept
 from switchboard.services.ingest import ingest_items
@@ -47,7 +47,8 @@ MARKER = "Org-One-Secret"  # appears in this organization's rows only: a leak sh
 AGENT_MAY = {
     "accept", "release", "complete", "reopen", "mark_read", "available_actions", "load_conversation",
     "list_conversations", "queue_counts", "get_conversation", "get_thread", "contact_profile",
-    "attachment_file", "enqueue_reply", "heartbeat", "get_organization",
+    "attachment_file", "enqueue_reply", "conversation_window", "list_templates", "enqueue_template",
+    "heartbeat", "get_organization",
     "change_password", "recovery_codes_left", "regenerate_recovery_codes",
 }
 # Functions for managers too (assignment, the team, permissions, the outbox); the rest is for admins.
@@ -58,7 +59,7 @@ MANAGER_MAY = AGENT_MAY | {
 }
 # Parameters that name a row of the organization: with them, another organization's actor is refused.
 ROW_PARAMETERS = {"conversation_id", "contact_id", "channel_id", "user_id", "to_user_id", "message_id",
-                  "event_id", "attachment_id", "permissions"}
+                  "event_id", "attachment_id", "permissions", "template_id"}
 
 
 @dataclass
@@ -69,6 +70,7 @@ class Walk:
     message_id: int
     attachment_id: int
     event_id: int
+    template_id: int  # an approved template of the WhatsApp channel
     foreign_admin: Actor  # an admin of the other organization
 
 
@@ -81,6 +83,10 @@ RECIPES: dict[str, Callable[[Walk], Any]] = {
     "message_id": lambda w: w.message_id,
     "attachment_id": lambda w: w.attachment_id,
     "event_id": lambda w: w.event_id,
+    "template_id": lambda w: w.template_id,
+    "parameters": lambda w: {"body": ["walker"]},
+    "templates": lambda w: [{"name": "walk", "language": "en", "status": "APPROVED",
+                             "components": [{"type": "BODY", "text": "Hi {{1}}"}]}],
     "permissions": lambda w: {w.world.wa: (True, True)},
     "body": lambda w: "walking",
     "idempotency_key": lambda w: "walk-1",
@@ -191,12 +197,17 @@ def walk(request: pytest.FixtureRequest) -> Iterator[Walk]:
             "select c.contact_id, a.id as attachment_id from conversations c join messages m "
             "on m.conversation_id = c.id join attachments a on a.message_id = m.id where c.id = :c"),
             {"c": conv}).one()
+        template_id = u.session.execute(insert(MessageTemplate).values(
+            organization_id=w.org, channel_id=w.wa, name="walk", language="en", status="APPROVED",
+            components=[{"type": "BODY", "text": "Hi {{1}}"}], synced_at=at(0)
+        ).returning(MessageTemplate.id)).scalar_one()
         for table in ("organizations", "channels", "users"):  # names that a leak would show
             column = "id" if table == "organizations" else "organization_id"
             u.session.execute(text(f"update {table} set name = name || :m where {column} = :org"),
                               {"m": f" {MARKER}", "org": w.org})
     foreign_admin = add_user(engine, w.org2, "root@other.test", "admin", "Ozzy Other")
-    yield Walk(w, conv, int(row.contact_id), msg.id, int(row.attachment_id), int(event_id), foreign_admin)
+    yield Walk(w, conv, int(row.contact_id), msg.id, int(row.attachment_id), int(event_id), int(template_id),
+               foreign_admin)
 
 
 def ingest_items_once(w: World) -> None:
