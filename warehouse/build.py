@@ -28,8 +28,11 @@ from warehouse import extract, incremental
 from warehouse.calendar import build_calendar_tables, fingerprint
 from warehouse.dag import Model, load_models, models_fingerprint
 from warehouse.errors import BuildError
-from warehouse.publish import build_lock, side_file, while_copying
-from warehouse.state import FORMAT_VERSION, published_state, read_state, warehouse_state, write_state
+from warehouse.lake import Lake, check_writable_path
+from warehouse.publish import SCRATCH, build_lock, builder, publish_full
+from warehouse.queries import build_state as warehouse_state
+from warehouse.render import render
+from warehouse.state import FORMAT_VERSION, continued_state, write_state
 
 __all__ = ["BuildError", "BuildReport", "build", "load_models", "warehouse_state"]
 
@@ -49,14 +52,15 @@ class BuildReport:
 
 
 def build(database_url: str, warehouse_path: Path, *, full: bool = False,
-          now: datetime | None = None) -> BuildReport:
-    """Build (incrementally unless ``full``) and atomically publish the warehouse file.
+          now: datetime | None = None, data_path: str | None = None) -> BuildReport:
+    """Build (incrementally unless ``full``) and publish the warehouse in one lake commit.
 
-    Every failure is a :class:`BuildError` with a readable reason (Postgres unreachable, disk full,
-    a model failing…); the published file is then left as it was.
+    ``data_path``: where a new lake keeps its data files (default ``<warehouse_path>/data/``; a lake
+    keeps the one it was created with). Every failure is a :class:`BuildError` with a readable reason
+    (Postgres unreachable, disk full, a model failing…); the published snapshot is then left as it was.
     """
     try:
-        return _build(database_url, warehouse_path, full=full, now=now)
+        return _build(database_url, warehouse_path, full=full, now=now, data_path=data_path)
     except BuildError:
         raise
     except psycopg.Error as exc:
@@ -64,7 +68,7 @@ def build(database_url: str, warehouse_path: Path, *, full: bool = False,
     except duckdb.Error as exc:
         raise BuildError(f"DuckDB failed: {' '.join(str(exc).split())}") from exc
     except OSError as exc:
-        raise BuildError(f"cannot write the warehouse next to {warehouse_path}: {exc}") from exc
+        raise BuildError(f"cannot write the warehouse at {warehouse_path}: {exc}") from exc
 
 
 @dataclass
@@ -84,41 +88,40 @@ class _Run:
     recomputed: int = 0
 
 
-def _build(database_url: str, warehouse_path: Path, *, full: bool, now: datetime | None) -> BuildReport:
+def _build(database_url: str, warehouse_path: Path, *, full: bool, now: datetime | None,
+           data_path: str | None = None) -> BuildReport:
     t0 = time.perf_counter()
     now = now or datetime.now(UTC)
     if now.tzinfo is None:
         raise BuildError("build(now=...) must be timezone-aware")
     warehouse_path = Path(warehouse_path).expanduser().resolve()
-    warehouse_path.parent.mkdir(parents=True, exist_ok=True)
+    check_writable_path(warehouse_path)
     models = load_models()
     models_fp = models_fingerprint(models)
-    with build_lock(warehouse_path), side_file(warehouse_path) as side:
-        prior, full = incremental.previous_state(published_state(warehouse_path), models_fp, full)
+    pg = extract.conninfo(database_url)
+    lake = Lake.for_build(pg, warehouse_path, data_path)
+    with build_lock(lake, pg), builder(lake) as con:
+        prior, full = incremental.previous_state(continued_state(con), models_fp, full)
         run = _Run(database_url, models, models_fp, now, full, prior)
-        fetched: extract.Fetched | None = None
-        if not full:
-            fetched = while_copying(warehouse_path, side, lambda: _fetch(database_url, prior, run.timings),
-                                    run.timings)
-        con = duckdb.connect(str(side))
-        try:
-            con.execute("set TimeZone = 'UTC'")
-            if fetched is not None and read_state(con).get("built_at") != prior.get("built_at"):
-                raise BuildError("the published warehouse changed during the build")  # (the lock forbids it)
-            _run(con, run, fetched)
-            t = time.perf_counter()
-            con.execute("checkpoint")
-        finally:
-            con.close()
-        run.timings["checkpoint"] = time.perf_counter() - t
+        fetched = None if full else _fetch(database_url, prior, run.timings)
+        if full:
+            con.execute(f"use {SCRATCH}")  # models run on native tables, then are copied into the lake
+        else:
+            con.execute("begin transaction")
+        _run(con, run, fetched)
+        t = time.perf_counter()
+        if full:
+            con.execute("begin transaction")
+            publish_full(con, {m.name: render(m, {x.name: x for x in models})
+                               for m in models if m.materialized == "view"})
+        con.execute("commit")
+        run.timings["publish" if full else "commit"] = time.perf_counter() - t
+    lake.write_pointer()
     return BuildReport(warehouse_path, run.full, run.rows, run.built, time.perf_counter() - t0, run.recomputed,
                        run.timings, run.keys)
 
 
 def _fetch(database_url: str, prior: dict[str, Any], timings: dict[str, float]) -> extract.Fetched:
-    # pyarrow's first conversion of Python values imports pandas (~0.2 s once per process): do it
-    # now, while the copy is mostly waiting for the disk
-    extract.warm_up()
     windows = {name: extract.IdWindow.from_state(prior, name) for name in extract.WATERMARKED}
     fetched = extract.fetch_incremental(database_url, windows, timings)
     timings["fetch"] = sum(v for k, v in timings.items() if k.startswith("extract/"))

@@ -1,146 +1,111 @@
-"""Publishing a build atomically: one builder at a time, a private side file, an atomic swap.
+"""Publishing a build: one builder at a time, one DuckLake commit per build, old snapshots expired.
 
-Readers open the published file read-only and never see a half build: the builder works on
-``.<name>.building-<pid>`` (a copy of the published file for an incremental build, an empty file for a
-full one) and ``os.replace``-s it over the published file once it is checkpointed. The copy of an
-incremental build runs in a thread while Postgres is read (:func:`fetch_while_copying`).
+* :func:`build_lock`: a PostgreSQL advisory lock on the catalog's database (works across machines);
+  a second build fails at once.
+* :func:`builder`: the build's DuckDB connection: a private scratch file as ``scratch`` (removed after
+  the build) with the lake attached as ``lake``. A full build runs its models in the scratch file
+  (native tables) and :func:`publish_full` copies every table into the lake in one transaction; an
+  incremental build runs in one lake transaction. Either way readers see the previous snapshot until
+  the commit and the new one after: never a half build, and no copy of the warehouse.
+* :func:`maintain`: expire old snapshots, merge the small files of incremental builds, delete the
+  files nobody can read any more (the worker runs it on a schedule).
 """
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
-import errno
-import fcntl
-import functools
+import hashlib
 import logging
 import os
 import shutil
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+
+import duckdb
+import psycopg
 
 from warehouse.errors import BuildError
+from warehouse.lake import ALIAS, Lake, attach
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
-COPY_CHUNK_BYTES = 32 << 20
-_SYNC_FILE_RANGE_WRITE = 2
+
+def _lock_key(lake: Lake) -> int:
+    return int.from_bytes(hashlib.sha256(lake.schema.encode()).digest()[:8], "big", signed=True)
 
 
 @contextmanager
-def build_lock(warehouse_path: Path) -> Iterator[None]:
-    """One build at a time per warehouse (``flock`` on ``<warehouse>.lock``); a second one fails at once."""
-    lock_path = warehouse_path.with_name(warehouse_path.name + ".lock")
-    with open(lock_path, "a+") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise BuildError(f"another warehouse build is running (lock {lock_path})") from None
+def build_lock(lake: Lake, conninfo: str) -> Iterator[None]:
+    """One build (or maintenance) at a time per lake: ``pg_try_advisory_lock`` held for the block."""
+    with psycopg.connect(conninfo, autocommit=True) as pg:
+        row = pg.execute("select pg_try_advisory_lock(%s)", [_lock_key(lake)]).fetchone()
+        if not row or not row[0]:
+            raise BuildError(f"another warehouse build is running (advisory lock of {lake.schema})")
         try:
             yield
         finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+            pg.execute("select pg_advisory_unlock(%s)", [_lock_key(lake)])
 
 
-def _remove(path: Path) -> None:
-    path.unlink(missing_ok=True)
-    path.with_name(path.name + ".wal").unlink(missing_ok=True)
+SCRATCH = "scratch"  # the scratch database's name (from its file name)
 
 
 @contextmanager
-def side_file(warehouse_path: Path) -> Iterator[Path]:
-    """The private file a build writes (stale ones of killed builds removed first); swapped over the
-    published file when the block ends normally, removed when it raises. Call under :func:`build_lock`."""
-    side = warehouse_path.with_name(f".{warehouse_path.name}.building-{os.getpid()}")
-    for stale in warehouse_path.parent.glob(f".{warehouse_path.name}.building-*"):
-        _remove(stale)
-    _remove(side)
+def builder(lake: Lake) -> Iterator[duckdb.DuckDBPyConnection]:
+    """The build's connection (scratch file as ``scratch``, the lake attached and in use). Call under
+    :func:`build_lock`; scratch files of killed builds are removed first."""
+    home = Path(lake.path)
+    home.mkdir(parents=True, exist_ok=True)
+    for stale in home.glob(".build-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    scratch = home / f".build-{os.getpid()}"
+    scratch.mkdir()
+    con = duckdb.connect(str(scratch / f"{SCRATCH}.duckdb"))
     try:
-        yield side
-        os.replace(side, warehouse_path)
-    except BaseException:
-        _remove(side)
-        raise
-
-
-@functools.cache
-def _sync_file_range() -> Any:
-    """Linux ``sync_file_range(2)`` (start writing a range out without waiting), or None elsewhere."""
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        fn = libc.sync_file_range
-    except (OSError, AttributeError):
-        return None
-    fn.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
-    fn.restype = ctypes.c_int
-    return fn
-
-
-def copy_to_disk(source: Path, target: Path) -> None:
-    """Copy ``source`` to ``target`` and wait until it is on disk (else the final checkpoint's fsync
-    would write the whole copy out: ~0.35 s at 10 M messages).
-
-    On Linux each 32 MB chunk's write-out starts as soon as it is copied, so copying and writing
-    overlap (measured ~0.43 s instead of ~0.55 s for 0.75 GB); elsewhere, or where the file system
-    cannot copy_file_range, a plain copy and fsync.
-    """
-    start_write_out = _sync_file_range() if hasattr(os, "copy_file_range") else None
-    if start_write_out is not None:
-        try:
-            _copy_in_chunks(source, target, start_write_out)
-            return
-        except OSError as exc:
-            if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.EPERM):
-                raise
-            log.info("copy_file_range unavailable here (%s): plain copy", exc)
-    shutil.copyfile(source, target)
-    fd = os.open(target, os.O_RDONLY)
-    try:
-        os.fsync(fd)
+        con.execute("set TimeZone = 'UTC'")
+        con.execute("set enable_progress_bar = false")
+        con.execute("set asof_loop_join_threshold = 0")  # see docs/warehouse.md (ASOF over scans)
+        attach(lake, con, read_only=False)
+        yield con
     finally:
-        os.close(fd)
+        con.close()
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _copy_in_chunks(source: Path, target: Path, start_write_out: Any) -> None:
-    size = source.stat().st_size
-    with open(source, "rb") as src, open(target, "wb") as dst:
-        offset = 0
-        while offset < size:
-            n = os.copy_file_range(src.fileno(), dst.fileno(), min(COPY_CHUNK_BYTES, size - offset), offset, offset)
-            if n == 0:
-                break
-            start_write_out(dst.fileno(), offset, n, _SYNC_FILE_RANGE_WRITE)  # a failure only loses the overlap
-            offset += n
-        if offset != size:
-            raise OSError(f"copied {offset} of {size} bytes of {source}")
-        os.fsync(dst.fileno())
+def publish_full(con: duckdb.DuckDBPyConnection, views: dict[str, str]) -> None:
+    """Replace the lake's content by the scratch database's tables and ``views`` (name → select),
+    in the open transaction of ``con``; tables and views the build no longer makes are dropped."""
+    tables = [r[0] for r in con.execute(
+        "select table_name from duckdb_tables() where database_name = ? and not temporary order by 1", [SCRATCH]).fetchall()]
+    existing = con.execute(
+        "select table_name, 'table' from duckdb_tables() where database_name = ? union all "
+        "select view_name, 'view' from duckdb_views() where database_name = ? and not internal", [ALIAS, ALIAS]).fetchall()
+    for name, kind in existing:
+        if name not in (tables if kind == "table" else views):
+            con.execute(f'drop {kind} {ALIAS}."{name}"')
+    for name in tables:
+        con.execute(f'create or replace table {ALIAS}."{name}" as from {SCRATCH}."{name}"')  # noqa: S608 (identifiers from the catalog)
+    for name, sql in views.items():
+        con.execute(f'create or replace view {ALIAS}."{name}" as {sql}')
 
 
-def while_copying(published: Path, side: Path, work: Callable[[], T], timings: dict[str, float]) -> T:
-    """Run ``work`` (reading Postgres) while a thread copies the published file to the side file."""
-    copy_error: list[BaseException] = []
-
-    def copy() -> None:
-        started = time.perf_counter()
-        try:
-            copy_to_disk(published, side)
-        except BaseException as exc:  # re-raised in the calling thread
-            copy_error.append(exc)
-        timings["copy"] = time.perf_counter() - started
-
-    t = time.perf_counter()
-    copier = threading.Thread(target=copy, name="warehouse-copy", daemon=True)
-    copier.start()
-    try:
-        result = work()
-    finally:
-        copier.join()
-    if copy_error:
-        raise BuildError(f"could not copy the published warehouse {published}: {copy_error[0]}") from copy_error[0]
-    timings["copy+fetch"] = time.perf_counter() - t
-    return result
+def maintain(lake: Lake, conninfo: str, *, keep: timedelta) -> dict[str, float]:
+    """Expire the snapshots older than ``keep`` (never the current one), merge small files, and delete
+    the files no kept snapshot reads (scheduled deletions older than ``keep`` too: a reader still on an
+    old snapshot keeps its files for that long). Returns seconds per step."""
+    timings: dict[str, float] = {}
+    with build_lock(lake, conninfo), builder(lake) as con:
+        interval = f"interval '{int(keep.total_seconds())} seconds'"
+        for step, sql in (
+            ("merge", f"call ducklake_merge_adjacent_files('{ALIAS}')"),
+            ("expire", f"call ducklake_expire_snapshots('{ALIAS}', older_than => now() - {interval})"),
+            ("cleanup", f"call ducklake_cleanup_old_files('{ALIAS}', older_than => now() - {interval})"),
+            # files written by builds that failed before their commit
+            ("orphans", f"call ducklake_delete_orphaned_files('{ALIAS}', older_than => now() - {interval})"),
+        ):
+            t = time.perf_counter()
+            con.execute(sql)
+            timings[step] = time.perf_counter() - t
+    return timings

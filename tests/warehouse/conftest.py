@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -8,13 +9,27 @@ from typing import Any
 import duckdb
 import pytest
 
+from warehouse import queries
 from warehouse.build import BuildReport, build
+from warehouse.lake import attach, read_pointer
+
+
+@contextmanager
+def two_warehouses(path: Path, other: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    """One connection reading the warehouse at ``path`` (the default catalog) and ``other`` (as ``f``)."""
+    con = duckdb.connect()
+    try:
+        attach(read_pointer(other), con, read_only=True, alias="f")
+        attach(read_pointer(path), con, read_only=True)
+        yield con
+    finally:
+        con.close()
 
 
 @pytest.fixture
 def wh(db_url: str, tmp_path: Path) -> Callable[..., Any]:
     """``wh(now)`` builds (full unless full=False) and returns a read-only DuckDB connection factory."""
-    path = tmp_path / "warehouse.duckdb"
+    path = tmp_path / "warehouse"
 
     class Warehouse:
         def __init__(self) -> None:
@@ -26,13 +41,9 @@ def wh(db_url: str, tmp_path: Path) -> Callable[..., Any]:
             return self
 
         def rows(self, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
-            con = duckdb.connect(str(path), read_only=True)
-            try:
-                con.execute("set TimeZone = 'UTC'")
+            with queries.connect(path) as con:
                 cur = con.execute(sql, params or [])
                 names = [d[0] for d in cur.description or []]
                 return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
-            finally:
-                con.close()
 
     return lambda: Warehouse()
