@@ -27,10 +27,14 @@ class Settings(BaseSettings):
     switchboard_home: Path = Path(".switchboard")
     database_url: str | None = None
     switchboard_secret_key: str | None = None
+    # the warehouse directory (lake.json + data/, see warehouse/lake.py); default $SWITCHBOARD_HOME/warehouse
     warehouse_path: Path | None = None
-    # how often the worker builds the warehouse incrementally; each build writes a full copy of the
-    # warehouse file to disk (built aside, swapped atomically), so very short intervals cost disk writes
+    # where a new warehouse keeps its Parquet files (default <warehouse_path>/data/; s3://… possible)
+    warehouse_data_path: str | None = None
+    # how often the worker builds the warehouse incrementally (each build commits only what changed)
     warehouse_build_interval_seconds: int = 300
+    # warehouse maintenance (worker): snapshots older than this are expired and their files deleted
+    warehouse_snapshot_retention_minutes: int = 60
     public_base_url: str = "http://127.0.0.1:8000"
     app_base_url: str | None = None  # public URL of the Streamlit app (invite links)
     receiver_host: str = "127.0.0.1"
@@ -63,7 +67,14 @@ class Settings(BaseSettings):
     @classmethod
     def _interval(cls, value: int) -> int:
         if value < 30:
-            raise ValueError("must be at least 30 seconds (a build at 10 M messages takes ~2 s and writes the whole file)")
+            raise ValueError("must be at least 30 seconds")
+        return value
+
+    @field_validator("warehouse_snapshot_retention_minutes")
+    @classmethod
+    def _retention(cls, value: int) -> int:
+        if value < 5:
+            raise ValueError("must be at least 5 minutes (a reader's snapshot must outlive its query)")
         return value
 
     @field_validator("default_timezone")
@@ -109,7 +120,7 @@ class Settings(BaseSettings):
 
     @property
     def warehouse_file(self) -> Path:
-        return (self.warehouse_path or self.home / "warehouse.duckdb").expanduser().resolve()
+        return (self.warehouse_path or self.home / "warehouse").expanduser().resolve()
 
     @property
     def media_dir(self) -> Path:

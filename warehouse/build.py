@@ -16,6 +16,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,17 +26,17 @@ from typing import Any
 import duckdb
 import psycopg
 
-from warehouse import extract, incremental
+from warehouse import extract, incremental, publish
 from warehouse.calendar import build_calendar_tables, fingerprint
 from warehouse.dag import Model, load_models, models_fingerprint
-from warehouse.errors import BuildError
-from warehouse.lake import Lake, check_writable_path
+from warehouse.errors import BuildError, WarehouseNotBuilt
+from warehouse.lake import Lake, check_writable_path, read_pointer
 from warehouse.publish import SCRATCH, build_lock, builder, publish_full
 from warehouse.queries import build_state as warehouse_state
 from warehouse.render import render
 from warehouse.state import FORMAT_VERSION, continued_state, write_state
 
-__all__ = ["BuildError", "BuildReport", "build", "load_models", "warehouse_state"]
+__all__ = ["BuildError", "BuildReport", "build", "load_models", "maintain", "warehouse_state"]
 
 
 @dataclass(frozen=True)
@@ -59,8 +61,25 @@ def build(database_url: str, warehouse_path: Path, *, full: bool = False,
     keeps the one it was created with). Every failure is a :class:`BuildError` with a readable reason
     (Postgres unreachable, disk full, a model failing…); the published snapshot is then left as it was.
     """
-    try:
+    with _readable_errors(warehouse_path):
         return _build(database_url, warehouse_path, full=full, now=now, data_path=data_path)
+
+
+def maintain(database_url: str, warehouse_path: Path, *, keep: timedelta) -> dict[str, float]:
+    """Expire the snapshots older than ``keep`` and delete the files no kept snapshot reads
+    (:func:`warehouse.publish.maintain`); {} if the warehouse was never built. Errors as :func:`build`."""
+    with _readable_errors(warehouse_path):
+        try:
+            lake = read_pointer(warehouse_path)
+        except WarehouseNotBuilt:
+            return {}
+        return publish.maintain(lake, extract.conninfo(database_url), keep=keep)
+
+
+@contextmanager
+def _readable_errors(warehouse_path: Path) -> Iterator[None]:
+    try:
+        yield
     except BuildError:
         raise
     except psycopg.Error as exc:

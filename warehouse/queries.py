@@ -64,12 +64,12 @@ def connect(path: Path | str) -> Iterator[duckdb.DuckDBPyConnection]:
 
 
 def snapshot_id(path: Path | str) -> int:
-    """The published snapshot's id (it changes with every build): 0 if nothing was built."""
+    """The published snapshot's id (it changes with every build); -1 if nothing was built."""
     try:
         with connect(path) as con:
             return lake_snapshot_id(con)
     except WarehouseNotBuilt:
-        return 0
+        return -1
 
 
 def query(path: Path | str, sql: str, params: Sequence[Any] | None = None) -> pl.DataFrame:
