@@ -13,6 +13,7 @@ committed snapshot, so a reader sees the last complete build and never waits for
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -103,6 +104,13 @@ def attach(lake: Lake, con: duckdb.DuckDBPyConnection, *, read_only: bool, alias
         options.append("READ_ONLY")
     con.execute(f"ATTACH {sql_literal('ducklake:postgres:' + lake.catalog)} AS {alias} ({', '.join(options)})")
     con.execute(f"USE {alias}")
+
+
+def no_progress_bar(con: duckdb.DuckDBPyConnection) -> None:
+    """No progress bar drawn on stdout by a slow statement (in Jupyter DuckDB refuses the setting
+    unless ipywidgets is installed, and draws none there without it)."""
+    with contextlib.suppress(duckdb.InvalidInputException):
+        con.execute("set enable_progress_bar_print = false")
 
 
 def snapshot_id(con: duckdb.DuckDBPyConnection) -> int:

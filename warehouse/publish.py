@@ -27,7 +27,7 @@ import duckdb
 import psycopg
 
 from warehouse.errors import BuildError
-from warehouse.lake import ALIAS, Lake, attach
+from warehouse.lake import ALIAS, Lake, attach, no_progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ def builder(lake: Lake) -> Iterator[duckdb.DuckDBPyConnection]:
     con = duckdb.connect(str(scratch / f"{SCRATCH}.duckdb"))
     try:
         con.execute("set TimeZone = 'UTC'")
-        con.execute("set enable_progress_bar = false")
+        no_progress_bar(con)
         con.execute("set asof_loop_join_threshold = 0")  # see docs/warehouse.md (ASOF over scans)
         attach(lake, con, read_only=False)
         yield con

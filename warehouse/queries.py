@@ -22,7 +22,7 @@ import duckdb
 import polars as pl
 
 from warehouse.errors import WarehouseNotBuilt as WarehouseNotBuilt  # re-exported: readers catch it here
-from warehouse.lake import ALIAS, Lake, attach, read_pointer
+from warehouse.lake import ALIAS, Lake, attach, no_progress_bar, read_pointer
 from warehouse.lake import snapshot_id as lake_snapshot_id
 from warehouse.metrics import COUNT, STATS, TIME_METRICS_BY_NAME
 from warehouse.state import read_state
@@ -40,7 +40,7 @@ def _reader(lake: Lake) -> duckdb.DuckDBPyConnection:
         con = _attached.get(lake)
         if con is None:
             con = duckdb.connect()
-            con.execute("set enable_progress_bar = false")  # (else a slow step draws one on stdout)
+            no_progress_bar(con)
             attach(lake, con, read_only=True)
             _attached[lake] = con
         return con
@@ -55,7 +55,7 @@ def connect(path: Path | str) -> Iterator[duckdb.DuckDBPyConnection]:
     cur = _reader(read_pointer(path)).cursor()
     try:
         cur.execute(f"use {ALIAS}")  # (a cursor does not inherit its connection's USE)
-        cur.execute("set enable_progress_bar = false")
+        no_progress_bar(cur)
         cur.execute("set TimeZone = 'UTC'")
         cur.execute("begin transaction")
         yield cur
