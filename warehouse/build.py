@@ -31,10 +31,9 @@ from warehouse.calendar import build_calendar_tables, fingerprint
 from warehouse.dag import Model, load_models, models_fingerprint
 from warehouse.errors import BuildError, WarehouseNotBuilt
 from warehouse.lake import Lake, check_writable_path, read_pointer
-from warehouse.publish import SCRATCH, build_lock, builder, publish_full
+from warehouse.publish import build_lock, builder
 from warehouse.queries import build_state as warehouse_state
-from warehouse.render import render
-from warehouse.state import FORMAT_VERSION, continued_state, write_state
+from warehouse.state import FORMAT_VERSION, STATE_TABLE, continued_state, write_state
 
 __all__ = ["BuildError", "BuildReport", "build", "load_models", "maintain", "warehouse_state"]
 
@@ -105,6 +104,7 @@ class _Run:
     rows: dict[str, int] = field(default_factory=dict)
     built: list[str] = field(default_factory=list)
     recomputed: int = 0
+    replaced: dict[str, str] = field(default_factory=dict)  # tables updated in place → delete condition
 
 
 def _build(database_url: str, warehouse_path: Path, *, full: bool, now: datetime | None,
@@ -120,21 +120,26 @@ def _build(database_url: str, warehouse_path: Path, *, full: bool, now: datetime
     pg = extract.conninfo(database_url)
     lake = Lake.for_build(pg, warehouse_path, data_path)
     with build_lock(lake, pg), builder(lake) as con:
-        prior, full = incremental.previous_state(continued_state(con), models_fp, full)
-        run = _Run(database_url, models, models_fp, now, full, prior)
-        fetched = None if full else _fetch(database_url, prior, run.timings)
-        if full:
-            con.execute(f"use {SCRATCH}")  # models run on native tables, then are copied into the lake
-        else:
-            con.execute("begin transaction")
-        _run(con, run, fetched)
         t = time.perf_counter()
-        if full:
+        prior = continued_state(con)
+        if prior.get("built_at") != publish.read_work_state(lake).get("built_at"):
+            incremental.log.info("the builder's work file does not match the published warehouse: rebuilding in full")
+            prior = {}
+        prior, full = incremental.previous_state(prior, models_fp, full)
+        run = _Run(database_url, models, models_fp, now, full, prior)
+        run.timings["open"] = time.perf_counter() - t
+        fetched = None if full else _fetch(database_url, prior, run.timings)
+        with publish.work_database(con, lake, fresh=full):
+            # an incremental build updates the work file in one transaction; a full one writes a new
+            # file (swapped in at the end) and commits as it goes (its extract runs on several connections)
+            con.execute("begin transaction" if not full else "checkpoint")
+            _run(con, run, fetched)
+            con.execute("commit" if not full else "checkpoint")
+            t = time.perf_counter()
             con.execute("begin transaction")
-            publish_full(con, {m.name: render(m, {x.name: x for x in models})
-                               for m in models if m.materialized == "view"})
-        con.execute("commit")
-        run.timings["publish" if full else "commit"] = time.perf_counter() - t
+            publish.publish(con, models, run.replaced, STATE_TABLE)
+            con.execute("commit")
+            run.timings["publish"] = time.perf_counter() - t
     lake.write_pointer()
     return BuildReport(warehouse_path, run.full, run.rows, run.built, time.perf_counter() - t0, run.recomputed,
                        run.timings, run.keys)
@@ -180,7 +185,7 @@ def _run(con: duckdb.DuckDBPyConnection, run: _Run, fetched: extract.Fetched | N
     run.timings["calendar"] = time.perf_counter() - t
 
     run.built = incremental.run_models(con, run.models, scoped=not run.full, keyed=not everything,
-                                       timings=run.timings, keys=run.keys)
+                                       timings=run.timings, keys=run.keys, replaced=run.replaced)
     write_state(con, {
         "format": FORMAT_VERSION,
         "models_fingerprint": run.models_fp,

@@ -110,10 +110,14 @@ def extract_full(con: duckdb.DuckDBPyConnection, database_url: str,
     counts: dict[str, int] = {}
     try:
 
+        row = con.execute("select current_database()").fetchone()
+        database = str(row[0]) if row else "main"
+
         def run(t: RawTable) -> float:
             started = time.perf_counter()
             cur = con.cursor()
             try:
+                cur.execute(f'use "{database}"')  # (a cursor starts in the default database)
                 cur.execute(f"create or replace table raw_{t.name} as "  # noqa: S608 (identifiers from code, values bound)
                             f"select * from postgres_query('pg', {sql_literal(t.select)})")
             finally:

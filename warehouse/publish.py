@@ -1,14 +1,21 @@
-"""Publishing a build: one builder at a time, one DuckLake commit per build, old snapshots expired.
+"""Publishing a build: one builder at a time, its private work file, one DuckLake commit per build.
 
 * :func:`build_lock`: a PostgreSQL advisory lock on the catalog's database (works across machines);
   a second build fails at once.
-* :func:`builder`: the build's DuckDB connection: a private scratch file as ``scratch`` (removed after
-  the build) with the lake attached as ``lake``. A full build runs its models in the scratch file
-  (native tables) and :func:`publish_full` copies every table into the lake in one transaction; an
-  incremental build runs in one lake transaction. Either way readers see the previous snapshot until
-  the commit and the new one after: never a half build, and no copy of the warehouse.
+* :func:`builder` + :func:`work_database`: the build's DuckDB connection, the lake attached as
+  ``lake`` and the builder's private **work file** (``<WAREHOUSE_PATH>/builder/work.duckdb``: every
+  raw, intermediate and mart table as a native DuckDB table, updated in place by incremental builds
+  in one transaction — no copy) as ``work``. A full build writes a new work file and swaps it in
+  after its lake commit.
+* :func:`publish`: in one lake transaction, apply what the build changed to the published models
+  (marts and the small reference tables): the same delete + insert the build made in the work file
+  for the tables it updated in place, a replacement for the others. Readers see the previous snapshot
+  until the commit and the new one after: never a half build.
 * :func:`maintain`: expire old snapshots, merge the small files of incremental builds, delete the
   files nobody can read any more (the worker runs it on a schedule).
+
+The work file and the lake each keep the build state; an incremental build continues only when both
+carry the same ``built_at`` (else it rebuilds in full: a lost work file, a crash between the two commits).
 """
 
 from __future__ import annotations
@@ -22,14 +29,19 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import psycopg
 
+from warehouse.dag import Model
 from warehouse.errors import BuildError
-from warehouse.lake import ALIAS, Lake, attach, no_progress_bar
+from warehouse.lake import ALIAS, Lake, attach, no_progress_bar, sql_literal
+from warehouse.state import continued_state
 
 log = logging.getLogger(__name__)
+
+WORK = "work"  # the work database's name (from its file name)
 
 
 def _lock_key(lake: Lake) -> int:
@@ -49,46 +61,93 @@ def build_lock(lake: Lake, conninfo: str) -> Iterator[None]:
             pg.execute("select pg_advisory_unlock(%s)", [_lock_key(lake)])
 
 
-SCRATCH = "scratch"  # the scratch database's name (from its file name)
+def work_file(warehouse_path: Path | str) -> Path:
+    """The builder's private work file (every model as a native table; not for readers)."""
+    return Path(warehouse_path) / "builder" / f"{WORK}.duckdb"
+
+
+def _remove(path: Path) -> None:
+    path.unlink(missing_ok=True)
+    path.with_name(path.name + ".wal").unlink(missing_ok=True)
 
 
 @contextmanager
 def builder(lake: Lake) -> Iterator[duckdb.DuckDBPyConnection]:
-    """The build's connection (scratch file as ``scratch``, the lake attached and in use). Call under
-    :func:`build_lock`; scratch files of killed builds are removed first."""
-    home = Path(lake.path)
-    home.mkdir(parents=True, exist_ok=True)
-    for stale in home.glob(".build-*"):
-        shutil.rmtree(stale, ignore_errors=True)
-    scratch = home / f".build-{os.getpid()}"
-    scratch.mkdir()
-    con = duckdb.connect(str(scratch / f"{SCRATCH}.duckdb"))
+    """The build's connection, with the lake attached as ``lake`` (see :func:`work_database`)."""
+    con = duckdb.connect()
     try:
         con.execute("set TimeZone = 'UTC'")
         no_progress_bar(con)
-        con.execute("set asof_loop_join_threshold = 0")  # see docs/warehouse.md (ASOF over scans)
+        con.execute("set asof_loop_join_threshold = 0")  # DuckDB 1.5.5 may plan ASOF joins as nested loops
         attach(lake, con, read_only=False)
         yield con
     finally:
         con.close()
-        shutil.rmtree(scratch, ignore_errors=True)
 
 
-def publish_full(con: duckdb.DuckDBPyConnection, views: dict[str, str]) -> None:
-    """Replace the lake's content by the scratch database's tables and ``views`` (name → select),
-    in the open transaction of ``con``; tables and views the build no longer makes are dropped."""
-    tables = [r[0] for r in con.execute(
-        "select table_name from duckdb_tables() where database_name = ? and not temporary order by 1", [SCRATCH]).fetchall()]
-    existing = con.execute(
-        "select table_name, 'table' from duckdb_tables() where database_name = ? union all "
-        "select view_name, 'view' from duckdb_views() where database_name = ? and not internal", [ALIAS, ALIAS]).fetchall()
-    for name, kind in existing:
-        if name not in (tables if kind == "table" else views):
+@contextmanager
+def work_database(con: duckdb.DuckDBPyConnection, lake: Lake, *, fresh: bool) -> Iterator[None]:
+    """Attach the work file as ``work`` and use it; ``fresh``: a new, empty one, swapped in over the
+    old one when the block ends normally (removed when it raises). Call under :func:`build_lock`."""
+    work = work_file(lake.path)
+    work.parent.mkdir(parents=True, exist_ok=True)
+    for stale in work.parent.glob(".new-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    target = work.parent / f".new-{os.getpid()}" / work.name if fresh else work
+    target.parent.mkdir(exist_ok=True)
+    con.execute(f"attach {sql_literal(str(target))} as {WORK}")
+    try:
+        con.execute(f"use {WORK}")
+        yield
+        con.execute(f"use {ALIAS}")
+        con.execute(f"detach {WORK}")
+        if fresh:
+            _remove(work)
+            os.replace(target, work)
+    finally:
+        if fresh:
+            shutil.rmtree(target.parent, ignore_errors=True)
+
+
+def read_work_state(lake: Lake) -> dict[str, Any]:
+    """The build state kept in the work file ({} if there is none or it cannot be read)."""
+    work = work_file(lake.path)
+    if not work.exists():
+        return {}
+    try:
+        con = duckdb.connect(str(work), read_only=True)
+    except duckdb.Error as exc:
+        log.warning("the builder's work file %s cannot be opened (%s): rebuilding in full", work, exc)
+        return {}
+    try:
+        return continued_state(con)
+    finally:
+        con.close()
+
+
+def publish(con: duckdb.DuckDBPyConnection, models: list[Model], replaced: dict[str, str],
+            state_table: str) -> None:
+    """Apply the build to the lake's published models in the open lake transaction of ``con``.
+
+    ``replaced``: model → delete condition of the tables the build updated in place (their new rows are
+    in ``_new_<model>``); every other published model, and ``state_table``, is copied whole. Lake
+    tables and views no build publishes any more are dropped.
+    """
+    names = [m.name for m in models if m.published] + [state_table]
+    for name, kind in con.execute(
+            "select table_name, 'table' from duckdb_tables() where database_name = ? union all "
+            "select view_name, 'view' from duckdb_views() where database_name = ? and not internal",
+            [ALIAS, ALIAS]).fetchall():
+        if kind == "view" or name not in names:
             con.execute(f'drop {kind} {ALIAS}."{name}"')
-    for name in tables:
-        con.execute(f'create or replace table {ALIAS}."{name}" as from {SCRATCH}."{name}"')  # noqa: S608 (identifiers from the catalog)
-    for name, sql in views.items():
-        con.execute(f'create or replace view {ALIAS}."{name}" as {sql}')
+    existing = {r[0] for r in con.execute("select table_name from duckdb_tables() where database_name = ?",
+                                          [ALIAS]).fetchall()}
+    for name in names:
+        if name in replaced and name in existing:
+            con.execute(f'delete from {ALIAS}."{name}" where {replaced[name]}')  # noqa: S608 (identifiers from code)
+            con.execute(f'insert into {ALIAS}."{name}" by name select * from "_new_{name}"')  # noqa: S608 (identifiers from code)
+        else:
+            con.execute(f'create or replace table {ALIAS}."{name}" as from {WORK}."{name}"')  # noqa: S608 (identifiers from code)
 
 
 def maintain(lake: Lake, conninfo: str, *, keep: timedelta) -> dict[str, float]:
@@ -96,16 +155,22 @@ def maintain(lake: Lake, conninfo: str, *, keep: timedelta) -> dict[str, float]:
     the files no kept snapshot reads (scheduled deletions older than ``keep`` too: a reader still on an
     old snapshot keeps its files for that long). Returns seconds per step."""
     timings: dict[str, float] = {}
-    with build_lock(lake, conninfo), builder(lake) as con:
-        interval = f"interval '{int(keep.total_seconds())} seconds'"
-        for step, sql in (
-            ("merge", f"call ducklake_merge_adjacent_files('{ALIAS}')"),
-            ("expire", f"call ducklake_expire_snapshots('{ALIAS}', older_than => now() - {interval})"),
-            ("cleanup", f"call ducklake_cleanup_old_files('{ALIAS}', older_than => now() - {interval})"),
-            # files written by builds that failed before their commit
-            ("orphans", f"call ducklake_delete_orphaned_files('{ALIAS}', older_than => now() - {interval})"),
-        ):
-            t = time.perf_counter()
-            con.execute(sql)
-            timings[step] = time.perf_counter() - t
+    interval = f"interval '{int(keep.total_seconds())} seconds'"
+    with build_lock(lake, conninfo):
+        con = duckdb.connect()
+        try:
+            no_progress_bar(con)
+            attach(lake, con, read_only=False)
+            for step, sql in (
+                ("merge", f"call ducklake_merge_adjacent_files('{ALIAS}')"),
+                ("expire", f"call ducklake_expire_snapshots('{ALIAS}', older_than => now() - {interval})"),
+                ("cleanup", f"call ducklake_cleanup_old_files('{ALIAS}', older_than => now() - {interval})"),
+                # files written by builds that failed before their commit
+                ("orphans", f"call ducklake_delete_orphaned_files('{ALIAS}', older_than => now() - {interval})"),
+            ):
+                t = time.perf_counter()
+                con.execute(sql)
+                timings[step] = time.perf_counter() - t
+        finally:
+            con.close()
     return timings

@@ -17,6 +17,7 @@ import duckdb
 log = logging.getLogger(__name__)
 
 FORMAT_VERSION = "2"  # 2: published as a DuckLake
+STATE_TABLE = "_warehouse_meta"
 
 
 def read_state(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:

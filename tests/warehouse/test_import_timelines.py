@@ -12,10 +12,10 @@ from sqlalchemy import Engine
 
 from switchboard.importer import import_events
 from switchboard.settings import get_settings
+from tests.warehouse.conftest import work
 from tests.warehouse.seed import T
 from tests.warehouse.test_build import MODELS
 from tests.warehouse.test_build import test_model_keys as check_model_keys
-from warehouse import queries
 from warehouse.build import build
 
 MIN = 60_000
@@ -49,7 +49,10 @@ TIMELINE: list[dict[str, Any]] = [
 
 
 def _rows(path: Path, sql: str) -> list[dict[str, Any]]:
-    return queries.query(path, sql).to_dicts()
+    with work(path) as con:  # (intermediate models too)
+        cur = con.execute(sql)
+        names = [d[0] for d in cur.description or []]
+        return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
 
 
 def test_timeline_gives_the_hand_computed_rows(engine: Engine, db_url: str, tmp_path: Path) -> None:

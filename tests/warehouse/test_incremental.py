@@ -14,7 +14,7 @@ import duckdb
 from sqlalchemy import Engine, update
 
 from switchboard.db.schema import Message, Organization, User
-from tests.warehouse.conftest import two_warehouses
+from tests.warehouse.conftest import assert_published, assert_same_tables, work
 from tests.warehouse.seed import Seed, T
 from warehouse import queries
 from warehouse.build import BuildReport, build, load_models, warehouse_state
@@ -27,12 +27,9 @@ KEYED = {m.name for m in load_models() if m.key_scoped}
 def assert_same_as_full(db_url: str, inc: Path, tmp_path: Path, now: str) -> None:
     full = tmp_path / f"full-{now.replace(' ', '_').replace(':', '')}"
     build(db_url, full, full=True, now=T(now))
-    with two_warehouses(inc, full) as con:
-        for name in TABLES:
-            row = con.execute(f"select count(*) from ((select * from {name} except all select * from f.{name})"
-                              f" union all (select * from f.{name} except all select * from {name}))").fetchone()
-            assert row is not None and row[0] == 0, f"{name}: the incremental build differs from a full build"
-        # the comparison compared something: every scenario has conversation cycles and customer turns
+    assert_same_tables(inc, full, TABLES)
+    assert_published(inc)
+    with work(inc) as con:  # the comparison compared something: every scenario has cycles and turns
         for name in ("conversation_cycles", "response_times"):
             row = con.execute(f"select count(*) from {name}").fetchone()
             assert row is not None and row[0] > 0, f"{name} is empty: nothing was compared"
@@ -133,7 +130,8 @@ def test_rows_committed_late_out_of_id_order_are_picked_up(engine: Engine, db_ur
     build(db_url, inc, full=True, now=T("2026-03-02 10:00"))
 
     def message_ids() -> set[int]:
-        return set(queries.query(inc, "select message_id from int_messages")["message_id"].to_list())
+        with work(inc) as con:
+            return {int(r[0]) for r in con.execute("select message_id from int_messages").fetchall()}
 
     with s.held_open() as late:
         late_reply = late.reply(a, "2026-03-02 10:05", ann)  # takes its ids now, commits after the build
@@ -162,7 +160,7 @@ def test_a_warehouse_of_another_format_is_rebuilt_in_full(engine: Engine, db_url
     inc = tmp_path / "inc"
     build(db_url, inc, full=True, now=T("2026-03-02 09:30"))
     con = duckdb.connect()
-    try:  # a state written by another version of the builder
+    try:  # a state published by another version of the builder
         attach(read_pointer(inc), con, read_only=False)
         con.execute("update _warehouse_meta set value = json_object('format', 'old')")
     finally:
