@@ -13,12 +13,19 @@ from functools import lru_cache
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import ValidationError, field_validator
+from pydantic import ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class SettingsError(RuntimeError):
     """A setting is missing or has a value Switchboard cannot use."""
+
+
+# setting -> (smallest value, what it means)
+_MINIMUMS = {
+    "warehouse_build_interval_seconds": (30, "30 seconds"),
+    "warehouse_snapshot_retention_minutes": (5, "5 minutes (a reader's snapshot must outlive its query)"),
+}
 
 
 class Settings(BaseSettings):
@@ -63,18 +70,12 @@ class Settings(BaseSettings):
             raise ValueError("must be a TCP port between 1 and 65535")
         return value
 
-    @field_validator("warehouse_build_interval_seconds")
+    @field_validator(*_MINIMUMS)
     @classmethod
-    def _interval(cls, value: int) -> int:
-        if value < 30:
-            raise ValueError("must be at least 30 seconds")
-        return value
-
-    @field_validator("warehouse_snapshot_retention_minutes")
-    @classmethod
-    def _retention(cls, value: int) -> int:
-        if value < 5:
-            raise ValueError("must be at least 5 minutes (a reader's snapshot must outlive its query)")
+    def _at_least(cls, value: int, info: ValidationInfo) -> int:
+        least, why = _MINIMUMS[str(info.field_name)]
+        if value < least:
+            raise ValueError(f"must be at least {why}")
         return value
 
     @field_validator("default_timezone")
