@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import asdict
+from datetime import timedelta
 from typing import Any, Protocol, TypeVar
 
 from prefect import flow, get_run_logger
@@ -182,23 +183,41 @@ def maintain_flow() -> dict[str, Any]:
     return result
 
 
-@flow(name="warehouse-build", log_prints=True)
-def warehouse_build_flow(full: bool = False) -> dict[str, Any]:
-    """Incremental (or full) DuckDB warehouse build; skipped if another build holds the lock."""
-    from switchboard.db.engine import database_url
-    from warehouse.build import BuildError, build
+def _warehouse(name: str, fn: Callable[[], T], summary: Callable[[T], dict[str, Any]]) -> dict[str, Any]:
+    """A recorded warehouse run, skipped (not failed) while another build or maintenance holds the lock."""
+    from warehouse.build import BuildError
 
-    settings = get_settings()
     try:
-        report = recorded(
-            "warehouse-build",
-            lambda: build(database_url(settings), settings.warehouse_file, full=full),
-            lambda r: {"full": r.full, "rows_extracted": r.rows_extracted, "seconds": round(r.seconds, 3)},
-        )
+        result = summary(recorded(name, fn, summary))
     except BuildError as exc:
         if "another warehouse build is running" in str(exc):
-            _logger().info("warehouse-build skipped: %s", exc)
+            _logger().info("%s skipped: %s", name, exc)
             return {"skipped": str(exc)}
         raise
-    _logger().info("warehouse-build: %.2f s, %s", report.seconds, report.rows_extracted)
-    return {"seconds": report.seconds, "rows_extracted": report.rows_extracted}
+    _logger().info("%s: %s", name, result)
+    return result
+
+
+@flow(name="warehouse-build", log_prints=True)
+def warehouse_build_flow(full: bool = False) -> dict[str, Any]:
+    """Incremental (or full) warehouse build; skipped if another build holds the lock."""
+    from switchboard.db.engine import database_url
+    from warehouse.build import build
+
+    settings = get_settings()
+    return _warehouse("warehouse-build",
+                      lambda: build(database_url(settings), settings.warehouse_file, full=full,
+                                    data_path=settings.warehouse_data_path),
+                      lambda r: {"full": r.full, "rows_extracted": r.rows_extracted, "seconds": round(r.seconds, 3)})
+
+
+@flow(name="warehouse-maintain", log_prints=True)
+def warehouse_maintain_flow() -> dict[str, Any]:
+    """Expire old warehouse snapshots, merge small files, delete unread files; skipped during a build."""
+    from switchboard.db.engine import database_url
+    from warehouse.build import maintain
+
+    settings = get_settings()
+    keep = timedelta(minutes=settings.warehouse_snapshot_retention_minutes)
+    return _warehouse("warehouse-maintain", lambda: maintain(database_url(settings), settings.warehouse_file, keep=keep),
+                      lambda t: {k: round(v, 3) for k, v in t.items()})

@@ -18,6 +18,7 @@ SCHEDULES: dict[str, tuple[str, int, dict[str, Any]]] = {
     "send-outbox": ("pipelines.flows:send_outbox_flow", 60, {"max_seconds": 55.0}),
     "maintain-inbox": ("pipelines.flows:maintain_flow", 30, {}),
     "warehouse-build": ("pipelines.flows:warehouse_build_flow", 300, {"full": False}),
+    "warehouse-maintain": ("pipelines.flows:warehouse_maintain_flow", 3600, {}),
     "download-media": ("pipelines.platform_flows:download_media_flow", 60, {}),
     "telegram-sync": ("pipelines.platform_flows:telegram_sync_flow", 120, {}),
     "meta-history-sync": ("pipelines.platform_flows:meta_history_flow", 600, {}),

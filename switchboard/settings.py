@@ -13,12 +13,19 @@ from functools import lru_cache
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import ValidationError, field_validator
+from pydantic import ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class SettingsError(RuntimeError):
     """A setting is missing or has a value Switchboard cannot use."""
+
+
+# setting -> (smallest value, what it means)
+_MINIMUMS = {
+    "warehouse_build_interval_seconds": (30, "30 seconds"),
+    "warehouse_snapshot_retention_minutes": (5, "5 minutes (a reader's snapshot must outlive its query)"),
+}
 
 
 class Settings(BaseSettings):
@@ -27,10 +34,14 @@ class Settings(BaseSettings):
     switchboard_home: Path = Path(".switchboard")
     database_url: str | None = None
     switchboard_secret_key: str | None = None
+    # the warehouse directory (lake.json + data/, see warehouse/lake.py); default $SWITCHBOARD_HOME/warehouse
     warehouse_path: Path | None = None
-    # how often the worker builds the warehouse incrementally; each build writes a full copy of the
-    # warehouse file to disk (built aside, swapped atomically), so very short intervals cost disk writes
+    # where a new warehouse keeps its Parquet files (default <warehouse_path>/data/; s3://… possible)
+    warehouse_data_path: str | None = None
+    # how often the worker builds the warehouse incrementally (each build commits only what changed)
     warehouse_build_interval_seconds: int = 300
+    # warehouse maintenance (worker): snapshots older than this are expired and their files deleted
+    warehouse_snapshot_retention_minutes: int = 60
     public_base_url: str = "http://127.0.0.1:8000"
     app_base_url: str | None = None  # public URL of the Streamlit app (invite links)
     receiver_host: str = "127.0.0.1"
@@ -59,11 +70,12 @@ class Settings(BaseSettings):
             raise ValueError("must be a TCP port between 1 and 65535")
         return value
 
-    @field_validator("warehouse_build_interval_seconds")
+    @field_validator(*_MINIMUMS)
     @classmethod
-    def _interval(cls, value: int) -> int:
-        if value < 30:
-            raise ValueError("must be at least 30 seconds (a build at 10 M messages takes ~2 s and writes the whole file)")
+    def _at_least(cls, value: int, info: ValidationInfo) -> int:
+        least, why = _MINIMUMS[str(info.field_name)]
+        if value < least:
+            raise ValueError(f"must be at least {why}")
         return value
 
     @field_validator("default_timezone")
@@ -109,7 +121,7 @@ class Settings(BaseSettings):
 
     @property
     def warehouse_file(self) -> Path:
-        return (self.warehouse_path or self.home / "warehouse.duckdb").expanduser().resolve()
+        return (self.warehouse_path or self.home / "warehouse").expanduser().resolve()
 
     @property
     def media_dir(self) -> Path:

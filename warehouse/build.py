@@ -16,6 +16,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,14 +26,16 @@ from typing import Any
 import duckdb
 import psycopg
 
-from warehouse import extract, incremental
+from warehouse import extract, incremental, publish
 from warehouse.calendar import build_calendar_tables, fingerprint
 from warehouse.dag import Model, load_models, models_fingerprint
-from warehouse.errors import BuildError
-from warehouse.publish import build_lock, side_file, while_copying
-from warehouse.state import FORMAT_VERSION, published_state, read_state, warehouse_state, write_state
+from warehouse.errors import BuildError, WarehouseNotBuilt
+from warehouse.lake import Lake, check_writable_path, read_pointer
+from warehouse.publish import build_lock, builder
+from warehouse.queries import build_state as warehouse_state
+from warehouse.state import FORMAT_VERSION, STATE_TABLE, continued_state, write_state
 
-__all__ = ["BuildError", "BuildReport", "build", "load_models", "warehouse_state"]
+__all__ = ["BuildError", "BuildReport", "build", "load_models", "maintain", "warehouse_state"]
 
 
 @dataclass(frozen=True)
@@ -49,14 +53,32 @@ class BuildReport:
 
 
 def build(database_url: str, warehouse_path: Path, *, full: bool = False,
-          now: datetime | None = None) -> BuildReport:
-    """Build (incrementally unless ``full``) and atomically publish the warehouse file.
+          now: datetime | None = None, data_path: str | None = None) -> BuildReport:
+    """Build (incrementally unless ``full``) and publish the warehouse in one lake commit.
 
-    Every failure is a :class:`BuildError` with a readable reason (Postgres unreachable, disk full,
-    a model failing…); the published file is then left as it was.
+    ``data_path``: where a new lake keeps its data files (default ``<warehouse_path>/data/``; a lake
+    keeps the one it was created with). Every failure is a :class:`BuildError` with a readable reason
+    (Postgres unreachable, disk full, a model failing…); the published snapshot is then left as it was.
     """
+    with _readable_errors(warehouse_path):
+        return _build(database_url, warehouse_path, full=full, now=now, data_path=data_path)
+
+
+def maintain(database_url: str, warehouse_path: Path, *, keep: timedelta) -> dict[str, float]:
+    """Expire the snapshots older than ``keep`` and delete the files no kept snapshot reads
+    (:func:`warehouse.publish.maintain`); {} if the warehouse was never built. Errors as :func:`build`."""
+    with _readable_errors(warehouse_path):
+        try:
+            lake = read_pointer(warehouse_path)
+        except WarehouseNotBuilt:
+            return {}
+        return publish.maintain(lake, extract.conninfo(database_url), keep=keep)
+
+
+@contextmanager
+def _readable_errors(warehouse_path: Path) -> Iterator[None]:
     try:
-        return _build(database_url, warehouse_path, full=full, now=now)
+        yield
     except BuildError:
         raise
     except psycopg.Error as exc:
@@ -64,7 +86,7 @@ def build(database_url: str, warehouse_path: Path, *, full: bool = False,
     except duckdb.Error as exc:
         raise BuildError(f"DuckDB failed: {' '.join(str(exc).split())}") from exc
     except OSError as exc:
-        raise BuildError(f"cannot write the warehouse next to {warehouse_path}: {exc}") from exc
+        raise BuildError(f"cannot write the warehouse at {warehouse_path}: {exc}") from exc
 
 
 @dataclass
@@ -82,43 +104,48 @@ class _Run:
     rows: dict[str, int] = field(default_factory=dict)
     built: list[str] = field(default_factory=list)
     recomputed: int = 0
+    replaced: dict[str, str] = field(default_factory=dict)  # tables updated in place → delete condition
 
 
-def _build(database_url: str, warehouse_path: Path, *, full: bool, now: datetime | None) -> BuildReport:
+def _build(database_url: str, warehouse_path: Path, *, full: bool, now: datetime | None,
+           data_path: str | None = None) -> BuildReport:
     t0 = time.perf_counter()
     now = now or datetime.now(UTC)
     if now.tzinfo is None:
         raise BuildError("build(now=...) must be timezone-aware")
     warehouse_path = Path(warehouse_path).expanduser().resolve()
-    warehouse_path.parent.mkdir(parents=True, exist_ok=True)
+    check_writable_path(warehouse_path)
     models = load_models()
     models_fp = models_fingerprint(models)
-    with build_lock(warehouse_path), side_file(warehouse_path) as side:
-        prior, full = incremental.previous_state(published_state(warehouse_path), models_fp, full)
+    pg = extract.conninfo(database_url)
+    lake = Lake.for_build(pg, warehouse_path, data_path)
+    with build_lock(lake, pg), builder(lake) as con:
+        t = time.perf_counter()
+        prior = continued_state(con)
+        if prior.get("built_at") != publish.read_work_state(lake).get("built_at"):
+            incremental.log.info("the builder's work file does not match the published warehouse: rebuilding in full")
+            prior = {}
+        prior, full = incremental.previous_state(prior, models_fp, full)
         run = _Run(database_url, models, models_fp, now, full, prior)
-        fetched: extract.Fetched | None = None
-        if not full:
-            fetched = while_copying(warehouse_path, side, lambda: _fetch(database_url, prior, run.timings),
-                                    run.timings)
-        con = duckdb.connect(str(side))
-        try:
-            con.execute("set TimeZone = 'UTC'")
-            if fetched is not None and read_state(con).get("built_at") != prior.get("built_at"):
-                raise BuildError("the published warehouse changed during the build")  # (the lock forbids it)
+        run.timings["open"] = time.perf_counter() - t
+        fetched = None if full else _fetch(database_url, prior, run.timings)
+        with publish.work_database(con, lake, fresh=full):
+            # an incremental build updates the work file in one transaction; a full one writes a new
+            # file (swapped in at the end) and commits as it goes (its extract runs on several connections)
+            con.execute("begin transaction" if not full else "checkpoint")
             _run(con, run, fetched)
+            con.execute("commit" if not full else "checkpoint")
             t = time.perf_counter()
-            con.execute("checkpoint")
-        finally:
-            con.close()
-        run.timings["checkpoint"] = time.perf_counter() - t
+            con.execute("begin transaction")
+            publish.publish(con, models, run.replaced, STATE_TABLE)
+            con.execute("commit")
+            run.timings["publish"] = time.perf_counter() - t
+    lake.write_pointer()
     return BuildReport(warehouse_path, run.full, run.rows, run.built, time.perf_counter() - t0, run.recomputed,
                        run.timings, run.keys)
 
 
 def _fetch(database_url: str, prior: dict[str, Any], timings: dict[str, float]) -> extract.Fetched:
-    # pyarrow's first conversion of Python values imports pandas (~0.2 s once per process): do it
-    # now, while the copy is mostly waiting for the disk
-    extract.warm_up()
     windows = {name: extract.IdWindow.from_state(prior, name) for name in extract.WATERMARKED}
     fetched = extract.fetch_incremental(database_url, windows, timings)
     timings["fetch"] = sum(v for k, v in timings.items() if k.startswith("extract/"))
@@ -158,7 +185,7 @@ def _run(con: duckdb.DuckDBPyConnection, run: _Run, fetched: extract.Fetched | N
     run.timings["calendar"] = time.perf_counter() - t
 
     run.built = incremental.run_models(con, run.models, scoped=not run.full, keyed=not everything,
-                                       timings=run.timings, keys=run.keys)
+                                       timings=run.timings, keys=run.keys, replaced=run.replaced)
     write_state(con, {
         "format": FORMAT_VERSION,
         "models_fingerprint": run.models_fp,

@@ -71,6 +71,11 @@ class Model:
         return str(self.config.get("materialized", "view" if self.layer == "staging" else "table"))
 
     @property
+    def published(self) -> bool:
+        """Readers see it: every mart, and the models whose ``.yml`` says ``publish: true``."""
+        return self.layer == "marts" or bool(self.config.get("publish"))
+
+    @property
     def conversation_scoped(self) -> bool:
         return self.config.get("scope") == "conversation"
 

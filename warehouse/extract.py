@@ -4,7 +4,7 @@ Two paths, one column list per table (``RAW_TABLES``):
 
 * full: DuckDB's postgres extension (``ATTACH … (TYPE postgres, READ_ONLY)``) runs each table's
   constant select list in Postgres through ``postgres_query`` and streams it with binary COPY;
-* incremental, in two steps so that the runner can fetch while it copies the published file:
+* incremental, in two steps (reading Postgres needs no DuckDB connection):
   ``fetch_incremental`` (psycopg with bound parameters, no DuckDB) reads what changed since the
   watermarks — rows above each table's watermark, the *pending* ids below it (ids not seen yet
   because the transaction that took them had not committed, or never will), messages and
@@ -26,13 +26,14 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import duckdb
 import psycopg
 import pyarrow as pa
 from sqlalchemy.engine import make_url
+
+from warehouse.lake import load_extensions, sql_literal
 
 # ids below each watermark still watched for: a transaction that took an id earlier but committed
 # after the last build is still picked up (rows already present are skipped / replaced).
@@ -85,30 +86,13 @@ def conninfo(database_url: str) -> str:
     return psycopg.conninfo.make_conninfo(**{k: v for k, v in params.items() if v not in (None, "")})
 
 
-def _sql_literal(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
-def postgres_extension_path() -> Path:
-    import duckdb_extension_postgres
-
-    base = Path(duckdb_extension_postgres.__file__).parent / "extensions"
-    found = sorted(base.glob(f"v{duckdb.__version__}/postgres.duckdb_extension")) or sorted(
-        base.glob("*/postgres.duckdb_extension"))
-    if not found:
-        raise RuntimeError(f"the DuckDB postgres extension is not shipped under {base}; "
-                           f"install duckdb-extension-postgres=={duckdb.__version__}")
-    return found[0]
-
-
 def attach_postgres(con: duckdb.DuckDBPyConnection, database_url: str, alias: str = "pg") -> None:
-    """``INSTALL '<shipped file>'; LOAD postgres; ATTACH … (TYPE postgres, READ_ONLY)``.
+    """``LOAD postgres`` (the shipped file); ``ATTACH … (TYPE postgres, READ_ONLY)``.
 
     ATTACH takes no bound parameters, so the conninfo (configuration, not user input) is quoted.
     """
-    con.execute(f"INSTALL {_sql_literal(str(postgres_extension_path()))}")
-    con.execute("LOAD postgres")
-    con.execute(f"ATTACH {_sql_literal(conninfo(database_url))} AS {alias} (TYPE postgres, READ_ONLY)")
+    load_extensions(con, "postgres")
+    con.execute(f"ATTACH {sql_literal(conninfo(database_url))} AS {alias} (TYPE postgres, READ_ONLY)")
 
 
 # Full extract: the tables are read by this many concurrent streams (one Postgres backend and one
@@ -126,12 +110,16 @@ def extract_full(con: duckdb.DuckDBPyConnection, database_url: str,
     counts: dict[str, int] = {}
     try:
 
+        row = con.execute("select current_database()").fetchone()
+        database = str(row[0]) if row else "main"
+
         def run(t: RawTable) -> float:
             started = time.perf_counter()
             cur = con.cursor()
             try:
+                cur.execute(f'use "{database}"')  # (a cursor starts in the default database)
                 cur.execute(f"create or replace table raw_{t.name} as "  # noqa: S608 (identifiers from code, values bound)
-                            f"select * from postgres_query('pg', {_sql_literal(t.select)})")
+                            f"select * from postgres_query('pg', {sql_literal(t.select)})")
             finally:
                 cur.close()
             return time.perf_counter() - started

@@ -128,12 +128,14 @@ def _fill_keys(con: duckdb.DuckDBPyConnection, m: Model) -> tuple[str, int]:
 
 
 def materialize(con: duckdb.DuckDBPyConnection, m: Model, by_name: dict[str, Model], *, scoped: bool,
-                keyed: bool = False, delta: bool = False, timings: dict[str, float] | None = None) -> int | None:
+                keyed: bool = False, delta: bool = False, timings: dict[str, float] | None = None,
+                replaced: dict[str, str] | None = None) -> int | None:
     """Create or update one model; returns the number of keys recomputed by a keyed run.
 
     ``scoped``: an incremental build (conversation-scoped models recompute ``_scope`` only);
     ``keyed``: key-scoped models recompute their keys in scope only; ``delta``: a keyed model reads
-    this one, so keep its changed rows in ``_delta_<name>``.
+    this one, so keep its changed rows in ``_delta_<name>``. A table updated in place (delete +
+    insert) gets its delete condition in ``replaced``; its new rows stay in ``_new_<name>``.
     """
     if m.materialized == "view":
         con.execute(f"create or replace view {m.name} as {render(m, by_name)}")
@@ -167,12 +169,15 @@ def materialize(con: duckdb.DuckDBPyConnection, m: Model, by_name: dict[str, Mod
                 timings[f"{m.name}/{step}"] = time.perf_counter() - started
     if delta:
         _make_delta(con, m.name)
+    if replaced is not None:
+        replaced[m.name] = where
     return n_keys
 
 
 def run_models(con: duckdb.DuckDBPyConnection, models: list[Model], *, scoped: bool, keyed: bool,
-               timings: dict[str, float], keys: dict[str, int]) -> list[str]:
-    """Materialize every model in order; ``keys`` gets the keys recomputed per keyed model."""
+               timings: dict[str, float], keys: dict[str, int], replaced: dict[str, str]) -> list[str]:
+    """Materialize every model in order; ``keys`` gets the keys recomputed per keyed model, ``replaced``
+    the delete condition of each table updated in place (see :func:`materialize`)."""
     by_name = {m.name: m for m in models}
     delta_needed = {ks.source for m in models if m.key_scoped for ks in m.key_sources} if keyed else set()
     built: list[str] = []
@@ -180,7 +185,7 @@ def run_models(con: duckdb.DuckDBPyConnection, models: list[Model], *, scoped: b
         t = time.perf_counter()
         try:
             n_keys = materialize(con, m, by_name, scoped=scoped, keyed=keyed, delta=m.name in delta_needed,
-                                 timings=timings)
+                                 timings=timings, replaced=replaced)
         except duckdb.Error as exc:
             raise BuildError(f"model {m.layer}/{m.name} failed: {exc}") from exc
         if n_keys is not None:

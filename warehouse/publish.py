@@ -1,50 +1,69 @@
-"""Publishing a build atomically: one builder at a time, a private side file, an atomic swap.
+"""Publishing a build: one builder at a time, its private work file, one DuckLake commit per build.
 
-Readers open the published file read-only and never see a half build: the builder works on
-``.<name>.building-<pid>`` (a copy of the published file for an incremental build, an empty file for a
-full one) and ``os.replace``-s it over the published file once it is checkpointed. The copy of an
-incremental build runs in a thread while Postgres is read (:func:`fetch_while_copying`).
+* :func:`build_lock`: a PostgreSQL advisory lock on the catalog's database (works across machines);
+  a second build fails at once.
+* :func:`builder` + :func:`work_database`: the build's DuckDB connection, the lake attached as
+  ``lake`` and the builder's private **work file** (``<WAREHOUSE_PATH>/builder/work.duckdb``: every
+  raw, intermediate and mart table as a native DuckDB table, updated in place by incremental builds
+  in one transaction — no copy) as ``work``. A full build writes a new work file and swaps it in
+  after its lake commit.
+* :func:`publish`: in one lake transaction, apply what the build changed to the published models
+  (marts and the small reference tables): the same delete + insert the build made in the work file
+  for the tables it updated in place, a replacement for the others. Readers see the previous snapshot
+  until the commit and the new one after: never a half build.
+* :func:`maintain`: expire old snapshots, merge the small files of incremental builds, delete the
+  files nobody can read any more (the worker runs it on a schedule).
+
+The work file and the lake each keep the build state; an incremental build continues only when both
+carry the same ``built_at`` (else it rebuilds in full: a lost work file, a crash between the two commits).
 """
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
-import errno
-import fcntl
-import functools
+import hashlib
 import logging
 import os
 import shutil
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
+import duckdb
+import psycopg
+
+from warehouse.dag import Model
 from warehouse.errors import BuildError
+from warehouse.lake import ALIAS, Lake, attach, no_progress_bar, sql_literal
+from warehouse.state import continued_state
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
-COPY_CHUNK_BYTES = 32 << 20
-_SYNC_FILE_RANGE_WRITE = 2
+WORK = "work"  # the work database's name (from its file name)
+
+
+def _lock_key(lake: Lake) -> int:
+    return int.from_bytes(hashlib.sha256(lake.schema.encode()).digest()[:8], "big", signed=True)
 
 
 @contextmanager
-def build_lock(warehouse_path: Path) -> Iterator[None]:
-    """One build at a time per warehouse (``flock`` on ``<warehouse>.lock``); a second one fails at once."""
-    lock_path = warehouse_path.with_name(warehouse_path.name + ".lock")
-    with open(lock_path, "a+") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise BuildError(f"another warehouse build is running (lock {lock_path})") from None
+def build_lock(lake: Lake, conninfo: str) -> Iterator[None]:
+    """One build (or maintenance) at a time per lake: ``pg_try_advisory_lock`` held for the block."""
+    with psycopg.connect(conninfo, autocommit=True) as pg:
+        row = pg.execute("select pg_try_advisory_lock(%s)", [_lock_key(lake)]).fetchone()
+        if not row or not row[0]:
+            raise BuildError(f"another warehouse build is running (advisory lock of {lake.schema})")
         try:
             yield
         finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+            pg.execute("select pg_advisory_unlock(%s)", [_lock_key(lake)])
+
+
+def work_file(warehouse_path: Path | str) -> Path:
+    """The builder's private work file (every model as a native table; not for readers)."""
+    return Path(warehouse_path) / "builder" / f"{WORK}.duckdb"
 
 
 def _remove(path: Path) -> None:
@@ -53,94 +72,105 @@ def _remove(path: Path) -> None:
 
 
 @contextmanager
-def side_file(warehouse_path: Path) -> Iterator[Path]:
-    """The private file a build writes (stale ones of killed builds removed first); swapped over the
-    published file when the block ends normally, removed when it raises. Call under :func:`build_lock`."""
-    side = warehouse_path.with_name(f".{warehouse_path.name}.building-{os.getpid()}")
-    for stale in warehouse_path.parent.glob(f".{warehouse_path.name}.building-*"):
-        _remove(stale)
-    _remove(side)
+def builder(lake: Lake) -> Iterator[duckdb.DuckDBPyConnection]:
+    """The build's connection, with the lake attached as ``lake`` (see :func:`work_database`)."""
+    con = duckdb.connect()
     try:
-        yield side
-        os.replace(side, warehouse_path)
-    except BaseException:
-        _remove(side)
-        raise
+        con.execute("set TimeZone = 'UTC'")
+        no_progress_bar(con)
+        con.execute("set asof_loop_join_threshold = 0")  # DuckDB 1.5.5 may plan ASOF joins as nested loops
+        attach(lake, con, read_only=False)
+        yield con
+    finally:
+        con.close()
 
 
-@functools.cache
-def _sync_file_range() -> Any:
-    """Linux ``sync_file_range(2)`` (start writing a range out without waiting), or None elsewhere."""
+@contextmanager
+def work_database(con: duckdb.DuckDBPyConnection, lake: Lake, *, fresh: bool) -> Iterator[None]:
+    """Attach the work file as ``work`` and use it; ``fresh``: a new, empty one, swapped in over the
+    old one when the block ends normally (removed when it raises). Call under :func:`build_lock`."""
+    work = work_file(lake.path)
+    work.parent.mkdir(parents=True, exist_ok=True)
+    for stale in work.parent.glob(".new-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    target = work.parent / f".new-{os.getpid()}" / work.name if fresh else work
+    target.parent.mkdir(exist_ok=True)
+    con.execute(f"attach {sql_literal(str(target))} as {WORK}")
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        fn = libc.sync_file_range
-    except (OSError, AttributeError):
-        return None
-    fn.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
-    fn.restype = ctypes.c_int
-    return fn
+        con.execute(f"use {WORK}")
+        yield
+        con.execute(f"use {ALIAS}")
+        con.execute(f"detach {WORK}")
+        if fresh:
+            _remove(work)
+            os.replace(target, work)
+    finally:
+        if fresh:
+            shutil.rmtree(target.parent, ignore_errors=True)
 
 
-def copy_to_disk(source: Path, target: Path) -> None:
-    """Copy ``source`` to ``target`` and wait until it is on disk (else the final checkpoint's fsync
-    would write the whole copy out: ~0.35 s at 10 M messages).
+def read_work_state(lake: Lake) -> dict[str, Any]:
+    """The build state kept in the work file ({} if there is none or it cannot be read)."""
+    work = work_file(lake.path)
+    if not work.exists():
+        return {}
+    try:
+        con = duckdb.connect(str(work), read_only=True)
+    except duckdb.Error as exc:
+        log.warning("the builder's work file %s cannot be opened (%s): rebuilding in full", work, exc)
+        return {}
+    try:
+        return continued_state(con)
+    finally:
+        con.close()
 
-    On Linux each 32 MB chunk's write-out starts as soon as it is copied, so copying and writing
-    overlap (measured ~0.43 s instead of ~0.55 s for 0.75 GB); elsewhere, or where the file system
-    cannot copy_file_range, a plain copy and fsync.
+
+def publish(con: duckdb.DuckDBPyConnection, models: list[Model], replaced: dict[str, str],
+            state_table: str) -> None:
+    """Apply the build to the lake's published models in the open lake transaction of ``con``.
+
+    ``replaced``: model → delete condition of the tables the build updated in place (their new rows are
+    in ``_new_<model>``); every other published model, and ``state_table``, is copied whole. Lake
+    tables and views no build publishes any more are dropped.
     """
-    start_write_out = _sync_file_range() if hasattr(os, "copy_file_range") else None
-    if start_write_out is not None:
+    names = [m.name for m in models if m.published] + [state_table]
+    for name, kind in con.execute(
+            "select table_name, 'table' from duckdb_tables() where database_name = ? union all "
+            "select view_name, 'view' from duckdb_views() where database_name = ? and not internal",
+            [ALIAS, ALIAS]).fetchall():
+        if kind == "view" or name not in names:
+            con.execute(f'drop {kind} {ALIAS}."{name}"')
+    existing = {r[0] for r in con.execute("select table_name from duckdb_tables() where database_name = ?",
+                                          [ALIAS]).fetchall()}
+    for name in names:
+        if name in replaced and name in existing:
+            con.execute(f'delete from {ALIAS}."{name}" where {replaced[name]}')  # noqa: S608 (identifiers from code)
+            con.execute(f'insert into {ALIAS}."{name}" by name select * from "_new_{name}"')  # noqa: S608 (identifiers from code)
+        else:
+            con.execute(f'create or replace table {ALIAS}."{name}" as from {WORK}."{name}"')  # noqa: S608 (identifiers from code)
+
+
+def maintain(lake: Lake, conninfo: str, *, keep: timedelta) -> dict[str, float]:
+    """Expire the snapshots older than ``keep`` (never the current one), merge small files, and delete
+    the files no kept snapshot reads (scheduled deletions older than ``keep`` too: a reader still on an
+    old snapshot keeps its files for that long). Returns seconds per step."""
+    timings: dict[str, float] = {}
+    interval = f"interval '{int(keep.total_seconds())} seconds'"
+    with build_lock(lake, conninfo):
+        con = duckdb.connect()
         try:
-            _copy_in_chunks(source, target, start_write_out)
-            return
-        except OSError as exc:
-            if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.EPERM):
-                raise
-            log.info("copy_file_range unavailable here (%s): plain copy", exc)
-    shutil.copyfile(source, target)
-    fd = os.open(target, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _copy_in_chunks(source: Path, target: Path, start_write_out: Any) -> None:
-    size = source.stat().st_size
-    with open(source, "rb") as src, open(target, "wb") as dst:
-        offset = 0
-        while offset < size:
-            n = os.copy_file_range(src.fileno(), dst.fileno(), min(COPY_CHUNK_BYTES, size - offset), offset, offset)
-            if n == 0:
-                break
-            start_write_out(dst.fileno(), offset, n, _SYNC_FILE_RANGE_WRITE)  # a failure only loses the overlap
-            offset += n
-        if offset != size:
-            raise OSError(f"copied {offset} of {size} bytes of {source}")
-        os.fsync(dst.fileno())
-
-
-def while_copying(published: Path, side: Path, work: Callable[[], T], timings: dict[str, float]) -> T:
-    """Run ``work`` (reading Postgres) while a thread copies the published file to the side file."""
-    copy_error: list[BaseException] = []
-
-    def copy() -> None:
-        started = time.perf_counter()
-        try:
-            copy_to_disk(published, side)
-        except BaseException as exc:  # re-raised in the calling thread
-            copy_error.append(exc)
-        timings["copy"] = time.perf_counter() - started
-
-    t = time.perf_counter()
-    copier = threading.Thread(target=copy, name="warehouse-copy", daemon=True)
-    copier.start()
-    try:
-        result = work()
-    finally:
-        copier.join()
-    if copy_error:
-        raise BuildError(f"could not copy the published warehouse {published}: {copy_error[0]}") from copy_error[0]
-    timings["copy+fetch"] = time.perf_counter() - t
-    return result
+            no_progress_bar(con)
+            attach(lake, con, read_only=False)
+            for step, sql in (
+                ("merge", f"call ducklake_merge_adjacent_files('{ALIAS}')"),
+                ("expire", f"call ducklake_expire_snapshots('{ALIAS}', older_than => now() - {interval})"),
+                ("cleanup", f"call ducklake_cleanup_old_files('{ALIAS}', older_than => now() - {interval})"),
+                # files written by builds that failed before their commit
+                ("orphans", f"call ducklake_delete_orphaned_files('{ALIAS}', older_than => now() - {interval})"),
+            ):
+                t = time.perf_counter()
+                con.execute(sql)
+                timings[step] = time.perf_counter() - t
+        finally:
+            con.close()
+    return timings

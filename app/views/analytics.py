@@ -7,14 +7,14 @@ labels and definitions come from the metric catalogue (:mod:`warehouse.metrics`)
 Per agent / channel / day: count, mean, median, p90, min and max of first response, response, queue,
 handle and resolution times, wall clock or business hours (the channels' current calendars); the
 weekday x hour heatmap; SLA shares and breaches; the live queue as of the last build. Every read is a
-short read-only DuckDB connection, cached with a bounded ``st.cache_data`` keyed on the warehouse
-file's modification time, so a new build shows up at once and readers never block it.
+read of one warehouse snapshot (:func:`warehouse.queries.connect`), cached with a bounded
+``st.cache_data`` keyed on the published snapshot's id, so a new build shows up at once and readers
+never block it.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import plotly.express as px
@@ -25,31 +25,25 @@ from app import deps, signin
 from switchboard.errors import PermissionDenied
 from switchboard.services.analytics import AnalyticsReader, analytics_reader
 from switchboard.settings import get_settings
+from warehouse import queries
 from warehouse.metrics import COUNT, STATS, TIME_METRICS, TIME_METRICS_BY_NAME
 
 METRICS = {m.name: m.label for m in TIME_METRICS}
 WEEKDAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
 
 
-def _stamp(path: Path) -> int:
-    try:
-        return path.stat().st_mtime_ns
-    except FileNotFoundError:
-        return 0
-
-
 @st.cache_data(ttl=300, max_entries=256, show_spinner=False)
 def _cached(_reader: AnalyticsReader, organization_id: int, path: str, stamp: int, fn_name: str,
             args: tuple[Any, ...], kwargs: tuple[tuple[str, Any], ...]) -> pl.DataFrame:
-    """One cached warehouse read of one organization; ``stamp`` (file mtime) invalidates it when a
-    build is published. ``_reader`` (not hashed) does the read; the key is the other arguments."""
+    """One cached warehouse read of one organization; ``stamp`` (the published snapshot's id)
+    invalidates it when a build is published. ``_reader`` (not hashed) does the read; the key is the other arguments."""
     result: pl.DataFrame = _reader.read(fn_name, *args, **dict(kwargs))
     return result
 
 
 def _read(reader: AnalyticsReader, fn_name: str, *args: Any, **kwargs: Any) -> Any:
     path = reader.warehouse_path
-    return _cached(reader, reader.organization_id, str(path), _stamp(path), fn_name, tuple(args),
+    return _cached(reader, reader.organization_id, str(path), queries.snapshot_id(path), fn_name, tuple(args),
                    tuple(sorted(kwargs.items())))
 
 
@@ -210,11 +204,12 @@ def page() -> None:
     except PermissionDenied as exc:
         st.error(str(exc))
         return
-    if not path.exists():
+    try:
+        state = reader.build_state()
+    except queries.WarehouseNotBuilt:
         st.info("The warehouse has not been built yet: run `switchboard warehouse build` "
                 "(the worker also builds it on a schedule).")
         return
-    state = reader.build_state()
     st.caption(built_caption(state.get("built_at"), datetime.now(UTC)))
     stale = staleness(state.get("built_at"), datetime.now(UTC), get_settings().warehouse_build_interval_seconds)
     if stale:

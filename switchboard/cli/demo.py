@@ -224,7 +224,7 @@ def run_demo(*, fresh: bool = False, customers: int = 6, speed: float = 1.0) -> 
         print(f"  imported demo history: {history}")
     from warehouse.build import build
 
-    report = build(url, settings.warehouse_file)
+    report = build(url, settings.warehouse_file, data_path=settings.warehouse_data_path)
     print(f"  warehouse built at {report.path} in {report.seconds:.1f} s (then every 5 minutes by the worker)")
 
     env = dict(os.environ)

@@ -238,7 +238,8 @@ def cmd_warehouse_build(args: argparse.Namespace) -> None:
 
     settings = get_settings()
     try:
-        report = build(database_url(settings), settings.warehouse_file, full=args.full)
+        report = build(database_url(settings), settings.warehouse_file, full=args.full,
+                       data_path=settings.warehouse_data_path)
     except BuildError as exc:
         raise SwitchboardError(f"warehouse build failed: {exc}") from None
     kind = "full" if report.full else "incremental"

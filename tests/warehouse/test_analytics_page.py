@@ -33,7 +33,7 @@ def app_env(db_url: str, tmp_path: Path) -> Iterator[Path]:
     from app import deps
 
     saved = {k: os.environ.get(k) for k in ("DATABASE_URL", "WAREHOUSE_PATH")}
-    path = tmp_path / "warehouse.duckdb"
+    path = tmp_path / "warehouse"
     os.environ["DATABASE_URL"] = db_url
     os.environ["WAREHOUSE_PATH"] = str(path)
     get_settings.cache_clear()

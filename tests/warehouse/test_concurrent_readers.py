@@ -63,7 +63,7 @@ def _wait(condition: str, check: Callable[[], bool], timeout: float = 120) -> No
 def test_reader_processes_never_fail_and_never_see_a_half_build(engine: Engine, db_url: str,
                                                                  tmp_path: Path) -> None:
     s = scenario(engine, upto=1)
-    path = tmp_path / "w.duckdb"
+    path = tmp_path / "w"
     build(db_url, path, full=True, now=T("2026-03-02 12:00"))
     complete = {_observed(path)}
     stop = tmp_path / "stop"

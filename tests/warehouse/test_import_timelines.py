@@ -12,6 +12,7 @@ from sqlalchemy import Engine
 
 from switchboard.importer import import_events
 from switchboard.settings import get_settings
+from tests.warehouse.conftest import work
 from tests.warehouse.seed import T
 from tests.warehouse.test_build import MODELS
 from tests.warehouse.test_build import test_model_keys as check_model_keys
@@ -48,22 +49,17 @@ TIMELINE: list[dict[str, Any]] = [
 
 
 def _rows(path: Path, sql: str) -> list[dict[str, Any]]:
-    import duckdb
-
-    con = duckdb.connect(str(path), read_only=True)
-    try:
+    with work(path) as con:  # (intermediate models too)
         cur = con.execute(sql)
         names = [d[0] for d in cur.description or []]
         return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
-    finally:
-        con.close()
 
 
 def test_timeline_gives_the_hand_computed_rows(engine: Engine, db_url: str, tmp_path: Path) -> None:
     src = tmp_path / "timeline.jsonl"
     src.write_text("\n".join(json.dumps(line) for line in TIMELINE) + "\n")
     import_events(engine, src, get_settings().secret_key_bytes())
-    path = tmp_path / "w.duckdb"
+    path = tmp_path / "w"
     build(db_url, path, full=True, now=T("2026-03-11 00:00"))
 
     c1, c2 = _rows(path, "select * from conversation_cycles order by cycle_number")
@@ -102,7 +98,7 @@ def test_timeline_gives_the_hand_computed_rows(engine: Engine, db_url: str, tmp_
 @pytest.fixture
 def example_warehouse(engine: Engine, db_url: str, tmp_path: Path) -> Path:
     import_events(engine, EXAMPLE, get_settings().secret_key_bytes())
-    path = tmp_path / "example.duckdb"
+    path = tmp_path / "example"
     build(db_url, path, full=True, now=T("2026-03-03 00:00"))
     return path
 

@@ -14,29 +14,25 @@ import duckdb
 from sqlalchemy import Engine, update
 
 from switchboard.db.schema import Message, Organization, User
+from tests.warehouse.conftest import assert_published, assert_same_tables, work
 from tests.warehouse.seed import Seed, T
+from warehouse import queries
 from warehouse.build import BuildReport, build, load_models, warehouse_state
+from warehouse.lake import attach, read_pointer
 
 TABLES = [m.name for m in load_models() if m.materialized == "table"]
 KEYED = {m.name for m in load_models() if m.key_scoped}
 
 
 def assert_same_as_full(db_url: str, inc: Path, tmp_path: Path, now: str) -> None:
-    full = tmp_path / f"full-{now.replace(' ', '_').replace(':', '')}.duckdb"
+    full = tmp_path / f"full-{now.replace(' ', '_').replace(':', '')}"
     build(db_url, full, full=True, now=T(now))
-    con = duckdb.connect(str(inc), read_only=True)
-    try:
-        con.execute(f"attach '{full}' as f (read_only)")
-        for name in TABLES:
-            row = con.execute(f"select count(*) from ((select * from {name} except all select * from f.{name})"
-                              f" union all (select * from f.{name} except all select * from {name}))").fetchone()
-            assert row is not None and row[0] == 0, f"{name}: the incremental build differs from a full build"
-        # the comparison compared something: every scenario has conversation cycles and customer turns
+    assert_same_tables(inc, full, TABLES)
+    assert_published(inc)
+    with work(inc) as con:  # the comparison compared something: every scenario has cycles and turns
         for name in ("conversation_cycles", "response_times"):
             row = con.execute(f"select count(*) from {name}").fetchone()
             assert row is not None and row[0] > 0, f"{name} is empty: nothing was compared"
-    finally:
-        con.close()
 
 
 def _keyed(report: BuildReport) -> None:
@@ -66,7 +62,7 @@ def test_incremental_builds_recompute_by_key_and_equal_full_builds(engine: Engin
     s.presence(ann, "ONLINE", "2026-03-01 22:55")
     s.presence(bob, "ONLINE", "2026-03-02 08:00")
     s.presence(bob, "ONLINE", "2026-03-02 11:58")  # latest: its span runs to the build's as-of time
-    inc = tmp_path / "inc.duckdb"
+    inc = tmp_path / "inc"
     assert build(db_url, inc, full=True, now=T("2026-03-02 12:00")).full
 
     # step 1: replies, a reassignment, a reopen, a new conversation on a new day, a late failure of an
@@ -110,7 +106,7 @@ def test_changed_names_or_targets_recompute_everything(engine: Engine, db_url: s
     s.inbound(a, "2026-03-02 09:00")
     s.accept(a, "2026-03-02 09:01", ann)
     s.reply(a, "2026-03-02 09:03", ann)
-    inc = tmp_path / "inc.duckdb"
+    inc = tmp_path / "inc"
     build(db_url, inc, full=True, now=T("2026-03-02 12:00"))
     with engine.begin() as con:
         con.execute(update(User).where(User.id == ann).values(email="ann.new@x.io"))
@@ -118,13 +114,10 @@ def test_changed_names_or_targets_recompute_everything(engine: Engine, db_url: s
     r = build(db_url, inc, now=T("2026-03-02 12:05"))
     assert not r.full and r.keys_recomputed == {}  # everything recomputed
     assert_same_as_full(db_url, inc, tmp_path, "2026-03-02 12:05")
-    wcon = duckdb.connect(str(inc), read_only=True)
-    try:
+    with queries.connect(inc) as wcon:
         assert wcon.execute("select first_responder_email, first_response_sla_status from conversation_cycles"
                            ).fetchall() == [("ann.new@x.io", "met")]
         assert wcon.execute("select agent_email from agent_daily_metrics").fetchall() == [("ann.new@x.io",)]
-    finally:
-        wcon.close()
 
 
 def test_rows_committed_late_out_of_id_order_are_picked_up(engine: Engine, db_url: str, tmp_path: Path) -> None:
@@ -133,15 +126,12 @@ def test_rows_committed_late_out_of_id_order_are_picked_up(engine: Engine, db_ur
     a, b = s.conversation(wa, "a"), s.conversation(wa, "b")
     s.inbound(a, "2026-03-02 09:00")
     s.accept(a, "2026-03-02 09:01", ann)
-    inc = tmp_path / "inc.duckdb"
+    inc = tmp_path / "inc"
     build(db_url, inc, full=True, now=T("2026-03-02 10:00"))
 
     def message_ids() -> set[int]:
-        con = duckdb.connect(str(inc), read_only=True)
-        try:
+        with work(inc) as con:
             return {int(r[0]) for r in con.execute("select message_id from int_messages").fetchall()}
-        finally:
-            con.close()
 
     with s.held_open() as late:
         late_reply = late.reply(a, "2026-03-02 10:05", ann)  # takes its ids now, commits after the build
@@ -163,12 +153,18 @@ def test_rows_committed_late_out_of_id_order_are_picked_up(engine: Engine, db_ur
     assert r3.rows_extracted["messages"] == 0
 
 
-def test_an_unreadable_published_file_is_rebuilt_in_full(engine: Engine, db_url: str, tmp_path: Path) -> None:
+def test_a_warehouse_of_another_format_is_rebuilt_in_full(engine: Engine, db_url: str, tmp_path: Path) -> None:
     s = Seed(engine)
     wa = s.channel("wa")
     s.inbound(s.conversation(wa, "a"), "2026-03-02 09:00")
-    inc = tmp_path / "inc.duckdb"
-    inc.write_bytes(b"not a duckdb file" * 100)
+    inc = tmp_path / "inc"
+    build(db_url, inc, full=True, now=T("2026-03-02 09:30"))
+    con = duckdb.connect()
+    try:  # a state published by another version of the builder
+        attach(read_pointer(inc), con, read_only=False)
+        con.execute("update _warehouse_meta set value = json_object('format', 'old')")
+    finally:
+        con.close()
     r = build(db_url, inc, now=T("2026-03-02 10:00"))
     assert r.full
     assert_same_as_full(db_url, inc, tmp_path, "2026-03-02 10:00")

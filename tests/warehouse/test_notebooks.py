@@ -25,7 +25,7 @@ def test_there_is_a_notebook() -> None:
 def test_notebook_runs(notebook: Path, engine: Engine, db_url: str, tmp_path: Path,
                        monkeypatch: pytest.MonkeyPatch) -> None:
     scenario(engine)
-    path = tmp_path / "warehouse.duckdb"
+    path = tmp_path / "warehouse"
     build(db_url, path, full=True, now=T("2026-03-03 12:00"))
     monkeypatch.setenv("WAREHOUSE_PATH", str(path))  # the kernel inherits the environment
     nb = nbformat.read(notebook, as_version=4)
