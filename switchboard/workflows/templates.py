@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -31,11 +32,11 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class TemplateSyncStats(RunStats):
+    """Channels synced and failed; ``changes`` counts templates inserted, updated and removed."""
+
     channels: int = 0
-    inserted: int = 0
-    updated: int = 0
-    removed: int = 0
     failed: int = 0
+    changes: Counter[str] = field(default_factory=Counter)
     errors: list[str] = field(default_factory=list)
 
 
@@ -68,7 +69,5 @@ def sync_all_templates(engine: Engine, connectors: ConnectorCache, *, now: datet
                     record_channel_error(uow, channel.id, f"authentication failed: {exc}", now=now or utcnow())
                     uow.commit()
             continue
-        stats.inserted += result.inserted
-        stats.updated += result.updated
-        stats.removed += result.removed
+        stats.changes.update(inserted=result.inserted, updated=result.updated, removed=result.removed)
     return stats

@@ -77,17 +77,18 @@ def _stored(rig: Rig) -> dict[tuple[str, str], tuple[str, bool]]:
 def test_sync_upserts_the_catalogue_and_marks_vanished_templates(rig: Rig) -> None:
     stats = sync_all_templates(rig.world.engine, rig.connectors, now=at(0))
     # the world's two other WhatsApp channels have no credentials: counted as failed, the live one synced
-    assert (stats.channels, stats.inserted, stats.updated, stats.removed, stats.failed) == (3, 3, 0, 0, 2)
+    assert (stats.channels, stats.changes["inserted"], stats.changes["updated"], stats.changes["removed"],
+            stats.failed) == (3, 3, 0, 0, 2)
     assert not any(e.startswith("wa-live") for e in stats.errors)
     assert _stored(rig) == {("order_update", "en_US"): ("APPROVED", False), ("hello", "de"): ("APPROVED", False),
                             ("promo", "en_US"): ("PENDING", False)}
     rig.graph.templates = [ORDER, {**PENDING, "status": "REJECTED"}]  # hello deleted, promo rejected
     stats = sync_all_templates(rig.world.engine, rig.connectors, now=at(5))
-    assert (stats.inserted, stats.updated, stats.removed) == (0, 2, 1)
+    assert (stats.changes["inserted"], stats.changes["updated"], stats.changes["removed"]) == (0, 2, 1)
     assert _stored(rig)[("hello", "de")] == ("APPROVED", True)
     assert _stored(rig)[("promo", "en_US")] == ("REJECTED", False)
     rig.graph.templates = [ORDER, HELLO]  # it comes back
-    assert sync_all_templates(rig.world.engine, rig.connectors, now=at(6)).inserted == 0
+    assert sync_all_templates(rig.world.engine, rig.connectors, now=at(6)).changes["inserted"] == 0
     assert _stored(rig)[("hello", "de")] == ("APPROVED", False)
     with rig.world.uow() as u, pytest.raises(PermissionDenied):  # syncing is for admins and flows
         sync_templates(u, rig.world.manager, rig.channel, [HELLO])

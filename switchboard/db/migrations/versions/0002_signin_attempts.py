@@ -2,9 +2,6 @@
 
 Moves ``users.failed_attempts`` / ``users.locked_until`` into ``signin_attempts`` keyed by the
 normalised email, so an address without an account is counted and locked like one with an account.
-
-Revision ID: 0002_signin_attempts
-Revises: 0001
 """
 
 from __future__ import annotations
@@ -14,8 +11,6 @@ from alembic import op
 
 revision = "0002_signin_attempts"
 down_revision = "0001"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

@@ -4,9 +4,6 @@
   (a limit of 0 used to hang the outbox, issue 17).
 - ``attachments.download_claimed_until``: the media worker's lease (issue 10 §4): a download is
   claimed in a short transaction and done outside any; a crashed worker's lease expires.
-
-Revision ID: 0003_rate_limit_check
-Revises: 0002_signin_attempts
 """
 
 from __future__ import annotations
@@ -16,8 +13,6 @@ from alembic import op
 
 revision = "0003_rate_limit_check"
 down_revision = "0002_signin_attempts"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

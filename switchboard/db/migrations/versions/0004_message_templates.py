@@ -4,9 +4,6 @@
   status, components with their ``{{n}}`` parameters and examples), synced; ``removed_at`` marks one
   the platform no longer lists.
 - ``messages.template``: the Cloud API ``template`` object of an outbound template message.
-
-Revision ID: 0004_message_templates
-Revises: 0003_rate_limit_check
 """
 
 from __future__ import annotations
@@ -17,8 +14,6 @@ from sqlalchemy.dialects import postgresql
 
 revision = "0004_message_templates"
 down_revision = "0003_rate_limit_check"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:
