@@ -13,11 +13,12 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, delete, select, update
+from sqlalchemy import Table, case, delete, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from switchboard.clock import utcnow
@@ -171,6 +172,17 @@ def enqueue_bot_reply(uow: UnitOfWork, actor: Actor, conversation_id: int, body:
                                channel_id=conv.channel_id, body=body, author_kind=AuthorKind.BOT,
                                author_user_id=None, key=key, now=now, reply_to=None)
     return load_message(uow, mid)
+
+
+def release_claims(uow: UnitOfWork, due: Sequence[tuple[int, datetime]]) -> None:
+    """Give claimed, unsent jobs back (one statement): each due again at its time, the claim's attempt
+    not counted. Flows call it for jobs their channel's rate limit defers."""
+    if not due:
+        return
+    at = case({message_id: when for message_id, when in due}, value=Message.id)
+    uow.session.execute(
+        update(Message).where(Message.id.in_([m for m, _ in due]), Message.status == MessageStatus.PENDING)
+        .values(next_attempt_at=at, attempts=Message.attempts - 1))
 
 
 def claim_due(uow: UnitOfWork, *, limit: int = 50, now: datetime | None = None, lease_seconds: int = 60,

@@ -15,19 +15,18 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine
 
 from connectors.base import SEND, AuthenticationError, ConnectorError, OutsideWindowError, RetryableError
 from switchboard.clock import utcnow
-from switchboard.db.schema import Message
 from switchboard.domain.conversation import AuthorKind
 from switchboard.domain.messaging_window import messaging_window
 from switchboard.services.channels import record_channel_error
-from switchboard.services.outbox import OutboundJob, claim_due, record_failure, record_sent
+from switchboard.services.outbox import OutboundJob, claim_due, record_failure, record_sent, release_claims
 from switchboard.types import OutboundRequest, RunStats
 from switchboard.uow import UnitOfWork
 from switchboard.workflows.connector_cache import ConnectorCache
@@ -71,14 +70,6 @@ class OutboxStats(RunStats):
     failed: int = 0
     deferred: int = 0  # released unsent: their channel's rate limit allows them a little later
     errors: list[str] = field(default_factory=list)
-
-
-def release_claims(uow: UnitOfWork, due: Sequence[tuple[int, datetime]]) -> None:
-    """Give claimed, unsent jobs back: due again at the given time, the claim's attempt not counted."""
-    for message_id, at in due:
-        uow.session.execute(
-            update(Message).where(Message.id == message_id, Message.status == "PENDING")
-            .values(next_attempt_at=at, attempts=Message.attempts - 1))
 
 
 def send_outbox_once(engine: Engine, connectors: ConnectorCache, limiter: RateLimiter | None = None, *,
