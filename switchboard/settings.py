@@ -25,6 +25,8 @@ class SettingsError(RuntimeError):
 _MINIMUMS = {
     "warehouse_build_interval_seconds": (30, "30 seconds"),
     "warehouse_snapshot_retention_minutes": (5, "5 minutes (a reader's snapshot must outlive its query)"),
+    "client_free_attempts": (1, "1"),
+    "client_max_wait_seconds": (1, "1 second"),
 }
 
 
@@ -55,6 +57,11 @@ class Settings(BaseSettings):
     session_absolute_hours: int = 12
     lockout_attempts: int = 5
     lockout_minutes: int = 15
+    # per client address, across accounts: this many failed sign-ins an hour, then a growing wait
+    client_free_attempts: int = 20
+    client_max_wait_seconds: int = 900
+    # behind a reverse proxy: take the client address from X-Forwarded-For (the entry the proxy added)
+    trust_forwarded_for: bool = False
     presence_away_seconds: int = 120
     presence_offline_grace_seconds: int = 300
     outbox_max_attempts: int = 6

@@ -88,6 +88,10 @@ def staleness(built_at: str | None, now: datetime, interval_seconds: int) -> str
             f"{interval_seconds // 60 or 1} min: is the worker running? (Channels & health lists the flow runs.)")
 
 
+# chart legends and table headers in words a manager reads: "Median (min)", not "median_min"
+_WORDS = {f"{s.name}_min": f"{s.label} (min)" for s in STATS} | {"count": COUNT.label}
+
+
 def _minutes(df: pl.DataFrame) -> pl.DataFrame:
     """ms columns → minutes, rounded, for display."""
     return df.with_columns([
@@ -119,13 +123,15 @@ def _stats_section(reader: AnalyticsReader, metric: str, start: date, end: date,
             if df.is_empty():
                 st.info("No data.")
                 continue
-            shown = _minutes(df).with_columns(pl.col(group).cast(pl.Utf8).fill_null("(none)"))
+            shown = _minutes(df).with_columns(pl.col(group).cast(pl.Utf8).fill_null("(none)")).rename(
+                _WORDS, strict=False)
+            median, p90, mean = (_WORDS[f"{name}_min"] for name in ("median", "p90", "mean"))
             if group == "day":
-                fig = px.line(shown.to_pandas(), x=group, y=["median_min", "p90_min", "mean_min"], markers=True,
-                              labels={"value": "minutes", group: "day"})
+                fig = px.line(shown.to_pandas(), x=group, y=[median, p90, mean], markers=True,
+                              labels={"value": "minutes", "variable": "", group: "Day"})
             else:
-                fig = px.bar(shown.to_pandas(), x=group, y=["median_min", "p90_min"], barmode="group",
-                             labels={"value": "minutes", group: group})
+                fig = px.bar(shown.to_pandas(), x=group, y=[median, p90], barmode="group",
+                             labels={"value": "minutes", "variable": "", group: group.capitalize()})
             st.plotly_chart(fig, width="stretch")
             st.dataframe(shown, hide_index=True, width="stretch")
 

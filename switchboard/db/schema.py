@@ -136,6 +136,17 @@ class SigninAttempt(Base):
     last_failed_at: Mapped[datetime] = mapped_column(index=True)
 
 
+class ClientSigninAttempt(Base):
+    """Failed sign-ins per client address, whatever the accounts tried (issue 14): a client spraying
+    passwords across many addresses is slowed down, in Postgres so that every app replica shares it."""
+
+    __tablename__ = "client_signin_attempts"
+    client_address: Mapped[str] = mapped_column(String(64), primary_key=True)
+    failed_attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    blocked_until: Mapped[datetime | None]
+    last_failed_at: Mapped[datetime] = mapped_column(index=True)
+
+
 class RecoveryCode(Base):
     __tablename__ = "recovery_codes"
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
