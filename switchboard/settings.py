@@ -45,6 +45,8 @@ class Settings(BaseSettings):
     # warehouse maintenance (worker): snapshots older than this are expired and their files deleted
     warehouse_snapshot_retention_minutes: int = 60
     public_base_url: str = "http://127.0.0.1:8000"
+    # Host names the receiver/API answers (comma separated, * = any); default: PUBLIC_BASE_URL's host + localhost
+    allowed_hosts: str | None = None
     app_base_url: str | None = None  # public URL of the Streamlit app (invite links)
     receiver_host: str = "127.0.0.1"
     receiver_port: int = 8000

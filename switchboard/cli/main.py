@@ -205,13 +205,27 @@ def app_entry() -> Path:
     return Path(app.__file__).resolve().parent / "main.py"
 
 
+# The app's server settings, given as flags so they hold wherever the package is installed (the repo's
+# .streamlit/config.toml says the same for `streamlit run` by hand): XSRF protection on, CORS protection on
+# (no cross-origin requests), tracebacks never shown in the browser, no usage statistics.
+STREAMLIT_OPTIONS = {
+    "server.headless": "true",
+    "server.enableXsrfProtection": "true",
+    "server.enableCORS": "true",
+    "browser.gatherUsageStats": "false",
+    "client.toolbarMode": "minimal",
+    "client.showErrorDetails": "type",
+}
+
+
+def streamlit_command(port: int, host: str) -> list[str]:
+    flags = [arg for name, value in STREAMLIT_OPTIONS.items() for arg in (f"--{name}", value)]
+    return [sys.executable, "-m", "streamlit", "run", str(app_entry()), "--server.port", str(port),
+            "--server.address", host, *flags]
+
+
 def cmd_app(args: argparse.Namespace) -> None:
-    settings = get_settings()
-    entry = app_entry()
-    cmd = [sys.executable, "-m", "streamlit", "run", str(entry), "--server.port", str(args.port or settings.app_port),
-           "--server.address", args.host, "--server.headless", "true", "--browser.gatherUsageStats", "false",
-           "--client.toolbarMode", "minimal", "--client.showErrorDetails", "type"]
-    raise SystemExit(subprocess.call(cmd))
+    raise SystemExit(subprocess.call(streamlit_command(args.port or get_settings().app_port, args.host)))
 
 
 def cmd_sandbox(args: argparse.Namespace) -> None:

@@ -9,12 +9,16 @@ a slow or failing parser never makes a platform retry or lose a delivery.
 | unknown webhook key | 404 | no |
 | body over the size limit | 413 | no |
 | bad or missing signature | 401 | as REJECTED with the reason (first 4 KiB) |
+| an address with too many bad signatures lately | 429 + Retry-After | no |
 | not JSON | 400 | as REJECTED with the reason |
 | good | 200 | as RECEIVED |
 
 The hot path is fully async: deliveries that arrive together are written by a *group commit*
 (:class:`DeliveryWriter`): one multi-row INSERT and one commit for everything queued at that moment,
 each request answered only after its row is committed.
+
+Every response carries the security headers of :mod:`switchboard.http.security`; a request for a host
+name that is not ours is answered 400 (``ALLOWED_HOSTS``).
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import asyncpg
@@ -32,12 +36,15 @@ from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from connectors.base import WEBHOOKS, ConnectorError, ReceivesWebhooks, SignatureError
 from connectors.registry import port, supports
+from switchboard.http.security import BadSignatureThrottle, SecurityHeaders, allowed_hosts
 from switchboard.services import runs, webhooks
 from switchboard.uow import UnitOfWork
 from switchboard.workflows.connector_cache import ConnectorCache
@@ -138,7 +145,9 @@ class _KeyCache:
         self._items[(provider, key)] = (time.monotonic(), channel_id)
 
 
-def create_app(engine: Engine, secret_key: bytes, *, max_body_bytes: int = 1_000_000) -> Starlette:
+def create_app(engine: Engine, secret_key: bytes, *, max_body_bytes: int = 1_000_000,
+               hosts: Sequence[str] = ("*",), throttle: BadSignatureThrottle | None = None) -> Starlette:
+    throttle = throttle or BadSignatureThrottle()
     writer = DeliveryWriter(asyncpg_dsn(engine.url.render_as_string(hide_password=False)))
     keys = _KeyCache()
     connectors = ConnectorCache(engine, secret_key)
@@ -172,6 +181,11 @@ def create_app(engine: Engine, secret_key: bytes, *, max_body_bytes: int = 1_000
 
     async def receive(request: Request) -> Response:
         provider, key = request.path_params["provider"], request.path_params["key"]
+        client = request.client.host if request.client else None
+        wait = throttle.retry_after(client)
+        if wait:
+            return PlainTextResponse("too many bad signatures from this address", status_code=429,
+                                     headers={"Retry-After": str(wait)})
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > max_body_bytes:
             return PlainTextResponse("payload too large", status_code=413)
@@ -193,6 +207,7 @@ def create_app(engine: Engine, secret_key: bytes, *, max_body_bytes: int = 1_000
         except SignatureError as exc:
             await writer.write((provider, cid, body[:REJECTED_BODY_LIMIT], headers, "REJECTED",
                                 f"bad signature: {exc}"))
+            throttle.failed(client)
             return PlainTextResponse("invalid signature", status_code=401)
         try:
             json.loads(body)
@@ -238,6 +253,7 @@ def create_app(engine: Engine, secret_key: bytes, *, max_body_bytes: int = 1_000
 
     return Starlette(
         lifespan=lifespan,
+        middleware=[Middleware(SecurityHeaders), Middleware(TrustedHostMiddleware, allowed_hosts=list(hosts))],
         routes=[
             Route("/health", health, methods=["GET"]),
             Route("/webhooks/{provider}/{key}", verify, methods=["GET"]),
@@ -253,4 +269,5 @@ def app_from_settings() -> Starlette:
 
     settings = get_settings()
     return create_app(make_engine(pool_size=2, max_overflow=4), settings.secret_key_bytes(),
-                      max_body_bytes=settings.receiver_max_body_bytes)
+                      max_body_bytes=settings.receiver_max_body_bytes,
+                      hosts=allowed_hosts(settings.allowed_hosts, settings.public_base_url))

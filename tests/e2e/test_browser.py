@@ -11,7 +11,6 @@ import os
 import re
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -23,6 +22,7 @@ import pytest
 from sqlalchemy import Engine, select
 
 from switchboard.auth.users import create_user
+from switchboard.cli.main import streamlit_command
 from switchboard.crypto import decrypt
 from switchboard.db.schema import Message, User
 from switchboard.services.channels import create_channel, grant_channel_permission
@@ -77,8 +77,7 @@ def app_url(db_url: str, tmp_path: Path) -> Iterator[str]:
     env = dict(os.environ, DATABASE_URL=db_url, SWITCHBOARD_HOME=str(tmp_path / "home"),
                PYTHONPATH=str(ROOT))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app" / "main.py"), "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"],
+        streamlit_command(port, "127.0.0.1"),  # the app exactly as `switchboard app` starts it
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:
