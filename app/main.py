@@ -44,7 +44,7 @@ class PageSpec:
 PAGES: tuple[PageSpec, ...] = (
     PageSpec("Work", "Inbox", "inbox", "📥", "inbox:page", Action.WORK_INBOX),
     PageSpec("Work", "Assignment", "assignment", "🧭", "assignment:page", Action.ASSIGN),
-    PageSpec("Analytics", "Response times", "analytics", "📈", "analytics:page", Action.VIEW_ANALYTICS,
+    PageSpec("Analytics", "Analytics", "analytics", "📈", "analytics:page", Action.VIEW_ANALYTICS,
              optional=True),
     PageSpec("Admin", "Channels & health", "channels", "🔌", "admin_channels:page", Action.MANAGE_CHANNELS),
     PageSpec("Admin", "Organization", "organization", "🏢", "admin_org:page", Action.MANAGE_ORGANIZATION),

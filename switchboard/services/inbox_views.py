@@ -20,6 +20,7 @@ from switchboard.errors import InvalidInput, NotFound, PermissionDenied
 from switchboard.policy import Action, require, require_view, visible_channel_ids
 from switchboard.services.conversations import (
     ConversationView,
+    contact_label,
     load_conversation,
     row_to_view,
     view_select,
@@ -256,3 +257,22 @@ def list_agents(uow: UnitOfWork, actor: Actor) -> list[AgentView]:
     ).all()
     return [AgentView(r.id, r.name, r.email, r.role, r.status, r.state or "OFFLINE", r.last_heartbeat_at,
                       int(r.open), int(r.max_concurrent)) for r in rows]
+
+
+def customer_names(uow: UnitOfWork, actor: Actor, conversation_ids: list[int]) -> dict[int, str]:
+    """The customer's name of each conversation (for the analytics drill-down, whose warehouse rows
+    carry no contact data): only conversations of the actor's organization on channels the actor may
+    view; others are simply absent."""
+    actor = require(uow, actor, Action.VIEW_ANALYTICS)
+    if not conversation_ids:
+        return {}
+    ids = sorted({int(i) for i in conversation_ids})[:5000]
+    visible = visible_channel_ids(uow, actor)
+    conds: list[Any] = [Conversation.organization_id == actor.organization_id, Conversation.id.in_(ids)]
+    if visible is not None:
+        conds.append(Conversation.channel_id.in_(sorted(visible)))
+    rows = uow.session.execute(
+        select(Conversation.id, Contact.display_name, Contact.username, Contact.phone, Contact.provider_contact_id)
+        .join(Contact, Contact.id == Conversation.contact_id).where(*conds)
+    ).all()
+    return {r.id: contact_label(r.display_name, r.username, r.phone, r.provider_contact_id) for r in rows}

@@ -55,7 +55,7 @@ AGENT_MAY = {
 MANAGER_MAY = AGENT_MAY | {
     "reassign", "list_agents", "list_dead_letters", "retry_dead_letter", "enqueue_bot_reply",
     "set_max_concurrent", "grant_channel_permission", "list_users", "user_channel_grants",
-    "set_channel_permission", "set_channel_permissions", "analytics_reader",
+    "set_channel_permission", "set_channel_permissions", "analytics_reader", "customer_names",
 }
 # Parameters that name a row of the organization: with them, another organization's actor is refused.
 ROW_PARAMETERS = {"conversation_id", "contact_id", "channel_id", "user_id", "to_user_id", "message_id",
@@ -76,6 +76,7 @@ class Walk:
 
 RECIPES: dict[str, Callable[[Walk], Any]] = {
     "conversation_id": lambda w: w.conversation_id,
+    "conversation_ids": lambda w: [w.conversation_id],
     "contact_id": lambda w: w.contact_id,
     "channel_id": lambda w: w.world.wa,
     "user_id": lambda w: w.world.a2.user_id,

@@ -66,13 +66,41 @@ def test_manager_sees_response_times_heatmap_sla_and_live_queue(engine: Engine, 
     at.run()
     assert not at.exception, at.exception
     labels = {m.label: m.value for m in at.metric}
-    assert labels["Count"] == "3"  # first responses: a (ann), b (bob), a reopened (bob)
+    # cycles started: a, b, a reopened, c; first responses: a (ann), b (bob), a reopened (bob)
+    assert labels["Conversations started"] == "4" and labels["Completed"] == "2"
+    assert labels["Median first response"] == "10.0 min"
     assert labels["Open"] == "2" and labels["Unattended (waiting for a reply)"] == "1"
-    assert len(at.get("plotly_chart")) >= 4
+    assert len(at.get("plotly_chart")) >= 5
+    assert "Median (min)" in at.get("plotly_chart")[1].proto.spec  # legends in words, not median_min
+    assert len(at.get("download_button")) >= 6  # every table can be exported
+    # drill from the heatmap: Monday 09:00-09:59 Berlin (08:xx UTC) holds the turns of a and b
+    at.selectbox(key="analytics_cell_day").set_value(1)
+    at.selectbox(key="analytics_cell_hour").set_value(9)
+    at.button(key="analytics_cell_drill").click().run()
+    assert not at.exception, at.exception
+    assert any("Conversations with a customer turn on Mon 09:00" in h.value for h in at.subheader)
+    drilled = [d.value for d in at.dataframe if "Customer" in d.value.columns][-1]  # the list under the tabs
+    assert sorted(drilled["Customer"]) == ["a", "b"]
+    assert all(link.startswith("/inbox?c=") for link in drilled["Open"])
+    # one agent, business hours, another metric: still no error
+    at.selectbox(key="analytics_agent").set_value("ann@x.io").run()
+    assert not at.exception, at.exception
+    assert {m.label: m.value for m in at.metric}["Conversations started"] == "2"  # a, and b (reassigned to her)
     at.toggle(key="analytics_business").set_value(True).run()
     assert not at.exception, at.exception
     at.selectbox(key="analytics_metric").set_value("resolution").run()
     assert not at.exception, at.exception
+
+
+def test_an_empty_range_says_why(engine: Engine, db_url: str, app_env: Path) -> None:
+    s = scenario(engine)
+    build(db_url, app_env, full=True, now=T("2026-03-03 12:00"))
+    at = _signed_in(engine, s.user("lead@x.io", "manager"))
+    at.session_state["analytics_days"] = (date(2025, 1, 1), date(2025, 1, 7))
+    at.run()
+    assert not at.exception, at.exception
+    infos = [i.value for i in at.info]
+    assert "No agent activity in the selected range." in infos and "No traffic in the selected range." in infos
 
 
 def test_an_agent_is_refused_and_reads_nothing(engine: Engine, db_url: str, app_env: Path) -> None:

@@ -103,3 +103,36 @@ def test_the_worked_example_of_docs_metrics(engine: Engine, wh: Any) -> None:
 
 def ids_org(w: Any) -> int:
     return int(w.rows("select organization_id from conversation_cycles limit 1")[0]["organization_id"])
+
+
+def test_headline_figures_and_drill_down_on_the_worked_example(engine: Engine, wh: Any) -> None:
+    ids = example(engine)
+    w = wh().build(T("2026-03-04 00:00"))
+    org, mon, tue = ids_org(w), date(2026, 3, 2), date(2026, 3, 3)
+    h = queries.headline(w.path, org, mon, tue)
+    assert (h["count_started"], h["count_completed"], h["count_sla_met"], h["count_sla_decided"],
+            h["count_unanswered_turns"]) == (3, 3, 1, 3, 1)
+    assert h["first_response_sla_share"] == pytest.approx(1 / 3)
+    assert (h["median_first_response_ms"], h["median_response_ms"]) == (493 * MIN, 6 * MIN)
+    ana = queries.headline(w.path, org, mon, tue, agent="ana@example.com")
+    assert (ana["count_started"], ana["median_first_response_ms"], ana["median_response_ms"]) == \
+        (2, 493 * MIN, 493 * MIN)
+    assert queries.headline(w.path, org, mon, mon)["count_started"] == 2  # the previous-period comparison's unit
+
+    def cycles(**kw: Any) -> list[tuple[int, int]]:
+        rows = queries.cycle_rows(w.path, org, mon, tue, **kw)
+        return [(r["conversation_id"], r["cycle_number"]) for r in rows.iter_rows(named=True)]
+
+    a, b = ids["a"], ids["b"]
+    assert cycles() == [(a, 1), (b, 1), (b, 2)]
+    assert cycles(agent="ben@example.com") == [(a, 1), (b, 2)]  # handled/completed A, accepted B's 2nd cycle
+    assert cycles(day=tue) == [(b, 2)]
+    assert cycles(weekday=1, hour=9) == [(a, 1)]  # both of Alice's turns started Monday 09:xx
+    assert cycles(weekday=1, hour=16) == [(b, 1)]
+    assert cycles(weekday=2) == [(b, 2)]
+    assert cycles(sla_missed="first_response") == [(b, 1), (b, 2)]
+    assert cycles(sla_missed="resolution") == []
+    values = queries.time_metric_values(w.path, org, "response", mon, tue)
+    assert values["value_ms"].to_list() == [5 * MIN, 6 * MIN, 980 * MIN]
+    assert queries.time_metric_values(w.path, org, "response", mon, tue, agent="ben@example.com")["value_ms"] \
+        .to_list() == [5 * MIN]
