@@ -48,7 +48,8 @@ AGENT_MAY = {
     "accept", "release", "complete", "reopen", "mark_read", "available_actions", "load_conversation",
     "list_conversations", "queue_counts", "get_conversation", "get_thread", "contact_profile",
     "attachment_file", "enqueue_reply", "conversation_window", "list_templates", "enqueue_template",
-    "start_conversation", "search_contacts", "take_up", "heartbeat", "get_organization",
+    "start_conversation", "search_contacts", "take_up", "channel_templates",
+    "new_message_window", "sendable_channels", "heartbeat", "get_organization",
     "change_password", "recovery_codes_left", "regenerate_recovery_codes",
 }
 # Functions for managers too (assignment, the team, permissions, the outbox); the rest is for admins.
