@@ -86,7 +86,7 @@ def page() -> None:
         return
     contact_id, recipient = chosen
     try:
-        window = call(outreach.new_message_window, actor, channel.id, contact_id)
+        window = call(outreach.new_message_window, actor, channel.id, contact_id, recipient=recipient or None)
     except SwitchboardError as exc:
         st.error(str(exc))
         return

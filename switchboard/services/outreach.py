@@ -190,15 +190,18 @@ def start_conversation(uow: UnitOfWork, actor: Actor, channel_id: int, recipient
 
 
 def new_message_window(uow: UnitOfWork, actor: Actor, channel_id: int, contact_id: int | None = None,
-                       now: datetime | None = None) -> MessagingWindow:
-    """What a first message to this contact (None: a new one) on this channel may be: the window of their
-    conversation on the channel, or that of a customer who never wrote (WhatsApp: template only)."""
+                       now: datetime | None = None, *, recipient: str | None = None) -> MessagingWindow:
+    """What a first message to this contact (or to the typed ``recipient``; neither: a new one) on this
+    channel may be: the window of their conversation on the channel, or that of a customer who never
+    wrote (WhatsApp: template only)."""
     access = require_send(uow, actor, channel_id)
+    organization_id = access.actor.organization_id
     provider = _channel_provider(uow, channel_id)
-    found = None
     if contact_id is not None:
-        found = _conversation(uow, channel_id, _known_contact(uow, access.actor.organization_id, provider,
-                                                              contact_id), lock=False)
+        contact_id = _known_contact(uow, organization_id, provider, contact_id)
+    elif recipient:
+        contact_id = _find_contact(uow, organization_id, parse_recipient(provider, recipient))
+    found = None if contact_id is None else _conversation(uow, channel_id, contact_id, lock=False)
     return messaging_window(provider, None if found is None else found[1], now or utcnow())
 
 

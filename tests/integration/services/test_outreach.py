@@ -197,6 +197,8 @@ def test_a_picked_contact_and_what_its_first_message_may_be(world: World) -> Non
         assert new_message_window(u, world.a1, world.wa, ana.id, now=at(60)).state is WindowState.OPEN
         assert new_message_window(u, world.a1, world.wa, ana.id, now=at(25 * 60)).state is WindowState.TEMPLATE_REQUIRED
         assert new_message_window(u, world.a1, world.wa, None, now=at(60)).state is WindowState.TEMPLATE_REQUIRED
+        assert new_message_window(u, world.a1, world.wa, None, now=at(60),  # a typed number of a known contact
+                                  recipient="+49 151 23456789").state is WindowState.OPEN
         assert new_message_window(u, world.a2, world.tg, None).state is WindowState.NO_WINDOW
         with pytest.raises(PermissionDenied):
             new_message_window(u, world.viewer, world.wa, ana.id)
