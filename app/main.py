@@ -43,6 +43,7 @@ class PageSpec:
 
 PAGES: tuple[PageSpec, ...] = (
     PageSpec("Work", "Inbox", "inbox", "📥", "inbox:page", Action.WORK_INBOX),
+    PageSpec("Work", "New message", "new-message", "✉️", "new_message:page", Action.WORK_INBOX),
     PageSpec("Work", "Assignment", "assignment", "🧭", "assignment:page", Action.ASSIGN),
     PageSpec("Analytics", "Analytics", "analytics", "📈", "analytics:page", Action.VIEW_ANALYTICS,
              optional=True),
@@ -70,6 +71,14 @@ def view_of(spec: PageSpec) -> Callable[[], Any] | None:
         if spec.optional:
             return None
         raise
+
+
+def page_of(url_path: str) -> st.Page:
+    """The navigation's page at ``url_path`` (for ``st.switch_page`` from another page)."""
+    spec = next(p for p in PAGES if p.url_path == url_path)
+    view = view_of(spec)
+    assert view is not None
+    return st.Page(view, title=spec.title, icon=spec.icon, url_path=spec.url_path)
 
 
 def navigation(role: Role) -> dict[str, list[st.Page]]:

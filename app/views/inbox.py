@@ -19,6 +19,7 @@ import streamlit as st
 
 from app import signin
 from app.deps import call
+from app.views import template_picker
 from switchboard.domain.conversation import (
     AuthorKind,
     ConversationAction,
@@ -303,6 +304,9 @@ def _send(actor: Actor, conversation_id: int) -> None:
 
 
 def reply_box(actor: Actor, conversation_id: int) -> None:
+    if not template_picker.reply_options(actor, conversation_id):  # the window; templates outside it
+        _flash()
+        return
     idem_key = f"idem_{conversation_id}"
     if idem_key not in st.session_state:
         st.session_state[idem_key] = uuid.uuid4().hex

@@ -8,6 +8,7 @@ one clear line with exit code 2, never as a traceback.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import subprocess
@@ -233,6 +234,9 @@ def cmd_sandbox(args: argparse.Namespace) -> None:
 
     settings = get_settings()
     try:
+        known = json.loads(Path(args.known_customers).read_text()) if args.known_customers else {}
+        if not isinstance(known, dict):
+            raise ValueError(f"{args.known_customers}: expected a JSON object {{phone: unix time}}")
         config = SandboxConfig(
             phone_number_id=args.phone_number_id,
             access_token=args.access_token,
@@ -240,8 +244,12 @@ def cmd_sandbox(args: argparse.Namespace) -> None:
             webhook_url=args.webhook_url,
             customers=args.customers,
             speed=args.speed,
+            waba_id=args.waba_id,
+            enforce_window=not args.no_enforce,
+            enforce_templates=not args.no_enforce,
+            known_customers={str(k): float(v) for k, v in known.items()},
         )
-    except ValueError as exc:
+    except (ValueError, OSError) as exc:
         raise SwitchboardError(f"sandbox: {exc}") from None
     run_sandbox(config, args.host, args.port or settings.sandbox_port)
 
@@ -354,6 +362,11 @@ def build_parser() -> argparse.ArgumentParser:
     sb.add_argument("--phone-number-id", default="100000000000001")
     sb.add_argument("--customers", type=int, default=0)
     sb.add_argument("--speed", type=float, default=1.0)
+    sb.add_argument("--waba-id", default="sandbox-waba", help="the business account whose templates it lists")
+    sb.add_argument("--no-enforce", action="store_true",
+                    help="accept free text outside the 24 h window and any template (the platform does not)")
+    sb.add_argument("--known-customers", metavar="JSON_FILE",
+                    help='customers who wrote before the sandbox started: {"<phone>": <unix time>, …}')
     sb.set_defaults(func=cmd_sandbox)
 
     wh = sub.add_parser("warehouse", help="DuckDB warehouse").add_subparsers(dest="wh_command", required=True)
