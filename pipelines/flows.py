@@ -51,11 +51,13 @@ def _logger() -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
         return log
 
 
-def recorded(name: str, fn: Callable[[], T], summary: Callable[[T], dict[str, Any]]) -> T:
-    """Run ``fn`` and record the run (ok/failed, summary, error) in pipeline_runs."""
+def recorded(name: str, fn: Callable[[], T], summary: Callable[[T], dict[str, Any]], *,
+             channel_id: int | None = None) -> T:
+    """Run ``fn`` and record the run (ok/failed, summary, error) in pipeline_runs; a run about one
+    channel belongs to its organization (its admins see its details)."""
     eng = engine()
     with UnitOfWork(eng) as uow:
-        run_id = runs.start_run(uow, name)
+        run_id = runs.start_run(uow, name, channel_id=channel_id)
         uow.commit()
     try:
         result = fn()

@@ -6,6 +6,7 @@ import streamlit as st
 
 from app import deps, signin
 from app.deps import call, secret_key, settings
+from app.views import channel_manage
 from switchboard.errors import SwitchboardError
 from switchboard.services import operations, outbox
 from switchboard.services.channels import create_channel
@@ -61,6 +62,7 @@ def page() -> None:
                 else:
                     st.success(f"Channel {ch.key} added. Webhook URL:")
                     st.code(ch.webhook_url(base), language=None)
+    channel_manage.section(actor, ov.channels, CREDENTIAL_FIELDS)
 
     st.subheader("Deliveries that need a look")
     st.caption(f"{ov.webhook_backlog} deliveries waiting to be processed")

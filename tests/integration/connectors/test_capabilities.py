@@ -26,7 +26,8 @@ CREDS = {"access_token": "t", "page_access_token": "t", "app_secret": "s", "phon
 # the methods each capability's port promises
 METHODS = {"webhooks": ("verify_signature", "verify_challenge", "parse_webhook"), "send": ("send",),
            "media": ("fetch_media",), "history": ("pull_history", "history_pending"),
-           "read receipts and typing": ("mark_read", "show_typing"), "templates": ("list_templates",)}
+           "read receipts and typing": ("mark_read", "show_typing"), "templates": ("list_templates",),
+           "connection test": ("check_identity",), "token expiry": ("token_expiry",)}
 
 
 @pytest.mark.parametrize("provider", sorted(PROVIDERS))
