@@ -12,7 +12,7 @@ from switchboard.errors import SwitchboardError
 from switchboard.services import channel_lifecycle as lifecycle
 from switchboard.services.channels import ChannelView
 from switchboard.types import Actor
-from switchboard.workflows.channel_checks import test_connection
+from switchboard.workflows.channel_checks import check_connection
 from switchboard.workflows.connector_cache import ConnectorCache
 
 SECRET_MARKS = ("token", "secret", "hash", "session")
@@ -77,7 +77,7 @@ def section(actor: Actor, channels: list[ChannelView], credential_fields: dict[s
 def _test(actor: Actor, ch: ChannelView) -> None:
     connectors = ConnectorCache(deps.engine(), secret_key())
     try:
-        result = test_connection(deps.engine(), connectors, actor, ch.id)
+        result = check_connection(deps.engine(), connectors, actor, ch.id)
     except SwitchboardError as exc:
         st.error(str(exc))
         return

@@ -110,14 +110,14 @@ def cmd_channel_rename(args: argparse.Namespace) -> None:
 def cmd_channel_test(args: argparse.Namespace) -> None:
     from switchboard.errors import SwitchboardError
     from switchboard.services.channel_lifecycle import channel_by_id
-    from switchboard.workflows.channel_checks import test_connection
+    from switchboard.workflows.channel_checks import check_connection
     from switchboard.workflows.connector_cache import ConnectorCache
 
     engine = _engine()
     connectors = ConnectorCache(engine, get_settings().secret_key_bytes())
     try:
         test = _on_channel(args, lambda uow, actor, cid: (actor, channel_by_id(uow, actor, cid)))
-        result = test_connection(engine, connectors, test[0], test[1].id)
+        result = check_connection(engine, connectors, test[0], test[1].id)
     finally:
         connectors.close()
     print(f"channel {result.channel.key}: {'ok' if result.ok else 'FAILED'}: {result.result}")

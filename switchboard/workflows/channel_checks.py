@@ -38,7 +38,7 @@ class ConnectionTest:
     result: str  # who the platform says the account is, or its refusal
 
 
-def test_connection(engine: Engine, connectors: ConnectorCache, actor: Actor, channel_id: int,
+def check_connection(engine: Engine, connectors: ConnectorCache, actor: Actor, channel_id: int,
                     now: datetime | None = None) -> ConnectionTest:
     """Admin: one cheap identity call to the platform with the channel's current credentials (Graph
     ``GET /{phone-number-id}`` or ``/me``, Telegram get_me); the result is recorded on the channel and
