@@ -112,7 +112,12 @@ class Supervisor:
 def seed(settings: Settings, engine: Engine) -> dict[str, str]:
     """Idempotently create the demo organization, users, channel and permissions."""
     from switchboard.auth.users import create_user
-    from switchboard.services.channels import channel_credentials, create_channel, grant_channel_permission
+    from switchboard.services.channels import (
+        channel_credentials,
+        create_channel,
+        grant_channel_permission,
+        list_channels,
+    )
     from switchboard.services.organizations import create_organization, organization_id_by_name
     from switchboard.types import Actor
     from switchboard.uow import UnitOfWork
@@ -125,7 +130,8 @@ def seed(settings: Settings, engine: Engine) -> dict[str, str]:
         except NotFound:
             org_id = create_organization(uow, DEMO_ORG, DEMO_TIMEZONE, DEMO_HOURS)
         system = Actor.system(org_id, "demo")
-        channel = create_channel(  # idempotent on the key: the existing channel on a second run
+        found = [c for c in list_channels(uow, org_id) if c.key == "sandbox"]  # a second run: kept as it is
+        channel = found[0] if found else create_channel(
             uow, system, key="sandbox", provider="sandbox", name="WhatsApp (sandbox)",
             secret_key=key, external_id=SANDBOX_PHONE_ID,
             credentials={

@@ -228,10 +228,13 @@ def channel_credentials(uow: UnitOfWork, actor: Actor, channel_id: int, secret_k
 
 def set_channel_credentials(uow: UnitOfWork, actor: Actor, channel_id: int, secret_key: bytes,
                             credentials: dict[str, Any]) -> None:
-    """Admin: replace the channel's credentials (encrypted); audited with the names of the fields."""
+    """Admin: replace the channel's credentials (encrypted); audited with the names of the fields. A
+    channel in ``error`` (refused credentials) is active again."""
     actor = require(uow, actor, Action.MANAGE_CHANNELS)
     row = _organization_channel(uow, actor, channel_id)
     _store_credentials(uow, channel_id, secret_key, credentials)
+    if row.status == ERROR:  # new credentials (a Telegram login again): the next call tries them
+        record_channel_error(uow, channel_id, None)
     record_audit(uow, organization_id=actor.organization_id, actor_user_id=actor.acting_user_id,
                  action=CHANNEL_CREDENTIALS_CHANGED, target=row.key,
                  details={"channel_id": channel_id, "credentials": sorted(credentials)})
