@@ -80,14 +80,18 @@ def cmd_channel_update(args: argparse.Namespace) -> None:
 
     if not (args.credential or args.name or args.rate_limit):
         raise InvalidInput("nothing to change: give --credential KEY=VALUE, --name or --rate-limit")
-    if args.credential:
-        _on_channel(args, lifecycle.update_credentials, get_settings().secret_key_bytes(),
-                    _parse_credentials(args.credential))
-    if args.name:
-        _on_channel(args, lifecycle.rename_channel, args.name)
-    if args.rate_limit:
-        _on_channel(args, lifecycle.set_rate_limit, args.rate_limit)
-    ch = _on_channel(args, lifecycle.channel_by_id)
+    credentials = _parse_credentials(args.credential or [])
+
+    def change(uow: Any, actor: Any, channel_id: int) -> Any:  # all or nothing, in one transaction
+        if credentials:
+            lifecycle.update_credentials(uow, actor, channel_id, get_settings().secret_key_bytes(), credentials)
+        if args.name:
+            lifecycle.rename_channel(uow, actor, channel_id, args.name)
+        if args.rate_limit:
+            lifecycle.set_rate_limit(uow, actor, channel_id, args.rate_limit)
+        return lifecycle.channel_by_id(uow, actor, channel_id)
+
+    ch = _on_channel(args, change)
     print(f"channel {ch.key} updated: {ch.name!r}, {ch.rate_limit_per_second:g}/s, status {ch.status}")
 
 

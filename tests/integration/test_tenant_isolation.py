@@ -4,9 +4,6 @@ listing and service read shows each organization only its own, in both direction
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,8 +22,10 @@ from switchboard.services.organizations import create_organization
 from switchboard.settings import get_settings
 from switchboard.types import Actor, ContactRef, InboundMessage
 from switchboard.uow import UnitOfWork
+from tests.e2e.test_pages_apptest import _main
 from tests.helpers import login_apptest
 from tests.integration.services.conftest import at
+from tests.integration.test_cli import run
 
 NAMES = ("North", "South")
 
@@ -137,13 +136,6 @@ def _admin_page() -> None:
     admin_channels.page()
 
 
-def _main() -> None:
-    import runpy
-    from pathlib import Path
-
-    runpy.run_path(str(Path.cwd() / "app" / "main.py"), run_name="__main__")
-
-
 def _everything_shown(at: AppTest) -> str:
     parts: list[Any] = [e.value for kind in ("title", "text", "caption", "markdown", "info", "warning", "error",
                                             "success", "code") for e in getattr(at, kind)]
@@ -178,30 +170,23 @@ def test_pages_show_only_the_viewers_organization(engine: Engine, orgs: dict[str
                        for w in at.warning), (name, path)
 
 
-def _cli(db_url: str, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, DATABASE_URL=db_url, SWITCHBOARD_HOME=str(tmp_path / "home"),
-               PUBLIC_BASE_URL="https://hooks.example.test")
-    return subprocess.run([sys.executable, "-m", "switchboard.cli.main", *args], env=env, capture_output=True,
-                          text=True, timeout=60)
-
-
 def test_cli_listings_show_one_organization(db_url: str, tmp_path: Path, orgs: dict[str, Org]) -> None:
-    r = _cli(db_url, tmp_path, "channel", "list")
+    r = run(db_url, tmp_path, "channel", "list")
     assert r.returncode == 2 and "several organizations" in r.stderr and "--org" in r.stderr, r.stderr
     for name in NAMES:
-        r = _cli(db_url, tmp_path, "channel", "list", "--org", name)
+        r = run(db_url, tmp_path, "channel", "list", "--org", name)
         assert r.returncode == 0, r.stderr
         other = next(n for n in NAMES if n != name).lower()
         assert f"{name.lower()}-wa" in r.stdout and f"{name.lower()}-ig" in r.stdout and other not in r.stdout
         assert "error" in r.stdout  # its channel in error, with its last error
-    r = _cli(db_url, tmp_path, "channel", "pause", "south-ig")
+    r = run(db_url, tmp_path, "channel", "pause", "south-ig")
     assert r.returncode == 2 and "several organizations" in r.stderr
-    r = _cli(db_url, tmp_path, "channel", "pause", "south-ig", "--org", "North")
+    r = run(db_url, tmp_path, "channel", "pause", "south-ig", "--org", "North")
     assert r.returncode == 2 and "no channel 'south-ig'" in r.stderr and "Traceback" not in r.stderr
-    r = _cli(db_url, tmp_path, "user", "create", "--email", "x@x.test", "--name", "X", "--role", "agent")
+    r = run(db_url, tmp_path, "user", "create", "--email", "x@x.test", "--name", "X", "--role", "agent")
     assert r.returncode == 2 and "several organizations" in r.stderr  # never a silent third organization
 
-    r = _cli(db_url, tmp_path, "status")
+    r = run(db_url, tmp_path, "status")
     assert r.returncode == 0, r.stderr
     assert "2 organizations; webhook backlog 7; outbox 0 pending, 2 dead letters" in r.stdout
     assert "North (id" in r.stdout and "South (id" in r.stdout and "1 active, 1 error" in r.stdout
