@@ -47,7 +47,7 @@ def section(actor: Actor, channels: list[ChannelView], credential_fields: dict[s
     cols = st.columns(3)
     if cols[0].button("Test connection", key=f"test_{ch.id}"):
         _test(actor, ch)
-    if ch.status == "paused" or ch.status == "error":
+    if ch.status in ("paused", "error"):
         if cols[1].button("Resume", key=f"resume_{ch.id}"):
             deps.act(f"Channel {ch.key} resumed: what arrived meanwhile is processed in order.",
                      lifecycle.resume_channel, actor, ch.id)
