@@ -104,6 +104,10 @@ def _pages() -> Any:
         return st.navigation(signin.login_pages() + hidden)
     groups = navigation(actor.role)
     signin.render_user_menu()
+    if allows(actor.role, Action.MANAGE_CHANNELS):  # refused or expiring credentials, on every page
+        from app.views.channel_manage import credential_banner
+
+        credential_banner(actor)
     return st.navigation(groups)
 
 

@@ -50,9 +50,11 @@ def _logger() -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
         return log
 
 
-def recorded(name: str, fn: Callable[[], T], summary: Callable[[T], dict[str, Any]]) -> T:
-    """Run ``fn`` and record the run (ok/failed, summary, error) in pipeline_runs."""
-    return warehouse_jobs.recorded(engine(), name, fn, summary)
+def recorded(name: str, fn: Callable[[], T], summary: Callable[[T], dict[str, Any]], *,
+             channel_id: int | None = None) -> T:
+    """Run ``fn`` and record the run (ok/failed, summary, error) in pipeline_runs; a run about one
+    channel belongs to its organization (its admins see its details)."""
+    return warehouse_jobs.recorded(engine(), name, fn, summary, channel_id=channel_id)
 
 
 class Batch(Protocol):

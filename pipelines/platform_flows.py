@@ -22,6 +22,7 @@ from switchboard.errors import InvalidInput
 from switchboard.services.channels import list_channels
 from switchboard.settings import get_settings
 from switchboard.uow import UnitOfWork
+from switchboard.workflows.channel_checks import check_credentials_once
 from switchboard.workflows.connector_cache import ConnectorCache
 from switchboard.workflows.media import download_media_once
 from switchboard.workflows.meta_history import sync_meta_channel
@@ -65,6 +66,24 @@ def sync_templates_flow() -> dict[str, Any]:
     return asdict(stats)
 
 
+# --- credentials that expire --------------------------------------------------------------------
+
+@flow(name="check-credentials", log_prints=True)
+def check_credentials_flow(warn_days: int | None = None) -> dict[str, Any]:
+    """When each Meta channel's access token expires (``switchboard.workflows.channel_checks``):
+    admins are warned ``warn_days`` before (default ``CREDENTIAL_EXPIRY_WARN_DAYS``)."""
+    settings = get_settings()
+    eng = shared_engine()
+    connectors = ConnectorCache(eng, settings.secret_key_bytes())
+    days = settings.credential_expiry_warn_days if warn_days is None else warn_days
+    try:
+        stats = recorded("check-credentials", lambda: check_credentials_once(eng, connectors, warn_days=days),
+                         lambda s: asdict(s))
+    finally:
+        connectors.close()
+    return asdict(stats)
+
+
 # --- Telegram ----------------------------------------------------------------------------------
 
 
@@ -85,7 +104,7 @@ def telegram_sync_flow(channel_id: int | None = None, max_messages_per_chat: int
             return sync_telegram_channel(eng, cid, max_messages_per_chat=max_messages_per_chat)
 
         try:
-            report = recorded(f"telegram-sync:{cid}", run, lambda r: r.summary())
+            report = recorded(f"telegram-sync:{cid}", run, lambda r: r.summary(), channel_id=cid)
         except (ConnectorError, InvalidInput) as exc:
             out[str(cid)] = {"error": str(exc)}
             print(f"telegram channel {cid}: {exc}")

@@ -67,6 +67,8 @@ class Settings(BaseSettings):
     presence_away_seconds: int = 120
     presence_offline_grace_seconds: int = 300
     outbox_max_attempts: int = 6
+    # admins see a warning this many days before a channel's access token expires (check-credentials flow)
+    credential_expiry_warn_days: int = 14
     smtp_host: str | None = None
     smtp_port: int = 25
     smtp_from: str = "switchboard@localhost"

@@ -7,6 +7,7 @@ import streamlit as st
 
 from app import deps, signin
 from app.deps import call, secret_key, settings
+from app.views import channel_manage
 from connectors.base import TEMPLATES, ConnectorError
 from connectors.registry import supports
 from switchboard.errors import SwitchboardError
@@ -68,6 +69,7 @@ def page() -> None:
                 else:
                     st.success(f"Channel {ch.key} added. Webhook URL:")
                     st.code(ch.webhook_url(base), language=None)
+    channel_manage.section(actor, ov.channels, CREDENTIAL_FIELDS)
 
     _templates(actor, [c for c in ov.channels if supports(c.provider, TEMPLATES)])
 

@@ -411,12 +411,28 @@ async def upload_media_endpoint(request: Request) -> Response:
     return JSONResponse({"id": platform.store_media(data, mime)})
 
 
+async def debug_token_endpoint(request: Request) -> Response:
+    """``GET /debug_token?input_token=…``: the sandbox's token never expires (``expires_at`` 0)."""
+    platform = _platform(request)
+    problem = _check_path(request, platform) or _check_auth(request, platform)
+    if problem is not None:
+        return problem
+    valid = hmac.compare_digest(request.query_params.get("input_token", "").encode(),
+                                platform.config.access_token.encode())
+    return JSONResponse({"data": {"app_id": "sandbox", "type": "SYSTEM_USER", "is_valid": valid,
+                                  "expires_at": 0, "data_access_expires_at": 0,
+                                  "scopes": ["whatsapp_business_messaging"]}})
+
+
 async def media_info_endpoint(request: Request) -> Response:
     platform = _platform(request)
     problem = _check_path(request, platform) or _check_auth(request, platform)
     if problem is not None:
         return problem
     media_id = request.path_params["media_id"]
+    if media_id == platform.config.phone_number_id:  # GET /{phone-number-id}: a connection test
+        return JSONResponse({"id": media_id, "verified_name": "Switchboard Sandbox",
+                             "display_phone_number": "+1 555 0100", "quality_rating": "GREEN"})
     item = platform.media.get(media_id)
     if item is None:
         return graph_error(400, 100, f"Unsupported get request. Object with ID '{media_id}' does not exist.",
@@ -535,6 +551,7 @@ def create_app(config: SandboxConfig) -> Starlette:
         Route("/{version}/{phone_number_id}/messages", messages_endpoint, methods=["POST"]),
         Route("/{version}/{phone_number_id}/media", upload_media_endpoint, methods=["POST"]),
         Route("/{version}/{waba_id}/message_templates", templates_endpoint, methods=["GET"]),
+        Route("/{version}/debug_token", debug_token_endpoint, methods=["GET"]),
         Route("/{version}/{media_id}", media_info_endpoint, methods=["GET"]),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)

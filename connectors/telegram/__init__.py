@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-from connectors.base import AuthenticationError, MediaRef, PermanentError, RateLimited
+from connectors.base import AuthenticationError, Identity, MediaRef, PermanentError, RateLimited
 from connectors.media import StoredMedia
-from connectors.telegram.gateway import FloodWait, PeerRef, TelegramGateway, TgMessage
+from connectors.telegram.gateway import FloodWait, NotAuthorized, PeerRef, TelegramGateway, TgMessage
 from switchboard.types import OutboundRequest, Provider, SendResult
 
 FAKE_ENV = "SWITCHBOARD_TELEGRAM_FAKE"
@@ -159,6 +159,16 @@ class TelegramConnector:
         except (TypeError, ValueError):
             peer = None  # send_telegram refuses the recipient with its reason
         return send_telegram(self.gateway, request, peer=peer)
+
+    def check_identity(self) -> Identity:
+        """get_me (capability ``IDENTITY``): the logged-in user; NotAuthorized when the session was
+        revoked or never logged in."""
+        user = self.gateway.me()
+        if user is None:
+            raise NotAuthorized("the Telegram session is no longer logged in (revoked or logged out): "
+                                "log in again on the Telegram login page", code="AUTH_KEY_UNREGISTERED")
+        who = user.display_name
+        return Identity(str(user.id), f"{who} (+{user.phone})" if who and user.phone else who)
 
     def fetch_media(self, media: MediaRef, dest_dir: Path, *, max_bytes: int) -> StoredMedia:
         from connectors.telegram.media import download_message_media, parse_message_key

@@ -153,6 +153,13 @@ class FakeTelegramWorld:
             self._account(phone).chats[peer.marked_id] = FakeChat(peer, title)
             return peer
 
+    def revoke_sessions(self, phone: str) -> None:
+        """The user ended every session of the account (Settings → Devices): its auth keys stop working."""
+        with self.lock:
+            for key, owner in list(self.sessions.items()):
+                if owner == normalize_phone(phone):
+                    self.sessions[key] = None
+
     def inject_flood_wait(self, method: str, seconds: int, times: int = 1) -> None:
         """The next ``times`` calls of ``method`` (e.g. "iter_history") raise FloodWait(seconds)."""
         with self.lock:

@@ -119,6 +119,7 @@ def seed(settings: Settings, engine: Engine) -> dict[str, str]:
         channel_credentials,
         create_channel,
         grant_channel_permission,
+        list_channels,
         set_channel_credentials,
     )
     from switchboard.services.organizations import create_organization, organization_id_by_name
@@ -133,7 +134,8 @@ def seed(settings: Settings, engine: Engine) -> dict[str, str]:
         except NotFound:
             org_id = create_organization(uow, DEMO_ORG, DEMO_TIMEZONE, DEMO_HOURS)
         system = Actor.system(org_id, "demo")
-        channel = create_channel(  # idempotent on the key: the existing channel on a second run
+        found = [c for c in list_channels(uow, org_id) if c.key == "sandbox"]  # a second run: kept as it is
+        channel = found[0] if found else create_channel(
             uow, system, key="sandbox", provider="sandbox", name="WhatsApp (sandbox)",
             secret_key=key, external_id=SANDBOX_PHONE_ID,
             credentials={

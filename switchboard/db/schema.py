@@ -45,7 +45,7 @@ NAMING = {
 ROLES = ("admin", "manager", "agent")
 USER_STATUSES = ("active", "disabled", "invited")
 PROVIDERS = ("telegram", "whatsapp", "messenger", "instagram", "sandbox")
-CHANNEL_STATUSES = ("active", "paused", "error")
+CHANNEL_STATUSES = ("active", "paused", "error", "removed")
 CONVERSATION_STATUSES = ("PENDING", "ASSIGNED", "COMPLETED")
 EVENT_TYPES = (
     "CREATED",
@@ -204,6 +204,11 @@ class Channel(Base):
     # sends per second, fractions allowed (0.5 = one every 2 s); never 0 or less
     rate_limit_per_second: Mapped[float] = mapped_column(Double, server_default="80")
     business_hours: Mapped[dict[str, Any] | None] = mapped_column(JSONB)  # per-channel override
+    # the last "test connection": when, and what the platform answered (ok or the error)
+    checked_at: Mapped[datetime | None]
+    check_result: Mapped[str | None] = mapped_column(Text)
+    # when the access token expires, as the platform says (Meta debug_token); None: unknown or never
+    credentials_expire_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = _now()
 
 
@@ -449,9 +454,14 @@ class PipelineRun(Base):
     """Last runs of each flow, for `GET /health` and the admin view."""
 
     __tablename__ = "pipeline_runs"
-    __table_args__ = (Index("ix_pipeline_runs_name", "name", text("id desc")),)
+    __table_args__ = (
+        Index("ix_pipeline_runs_name", "name", text("id desc")),
+        Index("ix_pipeline_runs_org", "organization_id", text("id desc")),
+    )
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     name: Mapped[str] = mapped_column(String(64))
+    # the organization a run concerns (one channel's sync); None: an installation-wide run
+    organization_id: Mapped[int | None] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
     started_at: Mapped[datetime]
     finished_at: Mapped[datetime | None]
     status: Mapped[str] = mapped_column(String(16))  # running | ok | failed

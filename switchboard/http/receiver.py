@@ -7,6 +7,7 @@ a slow or failing parser never makes a platform retry or lose a delivery.
 | case | answer | stored |
 |---|---|---|
 | unknown webhook key | 404 | no |
+| removed channel | 410 | no |
 | body over the size limit | 413 | no |
 | bad or missing signature | 401 | as REJECTED with the reason (first 4 KiB) |
 | an address with too many bad signatures lately | 429 + Retry-After | no |
@@ -120,29 +121,30 @@ class DeliveryWriter:
         finally:
             self._slots.release()
 
-    async def channel_id(self, provider: str, key: str) -> int | None:
+    async def channel(self, provider: str, key: str) -> tuple[int, str] | None:
         assert self.pool is not None
         async with self.pool.acquire() as con:
-            return await webhooks.channel_id_for_key(con, provider, key)
+            return await webhooks.channel_for_key(con, provider, key)
 
 
 class _KeyCache:
-    """webhook key -> channel id for a short time (keys are immutable; channels rarely added)."""
+    """webhook key -> (channel id, status) for a short time (keys are immutable; channels are rarely
+    added or removed: a removal is answered 410 within ``ttl`` seconds)."""
 
     def __init__(self, ttl: float = 30.0) -> None:
         self.ttl = ttl
-        self._items: dict[tuple[str, str], tuple[float, int | None]] = {}
+        self._items: dict[tuple[str, str], tuple[float, tuple[int, str] | None]] = {}
 
-    def get(self, provider: str, key: str) -> tuple[bool, int | None]:
+    def get(self, provider: str, key: str) -> tuple[bool, tuple[int, str] | None]:
         hit = self._items.get((provider, key))
         if hit is not None and time.monotonic() - hit[0] < self.ttl:
             return True, hit[1]
         return False, None
 
-    def put(self, provider: str, key: str, channel_id: int | None) -> None:
+    def put(self, provider: str, key: str, channel: tuple[int, str] | None) -> None:
         if len(self._items) > 10_000:
             self._items.clear()
-        self._items[(provider, key)] = (time.monotonic(), channel_id)
+        self._items[(provider, key)] = (time.monotonic(), channel)
 
 
 def create_app(engine: Engine, secret_key: bytes, *, max_body_bytes: int = 1_000_000,
@@ -152,14 +154,20 @@ def create_app(engine: Engine, secret_key: bytes, *, max_body_bytes: int = 1_000
     keys = _KeyCache()
     connectors = ConnectorCache(engine, secret_key)
 
-    async def channel_id(provider: str, key: str) -> int | None:
+    async def channel_id(provider: str, key: str) -> int | Response:
+        """The channel's id, or the answer for a webhook URL that names no working channel: 404 for an
+        unknown one, 410 Gone for a removed one (a paused channel's deliveries are still stored)."""
         if not supports(provider, WEBHOOKS):  # e.g. Telegram: pulled, never pushed to us
-            return None
-        found, cid = keys.get(provider, key)
+            return PlainTextResponse("unknown webhook", status_code=404)
+        found, channel = keys.get(provider, key)
         if not found:
-            cid = await writer.channel_id(provider, key)
-            keys.put(provider, key, cid)
-        return cid
+            channel = await writer.channel(provider, key)
+            keys.put(provider, key, channel)
+        if channel is None:
+            return PlainTextResponse("unknown webhook", status_code=404)
+        if channel[1] == "removed":
+            return PlainTextResponse("this channel was removed", status_code=410)
+        return channel[0]
 
     async def connector(cid: int) -> ReceivesWebhooks:
         cached = connectors.peek(cid)
@@ -170,8 +178,8 @@ def create_app(engine: Engine, secret_key: bytes, *, max_body_bytes: int = 1_000
     async def verify(request: Request) -> Response:
         provider, key = request.path_params["provider"], request.path_params["key"]
         cid = await channel_id(provider, key)
-        if cid is None:
-            return PlainTextResponse("unknown webhook", status_code=404)
+        if isinstance(cid, Response):
+            return cid
         conn = await connector(cid)
         try:
             challenge = conn.verify_challenge(dict(request.query_params))
@@ -198,8 +206,8 @@ def create_app(engine: Engine, secret_key: bytes, *, max_body_bytes: int = 1_000
             chunks.append(chunk)
         body = b"".join(chunks)
         cid = await channel_id(provider, key)
-        if cid is None:
-            return PlainTextResponse("unknown webhook", status_code=404)
+        if isinstance(cid, Response):
+            return cid
         headers = dict(request.headers)
         conn = await connector(cid)
         try:

@@ -187,7 +187,8 @@ def release_claims(uow: UnitOfWork, due: Sequence[tuple[int, datetime]]) -> None
 
 def claim_due(uow: UnitOfWork, *, limit: int = 50, now: datetime | None = None, lease_seconds: int = 60,
               channel_id: int | None = None) -> list[OutboundJob]:
-    """Lease up to ``limit`` due outbound messages to this worker (skips paused channels). The sending
+    """Lease up to ``limit`` due outbound messages to this worker (only of active channels: paused,
+    in error (credentials refused) or removed ones keep their messages waiting). The sending
     flow commits the lease before it sends (the lease is what keeps two workers apart)."""
     now = now or utcnow()
     stmt = (
@@ -195,7 +196,7 @@ def claim_due(uow: UnitOfWork, *, limit: int = 50, now: datetime | None = None, 
         .join(Channel, Channel.id == Message.channel_id)
         .where(Message.status == MessageStatus.PENDING, Message.direction == Direction.OUTBOUND,
                Message.next_attempt_at <= now,
-               Channel.status != "paused")
+               Channel.status == "active")
         .order_by(Message.next_attempt_at, Message.id)
         .limit(limit)
         .with_for_update(of=Message, skip_locked=True)

@@ -21,7 +21,7 @@ from sqlalchemy import Engine
 from connectors.base import TEMPLATES, AuthenticationError, ConnectorError
 from connectors.registry import supports
 from switchboard.clock import utcnow
-from switchboard.services.channels import list_channels, record_channel_error
+from switchboard.services.channels import credentials_refused, list_channels
 from switchboard.services.templates import SyncResult, authorize_template_sync, sync_templates
 from switchboard.types import Actor, RunStats
 from switchboard.uow import UnitOfWork
@@ -72,7 +72,7 @@ def sync_all_templates(engine: Engine, connectors: ConnectorCache, *, now: datet
             stats.errors.append(f"{channel.key}: {exc}")
             if isinstance(exc, AuthenticationError):
                 with UnitOfWork(engine) as uow:
-                    record_channel_error(uow, channel.id, f"authentication failed: {exc}", now=now or utcnow())
+                    credentials_refused(uow, channel.id, f"authentication failed: {exc}", now=now or utcnow())
                     uow.commit()
             continue
         stats.changes.update(inserted=result.inserted, updated=result.updated, removed=result.removed)

@@ -26,10 +26,12 @@ T = TypeVar("T")
 BUSY = "another warehouse build is running"
 
 
-def recorded(engine: Engine, name: str, fn: Callable[[], T], summary: Callable[[T], dict[str, Any]]) -> T:
-    """Run ``fn`` and record the run (ok/failed, summary, error) in pipeline_runs."""
+def recorded(engine: Engine, name: str, fn: Callable[[], T], summary: Callable[[T], dict[str, Any]], *,
+             channel_id: int | None = None) -> T:
+    """Run ``fn`` and record the run (ok/failed, summary, error) in pipeline_runs; a run about one
+    channel belongs to its organization (its admins see its details)."""
     with UnitOfWork(engine) as uow:
-        run_id = runs.start_run(uow, name)
+        run_id = runs.start_run(uow, name, channel_id=channel_id)
         uow.commit()
     try:
         result = fn()

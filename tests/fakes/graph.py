@@ -54,8 +54,15 @@ class FakeGraph:
         self.messages_page = messages_page
         self.base_url = ""  # set by the test after the server starts (for absolute `next` urls)
         self.templates: list[dict[str, Any]] = []  # WhatsApp message templates of the account
+        self.account_name = "Our Page"
+        # debug_token: unix times (0 = never), and whether Meta still considers the token valid
+        self.token_expires_at = 0
+        self.data_access_expires_at = 0
+        self.token_valid = True
         self._ids = itertools.count(1)
         self.app = Starlette(routes=[
+            Route("/{version}/debug_token", self._debug_token, methods=["GET"]),
+            Route("/{version}/{obj}", self._get_object, methods=["GET"]),
             Route("/{version}/{obj}/messages", self._post_messages, methods=["POST"]),
             Route("/{version}/{obj}/messages", self._get_messages, methods=["GET"]),
             Route("/{version}/{obj}/conversations", self._get_conversations, methods=["GET"]),
@@ -152,6 +159,31 @@ class FakeGraph:
         newest_first = [self._public(m) for m in reversed(conv.messages)]
         chunk, paging = self._page(newest_first, request, self.messages_page)
         return JSONResponse({"data": chunk, "paging": paging})
+
+    async def _get_object(self, request: Request) -> Response:
+        """``GET /me`` or ``GET /{account id}``: the account the token belongs to (a connection test)."""
+        self.requests.append({"path": request.url.path, "params": dict(request.query_params)})
+        problem = self._auth(request) or await self._forced()
+        if problem is not None:
+            return problem
+        obj = request.path_params["obj"]
+        if obj not in ("me", self.account_id):
+            return JSONResponse({"error": {"message": f"Object with ID '{obj}' does not exist", "code": 100,
+                                           "error_subcode": 33}}, status_code=400)
+        return JSONResponse({"id": self.account_id, "name": self.account_name})
+
+    async def _debug_token(self, request: Request) -> Response:
+        self.requests.append({"path": request.url.path, "params": dict(request.query_params)})
+        problem = self._auth(request) or await self._forced()
+        if problem is not None:
+            return problem
+        data: dict[str, Any] = {"app_id": "1", "type": "SYSTEM_USER", "is_valid": self.token_valid,
+                                "expires_at": self.token_expires_at,
+                                "data_access_expires_at": self.data_access_expires_at,
+                                "scopes": ["whatsapp_business_messaging"]}
+        if not self.token_valid:
+            data["error"] = {"code": 190, "message": "Error validating access token: Session has expired"}
+        return JSONResponse({"data": data})
 
     async def _get_templates(self, request: Request) -> Response:
         self.requests.append({"path": request.url.path, "params": dict(request.query_params)})

@@ -107,6 +107,9 @@ RECIPES: dict[str, Callable[[Walk], Any]] = {
     "current_password": lambda w: "walking password 1",
     "new_password": lambda w: "walking password 2",
     "warehouse_path": lambda w: "warehouse-not-built",  # the check comes before any read
+    "rate_limit_per_second": lambda w: 2.0,
+    "ok": lambda w: True,
+    "result": lambda w: "walked",
 }
 # Odd ones, by qualified name: extra keyword arguments that no parameter name explains.
 SPECIAL: dict[str, dict[str, Any]] = {

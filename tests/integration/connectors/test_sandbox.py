@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -303,3 +304,16 @@ def test_download_attachments_keeps_refusals_on_the_attachment(rig: Rig, tmp_pat
 def _write(path: Path, data: bytes) -> Path:
     path.write_bytes(data)
     return path
+
+
+def test_sandbox_answers_a_connection_test_and_debug_token(rig: Rig) -> None:
+    from connectors.base import IDENTITY, TOKEN_EXPIRY
+    from connectors.registry import port
+
+    identity = port(rig.connector, IDENTITY).check_identity()
+    assert identity.account_id == PHONE_ID and "Sandbox" in (identity.name or "")
+    assert port(rig.connector, TOKEN_EXPIRY).token_expiry() is None  # the sandbox's token never expires
+    wrong = get_connector("sandbox", external_id=PHONE_ID, credentials={
+        "access_token": "stale", "app_secret": SECRET, "phone_number_id": PHONE_ID, "api_base_url": rig.sandbox_url})
+    with closing(wrong), pytest.raises(AuthenticationError):
+        port(wrong, IDENTITY).check_identity()

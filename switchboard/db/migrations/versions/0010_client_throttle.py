@@ -6,7 +6,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0010_client_throttle"
-down_revision = "0004_message_templates"
+down_revision = "0009_channel_lifecycle"
 
 
 def upgrade() -> None:
