@@ -123,7 +123,7 @@ PROVIDERS: dict[str, ProviderSpec] = {
     "sandbox": ProviderSpec(_whatsapp, _WHATSAPP),
     "messenger": ProviderSpec(_meta, _META),
     "instagram": ProviderSpec(_meta, _META),
-    "telegram": ProviderSpec(_telegram, frozenset({SEND, MEDIA})),
+    "telegram": ProviderSpec(_telegram, frozenset({SEND, MEDIA, READ_RECEIPTS})),
 }
 
 

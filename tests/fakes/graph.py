@@ -9,11 +9,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import itertools
+import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -54,9 +56,11 @@ class FakeGraph:
         self.messages_page = messages_page
         self.base_url = ""  # set by the test after the server starts (for absolute `next` urls)
         self.templates: list[dict[str, Any]] = []  # WhatsApp message templates of the account
+        self.uploads: dict[str, bytes] = {}  # attachment id -> the uploaded file (Messenger upload API)
         self._ids = itertools.count(1)
         self.app = Starlette(routes=[
             Route("/{version}/{obj}/messages", self._post_messages, methods=["POST"]),
+            Route("/{version}/{obj}/message_attachments", self._post_attachment, methods=["POST"]),
             Route("/{version}/{obj}/messages", self._get_messages, methods=["GET"]),
             Route("/{version}/{obj}/conversations", self._get_conversations, methods=["GET"]),
             Route("/{version}/{obj}/message_templates", self._get_templates, methods=["GET"]),
@@ -103,6 +107,25 @@ class FakeGraph:
         if "sender_action" in body:
             return JSONResponse({"recipient_id": recipient})
         return JSONResponse({"recipient_id": recipient, "message_id": f"m_sent_{next(self._ids)}"})
+
+    async def _post_attachment(self, request: Request) -> Response:
+        """Messenger's Attachment Upload API: multipart ``message`` (JSON) and ``filedata``."""
+        form = await request.form()
+        upload = form.get("filedata")
+        message = json.loads(str(form.get("message") or "{}"))
+        data = await upload.read() if isinstance(upload, UploadFile) else b""
+        self.requests.append({"path": request.url.path, "message": message, "size": len(data),
+                              "file_name": getattr(upload, "filename", None),
+                              "content_type": getattr(upload, "content_type", None)})
+        problem = self._auth(request) or await self._forced()
+        if problem is not None:
+            return problem
+        if not data or not message.get("attachment", {}).get("type"):
+            return JSONResponse({"error": {"message": "(#100) filedata and message.attachment.type are required",
+                                           "type": "OAuthException", "code": 100}}, status_code=400)
+        attachment_id = f"att_{next(self._ids)}"
+        self.uploads[attachment_id] = data
+        return JSONResponse({"attachment_id": attachment_id})
 
     def _page(self, items: list[Any], request: Request, size: int) -> tuple[list[Any], dict[str, Any]]:
         after = request.query_params.get("after")
