@@ -130,3 +130,13 @@ def accepted_extensions(provider: str) -> list[str] | None:
 def max_upload_bytes(provider: str) -> int:
     media = MEDIA_LIMITS.get(provider)
     return max((m.max_bytes for m in media.limits), default=0) if media else 0
+
+
+def describe_limits(provider: str) -> str:
+    """One line for the file picker: "WhatsApp: images (JPEG or PNG) up to 5.0 MB; documents … up to …"."""
+    media = MEDIA_LIMITS.get(provider)
+    if media is None:
+        return f"{provider} channels cannot send files"
+    kinds = "; ".join(f"{m.kind}s ({m.label}) up to {_size(m.max_bytes)}" for m in media.limits)
+    caption = "" if media.captions else " The caption is sent as a separate message."
+    return f"{media.platform}: {kinds}.{caption}"

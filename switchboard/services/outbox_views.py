@@ -69,6 +69,26 @@ class OutboxPage:
     next_cursor: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class OutboxFilters:
+    """What the outbox can be filtered by: the organization's channels and the people who send."""
+
+    channels: list[tuple[int, str]]
+    agents: list[tuple[int, str]]
+    statuses: tuple[str, ...]
+
+
+def outbox_filters(uow: UnitOfWork, actor: Actor) -> OutboxFilters:
+    """Manager: the choices of the outbox's filters (channels, users by name, statuses)."""
+    me = require(uow, actor, Action.MANAGE_OUTBOX)
+    channels = uow.session.execute(select(Channel.id, Channel.name, Channel.provider)
+                                   .where(Channel.organization_id == me.organization_id).order_by(Channel.name))
+    agents = uow.session.execute(select(User.id, User.name).where(User.organization_id == me.organization_id)
+                                 .order_by(User.name, User.id))
+    return OutboxFilters([(c.id, f"{c.name} ({c.provider})") for c in channels],
+                         [(a.id, a.name) for a in agents], outbox_statuses())
+
+
 def outbox_statuses() -> tuple[str, ...]:
     """The status filter's choices: every stored status and dead letters."""
     return (*MESSAGE_STATUSES, DEAD_LETTER)

@@ -49,7 +49,7 @@ AGENT_MAY = {
     "list_conversations", "queue_counts", "get_conversation", "get_thread", "contact_profile",
     "attachment_file", "enqueue_reply", "conversation_window", "list_templates", "enqueue_template",
     "heartbeat", "get_organization", "list_saved_replies", "render_saved_reply", "enqueue_attachment",
-    "queue_read_mark", "queue_typing",
+    "queue_read_mark", "queue_typing", "thread_version",
     "change_password", "recovery_codes_left", "regenerate_recovery_codes",
 }
 # Functions for managers too (assignment, the team, permissions, the outbox); the rest is for admins.
@@ -57,7 +57,7 @@ MANAGER_MAY = AGENT_MAY | {
     "reassign", "list_agents", "list_dead_letters", "retry_dead_letter", "enqueue_bot_reply",
     "set_max_concurrent", "grant_channel_permission", "list_users", "user_channel_grants",
     "set_channel_permission", "set_channel_permissions", "analytics_reader",
-    "list_outbox", "cancel_pending", "create_saved_reply", "update_saved_reply", "delete_saved_reply",
+    "list_outbox", "outbox_filters", "cancel_pending", "create_saved_reply", "update_saved_reply", "delete_saved_reply",
 }
 # Parameters that name a row of the organization: with them, another organization's actor is refused.
 ROW_PARAMETERS = {"conversation_id", "contact_id", "channel_id", "user_id", "to_user_id", "message_id",
