@@ -7,7 +7,7 @@ import streamlit as st
 from app import deps, signin
 from app.deps import call, secret_key, settings
 from switchboard.errors import SwitchboardError
-from switchboard.services import operations, outbox
+from switchboard.services import operations, outbox, platform_signals
 from switchboard.services.channels import create_channel
 
 PROVIDERS = ["whatsapp", "messenger", "instagram", "telegram", "sandbox"]
@@ -18,6 +18,29 @@ CREDENTIAL_FIELDS = {
     "instagram": ["page_access_token", "app_secret", "verify_token", "ig_user_id"],
     "telegram": ["api_id", "api_hash", "phone"],
 }
+
+
+def _read_receipts(actor: object) -> None:
+    """Per channel: mark customers' messages read and show typing (on by default); what was sent and
+    what the platform refused in the last day (agents never see these failures)."""
+    st.subheader("Read receipts and typing")
+    try:
+        rows = call(platform_signals.signals_overview, actor)
+    except SwitchboardError as exc:
+        st.caption(str(exc))
+        return
+    for r in rows:
+        left, right = st.columns([2, 3])
+        left.toggle(f"{r.name} ({r.provider})", value=r.send_read_receipts, key=f"read_receipts_{r.channel_id}",
+                    on_change=_set_read_receipts, args=(actor, r.channel_id))
+        right.text(f"last 24 h: {r.sent_last_day} sent, {r.failed_last_day} failed"
+                      + (f" · last failure: {r.last_error}" if r.last_error else ""))
+
+
+def _set_read_receipts(actor: object, channel_id: int) -> None:
+    enabled = bool(st.session_state.get(f"read_receipts_{channel_id}"))
+    deps.act("Read receipts " + ("on." if enabled else "off."), platform_signals.set_read_receipts, actor,
+             channel_id, enabled=enabled)
 
 
 def page() -> None:
@@ -61,6 +84,8 @@ def page() -> None:
                 else:
                     st.success(f"Channel {ch.key} added. Webhook URL:")
                     st.code(ch.webhook_url(base), language=None)
+
+    _read_receipts(actor)
 
     st.subheader("Deliveries that need a look")
     st.caption(f"{ov.webhook_backlog} deliveries waiting to be processed")

@@ -54,7 +54,8 @@ def world(engine: Engine) -> dict[str, Any]:
         wa = create_channel(uow, system, key="wa", provider="whatsapp", name="WhatsApp", secret_key=key)
         users = {email: create_user(uow, org, email=email, name=name, role=role, secret_key=key,
                                     password="long enough password").user_id
-                 for email, name, role in (("agent@t.test", "Alice", "agent"), ("boss@t.test", "Max", "manager"))}
+                 for email, name, role in (("agent@t.test", "Alice", "agent"), ("boss@t.test", "Max", "manager"),
+                                           ("root@t.test", "Ada", "admin"))}
         grant_channel_permission(uow, system, user_id=users["agent@t.test"], channel_id=wa.id, can_view=True,
                                  can_send=True)
         uow.commit()
@@ -245,3 +246,26 @@ def test_the_open_thread_shows_a_new_status_without_reloading(engine: Engine, wo
         uow.commit()
     at.run()  # what the fragment's timer does
     assert "✓ sent" in _text(at) and "🕓 sending" not in _text(at)
+
+
+def _channels() -> None:
+    from app.views import admin_channels
+
+    admin_channels.page()
+
+
+@pytest.mark.usefixtures("app_env")
+def test_admin_turns_read_receipts_off_for_a_channel(engine: Engine, world: dict[str, Any]) -> None:
+    from switchboard.db.schema import Channel
+
+    at = login_apptest(AppTest.from_function(_channels, default_timeout=30), engine, world["users"]["root@t.test"])
+    at.run()
+    assert not at.exception, at.exception
+    assert "last 24 h: 0 sent, 0 failed" in _text(at)
+    at.toggle(key=f"read_receipts_{world['channel_id']}").set_value(False).run()
+    assert not at.exception, at.exception
+    with UnitOfWork(engine) as uow:
+        assert uow.session.execute(select(Channel.send_read_receipts)).scalar_one() is False
+    at = _open_thread(engine, world)  # opening the conversation queues no read mark now
+    with UnitOfWork(engine) as uow:
+        assert uow.session.execute(select(PlatformSignal.id)).first() is None
