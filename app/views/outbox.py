@@ -9,7 +9,7 @@ from typing import Any
 import streamlit as st
 
 from app import signin
-from app.deps import call
+from app.deps import act_and_rerun, call, show_outcome
 from switchboard.errors import SwitchboardError
 from switchboard.policy import Action
 from switchboard.services import outbox, outbox_views
@@ -72,17 +72,6 @@ def _table(items: list[outbox_views.OutboxItem]) -> None:
     )
 
 
-def _do(done: str, service: Any, *args: Any) -> None:
-    """Run a button's service; say how it went above the refreshed table."""
-    try:
-        call(service, *args)
-    except SwitchboardError as exc:
-        st.session_state["outbox_flash"] = ("error", str(exc))
-    else:
-        st.session_state["outbox_flash"] = ("success", done)
-    st.rerun()
-
-
 def _actions(actor: Actor, items: list[outbox_views.OutboxItem]) -> None:
     failed = [m.id for m in items if m.retryable]
     pending = [m.id for m in items if m.cancellable]
@@ -91,14 +80,14 @@ def _actions(actor: Actor, items: list[outbox_views.OutboxItem]) -> None:
         if failed:
             pick = st.selectbox("Retry a failed message", failed, key="outbox_retry_pick")
             if st.button("Retry", key="outbox_retry"):
-                _do(f"Message {pick} queued again.", outbox.retry_dead_letter, actor, pick)
+                act_and_rerun(f"Message {pick} queued again.", outbox.retry_dead_letter, actor, pick)
         else:
             st.caption("No failed message on this page.")
     with right:
         if pending:
             pick = st.selectbox("Cancel a message still waiting to be sent", pending, key="outbox_cancel_pick")
             if st.button("Cancel sending", key="outbox_cancel"):
-                _do(f"Message {pick} will not be sent.", outbox_views.cancel_pending, actor, pick)
+                act_and_rerun(f"Message {pick} will not be sent.", outbox_views.cancel_pending, actor, pick)
         else:
             st.caption("No pending message on this page.")
 
@@ -106,9 +95,7 @@ def _actions(actor: Actor, items: list[outbox_views.OutboxItem]) -> None:
 def page() -> None:
     actor = signin.page_actor(Action.MANAGE_OUTBOX)
     st.title("Outbox")
-    flash = st.session_state.pop("outbox_flash", None)
-    if flash:
-        (st.error if flash[0] == "error" else st.success)(flash[1])
+    show_outcome()
     try:
         filters = _filters(actor)
         cursors: list[str] = st.session_state.setdefault("outbox_cursors", [])

@@ -6,14 +6,11 @@ the customer's name there (the list of placeholders is in :mod:`switchboard.doma
 
 from __future__ import annotations
 
-from typing import Any
-
 import streamlit as st
 
 from app import signin
-from app.deps import call
+from app.deps import act_and_rerun, call, show_outcome
 from switchboard.domain.saved_replies import PLACEHOLDERS
-from switchboard.errors import SwitchboardError
 from switchboard.policy import Action
 from switchboard.services import saved_replies
 from switchboard.types import Actor
@@ -22,24 +19,13 @@ HELP = "Placeholders: " + "; ".join(f"{{{name}}} — {what}" for name, what in P
     ". Write a literal brace as {{ or }}."
 
 
-def _do(done: str, service: Any, *args: Any, **kwargs: Any) -> bool:
-    try:
-        call(service, *args, **kwargs)
-    except SwitchboardError as exc:
-        st.error(str(exc))
-        return False
-    st.session_state["saved_replies_flash"] = done
-    st.rerun()
-    return True
-
-
 def _add(actor: Actor) -> None:
     with st.expander("Add a saved reply", expanded=False), st.form("add_saved_reply"):
         code = st.text_input("Short code (e.g. thanks)", key="new_reply_code")
         title = st.text_input("Title", key="new_reply_title")
         body = st.text_area("Text", key="new_reply_body", help=HELP, placeholder="Hi {first_name}, …")
         if st.form_submit_button("Add"):
-            _do(f"Saved reply /{code.strip().lower()} added.", saved_replies.create_saved_reply, actor, code=code,
+            act_and_rerun(f"Saved reply /{code.strip().lower()} added.", saved_replies.create_saved_reply, actor, code=code,
                 title=title, body=body)
 
 
@@ -56,18 +42,16 @@ def _edit(actor: Actor, replies: list[saved_replies.SavedReplyView]) -> None:
         body = st.text_area("Text", value=reply.body, key=f"edit_body_{reply.id}", help=HELP)
         save, delete = st.columns(2)
         if save.form_submit_button("Save"):
-            _do(f"Saved reply /{code.strip().lower()} saved.", saved_replies.update_saved_reply, actor, reply.id,
+            act_and_rerun(f"Saved reply /{code.strip().lower()} saved.", saved_replies.update_saved_reply, actor, reply.id,
                 code=code, title=title, body=body)
         if delete.form_submit_button("Delete"):
-            _do(f"Saved reply /{reply.code} deleted.", saved_replies.delete_saved_reply, actor, reply.id)
+            act_and_rerun(f"Saved reply /{reply.code} deleted.", saved_replies.delete_saved_reply, actor, reply.id)
 
 
 def page() -> None:
     actor = signin.page_actor(Action.MANAGE_SAVED_REPLIES)
     st.title("Saved replies")
-    flash = st.session_state.pop("saved_replies_flash", None)
-    if flash:
-        st.success(flash)
+    show_outcome()
     st.caption("Agents insert these from the reply box. " + HELP)
     replies = call(saved_replies.list_saved_replies, actor)
     if replies:
