@@ -247,3 +247,7 @@ def test_a_platform_refusal_is_recorded_not_raised(rig: Rig) -> None:
         overview = {c.key: c for c in signals_overview(u, w.admin, now=at(3))}
     assert overview["fb"].failed_last_day == 1 and "No matching user" in (overview["fb"].last_error or "")
     assert overview["sandbox"].send_read_receipts
+    with w.uow() as u:  # the next one goes through: typing on Messenger is a sender action
+        assert queue_typing(u, w.a1, conv, now=at(4))
+    assert send_signals_once(w.engine, rig.connectors, now=at(4)).sent == 1
+    assert rig.graph.requests[-1]["json"] == {"recipient": {"id": "psid-2"}, "sender_action": "typing_on"}
