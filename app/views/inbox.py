@@ -1,6 +1,7 @@
 """The agent's inbox: queues, the conversation list, the thread, Accept / Release / Complete, reply.
 
-Live parts are fragments that rerun every few seconds. Customer text is always shown with
+Live parts are fragments that rerun every few seconds; the open thread's messages ask "anything
+changed?" every second (:func:`messages`), so a new status shows at once. Customer text is always shown with
 `st.text` (never Markdown or HTML). Drafts live in `st.session_state["draft_<conversation id>"]`,
 so they survive reruns and a re-login; each draft carries its own idempotency key, so a double
 click sends once.

@@ -156,3 +156,29 @@ def test_saved_replies_are_managed_and_rendered(world: World) -> None:
         assert list_saved_replies(u, world.a1) == []
         actions = [a.action for a in list_audit(u, world.admin, action_prefix="saved_reply.")]
         assert actions == ["saved_reply.deleted", "saved_reply.updated", "saved_reply.created"]
+
+
+def test_the_thread_version_changes_with_every_visible_change(world: World) -> None:
+    from switchboard.services.inbox_views import thread_version
+    from switchboard.services.outbox import adopt_reported_send
+
+    ids = _replies(world)
+    conv = ids["conversation"]
+
+    def version() -> str:
+        with world.uow() as u:
+            return thread_version(u, world.a1, conv)
+
+    seen = {version()}
+    with world.uow() as u:  # the same second as the last status change: still a new version
+        u.session.execute(update(Message).where(Message.id == ids["sent"]).values(status="DELIVERED"))
+    seen.add(version())
+    with world.uow() as u:
+        assert adopt_reported_send(u, world.wa, idempotency_key="k-pending", provider_message_id="wamid.p",
+                                   sent_at=at(10))
+    seen.add(version())
+    world.ingest(world.wa, "4911", "in-2", 11)
+    seen.add(version())
+    assert len(seen) == 4 and version() in seen  # unchanged when nothing changed
+    with world.uow() as u, pytest.raises(PermissionDenied):
+        thread_version(u, world.nobody, conv)
