@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import aliased
 
@@ -32,6 +32,7 @@ from switchboard.uow import UnitOfWork
 
 TYPING_EVERY = timedelta(seconds=20)  # WhatsApp shows the indicator up to 25 s, Messenger about 20 s
 TYPING_STALE = timedelta(seconds=15)
+KEEP = {"typing": timedelta(days=1), "read": timedelta(days=30)}  # sent or failed signals, then purged
 PENDING, SENT, FAILED = "PENDING", "SENT", "FAILED"
 
 
@@ -141,6 +142,18 @@ def record_signal_failure(uow: UnitOfWork, signal_id: int, error: str, now: date
     """The platform refused (or could not be reached for) a signal: FAILED with the reason."""
     uow.session.execute(update(PlatformSignal).where(PlatformSignal.id == signal_id).values(
         status=FAILED, error=(error or "failed")[:2000], done_at=now or utcnow()))
+
+
+def purge_signals(uow: UnitOfWork, *, now: datetime | None = None, limit: int = 1000) -> int:
+    """Delete up to ``limit`` of the oldest finished signals past :data:`KEEP` (the maintenance flow);
+    returns how many. Oldest first by id, so each run reads only the rows it deletes."""
+    now = now or utcnow()
+    old = select(PlatformSignal.id).where(
+        PlatformSignal.status != PENDING,
+        or_(*(and_(PlatformSignal.kind == kind, PlatformSignal.created_at < now - keep) for kind, keep in KEEP.items())),
+    ).order_by(PlatformSignal.id).limit(limit)
+    return len(uow.session.execute(delete(PlatformSignal).where(PlatformSignal.id.in_(old))
+                                   .returning(PlatformSignal.id)).all())
 
 
 def set_read_receipts(uow: UnitOfWork, actor: Actor, channel_id: int, *, enabled: bool) -> None:

@@ -251,3 +251,23 @@ def test_a_platform_refusal_is_recorded_not_raised(rig: Rig) -> None:
         assert queue_typing(u, w.a1, conv, now=at(4))
     assert send_signals_once(w.engine, rig.connectors, now=at(4)).sent == 1
     assert rig.graph.requests[-1]["json"] == {"recipient": {"id": "psid-2"}, "sender_action": "typing_on"}
+
+
+def test_finished_signals_are_purged_by_the_maintenance_run(rig: Rig) -> None:
+    from datetime import timedelta as td
+
+    from switchboard.workflows.maintenance import maintain_once
+
+    w = rig.world
+    conv = _accepted(rig, rig.wa, "4915550009", "wamid.in9")
+    with w.uow() as u:
+        assert queue_read_mark(u, w.a1, conv, now=at(2))
+        assert queue_typing(u, w.a1, conv, now=at(2))
+    assert send_signals_once(w.engine, rig.connectors, now=at(2)).sent == 2
+    with w.uow() as u:
+        assert queue_typing(u, w.a1, conv, now=at(2) + td(days=2))  # still pending: kept
+    assert maintain_once(w.engine, now=at(2) + td(days=2))["signals_purged"] == 1  # the old typing one
+    assert maintain_once(w.engine, now=at(2) + td(days=31))["signals_purged"] == 1  # the read mark
+    with w.uow() as u:
+        left = u.session.execute(select(PlatformSignal.kind, PlatformSignal.status)).all()
+    assert [tuple(r) for r in left] == [("typing", "PENDING")]
