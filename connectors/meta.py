@@ -360,15 +360,19 @@ class MetaConnector(GraphAccount):
         return SendResult(provider_message_id=str(mid), sent_at=self._clock(), raw=response)
 
     def upload_attachment(self, path: Path, kind: str, mime_type: str | None = None) -> str:
-        """Upload a local file (``POST /{account-id}/message_attachments``, multipart ``filedata``);
-        returns the reusable attachment id to send with."""
+        """Upload a local file (``POST /{account-id}/message_attachments``, multipart ``filedata``;
+        ``platform=instagram`` for Instagram, whose account id is then the linked Page's); returns the
+        reusable attachment id to send with."""
         if not path.is_file():
             raise PermanentError(f"attachment file {path} does not exist", code="invalid_request")
         mime = mime_type or mimetypes.guess_type(path.name)[0] or "application/octet-stream"
         message = {"attachment": {"type": kind, "payload": {"is_reusable": True}}}
+        form = {"message": json.dumps(message)}
+        if self._meta_provider == "instagram":
+            form["platform"] = "instagram"
         with path.open("rb") as fh:
-            response = self.graph.call("POST", f"{self.account_id}/message_attachments",
-                                       data={"message": json.dumps(message)}, files={"filedata": (path.name, fh, mime)})
+            response = self.graph.call("POST", f"{self.account_id}/message_attachments", data=form,
+                                       files={"filedata": (path.name, fh, mime)})
         if not response.get("attachment_id"):
             raise PermanentError(f"attachment upload answered without an attachment_id: {response!r}"[:500],
                                  code="bad_response")

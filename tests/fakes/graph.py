@@ -115,6 +115,7 @@ class FakeGraph:
         message = json.loads(str(form.get("message") or "{}"))
         data = await upload.read() if isinstance(upload, UploadFile) else b""
         self.requests.append({"path": request.url.path, "message": message, "size": len(data),
+                              "platform": form.get("platform"),
                               "file_name": getattr(upload, "filename", None),
                               "content_type": getattr(upload, "content_type", None)})
         problem = self._auth(request) or await self._forced()

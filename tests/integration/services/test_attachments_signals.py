@@ -77,6 +77,7 @@ def rig(world: World, tmp_path: Path) -> Iterator[Rig]:
     with run_asgi(sink.app) as sink_url, run_asgi(graph.app) as graph_url, run_asgi(create_app(SandboxConfig(
             phone_number_id=PHONE_ID, access_token="tok", app_secret="s", webhook_url=f"{sink_url}/hook",
             speed=500.0))) as sandbox_url:
+        graph.base_url = graph_url
         system = Actor.system(world.org)
         with world.uow() as u:
             wa = create_channel(u, system, key="sandbox", provider="sandbox", name="Sandbox", secret_key=KEY,
@@ -171,6 +172,7 @@ def test_messenger_uploads_the_file_and_sends_the_caption_after_it(rig: Rig) -> 
     upload, file_msg, text_msg = rig.graph.requests
     assert upload["path"].endswith("/page-1/message_attachments") and upload["size"] == len(PDF)
     assert upload["message"] == {"attachment": {"type": "file", "payload": {"is_reusable": True}}}
+    assert upload["platform"] is None  # Messenger; Instagram uploads say platform=instagram
     attachment_id = next(iter(rig.graph.uploads))
     assert file_msg["json"]["message"]["attachment"] == {"type": "file", "payload": {"attachment_id": attachment_id}}
     assert text_msg["json"]["message"]["text"] == "Here are the terms"
@@ -271,3 +273,22 @@ def test_finished_signals_are_purged_by_the_maintenance_run(rig: Rig) -> None:
     with w.uow() as u:
         left = u.session.execute(select(PlatformSignal.kind, PlatformSignal.status)).all()
     assert [tuple(r) for r in left] == [("typing", "PENDING")]
+
+
+def test_instagram_uploads_say_instagram(rig: Rig, tmp_path: Path) -> None:
+    from contextlib import closing
+
+    from connectors.base import SEND
+    from connectors.registry import get_connector, port
+    from switchboard.types import AttachmentRef, OutboundRequest
+
+    photo = tmp_path / "p.png"
+    photo.write_bytes(PNG)
+    with closing(get_connector("instagram", external_id="page-1", credentials={
+            "page_access_token": "tok", "app_secret": "s", "page_id": "page-1",
+            "api_base_url": rig.graph.base_url})) as ig:
+        port(ig, SEND).send(OutboundRequest(recipient_id="igsid-1", attachments=(AttachmentRef(
+            "image", "image/png", data={"path": str(photo)}),)))
+    upload, sent = rig.graph.requests
+    assert upload["platform"] == "instagram" and upload["path"].endswith("/page-1/message_attachments")
+    assert sent["json"]["message"]["attachment"]["type"] == "image"
