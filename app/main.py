@@ -45,6 +45,8 @@ PAGES: tuple[PageSpec, ...] = (
     PageSpec("Work", "Inbox", "inbox", "📥", "inbox:page", Action.WORK_INBOX),
     PageSpec("Work", "New message", "new-message", "✉️", "new_message:page", Action.WORK_INBOX),
     PageSpec("Work", "Assignment", "assignment", "🧭", "assignment:page", Action.ASSIGN),
+    PageSpec("Work", "Outbox", "outbox", "📤", "outbox:page", Action.MANAGE_OUTBOX),
+    PageSpec("Work", "Saved replies", "saved-replies", "💬", "saved_replies:page", Action.MANAGE_SAVED_REPLIES),
     PageSpec("Analytics", "Analytics", "analytics", "📈", "analytics:page", Action.VIEW_ANALYTICS,
              optional=True),
     PageSpec("Admin", "Channels & health", "channels", "🔌", "admin_channels:page", Action.MANAGE_CHANNELS),

@@ -126,7 +126,7 @@ PROVIDERS: dict[str, ProviderSpec] = {
     "sandbox": ProviderSpec(_whatsapp, _WHATSAPP),
     "messenger": ProviderSpec(_meta, _META),
     "instagram": ProviderSpec(_meta, _META),
-    "telegram": ProviderSpec(_telegram, frozenset({SEND, MEDIA, IDENTITY})),
+    "telegram": ProviderSpec(_telegram, frozenset({SEND, MEDIA, IDENTITY, READ_RECEIPTS})),
 }
 
 

@@ -7,6 +7,7 @@ Thin wrappers: each resolves the worker's engine and connectors, runs one functi
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import asdict
 from typing import Any
 
@@ -17,7 +18,7 @@ from connectors.base import HISTORY, ConnectorError
 from connectors.registry import supports
 from connectors.telegram import get_telegram_gateway
 from pipelines.flows import engine as shared_engine
-from pipelines.flows import recorded
+from pipelines.flows import long_poll, recorded
 from switchboard.errors import InvalidInput
 from switchboard.services.channels import list_channels
 from switchboard.settings import get_settings
@@ -26,6 +27,7 @@ from switchboard.workflows.channel_checks import check_credentials_once
 from switchboard.workflows.connector_cache import ConnectorCache
 from switchboard.workflows.media import download_media_once
 from switchboard.workflows.meta_history import sync_meta_channel
+from switchboard.workflows.signals import SignalStats, send_signals_once
 from switchboard.workflows.telegram import (
     SyncReport,
     run_listener,
@@ -33,6 +35,24 @@ from switchboard.workflows.telegram import (
     telegram_channel_credentials,
 )
 from switchboard.workflows.templates import sync_all_templates
+
+# --- read marks and typing -------------------------------------------------------------------------
+
+@flow(name="send-signals", log_prints=True)
+def send_signals_flow(max_seconds: float = 55.0, poll_seconds: float = 0.5) -> dict[str, int]:
+    """Send queued read marks and typing indicators (polls every ``poll_seconds`` for ``max_seconds``)."""
+    settings = get_settings()
+    eng = shared_engine()
+    connectors = ConnectorCache(eng, settings.secret_key_bytes())
+    try:
+        total = recorded("send-signals",
+                         lambda: long_poll(SignalStats(), lambda: send_signals_once(eng, connectors), time.sleep,
+                                           max_seconds=max_seconds, poll_seconds=poll_seconds),
+                         lambda s: {"sent": s.sent, "failed": s.failed, "errors": s.errors[-5:]})
+    finally:
+        connectors.close()
+    return {"sent": total.sent, "failed": total.failed}
+
 
 # --- media -------------------------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ from switchboard.errors import SwitchboardError
 SCHEDULES: dict[str, tuple[str, int, dict[str, Any]]] = {
     "process-webhooks": ("pipelines.flows:process_webhooks_flow", 60, {"max_seconds": 55.0}),
     "send-outbox": ("pipelines.flows:send_outbox_flow", 60, {"max_seconds": 55.0}),
+    "send-signals": ("pipelines.platform_flows:send_signals_flow", 60, {"max_seconds": 55.0}),
     "maintain-inbox": ("pipelines.flows:maintain_flow", 30, {}),
     "warehouse-build": ("pipelines.flows:warehouse_build_flow", 300, {"full": False}),
     "warehouse-maintain": ("pipelines.flows:warehouse_maintain_flow", 3600, {}),

@@ -40,6 +40,7 @@ class Action(StrEnum):
     VIEW_TEAM = "see the team"
     MANAGE_PERMISSIONS = "change channel permissions"
     MANAGE_OUTBOX = "manage the outbox"
+    MANAGE_SAVED_REPLIES = "manage saved replies"
     MANAGE_USERS = "manage users"
     MANAGE_CHANNELS = "manage channels"
     MANAGE_ORGANIZATION = "change the organization's settings"
@@ -49,7 +50,7 @@ class Action(StrEnum):
 
 _AGENT = frozenset({Action.WORK_INBOX})
 _MANAGER = _AGENT | {Action.ASSIGN, Action.VIEW_ANALYTICS, Action.VIEW_TEAM, Action.MANAGE_PERMISSIONS,
-                     Action.MANAGE_OUTBOX}
+                     Action.MANAGE_OUTBOX, Action.MANAGE_SAVED_REPLIES}
 _ADMIN = frozenset(Action)
 
 ROLE_ACTIONS: Mapping[Role, frozenset[Action]] = {"admin": _ADMIN, "manager": _MANAGER, "agent": _AGENT}

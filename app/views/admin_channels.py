@@ -11,7 +11,7 @@ from app.views import channel_manage
 from connectors.base import TEMPLATES, ConnectorError
 from connectors.registry import supports
 from switchboard.errors import SwitchboardError
-from switchboard.services import operations, outbox
+from switchboard.services import operations, outbox, platform_signals
 from switchboard.services.channels import ChannelView, create_channel
 from switchboard.services.templates import channel_templates
 from switchboard.types import Actor
@@ -26,6 +26,29 @@ CREDENTIAL_FIELDS = {
     "instagram": ["page_access_token", "app_secret", "verify_token", "ig_user_id"],
     "telegram": ["api_id", "api_hash", "phone"],
 }
+
+
+def _read_receipts(actor: object) -> None:
+    """Per channel: mark customers' messages read and show typing (on by default); what was sent and
+    what the platform refused in the last day (agents never see these failures)."""
+    st.subheader("Read receipts and typing")
+    try:
+        rows = call(platform_signals.signals_overview, actor)
+    except SwitchboardError as exc:
+        st.caption(str(exc))
+        return
+    for r in rows:
+        left, right = st.columns([2, 3])
+        left.toggle(f"{r.name} ({r.provider})", value=r.send_read_receipts, key=f"read_receipts_{r.channel_id}",
+                    on_change=_set_read_receipts, args=(actor, r.channel_id))
+        right.text(f"last 24 h: {r.sent_last_day} sent, {r.failed_last_day} failed"
+                      + (f" · last failure: {r.last_error}" if r.last_error else ""))
+
+
+def _set_read_receipts(actor: object, channel_id: int) -> None:
+    enabled = bool(st.session_state.get(f"read_receipts_{channel_id}"))
+    deps.act("Read receipts " + ("on." if enabled else "off."), platform_signals.set_read_receipts, actor,
+             channel_id, enabled=enabled)
 
 
 def page() -> None:
@@ -72,6 +95,8 @@ def page() -> None:
     channel_manage.section(actor, ov.channels, CREDENTIAL_FIELDS)
 
     _templates(actor, [c for c in ov.channels if supports(c.provider, TEMPLATES)])
+
+    _read_receipts(actor)
 
     st.subheader("Deliveries that need a look")
     st.caption(f"{ov.webhook_backlog} deliveries waiting to be processed")

@@ -2,13 +2,15 @@
 
 Switchboard's real WhatsApp connector talks to it unchanged (only ``api_base_url`` differs):
 
-* ``POST /{version}/{phone_number_id}/messages`` -- send (text/media/template) or mark read; checks
+* ``POST /{version}/{phone_number_id}/messages`` -- send (text/media/template) or mark read (with a
+  ``typing_indicator``: shown typing; both kept in ``GET /_sandbox/state``); checks
   the bearer token and answers like Graph; then posts signed ``sent``/``delivered``/``read`` status
   webhooks to ``config.webhook_url`` with realistic delays (divided by ``config.speed``).
 * ``GET /{version}/{waba_id}/message_templates`` -- the template catalogue (Graph paging); template
   sends are checked against it (132001 unknown/unapproved, 132000 parameter counts) and free text
   outside the customer's 24 h window is refused (131047), unless the config turns that off.
-* ``POST /{version}/{phone_number_id}/media`` (multipart upload), ``GET /{version}/{media_id}``
+* ``POST /{version}/{phone_number_id}/media`` (multipart upload, listed in the state's ``uploads``),
+  ``GET /{version}/{media_id}``
   (media url) and ``GET /_sandbox/media/{media_id}`` (bytes, bearer required).
 * simulated customers (see :mod:`connectors.sandbox.customers`).
 * control endpoints for tests and the demo under ``/_sandbox/`` and ``GET /health``.
@@ -90,6 +92,8 @@ class SandboxPlatform:
         self.sent: list[SentRecord] = []
         self.sent_by_id: dict[str, SentRecord] = {}
         self.marked_read: list[str] = []
+        self.typing: list[str] = []  # message ids a typing indicator was shown with
+        self.uploads: list[dict[str, Any]] = []  # media uploaded by the business (id, mime type, size)
         self.inbound: list[dict[str, Any]] = []
         self.media: dict[str, tuple[bytes, str]] = {}
         self.last_inbound_at: dict[str, float] = {p.lstrip("+"): at for p, at in config.known_customers.items()}
@@ -316,6 +320,11 @@ async def messages_endpoint(request: Request) -> Response:
         if not payload.get("message_id"):
             return _invalid("The parameter message_id is required.")
         platform.marked_read.append(str(payload["message_id"]))
+        indicator = payload.get("typing_indicator")
+        if indicator is not None:
+            if not isinstance(indicator, dict) or indicator.get("type") != "text":
+                return _invalid("Param typing_indicator['type'] must be 'text'.")
+            platform.typing.append(str(payload["message_id"]))
         return JSONResponse({"success": True})
     if platform.fail_next:
         forced = platform.fail_next.pop(0)
@@ -408,7 +417,10 @@ async def upload_media_endpoint(request: Request) -> Response:
     mime = str(form.get("type") or upload.content_type or "application/octet-stream")
     if form.get("messaging_product") != "whatsapp":
         return _invalid("The parameter messaging_product is required and must be 'whatsapp'.")
-    return JSONResponse({"id": platform.store_media(data, mime)})
+    media_id = platform.store_media(data, mime)
+    platform.uploads.append({"id": media_id, "mime_type": mime, "size": len(data),
+                             "file_name": upload.filename})
+    return JSONResponse({"id": media_id})
 
 
 async def debug_token_endpoint(request: Request) -> Response:
@@ -496,6 +508,8 @@ async def control_state(request: Request) -> Response:
     return JSONResponse({
         "inbound": platform.inbound,
         "marked_read": platform.marked_read,
+        "typing": platform.typing,
+        "uploads": platform.uploads,
         "webhooks": {"delivered": platform.webhooks_delivered, "failed": platform.webhooks_failed,
                      "queued": platform._queue.qsize() if platform._queue is not None else 0,
                      "last_error": platform.last_webhook_error},

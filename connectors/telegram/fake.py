@@ -107,6 +107,8 @@ class FakeTelegramWorld:
         self.failures: dict[str, list[tuple[int, BaseException]]] = {}
         self.calls: list[tuple[str, tuple[object, ...]]] = []
         self.media_bytes: dict[str, bytes] = {}  # media id -> the file on Telegram's file servers
+        self.read_acks: list[tuple[str, int, int]] = []  # (account phone, chat, max id) acknowledged read
+        self.typing: list[tuple[str, int]] = []  # (account phone, chat) shown "typing…"
         self._next_media_id = 5_000_000_000
         self.lock = threading.RLock()
         self.changed = threading.Condition(self.lock)
@@ -430,6 +432,20 @@ class FakeTelegramGateway:
             kind = "image" if mime.startswith("image/") else "video" if mime.startswith("video/") else "document"
             media = self.world.new_media(kind, file.read_bytes(), mime_type=mime, file_name=file.name)
             return self.world._send(account, self._chat_for(account, peer), caption, media, None, None, False)
+
+    def mark_read(self, peer: PeerRef, max_id: int) -> None:
+        with self.world.lock:
+            self._call("mark_read", peer.marked_id, max_id)
+            account = self._authorized()
+            self._chat_for(account, peer)
+            self.world.read_acks.append((account.phone, peer.marked_id, max_id))
+
+    def set_typing(self, peer: PeerRef) -> None:
+        with self.world.lock:
+            self._call("set_typing", peer.marked_id)
+            account = self._authorized()
+            self._chat_for(account, peer)
+            self.world.typing.append((account.phone, peer.marked_id))
 
     def download_media(self, peer: PeerRef, message_id: int, out: port.MediaWriter, *,
                        check: port.MediaCheck | None = None) -> TgMedia:

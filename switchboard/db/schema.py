@@ -66,6 +66,8 @@ AUTHOR_KINDS = ("customer", "agent", "bot", "system")
 MESSAGE_STATUSES = ("PENDING", "SENT", "DELIVERED", "READ", "FAILED")
 PRESENCE_STATES = ("ONLINE", "AWAY", "OFFLINE")
 WEBHOOK_STATUSES = ("RECEIVED", "PROCESSED", "IGNORED", "REJECTED", "FAILED")
+SIGNAL_KINDS = ("read", "typing")
+SIGNAL_STATUSES = ("PENDING", "SENT", "FAILED")
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:
@@ -209,6 +211,8 @@ class Channel(Base):
     check_result: Mapped[str | None] = mapped_column(Text)
     # when the access token expires, as the platform says (Meta debug_token); None: unknown or never
     credentials_expire_at: Mapped[datetime | None]
+    # tell customers we read their messages (mark read / seen) and show typing while an agent writes
+    send_read_receipts: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
     created_at: Mapped[datetime] = _now()
 
 
@@ -376,6 +380,49 @@ class Attachment(Base):
     data: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
     # a media worker's lease on the download (claimed in a short transaction; expires if it crashes)
     download_claimed_until: Mapped[datetime | None]
+
+
+class SavedReply(Base):
+    """An organization's canned response: a short code, a title and a body with ``{name}``-style
+    placeholders filled from the contact when it is inserted into a reply."""
+
+    __tablename__ = "saved_replies"
+    __table_args__ = (UniqueConstraint("organization_id", "code"),)
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    code: Mapped[str] = mapped_column(String(64))
+    title: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text)
+    created_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = _now()
+    updated_at: Mapped[datetime] = _now()
+
+
+class PlatformSignal(Base):
+    """A read mark or typing indicator to send to the platform, queued by the inbox and sent by a flow
+    (the page never waits for the platform); failures are kept here for an admin, never shown to agents."""
+
+    __tablename__ = "platform_signals"
+    __table_args__ = (
+        CheckConstraint(_in("kind", SIGNAL_KINDS), name="kind"),
+        CheckConstraint(_in("status", SIGNAL_STATUSES), name="status"),
+        Index("ix_platform_signals_pending", "id", postgresql_where=text("status = 'PENDING'")),
+        Index("ix_platform_signals_read_once", "conversation_id", "provider_message_id", unique=True,
+              postgresql_where=text("kind = 'read'")),
+        Index("ix_platform_signals_conversation", "conversation_id", text("id desc")),
+    )
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    channel_id: Mapped[int] = mapped_column(ForeignKey("channels.id", ondelete="CASCADE"))
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))
+    recipient_id: Mapped[str] = mapped_column(String(128))
+    provider_message_id: Mapped[str] = mapped_column(String(256))
+    status: Mapped[str] = mapped_column(String(16), server_default="PENDING")
+    attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = _now()
+    done_at: Mapped[datetime | None]
 
 
 class AgentPresence(Base):

@@ -14,7 +14,16 @@ from typing import Any, Generic, Literal, TypeVar
 
 from sqlalchemy import BigInteger, DateTime, and_, func, literal, or_, select, text, tuple_, union
 
-from switchboard.db.schema import CONVERSATION_STATUSES, AgentPresence, Contact, Conversation, Message, User
+from switchboard.db.schema import (
+    CONVERSATION_STATUSES,
+    MESSAGE_STATUSES,
+    AgentPresence,
+    Attachment,
+    Contact,
+    Conversation,
+    Message,
+    User,
+)
 from switchboard.domain.conversation import ConversationStatus
 from switchboard.errors import InvalidInput, NotFound, PermissionDenied
 from switchboard.policy import Action, require, require_view, visible_channel_ids
@@ -222,6 +231,24 @@ def get_thread(uow: UnitOfWork, actor: Actor, conversation_id: int, *, before: s
     nxt = encode_cursor(page[-1].sent_at, page[-1].id) if len(got) > limit else None
     page.reverse()
     return Page(page, nxt)
+
+
+def thread_version(uow: UnitOfWork, actor: Actor, conversation_id: int) -> str:
+    """A token that changes whenever the thread would look different: a new, edited or deleted
+    message, a status change (sent, delivered, read, failed), an attachment downloaded. One aggregate
+    over the conversation's messages, so the open thread can ask every second and reload only on change."""
+    load_conversation(uow, actor, conversation_id)
+    downloaded = (select(func.count(Attachment.id))
+                  .where(Attachment.message_id == Message.id, Attachment.local_path.is_not(None))
+                  .correlate(Message).scalar_subquery())
+    row = uow.session.execute(
+        select(func.count(Message.id), func.max(Message.id), func.max(Message.status_updated_at),
+               *(func.count(Message.id).filter(Message.status == s) for s in MESSAGE_STATUSES),
+               func.count(Message.id).filter(Message.is_edited), func.count(Message.id).filter(Message.is_deleted),
+               func.coalesce(func.sum(downloaded), 0))
+        .where(Message.conversation_id == conversation_id)
+    ).one()
+    return "|".join(str(v) for v in row)
 
 
 def contact_profile(uow: UnitOfWork, actor: Actor, contact_id: int) -> ContactProfile:

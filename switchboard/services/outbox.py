@@ -92,11 +92,13 @@ def existing_message(uow: UnitOfWork, organization_id: int, key: str, conversati
 
 
 def insert_outbound(uow: UnitOfWork, *, organization_id: int, conversation_id: int, channel_id: int,
-                    body: str, author_kind: str, author_user_id: int | None, key: str,
-                    now: datetime, reply_to: str | None, template: dict[str, Any] | None = None) -> int:
+                    body: str | None, author_kind: str, author_user_id: int | None, key: str,
+                    now: datetime, reply_to: str | None, template: dict[str, Any] | None = None,
+                    content_type: str | None = None) -> int:
     """Write one PENDING outbound message (a template message when ``template`` is given: ``body`` is its
-    rendered text) and move the conversation's preview; a concurrent double click returns the winner."""
-    content_type = "template" if template is not None else "text"
+    rendered text; ``content_type`` e.g. ``image`` for an attachment, whose row the caller adds) and move
+    the conversation's preview; a concurrent double click returns the winner."""
+    content_type = content_type or ("template" if template is not None else "text")
     ins = pg_insert(MESSAGES).values(
         organization_id=organization_id, conversation_id=conversation_id, channel_id=channel_id,
         direction=Direction.OUTBOUND, author_kind=author_kind, author_user_id=author_user_id, body=body,

@@ -13,9 +13,11 @@ from switchboard.uow import UnitOfWork
 
 def maintain_once(engine: Engine, *, now: datetime | None = None, away_after_s: int = 120,
                   offline_grace_s: int = 300) -> dict[str, Any]:
-    """Presence sweep, then auto-assignment for organizations that turned it on."""
+    """Presence sweep, then auto-assignment for organizations that turned it on; old read marks and
+    typing indicators are purged."""
     from switchboard.services.assignment import assign_pending
     from switchboard.services.organizations import auto_assign_organization_ids
+    from switchboard.services.platform_signals import purge_signals
     from switchboard.services.presence import sweep
 
     now = now or utcnow()
@@ -29,4 +31,7 @@ def maintain_once(engine: Engine, *, now: datetime | None = None, away_after_s: 
         with UnitOfWork(engine) as uow:
             assigned.extend(assign_pending(uow, org_id, now=now))
             uow.commit()
-    return {"released": len(released), "assigned": len(assigned)}
+    with UnitOfWork(engine) as uow:
+        purged = purge_signals(uow, now=now)
+        uow.commit()
+    return {"released": len(released), "assigned": len(assigned), "signals_purged": purged}

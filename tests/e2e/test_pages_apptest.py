@@ -131,7 +131,8 @@ def test_manager_assignment_and_admin_pages(engine: Engine, world: dict[str, Any
 
 
 _AGENT_PAGES = {("inbox", "Inbox"), ("new-message", "New message"), ("account", "My account")}
-_MANAGER_PAGES = _AGENT_PAGES | {("assignment", "Assignment"), ("analytics", "Analytics")}
+_MANAGER_PAGES = _AGENT_PAGES | {("assignment", "Assignment"), ("analytics", "Analytics"),
+                                 ("outbox", "Outbox"), ("saved-replies", "Saved replies")}
 _ADMIN_PAGES = _MANAGER_PAGES | {("channels", "Channels & health"), ("organization", "Organization"),
                                  ("telegram-login", "Telegram login"), ("admin-users", "Users & access"),
                                  ("audit-log", "Audit log")}

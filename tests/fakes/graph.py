@@ -9,11 +9,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import itertools
+import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -59,11 +61,13 @@ class FakeGraph:
         self.token_expires_at = 0
         self.data_access_expires_at = 0
         self.token_valid = True
+        self.uploads: dict[str, bytes] = {}  # attachment id -> the uploaded file (Messenger upload API)
         self._ids = itertools.count(1)
         self.app = Starlette(routes=[
             Route("/{version}/debug_token", self._debug_token, methods=["GET"]),
             Route("/{version}/{obj}", self._get_object, methods=["GET"]),
             Route("/{version}/{obj}/messages", self._post_messages, methods=["POST"]),
+            Route("/{version}/{obj}/message_attachments", self._post_attachment, methods=["POST"]),
             Route("/{version}/{obj}/messages", self._get_messages, methods=["GET"]),
             Route("/{version}/{obj}/conversations", self._get_conversations, methods=["GET"]),
             Route("/{version}/{obj}/message_templates", self._get_templates, methods=["GET"]),
@@ -110,6 +114,26 @@ class FakeGraph:
         if "sender_action" in body:
             return JSONResponse({"recipient_id": recipient})
         return JSONResponse({"recipient_id": recipient, "message_id": f"m_sent_{next(self._ids)}"})
+
+    async def _post_attachment(self, request: Request) -> Response:
+        """Messenger's Attachment Upload API: multipart ``message`` (JSON) and ``filedata``."""
+        form = await request.form()
+        upload = form.get("filedata")
+        message = json.loads(str(form.get("message") or "{}"))
+        data = await upload.read() if isinstance(upload, UploadFile) else b""
+        self.requests.append({"path": request.url.path, "message": message, "size": len(data),
+                              "platform": form.get("platform"),
+                              "file_name": getattr(upload, "filename", None),
+                              "content_type": getattr(upload, "content_type", None)})
+        problem = self._auth(request) or await self._forced()
+        if problem is not None:
+            return problem
+        if not data or not message.get("attachment", {}).get("type"):
+            return JSONResponse({"error": {"message": "(#100) filedata and message.attachment.type are required",
+                                           "type": "OAuthException", "code": 100}}, status_code=400)
+        attachment_id = f"att_{next(self._ids)}"
+        self.uploads[attachment_id] = data
+        return JSONResponse({"attachment_id": attachment_id})
 
     def _page(self, items: list[Any], request: Request, size: int) -> tuple[list[Any], dict[str, Any]]:
         after = request.query_params.get("after")

@@ -31,7 +31,7 @@ from sqlalchemy import inspect as sa_inspect
 import switchboard.auth
 import switchboard.errors
 import switchboard.services
-from switchboard.db.schema import Base, MessageTemplate, WebhookEvent
+from switchboard.db.schema import Base, MessageTemplate, SavedReply, WebhookEvent
 from switchboard.errors import NotFound, PermissionDenied
 from switchboard.services.conversations import accept
 from switchboard.services.ingest import ingest_items
@@ -50,6 +50,8 @@ AGENT_MAY = {
     "attachment_file", "enqueue_reply", "conversation_window", "list_templates", "enqueue_template",
     "start_conversation", "search_contacts", "take_up", "channel_templates",
     "new_message_window", "sendable_channels", "heartbeat", "get_organization",
+    "list_saved_replies", "render_saved_reply", "enqueue_attachment",
+    "queue_read_mark", "queue_typing", "thread_version",
     "change_password", "recovery_codes_left", "regenerate_recovery_codes",
 }
 # Functions for managers too (assignment, the team, permissions, the outbox); the rest is for admins.
@@ -57,10 +59,11 @@ MANAGER_MAY = AGENT_MAY | {
     "reassign", "list_agents", "list_dead_letters", "retry_dead_letter", "enqueue_bot_reply",
     "set_max_concurrent", "grant_channel_permission", "list_users", "user_channel_grants",
     "set_channel_permission", "set_channel_permissions", "analytics_reader", "customer_names",
+    "list_outbox", "outbox_filters", "cancel_pending", "create_saved_reply", "update_saved_reply", "delete_saved_reply",
 }
 # Parameters that name a row of the organization: with them, another organization's actor is refused.
 ROW_PARAMETERS = {"conversation_id", "contact_id", "channel_id", "user_id", "to_user_id", "message_id",
-                  "event_id", "attachment_id", "permissions", "template_id"}
+                  "event_id", "attachment_id", "permissions", "template_id", "saved_reply_id"}
 
 
 @dataclass
@@ -72,6 +75,7 @@ class Walk:
     attachment_id: int
     event_id: int
     template_id: int  # an approved template of the WhatsApp channel
+    saved_reply_id: int
     foreign_admin: Actor  # an admin of the other organization
 
 
@@ -86,6 +90,13 @@ RECIPES: dict[str, Callable[[Walk], Any]] = {
     "attachment_id": lambda w: w.attachment_id,
     "event_id": lambda w: w.event_id,
     "template_id": lambda w: w.template_id,
+    "saved_reply_id": lambda w: w.saved_reply_id,
+    "code": lambda w: "walk",
+    "title": lambda w: "Walking",
+    "file_name": lambda w: "walk.png",
+    "mime_type": lambda w: "image/png",
+    "data": lambda w: b"\x89PNG walk",
+    "enabled": lambda w: False,
     "parameters": lambda w: {"body": ["walker"]},
     "templates": lambda w: [{"name": "walk", "language": "en", "status": "APPROVED",
                              "components": [{"type": "BODY", "text": "Hi {{1}}"}]}],
@@ -207,13 +218,16 @@ def walk(request: pytest.FixtureRequest) -> Iterator[Walk]:
             organization_id=w.org, channel_id=w.wa, name="walk", language="en", status="APPROVED",
             components=[{"type": "BODY", "text": "Hi {{1}}"}], synced_at=at(0)
         ).returning(MessageTemplate.id)).scalar_one()
+        saved_reply_id = u.session.execute(insert(SavedReply).values(
+            organization_id=w.org, code="walk-hello", title=f"Hello {MARKER}", body=f"Hi {{name}} {MARKER}"
+        ).returning(SavedReply.id)).scalar_one()
         for table in ("organizations", "channels", "users"):  # names that a leak would show
             column = "id" if table == "organizations" else "organization_id"
             u.session.execute(text(f"update {table} set name = name || :m where {column} = :org"),
                               {"m": f" {MARKER}", "org": w.org})
     foreign_admin = add_user(engine, w.org2, "root@other.test", "admin", "Ozzy Other")
     yield Walk(w, conv, int(row.contact_id), msg.id, int(row.attachment_id), int(event_id), int(template_id),
-               foreign_admin)
+               int(saved_reply_id), foreign_admin)
 
 
 def ingest_items_once(w: World) -> None:
