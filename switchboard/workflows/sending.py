@@ -23,12 +23,14 @@ the customer's last message go with the ``HUMAN_AGENT`` tag.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
 
 from connectors.base import (
     SEND,
@@ -68,7 +70,7 @@ class OutboxStats(RunStats):
     failed: int = 0
     unknown: int = 0  # may have been sent: waiting for the platform's report or a person
     deferred: int = 0  # released unsent: their channel's rate limit allows them a little later
-    stale: int = 0  # claims another worker took over (lease ran out): nothing sent or recorded for them
+    stale: int = 0  # claims settled meanwhile (another worker's claim, the platform's report): nothing recorded
     errors: list[str] = field(default_factory=list)
 
 
@@ -151,14 +153,15 @@ def _request(job: OutboundJob, tag: str | None) -> OutboundRequest:
 
 def _settle(engine: Engine, job: OutboundJob, stats: OutboxStats, record: Callable[[UnitOfWork], bool]) -> bool:
     """Record one job's result in its own transaction (``record(uow)`` is False when the claim went
-    stale: then it is counted as such and nothing is recorded)."""
+    stale: another worker claimed the job, or the platform's report settled it first; then it is
+    counted as such and nothing is recorded)."""
     with UnitOfWork(engine) as uow:
         done = bool(record(uow))
         uow.commit()
     if not done:
         stats.stale += 1
-        log.warning("outbox: message %s was claimed by another worker meanwhile; result not recorded",
-                    job.message_id)
+        log.info("outbox: message %s was settled meanwhile (another worker's claim or the platform's report); "
+                 "this result is not recorded", job.message_id)
     return done
 
 
@@ -190,3 +193,31 @@ def _record_failure(engine: Engine, job: OutboundJob, exc: Exception, stats: Out
         return done
 
     _settle(engine, job, stats, record)
+
+
+def drain_outbox(engine: Engine, connectors: ConnectorCache, *, seconds: float, idle_seconds: float | None = None,
+                 poll_seconds: float = 0.005, limit: int = 50, lease_seconds: int = 60,
+                 max_attempts: int = 6) -> OutboxStats:
+    """One sender process's loop (the fault tests' and the benchmark's workers): send for ``seconds``,
+    or until nothing was due for ``idle_seconds``. A lost database connection (PostgreSQL restarting)
+    ends the round, not the loop: the claims it held are taken again once their lease runs out."""
+    total = OutboxStats()
+    deadline = time.monotonic() + seconds
+    idle_since = time.monotonic()
+    while time.monotonic() < deadline:
+        try:
+            stats = send_outbox_once(engine, connectors, limit=limit, lease_seconds=lease_seconds,
+                                     max_attempts=max_attempts)
+        except DBAPIError as exc:
+            log.warning("outbox: database unavailable (%s); trying again", exc.__class__.__name__)
+            total.errors.append(f"database: {exc.__class__.__name__}")
+            time.sleep(0.2)
+            continue
+        total.add(stats)
+        if stats.claimed:
+            idle_since = time.monotonic()
+        elif idle_seconds is not None and time.monotonic() - idle_since >= idle_seconds:
+            break
+        else:
+            time.sleep(poll_seconds)
+    return total
