@@ -483,14 +483,27 @@ async def control_fail_next(request: Request) -> Response:
 
 async def control_keys(request: Request) -> Response:
     """How many times each idempotency key (``biz_opaque_callback_data``) was accepted: the proof that
-    a message went out once, or twice (``GET /_sandbox/keys``)."""
+    a message went out once, or twice (``GET /_sandbox/keys``); with the most sends the sandbox received
+    in any one second (its own receive times) and the first and last receive time."""
     platform = _platform(request)
     counts: dict[str, int] = {}
     for record in platform.sent:
         key = record.payload.get("biz_opaque_callback_data")
         if key is not None:
             counts[str(key)] = counts.get(str(key), 0) + 1
-    return JSONResponse({"counts": counts, "sent": len(platform.sent)})
+    times = sorted(r.received_at for r in platform.sent)
+    return JSONResponse({"counts": counts, "sent": len(times), "max_in_one_second": max_in_window(times, 1.0),
+                         "first_at": times[0] if times else None, "last_at": times[-1] if times else None})
+
+
+def max_in_window(times: list[float], seconds: float) -> int:
+    """The most of these (sorted) times that fall in any window ``[t, t + seconds)``."""
+    best, start = 0, 0
+    for end, t in enumerate(times):
+        while times[start] <= t - seconds:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
 
 
 async def health(request: Request) -> Response:

@@ -85,18 +85,22 @@ def send_outbox_once(engine: Engine, connectors: ConnectorCache, *, limit: int =
     stats.claimed = len(jobs)
     deferred: list[tuple[int, int, datetime]] = []
     waiting: dict[int, int] = {}  # channel -> its jobs deferred in this run (each one slot later)
+    next_slot: dict[int, datetime] = {}  # channel -> when its next slot is due (refused once in this run)
     for job in jobs:
         at = now or utcnow()
         try:
             tag = _window_tag(job, at)
             channel, sender = connectors.port(job.channel_id, SEND)
-            delay = _begin_send(engine, job, channel.rate_limit_per_second, at)
+            slot = next_slot.get(job.channel_id)
+            delay = _begin_send(engine, job, channel.rate_limit_per_second, at) if slot is None or slot <= at \
+                else (slot - at).total_seconds()  # refused already: no need to ask again before its slot
             if delay is None:  # another worker owns it now
                 stats.stale += 1
                 continue
             if delay > 0:
                 queued = waiting.get(job.channel_id, 0)
                 waiting[job.channel_id] = queued + 1
+                next_slot.setdefault(job.channel_id, at + timedelta(seconds=delay))
                 due = at + timedelta(seconds=delay + queued * send_interval(channel.rate_limit_per_second))
                 deferred.append((job.message_id, job.token, due))
                 continue
