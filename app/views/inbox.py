@@ -41,7 +41,7 @@ STATUS_LABEL: dict[str, str] = {ConversationStatus.PENDING: "Waiting", Conversat
                                 ConversationStatus.COMPLETED: "Done"}
 MESSAGE_STATUS: dict[str, str] = {MessageStatus.PENDING: "🕓 sending", MessageStatus.SENT: "✓ sent",
                                   MessageStatus.DELIVERED: "✓✓ delivered", MessageStatus.READ: "✓✓ read",
-                                  MessageStatus.FAILED: "⚠️ failed"}
+                                  MessageStatus.FAILED: "⚠️ failed", MessageStatus.UNKNOWN: "❓ may have been sent"}
 BUTTONS = {  # column, label, service; which of them show is the conversation rules' answer
     ConversationAction.ACCEPT: (0, "Accept", conv.accept),
     ConversationAction.REOPEN: (0, "Reopen", conv.reopen),
