@@ -18,7 +18,10 @@ import pytest
 from sqlalchemy import func, select
 
 from switchboard.db.schema import ConversationEvent
+from switchboard.settings import get_settings
 from switchboard.uow import UnitOfWork
+from switchboard.workflows.connector_cache import ConnectorCache
+from switchboard.workflows.sending import send_outbox_once
 from tests.integration.send_rig import finish, running
 
 
@@ -86,3 +89,21 @@ def test_postgresql_restarted_while_sending(tmp_path: Path) -> None:
         finish(worker)
         rig.settled(keys)
         assert sorted(rig.counts()) == sorted(keys) and set(rig.counts().values()) == {1}
+
+
+def test_a_worker_whose_lease_ran_out_does_not_call_the_platform(db_url: str) -> None:
+    """The worker checks it still owns each job right before the platform call: a slow first send eats
+    the batch's lease, so the second job is not sent by this worker (another one will take it)."""
+    with running(db_url, timeout_seconds=5.0, statuses=False) as rig:
+        first, second = rig.enqueue(2)
+        rig.fail_next(accept=True, delay=1.5)  # the first send is taken, and answered after 1.5 s
+        connectors = ConnectorCache(rig.engine, get_settings().secret_key_bytes())
+        try:
+            stats = send_outbox_once(rig.engine, connectors, lease_seconds=1)
+            assert (stats.claimed, stats.sent, stats.stale) == (2, 1, 1)
+            assert rig.counts() == {first: 1}  # the platform never saw the second from this worker
+            assert rig.statuses() == {first: "SENT", second: "PENDING"}
+            assert send_outbox_once(rig.engine, connectors).sent == 1  # due again: the next round sends it
+        finally:
+            connectors.close()
+        assert rig.counts() == {first: 1, second: 1}
