@@ -198,7 +198,7 @@ def thread(actor: Actor, conversation_id: int) -> None:
                 if m.is_edited:
                     meta.append("edited")
                 st.caption(" · ".join(_plain(x) for x in meta))
-                if m.status == MessageStatus.FAILED and m.error_message:
+                if m.status in (MessageStatus.FAILED, MessageStatus.UNKNOWN) and m.error_message:
                     st.text(f"⚠️ {m.error_code or ''} {m.error_message}")
 
 
