@@ -81,6 +81,24 @@ class OutsideWindowError(PermanentError):
     """Outside the 24-hour customer-service window: a template (or HUMAN_AGENT tag) is needed."""
 
 
+class UnknownOutcomeError(ConnectorError):
+    """The request may have reached the platform but no answer came back (a read/write timeout, a reset
+    connection after the request was written): the message may have been sent. Never retried blindly:
+    ``retry_is_safe`` only when the platform deduplicates on our idempotency key (Telegram's
+    ``random_id``); otherwise the send waits for the platform's report or a person
+    (``docs/delivery.md``). Errors before anything was sent (connect refused, connect/pool timeout)
+    are :class:`RetryableError`, not this."""
+
+    def __init__(self, message: str, *, retry_is_safe: bool = False, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.retry_is_safe = retry_is_safe
+
+
+class AlreadySent(ConnectorError):
+    """The platform refuses the send because it already has a message with this idempotency key
+    (Telegram: ``RANDOM_ID_DUPLICATE``): an earlier attempt went out, so the message is sent."""
+
+
 # --- capability ports ------------------------------------------------------------------------------
 #
 # A connector is any object with a ``provider`` and ``close()``; what else it can do is declared in

@@ -30,7 +30,7 @@ from connectors.base import (
     ConnectorError,
     Unsupported,
 )
-from connectors.graph import DEFAULT_GRAPH_BASE_URL, DEFAULT_GRAPH_VERSION
+from connectors.graph import DEFAULT_GRAPH_BASE_URL, DEFAULT_GRAPH_VERSION, DEFAULT_TIMEOUT
 
 if TYPE_CHECKING:
     from connectors.telegram import GatewayFactory, PeerLookup
@@ -73,7 +73,19 @@ def _graph_options(config: ChannelConfig, default_base: str = DEFAULT_GRAPH_BASE
     return {"verify_token": str(creds.get("verify_token") or ""),
             "api_base_url": str(creds.get("api_base_url") or default_base),
             "api_version": str(creds.get("api_version") or DEFAULT_GRAPH_VERSION),
-            "http": config.http}
+            "http": config.http, "timeout": _timeout(creds)}
+
+
+def _timeout(creds: Mapping[str, Any]) -> httpx.Timeout:
+    """The channel's HTTP timeout (credential ``timeout_seconds``; default 20 s, connect at most 5 s):
+    a send that gets no answer within it has an unknown outcome."""
+    try:
+        seconds = float(creds.get("timeout_seconds") or DEFAULT_TIMEOUT.read or 20.0)
+    except (TypeError, ValueError):
+        raise ConnectorError("credential timeout_seconds must be a number of seconds", code="config") from None
+    if not seconds > 0:
+        raise ConnectorError("credential timeout_seconds must be more than 0", code="config")
+    return httpx.Timeout(seconds, connect=min(5.0, seconds))
 
 
 def _whatsapp(config: ChannelConfig) -> Connector:

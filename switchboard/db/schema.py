@@ -60,10 +60,11 @@ EVENT_TYPES = (
     "MESSAGE_DELIVERED",
     "MESSAGE_READ",
     "MESSAGE_FAILED",
+    "MESSAGE_UNKNOWN",
 )
 DIRECTIONS = ("INBOUND", "OUTBOUND")
 AUTHOR_KINDS = ("customer", "agent", "bot", "system")
-MESSAGE_STATUSES = ("PENDING", "SENT", "DELIVERED", "READ", "FAILED")
+MESSAGE_STATUSES = ("PENDING", "SENT", "DELIVERED", "READ", "FAILED", "UNKNOWN")
 PRESENCE_STATES = ("ONLINE", "AWAY", "OFFLINE")
 WEBHOOK_STATUSES = ("RECEIVED", "PROCESSED", "IGNORED", "REJECTED", "FAILED")
 SIGNAL_KINDS = ("read", "typing")
@@ -216,6 +217,15 @@ class Channel(Base):
     created_at: Mapped[datetime] = _now()
 
 
+class ChannelSendRate(Base):
+    """A channel's shared send pacing (GCRA): the theoretical arrival time of its next send. Every
+    worker process takes its send slots here, in one UPDATE, so together they keep the channel's rate."""
+
+    __tablename__ = "channel_send_rate"
+    channel_id: Mapped[int] = mapped_column(ForeignKey("channels.id", ondelete="CASCADE"), primary_key=True)
+    tat: Mapped[datetime]
+
+
 class ChannelPermission(Base):
     __tablename__ = "channel_permissions"
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
@@ -335,7 +345,10 @@ class Message(Base):
     delivered_at: Mapped[datetime | None]
     read_at: Mapped[datetime | None]
     attempts: Mapped[int] = mapped_column(Integer, server_default="0")
-    next_attempt_at: Mapped[datetime | None]
+    next_attempt_at: Mapped[datetime | None]  # when due; while claimed, when the claim's lease ends
+    # the fencing token of the latest claim: each claim increments it, and a worker records its
+    # result only while the message still carries the token it claimed it with
+    lease_token: Mapped[int] = mapped_column(Integer, server_default="0")
     is_dead_letter: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     # an outbound template message: the Cloud API ``template`` object (name, language, components with
     # their parameters); ``body`` holds the rendered preview
