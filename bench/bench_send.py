@@ -110,7 +110,7 @@ def run(url: str, seconds: float) -> None:
     engine = create_engine(url, pool_size=5)
     secret = get_settings().secret_key_bytes()
     config = SandboxConfig(phone_number_id=PHONE_ID, access_token=TOKEN, app_secret="s", webhook_url="",
-                           send_statuses=False)
+                           send_statuses=False, enforce_window=False)
     with run_asgi(create_app(config)) as sandbox_url:
         with UnitOfWork(engine) as uow:
             org = create_organization(uow, "Bench")

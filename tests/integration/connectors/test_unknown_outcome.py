@@ -28,7 +28,7 @@ def _connector(base: str, timeout: float = 0.5) -> WhatsAppConnector:
 
 def test_a_send_answered_too_late_has_an_unknown_outcome() -> None:
     config = SandboxConfig(phone_number_id=PHONE_ID, access_token="tok", app_secret="s", webhook_url="",
-                           send_statuses=False)
+                           send_statuses=False, enforce_window=False)
     with run_asgi(create_app(config)) as base, _connector(base) as wa:
         assert httpx.post(f"{base}/_sandbox/fail-next", json={"accept": True, "delay": 1.5}).status_code == 200
         with pytest.raises(UnknownOutcomeError) as caught:
@@ -45,7 +45,7 @@ def test_a_send_answered_too_late_has_an_unknown_outcome() -> None:
 
 def test_a_429_storm_says_when_to_come_back() -> None:
     config = SandboxConfig(phone_number_id=PHONE_ID, access_token="tok", app_secret="s", webhook_url="",
-                           send_statuses=False)
+                           send_statuses=False, enforce_window=False)
     with run_asgi(create_app(config)) as base, _connector(base, 5.0) as wa:
         httpx.post(f"{base}/_sandbox/fail-next", json={"code": 130429, "status": 429, "retry_after": 3, "count": 2})
         for _ in range(2):
