@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any, Literal, Self
 
-Provider = Literal["telegram", "whatsapp", "messenger", "instagram", "sandbox"]
+Provider = Literal["telegram", "whatsapp", "messenger", "instagram", "sandbox", "twilio", "email"]
 DeliveryStatus = Literal["SENT", "DELIVERED", "READ", "FAILED"]
 AuthorKind = Literal["customer", "agent", "bot", "system"]
 

@@ -9,19 +9,23 @@ a slow or failing parser never makes a platform retry or lose a delivery.
 | unknown webhook key | 404 | no |
 | body over the size limit | 413 | no |
 | bad or missing signature | 401 | as REJECTED with the reason (first 4 KiB) |
-| not JSON | 400 | as REJECTED with the reason |
+| not well-formed (JSON; a form for Twilio) | 400 | as REJECTED with the reason |
 | good | 200 | as RECEIVED |
 
 The hot path is fully async: deliveries that arrive together are written by a *group commit*
 (:class:`DeliveryWriter`): one multi-row INSERT and one commit for everything queued at that moment,
 each request answered only after its row is committed.
+
+The connector's ``verify_signature`` gets the request's headers plus the pseudo-header
+``x-switchboard-webhook-url`` (:data:`~connectors.base.WEBHOOK_URL_HEADER`): the public URL the
+platform called, ``PUBLIC_BASE_URL`` + path + query (Twilio signs it; email channels may carry a token
+in it). Behind a proxy the URL the receiver sees differs from the public one; this one does not.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -36,8 +40,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from connectors.base import WEBHOOKS, ConnectorError, ReceivesWebhooks, SignatureError
-from connectors.registry import port, supports
+from connectors.base import WEBHOOK_URL_HEADER, WEBHOOKS, ConnectorError, ReceivesWebhooks, SignatureError
+from connectors.registry import port, supports, webhook_body_error
 from switchboard.services import runs, webhooks
 from switchboard.uow import UnitOfWork
 from switchboard.workflows.connector_cache import ConnectorCache
@@ -138,10 +142,19 @@ class _KeyCache:
         self._items[(provider, key)] = (time.monotonic(), channel_id)
 
 
-def create_app(engine: Engine, secret_key: bytes, *, max_body_bytes: int = 1_000_000) -> Starlette:
+def public_url(request: Request, public_base_url: str | None) -> str:
+    """The URL the platform called: ``public_base_url`` + path + query (the request's own URL without one)."""
+    if not public_base_url:
+        return str(request.url)
+    query = f"?{request.url.query}" if request.url.query else ""
+    return f"{public_base_url.rstrip('/')}{request.url.path}{query}"
+
+
+def create_app(engine: Engine, secret_key: bytes, *, max_body_bytes: int = 1_000_000,
+               public_base_url: str | None = None) -> Starlette:
     writer = DeliveryWriter(asyncpg_dsn(engine.url.render_as_string(hide_password=False)))
     keys = _KeyCache()
-    connectors = ConnectorCache(engine, secret_key)
+    connectors = ConnectorCache(engine, secret_key, public_base_url=public_base_url)
 
     async def channel_id(provider: str, key: str) -> int | None:
         if not supports(provider, WEBHOOKS):  # e.g. Telegram: pulled, never pushed to us
@@ -187,6 +200,7 @@ def create_app(engine: Engine, secret_key: bytes, *, max_body_bytes: int = 1_000
         if cid is None:
             return PlainTextResponse("unknown webhook", status_code=404)
         headers = dict(request.headers)
+        headers[WEBHOOK_URL_HEADER] = public_url(request, public_base_url)  # overwrites any client value
         conn = await connector(cid)
         try:
             conn.verify_signature(body, headers)
@@ -194,11 +208,10 @@ def create_app(engine: Engine, secret_key: bytes, *, max_body_bytes: int = 1_000
             await writer.write((provider, cid, body[:REJECTED_BODY_LIMIT], headers, "REJECTED",
                                 f"bad signature: {exc}"))
             return PlainTextResponse("invalid signature", status_code=401)
-        try:
-            json.loads(body)
-        except (UnicodeDecodeError, ValueError) as exc:
-            await writer.write((provider, cid, body, headers, "REJECTED", f"malformed JSON: {exc}"))
-            return PlainTextResponse("malformed JSON", status_code=400)
+        problem = webhook_body_error(provider, body)
+        if problem is not None:
+            await writer.write((provider, cid, body, headers, "REJECTED", problem))
+            return PlainTextResponse(problem.split(":", 1)[0], status_code=400)
         await writer.write((provider, cid, body, headers, "RECEIVED", None))
         return PlainTextResponse("ok")
 
@@ -253,4 +266,4 @@ def app_from_settings() -> Starlette:
 
     settings = get_settings()
     return create_app(make_engine(pool_size=2, max_overflow=4), settings.secret_key_bytes(),
-                      max_body_bytes=settings.receiver_max_body_bytes)
+                      max_body_bytes=settings.receiver_max_body_bytes, public_base_url=settings.public_base_url)
