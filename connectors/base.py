@@ -103,7 +103,7 @@ WEBHOOK_URL_HEADER = "x-switchboard-webhook-url"
 """A pseudo-header the receiver puts into the headers it gives :meth:`ReceivesWebhooks.verify_signature`:
 the public URL the platform called (``PUBLIC_BASE_URL`` + path + query string), for platforms that sign
 the URL (Twilio) or carry a token in it (email). The receiver always overwrites it, so a client cannot
-choose it; it is stored with the delivery's headers."""
+choose it (it is not kept with the stored delivery)."""
 
 
 class ReceivesWebhooks(Connector, Protocol):

@@ -185,8 +185,10 @@ def test_the_inbound_webhook_needs_its_basic_auth_and_url_token(rig: Rig) -> Non
                rig.post(body).status_code]
     assert answers == [401, 401, 401, 401, 200]
     with UnitOfWork(rig.engine) as uow:
-        stored = [s for (s,) in uow.session.execute(select(WebhookEvent.status).order_by(WebhookEvent.id))]
-    assert stored == ["REJECTED"] * 4 + ["RECEIVED"]
+        rows = uow.session.execute(select(WebhookEvent.status, WebhookEvent.headers).order_by(WebhookEvent.id)).all()
+    assert [r.status for r in rows] == ["REJECTED"] * 4 + ["RECEIVED"]
+    for r in rows:  # the inbound password and URL token are not kept with the deliveries
+        assert "authorization" not in r.headers and "token" not in json.dumps(r.headers)
 
 
 def test_a_thread_and_later_mails_of_the_sender_share_one_conversation(rig: Rig, tmp_path: Path) -> None:
