@@ -51,10 +51,10 @@ from connectors.base import (
     MediaRef,
     PayloadError,
     PermanentError,
-    RateLimited,
     RetryableError,
     SignatureError,
 )
+from connectors.http_errors import classify_http_error
 from connectors.media import DEFAULT_ALLOWED_MIME, MediaSink, StoredMedia, base_mime
 from connectors.signatures import header, load_json_object, webhook_url
 from switchboard.clock import Clock, utcnow
@@ -283,26 +283,6 @@ def _smtp_error(exc: Exception) -> ConnectorError:
     return RetryableError(f"SMTP connection failed: {exc!r}", code="network")
 
 
-def _postmark_error(response: httpx.Response) -> ConnectorError:
-    status = response.status_code
-    try:
-        payload = response.json()
-    except ValueError:
-        payload = {}
-    error = payload if isinstance(payload, dict) else {}
-    code = error.get("ErrorCode")
-    message = str(error.get("Message") or response.reason_phrase or f"HTTP {status}")
-    kw: dict[str, Any] = {"code": str(code) if code is not None else f"http_{status}", "status": status,
-                          "details": error}
-    if status == 429:
-        return RateLimited(message, **kw)
-    if status == 401 or code in _AUTH_POSTMARK:
-        return AuthenticationError(message, **kw)
-    if status >= 500:
-        return RetryableError(message, **kw)
-    return PermanentError(message, **kw)  # 300 invalid request, 406 inactive recipient...
-
-
 class EmailConnector(Closing):
     """One mailbox: ``from_address``; SMTP or Postmark out, a Postmark-style inbound webhook in.
 
@@ -441,7 +421,8 @@ class EmailConnector(Closing):
         except httpx.TransportError as exc:
             raise RetryableError(f"network error calling Postmark: {exc!r}", code="network") from None
         if response.status_code >= 400:
-            raise _postmark_error(response)
+            raise classify_http_error(response, code_field="ErrorCode", message_field="Message",
+                                      auth_codes=_AUTH_POSTMARK)  # 422: 300 invalid request, 406 inactive
         answer = response.json()
         if not isinstance(answer, dict) or not answer.get("MessageID"):
             raise PermanentError(f"Postmark answered without a MessageID: {response.text!r}"[:500],

@@ -22,7 +22,6 @@ from __future__ import annotations
 import base64
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -30,16 +29,15 @@ import phonenumbers
 from twilio.request_validator import RequestValidator, get_signature_algorithm
 
 from connectors.base import (
-    AuthenticationError,
     Closing,
     ConnectorError,
     MediaRef,
     PayloadError,
     PermanentError,
-    RateLimited,
     RetryableError,
     SignatureError,
 )
+from connectors.http_errors import classify_http_error
 from connectors.media import DEFAULT_ALLOWED_MIME, StoredMedia, download_to_dir
 from connectors.signatures import header, load_form, webhook_url
 from switchboard.clock import Clock, utcnow
@@ -173,34 +171,11 @@ def parse_twilio_webhook(raw_body: bytes, *, clock: Clock = utcnow) -> list[Pars
                            attachments=attachments, raw=p)]
 
 
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after")
-    try:
-        return float(value) if value else None
-    except ValueError:
-        return None
-
-
 def classify_twilio_error(response: httpx.Response) -> ConnectorError:
-    """A non-2xx Twilio REST answer as a connector error, keeping Twilio's code (``21211``...)."""
-    status = response.status_code
-    try:
-        payload = response.json()
-    except ValueError:
-        payload = {}
-    error = payload if isinstance(payload, dict) else {}
-    raw_code = error.get("code")
-    code_int = int(str(raw_code)) if str(raw_code or "").isdigit() else None
-    message = str(error.get("message") or response.reason_phrase or f"HTTP {status}")
-    kw: dict[str, Any] = {"code": str(raw_code) if raw_code is not None else f"http_{status}", "status": status,
-                          "details": error}
-    if status == 429 or code_int in _RATE_CODES:
-        return RateLimited(message, retry_after=_retry_after(response), **kw)
-    if status == 401 or code_int in _AUTH_CODES:
-        return AuthenticationError(message, **kw)
-    if status >= 500:
-        return RetryableError(message, retry_after=_retry_after(response), **kw)
-    return PermanentError(message, **kw)  # 21211 invalid 'To', 21610 unsubscribed, 21614 not mobile...
+    """A non-2xx Twilio REST answer as a connector error, keeping Twilio's code: 21211 invalid 'To',
+    21610 unsubscribed, 21614 not a mobile number... are permanent."""
+    return classify_http_error(response, code_field="code", message_field="message", rate_codes=_RATE_CODES,
+                               auth_codes=_AUTH_CODES)
 
 
 class TwilioConnector(Closing):
