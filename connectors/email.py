@@ -268,6 +268,8 @@ def verify_inbound_auth(headers: Mapping[str, str], *, username: str | None, pas
 # --- sending ---------------------------------------------------------------------------------------
 
 def _smtp_error(exc: Exception) -> ConnectorError:
+    if isinstance(exc, smtplib.SMTPNotSupportedError):  # e.g. no STARTTLS: the channel's settings are wrong
+        return PermanentError(f"SMTP server refused: {exc}; check smtp_security", code="config")
     if isinstance(exc, smtplib.SMTPAuthenticationError):
         return AuthenticationError(f"SMTP login refused: {exc.smtp_error!r}", code=f"smtp_{exc.smtp_code}")
     if isinstance(exc, smtplib.SMTPRecipientsRefused):

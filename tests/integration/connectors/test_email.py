@@ -26,7 +26,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from connectors.base import SEND, AuthenticationError, PermanentError
+from connectors.base import SEND, AuthenticationError, PermanentError, RetryableError
 from connectors.email import html_to_text, latest_reply, parse_email_webhook
 from connectors.registry import get_connector, port
 from switchboard.db.schema import Attachment, Message, WebhookEvent
@@ -281,3 +281,42 @@ def test_postmark_sends_when_its_token_is_configured() -> None:
     [call] = calls
     assert (call["To"], call["TextBody"].strip(), call["MessageStream"]) == (ANNA, "Hello", "outbound")
     assert [h["Name"] for h in call["Headers"]] == ["Message-ID"]
+
+
+class Picky:
+    """An SMTP server that refuses some recipients: permanently (550) or for now (451)."""
+
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,  # noqa: N802
+                          rcpt_options: list[str]) -> str:
+        if address.startswith("gone@"):
+            return "550 5.1.1 no such user"
+        if address.startswith("busy@"):
+            return "451 4.3.0 try again later"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        return "250 OK"
+
+
+def test_smtp_refusals_are_permanent_or_retryable_as_the_server_says() -> None:
+    controller = Controller(Picky(), hostname="127.0.0.1", port=_free_port())
+    controller.start()
+    try:
+        creds = {"from_address": SHOP, "smtp_host": "127.0.0.1", "smtp_port": controller.port, "smtp_security": "none"}
+        with closing(get_connector("email", external_id=None, credentials=creds)) as conn:
+            sender = port(conn, SEND)
+            ok = sender.send(OutboundRequest(recipient_id=ANNA, body="hi", idempotency_key="k1"))
+            again = sender.send(OutboundRequest(recipient_id=ANNA, body="hi", idempotency_key="k1"))
+            assert ok.provider_message_id == again.provider_message_id  # a retry repeats the Message-ID
+            with pytest.raises(PermanentError) as gone:
+                sender.send(OutboundRequest(recipient_id="gone@customer.test", body="hi"))
+            assert gone.value.code == "recipient_refused" and "550" in gone.value.message
+            with pytest.raises(RetryableError):
+                sender.send(OutboundRequest(recipient_id="busy@customer.test", body="hi"))
+        with closing(get_connector("email", external_id=None, credentials={**creds, "smtp_security": "starttls"})
+                     ) as conn, pytest.raises(PermanentError) as tls:
+            port(conn, SEND).send(OutboundRequest(recipient_id=ANNA, body="hi"))
+        assert tls.value.code == "config"
+    finally:
+        controller.stop()
