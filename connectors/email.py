@@ -233,7 +233,8 @@ def parse_email_webhook(raw_body: bytes, *, clock: Clock = utcnow) -> list[Parse
     return [InboundMessage(provider_message_id=pmid, contact=contact, sent_at=_when(data.get("Date"), clock),
                            body=shown, content_type="text" if shown or not attachments else attachments[0].kind,
                            attachments=attachments,
-                           reply_to_provider_message_id=in_reply_to[-1] if in_reply_to else None, raw=raw)]
+                           reply_to_provider_message_id=in_reply_to[-1] if in_reply_to else None, raw=raw,
+                           thread_ids=tuple(dict.fromkeys((*reversed(in_reply_to), *reversed(references)))))]
 
 
 # --- webhook security ------------------------------------------------------------------------------

@@ -220,6 +220,18 @@ def test_a_thread_and_later_mails_of_the_sender_share_one_conversation(rig: Rig,
     assert (again.id, again.status, again.cycle_number) == (conv.id, "PENDING", 2)
 
 
+def test_a_colleague_answering_the_thread_joins_it_and_their_own_mail_does_not(rig: Rig) -> None:
+    bob = "bob@customer.test"
+    assert rig.post(mail("<a1@customer.test>")).status_code == 200
+    rig.ingest()
+    rig.post(mail("<c1@customer.test>", sender=bob, subject="Re: Where is my order?", text="Anna is away: any news?",
+                  in_reply_to="<a1@customer.test>", references="<a0@elsewhere.test> <a1@customer.test>"))
+    rig.post(mail("<c2@customer.test>", sender=bob, subject="Another matter", text="A question of my own"))
+    rig.ingest()
+    threads = {tuple(m.provider_message_id for m in _messages(rig, c.id)) for c in _conversations(rig)}
+    assert threads == {("<a1@customer.test>", "<c1@customer.test>"), ("<c2@customer.test>",)}
+
+
 def test_a_reply_goes_out_by_smtp_in_the_thread_and_a_bounce_fails_it(rig: Rig) -> None:
     rig.post(mail("<a1@customer.test>", references="<x0@customer.test>"))
     rig.ingest()
