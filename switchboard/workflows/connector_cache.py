@@ -64,7 +64,8 @@ class ConnectorCache:
         connector = get_connector(channel.provider, external_id=channel.external_id, credentials=creds,
                                   peers=self._stored_peers(channel_id) if channel.provider == "telegram" else None,
                                   telegram_gateway=self.telegram_gateway,
-                                  webhook_url=channel.webhook_url(self._base_url()),
+                                  webhook_url=channel.webhook_url(self._base_url())
+                                  if channel.provider == "twilio" else None,  # its status callback URL
                                   email_threads=self._email_threads(channel_id) if channel.provider == "email"
                                   else None)
         with self._lock:
