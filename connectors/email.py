@@ -204,8 +204,10 @@ def _event(data: Mapping[str, Any], record: str, clock: Clock) -> ParsedItem:
                         raw=raw)
 
 
-def parse_email_webhook(raw_body: bytes, *, clock: Clock = utcnow) -> list[ParsedItem]:
-    """One Postmark-style webhook: an inbound mail, or a delivery event for one we sent."""
+def parse_email_webhook(raw_body: bytes, *, clock: Clock = utcnow, own_address: str | None = None
+                        ) -> list[ParsedItem]:
+    """One Postmark-style webhook: an inbound mail, or a delivery event for one we sent. A mail from the
+    channel's own address (``own_address``: a copy of our own reply) is ignored."""
     data = load_json_object(raw_body)
     record = str(data.get("RecordType") or "")
     if record in _EVENTS:
@@ -214,6 +216,9 @@ def parse_email_webhook(raw_body: bytes, *, clock: Clock = utcnow) -> list[Parse
         return [Ignored(reason=f"email {record} event: nothing to ingest", kind=record.lower(),
                         raw={"RecordType": record, "MessageID": data.get("MessageID")})]
     contact = _sender(data)
+    if own_address and contact.provider_contact_id == own_address.lower():
+        return [Ignored(reason="a mail from the channel's own address", kind="own_mail",
+                        raw={"MessageID": data.get("MessageID"), "Subject": data.get("Subject")})]
     heads = _headers(data)
     own_id = message_ids(heads.get("message-id"))
     pmid = own_id[0] if own_id else (f"postmark:{data['MessageID']}" if data.get("MessageID") else None)
@@ -342,7 +347,7 @@ class EmailConnector(Closing):
         raise SignatureError("email webhooks have no subscription check", code="no_challenge")
 
     def parse_webhook(self, raw_body: bytes) -> Sequence[ParsedItem]:
-        return parse_email_webhook(raw_body, clock=self._clock)
+        return parse_email_webhook(raw_body, clock=self._clock, own_address=self.from_address)
 
     # --- sending
     def message_id(self, request: OutboundRequest) -> str:

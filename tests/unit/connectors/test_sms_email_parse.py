@@ -54,3 +54,9 @@ def test_email_fallbacks() -> None:
     assert (reply_subject("Order"), reply_subject("RE: Order"), reply_subject(None)) == ("Re: Order", "RE: Order", None)
     [other] = parse_email_webhook(json.dumps({"RecordType": "SubscriptionChange", "MessageID": "x"}).encode())
     assert isinstance(other, Ignored)
+
+
+def test_a_copy_of_our_own_mail_is_ignored() -> None:
+    body = json.dumps({"From": "Support@Shop.test", "MessageID": "pm-9", "TextBody": "our reply"}).encode()
+    [item] = parse_email_webhook(body, own_address="support@shop.test")
+    assert isinstance(item, Ignored) and item.kind == "own_mail"
