@@ -118,11 +118,20 @@ class Connector(Protocol):
         ...
 
 
+WEBHOOK_URL_HEADER = "x-switchboard-webhook-url"
+"""A pseudo-header the receiver puts into the headers it gives :meth:`ReceivesWebhooks.verify_signature`:
+the public URL the platform called (``PUBLIC_BASE_URL`` + path + query string), for platforms that sign
+the URL (Twilio) or carry a token in it (email). The receiver always overwrites it, so a client cannot
+choose it (it is not kept with the stored delivery)."""
+
+
 class ReceivesWebhooks(Connector, Protocol):
-    """Platforms that push events to our receiver (WhatsApp, Messenger, Instagram, the sandbox)."""
+    """Platforms that push events to our receiver (WhatsApp, Messenger, Instagram, the sandbox, Twilio,
+    email)."""
 
     def verify_signature(self, raw_body: bytes, headers: Mapping[str, str]) -> None:
-        """Raise SignatureError unless the body is signed with this channel's secret."""
+        """Raise SignatureError unless the body is signed with this channel's secret (``headers`` holds
+        :data:`WEBHOOK_URL_HEADER` when called by the receiver)."""
         ...
 
     def verify_challenge(self, params: Mapping[str, str]) -> str:
@@ -201,10 +210,13 @@ class Identity:
 @dataclass(frozen=True, slots=True)
 class MediaRef:
     """Which file to fetch: the platform's media id and, for platforms that fetch by message
-    (Telegram, ``"<chat id>:<message id>"``), the message's key."""
+    (Telegram, ``"<chat id>:<message id>"``; Twilio, the message sid), the message's key."""
 
     provider_media_id: str | None
     provider_message_id: str | None = None
+    # a file that came inside the webhook (email attachments): its base64 content and declared type
+    inline: str | None = None
+    mime_type: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

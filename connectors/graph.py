@@ -26,6 +26,7 @@ from connectors.base import (
     RetryableError,
     UnknownOutcomeError,
 )
+from connectors.http_errors import retry_after as retry_after_seconds
 from connectors.signatures import verify_meta_challenge
 from switchboard.clock import Clock, utcnow
 from switchboard.types import Provider
@@ -73,16 +74,6 @@ def make_client(base_url: str = DEFAULT_GRAPH_BASE_URL, *,
 
 # --- errors --------------------------------------------------------------------------------------
 
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None
-
-
 def classify_graph_error(response: httpx.Response) -> ConnectorError:
     """Map a non-2xx Graph response to the connector error hierarchy, keeping code and message."""
     status = response.status_code
@@ -110,7 +101,7 @@ def classify_graph_error(response: httpx.Response) -> ConnectorError:
         message = f"{message}: {detail_text}"
     code = str(raw_code) if raw_code is not None else f"http_{status}"
     kw: dict[str, Any] = {"code": code, "status": status, "details": error}
-    retry_after = _retry_after(response)
+    retry_after = retry_after_seconds(response)
 
     if code_int in RATE_LIMIT_CODES or status == 429:
         return RateLimited(message, retry_after=retry_after, **kw)

@@ -44,7 +44,7 @@ NAMING = {
 
 ROLES = ("admin", "manager", "agent")
 USER_STATUSES = ("active", "disabled", "invited")
-PROVIDERS = ("telegram", "whatsapp", "messenger", "instagram", "sandbox")
+PROVIDERS = ("telegram", "whatsapp", "messenger", "instagram", "sandbox", "twilio", "email")
 CHANNEL_STATUSES = ("active", "paused", "error", "removed")
 CONVERSATION_STATUSES = ("PENDING", "ASSIGNED", "COMPLETED")
 EVENT_TYPES = (
