@@ -398,7 +398,7 @@ class Attachment(Base):
     url: Mapped[str | None] = mapped_column(Text)
     size_bytes: Mapped[int | None] = mapped_column(BigInteger)
     sha256: Mapped[str | None] = mapped_column(String(64))
-    local_path: Mapped[str | None] = mapped_column(Text)
+    local_path: Mapped[str | None] = mapped_column(Text, index=True)  # (which files are still used)
     data: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
     # a media worker's lease on the download (claimed in a short transaction; expires if it crashes)
     download_claimed_until: Mapped[datetime | None]

@@ -5,6 +5,7 @@
   ``organizations.erasure_key``: the key of the keyed hashes kept by erasure tombstones.
 - ``erased_contacts`` / ``erased_messages``: tombstones of erased contacts and their messages (keyed
   hashes only), read by ingest so that a replayed delivery cannot resurrect erased content.
+- ``ix_attachments_local_path``: which media files are still referenced (cleanup, erasure).
 - conversation events may be ``MESSAGE_ERASED`` (the warehouse re-extracts the erased message).
 """
 
@@ -40,6 +41,7 @@ def upgrade() -> None:
     op.add_column("organizations", sa.Column("erasure_key", postgresql.UUID(as_uuid=False),
                                              server_default=sa.text("gen_random_uuid()"), nullable=False))
     _event_check((*_OLD_EVENTS, "MESSAGE_ERASED"))
+    op.create_index(op.f("ix_attachments_local_path"), "attachments", ["local_path"], unique=False)
     op.create_table(
         "erased_contacts",
         sa.Column("organization_id", sa.BigInteger(), nullable=False),
@@ -67,6 +69,7 @@ def downgrade() -> None:
     op.drop_table("erased_contacts")
     op.execute("delete from conversation_events where type = 'MESSAGE_ERASED'")
     _event_check(_OLD_EVENTS)
+    op.drop_index(op.f("ix_attachments_local_path"), table_name="attachments")
     op.drop_column("organizations", "erasure_key")
     for column in reversed(list(_RETENTION)):
         op.drop_column("organizations", column)
