@@ -46,6 +46,7 @@ class Action(StrEnum):
     MANAGE_ORGANIZATION = "change the organization's settings"
     VIEW_AUDIT_LOG = "read the audit log"
     VIEW_OPERATIONS = "see channels and health"
+    ERASE_CONTACTS = "erase a contact's personal data"
 
 
 _AGENT = frozenset({Action.WORK_INBOX})

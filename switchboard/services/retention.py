@@ -13,8 +13,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import TextClause, text
 
 from switchboard.uow import UnitOfWork
 
@@ -64,31 +65,32 @@ _SIGNALS = text("""
 """)
 
 
-def _run(uow: UnitOfWork, statement: object, params: dict[str, object]) -> int:
-    result = uow.session.execute(statement, params)  # type: ignore[call-overload]
+def affected(uow: UnitOfWork, statement: TextClause, params: dict[str, Any]) -> int:
+    """Run one statement; the number of rows it changed."""
+    result: Any = uow.session.execute(statement, params)
     return int(result.rowcount or 0)
 
 
 def purge_login_state(uow: UnitOfWork, *, now: datetime, limit: int = BATCH) -> int:
     """Delete up to ``limit`` expired or revoked login sessions, then expired or used invites."""
-    done = _run(uow, _SESSIONS, {"now": now, "limit": limit})
-    return done + _run(uow, _INVITES, {"now": now, "limit": max(limit - done, 0)})
+    done = affected(uow, _SESSIONS, {"now": now, "limit": limit})
+    return done + affected(uow, _INVITES, {"now": now, "limit": max(limit - done, 0)})
 
 
 def purge_webhook_events(uow: UnitOfWork, *, now: datetime, limit: int = BATCH) -> int:
     """Delete up to ``limit`` processed/ignored deliveries (and rejected/failed ones) past retention."""
-    return _run(uow, _WEBHOOKS, {"now": now, "limit": limit, "days": DEFAULT_DAYS["retention_webhook_days"],
+    return affected(uow, _WEBHOOKS, {"now": now, "limit": limit, "days": DEFAULT_DAYS["retention_webhook_days"],
                                  "failed_days": DEFAULT_DAYS["retention_webhook_failed_days"]})
 
 
 def purge_pipeline_runs(uow: UnitOfWork, *, now: datetime, limit: int = BATCH) -> int:
     """Delete up to ``limit`` finished pipeline runs past retention (the latest of each flow is kept)."""
-    return _run(uow, _RUNS, {"now": now, "limit": limit, "days": DEFAULT_DAYS["retention_runs_days"]})
+    return affected(uow, _RUNS, {"now": now, "limit": limit, "days": DEFAULT_DAYS["retention_runs_days"]})
 
 
 def purge_finished_signals(uow: UnitOfWork, *, now: datetime, limit: int = BATCH) -> int:
     """Delete up to ``limit`` sent or failed read marks / typing indicators past retention."""
-    return _run(uow, _SIGNALS, {"now": now, "limit": limit})
+    return affected(uow, _SIGNALS, {"now": now, "limit": limit})
 
 
 def referenced_paths(uow: UnitOfWork, paths: Sequence[str]) -> set[str]:
