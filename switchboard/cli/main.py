@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from switchboard.cli.operations import add_channel_commands, add_status_command
+from switchboard.cli.privacy import add_contact_commands
 from switchboard.errors import SwitchboardError
 from switchboard.settings import SettingsError, get_settings
 
@@ -358,6 +359,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("worker", help="serve the Prefect flows with their schedules").set_defaults(func=cmd_worker)
     add_status_command(sub)
+    add_contact_commands(sub)  # contact erase
 
     ap = sub.add_parser("app", help="the Streamlit app")
     ap.add_argument("--host", default="127.0.0.1")
