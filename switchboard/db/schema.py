@@ -530,6 +530,22 @@ class ErasedMessage(Base):
     erased_at: Mapped[datetime]
 
 
+class SyncProgress(Base):
+    """How far a channel's history sync got (Telegram dialogs, Messenger/Instagram history): written
+    with each batch, shown on Channels & health. One row per channel and job, overwritten by each run."""
+
+    __tablename__ = "sync_progress"
+    channel_id: Mapped[int] = mapped_column(ForeignKey("channels.id", ondelete="CASCADE"), primary_key=True)
+    job: Mapped[str] = mapped_column(String(32), primary_key=True)
+    chats_done: Mapped[int] = mapped_column(Integer, server_default="0")
+    chats_total: Mapped[int | None] = mapped_column(Integer)  # None: not known
+    messages_done: Mapped[int] = mapped_column(Integer, server_default="0")
+    messages_total: Mapped[int | None] = mapped_column(Integer)
+    started_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+
+
 class AuditLog(Base):
     __tablename__ = "audit_log"
     __table_args__ = (Index("ix_audit_log_org", "organization_id", text("id desc")),)

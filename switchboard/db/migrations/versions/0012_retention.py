@@ -5,6 +5,7 @@
   ``organizations.erasure_key``: the key of the keyed hashes kept by erasure tombstones.
 - ``erased_contacts`` / ``erased_messages``: tombstones of erased contacts and their messages (keyed
   hashes only), read by ingest so that a replayed delivery cannot resurrect erased content.
+- ``sync_progress``: how far each channel's history sync got (Channels & health).
 - ``ix_attachments_local_path``: which media files are still referenced (cleanup, erasure).
 - conversation events may be ``MESSAGE_ERASED`` (the warehouse re-extracts the erased message).
 """
@@ -62,9 +63,25 @@ def upgrade() -> None:
                                 ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("channel_id", "message_hash", name=op.f("pk_erased_messages")),
     )
+    op.create_table(
+        "sync_progress",
+        sa.Column("channel_id", sa.BigInteger(), nullable=False),
+        sa.Column("job", sa.String(length=32), nullable=False),
+        sa.Column("chats_done", sa.Integer(), server_default="0", nullable=False),
+        sa.Column("chats_total", sa.Integer(), nullable=True),
+        sa.Column("messages_done", sa.Integer(), server_default="0", nullable=False),
+        sa.Column("messages_total", sa.Integer(), nullable=True),
+        sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(["channel_id"], ["channels.id"], name=op.f("fk_sync_progress_channel_id_channels"),
+                                ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("channel_id", "job", name=op.f("pk_sync_progress")),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("sync_progress")
     op.drop_table("erased_messages")
     op.drop_table("erased_contacts")
     op.execute("delete from conversation_events where type = 'MESSAGE_ERASED'")
