@@ -12,7 +12,7 @@ What :func:`erase_contact` does, in the caller's transaction (admin only, audite
   so the metrics stay correct; a ``MESSAGE_ERASED`` event per message makes the next incremental
   warehouse build re-extract the erased rows;
 * its queued read marks / typing indicators and the processed webhook deliveries that mention its
-  provider contact id are deleted;
+  provider contact id are deleted; a Telegram chat's sync cursor forgets the chat's title;
 * tombstones keep only keyed hashes (HMAC-SHA256 with the organization's ``erasure_key``):
   ``erased_messages`` (channel, message id) and ``erased_contacts`` (provider, contact id, when).
 
@@ -45,6 +45,8 @@ from switchboard.types import Actor, InboundMessage
 from switchboard.uow import UnitOfWork
 
 PREFIX = "erased:"
+# shorter provider contact ids would match unrelated deliveries: those are left to the cleanup flow
+MIN_DELIVERY_NEEDLE = 5
 AUDIT_ACTION = "contact.erased"
 
 
@@ -115,6 +117,13 @@ _DELIVERIES = text("""
     where c.id = w.channel_id and c.organization_id = :org and c.provider = :provider
       and w.status <> 'RECEIVED' and position(:needle in w.body) > 0
 """)
+# a Telegram chat's sync cursor keeps the chat's title (the person's name): cleared, the cursor kept
+_CURSOR_TITLES = text("""
+    update sync_cursors s set cursor = (cast(s.cursor as jsonb) || '{"title": null}'::jsonb)::text
+    from channels c
+    where c.id = s.channel_id and c.organization_id = :org and c.provider = :provider
+      and s.scope = 'chat:' || :pcid and s.cursor like '{%'
+""")
 _CONTACT_TOMBSTONE = text("""
     insert into erased_contacts (organization_id, provider, contact_hash, erased_at)
     values (:org, :provider, :hash, :now)
@@ -156,7 +165,9 @@ def erase_contact(uow: UnitOfWork, actor: Actor, contact_id: int, *, now: dateti
     uow.session.execute(_EVENTS, {"org": org, "actor": me.acting_user_id, "ids": ids, "now": now})
     conversations = affected(uow, _CONVERSATIONS, {"contact": contact_id, "org": org, "now": now})
     uow.session.execute(_SIGNALS, {"contact": contact_id})
-    deliveries = affected(uow, _DELIVERIES, {"org": org, "provider": provider, "needle": pcid.encode()})
+    deliveries = (affected(uow, _DELIVERIES, {"org": org, "provider": provider, "needle": pcid.encode()})
+                  if len(pcid) >= MIN_DELIVERY_NEEDLE else 0)
+    uow.session.execute(_CURSOR_TITLES, {"org": org, "provider": provider, "pcid": pcid})
     uow.session.execute(_CONTACT_TOMBSTONE, {"org": org, "provider": provider, "hash": contact_hash, "now": now})
     uow.session.execute(_ANONYMISE, {"id": contact_id, "pseudonym": PREFIX + contact_hash, "name": name,
                                      "metadata": to_json({"erased_at": now.isoformat()})})

@@ -17,6 +17,7 @@ from switchboard.db.schema import (
     ErasedContact,
     ErasedMessage,
     Message,
+    SyncCursor,
     WebhookEvent,
 )
 from switchboard.errors import NotFound, PermissionDenied
@@ -58,6 +59,8 @@ def _seed(w: World, media: Path) -> tuple[int, Path, Path]:
         u.session.execute(update(Attachment).where(Attachment.message_id == ids["wamid.c2"])
                           .values(local_path=str(own)))
         u.session.execute(insert(Attachment).values(message_id=ids["wamid.o1"], kind="image", local_path=str(shared)))
+        u.session.execute(insert(SyncCursor).values(channel_id=w.wa, scope=f"chat:{CARLA}",
+                                                    cursor='{"peer_id": 1, "last_message_id": 7, "title": "Carla"}'))
         for body, status in ((b'{"from": "4915550001", "text": "I am Carla"}', "PROCESSED"),
                              (b'{"from": "4915550001"}', "RECEIVED"), (b'{"from": "4915550002"}', "PROCESSED")):
             u.session.execute(insert(WebhookEvent).values(channel_id=w.wa, provider="whatsapp", body=body,
@@ -108,6 +111,7 @@ def test_erasure_removes_personal_data_and_keeps_anonymous_shells(world: World, 
         audit = s.execute(select(AuditLog.action, AuditLog.actor_user_id, AuditLog.details)
                           .where(AuditLog.action == "contact.erased")).one()
         assert audit.actor_user_id == world.admin.user_id and audit.details["messages"] == 3
+        assert s.execute(select(SyncCursor.cursor)).scalar_one() == '{"title": null, "peer_id": 1, "last_message_id": 7}'
         tombstones = [*s.execute(select(ErasedContact.contact_hash)).scalars(),
                       *s.execute(select(ErasedMessage.message_hash)).scalars()]
         assert len(tombstones) == 3 and not any(CARLA in t or "wamid" in t for t in tombstones)
