@@ -12,7 +12,7 @@ maintenance, like the presence sweep: no actor, no audit entry (the run's counts
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import TextClause, text
@@ -24,14 +24,16 @@ DEFAULT_DAYS = {"retention_webhook_days": 30, "retention_webhook_failed_days": 1
                 "retention_runs_days": 90, "retention_signals_days": 7}
 BATCH = 1000
 
+# ended sessions and invites stay a week, so that a late click still gets its precise sentence
+# ("signed out: …", "invite link already used") rather than "unknown"
+ENDED_GRACE_DAYS = 7
 _SESSIONS = text("""
     delete from login_sessions where id in (
-        select id from login_sessions where expires_at < :now or revoked_at is not null
-        order by id limit :limit)
+        select id from login_sessions where least(expires_at, revoked_at) < :before order by id limit :limit)
 """)
 _INVITES = text("""
     delete from invites where id in (
-        select id from invites where expires_at < :now or used_at is not null order by id limit :limit)
+        select id from invites where least(expires_at, used_at) < :before order by id limit :limit)
 """)
 # deliveries still to process (RECEIVED) are never deleted; rejected and failed ones are kept longer
 _WEBHOOKS = text("""
@@ -72,9 +74,11 @@ def affected(uow: UnitOfWork, statement: TextClause, params: dict[str, Any]) -> 
 
 
 def purge_login_state(uow: UnitOfWork, *, now: datetime, limit: int = BATCH) -> int:
-    """Delete up to ``limit`` expired or revoked login sessions, then expired or used invites."""
-    done = affected(uow, _SESSIONS, {"now": now, "limit": limit})
-    return done + affected(uow, _INVITES, {"now": now, "limit": max(limit - done, 0)})
+    """Delete up to ``limit`` login sessions, then invites, that expired or ended (revoked, used) more
+    than :data:`ENDED_GRACE_DAYS` ago."""
+    before = now - timedelta(days=ENDED_GRACE_DAYS)
+    done = affected(uow, _SESSIONS, {"before": before, "limit": limit})
+    return done + affected(uow, _INVITES, {"before": before, "limit": max(limit - done, 0)})
 
 
 def purge_webhook_events(uow: UnitOfWork, *, now: datetime, limit: int = BATCH) -> int:

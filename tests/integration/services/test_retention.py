@@ -41,12 +41,13 @@ def _seed(w: World) -> None:
     conv = w.conversation(w.wa, "c1")
     with w.uow() as u:
         s = u.session
-        for token, expires, revoked in (("live", NOW + timedelta(days=1), None),
-                                        ("expired", _ago(1), None), ("revoked", NOW + timedelta(days=1), _ago(1))):
+        # ended (expired, revoked, used) more than a week ago: deleted; recently ended: kept a week
+        for token, expires, revoked in (("live", NOW + timedelta(days=1), None), ("just revoked", NOW, _ago(1)),
+                                        ("expired", _ago(8), None), ("revoked", NOW + timedelta(days=1), _ago(8))):
             s.execute(insert(LoginSession).values(token_hash=token, user_id=w.a1.user_id, expires_at=expires,
                                                   revoked_at=revoked))
-        for token, expires, used in (("open", NOW + timedelta(days=1), None), ("late", _ago(1), None),
-                                     ("used", NOW + timedelta(days=1), _ago(2))):
+        for token, expires, used in (("open", NOW + timedelta(days=1), None), ("late", _ago(8), None),
+                                     ("used", NOW + timedelta(days=1), _ago(9)), ("just used", NOW, _ago(2))):
             s.execute(insert(Invite).values(user_id=w.a2.user_id, token_hash=token, expires_at=expires, used_at=used))
         # processed: kept 30 days (org 1 sets 10); rejected/failed: 180 days; never one still to process
         for channel, status, days in ((w.wa, "PROCESSED", 11), (w.wa, "PROCESSED", 9), (w.wa, "IGNORED", 40),
@@ -90,8 +91,8 @@ def test_cleanup_deletes_what_retention_no_longer_keeps(world: World, tmp_path: 
                       "media_files": 2, "media_bytes": len(b"nobody uses me") + len(b"half a download")}
     with world.uow() as u:
         s = u.session
-        assert list(s.execute(select(LoginSession.token_hash)).scalars()) == ["live"]
-        assert list(s.execute(select(Invite.token_hash)).scalars()) == ["open"]
+        assert sorted(s.execute(select(LoginSession.token_hash)).scalars()) == ["just revoked", "live"]
+        assert sorted(s.execute(select(Invite.token_hash)).scalars()) == ["just used", "open"]
         left = s.execute(select(WebhookEvent.channel_id, WebhookEvent.status).order_by(WebhookEvent.id)).all()
         assert [tuple(r) for r in left] == [(world.wa, "PROCESSED"), (world.wa, "REJECTED"), (world.wa, "RECEIVED"),
                                             (world.other_ch, "PROCESSED")]
