@@ -25,3 +25,11 @@ class InvalidInput(SwitchboardError):
 
 class AuthError(SwitchboardError):
     """Login refused; the message says which rule refused it."""
+
+
+class RateLimited(SwitchboardError):
+    """Too many requests for now; ``retry_after`` seconds until the next is allowed."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

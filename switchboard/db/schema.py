@@ -11,13 +11,14 @@ migration keeps agreeing with the models; `tests/integration/test_migrations.py`
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Date,
     DateTime,
     Double,
     ForeignKey,
@@ -65,6 +66,8 @@ DIRECTIONS = ("INBOUND", "OUTBOUND")
 AUTHOR_KINDS = ("customer", "agent", "bot", "system")
 MESSAGE_STATUSES = ("PENDING", "SENT", "DELIVERED", "READ", "FAILED")
 PRESENCE_STATES = ("ONLINE", "AWAY", "OFFLINE")
+API_SCOPES = ("messages:send", "messages:read", "conversations:read", "conversations:write", "contacts:read",
+              "webhooks:manage")
 WEBHOOK_STATUSES = ("RECEIVED", "PROCESSED", "IGNORED", "REJECTED", "FAILED")
 
 
@@ -432,6 +435,57 @@ class AuditLog(Base):
     target: Mapped[str | None] = mapped_column(String(200))
     details: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
     occurred_at: Mapped[datetime] = _now()
+
+
+class ApiKey(Base):
+    """A key of the HTTP API: only the SHA-256 of the secret is kept; ``prefix`` is what people see."""
+
+    __tablename__ = "api_keys"
+    __table_args__ = (
+        Index("ix_api_keys_org", "organization_id", text("id desc")),
+        CheckConstraint("rate_limit_per_minute > 0", name="rate_limit_positive"),
+    )
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    prefix: Mapped[str] = mapped_column(String(32))  # "sb_live_ab12cd": shown in lists and logs
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)  # sha256 hex of the whole key
+    scopes: Mapped[list[str]] = mapped_column(JSONB)
+    channel_ids: Mapped[list[int] | None] = mapped_column(JSONB)  # None: every channel of the organization
+    rate_limit_per_minute: Mapped[int] = mapped_column(Integer, server_default="600")
+    # the current rate-limit window (one minute) and its request count: shared by every process
+    window_start: Mapped[datetime | None]
+    window_requests: Mapped[int] = mapped_column(Integer, server_default="0")
+    expires_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+    last_used_at: Mapped[datetime | None]
+    created_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = _now()
+
+
+class ApiKeyUsage(Base):
+    """Requests, messages sent and errors of one key on one (UTC) day."""
+
+    __tablename__ = "api_key_usage"
+    api_key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id", ondelete="CASCADE"), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    requests: Mapped[int] = mapped_column(Integer, server_default="0")
+    messages_sent: Mapped[int] = mapped_column(Integer, server_default="0")
+    errors: Mapped[int] = mapped_column(Integer, server_default="0")
+
+
+class ApiIdempotency(Base):
+    """The first answer to a request with an ``Idempotency-Key``: a retry gets it again; another body
+    with the same key is refused (the SHA-256 of the request tells them apart)."""
+
+    __tablename__ = "api_idempotency"
+    __table_args__ = (Index("ix_api_idempotency_created", "created_at"),)
+    api_key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id", ondelete="CASCADE"), primary_key=True)
+    idempotency_key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    status_code: Mapped[int] = mapped_column(Integer)
+    response: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = _now()
 
 
 class PipelineRun(Base):
