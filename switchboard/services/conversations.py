@@ -272,12 +272,43 @@ def reopen(uow: UnitOfWork, actor: Actor, conversation_id: int, now: datetime | 
     now = now or utcnow()
     conv = _transition(uow, actor, conversation_id, ConversationAction.REOPEN)
     if conv is not None:
-        state = ConversationState(conv.status, conv.assigned_user_id, 0, None, None, None, conv.cycle_number,
-                                  None, None, False)
-        [spec] = rules.reopen(state, now)
-        _apply(uow, conv, now, spec.type, spec.data, status=state.status, assigned_user_id=state.assigned_user_id,
-               cycle_number=state.cycle_number, cycle_started_at=state.cycle_started_at,
-               first_response_at=state.first_response_at)
+        _reopen(uow, conv, now, None)
+    return load_view(uow, conversation_id)
+
+
+def _reopen(uow: UnitOfWork, conv: ConversationRow, now: datetime, assignee: int | None) -> int:
+    """Apply the rules' reopening (a new cycle, REOPENED); straight to ``assignee`` when given (no queue
+    in between). Returns the new cycle number."""
+    state = ConversationState(conv.status, conv.assigned_user_id, 0, None, None, None, conv.cycle_number,
+                              None, None, False)
+    [spec] = rules.reopen(state, now)
+    status = state.status if assignee is None else ConversationStatus.ASSIGNED
+    _apply(uow, conv, now, spec.type, spec.data, status=status, assigned_user_id=assignee,
+           cycle_number=state.cycle_number, cycle_started_at=state.cycle_started_at,
+           first_response_at=state.first_response_at)
+    return state.cycle_number
+
+
+def take_up(uow: UnitOfWork, actor: Actor, conversation_id: int, now: datetime | None = None
+            ) -> ConversationView:
+    """The actor starts writing to this customer (New message): a completed conversation is reopened (a
+    new cycle) and goes straight to the actor, a pending one is accepted, an assigned one stays as it is
+    (replying to it is then up to the reply rule). The system actor holds nothing: it only reopens."""
+    now = now or utcnow()
+    conv = load_conversation(uow, actor, conversation_id, lock=True)
+    who = conv.participant
+    if conv.status is ConversationStatus.COMPLETED:
+        if who.user_id is None:
+            _reopen(uow, conv, now, None)
+            return load_view(uow, conversation_id)
+        check(ConversationAction.ACCEPT, who, Facts(conv.id, ConversationStatus.PENDING, None,
+                                                    channel_key=conv.access.channel_key))
+        cycle = _reopen(uow, conv, now, who.user_id)
+        _event(uow, conv, EventType.ACCEPTED, now, {"cycle": cycle})
+        uow.session.execute(update(User).where(User.id == who.user_id).values(last_assigned_at=now))
+        return load_view(uow, conversation_id)
+    if conv.status is ConversationStatus.PENDING and who.user_id is not None:
+        return accept(uow, actor, conversation_id, now)
     return load_view(uow, conversation_id)
 
 

@@ -48,7 +48,7 @@ AGENT_MAY = {
     "accept", "release", "complete", "reopen", "mark_read", "available_actions", "load_conversation",
     "list_conversations", "queue_counts", "get_conversation", "get_thread", "contact_profile",
     "attachment_file", "enqueue_reply", "conversation_window", "list_templates", "enqueue_template",
-    "heartbeat", "get_organization",
+    "start_conversation", "search_contacts", "take_up", "heartbeat", "get_organization",
     "change_password", "recovery_codes_left", "regenerate_recovery_codes",
 }
 # Functions for managers too (assignment, the team, permissions, the outbox); the rest is for admins.
@@ -89,6 +89,7 @@ RECIPES: dict[str, Callable[[Walk], Any]] = {
                              "components": [{"type": "BODY", "text": "Hi {{1}}"}]}],
     "permissions": lambda w: {w.world.wa: (True, True)},
     "body": lambda w: "walking",
+    "recipient": lambda w: "+49 151 23456789",
     "idempotency_key": lambda w: "walk-1",
     "secret_key": lambda w: KEY,
     "credentials": lambda w: {"token": "walk"},
