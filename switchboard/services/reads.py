@@ -9,7 +9,7 @@ from datetime import datetime
 
 from sqlalchemy import exists, func, or_, select, tuple_
 
-from switchboard.db.schema import Channel, Contact, Conversation, Message, User
+from switchboard.db.schema import Channel, Contact, Conversation, Message, MessageTemplate, User
 from switchboard.errors import NotFound
 from switchboard.policy import Action, require, require_view, visible_channel_ids
 from switchboard.services.conversations import load_conversation
@@ -87,4 +87,15 @@ def user_id_by_email(uow: UnitOfWork, actor: Actor, email: str) -> int:
                                                     func.lower(User.email) == (email or "").strip().lower())).first()
     if row is None:
         raise NotFound(f"no user {email!r} in your organization")
+    return int(row.id)
+
+
+def template_id_by_name(uow: UnitOfWork, actor: Actor, channel_id: int, name: str, language: str) -> int:
+    """The id of the channel's template ``name`` in ``language`` (the outbox checks that it is approved)."""
+    require_view(uow, actor, channel_id)
+    row = uow.session.execute(select(MessageTemplate.id).where(
+        MessageTemplate.channel_id == channel_id, MessageTemplate.name == name.strip(),
+        MessageTemplate.language == language.strip())).first()
+    if row is None:
+        raise NotFound(f"no template {name!r} in language {language!r} on this channel")
     return int(row.id)
