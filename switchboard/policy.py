@@ -44,6 +44,7 @@ class Action(StrEnum):
     ASSIGN = "assign and reassign conversations"
     VIEW_ANALYTICS = "read the analytics"
     VIEW_TEAM = "see the team"
+    MANAGE_TEAM = "set how many conversations each agent takes"
     MANAGE_PERMISSIONS = "change channel permissions"
     MANAGE_OUTBOX = "manage the outbox"
     MANAGE_USERS = "manage users"
@@ -63,8 +64,8 @@ class Action(StrEnum):
 
 _AGENT = frozenset({Action.WORK_INBOX, Action.SEND_MESSAGES, Action.READ_MESSAGES, Action.READ_CONVERSATIONS,
                     Action.WRITE_CONVERSATIONS, Action.READ_CONTACTS})
-_MANAGER = _AGENT | {Action.ASSIGN, Action.VIEW_ANALYTICS, Action.VIEW_TEAM, Action.MANAGE_PERMISSIONS,
-                     Action.MANAGE_OUTBOX}
+_MANAGER = _AGENT | {Action.ASSIGN, Action.VIEW_ANALYTICS, Action.VIEW_TEAM, Action.MANAGE_TEAM,
+                     Action.MANAGE_PERMISSIONS, Action.MANAGE_OUTBOX}
 _ADMIN = frozenset(Action)
 
 ROLE_ACTIONS: Mapping[Role, frozenset[Action]] = {"admin": _ADMIN, "manager": _MANAGER, "agent": _AGENT}
