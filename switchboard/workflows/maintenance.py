@@ -1,4 +1,5 @@
-"""Presence sweep and auto-assignment (the ``maintain-inbox`` flow's work)."""
+"""Presence sweep, auto-assignment and forgetting day-old API idempotency records (the
+``maintain-inbox`` flow's work)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ from switchboard.uow import UnitOfWork
 
 def maintain_once(engine: Engine, *, now: datetime | None = None, away_after_s: int = 120,
                   offline_grace_s: int = 300) -> dict[str, Any]:
-    """Presence sweep, then auto-assignment for organizations that turned it on."""
+    """Presence sweep, then auto-assignment for organizations that turned it on; API idempotency
+    records older than 24 hours are dropped."""
+    from switchboard.services.api_keys import forget_old_responses
     from switchboard.services.assignment import assign_pending
     from switchboard.services.organizations import auto_assign_organization_ids
     from switchboard.services.presence import sweep
@@ -29,4 +32,7 @@ def maintain_once(engine: Engine, *, now: datetime | None = None, away_after_s: 
         with UnitOfWork(engine) as uow:
             assigned.extend(assign_pending(uow, org_id, now=now))
             uow.commit()
-    return {"released": len(released), "assigned": len(assigned)}
+    with UnitOfWork(engine) as uow:
+        forgotten = forget_old_responses(uow, now)
+        uow.commit()
+    return {"released": len(released), "assigned": len(assigned), "idempotency_forgotten": forgotten}
