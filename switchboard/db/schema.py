@@ -68,6 +68,9 @@ MESSAGE_STATUSES = ("PENDING", "SENT", "DELIVERED", "READ", "FAILED")
 PRESENCE_STATES = ("ONLINE", "AWAY", "OFFLINE")
 API_SCOPES = ("messages:send", "messages:read", "conversations:read", "conversations:write", "contacts:read",
               "webhooks:manage")
+EVENT_TYPES_OUT = ("message.received", "message.status", "conversation.assigned", "conversation.completed")
+SUBSCRIPTION_STATUSES = ("active", "paused")
+DELIVERY_STATUSES = ("PENDING", "DELIVERED", "FAILED")
 WEBHOOK_STATUSES = ("RECEIVED", "PROCESSED", "IGNORED", "REJECTED", "FAILED")
 
 
@@ -486,6 +489,71 @@ class ApiIdempotency(Base):
     status_code: Mapped[int] = mapped_column(Integer)
     response: Mapped[dict[str, Any]] = mapped_column(JSONB)
     created_at: Mapped[datetime] = _now()
+
+
+class EventSubscription(Base):
+    """An outgoing event webhook: a URL of the organization's own system and the events it wants.
+    ``secret_enc``: the signing secret, AES-GCM encrypted (associated data ``event-webhook:{id}``)."""
+
+    __tablename__ = "event_subscriptions"
+    __table_args__ = (
+        CheckConstraint(_in("status", SUBSCRIPTION_STATUSES), name="status"),
+        Index("ix_event_subscriptions_org", "organization_id", "id"),
+    )
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    url: Mapped[str] = mapped_column(Text)
+    events: Mapped[list[str]] = mapped_column(JSONB)
+    channel_ids: Mapped[list[int] | None] = mapped_column(JSONB)  # from a channel-restricted key; None: all
+    secret_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    status: Mapped[str] = mapped_column(String(16), server_default="active")
+    failing_since: Mapped[datetime | None]  # the first failure since the last success
+    paused_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_delivery_at: Mapped[datetime | None]
+    # events up to this id were turned into deliveries and are older than the rescan window
+    cursor_event_id: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    created_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_by_api_key_id: Mapped[int | None] = mapped_column(ForeignKey("api_keys.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = _now()
+
+
+class EventDelivery(Base):
+    """One event for one subscription: retried with backoff for 24 hours, at least once, stable id."""
+
+    __tablename__ = "event_deliveries"
+    __table_args__ = (
+        UniqueConstraint("subscription_id", "event_id"),
+        CheckConstraint(_in("status", DELIVERY_STATUSES), name="status"),
+        Index("ix_event_deliveries_due", "next_attempt_at", postgresql_where=text("status = 'PENDING'")),
+        Index("ix_event_deliveries_subscription", "subscription_id", text("id desc")),
+    )
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    subscription_id: Mapped[int] = mapped_column(ForeignKey("event_subscriptions.id", ondelete="CASCADE"))
+    event_id: Mapped[str] = mapped_column(String(64))
+    event_type: Mapped[str] = mapped_column(String(32))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    status: Mapped[str] = mapped_column(String(16), server_default="PENDING")
+    attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    next_attempt_at: Mapped[datetime | None]
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = _now()
+    delivered_at: Mapped[datetime | None]
+
+
+class EventDeliveryAttempt(Base):
+    """Each POST of a delivery with the answer (status, first 2 KB of the body) or the error."""
+
+    __tablename__ = "event_delivery_attempts"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(ForeignKey("event_deliveries.id", ondelete="CASCADE"), index=True)
+    attempted_at: Mapped[datetime]
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    response_body: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)
+    duration_ms: Mapped[int] = mapped_column(Integer)
 
 
 class PipelineRun(Base):

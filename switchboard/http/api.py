@@ -42,7 +42,16 @@ from switchboard.errors import (
     SwitchboardError,
 )
 from switchboard.policy import Action
-from switchboard.services import api_keys, conversations, inbox_views, outbox, outreach, reads, templates
+from switchboard.services import (
+    api_keys,
+    conversations,
+    event_webhooks,
+    inbox_views,
+    outbox,
+    outreach,
+    reads,
+    templates,
+)
 from switchboard.services.conversations import ConversationView
 from switchboard.services.messages import MessageView
 from switchboard.types import Actor
@@ -206,6 +215,49 @@ class AssignIn(BaseModel):
     email: str | None = Field(None, min_length=3, max_length=320)
 
 
+class WebhookIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    url: str = Field(min_length=8, max_length=2000, description="your endpoint, http(s)")
+    events: list[Literal["message.received", "message.status", "conversation.assigned",
+                         "conversation.completed"]] = Field(min_length=1)
+
+
+class WebhookOut(BaseModel):
+    id: int
+    url: str
+    events: list[str]
+    status: str = Field(description="active, or paused after a day of failed deliveries")
+    failing_since: datetime | None
+    last_error: str | None
+    last_delivery_at: datetime | None
+    pending: int
+    failed: int
+    created_at: datetime
+
+    @classmethod
+    def of(cls, v: event_webhooks.SubscriptionView) -> WebhookOut:
+        return cls(id=v.id, url=v.url, events=list(v.events), status=v.status, failing_since=v.failing_since,
+                   last_error=v.last_error, last_delivery_at=v.last_delivery_at, pending=v.pending, failed=v.failed,
+                   created_at=v.created_at)
+
+
+class CreatedWebhookOut(WebhookOut):
+    secret: str = Field(description="the signing secret: shown only in this answer")
+
+
+class DeliveryOut(BaseModel):
+    id: int
+    event_id: str
+    event_type: str
+    status: str
+    attempts: int
+    last_status_code: int | None
+    last_error: str | None
+    created_at: datetime
+    delivered_at: datetime | None
+    next_attempt_at: datetime | None
+
+
 ERRORS: dict[int | str, dict[str, Any]] = {
     s: {"model": ProblemOut, "content": {PROBLEM_JSON: {}}, "description": d}
     for s, d in ((401, "missing, unknown, revoked or expired key"), (403, "scope or channel not allowed"),
@@ -223,7 +275,7 @@ def _parameters(t: TemplateIn) -> dict[str, list[str]]:
 
 # --- the application -------------------------------------------------------------------------------
 
-def create_api(engine: Engine) -> FastAPI:
+def create_api(engine: Engine, secret_key: bytes) -> FastAPI:
     """The FastAPI application (mounted at ``/api`` by :func:`switchboard.http.receiver.create_app`)."""
     api = FastAPI(title="Switchboard API", version="1", openapi_url="/openapi.json", docs_url="/docs",
                   redoc_url=None, description="Send and read messages on every channel (docs/api.md).")
@@ -387,6 +439,46 @@ def create_api(engine: Engine) -> FastAPI:
         with UnitOfWork(engine) as uow:
             page = reads.list_contacts(uow, actor, search=search, cursor=_cursor(cursor), limit=limit)
         return ContactPage(data=[ContactOut(**asdict(c)) for c in page.items], next_cursor=page.next_cursor)
+
+    # --- event webhooks ------------------------------------------------------------------------
+
+    @v1.get("/webhooks", response_model=list[WebhookOut], summary="Your event webhooks")
+    def list_webhooks(actor: Actor = Depends(needs(Action.MANAGE_WEBHOOKS))) -> list[WebhookOut]:
+        with UnitOfWork(engine) as uow:
+            return [WebhookOut.of(v) for v in event_webhooks.list_event_webhooks(uow, actor)]
+
+    @v1.post("/webhooks", status_code=201, response_model=CreatedWebhookOut,
+             summary="Subscribe a URL to events (the signing secret is in this answer only)")
+    def create_webhook(body: WebhookIn, actor: Actor = Depends(needs(Action.MANAGE_WEBHOOKS))) -> CreatedWebhookOut:
+        with UnitOfWork(engine) as uow:
+            created = event_webhooks.create_event_webhook(uow, actor, url=body.url, events=body.events,
+                                                          secret_key=secret_key)
+            uow.commit()
+        return CreatedWebhookOut(**WebhookOut.of(created.view).model_dump(), secret=created.secret)
+
+    @v1.delete("/webhooks/{webhook_id}", status_code=204, summary="Delete an event webhook")
+    def delete_webhook(webhook_id: Annotated[int, Path(ge=1)],
+                       actor: Actor = Depends(needs(Action.MANAGE_WEBHOOKS))) -> None:
+        with UnitOfWork(engine) as uow:
+            event_webhooks.delete_event_webhook(uow, actor, webhook_id)
+            uow.commit()
+
+    @v1.post("/webhooks/{webhook_id}/resume", response_model=WebhookOut, summary="Resume a paused event webhook")
+    def resume_webhook(webhook_id: Annotated[int, Path(ge=1)],
+                       actor: Actor = Depends(needs(Action.MANAGE_WEBHOOKS))) -> WebhookOut:
+        with UnitOfWork(engine) as uow:
+            view = event_webhooks.resume_event_webhook(uow, actor, webhook_id)
+            uow.commit()
+        return WebhookOut.of(view)
+
+    @v1.get("/webhooks/{webhook_id}/deliveries", response_model=list[DeliveryOut],
+            summary="An event webhook's latest deliveries")
+    def webhook_deliveries(webhook_id: Annotated[int, Path(ge=1)],
+                           actor: Actor = Depends(needs(Action.MANAGE_WEBHOOKS)),
+                           limit: Annotated[int, Query(ge=1, le=500)] = 50) -> list[DeliveryOut]:
+        with UnitOfWork(engine) as uow:
+            return [DeliveryOut(**asdict(d)) for d in
+                    event_webhooks.list_event_deliveries(uow, actor, webhook_id, limit=limit)]
 
     api.include_router(v1)
     return api

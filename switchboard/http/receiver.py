@@ -244,7 +244,7 @@ def create_app(engine: Engine, secret_key: bytes, *, max_body_bytes: int = 1_000
             Route("/health", health, methods=["GET"]),
             Route("/webhooks/{provider}/{key}", verify, methods=["GET"]),
             Route("/webhooks/{provider}/{key}", receive, methods=["POST"]),
-            Mount("/api", app=create_api(engine)),
+            Mount("/api", app=create_api(engine, secret_key)),
         ],
     )
 

@@ -35,6 +35,7 @@ from switchboard.db.schema import Base, MessageTemplate, WebhookEvent
 from switchboard.errors import NotFound, PermissionDenied
 from switchboard.services.api_keys import create_api_key
 from switchboard.services.conversations import accept
+from switchboard.services.event_webhooks import create_event_webhook
 from switchboard.services.ingest import ingest_items
 from switchboard.services.outbox import enqueue_reply, record_failure
 from switchboard.types import Actor, AttachmentRef, ContactRef, InboundMessage
@@ -61,7 +62,7 @@ MANAGER_MAY = AGENT_MAY | {
 }
 # Parameters that name a row of the organization: with them, another organization's actor is refused.
 ROW_PARAMETERS = {"conversation_id", "contact_id", "channel_id", "user_id", "to_user_id", "message_id",
-                  "event_id", "attachment_id", "permissions", "template_id", "api_key_id", "prefix"}
+                  "event_id", "attachment_id", "permissions", "template_id", "api_key_id", "prefix", "subscription_id"}
 
 
 @dataclass
@@ -76,6 +77,7 @@ class Walk:
     foreign_admin: Actor  # an admin of the other organization
     api_key_id: int
     api_key_prefix: str
+    subscription_id: int
 
 
 RECIPES: dict[str, Callable[[Walk], Any]] = {
@@ -92,6 +94,9 @@ RECIPES: dict[str, Callable[[Walk], Any]] = {
     "prefix": lambda w: w.api_key_prefix,
     "scopes": lambda w: ["messages:read"],
     "language": lambda w: "en",
+    "subscription_id": lambda w: w.subscription_id,
+    "url": lambda w: "https://hooks.acme.test/switchboard",
+    "events": lambda w: ["message.received"],
     "parameters": lambda w: {"body": ["walker"]},
     "templates": lambda w: [{"name": "walk", "language": "en", "status": "APPROVED",
                              "components": [{"type": "BODY", "text": "Hi {{1}}"}]}],
@@ -215,9 +220,11 @@ def walk(request: pytest.FixtureRequest) -> Iterator[Walk]:
             u.session.execute(text(f"update {table} set name = name || :m where {column} = :org"),
                               {"m": f" {MARKER}", "org": w.org})
         key = create_api_key(u, Actor.system(w.org), name=f"walk {MARKER}", scopes=["messages:read"]).view
+        subscription = create_event_webhook(u, Actor.system(w.org), url=f"https://acme.test/{MARKER}",
+                                            events=["message.received"], secret_key=KEY).view
     foreign_admin = add_user(engine, w.org2, "root@other.test", "admin", "Ozzy Other")
     yield Walk(w, conv, int(row.contact_id), msg.id, int(row.attachment_id), int(event_id), int(template_id),
-               foreign_admin, key.id, key.prefix)
+               foreign_admin, key.id, key.prefix, subscription.id)
 
 
 def ingest_items_once(w: World) -> None:
@@ -304,8 +311,10 @@ def test_a_forged_actor_is_refused(walk: Walk) -> None:
         list_conversations(u, forged)
 
 
-# What an API key with every scope may call beyond the inbox (conversations:write grants assigning).
-KEY_MAY = AGENT_MAY | {"reassign", "user_id_by_email"}
+# What an API key with every scope may call beyond the inbox (conversations:write grants assigning,
+# webhooks:manage the event webhooks).
+KEY_MAY = AGENT_MAY | {"reassign", "user_id_by_email", "create_event_webhook", "list_event_webhooks",
+                       "delete_event_webhook", "resume_event_webhook", "list_event_deliveries"}
 KEY_REFUSED = [(q, fn) for q, fn in SERVICES if q.rsplit(".", 1)[1] not in KEY_MAY]
 
 
