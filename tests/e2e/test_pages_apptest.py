@@ -134,7 +134,8 @@ _AGENT_PAGES = {("inbox", "Inbox"), ("account", "My account")}
 _MANAGER_PAGES = _AGENT_PAGES | {("assignment", "Assignment"), ("analytics", "Response times")}
 _ADMIN_PAGES = _MANAGER_PAGES | {("channels", "Channels & health"), ("organization", "Organization"),
                                  ("telegram-login", "Telegram login"), ("admin-users", "Users & access"),
-                                 ("api-keys", "API keys"), ("audit-log", "Audit log")}
+                                 ("api-keys", "API keys"), ("event-webhooks", "Event webhooks"),
+                                 ("audit-log", "Audit log")}
 
 
 def _offered(at: AppTest) -> set[tuple[str, str]]:
@@ -269,3 +270,36 @@ def test_admin_creates_sees_and_revokes_an_api_key(engine: Engine, world: dict[s
     at = login_apptest(AppTest.from_function(_api_keys, default_timeout=30), engine, world["users"]["boss@p.test"])
     at.run()
     assert any("only admins may manage api keys" in str(e.value).lower() for e in at.error) and not at.dataframe
+
+
+def _event_webhooks() -> None:
+    from app.views import admin_event_webhooks
+
+    admin_event_webhooks.page()
+
+
+@pytest.mark.usefixtures("app_env")
+def test_admin_subscribes_sees_and_deletes_an_event_webhook(engine: Engine, world: dict[str, Any]) -> None:
+    from switchboard.db.schema import EventSubscription
+
+    at = login_apptest(AppTest.from_function(_event_webhooks, default_timeout=30), engine,
+                       world["users"]["root@p.test"])
+    at.run()
+    assert not at.exception, at.exception
+    assert "No event webhooks yet" in _text(at)
+    at.text_input[0].input("https://crm.example.test/hooks")
+    at.button[0].click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    (secret,) = [c.value for c in at.code]
+    assert secret.startswith("whsec_")
+    assert "https://crm.example.test/hooks" in at.dataframe[0].value.to_string()
+    with UnitOfWork(engine) as uow:
+        stored = uow.session.execute(select(EventSubscription.secret_enc)).scalar_one()
+    assert stored is not None and secret.encode() not in bytes(stored)  # encrypted at rest
+    at.button(key="event_webhook_delete").click().run()
+    assert not at.exception and "No event webhooks yet" in _text(at)
+
+    at = login_apptest(AppTest.from_function(_event_webhooks, default_timeout=30), engine,
+                       world["users"]["boss@p.test"])
+    at.run()
+    assert any("only admins may manage event webhooks" in str(e.value).lower() for e in at.error)
