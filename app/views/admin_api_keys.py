@@ -4,12 +4,12 @@ revoke."""
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import datetime
 
 import streamlit as st
 
 from app import deps, signin
 from app.deps import call
+from app.views import minute
 from switchboard.db.schema import API_SCOPES
 from switchboard.errors import SwitchboardError
 from switchboard.policy import Action
@@ -25,9 +25,6 @@ from switchboard.services.channels import organization_channels
 
 USAGE_DAYS = 30
 
-
-def _when(at: datetime | None) -> str:
-    return at.strftime("%Y-%m-%d %H:%M") if at else ""
 
 
 def _totals(usage: list[UsageDay]) -> dict[int, tuple[int, int, int]]:
@@ -78,10 +75,10 @@ def page() -> None:
         [
             {"Id": k.id, "Prefix": k.prefix, "Name": k.name, "Status": k.status(), "Scopes": ", ".join(k.scopes),
              "Channels": ", ".join(k.channel_keys) if k.channel_keys is not None else "all",
-             "Last used": _when(k.last_used_at), "Expires": _when(k.expires_at),
+             "Last used": minute(k.last_used_at), "Expires": minute(k.expires_at),
              f"Requests ({USAGE_DAYS} d)": totals.get(k.id, (0, 0, 0))[0],
              "Messages sent": totals.get(k.id, (0, 0, 0))[1], "Errors": totals.get(k.id, (0, 0, 0))[2],
-             "Created": _when(k.created_at), "By": k.created_by or "CLI"}
+             "Created": minute(k.created_at), "By": k.created_by or "CLI"}
             for k in keys
         ],
         hide_index=True, width="stretch",

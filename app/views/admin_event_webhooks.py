@@ -3,12 +3,11 @@ endpoint's health (paused after a day of failures) and its latest deliveries, re
 
 from __future__ import annotations
 
-from datetime import datetime
-
 import streamlit as st
 
 from app import deps, signin
 from app.deps import call, secret_key
+from app.views import minute
 from switchboard.db.schema import EVENT_TYPES_OUT
 from switchboard.errors import SwitchboardError
 from switchboard.policy import Action
@@ -20,10 +19,6 @@ from switchboard.services.event_webhooks import (
     resume_event_webhook,
 )
 from switchboard.types import Actor
-
-
-def _when(at: datetime | None) -> str:
-    return at.strftime("%Y-%m-%d %H:%M") if at else ""
 
 
 def _create_form(actor: Actor) -> None:
@@ -56,11 +51,11 @@ def page() -> None:
         return
     for s in subs:
         if s.status == "paused":
-            st.warning(f"{s.url} is paused since {_when(s.paused_at)} after a day of failed deliveries: "
+            st.warning(f"{s.url} is paused since {minute(s.paused_at)} after a day of failed deliveries: "
                        f"{s.last_error or ''}")
     st.dataframe(
         [{"Id": s.id, "URL": s.url, "Events": ", ".join(s.events), "Status": s.status,
-          "Failing since": _when(s.failing_since), "Last delivery": _when(s.last_delivery_at),
+          "Failing since": minute(s.failing_since), "Last delivery": minute(s.last_delivery_at),
           "Waiting": s.pending, "Given up": s.failed, "Last error": s.last_error or ""} for s in subs],
         hide_index=True, width="stretch",
     )
@@ -77,7 +72,7 @@ def page() -> None:
     st.subheader("Latest deliveries")
     st.dataframe(
         [{"Event": d.event_id, "Type": d.event_type, "Status": d.status, "Attempts": d.attempts,
-          "Last answer": d.last_status_code or "", "Error": d.last_error or "", "Created": _when(d.created_at),
-          "Delivered": _when(d.delivered_at), "Next try": _when(d.next_attempt_at)} for d in deliveries],
+          "Last answer": d.last_status_code or "", "Error": d.last_error or "", "Created": minute(d.created_at),
+          "Delivered": minute(d.delivered_at), "Next try": minute(d.next_attempt_at)} for d in deliveries],
         hide_index=True, width="stretch",
     )

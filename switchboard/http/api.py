@@ -388,7 +388,7 @@ def create_api(engine: Engine, secret_key: bytes) -> FastAPI:
         limit: Annotated[int, Query(ge=1, le=inbox_views.MAX_LIMIT)] = 50,
     ) -> ConversationPage:
         with UnitOfWork(engine) as uow:
-            channel_id = None if channel is None else _channel(uow, actor, channel, "channel")
+            channel_id = None if channel is None else _channel(uow, actor, channel)
             page = inbox_views.list_conversations(uow, actor, status=status, channel_id=channel_id,
                                                   assigned_user_id=assignee, updated_since=_aware(updated_since),
                                                   cursor=_cursor(cursor), limit=limit)
@@ -413,7 +413,8 @@ def create_api(engine: Engine, secret_key: bytes) -> FastAPI:
         if (body.user_id is None) == (body.email is None):
             raise InvalidField("user_id", "give either user_id or email (exactly one)")
         with UnitOfWork(engine) as uow:
-            user_id = body.user_id if body.user_id is not None else _user(uow, actor, body.email or "")
+            user_id = body.user_id if body.user_id is not None else _named(
+                "email", reads.user_id_by_email, uow, actor, body.email or "")
             view = conversations.reassign(uow, actor, conversation_id, user_id)
             uow.commit()
         return ConversationOut.of(view)
@@ -508,25 +509,20 @@ def _cursor(cursor: str | None) -> str | None:
     return cursor or None
 
 
-def _channel(uow: UnitOfWork, actor: Actor, key: str, field: str) -> int:
+def _named(field: str, lookup: Callable[..., int], *args: Any) -> int:
+    """An id looked up by a name in the request: a name that finds nothing is a 422 on that field."""
     try:
-        return reads.channel_id_by_key(uow, actor, key)
+        return lookup(*args)
     except NotFound as exc:
         raise InvalidField(field, str(exc)) from None
 
 
-def _user(uow: UnitOfWork, actor: Actor, email: str) -> int:
-    try:
-        return reads.user_id_by_email(uow, actor, email)
-    except NotFound as exc:
-        raise InvalidField("email", str(exc)) from None
+def _channel(uow: UnitOfWork, actor: Actor, key: str) -> int:
+    return _named("channel", reads.channel_id_by_key, uow, actor, key)
 
 
 def _template_id(uow: UnitOfWork, actor: Actor, channel_id: int, t: TemplateIn) -> int:
-    try:
-        return reads.template_id_by_name(uow, actor, channel_id, t.name, t.language)
-    except NotFound as exc:
-        raise InvalidField("template.name", str(exc)) from None
+    return _named("template.name", reads.template_id_by_name, uow, actor, channel_id, t.name, t.language)
 
 
 def _send(uow: UnitOfWork, actor: Actor, body: SendMessageIn, key: str) -> MessageView:
@@ -545,7 +541,7 @@ def _send(uow: UnitOfWork, actor: Actor, body: SendMessageIn, key: str) -> Messa
     if body.channel is None or body.to is None:
         raise InvalidField("channel" if body.channel is None else "to",
                            "give channel and to (a new conversation), or conversation_id (a reply)")
-    channel_id = _channel(uow, actor, body.channel, "channel")
+    channel_id = _channel(uow, actor, body.channel)
     if body.template is None:
         return outreach.start_conversation(uow, actor, channel_id, body.to, body=body.text, idempotency_key=key)
     return outreach.start_conversation(uow, actor, channel_id, body.to,
