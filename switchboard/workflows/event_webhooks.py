@@ -49,7 +49,9 @@ def deliver_once(engine: Engine, secret_key: bytes, client: httpx.Client, *, lim
         stats.dispatched = event_webhooks.dispatch_events(uow)
         uow.commit()
     with UnitOfWork(engine) as uow:
-        jobs = event_webhooks.claim_deliveries(uow, secret_key, limit=limit)
+        # the lease outlasts POSTing every claimed job to a slow endpoint, so no other worker takes them meanwhile
+        jobs = event_webhooks.claim_deliveries(uow, secret_key, limit=limit,
+                                               lease_seconds=int(TIMEOUT_S * limit) + 30)
         uow.commit()
     stats.claimed = len(jobs)
     for job in jobs:
