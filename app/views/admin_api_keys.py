@@ -69,7 +69,8 @@ def page() -> None:
     if not keys:
         st.info("No API keys yet.")
         return
-    totals = _totals(call(api_key_usage, actor, days=USAGE_DAYS))
+    usage = call(api_key_usage, actor, days=USAGE_DAYS)
+    totals = _totals(usage)
     st.subheader("Keys")
     st.dataframe(
         [
@@ -83,6 +84,11 @@ def page() -> None:
         ],
         hide_index=True, width="stretch",
     )
+    if usage:
+        with st.expander(f"Usage per day (last {USAGE_DAYS} days, UTC)"):
+            st.dataframe([{"Day": u.day.isoformat(), "Key": u.prefix, "Requests": u.requests,
+                           "Messages sent": u.messages_sent, "Errors": u.errors} for u in usage],
+                         hide_index=True, width="stretch")
     active = {f"{k.prefix} · {k.name}": k.id for k in keys if k.status() == "active"}
     if active:
         pick = st.selectbox("Revoke a key (it stops working at once)", list(active), key="revoke_api_key")

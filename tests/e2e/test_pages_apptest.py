@@ -237,7 +237,7 @@ def _api_keys() -> None:
 @pytest.mark.usefixtures("app_env")
 def test_admin_creates_sees_and_revokes_an_api_key(engine: Engine, world: dict[str, Any]) -> None:
     from switchboard.db.schema import ApiKey, AuditLog
-    from switchboard.services.api_keys import hash_key
+    from switchboard.services.api_keys import count_usage, hash_key
 
     at = login_apptest(AppTest.from_function(_api_keys, default_timeout=30), engine, world["users"]["root@p.test"])
     at.run()
@@ -266,6 +266,15 @@ def test_admin_creates_sees_and_revokes_an_api_key(engine: Engine, world: dict[s
         actions = list(uow.session.execute(select(AuditLog.action).where(AuditLog.action.like("api_key.%"))
                                            .order_by(AuditLog.id)).scalars())
     assert actions == ["api_key.created", "api_key.revoked"]
+    with UnitOfWork(engine) as uow:
+        key_id = uow.session.execute(select(ApiKey.id)).scalar_one()
+        count_usage(uow, key_id, requests=7, messages_sent=2, errors=1)
+        uow.commit()
+    at.run()
+    assert not at.exception
+    listed, per_day = (d.value for d in at.dataframe)
+    assert listed.iloc[0]["Requests (30 d)"] == 7 and listed.iloc[0]["Messages sent"] == 2
+    assert per_day.iloc[0]["Errors"] == 1 and per_day.iloc[0]["Key"] == prefix
 
     at = login_apptest(AppTest.from_function(_api_keys, default_timeout=30), engine, world["users"]["boss@p.test"])
     at.run()
