@@ -96,7 +96,7 @@ def _limit(limit: int) -> int:
     return limit
 
 
-def _like(term: str) -> str:
+def like_pattern(term: str) -> str:
     """``%term%`` with ``\\``, ``%`` and ``_`` escaped (backslash is PostgreSQL's default LIKE escape)."""
     esc = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{esc}%"
@@ -170,7 +170,7 @@ def _search_matches(uow: UnitOfWork, conds: list[Any], term: str, n: int) -> Any
     ``force_custom_plan``: a cached generic plan cannot know how selective the pattern is).
     """
     uow.session.execute(text("set local plan_cache_mode = force_custom_plan"))
-    pat = _like(term)
+    pat = like_pattern(term)
     order = (Conversation.last_message_at.desc(), Conversation.id.desc())
     by_contact = (
         select(Conversation.id, Conversation.last_message_at)

@@ -13,7 +13,15 @@ from switchboard.db.schema import Channel, Contact, Conversation, Message, Messa
 from switchboard.errors import NotFound
 from switchboard.policy import Action, require, require_view, visible_channel_ids
 from switchboard.services.conversations import load_conversation
-from switchboard.services.inbox_views import Page, _id, _like, _limit, _ts, decode_cursor, encode_cursor
+from switchboard.services.inbox_views import (
+    Page,
+    _id,
+    _limit,
+    _ts,
+    decode_cursor,
+    encode_cursor,
+    like_pattern,
+)
 from switchboard.services.messages import MessageView, load_message
 from switchboard.types import Actor
 from switchboard.uow import UnitOfWork
@@ -56,7 +64,7 @@ def list_contacts(uow: UnitOfWork, actor: Actor, *, search: str | None = None, c
         conds.append(exists().where(Conversation.contact_id == Contact.id,
                                     Conversation.channel_id.in_(sorted(visible))))
     if search and search.strip():
-        pat = _like(search.strip())
+        pat = like_pattern(search.strip())
         conds.append(or_(Contact.display_name.ilike(pat), Contact.username.ilike(pat), Contact.phone.ilike(pat),
                          Contact.provider_contact_id.ilike(pat)))
     if cursor:
