@@ -58,3 +58,25 @@ def act(done: str, service: Callable[..., object], *args: object, **kwargs: obje
         return False
     st.success(done)
     return True
+
+
+_OUTCOME = "_deps_outcome"
+
+
+def act_and_rerun(done: str, service: Callable[..., object], *args: object, **kwargs: object) -> None:
+    """``act`` for a page that shows what the action changes (a table above the button): run the
+    service, keep its outcome for the next run (:func:`show_outcome` shows it there) and rerun."""
+    try:
+        call(service, *args, **kwargs)
+    except SwitchboardError as exc:
+        st.session_state[_OUTCOME] = ("error", str(exc))
+    else:
+        st.session_state[_OUTCOME] = ("success", done)
+    st.rerun()
+
+
+def show_outcome() -> None:
+    """The outcome :func:`act_and_rerun` kept, once."""
+    outcome = st.session_state.pop(_OUTCOME, None)
+    if outcome:
+        (st.error if outcome[0] == "error" else st.success)(outcome[1])

@@ -43,8 +43,11 @@ class PageSpec:
 
 PAGES: tuple[PageSpec, ...] = (
     PageSpec("Work", "Inbox", "inbox", "📥", "inbox:page", Action.WORK_INBOX),
+    PageSpec("Work", "New message", "new-message", "✉️", "new_message:page", Action.WORK_INBOX),
     PageSpec("Work", "Assignment", "assignment", "🧭", "assignment:page", Action.ASSIGN),
-    PageSpec("Analytics", "Response times", "analytics", "📈", "analytics:page", Action.VIEW_ANALYTICS,
+    PageSpec("Work", "Outbox", "outbox", "📤", "outbox:page", Action.MANAGE_OUTBOX),
+    PageSpec("Work", "Saved replies", "saved-replies", "💬", "saved_replies:page", Action.MANAGE_SAVED_REPLIES),
+    PageSpec("Analytics", "Analytics", "analytics", "📈", "analytics:page", Action.VIEW_ANALYTICS,
              optional=True),
     PageSpec("Admin", "Channels & health", "channels", "🔌", "admin_channels:page", Action.MANAGE_CHANNELS),
     PageSpec("Admin", "Organization", "organization", "🏢", "admin_org:page", Action.MANAGE_ORGANIZATION),
@@ -75,6 +78,14 @@ def view_of(spec: PageSpec) -> Callable[[], Any] | None:
         raise
 
 
+def page_of(url_path: str) -> st.Page:
+    """The navigation's page at ``url_path`` (for ``st.switch_page`` from another page)."""
+    spec = next(p for p in PAGES if p.url_path == url_path)
+    view = view_of(spec)
+    assert view is not None
+    return st.Page(view, title=spec.title, icon=spec.icon, url_path=spec.url_path)
+
+
 def navigation(role: Role) -> dict[str, list[st.Page]]:
     """``st.navigation`` sections for a role, built from :data:`PAGES`."""
     groups: dict[str, list[st.Page]] = {}
@@ -98,6 +109,10 @@ def _pages() -> Any:
         return st.navigation(signin.login_pages() + hidden)
     groups = navigation(actor.role)
     signin.render_user_menu()
+    if allows(actor.role, Action.MANAGE_CHANNELS):  # refused or expiring credentials, on every page
+        from app.views.channel_manage import credential_banner
+
+        credential_banner(actor)
     return st.navigation(groups)
 
 

@@ -130,6 +130,21 @@ def user_agent() -> str | None:
         return None
 
 
+def client_address() -> str | None:
+    """The browser's address, for the per-client sign-in throttle (switchboard/auth/client_throttle.py).
+    Behind a reverse proxy (``TRUST_FORWARDED_FOR=true``) the last X-Forwarded-For entry: the one
+    our proxy added; the ones before it are whatever the client sent."""
+    try:
+        if deps.settings().trust_forwarded_for:
+            forwarded = [x.strip() for x in (st.context.headers.get("X-Forwarded-For") or "").split(",")]
+            if forwarded[-1]:
+                return forwarded[-1]
+        address = st.context.ip_address
+    except Exception:
+        return None
+    return address if isinstance(address, str) else None  # (AppTest has no browser: no address)
+
+
 def _first_call_this_run() -> bool:
     """True once per script run (pages may call current_actor() again after app/main.py did)."""
     ctx = get_script_run_ctx()

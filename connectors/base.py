@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, Protocol, Self, TypeVar
@@ -154,6 +155,31 @@ class ListsTemplates(Connector, Protocol):
         ...
 
 
+class ChecksIdentity(Connector, Protocol):
+    def check_identity(self) -> Identity:
+        """One cheap call that proves the credentials work: who the platform says this account is.
+        Raises AuthenticationError for refused credentials (or another ConnectorError)."""
+        ...
+
+
+class ReportsTokenExpiry(Connector, Protocol):
+    def token_expiry(self) -> datetime | None:
+        """When the access token stops working (None: it does not expire); AuthenticationError if it is
+        no longer valid."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """What a connection test found: the platform's id and name of the account."""
+
+    account_id: str
+    name: str | None = None
+
+    def describe(self) -> str:
+        return f"{self.name} ({self.account_id})" if self.name else self.account_id
+
+
 @dataclass(frozen=True, slots=True)
 class MediaRef:
     """Which file to fetch: the platform's media id and, for platforms that fetch by message
@@ -188,7 +214,10 @@ MEDIA: Capability[FetchesMedia] = Capability("media")
 HISTORY: Capability[PullsHistory] = Capability("history")
 READ_RECEIPTS: Capability[MarksRead] = Capability("read receipts and typing")
 TEMPLATES: Capability[ListsTemplates] = Capability("templates")
-CAPABILITIES: tuple[Capability[Any], ...] = (WEBHOOKS, SEND, MEDIA, HISTORY, READ_RECEIPTS, TEMPLATES)
+IDENTITY: Capability[ChecksIdentity] = Capability("connection test")
+TOKEN_EXPIRY: Capability[ReportsTokenExpiry] = Capability("token expiry")
+CAPABILITIES: tuple[Capability[Any], ...] = (WEBHOOKS, SEND, MEDIA, HISTORY, READ_RECEIPTS, TEMPLATES, IDENTITY,
+                                             TOKEN_EXPIRY)
 
 
 class Unsupported(PermanentError):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -18,6 +19,7 @@ from connectors.base import (
     AuthenticationError,
     Closing,
     ConnectorError,
+    Identity,
     OutsideWindowError,
     PermanentError,
     RateLimited,
@@ -128,6 +130,10 @@ class GraphClient(Closing):
         self.http = http or make_client(api_base_url)
 
     @property
+    def token(self) -> str:
+        return self._token
+
+    @property
     def auth_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self._token}"}
 
@@ -185,6 +191,40 @@ class GraphAccount(Closing):
 
     def verify_challenge(self, params: Mapping[str, str]) -> str:
         return verify_meta_challenge(params, self._verify_token)
+
+    def identity_object(self) -> str:
+        """The Graph object a connection test reads (a phone number id, ``me`` for a page token)."""
+        return "me"
+
+    def check_identity(self) -> Identity:
+        """``GET /{object}``: the cheapest call that needs a working token (capability ``IDENTITY``)."""
+        found = self.graph.call("GET", self.identity_object(),
+                                params={"fields": "id,name,verified_name,display_phone_number"})
+        name = found.get("verified_name") or found.get("name")
+        number = found.get("display_phone_number")
+        label = f"{name} {number}" if name and number else (name or number)
+        return Identity(str(found.get("id") or self.identity_object()), str(label) if label else None)
+
+    def token_expiry(self) -> datetime | None:
+        """``GET /debug_token?input_token=…`` (capability ``TOKEN_EXPIRY``): the earlier of the token's
+        ``expires_at`` and ``data_access_expires_at`` (0 means never); AuthenticationError when Meta
+        says the token is no longer valid."""
+        data = self.graph.call("GET", "debug_token", params={"input_token": self.graph.token}).get("data")
+        if not isinstance(data, dict):
+            raise ConnectorError("debug_token answered without data", code="bad_response")
+        if data.get("is_valid") is False:
+            error = data["error"] if isinstance(data.get("error"), dict) else {}
+            raise AuthenticationError(str(error.get("message") or "the access token is no longer valid"),
+                                      code=str(error.get("code") or 190))
+        moments = []
+        for field in ("expires_at", "data_access_expires_at"):
+            try:
+                value = int(data.get(field) or 0)
+            except (TypeError, ValueError):
+                raise ConnectorError(f"debug_token: {field} is not a unix time", code="bad_response") from None
+            if value > 0:
+                moments.append(value)
+        return datetime.fromtimestamp(min(moments), tz=UTC) if moments else None
 
     def close(self) -> None:
         self.graph.close()

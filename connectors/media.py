@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import mimetypes
 import os
 import tempfile
 from collections.abc import Iterable
@@ -23,6 +22,9 @@ import httpx
 
 from connectors.base import PermanentError, RetryableError
 from connectors.graph import classify_graph_error
+from switchboard.storage import base_mime, content_path
+
+__all__ = ["DEFAULT_ALLOWED_MIME", "DEFAULT_MAX_BYTES", "MediaSink", "StoredMedia", "base_mime", "download_to_dir"]
 
 DEFAULT_MAX_BYTES = 100 * 1024 * 1024  # WhatsApp's largest media type (documents) is 100 MB
 
@@ -38,8 +40,6 @@ DEFAULT_ALLOWED_MIME: frozenset[str] = frozenset({
     "application/zip",
 })
 
-_EXTRA_EXT = {"audio/ogg": ".ogg", "audio/opus": ".opus", "image/webp": ".webp", "audio/amr": ".amr",
-              "image/jpeg": ".jpg", "audio/aac": ".aac", "audio/mpeg": ".mp3", "video/3gpp": ".3gp"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,15 +48,6 @@ class StoredMedia:
     sha256: str  # lowercase hex
     size_bytes: int
     mime_type: str
-
-
-def base_mime(value: str | None) -> str:
-    """``'audio/ogg; codecs=opus'`` -> ``'audio/ogg'``."""
-    return (value or "application/octet-stream").split(";", 1)[0].strip().lower()
-
-
-def extension_for(mime: str) -> str:
-    return _EXTRA_EXT.get(mime) or mimetypes.guess_extension(mime) or ".bin"
 
 
 def _expected_digest(value: str | None) -> bytes | None:
@@ -124,9 +115,7 @@ class MediaSink:
             raise PermanentError("media checksum does not match the platform's sha256",
                                  code="media_checksum_mismatch")
         hexdigest = self._digest.hexdigest()
-        final_dir = self.dest_dir / hexdigest[:2]
-        final_dir.mkdir(parents=True, exist_ok=True)
-        final = final_dir / f"{hexdigest}{extension_for(mime)}"
+        final = content_path(self.dest_dir, hexdigest, mime)
         os.replace(self._tmp, final)
         self._finished = True
         return StoredMedia(path=final, sha256=hexdigest, size_bytes=self.size, mime_type=mime)

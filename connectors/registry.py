@@ -18,10 +18,12 @@ import httpx
 
 from connectors.base import (
     HISTORY,
+    IDENTITY,
     MEDIA,
     READ_RECEIPTS,
     SEND,
     TEMPLATES,
+    TOKEN_EXPIRY,
     WEBHOOKS,
     Capability,
     Connector,
@@ -115,15 +117,16 @@ def _telegram(config: ChannelConfig) -> Connector:
     return TelegramConnector(config.credentials, peers=config.peers, gateway_factory=config.telegram_gateway)
 
 
-_WHATSAPP = frozenset({WEBHOOKS, SEND, MEDIA, READ_RECEIPTS, TEMPLATES})
-_META = frozenset({WEBHOOKS, SEND, HISTORY, READ_RECEIPTS})  # Meta media come as URLs: nothing to fetch
+_WHATSAPP = frozenset({WEBHOOKS, SEND, MEDIA, READ_RECEIPTS, TEMPLATES, IDENTITY, TOKEN_EXPIRY})
+# Meta media come as URLs: nothing to fetch
+_META = frozenset({WEBHOOKS, SEND, HISTORY, READ_RECEIPTS, IDENTITY, TOKEN_EXPIRY})
 
 PROVIDERS: dict[str, ProviderSpec] = {
     "whatsapp": ProviderSpec(_whatsapp, _WHATSAPP),
     "sandbox": ProviderSpec(_whatsapp, _WHATSAPP),
     "messenger": ProviderSpec(_meta, _META),
     "instagram": ProviderSpec(_meta, _META),
-    "telegram": ProviderSpec(_telegram, frozenset({SEND, MEDIA})),
+    "telegram": ProviderSpec(_telegram, frozenset({SEND, MEDIA, IDENTITY, READ_RECEIPTS})),
 }
 
 

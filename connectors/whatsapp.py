@@ -342,6 +342,9 @@ class WhatsAppConnector(GraphAccount):
         self.phone_number_id = str(phone_number_id)
         self.waba_id = waba_id
 
+    def identity_object(self) -> str:
+        return self.phone_number_id
+
     # --- webhooks
     def verify_signature(self, raw_body: bytes, headers: Mapping[str, str]) -> None:
         verify_meta_signature(raw_body, headers, self._app_secret, allow_sha1=False)

@@ -20,9 +20,8 @@ from prefect import flow, get_run_logger
 from sqlalchemy import Engine
 
 from switchboard.db.engine import make_engine
-from switchboard.services import runs
 from switchboard.settings import get_settings
-from switchboard.uow import UnitOfWork
+from switchboard.workflows import warehouse as warehouse_jobs
 from switchboard.workflows.connector_cache import ConnectorCache
 from switchboard.workflows.inbound import WebhookStats, process_webhooks_once
 from switchboard.workflows.maintenance import maintain_once
@@ -51,23 +50,11 @@ def _logger() -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
         return log
 
 
-def recorded(name: str, fn: Callable[[], T], summary: Callable[[T], dict[str, Any]]) -> T:
-    """Run ``fn`` and record the run (ok/failed, summary, error) in pipeline_runs."""
-    eng = engine()
-    with UnitOfWork(eng) as uow:
-        run_id = runs.start_run(uow, name)
-        uow.commit()
-    try:
-        result = fn()
-    except Exception as exc:
-        with UnitOfWork(eng) as uow:
-            runs.finish_run(uow, run_id, ok=False, error=f"{exc.__class__.__name__}: {exc}")
-            uow.commit()
-        raise
-    with UnitOfWork(eng) as uow:
-        runs.finish_run(uow, run_id, ok=True, detail=summary(result))
-        uow.commit()
-    return result
+def recorded(name: str, fn: Callable[[], T], summary: Callable[[T], dict[str, Any]], *,
+             channel_id: int | None = None) -> T:
+    """Run ``fn`` and record the run (ok/failed, summary, error) in pipeline_runs; a run about one
+    channel belongs to its organization (its admins see its details)."""
+    return warehouse_jobs.recorded(engine(), name, fn, summary, channel_id=channel_id)
 
 
 class Batch(Protocol):
@@ -208,7 +195,7 @@ def _warehouse(name: str, fn: Callable[[], T], summary: Callable[[T], dict[str, 
     try:
         result = summary(recorded(name, fn, summary))
     except BuildError as exc:
-        if "another warehouse build is running" in str(exc):
+        if warehouse_jobs.BUSY in str(exc):
             _logger().info("%s skipped: %s", name, exc)
             return {"skipped": str(exc)}
         raise
@@ -226,7 +213,7 @@ def warehouse_build_flow(full: bool = False) -> dict[str, Any]:
     return _warehouse("warehouse-build",
                       lambda: build(database_url(settings), settings.warehouse_file, full=full,
                                     data_path=settings.warehouse_data_path),
-                      lambda r: {"full": r.full, "rows_extracted": r.rows_extracted, "seconds": round(r.seconds, 3)})
+                      warehouse_jobs.build_summary)
 
 
 @flow(name="warehouse-maintain", log_prints=True)

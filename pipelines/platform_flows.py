@@ -7,6 +7,7 @@ Thin wrappers: each resolves the worker's engine and connectors, runs one functi
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import asdict
 from typing import Any
 
@@ -17,14 +18,16 @@ from connectors.base import HISTORY, ConnectorError
 from connectors.registry import supports
 from connectors.telegram import get_telegram_gateway
 from pipelines.flows import engine as shared_engine
-from pipelines.flows import recorded
+from pipelines.flows import long_poll, recorded
 from switchboard.errors import InvalidInput
 from switchboard.services.channels import list_channels
 from switchboard.settings import get_settings
 from switchboard.uow import UnitOfWork
+from switchboard.workflows.channel_checks import check_credentials_once
 from switchboard.workflows.connector_cache import ConnectorCache
 from switchboard.workflows.media import download_media_once
 from switchboard.workflows.meta_history import sync_meta_channel
+from switchboard.workflows.signals import SignalStats, send_signals_once
 from switchboard.workflows.telegram import (
     SyncReport,
     run_listener,
@@ -32,6 +35,24 @@ from switchboard.workflows.telegram import (
     telegram_channel_credentials,
 )
 from switchboard.workflows.templates import sync_all_templates
+
+# --- read marks and typing -------------------------------------------------------------------------
+
+@flow(name="send-signals", log_prints=True)
+def send_signals_flow(max_seconds: float = 55.0, poll_seconds: float = 0.5) -> dict[str, int]:
+    """Send queued read marks and typing indicators (polls every ``poll_seconds`` for ``max_seconds``)."""
+    settings = get_settings()
+    eng = shared_engine()
+    connectors = ConnectorCache(eng, settings.secret_key_bytes())
+    try:
+        total = recorded("send-signals",
+                         lambda: long_poll(SignalStats(), lambda: send_signals_once(eng, connectors), time.sleep,
+                                           max_seconds=max_seconds, poll_seconds=poll_seconds),
+                         lambda s: {"sent": s.sent, "failed": s.failed, "errors": s.errors[-5:]})
+    finally:
+        connectors.close()
+    return {"sent": total.sent, "failed": total.failed}
+
 
 # --- media -------------------------------------------------------------------------------------
 
@@ -65,6 +86,24 @@ def sync_templates_flow() -> dict[str, Any]:
     return asdict(stats)
 
 
+# --- credentials that expire --------------------------------------------------------------------
+
+@flow(name="check-credentials", log_prints=True)
+def check_credentials_flow(warn_days: int | None = None) -> dict[str, Any]:
+    """When each Meta channel's access token expires (``switchboard.workflows.channel_checks``):
+    admins are warned ``warn_days`` before (default ``CREDENTIAL_EXPIRY_WARN_DAYS``)."""
+    settings = get_settings()
+    eng = shared_engine()
+    connectors = ConnectorCache(eng, settings.secret_key_bytes())
+    days = settings.credential_expiry_warn_days if warn_days is None else warn_days
+    try:
+        stats = recorded("check-credentials", lambda: check_credentials_once(eng, connectors, warn_days=days),
+                         lambda s: asdict(s))
+    finally:
+        connectors.close()
+    return asdict(stats)
+
+
 # --- Telegram ----------------------------------------------------------------------------------
 
 
@@ -85,7 +124,7 @@ def telegram_sync_flow(channel_id: int | None = None, max_messages_per_chat: int
             return sync_telegram_channel(eng, cid, max_messages_per_chat=max_messages_per_chat)
 
         try:
-            report = recorded(f"telegram-sync:{cid}", run, lambda r: r.summary())
+            report = recorded(f"telegram-sync:{cid}", run, lambda r: r.summary(), channel_id=cid)
         except (ConnectorError, InvalidInput) as exc:
             out[str(cid)] = {"error": str(exc)}
             print(f"telegram channel {cid}: {exc}")

@@ -16,6 +16,7 @@ from switchboard.errors import SwitchboardError
 SCHEDULES: dict[str, tuple[str, int, dict[str, Any]]] = {
     "process-webhooks": ("pipelines.flows:process_webhooks_flow", 60, {"max_seconds": 55.0}),
     "send-outbox": ("pipelines.flows:send_outbox_flow", 60, {"max_seconds": 55.0}),
+    "send-signals": ("pipelines.platform_flows:send_signals_flow", 60, {"max_seconds": 55.0}),
     "maintain-inbox": ("pipelines.flows:maintain_flow", 30, {}),
     "deliver-event-webhooks": ("pipelines.flows:deliver_event_webhooks_flow", 60, {"max_seconds": 55.0}),
     "warehouse-build": ("pipelines.flows:warehouse_build_flow", 300, {"full": False}),
@@ -24,6 +25,7 @@ SCHEDULES: dict[str, tuple[str, int, dict[str, Any]]] = {
     "telegram-sync": ("pipelines.platform_flows:telegram_sync_flow", 120, {}),
     "meta-history-sync": ("pipelines.platform_flows:meta_history_flow", 600, {}),
     "sync-templates": ("pipelines.platform_flows:sync_templates_flow", 3600, {}),
+    "check-credentials": ("pipelines.platform_flows:check_credentials_flow", 6 * 3600, {}),
     "telegram-listeners": ("pipelines.platform_flows:telegram_listeners_flow", 300, {"max_seconds": 290.0}),
 }
 

@@ -47,6 +47,7 @@ class Action(StrEnum):
     MANAGE_TEAM = "set how many conversations each agent takes"
     MANAGE_PERMISSIONS = "change channel permissions"
     MANAGE_OUTBOX = "manage the outbox"
+    MANAGE_SAVED_REPLIES = "manage saved replies"
     MANAGE_USERS = "manage users"
     MANAGE_CHANNELS = "manage channels"
     MANAGE_ORGANIZATION = "change the organization's settings"
@@ -65,7 +66,7 @@ class Action(StrEnum):
 _AGENT = frozenset({Action.WORK_INBOX, Action.SEND_MESSAGES, Action.READ_MESSAGES, Action.READ_CONVERSATIONS,
                     Action.WRITE_CONVERSATIONS, Action.READ_CONTACTS})
 _MANAGER = _AGENT | {Action.ASSIGN, Action.VIEW_ANALYTICS, Action.VIEW_TEAM, Action.MANAGE_TEAM,
-                     Action.MANAGE_PERMISSIONS, Action.MANAGE_OUTBOX}
+                     Action.MANAGE_PERMISSIONS, Action.MANAGE_OUTBOX, Action.MANAGE_SAVED_REPLIES}
 _ADMIN = frozenset(Action)
 
 ROLE_ACTIONS: Mapping[Role, frozenset[Action]] = {"admin": _ADMIN, "manager": _MANAGER, "agent": _AGENT}

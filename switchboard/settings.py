@@ -25,6 +25,8 @@ class SettingsError(RuntimeError):
 _MINIMUMS = {
     "warehouse_build_interval_seconds": (30, "30 seconds"),
     "warehouse_snapshot_retention_minutes": (5, "5 minutes (a reader's snapshot must outlive its query)"),
+    "client_free_attempts": (1, "1"),
+    "client_max_wait_seconds": (1, "1 second"),
 }
 
 
@@ -43,6 +45,8 @@ class Settings(BaseSettings):
     # warehouse maintenance (worker): snapshots older than this are expired and their files deleted
     warehouse_snapshot_retention_minutes: int = 60
     public_base_url: str = "http://127.0.0.1:8000"
+    # Host names the receiver/API answers (comma separated, * = any); default: PUBLIC_BASE_URL's host + localhost
+    allowed_hosts: str | None = None
     app_base_url: str | None = None  # public URL of the Streamlit app (invite links)
     receiver_host: str = "127.0.0.1"
     receiver_port: int = 8000
@@ -55,9 +59,16 @@ class Settings(BaseSettings):
     session_absolute_hours: int = 12
     lockout_attempts: int = 5
     lockout_minutes: int = 15
+    # per client address, across accounts: this many failed sign-ins an hour, then a growing wait
+    client_free_attempts: int = 20
+    client_max_wait_seconds: int = 900
+    # behind a reverse proxy: take the client address from X-Forwarded-For (the entry the proxy added)
+    trust_forwarded_for: bool = False
     presence_away_seconds: int = 120
     presence_offline_grace_seconds: int = 300
     outbox_max_attempts: int = 6
+    # admins see a warning this many days before a channel's access token expires (check-credentials flow)
+    credential_expiry_warn_days: int = 14
     smtp_host: str | None = None
     smtp_port: int = 25
     smtp_from: str = "switchboard@localhost"

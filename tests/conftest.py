@@ -109,12 +109,14 @@ def settings_env(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
 
 
 @pytest.fixture
-def app_env(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Point the Streamlit app's cached engine and settings at this test's database."""
+def app_env(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Point the Streamlit app's cached engine and settings at this test's database (and a warehouse
+    path of its own: never a developer's demo warehouse)."""
     from app import deps
     from switchboard.settings import get_settings
 
     monkeypatch.setenv("DATABASE_URL", db_url)
+    monkeypatch.setenv("WAREHOUSE_PATH", str(tmp_path / "warehouse"))
     get_settings.cache_clear()
     deps.engine.clear()
     yield

@@ -84,6 +84,13 @@ def _channel_filter(ids: Sequence[int] | None, column: str = "channel_id") -> tu
     return f" and {column} in (select unnest(?::bigint[]))", [list(ids)]
 
 
+def _agent_filter(agent: str | None, *columns: str) -> tuple[str, list[Any]]:
+    """Rows crediting (or involving, with several columns) one agent, by email; no filter for None."""
+    if not agent:
+        return "", []
+    return f" and ? in ({', '.join(columns)})", [agent]
+
+
 def build_state(path: Path | str) -> dict[str, Any]:
     """When and how the published warehouse was built ({} if it has no state)."""
     with connect(path) as con:
@@ -107,10 +114,11 @@ def agents(path: Path | str, org_id: int) -> pl.DataFrame:
 
 def time_metric_stats(path: Path | str, org_id: int, metric: str, start: date, end: date, *,
                       group_by: str | None = None, business_hours: bool = False,
-                      channel_ids: Sequence[int] | None = None) -> pl.DataFrame:
+                      channel_ids: Sequence[int] | None = None, agent: str | None = None) -> pl.DataFrame:
     """count, mean, median, p90, min, max of one time metric (ms), optionally per agent/channel/day.
 
-    ``business_hours`` uses the business-hours column (the channel's current calendar).
+    ``business_hours`` uses the business-hours column (the channel's current calendar); ``agent`` (an
+    email) keeps the values credited to that agent.
     """
     if metric not in TIME_METRICS_BY_NAME:
         raise ValueError(f"unknown metric {metric!r}; choose one of {', '.join(TIME_METRICS_BY_NAME)}")
@@ -122,13 +130,30 @@ def time_metric_stats(path: Path | str, org_id: int, metric: str, start: date, e
     key_sql = f"{key} as {group_by}, " if key else ""
     group_sql = "group by all order by 1" if key else ""
     ch_sql, ch_params = _channel_filter(channel_ids)
+    ag_sql, ag_params = _agent_filter(agent, m.credited_to)
     stats = ", ".join([f"{COUNT.sql.format(value=value)} as {COUNT.name}"]
                       + [f"{s.sql.format(value=value)} as {s.name}_{m.unit}" for s in STATS])
     sql = (
         f"select {key_sql}{stats} from {m.mart} "  # noqa: S608 (identifiers from the catalogue, values bound)
-        f"where organization_id = ? and {m.day_column} between ? and ? and {m.row_filter}{ch_sql} {group_sql}"
+        f"where organization_id = ? and {m.day_column} between ? and ? and {m.row_filter}{ch_sql}{ag_sql} "
+        f"{group_sql}"
     )
-    return query(path, sql, [org_id, start, end, *ch_params])
+    return query(path, sql, [org_id, start, end, *ch_params, *ag_params])
+
+
+def time_metric_values(path: Path | str, org_id: int, metric: str, start: date, end: date, *,
+                       business_hours: bool = False, channel_ids: Sequence[int] | None = None,
+                       agent: str | None = None) -> pl.DataFrame:
+    """The values themselves of one time metric (``value_ms``, one row per occurrence): distributions."""
+    m = TIME_METRICS_BY_NAME[metric]
+    value = m.business_column if business_hours else m.column
+    ch_sql, ch_params = _channel_filter(channel_ids)
+    ag_sql, ag_params = _agent_filter(agent, m.credited_to)
+    return query(path, (
+        f"select conversation_id, cycle_number, {m.credited_to} as agent, channel_name, {m.day_column} as day, "  # noqa: S608
+        f"{value} as value_ms from {m.mart} where organization_id = ? and {m.day_column} between ? and ? "
+        f"and {m.row_filter}{ch_sql}{ag_sql} order by {value}"
+    ), [org_id, start, end, *ch_params, *ag_params])
 
 
 def response_times(path: Path | str, org_id: int, start: date, end: date, *, group_by: str | None = None,
@@ -172,6 +197,88 @@ def conversation_cycles(path: Path | str, org_id: int, start: date, end: date, *
     """Cycles started in the date range (one row per conversation cycle)."""
     return _mart_rows(path, "conversation_cycles", "started_local_date", "started_at", org_id, start, end,
                       channel_ids)
+
+
+# the columns of a drill-down / export row: one conversation cycle, as a manager reads it
+CYCLE_COLUMNS = (
+    "conversation_id", "cycle_number", "channel_id", "channel_name", "provider", "started_at", "started_local_date",
+    "accepted_at", "accepted_by_email", "first_response_at", "first_responder_email", "completed_at",
+    "completed_by_email", "handled_by_email", "is_open", "is_reopened", "count_customer_messages",
+    "count_agent_messages", "count_bot_messages", "count_unanswered_turns", "queue_ms", "first_response_ms",
+    "handle_ms", "resolution_ms", "queue_business_ms", "first_response_business_ms", "handle_business_ms",
+    "resolution_business_ms", "first_response_sla_status", "resolution_sla_status",
+    "first_response_business_sla_status", "resolution_business_sla_status",
+)
+INVOLVED = ("accepted_by_email", "first_responder_email", "handled_by_email", "completed_by_email")
+SLA_KINDS = ("first_response", "resolution")
+
+
+def cycle_rows(path: Path | str, org_id: int, start: date, end: date, *, channel_ids: Sequence[int] | None = None,
+               agent: str | None = None, day: date | None = None, weekday: int | None = None,
+               hour: int | None = None, sla_missed: str | None = None, business_hours: bool = False,
+               limit: int | None = None) -> pl.DataFrame:
+    """The conversation cycles behind a figure, one row each (drill-down and CSV export).
+
+    Cycles started in the date range (or on ``day``), of the channels, that ``agent`` (email) accepted,
+    first answered, handled or completed; with ``weekday`` (1 = Monday) / ``hour`` (local): the cycles
+    with a customer turn that started in that cell of the weekday x hour grid within the range; with
+    ``sla_missed`` (first_response | resolution): those breached or unanswered (business-hours status
+    when ``business_hours``). Oldest first.
+    """
+    if sla_missed is not None and sla_missed not in SLA_KINDS:
+        raise ValueError(f"sla_missed must be one of {', '.join(SLA_KINDS)}")
+    where = ["organization_id = ?"]
+    params: list[Any] = [org_id]
+    if weekday is None and hour is None:
+        where.append("started_local_date between ? and ?")
+        params += [day or start, day or end]
+    else:
+        where.append(
+            "(conversation_id, cycle_number) in (select conversation_id, cycle_number from response_times "
+            "where organization_id = ? and turn_started_local_date between ? and ? "
+            "and (?::integer is null or isodow(turn_started_local_date) = ?) "
+            "and (?::integer is null or turn_started_local_hour = ?))")
+        params += [org_id, start, end, weekday, weekday, hour, hour]
+    ch_sql, ch_params = _channel_filter(channel_ids)
+    ag_sql, ag_params = _agent_filter(agent, *INVOLVED)
+    sla_sql = ""
+    if sla_missed:
+        sla_sql = f" and {sla_missed}{'_business' if business_hours else ''}_sla_status in ('breached', 'unanswered')"
+    limit_sql = " limit ?" if limit is not None else ""
+    return query(path, (
+        f"select {', '.join(CYCLE_COLUMNS)} from conversation_cycles where {' and '.join(where)}"  # noqa: S608
+        f"{ch_sql}{ag_sql}{sla_sql} order by started_at, conversation_id, cycle_number{limit_sql}"
+    ), [*params, *ch_params, *ag_params, *([int(limit)] if limit is not None else [])])
+
+
+def headline(path: Path | str, org_id: int, start: date, end: date, *, channel_ids: Sequence[int] | None = None,
+             agent: str | None = None, business_hours: bool = False) -> dict[str, Any]:
+    """The page's key figures for a period: cycles started and completed, first response and response
+    median / p90, the first-response SLA share (over decided cycles) and unanswered turns. With
+    ``agent``: the cycles that agent was involved in and the times credited to them."""
+    ch_sql, ch_params = _channel_filter(channel_ids)
+    ag_sql, ag_params = _agent_filter(agent, *INVOLVED)
+    status = f"first_response{'_business' if business_hours else ''}_sla_status"
+    row = query(path, (
+        "select count(*) filter (where started_local_date between ? and ?) as count_started, "  # noqa: S608
+        "count(*) filter (where completed_local_date between ? and ?) as count_completed, "
+        f"count(*) filter (where started_local_date between ? and ? and {status} = 'met') as count_sla_met, "
+        f"count(*) filter (where started_local_date between ? and ? and {status} in ('met', 'breached', 'unanswered')) "
+        "as count_sla_decided, "
+        "coalesce(sum(count_unanswered_turns) filter (where started_local_date between ? and ?), 0) "
+        "as count_unanswered_turns "
+        f"from conversation_cycles where organization_id = ?{ch_sql}{ag_sql}"
+    ), [start, end] * 5 + [org_id, *ch_params, *ag_params]).row(0, named=True)
+    out: dict[str, Any] = dict(row)
+    out["first_response_sla_share"] = (row["count_sla_met"] / row["count_sla_decided"]
+                                       if row["count_sla_decided"] else None)
+    for metric in ("first_response", "response"):
+        stats = time_metric_stats(path, org_id, metric, start, end, business_hours=business_hours,
+                                  channel_ids=channel_ids, agent=agent).row(0, named=True)
+        out[f"median_{metric}_ms"] = stats["median_ms"]
+        out[f"p90_{metric}_ms"] = stats["p90_ms"]
+        out[f"count_{metric}"] = stats["count"]
+    return out
 
 
 def agent_daily(path: Path | str, org_id: int, start: date, end: date, *,

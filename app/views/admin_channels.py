@@ -1,4 +1,5 @@
-"""Admin: channels and their webhook URLs, add a channel, problem deliveries, flow runs."""
+"""Admin: channels and their webhook URLs, add a channel, WhatsApp message templates (list and Sync
+templates), problem deliveries, flow runs."""
 
 from __future__ import annotations
 
@@ -6,18 +7,48 @@ import streamlit as st
 
 from app import deps, signin
 from app.deps import call, secret_key, settings
+from app.views import channel_manage
+from connectors.base import TEMPLATES, ConnectorError
+from connectors.registry import supports
 from switchboard.errors import SwitchboardError
-from switchboard.services import operations, outbox
-from switchboard.services.channels import create_channel
+from switchboard.services import operations, outbox, platform_signals
+from switchboard.services.channels import ChannelView, create_channel
+from switchboard.services.templates import channel_templates
+from switchboard.types import Actor
+from switchboard.workflows.connector_cache import ConnectorCache
+from switchboard.workflows.templates import sync_channel_templates
 
 PROVIDERS = ["whatsapp", "messenger", "instagram", "telegram", "sandbox"]
 CREDENTIAL_FIELDS = {
-    "whatsapp": ["access_token", "app_secret", "verify_token", "phone_number_id"],
-    "sandbox": ["access_token", "app_secret", "verify_token", "phone_number_id", "api_base_url"],
+    "whatsapp": ["access_token", "app_secret", "verify_token", "phone_number_id", "waba_id"],
+    "sandbox": ["access_token", "app_secret", "verify_token", "phone_number_id", "waba_id", "api_base_url"],
     "messenger": ["page_access_token", "app_secret", "verify_token", "page_id"],
     "instagram": ["page_access_token", "app_secret", "verify_token", "ig_user_id"],
     "telegram": ["api_id", "api_hash", "phone"],
 }
+
+
+def _read_receipts(actor: object) -> None:
+    """Per channel: mark customers' messages read and show typing (on by default); what was sent and
+    what the platform refused in the last day (agents never see these failures)."""
+    st.subheader("Read receipts and typing")
+    try:
+        rows = call(platform_signals.signals_overview, actor)
+    except SwitchboardError as exc:
+        st.caption(str(exc))
+        return
+    for r in rows:
+        left, right = st.columns([2, 3])
+        left.toggle(f"{r.name} ({r.provider})", value=r.send_read_receipts, key=f"read_receipts_{r.channel_id}",
+                    on_change=_set_read_receipts, args=(actor, r.channel_id))
+        right.text(f"last 24 h: {r.sent_last_day} sent, {r.failed_last_day} failed"
+                      + (f" · last failure: {r.last_error}" if r.last_error else ""))
+
+
+def _set_read_receipts(actor: object, channel_id: int) -> None:
+    enabled = bool(st.session_state.get(f"read_receipts_{channel_id}"))
+    deps.act("Read receipts " + ("on." if enabled else "off."), platform_signals.set_read_receipts, actor,
+             channel_id, enabled=enabled)
 
 
 def page() -> None:
@@ -61,6 +92,11 @@ def page() -> None:
                 else:
                     st.success(f"Channel {ch.key} added. Webhook URL:")
                     st.code(ch.webhook_url(base), language=None)
+    channel_manage.section(actor, ov.channels, CREDENTIAL_FIELDS)
+
+    _templates(actor, [c for c in ov.channels if supports(c.provider, TEMPLATES)])
+
+    _read_receipts(actor)
 
     st.subheader("Deliveries that need a look")
     st.caption(f"{ov.webhook_backlog} deliveries waiting to be processed")
@@ -115,3 +151,46 @@ def page() -> None:
         with st.expander(f"Recent failures ({len(ov.failed_runs)})"):
             for r in ov.failed_runs:
                 st.text(f"{r.started_at:%Y-%m-%d %H:%M:%S}  {r.name}: {r.error}")
+
+
+def _sync(actor: Actor, channel: ChannelView) -> None:
+    """The Sync templates button: the same workflow step as the hourly flow and
+    ``switchboard channel sync-templates``, run as the admin who clicked."""
+    connectors = ConnectorCache(deps.engine(), secret_key())
+    try:
+        result = sync_channel_templates(deps.engine(), connectors, channel.id, actor=actor)
+    except (ConnectorError, SwitchboardError) as exc:
+        st.session_state[f"tpl_sync_{channel.id}"] = ("error", f"Template sync of {channel.key} failed: {exc}")
+    else:
+        st.session_state[f"tpl_sync_{channel.id}"] = (
+            "success", f"Templates of {channel.key} synced: {result.inserted} added, {result.updated} updated, "
+                       f"{result.removed} removed.")
+    finally:
+        connectors.close()
+
+
+def _templates(actor: Actor, channels: list[ChannelView]) -> None:
+    """Each WhatsApp channel's template catalogue (name, language, category, status) and its Sync button."""
+    if not channels:
+        return
+    st.subheader("Message templates")
+    for channel in channels:
+        st.markdown(f"**{channel.key}**")
+        if st.button("Sync templates", key=f"sync_templates_{channel.id}"):
+            _sync(actor, channel)
+        outcome = st.session_state.get(f"tpl_sync_{channel.id}")
+        if outcome is not None:
+            (st.error if outcome[0] == "error" else st.success)(outcome[1])
+        try:
+            templates = call(channel_templates, actor, channel.id, approved_only=False)
+        except SwitchboardError as exc:
+            st.error(str(exc))
+            continue
+        if not templates:
+            st.caption("No templates synced yet (the worker syncs them hourly; needs the channel's waba_id).")
+            continue
+        st.dataframe(
+            [{"Name": t.name, "Language": t.language, "Category": t.category or "",
+              "Status": "REMOVED" if t.removed else t.status} for t in templates],
+            hide_index=True, use_container_width=True, key=f"templates_{channel.id}",
+        )

@@ -7,10 +7,11 @@ from zoneinfo import available_timezones
 
 import streamlit as st
 
-from app import signin
+from app import deps, signin
 from app.deps import call
 from switchboard.errors import SwitchboardError
 from switchboard.services.organizations import DAYS, get_organization, update_settings
+from switchboard.workflows import warehouse as warehouse_jobs
 
 DAY_NAMES = {"mon": "Monday", "tue": "Tuesday", "wed": "Wednesday", "thu": "Thursday", "fri": "Friday",
              "sat": "Saturday", "sun": "Sunday"}
@@ -58,4 +59,7 @@ def page() -> None:
             except SwitchboardError as exc:
                 st.error(str(exc))
             else:
-                st.success("Saved. Dashboards use the new calendar from the next warehouse build.")
+                rebuilding = warehouse_jobs.rebuild_in_background(
+                    deps.engine(), deps.settings(), reason="organization settings saved")
+                st.success("Saved. The warehouse is being rebuilt with these settings: the analytics follow "
+                           "within a minute." if rebuilding else "Saved.")

@@ -1,44 +1,53 @@
-"""Managers: response-time analytics from the DuckDB warehouse (read-only).
+"""Managers and admins: analytics from the DuckDB warehouse (read-only), to act on.
 
 Every read goes through :func:`switchboard.services.analytics.analytics_reader`, which checks the
 access policy (managers and admins) and binds the reads to the actor's organization. Metric names,
-labels and definitions come from the metric catalogue (:mod:`warehouse.metrics`).
+labels and definitions come from the metric catalogue (:mod:`warehouse.metrics`); what each figure
+means is in docs/metrics.md.
 
-Per agent / channel / day: count, mean, median, p90, min and max of first response, response, queue,
-handle and resolution times, wall clock or business hours (the channels' current calendars); the
-weekday x hour heatmap; SLA shares and breaches; the live queue as of the last build. Every read is a
-read of one warehouse snapshot (:func:`warehouse.queries.connect`), cached with a bounded
-``st.cache_data`` keyed on the published snapshot's id, so a new build shows up at once and readers
-never block it.
+Filters (days in the organization's timezone, channels, one agent, business hours) apply to the whole
+page. Key figures compare with the previous period of the same length. Tabs: per agent, per channel,
+daily trends, the distribution of a time metric, the weekday x hour heatmap, SLA, the live queue, and
+every conversation cycle. **Drill-down**: selecting an agent or channel row, a day, a heatmap cell or
+the SLA breaches lists the conversation cycles behind it (customer, channel, times) with a link that
+opens the thread in the inbox. Every table can be downloaded as CSV; the cycles as one row per cycle.
+
+Every read is a read of one warehouse snapshot (:func:`warehouse.queries.connect`), cached with a
+bounded ``st.cache_data`` keyed on the published snapshot's id, so a new build shows up at once and
+readers never block it.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 import plotly.express as px
 import polars as pl
 import streamlit as st
 
 from app import deps, signin
-from switchboard.errors import PermissionDenied
+from switchboard.errors import PermissionDenied, SwitchboardError
 from switchboard.services.analytics import AnalyticsReader, analytics_reader
+from switchboard.services.inbox_views import customer_names
 from switchboard.settings import get_settings
+from switchboard.types import Actor
 from warehouse import queries
 from warehouse.metrics import COUNT, STATS, TIME_METRICS, TIME_METRICS_BY_NAME
 
 METRICS = {m.name: m.label for m in TIME_METRICS}
 WEEKDAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+ALL_AGENTS = "All agents"
+DRILL = "analytics_drill"  # session_state: the filters of the cycles listed under the tabs, and their title
 
 
 @st.cache_data(ttl=300, max_entries=256, show_spinner=False)
 def _cached(_reader: AnalyticsReader, organization_id: int, path: str, stamp: int, fn_name: str,
-            args: tuple[Any, ...], kwargs: tuple[tuple[str, Any], ...]) -> pl.DataFrame:
+            args: tuple[Any, ...], kwargs: tuple[tuple[str, Any], ...]) -> Any:
     """One cached warehouse read of one organization; ``stamp`` (the published snapshot's id)
     invalidates it when a build is published. ``_reader`` (not hashed) does the read; the key is the other arguments."""
-    result: pl.DataFrame = _reader.read(fn_name, *args, **dict(kwargs))
-    return result
+    return _reader.read(fn_name, *args, **dict(kwargs))
 
 
 def _read(reader: AnalyticsReader, fn_name: str, *args: Any, **kwargs: Any) -> Any:
@@ -46,6 +55,25 @@ def _read(reader: AnalyticsReader, fn_name: str, *args: Any, **kwargs: Any) -> A
     return _cached(reader, reader.organization_id, str(path), queries.snapshot_id(path), fn_name, tuple(args),
                    tuple(sorted(kwargs.items())))
 
+
+@dataclass(frozen=True)
+class Filters:
+    start: date
+    end: date
+    channel_ids: tuple[int, ...]
+    agent: str | None  # an agent's email
+    business: bool
+
+    def previous(self) -> Filters:
+        """The period of the same length just before this one."""
+        days = (self.end - self.start).days + 1
+        return replace(self, start=self.start - timedelta(days=days), end=self.start - timedelta(days=1))
+
+    def reads(self) -> dict[str, Any]:
+        return {"channel_ids": self.channel_ids or None, "agent": self.agent}
+
+
+# --- formatting ----------------------------------------------------------------------------------
 
 def duration(ms: float) -> str:
     """A duration short enough for a metric tile: 42 s, 68.8 min, 4.1 h, 3.2 d."""
@@ -88,6 +116,10 @@ def staleness(built_at: str | None, now: datetime, interval_seconds: int) -> str
             f"{interval_seconds // 60 or 1} min: is the worker running? (Channels & health lists the flow runs.)")
 
 
+# chart legends and table headers in words a manager reads: "Median (min)", not "median_min"
+_WORDS = {f"{s.name}_min": f"{s.label} (min)" for s in STATS} | {"count": COUNT.label}
+
+
 def _minutes(df: pl.DataFrame) -> pl.DataFrame:
     """ms columns → minutes, rounded, for display."""
     return df.with_columns([
@@ -96,93 +128,277 @@ def _minutes(df: pl.DataFrame) -> pl.DataFrame:
     ]).drop([c for c in df.columns if c.endswith("_ms")])
 
 
-def _stats_section(reader: AnalyticsReader, metric: str, start: date, end: date, business: bool,
-                   channel_ids: tuple[int, ...]) -> None:
-    m = TIME_METRICS_BY_NAME[metric]
-    st.caption(m.definition + (" Business hours only (current calendars)." if business else " Wall clock."))
-    overall = _read(reader, "time_metric_stats", metric, start, end, business_hours=business,
-                    channel_ids=channel_ids)
-    if overall.is_empty() or not overall["count"][0]:
-        st.info("No data for this metric in the selected range.")
+def _readable(df: pl.DataFrame) -> pl.DataFrame:
+    """Durations in minutes and every header in words: "Median (min)", "Conversations completed"."""
+    shown = _minutes(df).rename(_WORDS, strict=False)
+    names = {}
+    for c in shown.columns:
+        if c in _WORDS.values():
+            continue
+        words = c.replace("_min", " (min)").replace("_", " ").replace(" email", "")
+        names[c] = words[:1].upper() + words[1:]
+    return shown.rename(names)
+
+
+def delta(now: float | None, before: float | None, kind: str) -> str | None:
+    """The change against the previous period, as a tile shows it: "+3", "-2.1 min", "+5 pp"."""
+    if now is None or before is None:
+        return None
+    diff = now - before
+    if kind == "share":
+        return f"{diff * 100:+.0f} pp"
+    if kind == "duration":
+        return ("+" if diff >= 0 else "-") + duration(abs(diff))
+    return f"{diff:+,.0f}"
+
+
+def _csv(df: pl.DataFrame, name: str, key: str) -> None:
+    st.download_button(f"Download CSV ({df.height:,} rows)", df.write_csv(), file_name=f"{name}.csv",
+                       mime="text/csv", key=f"csv_{key}", icon=":material/download:")
+
+
+def _table(df: pl.DataFrame, name: str, key: str, *, select: bool = False) -> int | None:
+    """A table in words with its CSV download; with ``select``, the index of the row the user selected."""
+    shown = _readable(df)
+    if select:
+        event = st.dataframe(shown, hide_index=True, width="stretch", on_select="rerun",
+                             selection_mode="single-row", key=f"table_{key}")
+        rows = event.selection.rows if event is not None else []
+    else:
+        st.dataframe(shown, hide_index=True, width="stretch", key=f"table_{key}")
+        rows = []
+    _csv(shown, name, key)
+    return int(rows[0]) if rows else None
+
+
+def _drill(title: str, **criteria: Any) -> None:
+    st.session_state[DRILL] = {"title": title, **criteria}
+
+
+# --- sections ----------------------------------------------------------------------------------------
+
+def _headline(reader: AnalyticsReader, f: Filters) -> None:
+    now = _read(reader, "headline", f.start, f.end, business_hours=f.business, **f.reads())
+    prev_f = f.previous()
+    before = _read(reader, "headline", prev_f.start, prev_f.end, business_hours=f.business, **f.reads())
+    tiles: list[tuple[str, str, str, str, Literal["normal", "inverse"]]] = [
+        ("Conversations started", "count_started", "count", "Cycles started (created or reopened)", "normal"),
+        ("Completed", "count_completed", "count", "Cycles completed in the period", "normal"),
+        ("Median first response", "median_first_response_ms", "duration",
+         TIME_METRICS_BY_NAME["first_response"].definition, "inverse"),
+        ("First response, 90th percentile", "p90_first_response_ms", "duration",
+         "90 % of first responses were at most this fast", "inverse"),
+        ("Median response (every turn)", "median_response_ms", "duration",
+         TIME_METRICS_BY_NAME["response"].definition, "inverse"),
+        ("First-response SLA met", "first_response_sla_share", "share",
+         "Share of decided cycles (met, breached or unanswered) answered within the target", "normal"),
+        ("Unanswered turns", "count_unanswered_turns", "count",
+         "Customer turns left without a human reply when their cycle completed", "inverse"),
+    ]
+    st.caption(f"Compared with {prev_f.start:%d %b} – {prev_f.end:%d %b %Y} (the previous period of the same length)"
+               + (" · business hours only" if f.business else ""))
+    cols = st.columns(len(tiles))
+    for col, (label, field, kind, help_, colour) in zip(cols, tiles, strict=True):
+        value = now.get(field)
+        if value is None:
+            shown = "–"
+        elif kind == "duration":
+            shown = duration(value)
+        elif kind == "share":
+            shown = f"{value * 100:.0f} %"
+        else:
+            shown = f"{value:,}"
+        col.metric(label, shown, delta=delta(value, before.get(field), kind), delta_color=colour, help=help_)
+
+
+def _agents(reader: AnalyticsReader, f: Filters) -> None:
+    daily = _read(reader, "agent_daily", f.start, f.end)
+    if f.agent:
+        daily = daily.filter(pl.col("agent_email") == f.agent)
+    if daily.is_empty():
+        st.info("No agent activity in the selected range.")
         return
-    row = overall.row(0, named=True)
-    cols = st.columns(1 + len(STATS))
-    cols[0].metric(COUNT.label, f"{row[COUNT.name]:,}", help=COUNT.description)
-    for col, stat in zip(cols[1:], STATS, strict=True):
-        value = row[f"{stat.name}_{m.unit}"] or 0
-        col.metric(stat.label, duration(value), help=f"{stat.description}: {value / 60_000:,.1f} minutes")
-    tabs = st.tabs(["Per agent", "Per channel", "Per day"])
-    for tab, group in zip(tabs, ("agent", "channel", "day"), strict=True):
-        with tab:
-            df = _read(reader, "time_metric_stats", metric, start, end, group_by=group,
-                       business_hours=business, channel_ids=channel_ids)
-            if df.is_empty():
-                st.info("No data.")
-                continue
-            shown = _minutes(df).with_columns(pl.col(group).cast(pl.Utf8).fill_null("(none)"))
-            if group == "day":
-                fig = px.line(shown.to_pandas(), x=group, y=["median_min", "p90_min", "mean_min"], markers=True,
-                              labels={"value": "minutes", group: "day"})
-            else:
-                fig = px.bar(shown.to_pandas(), x=group, y=["median_min", "p90_min"], barmode="group",
-                             labels={"value": "minutes", group: group})
-            st.plotly_chart(fig, width="stretch")
-            st.dataframe(shown, hide_index=True, width="stretch")
+    table = daily.group_by("agent_email").agg(
+        pl.col("conversations_accepted").sum(), pl.col("conversations_reassigned_to").sum(),
+        pl.col("conversations_completed").sum(), pl.col("total_messages_sent").sum(),
+        pl.col("total_messages_received").sum(), pl.col("concurrent_peak").max().alias("concurrency_peak"),
+        pl.col("total_online_minutes").sum().alias("online_minutes"))
+    for metric in ("first_response", "response", "handle"):  # over the period's rows, never averaged medians
+        stats = _read(reader, "time_metric_stats", metric, f.start, f.end, group_by="agent",
+                      business_hours=f.business, **f.reads())
+        table = table.join(stats.select(pl.col("agent").alias("agent_email"),
+                                        pl.col("median_ms").alias(f"{metric}_median_ms"),
+                                        pl.col("p90_ms").alias(f"{metric}_p90_ms")), on="agent_email", how="left")
+    table = table.sort("conversations_completed", descending=True)
+    st.caption("Counts over all channels from the daily agent sheet; times (median, 90th percentile) are credited "
+               "to whoever replied, handled or completed, for the chosen channels. Select a row to list its "
+               "conversations.")
+    picked = _table(table, "agents", "agents", select=True)
+    if picked is not None:
+        email = table["agent_email"][picked]
+        _drill(f"Conversations of {email}", agent=email)
 
 
-def _heatmap(reader: AnalyticsReader, start: date, end: date, channel_ids: tuple[int, ...], business: bool) -> None:
-    df = _read(reader, "hourly_volume", start, end, channel_ids=channel_ids)
+def _channels(reader: AnalyticsReader, f: Filters) -> None:
+    daily = _read(reader, "channel_daily", f.start, f.end, channel_ids=f.channel_ids or None)
+    if daily.is_empty():
+        st.info("No traffic in the selected range.")
+        return
+    table = daily.group_by("channel_id", "channel_name", "provider").agg(
+        pl.col("conversations_started").sum(), pl.col("conversations_reopened").sum(),
+        pl.col("conversations_completed").sum(), pl.col("total_messages_received").sum(),
+        pl.col("total_messages_sent").sum(), pl.col("total_bot_messages").sum(),
+        pl.col("count_unanswered_turns").sum())
+    stats = _read(reader, "time_metric_stats", "first_response", f.start, f.end, group_by="channel",
+                  business_hours=f.business, **f.reads())
+    table = table.join(stats.select(pl.col("channel").alias("channel_name"),
+                                    pl.col("median_ms").alias("first_response_median_ms"),
+                                    pl.col("p90_ms").alias("first_response_p90_ms")),
+                       on="channel_name", how="left").sort("conversations_started", descending=True)
+    st.caption("Select a row to list its conversations.")
+    picked = _table(table.drop("channel_id"), "channels", "channels", select=True)
+    if picked is not None:
+        _drill(f"Conversations on {table['channel_name'][picked]}", channel_ids=(int(table["channel_id"][picked]),))
+
+
+def _trends(reader: AnalyticsReader, f: Filters, metric: str) -> None:
+    daily = _read(reader, "channel_daily", f.start, f.end, channel_ids=f.channel_ids or None)
+    if daily.is_empty():
+        st.info("No traffic in the selected range.")
+        return
+    volume = daily.group_by("metric_date").agg(
+        pl.col("conversations_started").sum().alias("Conversations started"),
+        pl.col("conversations_completed").sum().alias("Completed"),
+        pl.col("total_messages_received").sum().alias("Customer messages")).sort("metric_date")
+    st.plotly_chart(px.line(volume.to_pandas(), x="metric_date",
+                            y=["Conversations started", "Completed", "Customer messages"], markers=True,
+                            labels={"metric_date": "Day", "value": "Count", "variable": ""}), width="stretch")
+    times = _read(reader, "time_metric_stats", metric, f.start, f.end, group_by="day", business_hours=f.business,
+                  **f.reads())
+    if not times.is_empty():
+        shown = _minutes(times).rename(_WORDS, strict=False)
+        st.plotly_chart(px.line(shown.to_pandas(), x="day", y=[_WORDS["median_min"], _WORDS["p90_min"]], markers=True,
+                                labels={"day": "Day", "value": f"{METRICS[metric]} (minutes)", "variable": ""}),
+                        width="stretch")
+    table = volume.join(times.select(pl.col("day").alias("metric_date"), pl.col("median_ms"), pl.col("p90_ms")),
+                        on="metric_date", how="left")
+    days = table["metric_date"].to_list()
+    c1, c2 = st.columns([3, 1])
+    day = c1.selectbox("Conversations started on", days, index=None, format_func=lambda d: f"{d:%a %d %b %Y}",
+                       key="analytics_trend_day", placeholder="Pick a day to list its conversations")
+    if day is not None and c2.button("List them", key="analytics_trend_drill"):
+        _drill(f"Conversations started on {day:%a %d %b %Y}", day=day)
+    _table(table, "daily", "daily")
+
+
+def _distribution(reader: AnalyticsReader, f: Filters, metric: str) -> None:
+    m = TIME_METRICS_BY_NAME[metric]
+    values = _read(reader, "time_metric_values", metric, f.start, f.end, business_hours=f.business, **f.reads())
+    if values.is_empty():
+        st.info(f"No {m.label.lower()} values in the selected range.")
+        return
+    minutes = values.with_columns((pl.col("value_ms") / 60_000).alias("minutes"))
+    median = float(minutes["minutes"].quantile(0.5, "linear") or 0)
+    p90 = float(minutes["minutes"].quantile(0.9, "linear") or 0)
+    log = st.toggle("Logarithmic scale (long tails)", value=True, key="analytics_log")
+    positive = minutes.filter(pl.col("minutes") > 0) if log else minutes
+    fig = px.histogram(positive.to_pandas(), x="minutes", nbins=50, log_x=log,
+                       labels={"minutes": f"{m.label} (minutes)", "count": "Occurrences"})
+    fig.update_yaxes(title_text="Occurrences")
+    for name, value, dash in (("Median", median, "dash"), ("90th percentile", p90, "dot")):
+        fig.add_vline(x=max(value, 0.01) if log else value, line_dash=dash,
+                      annotation_text=f"{name}: {duration(value * 60_000)}")
+    st.plotly_chart(fig, width="stretch")
+    st.plotly_chart(px.box(minutes.to_pandas(), x="minutes", y="agent", points="outliers", log_x=log,
+                           labels={"minutes": f"{m.label} (minutes)", "agent": "Agent"}), width="stretch")
+
+
+def _heatmap(reader: AnalyticsReader, f: Filters) -> None:
+    df = _read(reader, "hourly_volume", f.start, f.end, channel_ids=f.channel_ids or None)
     if df.is_empty():
         st.info("No traffic in the selected range.")
         return
     what = st.radio("Heatmap of", ["Messages received", "Average response time"], horizontal=True,
                     key="analytics_heatmap")
     col = "total_messages_received" if what == "Messages received" else (
-        "avg_response_business_ms" if business else "avg_response_ms")
+        "avg_response_business_ms" if f.business else "avg_response_ms")
     grid = [[0.0] * 24 for _ in WEEKDAYS]
     for r in df.iter_rows(named=True):
         v = r[col] or 0
         grid[int(r["day_of_week"]) - 1][int(r["hour_of_day"])] = v / 60_000 if col.endswith("_ms") else v
     fig = px.imshow(grid, x=[f"{h:02d}" for h in range(24)], y=WEEKDAYS, aspect="auto",
-                    labels={"x": "hour (local)", "y": "weekday",
-                            "color": "minutes" if col.endswith("_ms") else "messages"},
+                    labels={"x": "Hour (local)", "y": "Weekday",
+                            "color": "Average response (min)" if col.endswith("_ms") else "Messages"},
                     color_continuous_scale="Blues")
     st.plotly_chart(fig, width="stretch")
+    c1, c2, c3 = st.columns([2, 2, 1])
+    weekday = c1.selectbox("Weekday", list(range(1, 8)), format_func=lambda d: WEEKDAYS[d - 1],
+                           key="analytics_cell_day")
+    hour = c2.selectbox("Hour", list(range(24)), format_func=lambda h: f"{h:02d}:00–{h:02d}:59", index=9,
+                        key="analytics_cell_hour")
+    if c3.button("List this cell's conversations", key="analytics_cell_drill"):
+        _drill(f"Conversations with a customer turn on {WEEKDAYS[weekday - 1]} {hour:02d}:00–{hour:02d}:59",
+               weekday=weekday, hour=hour)
 
 
-def _sla(reader: AnalyticsReader, start: date, end: date, channel_ids: tuple[int, ...], business: bool) -> None:
-    df = _read(reader, "sla_daily", start, end, channel_ids=channel_ids)
+def _sla(reader: AnalyticsReader, f: Filters) -> None:
+    df = _read(reader, "sla_daily", f.start, f.end, channel_ids=f.channel_ids or None)
     if df.is_empty():
         st.info("No cycles started in the selected range.")
         return
-    fr = "first_response_business_sla_share" if business else "first_response_sla_share"
-    rs = "resolution_business_sla_share" if business else "resolution_sla_share"
+    fr = "first_response_business_sla_share" if f.business else "first_response_sla_share"
+    rs = "resolution_business_sla_share" if f.business else "resolution_sla_share"
     daily = df.group_by("metric_date").agg(
-        (pl.col("count_first_response_met").sum() / pl.col("count_cycles").sum()).alias("first response met"),
-        pl.col(fr).mean().alias("first response share (decided)"),
-        pl.col(rs).mean().alias("resolution share (decided)"),
+        pl.col(fr).mean().alias("First response within target"),
+        pl.col(rs).mean().alias("Resolution within target"),
     ).sort("metric_date")
-    st.plotly_chart(px.line(daily.to_pandas(), x="metric_date",
-                            y=["first response share (decided)", "resolution share (decided)"], markers=True,
-                            labels={"value": "share of cycles", "metric_date": "day"}), width="stretch")
-    st.dataframe(df.drop("organization_id"), hide_index=True, width="stretch")
-    kind = st.radio("Breaches of", ["first_response", "resolution"], horizontal=True, key="analytics_breach")
-    st.dataframe(_minutes(_read(reader, "sla_breaches", start, end, kind=kind, business_hours=business)),
-                 hide_index=True, width="stretch")
+    fig = px.line(daily.to_pandas(), x="metric_date", y=["First response within target", "Resolution within target"],
+                  markers=True, labels={"value": "Share of decided cycles", "metric_date": "Day", "variable": ""})
+    fig.update_yaxes(tickformat=".0%", range=[0, 1.05])
+    st.plotly_chart(fig, width="stretch")
+    _table(df.drop("organization_id", "channel_id", strict=False), "sla_daily", "sla")
+    kind = st.radio("Breaches of", ["first_response", "resolution"], horizontal=True, key="analytics_breach",
+                    format_func={"first_response": "First response", "resolution": "Resolution"}.__getitem__)
+    if st.button("List the breached and unanswered cycles", key="analytics_sla_drill"):
+        _drill(f"{'First-response' if kind == 'first_response' else 'Resolution'} target missed", sla_missed=kind)
 
 
-def _live(reader: AnalyticsReader, channel_ids: tuple[int, ...]) -> None:
-    q = _read(reader, "live_queue", channel_ids=channel_ids)
+def _live(reader: AnalyticsReader, f: Filters) -> None:
+    q = _read(reader, "live_queue", channel_ids=f.channel_ids or None)
     c1, c2, c3 = st.columns(3)
     c1.metric("Open", q.height)
     c2.metric("Unassigned", int(q["is_unassigned"].sum()) if q.height else 0)
     c3.metric("Unattended (waiting for a reply)", int(q["is_unattended"].sum()) if q.height else 0)
-    st.caption("Per agent load with presence")
-    st.dataframe(_minutes(_read(reader, "agent_load")), hide_index=True, width="stretch")
+    st.caption("Per agent load with presence (as of the last build)")
+    _table(_read(reader, "agent_load"), "agent_load", "load")
     if q.height:
-        st.dataframe(_minutes(q.select("conversation_id", "channel_name", "conversation_status", "assignee_email",
-                                       "assignee_presence_state", "is_unattended", "waiting_since", "waiting_ms",
-                                       "count_unread")), hide_index=True, width="stretch")
+        _table(q.select("conversation_id", "channel_name", "conversation_status", "assignee_email",
+                        "assignee_presence_state", "is_unattended", "waiting_since", "waiting_ms", "count_unread"),
+               "live_queue", "live")
+
+
+def _cycles(reader: AnalyticsReader, actor: Actor, f: Filters, title: str, criteria: dict[str, Any],
+            key: str) -> None:
+    """The conversation cycles behind a figure, with the customer, a link into the inbox and a CSV."""
+    reads = f.reads() | {k: v for k, v in criteria.items() if k in ("channel_ids", "agent")}
+    extra = {k: v for k, v in criteria.items() if k not in ("channel_ids", "agent")}
+    rows = _read(reader, "cycle_rows", f.start, f.end, business_hours=f.business, **reads, **extra)
+    st.subheader(title)
+    if rows.is_empty():
+        st.info("No conversation cycles match.")
+        return
+    names = deps.call(customer_names, actor, rows["conversation_id"].unique().to_list())
+    rows = rows.with_columns(
+        pl.col("conversation_id").replace_strict(names, default="(not visible to you)", return_dtype=pl.Utf8)
+        .alias("customer"),
+        pl.format("/inbox?c={}", pl.col("conversation_id")).alias("open"))
+    shown = rows.select("open", "customer", "channel_name", "cycle_number", "started_at", "accepted_by_email",
+                        "first_response_at", "first_responder_email", "completed_at", "first_response_ms",
+                        "resolution_ms", "first_response_sla_status", "count_unanswered_turns")
+    st.dataframe(_readable(shown), hide_index=True, width="stretch", key=f"cycles_{key}",
+                 column_config={"Open": st.column_config.LinkColumn("Open", display_text="Open thread")})
+    export = rows.select("customer", *queries.CYCLE_COLUMNS)
+    _csv(export, "conversation_cycles", key)
 
 
 def _date_range(picked: Any, today: date) -> tuple[date, date]:
@@ -195,9 +411,27 @@ def _date_range(picked: Any, today: date) -> tuple[date, date]:
     return values[0], values[-1]
 
 
+def _filters(reader: AnalyticsReader) -> Filters:
+    channels = _read(reader, "channels")
+    names = dict(zip(channels["channel_name"].to_list(), channels["channel_id"].to_list(), strict=True))
+    agents = [a for a in _read(reader, "agents")["user_email"].to_list() if a]
+    c1, c2, c3, c4 = st.columns([2.2, 2.6, 2, 1.2])
+    today = date.today()
+    picked = c1.date_input("Days (organization's timezone)", (today - timedelta(days=6), today),
+                           key="analytics_days")
+    start, end = _date_range(picked, today)
+    chosen = c2.multiselect("Channels", list(names), key="analytics_channels", placeholder="All channels")
+    agent = c3.selectbox("Agent", [ALL_AGENTS, *agents], key="analytics_agent")
+    business = c4.toggle("Business hours", key="analytics_business",
+                         help="Count only the time inside the business-hours calendar (nights, weekends, "
+                              "holidays left out)")
+    return Filters(start, end, tuple(int(names[n]) for n in chosen), None if agent == ALL_AGENTS else str(agent),
+                   bool(business))
+
+
 def page() -> None:
     actor = signin.page_actor()
-    st.title("Response times")
+    st.title("Analytics")
     path = get_settings().warehouse_file
     try:
         reader = deps.call(analytics_reader, actor, path)
@@ -214,25 +448,40 @@ def page() -> None:
     stale = staleness(state.get("built_at"), datetime.now(UTC), get_settings().warehouse_build_interval_seconds)
     if stale:
         st.warning(stale)
-    channels = _read(reader, "channels")
-    names = dict(zip(channels["channel_name"].to_list(), channels["channel_id"].to_list(), strict=True))
-
-    c1, c2, c3, c4 = st.columns([2, 2, 2.6, 1.4])
-    today = date.today()
-    picked = c1.date_input("Days (organization's timezone)", (today - timedelta(days=6), today),
-                           key="analytics_days")
-    start, end = _date_range(picked, today)
-    metric = c2.selectbox("Metric", list(METRICS), format_func=METRICS.__getitem__, key="analytics_metric")
-    chosen = c3.multiselect("Channels", list(names), key="analytics_channels")
-    business = c4.toggle("Business hours", key="analytics_business")
-    channel_ids = tuple(int(names[n]) for n in chosen)
-
-    stats, heat, sla, live = st.tabs(["Times", "Weekday x hour", "SLA", "Live queue"])
-    with stats:
-        _stats_section(reader, str(metric), start, end, business, channel_ids)
-    with heat:
-        _heatmap(reader, start, end, channel_ids, business)
-    with sla:
-        _sla(reader, start, end, channel_ids, business)
-    with live:
-        _live(reader, channel_ids)
+    f = _filters(reader)
+    if f.end < f.start:
+        st.error("The first day is after the last one.")
+        return
+    try:
+        _headline(reader, f)
+        metric = str(st.selectbox("Time metric (trends and distribution)", list(METRICS),
+                                  format_func=METRICS.__getitem__, key="analytics_metric"))
+        st.caption(TIME_METRICS_BY_NAME[metric].definition)
+        tabs = st.tabs(["Agents", "Channels", "Trends", "Distribution", "Weekday × hour", "SLA", "Live queue",
+                        "All conversations"])
+        with tabs[0]:
+            _agents(reader, f)
+        with tabs[1]:
+            _channels(reader, f)
+        with tabs[2]:
+            _trends(reader, f, metric)
+        with tabs[3]:
+            _distribution(reader, f, metric)
+        with tabs[4]:
+            _heatmap(reader, f)
+        with tabs[5]:
+            _sla(reader, f)
+        with tabs[6]:
+            _live(reader, f)
+        with tabs[7]:
+            _cycles(reader, actor, f, "Every conversation cycle started in the range", {}, "all")
+        drill = st.session_state.get(DRILL)
+        if drill:
+            st.divider()
+            criteria = {k: v for k, v in drill.items() if k != "title"}
+            _cycles(reader, actor, f, str(drill["title"]), criteria, "drill")
+            if st.button("Close the list", key="analytics_drill_close"):
+                st.session_state.pop(DRILL, None)
+                st.rerun()
+    except SwitchboardError as exc:
+        st.error(str(exc))

@@ -36,7 +36,8 @@ def render() -> None:
         return
     # mypy cannot subtract Refusal from a three-way union: say what is left
     result = cast("PendingLogin | SessionToken | None", signin.attempt(
-        login, email, password, code, secret_key=deps.secret_key(), user_agent=signin.user_agent()))
+        login, email, password, code, secret_key=deps.secret_key(), user_agent=signin.user_agent(),
+        client_address=signin.client_address()))
     if result is None:
         return
     if isinstance(result, PendingLogin):

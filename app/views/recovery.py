@@ -24,7 +24,8 @@ def render() -> None:
         return
     if not signin.credentials_given(email, password):
         return
-    token = signin.attempt(login_with_recovery_code, email, password, code, user_agent=signin.user_agent())
+    token = signin.attempt(login_with_recovery_code, email, password, code, user_agent=signin.user_agent(),
+                           client_address=signin.client_address())
     if token is None:  # refused: the same for every address (switchboard/auth/login.py)
         return
     signin.sign_in(token)

@@ -2,10 +2,15 @@
 
 Switchboard's real WhatsApp connector talks to it unchanged (only ``api_base_url`` differs):
 
-* ``POST /{version}/{phone_number_id}/messages`` -- send (text/media/template) or mark read; checks
+* ``POST /{version}/{phone_number_id}/messages`` -- send (text/media/template) or mark read (with a
+  ``typing_indicator``: shown typing; both kept in ``GET /_sandbox/state``); checks
   the bearer token and answers like Graph; then posts signed ``sent``/``delivered``/``read`` status
   webhooks to ``config.webhook_url`` with realistic delays (divided by ``config.speed``).
-* ``POST /{version}/{phone_number_id}/media`` (multipart upload), ``GET /{version}/{media_id}``
+* ``GET /{version}/{waba_id}/message_templates`` -- the template catalogue (Graph paging); template
+  sends are checked against it (132001 unknown/unapproved, 132000 parameter counts) and free text
+  outside the customer's 24 h window is refused (131047), unless the config turns that off.
+* ``POST /{version}/{phone_number_id}/media`` (multipart upload, listed in the state's ``uploads``),
+  ``GET /{version}/{media_id}``
   (media url) and ``GET /_sandbox/media/{media_id}`` (bytes, bearer required).
 * simulated customers (see :mod:`connectors.sandbox.customers`).
 * control endpoints for tests and the demo under ``/_sandbox/`` and ``GET /health``.
@@ -14,6 +19,8 @@ Switchboard's real WhatsApp connector talks to it unchanged (only ``api_base_url
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import contextlib
 import hashlib
 import hmac
@@ -34,6 +41,7 @@ from starlette.routing import Route
 
 from connectors.sandbox.config import SandboxConfig
 from connectors.sandbox.payloads import encode_signed, inbound_message_body, new_wamid, status_body
+from connectors.sandbox.templates import TemplateRefused, check_template_send
 
 log = logging.getLogger("switchboard.sandbox")
 
@@ -84,9 +92,11 @@ class SandboxPlatform:
         self.sent: list[SentRecord] = []
         self.sent_by_id: dict[str, SentRecord] = {}
         self.marked_read: list[str] = []
+        self.typing: list[str] = []  # message ids a typing indicator was shown with
+        self.uploads: list[dict[str, Any]] = []  # media uploaded by the business (id, mime type, size)
         self.inbound: list[dict[str, Any]] = []
         self.media: dict[str, tuple[bytes, str]] = {}
-        self.last_inbound_at: dict[str, float] = {}
+        self.last_inbound_at: dict[str, float] = {p.lstrip("+"): at for p, at in config.known_customers.items()}
         self.fail_next: list[dict[str, Any]] = []
         self.webhooks_delivered = 0
         self.webhooks_failed = 0
@@ -243,13 +253,12 @@ class SandboxPlatform:
             if record is not None and "read" not in record.statuses:
                 self._status(record, "read")
 
-    def accept_send(self, payload: dict[str, Any]) -> SentRecord:
+    def accept_send(self, payload: dict[str, Any], body: str | None = None) -> SentRecord:
         mtype = str(payload.get("type") or "text")
-        body: str | None = None
         inner = payload.get(mtype)
         if mtype == "text" and isinstance(inner, dict):
             body = inner.get("body")
-        elif isinstance(inner, dict):
+        elif isinstance(inner, dict) and body is None:
             body = inner.get("caption") or inner.get("name")
         record = SentRecord(id=new_wamid(), to=str(payload["to"]).lstrip("+"), type=mtype, body=body,
                             payload=payload, received_at=time.time())
@@ -311,6 +320,11 @@ async def messages_endpoint(request: Request) -> Response:
         if not payload.get("message_id"):
             return _invalid("The parameter message_id is required.")
         platform.marked_read.append(str(payload["message_id"]))
+        indicator = payload.get("typing_indicator")
+        if indicator is not None:
+            if not isinstance(indicator, dict) or indicator.get("type") != "text":
+                return _invalid("Param typing_indicator['type'] must be 'text'.")
+            platform.typing.append(str(payload["message_id"]))
         return JSONResponse({"success": True})
     if platform.fail_next:
         forced = platform.fail_next.pop(0)
@@ -341,16 +355,53 @@ async def messages_endpoint(request: Request) -> Response:
     if mtype == "template" and not inner.get("name"):
         return _invalid("The parameter template['name'] is required.")
     phone = to.lstrip("+")
-    if platform.config.enforce_window and mtype != "template":
+    rendered: str | None = None
+    if mtype == "template" and platform.config.enforce_templates:
+        try:
+            rendered = check_template_send(platform.config.templates, inner)
+        except TemplateRefused as refused:
+            return graph_error(400, refused.code, refused.title, details=refused.details)
+    if platform.config.enforce_window and mtype not in ("template", "reaction"):
         last = platform.last_inbound_at.get(phone)
         if last is None or time.time() - last > WINDOW_SECONDS:
             return graph_error(400, 131047, "Re-engagement message", type_="OAuthException",
                                details="Message failed to send because more than 24 hours have passed "
                                        "since the customer last replied to this number.")
-    record = platform.accept_send(payload)
+    record = platform.accept_send(payload, rendered)
     return JSONResponse({"messaging_product": "whatsapp",
                          "contacts": [{"input": to, "wa_id": phone}],
                          "messages": [{"id": record.id}]})
+
+
+async def templates_endpoint(request: Request) -> Response:
+    """``GET /{version}/{waba_id}/message_templates``: the catalogue, ``limit`` per page (default 25),
+    ``after`` cursors and a ``next`` link like Graph's."""
+    platform = _platform(request)
+    problem = _check_path(request, platform) or _check_auth(request, platform)
+    if problem is not None:
+        return problem
+    waba_id = request.path_params["waba_id"]
+    if waba_id != platform.config.waba_id:
+        return graph_error(400, 100, f"Unsupported get request. Object with ID '{waba_id}' does not exist, "
+                                     "cannot be loaded due to missing permissions, or does not support this "
+                                     "operation.", type_="GraphMethodException", subcode=33)
+    try:
+        limit = max(1, min(100, int(request.query_params.get("limit", "25"))))
+        after = request.query_params.get("after")
+        start = int(base64.urlsafe_b64decode(after.encode()).decode()) if after else 0
+    except (ValueError, UnicodeDecodeError, binascii.Error):
+        return _invalid("Invalid paging parameters (limit, after).")
+    templates = platform.config.templates
+    data = [dict(t) for t in templates[start:start + limit]]
+    paging: dict[str, Any] = {"cursors": {"before": _cursor(start), "after": _cursor(start + len(data) - 1)}}
+    if start + limit < len(templates):
+        paging["cursors"]["after"] = _cursor(start + limit)
+        paging["next"] = str(request.url.include_query_params(limit=limit, after=_cursor(start + limit)))
+    return JSONResponse({"data": data, "paging": paging})
+
+
+def _cursor(index: int) -> str:
+    return base64.urlsafe_b64encode(str(max(index, 0)).encode()).decode()
 
 
 async def upload_media_endpoint(request: Request) -> Response:
@@ -366,7 +417,23 @@ async def upload_media_endpoint(request: Request) -> Response:
     mime = str(form.get("type") or upload.content_type or "application/octet-stream")
     if form.get("messaging_product") != "whatsapp":
         return _invalid("The parameter messaging_product is required and must be 'whatsapp'.")
-    return JSONResponse({"id": platform.store_media(data, mime)})
+    media_id = platform.store_media(data, mime)
+    platform.uploads.append({"id": media_id, "mime_type": mime, "size": len(data),
+                             "file_name": upload.filename})
+    return JSONResponse({"id": media_id})
+
+
+async def debug_token_endpoint(request: Request) -> Response:
+    """``GET /debug_token?input_token=…``: the sandbox's token never expires (``expires_at`` 0)."""
+    platform = _platform(request)
+    problem = _check_path(request, platform) or _check_auth(request, platform)
+    if problem is not None:
+        return problem
+    valid = hmac.compare_digest(request.query_params.get("input_token", "").encode(),
+                                platform.config.access_token.encode())
+    return JSONResponse({"data": {"app_id": "sandbox", "type": "SYSTEM_USER", "is_valid": valid,
+                                  "expires_at": 0, "data_access_expires_at": 0,
+                                  "scopes": ["whatsapp_business_messaging"]}})
 
 
 async def media_info_endpoint(request: Request) -> Response:
@@ -375,6 +442,9 @@ async def media_info_endpoint(request: Request) -> Response:
     if problem is not None:
         return problem
     media_id = request.path_params["media_id"]
+    if media_id == platform.config.phone_number_id:  # GET /{phone-number-id}: a connection test
+        return JSONResponse({"id": media_id, "verified_name": "Switchboard Sandbox",
+                             "display_phone_number": "+1 555 0100", "quality_rating": "GREEN"})
     item = platform.media.get(media_id)
     if item is None:
         return graph_error(400, 100, f"Unsupported get request. Object with ID '{media_id}' does not exist.",
@@ -438,6 +508,8 @@ async def control_state(request: Request) -> Response:
     return JSONResponse({
         "inbound": platform.inbound,
         "marked_read": platform.marked_read,
+        "typing": platform.typing,
+        "uploads": platform.uploads,
         "webhooks": {"delivered": platform.webhooks_delivered, "failed": platform.webhooks_failed,
                      "queued": platform._queue.qsize() if platform._queue is not None else 0,
                      "last_error": platform.last_webhook_error},
@@ -465,7 +537,9 @@ async def control_fail_next(request: Request) -> Response:
 async def health(request: Request) -> Response:
     platform = _platform(request)
     return JSONResponse({"status": "ok", "phone_number_id": platform.config.phone_number_id,
-                         "customers": platform.config.customers, "speed": platform.config.speed,
+                         "waba_id": platform.config.waba_id, "customers": platform.config.customers,
+                         "speed": platform.config.speed, "enforce_window": platform.config.enforce_window,
+                         "enforce_templates": platform.config.enforce_templates,
                          "sent": len(platform.sent), "inbound": len(platform.inbound)})
 
 
@@ -490,6 +564,8 @@ def create_app(config: SandboxConfig) -> Starlette:
         Route("/_sandbox/media/{media_id}", media_bytes_endpoint, methods=["GET"], name="media_bytes"),
         Route("/{version}/{phone_number_id}/messages", messages_endpoint, methods=["POST"]),
         Route("/{version}/{phone_number_id}/media", upload_media_endpoint, methods=["POST"]),
+        Route("/{version}/{waba_id}/message_templates", templates_endpoint, methods=["GET"]),
+        Route("/{version}/debug_token", debug_token_endpoint, methods=["GET"]),
         Route("/{version}/{media_id}", media_info_endpoint, methods=["GET"]),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)

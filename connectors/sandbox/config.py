@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from connectors.sandbox.templates import DEFAULT_TEMPLATES
 
 
 @dataclass(frozen=True, slots=True)
@@ -12,6 +16,12 @@ class SandboxConfig:
     ``speed`` divides every delay (status updates, customers typing, reading, coming back): 1.0 is
     realistic timing for the demo, 100+ makes tests fast. ``seed`` makes the simulated customers'
     names, phones, texts and timing choices reproducible.
+
+    Like the platform, by default it refuses free text outside the 24 h window (131047) and template
+    sends with an unknown or unapproved template (132001) or wrong parameter counts (132000);
+    ``enforce_window`` / ``enforce_templates`` turn that off. ``waba_id`` is the business account whose
+    ``message_templates`` list ``templates``. ``known_customers`` (phone → Unix time of the customer's last
+    message) tells a fresh sandbox about customers who wrote before it started (the demo's history).
     """
 
     phone_number_id: str
@@ -23,7 +33,11 @@ class SandboxConfig:
     seed: int | None = None
     display_phone_number: str = "15550000000"
     api_version: str | None = None  # None accepts any "vNN.N" path prefix
-    enforce_window: bool = False  # reject free-form messages outside the 24 h window (131047)
+    enforce_window: bool = True  # reject free-form messages outside the 24 h window (131047)
+    enforce_templates: bool = True  # reject unknown/unapproved templates (132001), wrong parameters (132000)
+    waba_id: str = "sandbox-waba"
+    templates: tuple[Mapping[str, Any], ...] = DEFAULT_TEMPLATES
+    known_customers: Mapping[str, float] = field(default_factory=dict)
     undeliverable_prefix: str = "999"  # recipients starting with this get a `failed` 131026 status
     come_back_probability: float = 0.35
     webhook_max_attempts: int = 8
@@ -33,6 +47,8 @@ class SandboxConfig:
             raise ValueError("sandbox phone_number_id must not be empty")
         if not self.access_token:
             raise ValueError("sandbox access_token must not be empty")
+        if not self.waba_id:
+            raise ValueError("sandbox waba_id must not be empty")
         if not self.app_secret:
             raise ValueError("sandbox app_secret must not be empty (webhooks are signed with it)")
         if self.speed <= 0:

@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-from connectors.base import AuthenticationError, MediaRef, PermanentError, RateLimited
+from connectors.base import AuthenticationError, Identity, MediaRef, PermanentError, RateLimited
 from connectors.media import StoredMedia
-from connectors.telegram.gateway import FloodWait, PeerRef, TelegramGateway, TgMessage
+from connectors.telegram.gateway import FloodWait, NotAuthorized, PeerRef, TelegramGateway, TgMessage
 from switchboard.types import OutboundRequest, Provider, SendResult
 
 FAKE_ENV = "SWITCHBOARD_TELEGRAM_FAKE"
@@ -113,8 +113,7 @@ def send_telegram(gateway: TelegramGateway, job: OutboundRequest, *, peer: PeerR
         else:
             sent.append(gateway.send_text(target, job.body or "", reply_to=reply_to))
     except FloodWait as exc:
-        raise RateLimited(f"Telegram FloodWait: retry in {exc.seconds} s", retry_after=float(exc.seconds),
-                          code="FLOOD_WAIT") from exc
+        raise flood_error(exc) from exc
     first = sent[0]
     return SendResult(provider_message_id=first.key, sent_at=first.date,
                       raw={"message_id": first.id, "chat_id": marked,
@@ -122,7 +121,8 @@ def send_telegram(gateway: TelegramGateway, job: OutboundRequest, *, peer: PeerR
 
 
 class TelegramConnector:
-    """A Telegram user account: sends (capability ``send``) and fetches media (``media``).
+    """A Telegram user account: sends (capability ``send``), fetches media (``media``), marks chats read
+    and shows typing (``read receipts and typing``).
 
     No webhooks: inbound comes from the sync and the listener. ``peers`` looks up the peer (with its
     access hash) the sync stored for a chat, so sends and downloads need no lookup on Telegram's
@@ -160,6 +160,31 @@ class TelegramConnector:
             peer = None  # send_telegram refuses the recipient with its reason
         return send_telegram(self.gateway, request, peer=peer)
 
+    def check_identity(self) -> Identity:
+        """get_me (capability ``IDENTITY``): the logged-in user; NotAuthorized when the session was
+        revoked or never logged in."""
+        user = self.gateway.me()
+        if user is None:
+            raise NotAuthorized("the Telegram session is no longer logged in (revoked or logged out): "
+                                "log in again on the Telegram login page", code="AUTH_KEY_UNREGISTERED")
+        who = user.display_name
+        return Identity(str(user.id), f"{who} (+{user.phone})" if who and user.phone else who)
+
+    def _peer_and_id(self, recipient_id: str, provider_message_id: str) -> tuple[PeerRef, int]:
+        from connectors.telegram.media import parse_message_key
+
+        chat_id, message_id = parse_message_key(provider_message_id)
+        return self.stored_peer(chat_id) or self.gateway.resolve_peer(chat_id), message_id
+
+    def mark_read(self, recipient_id: str, provider_message_id: str) -> None:
+        """Acknowledge the chat read up to the customer's message ``"<chat id>:<message id>"``."""
+        peer, message_id = self._peer_and_id(recipient_id, provider_message_id)
+        _flood_as_rate_limit(lambda: self.gateway.mark_read(peer, message_id))
+
+    def show_typing(self, recipient_id: str, provider_message_id: str) -> None:
+        peer, _ = self._peer_and_id(recipient_id, provider_message_id)
+        _flood_as_rate_limit(lambda: self.gateway.set_typing(peer))
+
     def fetch_media(self, media: MediaRef, dest_dir: Path, *, max_bytes: int) -> StoredMedia:
         from connectors.telegram.media import download_message_media, parse_message_key
 
@@ -172,6 +197,19 @@ class TelegramConnector:
         if self._gateway is not None:
             self._gateway.close()
             self._gateway = None
+
+
+def flood_error(exc: FloodWait) -> RateLimited:
+    """A FloodWait as the outbox's rate-limit error (retry after the seconds Telegram asked for)."""
+    return RateLimited(f"Telegram FloodWait: retry in {exc.seconds} s", retry_after=float(exc.seconds),
+                       code="FLOOD_WAIT")
+
+
+def _flood_as_rate_limit(call: Callable[[], None]) -> None:
+    try:
+        call()
+    except FloodWait as exc:
+        raise flood_error(exc) from exc
 
 
 def _download_gateway(credentials: Mapping[str, Any]) -> TelegramGateway:

@@ -107,6 +107,8 @@ class FakeTelegramWorld:
         self.failures: dict[str, list[tuple[int, BaseException]]] = {}
         self.calls: list[tuple[str, tuple[object, ...]]] = []
         self.media_bytes: dict[str, bytes] = {}  # media id -> the file on Telegram's file servers
+        self.read_acks: list[tuple[str, int, int]] = []  # (account phone, chat, max id) acknowledged read
+        self.typing: list[tuple[str, int]] = []  # (account phone, chat) shown "typing…"
         self._next_media_id = 5_000_000_000
         self.lock = threading.RLock()
         self.changed = threading.Condition(self.lock)
@@ -152,6 +154,13 @@ class FakeTelegramWorld:
             peer = PeerRef("channel", self._next_channel_id, secrets.randbits(62))
             self._account(phone).chats[peer.marked_id] = FakeChat(peer, title)
             return peer
+
+    def revoke_sessions(self, phone: str) -> None:
+        """The user ended every session of the account (Settings → Devices): its auth keys stop working."""
+        with self.lock:
+            for key, owner in list(self.sessions.items()):
+                if owner == normalize_phone(phone):
+                    self.sessions[key] = None
 
     def inject_flood_wait(self, method: str, seconds: int, times: int = 1) -> None:
         """The next ``times`` calls of ``method`` (e.g. "iter_history") raise FloodWait(seconds)."""
@@ -423,6 +432,20 @@ class FakeTelegramGateway:
             kind = "image" if mime.startswith("image/") else "video" if mime.startswith("video/") else "document"
             media = self.world.new_media(kind, file.read_bytes(), mime_type=mime, file_name=file.name)
             return self.world._send(account, self._chat_for(account, peer), caption, media, None, None, False)
+
+    def mark_read(self, peer: PeerRef, max_id: int) -> None:
+        with self.world.lock:
+            self._call("mark_read", peer.marked_id, max_id)
+            account = self._authorized()
+            self._chat_for(account, peer)
+            self.world.read_acks.append((account.phone, peer.marked_id, max_id))
+
+    def set_typing(self, peer: PeerRef) -> None:
+        with self.world.lock:
+            self._call("set_typing", peer.marked_id)
+            account = self._authorized()
+            self._chat_for(account, peer)
+            self.world.typing.append((account.phone, peer.marked_id))
 
     def download_media(self, peer: PeerRef, message_id: int, out: port.MediaWriter, *,
                        check: port.MediaCheck | None = None) -> TgMedia:

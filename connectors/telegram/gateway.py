@@ -260,6 +260,14 @@ class TelegramGateway(Protocol):
 
     def send_file(self, peer: PeerRef, path: str, caption: str | None = None) -> TgMessage: ...
 
+    def mark_read(self, peer: PeerRef, max_id: int) -> None:
+        """Acknowledge the chat's messages up to ``max_id`` as read (the customer sees them read)."""
+        ...
+
+    def set_typing(self, peer: PeerRef) -> None:
+        """Show "typing…" to the chat (Telegram shows it for about 5 seconds)."""
+        ...
+
     def download_media(self, peer: PeerRef, message_id: int, out: MediaWriter, *,
                        check: MediaCheck | None = None) -> TgMedia:
         """Fetch message ``message_id`` of ``peer`` and write its media (a photo's largest size, or the

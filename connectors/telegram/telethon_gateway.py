@@ -237,6 +237,21 @@ class TelethonGateway:
 
         return self._run(go())
 
+    def mark_read(self, peer: PeerRef, max_id: int) -> None:
+        async def go() -> None:
+            await self.client.send_read_acknowledge(input_peer(peer), max_id=max_id)
+
+        self._run(go())
+
+    def set_typing(self, peer: PeerRef) -> None:
+        from telethon import functions, types
+
+        async def go() -> None:
+            await self.client(functions.messages.SetTypingRequest(peer=input_peer(peer),
+                                                                  action=types.SendMessageTypingAction()))
+
+        self._run(go())
+
     def download_media(self, peer: PeerRef, message_id: int, out: port.MediaWriter, *,
                        check: port.MediaCheck | None = None) -> TgMedia:
         async def go() -> TgMedia:

@@ -66,6 +66,7 @@ def invite_user(
     """Create (or re-invite) an invited user and a one-time link; e-mail it when SMTP is configured.
 
     Re-inviting a still-invited email replaces its earlier links (idempotent for the person invited).
+    The organization's system actor (``switchboard org create --admin-email``) invites its first admin.
     """
     actor = require(uow, actor, Action.MANAGE_USERS)
     now = now or utcnow()
@@ -82,23 +83,24 @@ def invite_user(
                             .values(used_at=now))
     else:
         user_id = create_user(uow, actor.organization_id, email=email, name=name, role=role,
-                              secret_key=secret_key, status="invited", actor_user_id=actor.user_id).user_id
+                              secret_key=secret_key, status="invited", actor_user_id=actor.acting_user_id).user_id
         name = uow.session.execute(select(User.name).where(User.id == user_id)).scalar_one()
     token = secrets.token_urlsafe(32)
     expires_at = now + timedelta(hours=INVITE_HOURS)
     uow.session.execute(insert(Invite).values(user_id=user_id, token_hash=token_hash(token),
-                                              created_by_user_id=actor.user_id, expires_at=expires_at,
+                                              created_by_user_id=actor.acting_user_id, expires_at=expires_at,
                                               created_at=now))
     link = invite_link(base_url or app_url(settings), token)
     emailed, mail_error = False, None
     if settings.smtp_host:
         try:
-            send_invite_email(settings, to=email, name=name, link=link, inviter=actor.email or None,
+            send_invite_email(settings, to=email, name=name, link=link,
+                              inviter=None if actor.is_system else actor.email or None,
                               valid_hours=INVITE_HOURS)
             emailed = True
         except MailError as exc:
             mail_error = str(exc)
-    audit.record_audit(uow, organization_id=actor.organization_id, actor_user_id=actor.user_id,
+    audit.record_audit(uow, organization_id=actor.organization_id, actor_user_id=actor.acting_user_id,
                        action=audit.USER_INVITED, target=email,
                        details={"role": role, "emailed": emailed, **({"mail_error": mail_error}
                                                                       if mail_error else {})}, now=now)

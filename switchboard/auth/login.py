@@ -35,7 +35,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from switchboard.auth import audit, mail, recovery_codes, totp
+from switchboard.auth import audit, client_throttle, mail, recovery_codes, totp
 from switchboard.auth.login_sessions import SessionToken, create_session
 from switchboard.auth.passwords import verify_password
 from switchboard.clock import utcnow
@@ -140,25 +140,43 @@ def _refuse_locked(uow: UnitOfWork, key: str, user: User | None, until: datetime
     return Refusal(_locked_message(until, now))
 
 
+def _password_failure(user: User | None, matches: bool) -> str | None:
+    """Why the password step fails (the audit's reason), or None when it passes."""
+    if user is None or user.password_hash is None:
+        return "unknown_email" if user is None else "no_password"
+    if not matches:
+        return "wrong_password"
+    if user.status != "active":
+        return f"status_{user.status}"
+    return None
+
+
 def verify_password_step(
     uow: UnitOfWork, email: str, password: str, now: datetime | None = None, *,
-    settings: Settings | None = None,
+    settings: Settings | None = None, client_address: str | None = None,
 ) -> PendingLogin | Refusal:
-    """Step 1. Unknown email, wrong password, disabled or invited account: one and the same refusal."""
+    """Step 1. Unknown email, wrong password, disabled or invited account: one and the same refusal.
+    A client past its free failures (:mod:`switchboard.auth.client_throttle`) waits first, whatever
+    address it tries; its failures are counted per client as well as per address."""
     now = now or utcnow()
     settings = settings or get_settings()
     key = address_key(email)
+    client = client_throttle.normalise_client(client_address)
+    wait = client_throttle.client_wait(uow, client, now)
+    if wait > 0:
+        _audit_failure(uow, key, None, now, reason="client_throttled", client=client)
+        return Refusal(client_throttle.wait_message(wait))
     user = uow.session.execute(select(User).where(func.lower(User.email) == key)).scalar_one_or_none()
     until = locked_until(uow, key, now)
     if until is not None:
+        client_throttle.count_client_failure(uow, client, now, settings)
         return _refuse_locked(uow, key, user, until, now)
     matches = verify_password(user.password_hash if user else None, password or "")  # argon2 either way
-    if user is None or user.password_hash is None:
-        return fail_attempt(uow, key, user, now, "unknown_email" if user is None else "no_password", settings)
-    if not matches:
-        return fail_attempt(uow, key, user, now, "wrong_password", settings)
-    if user.status != "active":
-        return fail_attempt(uow, key, user, now, f"status_{user.status}", settings)
+    reason = _password_failure(user, matches)
+    if reason is not None:
+        client_throttle.count_client_failure(uow, client, now, settings)
+        return fail_attempt(uow, key, user, now, reason, settings)
+    assert user is not None
     return PendingLogin(user.id, user.organization_id, user.email, user.name, not user.totp_enabled,
                         now + timedelta(minutes=PENDING_MINUTES))
 
@@ -239,13 +257,14 @@ def verify_recovery_step(
 def login(
     uow: UnitOfWork, email: str, password: str, code: str, now: datetime | None = None, *,
     secret_key: bytes | None = None, settings: Settings | None = None, user_agent: str | None = None,
+    client_address: str | None = None,
 ) -> PendingLogin | SessionToken | Refusal:
     """Both steps at once (the sign-in form): a SessionToken, a PendingLogin needing enrollment, or a
     Refusal. An empty code is a wrong code for an enrolled account (first sign-in: leave it empty)."""
     now = now or utcnow()
     if (code or "").strip():
         totp.normalize_code(code)  # a malformed code: InvalidInput, before anything depends on the address
-    pending = verify_password_step(uow, email, password, now, settings=settings)
+    pending = verify_password_step(uow, email, password, now, settings=settings, client_address=client_address)
     if isinstance(pending, Refusal) or pending.needs_enrollment:
         return pending
     return verify_totp_step(uow, pending, code, now, secret_key=secret_key, settings=settings,
@@ -254,14 +273,14 @@ def login(
 
 def login_with_recovery_code(
     uow: UnitOfWork, email: str, password: str, recovery_code: str, now: datetime | None = None, *,
-    settings: Settings | None = None, user_agent: str | None = None,
+    settings: Settings | None = None, user_agent: str | None = None, client_address: str | None = None,
 ) -> SessionToken | Refusal:
     """Password plus a one-time recovery code (the recovery page), when the authenticator is lost.
 
     A refused password costs the same code checks as a refused code, so timing tells neither apart.
     """
     now = now or utcnow()
-    pending = verify_password_step(uow, email, password, now, settings=settings)
+    pending = verify_password_step(uow, email, password, now, settings=settings, client_address=client_address)
     if isinstance(pending, Refusal):
         recovery_codes.check_like_a_user(recovery_code)
         return pending

@@ -9,6 +9,7 @@ customers, the flow worker and the Streamlit app.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 import shutil
@@ -18,6 +19,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -37,6 +39,7 @@ DEMO_USERS = (
     ("bob@demo.local", "Bob Agent", "agent"),
 )
 SANDBOX_PHONE_ID = "100000000000001"
+SANDBOX_WABA_ID = "sandbox-waba"  # the business account whose message templates the sandbox lists
 DEMO_TIMEZONE = "Europe/Berlin"
 DEMO_HOURS = {d: [["09:00", "18:00"]] for d in ("mon", "tue", "wed", "thu", "fri")}
 
@@ -112,7 +115,13 @@ class Supervisor:
 def seed(settings: Settings, engine: Engine) -> dict[str, str]:
     """Idempotently create the demo organization, users, channel and permissions."""
     from switchboard.auth.users import create_user
-    from switchboard.services.channels import channel_credentials, create_channel, grant_channel_permission
+    from switchboard.services.channels import (
+        channel_credentials,
+        create_channel,
+        grant_channel_permission,
+        list_channels,
+        set_channel_credentials,
+    )
     from switchboard.services.organizations import create_organization, organization_id_by_name
     from switchboard.types import Actor
     from switchboard.uow import UnitOfWork
@@ -125,7 +134,8 @@ def seed(settings: Settings, engine: Engine) -> dict[str, str]:
         except NotFound:
             org_id = create_organization(uow, DEMO_ORG, DEMO_TIMEZONE, DEMO_HOURS)
         system = Actor.system(org_id, "demo")
-        channel = create_channel(  # idempotent on the key: the existing channel on a second run
+        found = [c for c in list_channels(uow, org_id) if c.key == "sandbox"]  # a second run: kept as it is
+        channel = found[0] if found else create_channel(
             uow, system, key="sandbox", provider="sandbox", name="WhatsApp (sandbox)",
             secret_key=key, external_id=SANDBOX_PHONE_ID,
             credentials={
@@ -133,9 +143,13 @@ def seed(settings: Settings, engine: Engine) -> dict[str, str]:
                 "app_secret": secrets.token_urlsafe(24),
                 "verify_token": secrets.token_urlsafe(12),
                 "phone_number_id": SANDBOX_PHONE_ID,
+                "waba_id": SANDBOX_WABA_ID,
                 "api_base_url": f"http://127.0.0.1:{settings.sandbox_port}",
             },
         )
+        current = channel_credentials(uow, system, channel.id, key)
+        if current.get("waba_id") != SANDBOX_WABA_ID:  # a demo home from before templates were synced
+            set_channel_credentials(uow, system, channel.id, key, {**current, "waba_id": SANDBOX_WABA_ID})
         existing = set(uow.session.execute(select(User.email)).scalars())
         for email, name, role in DEMO_USERS:
             if email in existing:
@@ -147,10 +161,44 @@ def seed(settings: Settings, engine: Engine) -> dict[str, str]:
                                          can_view=True, can_send=True)
         creds = channel_credentials(uow, system, channel.id, key)
         uow.commit()
+    info["channel_id"] = str(channel.id)
     info["webhook_url"] = channel.webhook_url(settings.public_base_url)
     info["app_secret"] = creds["app_secret"]
     info["access_token"] = creds["access_token"]
     return info
+
+
+def known_customers(engine: Engine, channel_id: int, path: Path) -> Path:
+    """Write the sandbox channel's customers who wrote within the last 24 hours (the imported history,
+    earlier demo runs) as ``{phone: unix time}``: a fresh sandbox then keeps their window open, as the
+    platform would."""
+    from switchboard.clock import utcnow
+    from switchboard.db.schema import Contact, Conversation
+
+    since = utcnow() - timedelta(hours=24)
+    with engine.connect() as con:
+        rows = con.execute(select(Contact.provider_contact_id, Conversation.last_inbound_at)
+                           .join(Conversation, Conversation.contact_id == Contact.id)
+                           .where(Conversation.channel_id == channel_id, Conversation.last_inbound_at >= since))
+        path.write_text(json.dumps({str(r.provider_contact_id).lstrip("+"): r.last_inbound_at.timestamp()
+                                    for r in rows}))
+    return path
+
+
+def sync_sandbox_templates(settings: Settings, engine: Engine, channel_id: int) -> str:
+    """Fetch the sandbox's template catalogue once at start (the worker then syncs it hourly)."""
+    from connectors.base import ConnectorError
+    from switchboard.workflows.connector_cache import ConnectorCache
+    from switchboard.workflows.templates import sync_channel_templates
+
+    connectors = ConnectorCache(engine, settings.secret_key_bytes())
+    try:
+        result = sync_channel_templates(engine, connectors, channel_id)
+    except ConnectorError as exc:
+        return f"template sync failed: {exc}"
+    finally:
+        connectors.close()
+    return f"{result.inserted} added, {result.updated} updated, {result.removed} removed"
 
 
 def import_history(settings: Settings, engine: Engine) -> str | None:
@@ -210,8 +258,6 @@ def run_demo(*, fresh: bool = False, customers: int = 6, speed: float = 1.0) -> 
     upgrade(url)
     print(f"  database ready ({'external' if settings.database_url else 'embedded PostgreSQL under ' + str(settings.pg_data_dir)})")
     engine = make_engine(url, pool_size=2, max_overflow=2)
-    from datetime import timedelta
-
     from switchboard.services.runs import mark_interrupted
     from switchboard.uow import UnitOfWork
 
@@ -261,7 +307,9 @@ def run_demo(*, fresh: bool = False, customers: int = 6, speed: float = 1.0) -> 
         supervisor.spawn("sandbox", sb + [
             "sandbox", "--webhook-url", info["webhook_url"], "--app-secret", info["app_secret"],
             "--access-token", info["access_token"], "--phone-number-id", SANDBOX_PHONE_ID,
-            "--customers", str(customers), "--speed", str(speed)], env)
+            "--customers", str(customers), "--speed", str(speed), "--waba-id", SANDBOX_WABA_ID,
+            "--known-customers", str(known_customers(engine, int(info["channel_id"]),
+                                                     settings.home / "sandbox-customers.json"))], env)
         app = supervisor.spawn("app", sb + ["app"], env)
         print("  starting the Prefect server (about 10 s)…")
         if not _wait_http(f"http://127.0.0.1:{settings.prefect_port}/api/health", 90, prefect):
@@ -270,6 +318,8 @@ def run_demo(*, fresh: bool = False, customers: int = 6, speed: float = 1.0) -> 
         if not _wait_http(f"http://127.0.0.1:{settings.receiver_port}/health", 30, receiver):
             raise SwitchboardError(f"the webhook receiver did not start; see {receiver.log}")
         _wait_http(f"http://127.0.0.1:{settings.app_port}/_stcore/health", 60, app)
+        if _wait_http(f"http://127.0.0.1:{settings.sandbox_port}/health", 30):
+            print(f"  sandbox message templates: {sync_sandbox_templates(settings, engine, int(info['channel_id']))}")
 
         print()
         print(f"  Inbox (Streamlit):   http://127.0.0.1:{settings.app_port}")

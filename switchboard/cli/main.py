@@ -8,6 +8,7 @@ one clear line with exit code 2, never as a traceback.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import subprocess
@@ -15,6 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from switchboard.cli.operations import add_channel_commands, add_status_command
 from switchboard.errors import SwitchboardError
 from switchboard.settings import SettingsError, get_settings
 
@@ -29,27 +31,47 @@ def _engine() -> Any:
 
 def _org_id(uow: Any, name: str | None) -> int:
     """The organization named ``--org``: a misspelt name fails with the list of names instead of
-    creating a new organization (``org create`` creates one). Without ``--org``, the default
-    organization, made on first use."""
-    from switchboard.errors import NotFound
-    from switchboard.services.organizations import create_organization, organization_id_by_name
+    creating a new organization (``org create`` creates one). Without ``--org``: the only
+    organization; several need ``--org``; with none yet, the default organization is made (a first
+    run's convenience)."""
+    from switchboard.cli.operations import organization_for_listing
+    from switchboard.services.organizations import create_organization
 
-    try:
-        return organization_id_by_name(uow, name or DEFAULT_ORG)
-    except NotFound:
-        if name is not None:
-            raise
-        return create_organization(uow, DEFAULT_ORG, get_settings().default_timezone)
+    found = organization_for_listing(uow, name)
+    if found is not None:
+        return found
+    return create_organization(uow, DEFAULT_ORG, get_settings().default_timezone)
 
 
 def cmd_org_create(args: argparse.Namespace) -> None:
+    """Create an organization (its timezone checked) and, with ``--admin-email``, invite its first
+    admin: the one-time link is printed (and e-mailed when SMTP is configured)."""
+    from switchboard.auth.invites import invite_user
     from switchboard.services.organizations import create_organization
+    from switchboard.types import Actor
     from switchboard.uow import UnitOfWork
 
+    settings = get_settings()
+    timezone = args.timezone or settings.default_timezone
     with UnitOfWork(_engine()) as uow:
-        org_id = create_organization(uow, args.name, args.timezone or get_settings().default_timezone)
+        org_id = create_organization(uow, args.name, timezone)
+        invite = None
+        if args.admin_email:
+            invite = invite_user(uow, Actor.system(org_id, "cli"), email=args.admin_email,
+                                 name=args.admin_name or args.admin_email.split("@")[0], role="admin",
+                                 settings=settings)
         uow.commit()
-    print(f"organization {args.name.strip()!r} id {org_id}")
+    print(f"organization {args.name.strip()!r} id {org_id} (timezone {timezone})")
+    if invite is None:
+        print(f"invite its first admin: `switchboard org create` with --admin-email, or `switchboard user create "
+              f"--org {args.name.strip()!r} --role admin …`")
+        return
+    how = "e-mailed to" if invite.emailed else "for"
+    print(f"first admin invited: {invite.email} (link {how} them, valid until {invite.expires_at:%Y-%m-%d %H:%M} UTC)")
+    if not invite.emailed:
+        print(f"invite link (shown once): {invite.link}")
+        if invite.mail_error:
+            print(f"the e-mail could not be sent: {invite.mail_error}")
 
 
 # --- commands ----------------------------------------------------------------------------------
@@ -138,20 +160,6 @@ def cmd_channel_add(args: argparse.Namespace) -> None:
         uow.commit()
     print(f"channel {ch.key} ({ch.provider}) id {ch.id}")
     print(f"webhook URL: {ch.webhook_url(settings.public_base_url)}")
-
-
-def cmd_channel_list(args: argparse.Namespace) -> None:
-    from switchboard.services.channels import list_channels
-    from switchboard.uow import UnitOfWork
-
-    settings = get_settings()
-    with UnitOfWork(_engine()) as uow:
-        channels = list_channels(uow)
-    if not channels:
-        print("no channels yet: add one with `switchboard channel add`")
-    for ch in channels:
-        err = f"  last error: {ch.last_error}" if ch.last_error else ""
-        print(f"{ch.id:>4}  {ch.key:<20} {ch.provider:<10} {ch.status:<7} {ch.webhook_url(settings.public_base_url)}{err}")
 
 
 def cmd_channel_sync_templates(args: argparse.Namespace) -> None:
@@ -254,13 +262,27 @@ def app_entry() -> Path:
     return Path(app.__file__).resolve().parent / "main.py"
 
 
+# The app's server settings, given as flags so they hold wherever the package is installed (the repo's
+# .streamlit/config.toml says the same for `streamlit run` by hand): XSRF protection on, CORS protection on
+# (no cross-origin requests), tracebacks never shown in the browser, no usage statistics.
+STREAMLIT_OPTIONS = {
+    "server.headless": "true",
+    "server.enableXsrfProtection": "true",
+    "server.enableCORS": "true",
+    "browser.gatherUsageStats": "false",
+    "client.toolbarMode": "minimal",
+    "client.showErrorDetails": "type",
+}
+
+
+def streamlit_command(port: int, host: str) -> list[str]:
+    flags = [arg for name, value in STREAMLIT_OPTIONS.items() for arg in (f"--{name}", value)]
+    return [sys.executable, "-m", "streamlit", "run", str(app_entry()), "--server.port", str(port),
+            "--server.address", host, *flags]
+
+
 def cmd_app(args: argparse.Namespace) -> None:
-    settings = get_settings()
-    entry = app_entry()
-    cmd = [sys.executable, "-m", "streamlit", "run", str(entry), "--server.port", str(args.port or settings.app_port),
-           "--server.address", args.host, "--server.headless", "true", "--browser.gatherUsageStats", "false",
-           "--client.toolbarMode", "minimal", "--client.showErrorDetails", "type"]
-    raise SystemExit(subprocess.call(cmd))
+    raise SystemExit(subprocess.call(streamlit_command(args.port or get_settings().app_port, args.host)))
 
 
 def cmd_sandbox(args: argparse.Namespace) -> None:
@@ -268,6 +290,9 @@ def cmd_sandbox(args: argparse.Namespace) -> None:
 
     settings = get_settings()
     try:
+        known = json.loads(Path(args.known_customers).read_text()) if args.known_customers else {}
+        if not isinstance(known, dict):
+            raise ValueError(f"{args.known_customers}: expected a JSON object {{phone: unix time}}")
         config = SandboxConfig(
             phone_number_id=args.phone_number_id,
             access_token=args.access_token,
@@ -275,8 +300,12 @@ def cmd_sandbox(args: argparse.Namespace) -> None:
             webhook_url=args.webhook_url,
             customers=args.customers,
             speed=args.speed,
+            waba_id=args.waba_id,
+            enforce_window=not args.no_enforce,
+            enforce_templates=not args.no_enforce,
+            known_customers={str(k): float(v) for k, v in known.items()},
         )
-    except ValueError as exc:
+    except (ValueError, OSError) as exc:
         raise SwitchboardError(f"sandbox: {exc}") from None
     run_sandbox(config, args.host, args.port or settings.sandbox_port)
 
@@ -333,7 +362,9 @@ def build_parser() -> argparse.ArgumentParser:
     org = sub.add_parser("org", help="organizations").add_subparsers(dest="org_command", required=True)
     oc = org.add_parser("create", help="create an organization (fails if the name exists)")
     oc.add_argument("name")
-    oc.add_argument("--timezone", help="IANA timezone (default SWITCHBOARD_DEFAULT_TIMEZONE)")
+    oc.add_argument("--timezone", help="IANA timezone, e.g. Europe/Berlin (default SWITCHBOARD_DEFAULT_TIMEZONE)")
+    oc.add_argument("--admin-email", help="invite the organization's first admin (prints the one-time link)")
+    oc.add_argument("--admin-name", help="the first admin's name (default: from the e-mail address)")
     oc.set_defaults(func=cmd_org_create)
 
     user = sub.add_parser("user", help="users").add_subparsers(dest="user_command", required=True)
@@ -361,7 +392,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="messages per second, more than 0; fractions allowed, e.g. 0.5 (default 80)")
     ca.add_argument("--org", help=f"organization name (default {DEFAULT_ORG!r})")
     ca.set_defaults(func=cmd_channel_add)
-    ch.add_parser("list", help="list channels with their webhook URLs").set_defaults(func=cmd_channel_list)
+    add_channel_commands(ch, _positive_rate)  # list, update, test, pause, resume, rename, remove
     st = ch.add_parser("sync-templates", help="fetch a WhatsApp channel's message templates now")
     st.add_argument("key", help="the channel's key, e.g. wa-main")
     st.add_argument("--org", help=f"organization name (default {DEFAULT_ORG!r})")
@@ -393,6 +424,7 @@ def build_parser() -> argparse.ArgumentParser:
     sv.set_defaults(func=cmd_serve)
 
     sub.add_parser("worker", help="serve the Prefect flows with their schedules").set_defaults(func=cmd_worker)
+    add_status_command(sub)
 
     ap = sub.add_parser("app", help="the Streamlit app")
     ap.add_argument("--host", default="127.0.0.1")
@@ -408,6 +440,11 @@ def build_parser() -> argparse.ArgumentParser:
     sb.add_argument("--phone-number-id", default="100000000000001")
     sb.add_argument("--customers", type=int, default=0)
     sb.add_argument("--speed", type=float, default=1.0)
+    sb.add_argument("--waba-id", default="sandbox-waba", help="the business account whose templates it lists")
+    sb.add_argument("--no-enforce", action="store_true",
+                    help="accept free text outside the 24 h window and any template (the platform does not)")
+    sb.add_argument("--known-customers", metavar="JSON_FILE",
+                    help='customers who wrote before the sandbox started: {"<phone>": <unix time>, …}')
     sb.set_defaults(func=cmd_sandbox)
 
     wh = sub.add_parser("warehouse", help="DuckDB warehouse").add_subparsers(dest="wh_command", required=True)

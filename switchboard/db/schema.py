@@ -46,7 +46,7 @@ NAMING = {
 ROLES = ("admin", "manager", "agent")
 USER_STATUSES = ("active", "disabled", "invited")
 PROVIDERS = ("telegram", "whatsapp", "messenger", "instagram", "sandbox")
-CHANNEL_STATUSES = ("active", "paused", "error")
+CHANNEL_STATUSES = ("active", "paused", "error", "removed")
 CONVERSATION_STATUSES = ("PENDING", "ASSIGNED", "COMPLETED")
 EVENT_TYPES = (
     "CREATED",
@@ -72,6 +72,8 @@ EVENT_TYPES_OUT = ("message.received", "message.status", "conversation.assigned"
 SUBSCRIPTION_STATUSES = ("active", "paused")
 DELIVERY_STATUSES = ("PENDING", "DELIVERED", "FAILED")
 WEBHOOK_STATUSES = ("RECEIVED", "PROCESSED", "IGNORED", "REJECTED", "FAILED")
+SIGNAL_KINDS = ("read", "typing")
+SIGNAL_STATUSES = ("PENDING", "SENT", "FAILED")
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:
@@ -142,6 +144,17 @@ class SigninAttempt(Base):
     last_failed_at: Mapped[datetime] = mapped_column(index=True)
 
 
+class ClientSigninAttempt(Base):
+    """Failed sign-ins per client address, whatever the accounts tried (issue 14): a client spraying
+    passwords across many addresses is slowed down, in Postgres so that every app replica shares it."""
+
+    __tablename__ = "client_signin_attempts"
+    client_address: Mapped[str] = mapped_column(String(64), primary_key=True)
+    failed_attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    blocked_until: Mapped[datetime | None]
+    last_failed_at: Mapped[datetime] = mapped_column(index=True)
+
+
 class RecoveryCode(Base):
     __tablename__ = "recovery_codes"
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
@@ -199,6 +212,13 @@ class Channel(Base):
     # sends per second, fractions allowed (0.5 = one every 2 s); never 0 or less
     rate_limit_per_second: Mapped[float] = mapped_column(Double, server_default="80")
     business_hours: Mapped[dict[str, Any] | None] = mapped_column(JSONB)  # per-channel override
+    # the last "test connection": when, and what the platform answered (ok or the error)
+    checked_at: Mapped[datetime | None]
+    check_result: Mapped[str | None] = mapped_column(Text)
+    # when the access token expires, as the platform says (Meta debug_token); None: unknown or never
+    credentials_expire_at: Mapped[datetime | None]
+    # tell customers we read their messages (mark read / seen) and show typing while an agent writes
+    send_read_receipts: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
     created_at: Mapped[datetime] = _now()
 
 
@@ -366,6 +386,49 @@ class Attachment(Base):
     data: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
     # a media worker's lease on the download (claimed in a short transaction; expires if it crashes)
     download_claimed_until: Mapped[datetime | None]
+
+
+class SavedReply(Base):
+    """An organization's canned response: a short code, a title and a body with ``{name}``-style
+    placeholders filled from the contact when it is inserted into a reply."""
+
+    __tablename__ = "saved_replies"
+    __table_args__ = (UniqueConstraint("organization_id", "code"),)
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    code: Mapped[str] = mapped_column(String(64))
+    title: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text)
+    created_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = _now()
+    updated_at: Mapped[datetime] = _now()
+
+
+class PlatformSignal(Base):
+    """A read mark or typing indicator to send to the platform, queued by the inbox and sent by a flow
+    (the page never waits for the platform); failures are kept here for an admin, never shown to agents."""
+
+    __tablename__ = "platform_signals"
+    __table_args__ = (
+        CheckConstraint(_in("kind", SIGNAL_KINDS), name="kind"),
+        CheckConstraint(_in("status", SIGNAL_STATUSES), name="status"),
+        Index("ix_platform_signals_pending", "id", postgresql_where=text("status = 'PENDING'")),
+        Index("ix_platform_signals_read_once", "conversation_id", "provider_message_id", unique=True,
+              postgresql_where=text("kind = 'read'")),
+        Index("ix_platform_signals_conversation", "conversation_id", text("id desc")),
+    )
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    channel_id: Mapped[int] = mapped_column(ForeignKey("channels.id", ondelete="CASCADE"))
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))
+    recipient_id: Mapped[str] = mapped_column(String(128))
+    provider_message_id: Mapped[str] = mapped_column(String(256))
+    status: Mapped[str] = mapped_column(String(16), server_default="PENDING")
+    attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = _now()
+    done_at: Mapped[datetime | None]
 
 
 class AgentPresence(Base):
@@ -560,9 +623,14 @@ class PipelineRun(Base):
     """Last runs of each flow, for `GET /health` and the admin view."""
 
     __tablename__ = "pipeline_runs"
-    __table_args__ = (Index("ix_pipeline_runs_name", "name", text("id desc")),)
+    __table_args__ = (
+        Index("ix_pipeline_runs_name", "name", text("id desc")),
+        Index("ix_pipeline_runs_org", "organization_id", text("id desc")),
+    )
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     name: Mapped[str] = mapped_column(String(64))
+    # the organization a run concerns (one channel's sync); None: an installation-wide run
+    organization_id: Mapped[int | None] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
     started_at: Mapped[datetime]
     finished_at: Mapped[datetime | None]
     status: Mapped[str] = mapped_column(String(16))  # running | ok | failed

@@ -8,14 +8,19 @@ a slow or failing parser never makes a platform retry or lose a delivery.
 | case | answer | stored |
 |---|---|---|
 | unknown webhook key | 404 | no |
+| removed channel | 410 | no |
 | body over the size limit | 413 | no |
 | bad or missing signature | 401 | as REJECTED with the reason (first 4 KiB) |
+| an address with too many bad signatures lately | 429 + Retry-After | no |
 | not JSON | 400 | as REJECTED with the reason |
 | good | 200 | as RECEIVED |
 
 The hot path is fully async: deliveries that arrive together are written by a *group commit*
 (:class:`DeliveryWriter`): one multi-row INSERT and one commit for everything queued at that moment,
 each request answered only after its row is committed.
+
+Every response carries the security headers of :mod:`switchboard.http.security`; a request for a host
+name that is not ours is answered 400 (``ALLOWED_HOSTS``).
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import asyncpg
@@ -33,6 +38,8 @@ from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route
@@ -40,6 +47,7 @@ from starlette.routing import Mount, Route
 from connectors.base import WEBHOOKS, ConnectorError, ReceivesWebhooks, SignatureError
 from connectors.registry import port, supports
 from switchboard.http.api import create_api
+from switchboard.http.security import BadSignatureThrottle, SecurityHeaders, allowed_hosts
 from switchboard.services import runs, webhooks
 from switchboard.uow import UnitOfWork
 from switchboard.workflows.connector_cache import ConnectorCache
@@ -115,44 +123,53 @@ class DeliveryWriter:
         finally:
             self._slots.release()
 
-    async def channel_id(self, provider: str, key: str) -> int | None:
+    async def channel(self, provider: str, key: str) -> tuple[int, str] | None:
         assert self.pool is not None
         async with self.pool.acquire() as con:
-            return await webhooks.channel_id_for_key(con, provider, key)
+            return await webhooks.channel_for_key(con, provider, key)
 
 
 class _KeyCache:
-    """webhook key -> channel id for a short time (keys are immutable; channels rarely added)."""
+    """webhook key -> (channel id, status) for a short time (keys are immutable; channels are rarely
+    added or removed: a removal is answered 410 within ``ttl`` seconds)."""
 
     def __init__(self, ttl: float = 30.0) -> None:
         self.ttl = ttl
-        self._items: dict[tuple[str, str], tuple[float, int | None]] = {}
+        self._items: dict[tuple[str, str], tuple[float, tuple[int, str] | None]] = {}
 
-    def get(self, provider: str, key: str) -> tuple[bool, int | None]:
+    def get(self, provider: str, key: str) -> tuple[bool, tuple[int, str] | None]:
         hit = self._items.get((provider, key))
         if hit is not None and time.monotonic() - hit[0] < self.ttl:
             return True, hit[1]
         return False, None
 
-    def put(self, provider: str, key: str, channel_id: int | None) -> None:
+    def put(self, provider: str, key: str, channel: tuple[int, str] | None) -> None:
         if len(self._items) > 10_000:
             self._items.clear()
-        self._items[(provider, key)] = (time.monotonic(), channel_id)
+        self._items[(provider, key)] = (time.monotonic(), channel)
 
 
-def create_app(engine: Engine, secret_key: bytes, *, max_body_bytes: int = 1_000_000) -> Starlette:
+def create_app(engine: Engine, secret_key: bytes, *, max_body_bytes: int = 1_000_000,
+               hosts: Sequence[str] = ("*",), throttle: BadSignatureThrottle | None = None) -> Starlette:
+    throttle = throttle or BadSignatureThrottle()
     writer = DeliveryWriter(asyncpg_dsn(engine.url.render_as_string(hide_password=False)))
     keys = _KeyCache()
     connectors = ConnectorCache(engine, secret_key)
 
-    async def channel_id(provider: str, key: str) -> int | None:
+    async def channel_id(provider: str, key: str) -> int | Response:
+        """The channel's id, or the answer for a webhook URL that names no working channel: 404 for an
+        unknown one, 410 Gone for a removed one (a paused channel's deliveries are still stored)."""
         if not supports(provider, WEBHOOKS):  # e.g. Telegram: pulled, never pushed to us
-            return None
-        found, cid = keys.get(provider, key)
+            return PlainTextResponse("unknown webhook", status_code=404)
+        found, channel = keys.get(provider, key)
         if not found:
-            cid = await writer.channel_id(provider, key)
-            keys.put(provider, key, cid)
-        return cid
+            channel = await writer.channel(provider, key)
+            keys.put(provider, key, channel)
+        if channel is None:
+            return PlainTextResponse("unknown webhook", status_code=404)
+        if channel[1] == "removed":
+            return PlainTextResponse("this channel was removed", status_code=410)
+        return channel[0]
 
     async def connector(cid: int) -> ReceivesWebhooks:
         cached = connectors.peek(cid)
@@ -163,8 +180,8 @@ def create_app(engine: Engine, secret_key: bytes, *, max_body_bytes: int = 1_000
     async def verify(request: Request) -> Response:
         provider, key = request.path_params["provider"], request.path_params["key"]
         cid = await channel_id(provider, key)
-        if cid is None:
-            return PlainTextResponse("unknown webhook", status_code=404)
+        if isinstance(cid, Response):
+            return cid
         conn = await connector(cid)
         try:
             challenge = conn.verify_challenge(dict(request.query_params))
@@ -174,6 +191,11 @@ def create_app(engine: Engine, secret_key: bytes, *, max_body_bytes: int = 1_000
 
     async def receive(request: Request) -> Response:
         provider, key = request.path_params["provider"], request.path_params["key"]
+        client = request.client.host if request.client else None
+        wait = throttle.retry_after(client)
+        if wait:
+            return PlainTextResponse("too many bad signatures from this address", status_code=429,
+                                     headers={"Retry-After": str(wait)})
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > max_body_bytes:
             return PlainTextResponse("payload too large", status_code=413)
@@ -186,8 +208,8 @@ def create_app(engine: Engine, secret_key: bytes, *, max_body_bytes: int = 1_000
             chunks.append(chunk)
         body = b"".join(chunks)
         cid = await channel_id(provider, key)
-        if cid is None:
-            return PlainTextResponse("unknown webhook", status_code=404)
+        if isinstance(cid, Response):
+            return cid
         headers = dict(request.headers)
         conn = await connector(cid)
         try:
@@ -195,6 +217,7 @@ def create_app(engine: Engine, secret_key: bytes, *, max_body_bytes: int = 1_000
         except SignatureError as exc:
             await writer.write((provider, cid, body[:REJECTED_BODY_LIMIT], headers, "REJECTED",
                                 f"bad signature: {exc}"))
+            throttle.failed(client)
             return PlainTextResponse("invalid signature", status_code=401)
         try:
             json.loads(body)
@@ -240,6 +263,7 @@ def create_app(engine: Engine, secret_key: bytes, *, max_body_bytes: int = 1_000
 
     return Starlette(
         lifespan=lifespan,
+        middleware=[Middleware(SecurityHeaders), Middleware(TrustedHostMiddleware, allowed_hosts=list(hosts))],
         routes=[
             Route("/health", health, methods=["GET"]),
             Route("/webhooks/{provider}/{key}", verify, methods=["GET"]),
@@ -256,4 +280,5 @@ def app_from_settings() -> Starlette:
 
     settings = get_settings()
     return create_app(make_engine(pool_size=4, max_overflow=8), settings.secret_key_bytes(),
-                      max_body_bytes=settings.receiver_max_body_bytes)
+                      max_body_bytes=settings.receiver_max_body_bytes,
+                      hosts=allowed_hosts(settings.allowed_hosts, settings.public_base_url))

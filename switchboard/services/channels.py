@@ -9,14 +9,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import case, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from switchboard.auth.audit import record_audit
 from switchboard.clock import utcnow
 from switchboard.crypto import decrypt_json, encrypt_json
 from switchboard.db.schema import PROVIDERS, Channel, ChannelPermission, User
-from switchboard.errors import InvalidInput, NotFound
+from switchboard.errors import Conflict, InvalidInput, NotFound
 from switchboard.policy import Action, require, require_organization
 from switchboard.types import Actor
 from switchboard.uow import UnitOfWork
@@ -26,6 +26,9 @@ PHONE_NUMBER_PROVIDERS = ("whatsapp", "sandbox")  # channels identified by a Wha
 CHANNEL_CREATED = "channel.created"
 CHANNEL_CREDENTIALS_READ = "channel.credentials_read"
 CHANNEL_CREDENTIALS_CHANGED = "channel.credentials_changed"
+CHANNEL_CREDENTIALS_REFUSED = "channel.credentials_refused"
+CHANNEL_CREDENTIALS_EXPIRY = "channel.credentials_expiry"
+ACTIVE, PAUSED, ERROR, REMOVED = "active", "paused", "error", "removed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +43,10 @@ class ChannelView:
     status: str
     last_error: str | None
     rate_limit_per_second: float
+    last_error_at: datetime | None = None
+    checked_at: datetime | None = None
+    check_result: str | None = None  # the last connection test: "ok: …" or the platform's refusal
+    credentials_expire_at: datetime | None = None
 
     def webhook_url(self, base_url: str) -> str:
         return f"{base_url.rstrip('/')}/webhooks/{self.provider}/{self.webhook_key}"
@@ -47,7 +54,8 @@ class ChannelView:
 
 def _view(row: Channel) -> ChannelView:
     return ChannelView(row.id, row.organization_id, row.key, row.provider, row.name, row.external_id,
-                       row.webhook_key, row.status, row.last_error, row.rate_limit_per_second)
+                       row.webhook_key, row.status, row.last_error, row.rate_limit_per_second, row.last_error_at,
+                       row.checked_at, row.check_result, row.credentials_expire_at)
 
 
 def _aad(channel_id: int) -> bytes:
@@ -66,8 +74,12 @@ def create_channel(
     external_id: str | None = None,
     rate_limit_per_second: float = 80,
 ) -> ChannelView:
-    """Admin: create a channel of the actor's organization (idempotent on its key); credentials are
-    AES-256-GCM encrypted; audited (the names of the credentials, never their values)."""
+    """Admin: create a channel of the actor's organization; credentials are AES-256-GCM encrypted;
+    audited (the names of the credentials, never their values).
+
+    Idempotent on its key: the same channel asked for again is returned as it is. A key that exists
+    with other settings (a new token, say) is a Conflict pointing to ``channel update``: creating never
+    changes an existing channel."""
     actor = require(uow, actor, Action.MANAGE_CHANNELS)
     organization_id = actor.organization_id
     if provider not in PROVIDERS:
@@ -79,8 +91,8 @@ def create_channel(
         select(Channel).where(Channel.organization_id == organization_id, Channel.key == key)
     ).scalar_one_or_none()
     if existing is not None:
-        if existing.provider != provider:
-            raise InvalidInput(f"channel {key!r} already exists with provider {existing.provider}")
+        _same_channel(existing, secret_key, provider=provider, name=name, credentials=credentials or {},
+                      external_id=external_id, rate_limit_per_second=rate_limit_per_second)
         return _view(existing)
     if provider in PHONE_NUMBER_PROVIDERS:
         external_id = _phone_number_id(uow, organization_id, provider, external_id, credentials or {})
@@ -105,6 +117,25 @@ def create_channel(
                           "rate_limit_per_second": rate_limit_per_second,
                           "credentials": sorted(credentials or {})})
     return _view(_channel_row(uow, channel_id))
+
+
+def _same_channel(row: Channel, secret_key: bytes, *, provider: str, name: str, credentials: dict[str, Any],
+                  external_id: str | None, rate_limit_per_second: float) -> None:
+    """Conflict unless ``row`` already is the channel asked for (what differs is named, never a value)."""
+    if row.status == REMOVED:
+        raise Conflict(f"channel {row.key!r} was removed; its key stays with its history: choose another key")
+    stored = decrypt_json(secret_key, row.credentials_enc, _aad(row.id)) if row.credentials_enc else {}
+    differs = [what for what, same in (
+        ("provider", row.provider == provider), ("name", row.name == name),
+        ("account id", external_id in (None, "", row.external_id)),
+        ("rate limit", row.rate_limit_per_second == rate_limit_per_second),
+        *((f"credential {k}", str(stored.get(k)) == str(v)) for k, v in sorted(credentials.items())),
+    ) if not same]
+    if differs:
+        raise Conflict(f"channel {row.key!r} already exists with another {', '.join(differs)}; change it with "
+                       f"`switchboard channel update {row.key} --credential KEY=VALUE` (or Channels & health)"
+                       if row.provider == provider else
+                       f"channel {row.key!r} already exists with provider {row.provider}")
 
 
 def check_rate_limit(rate_limit_per_second: float) -> None:
@@ -163,12 +194,16 @@ def channel_by_webhook_key(uow: UnitOfWork, provider: str, webhook_key: str) -> 
     return _view(row) if row is not None else None
 
 
-def list_channels(uow: UnitOfWork, organization_id: int | None = None) -> list[ChannelView]:
+def list_channels(uow: UnitOfWork, organization_id: int | None = None, *,
+                  include_removed: bool = False) -> list[ChannelView]:
     """Every channel (of one organization), for flows and the operator's CLI; pages use
-    :func:`organization_channels`."""
+    :func:`organization_channels`. Removed channels only with ``include_removed`` (their history
+    stays; nothing works on them any more)."""
     stmt = select(Channel).order_by(Channel.organization_id, Channel.id)
     if organization_id is not None:
         stmt = stmt.where(Channel.organization_id == organization_id)
+    if not include_removed:
+        stmt = stmt.where(Channel.status != REMOVED)
     return [_view(r) for r in uow.session.execute(stmt).scalars()]
 
 
@@ -193,10 +228,13 @@ def channel_credentials(uow: UnitOfWork, actor: Actor, channel_id: int, secret_k
 
 def set_channel_credentials(uow: UnitOfWork, actor: Actor, channel_id: int, secret_key: bytes,
                             credentials: dict[str, Any]) -> None:
-    """Admin: replace the channel's credentials (encrypted); audited with the names of the fields."""
+    """Admin: replace the channel's credentials (encrypted); audited with the names of the fields. A
+    channel in ``error`` (refused credentials) is active again."""
     actor = require(uow, actor, Action.MANAGE_CHANNELS)
     row = _organization_channel(uow, actor, channel_id)
     _store_credentials(uow, channel_id, secret_key, credentials)
+    if row.status == ERROR:  # new credentials (a Telegram login again): the next call tries them
+        record_channel_error(uow, channel_id, None)
     record_audit(uow, organization_id=actor.organization_id, actor_user_id=actor.acting_user_id,
                  action=CHANNEL_CREDENTIALS_CHANGED, target=row.key,
                  details={"channel_id": channel_id, "credentials": sorted(credentials)})
@@ -212,9 +250,45 @@ def _store_credentials(uow: UnitOfWork, channel_id: int, secret_key: bytes, cred
 
 def record_channel_error(uow: UnitOfWork, channel_id: int, error: str | None,
                          now: datetime | None = None) -> None:
-    """Keep the last platform error on the channel (shown in the admin view); None clears it (flows)."""
+    """Keep the last platform error on the channel (shown in the admin view); None clears it (flows):
+    the channel worked again, so a channel in ``error`` is active again."""
     values: dict[str, Any] = {"last_error": error, "last_error_at": (now or utcnow()) if error else None}
+    if error is None:
+        values["status"] = case((Channel.status == ERROR, ACTIVE), else_=Channel.status)
     uow.session.execute(update(Channel).where(Channel.id == channel_id).values(**values))
+
+
+def credentials_refused(uow: UnitOfWork, channel_id: int, error: str, now: datetime | None = None) -> bool:
+    """The platform refused the channel's credentials (Graph error 190, a revoked Telegram session):
+    an active channel goes to status ``error`` with the error (the outbox stops claiming its messages
+    and admins see a banner) until an admin updates its credentials, tests it or resumes it. Audited
+    once, when the status changes; returns whether it did (flows)."""
+    now = now or utcnow()
+    row = uow.session.execute(
+        update(Channel).where(Channel.id == channel_id, Channel.status == ACTIVE)
+        .values(status=ERROR, last_error=error, last_error_at=now)
+        .returning(Channel.organization_id, Channel.key)
+    ).first()
+    if row is None:  # paused, removed or already in error: keep the newest error all the same
+        record_channel_error(uow, channel_id, error, now)
+        return False
+    record_audit(uow, organization_id=row.organization_id, actor_user_id=None, action=CHANNEL_CREDENTIALS_REFUSED,
+                 target=row.key, details={"channel_id": channel_id, "error": error[:500]}, now=now)
+    return True
+
+
+def record_token_expiry(uow: UnitOfWork, channel_id: int, expires_at: datetime | None,
+                        now: datetime | None = None) -> bool:
+    """Keep when the channel's access token expires (the expiry check flow); audited when it changes.
+    Returns whether it changed."""
+    row = _channel_row(uow, channel_id)
+    if row.credentials_expire_at == expires_at:
+        return False
+    uow.session.execute(update(Channel).where(Channel.id == channel_id).values(credentials_expire_at=expires_at))
+    record_audit(uow, organization_id=row.organization_id, actor_user_id=None, action=CHANNEL_CREDENTIALS_EXPIRY,
+                 target=row.key, details={"channel_id": channel_id,
+                                          "expires_at": expires_at.isoformat() if expires_at else None}, now=now)
+    return True
 
 
 def grant_channel_permission(uow: UnitOfWork, actor: Actor, *, user_id: int, channel_id: int,

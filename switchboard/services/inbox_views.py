@@ -14,12 +14,22 @@ from typing import Any, Generic, Literal, TypeVar
 
 from sqlalchemy import BigInteger, DateTime, and_, func, literal, or_, select, text, tuple_, union
 
-from switchboard.db.schema import CONVERSATION_STATUSES, AgentPresence, Contact, Conversation, Message, User
+from switchboard.db.schema import (
+    CONVERSATION_STATUSES,
+    MESSAGE_STATUSES,
+    AgentPresence,
+    Attachment,
+    Contact,
+    Conversation,
+    Message,
+    User,
+)
 from switchboard.domain.conversation import ConversationStatus
 from switchboard.errors import InvalidInput, NotFound, PermissionDenied
 from switchboard.policy import Action, require, require_view, visible_channel_ids
 from switchboard.services.conversations import (
     ConversationView,
+    contact_label,
     load_conversation,
     row_to_view,
     view_select,
@@ -227,6 +237,24 @@ def get_thread(uow: UnitOfWork, actor: Actor, conversation_id: int, *, before: s
     return Page(page, nxt)
 
 
+def thread_version(uow: UnitOfWork, actor: Actor, conversation_id: int) -> str:
+    """A token that changes whenever the thread would look different: a new, edited or deleted
+    message, a status change (sent, delivered, read, failed), an attachment downloaded. One aggregate
+    over the conversation's messages, so the open thread can ask every second and reload only on change."""
+    load_conversation(uow, actor, conversation_id)
+    downloaded = (select(func.count(Attachment.id))
+                  .where(Attachment.message_id == Message.id, Attachment.local_path.is_not(None))
+                  .correlate(Message).scalar_subquery())
+    row = uow.session.execute(
+        select(func.count(Message.id), func.max(Message.id), func.max(Message.status_updated_at),
+               *(func.count(Message.id).filter(Message.status == s) for s in MESSAGE_STATUSES),
+               func.count(Message.id).filter(Message.is_edited), func.count(Message.id).filter(Message.is_deleted),
+               func.coalesce(func.sum(downloaded), 0))
+        .where(Message.conversation_id == conversation_id)
+    ).one()
+    return "|".join(str(v) for v in row)
+
+
 def contact_profile(uow: UnitOfWork, actor: Actor, contact_id: int) -> ContactProfile:
     """The contact and its conversations on the channels the actor may view."""
     visible = visible_channel_ids(uow, actor)
@@ -260,3 +288,22 @@ def list_agents(uow: UnitOfWork, actor: Actor) -> list[AgentView]:
     ).all()
     return [AgentView(r.id, r.name, r.email, r.role, r.status, r.state or "OFFLINE", r.last_heartbeat_at,
                       int(r.open), int(r.max_concurrent)) for r in rows]
+
+
+def customer_names(uow: UnitOfWork, actor: Actor, conversation_ids: list[int]) -> dict[int, str]:
+    """The customer's name of each conversation (for the analytics drill-down, whose warehouse rows
+    carry no contact data): only conversations of the actor's organization on channels the actor may
+    view; others are simply absent."""
+    actor = require(uow, actor, Action.VIEW_ANALYTICS)
+    if not conversation_ids:
+        return {}
+    ids = sorted({int(i) for i in conversation_ids})[:5000]
+    visible = visible_channel_ids(uow, actor)
+    conds: list[Any] = [Conversation.organization_id == actor.organization_id, Conversation.id.in_(ids)]
+    if visible is not None:
+        conds.append(Conversation.channel_id.in_(sorted(visible)))
+    rows = uow.session.execute(
+        select(Conversation.id, Contact.display_name, Contact.username, Contact.phone, Contact.provider_contact_id)
+        .join(Contact, Contact.id == Conversation.contact_id).where(*conds)
+    ).all()
+    return {r.id: contact_label(r.display_name, r.username, r.phone, r.provider_contact_id) for r in rows}

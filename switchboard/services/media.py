@@ -42,8 +42,8 @@ class StoredFile:
 
 def claim_media(uow: UnitOfWork, *, limit: int, lease_seconds: float, now: datetime | None = None
                 ) -> list[PendingMedia]:
-    """Lease up to ``limit`` media attachments still to download (not given up on, not waiting for a
-    platform's retry-after, not leased to another worker), oldest first, SKIP LOCKED. The caller
+    """Lease up to ``limit`` media attachments of active channels still to download (not given up on,
+    not waiting for a platform's retry-after, not leased to another worker), oldest first, SKIP LOCKED. The caller
     commits at once and downloads outside the transaction; :func:`record_download` or
     :func:`release_media` ends the lease (a crashed worker's lease expires)."""
     now = now or utcnow()
@@ -56,6 +56,7 @@ def claim_media(uow: UnitOfWork, *, limit: int, lease_seconds: float, now: datet
         .join(Channel, Channel.id == Message.channel_id)
         .where(Attachment.local_path.is_(None), Attachment.provider_media_id.is_not(None),
                Attachment.kind.in_(MEDIA_KINDS), tries < MAX_TRIES,
+               Channel.status == "active",  # paused, refused or removed channels' media wait
                Attachment.data["download_error_code"].as_string().is_(None),
                or_(retry_at.is_(None), retry_at.cast(DateTime(timezone=True)) <= now),
                or_(Attachment.download_claimed_until.is_(None), Attachment.download_claimed_until <= now))

@@ -92,11 +92,13 @@ def existing_message(uow: UnitOfWork, organization_id: int, key: str, conversati
 
 
 def insert_outbound(uow: UnitOfWork, *, organization_id: int, conversation_id: int, channel_id: int,
-                    body: str, author_kind: str, author_user_id: int | None, key: str,
-                    now: datetime, reply_to: str | None, template: dict[str, Any] | None = None) -> int:
+                    body: str | None, author_kind: str, author_user_id: int | None, key: str,
+                    now: datetime, reply_to: str | None, template: dict[str, Any] | None = None,
+                    content_type: str | None = None) -> int:
     """Write one PENDING outbound message (a template message when ``template`` is given: ``body`` is its
-    rendered text) and move the conversation's preview; a concurrent double click returns the winner."""
-    content_type = "template" if template is not None else "text"
+    rendered text; ``content_type`` e.g. ``image`` for an attachment, whose row the caller adds) and move
+    the conversation's preview; a concurrent double click returns the winner."""
+    content_type = content_type or ("template" if template is not None else "text")
     ins = pg_insert(MESSAGES).values(
         organization_id=organization_id, conversation_id=conversation_id, channel_id=channel_id,
         direction=Direction.OUTBOUND, author_kind=author_kind, author_user_id=author_user_id, body=body,
@@ -187,7 +189,8 @@ def release_claims(uow: UnitOfWork, due: Sequence[tuple[int, datetime]]) -> None
 
 def claim_due(uow: UnitOfWork, *, limit: int = 50, now: datetime | None = None, lease_seconds: int = 60,
               channel_id: int | None = None) -> list[OutboundJob]:
-    """Lease up to ``limit`` due outbound messages to this worker (skips paused channels). The sending
+    """Lease up to ``limit`` due outbound messages to this worker (only of active channels: paused,
+    in error (credentials refused) or removed ones keep their messages waiting). The sending
     flow commits the lease before it sends (the lease is what keeps two workers apart)."""
     now = now or utcnow()
     stmt = (
@@ -195,7 +198,7 @@ def claim_due(uow: UnitOfWork, *, limit: int = 50, now: datetime | None = None, 
         .join(Channel, Channel.id == Message.channel_id)
         .where(Message.status == MessageStatus.PENDING, Message.direction == Direction.OUTBOUND,
                Message.next_attempt_at <= now,
-               Channel.status != "paused")
+               Channel.status == "active")
         .order_by(Message.next_attempt_at, Message.id)
         .limit(limit)
         .with_for_update(of=Message, skip_locked=True)

@@ -18,6 +18,10 @@ parameters=None, idempotency_key, now=None) -> MessageView``
   :func:`services.templates.enqueue_template`);
 * idempotent on ``idempotency_key``: a retry returns the same message and creates nothing more.
 
+``contact_id=`` instead of a typed recipient: a contact picked from ``search_contacts``.
+``new_message_window`` says what the first message may be (free text, template only, closed);
+``sendable_channels`` lists the channels the actor may send on.
+
 The message is written by the acting user (``author_kind`` agent). A refusal leaves nothing written
 (the entrypoint rolls back).
 
@@ -37,13 +41,20 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from switchboard.clock import utcnow
 from switchboard.db.schema import Channel, Contact, Conversation, Message
 from switchboard.domain.conversation import EventType, new_conversation
-from switchboard.domain.messaging_window import TAG_PROVIDERS, label, messaging_window, require_free_text
+from switchboard.domain.messaging_window import (
+    TAG_PROVIDERS,
+    MessagingWindow,
+    label,
+    messaging_window,
+    require_free_text,
+)
 from switchboard.domain.recipients import Recipient, parse_recipient
-from switchboard.errors import Conflict, InvalidInput
-from switchboard.policy import require_send, require_view
+from switchboard.errors import Conflict, InvalidInput, NotFound
+from switchboard.policy import can_send_channel, require_send, require_view, verify_actor
 from switchboard.services.contacts import ContactSighting, upsert_contacts
 from switchboard.services.conversations import contact_handle, contact_label, take_up
 from switchboard.services.events import append_event
+from switchboard.services.inbox_views import like_pattern
 from switchboard.services.messages import MessageView, load_message
 from switchboard.services.outbox import clean_key, enqueue_reply
 from switchboard.services.templates import enqueue_template
@@ -87,9 +98,11 @@ def _find_contact(uow: UnitOfWork, organization_id: int, who: Recipient) -> int 
     return None if found is None else int(found)
 
 
-def _conversation(uow: UnitOfWork, channel_id: int, contact_id: int) -> tuple[int, datetime | None] | None:
-    row = uow.session.execute(select(Conversation.id, Conversation.last_inbound_at).where(
-        Conversation.channel_id == channel_id, Conversation.contact_id == contact_id).with_for_update()).first()
+def _conversation(uow: UnitOfWork, channel_id: int, contact_id: int, *, lock: bool = True
+                  ) -> tuple[int, datetime | None] | None:
+    stmt = select(Conversation.id, Conversation.last_inbound_at).where(
+        Conversation.channel_id == channel_id, Conversation.contact_id == contact_id)
+    row = uow.session.execute(stmt.with_for_update() if lock else stmt).first()
     return None if row is None else (int(row.id), row.last_inbound_at)
 
 
@@ -121,10 +134,24 @@ def _create_conversation(uow: UnitOfWork, actor: Actor, organization_id: int, ch
     return int(new_id)
 
 
+def _channel_provider(uow: UnitOfWork, channel_id: int) -> str:
+    return str(uow.session.execute(select(Channel.provider).where(Channel.id == channel_id)).scalar_one())
+
+
+def _known_contact(uow: UnitOfWork, organization_id: int, provider: str, contact_id: int) -> int:
+    found = uow.session.execute(select(Contact.id).where(
+        Contact.id == contact_id, Contact.organization_id == organization_id, Contact.provider == provider)).scalar()
+    if found is None:
+        raise NotFound(f"contact {contact_id} not found on this channel's platform")
+    return int(found)
+
+
 def start_conversation(uow: UnitOfWork, actor: Actor, channel_id: int, recipient: str, *, body: str | None = None,
                        template_id: int | None = None, parameters: Mapping[str, Sequence[str]] | None = None,
-                       idempotency_key: str, now: datetime | None = None) -> MessageView:
-    """Write to a customer first (see the module docstring); returns the queued (PENDING) message."""
+                       idempotency_key: str, contact_id: int | None = None, now: datetime | None = None
+                       ) -> MessageView:
+    """Write to a customer first (see the module docstring); returns the queued (PENDING) message.
+    ``contact_id``: an existing contact picked from :func:`search_contacts` (``recipient`` is then ignored)."""
     now = now or utcnow()
     key = clean_key(idempotency_key)
     access = require_send(uow, actor, channel_id)
@@ -133,21 +160,24 @@ def start_conversation(uow: UnitOfWork, actor: Actor, channel_id: int, recipient
     replayed = _replayed(uow, me.organization_id, key, channel_id)
     if replayed is not None:
         return replayed
-    provider = uow.session.execute(select(Channel.provider).where(Channel.id == channel_id)).scalar_one()
-    who = parse_recipient(provider, recipient)
-    contact_id = _find_contact(uow, me.organization_id, who)
+    provider = _channel_provider(uow, channel_id)
+    who: Recipient | None = None
+    if contact_id is not None:
+        contact_id = _known_contact(uow, me.organization_id, provider, contact_id)
+    else:
+        who = parse_recipient(provider, recipient)
+        contact_id = _find_contact(uow, me.organization_id, who)
     found = None if contact_id is None else _conversation(uow, channel_id, contact_id)
-    if found is None and (provider in TAG_PROVIDERS or who.provider_contact_id is None):
-        shown = f"@{who.username}" if who.username else recipient.strip()
-        if provider in TAG_PROVIDERS:
-            raise InvalidInput(f"{label(provider)} cannot message a person first: {shown} has not written to "
-                               "this page; pick a contact who already did")
-        if contact_id is None:
-            raise InvalidInput(f"no {label(provider)} contact {shown} is known yet: ask them to write first "
-                               "or enter their numeric chat id")
+    if found is None and provider in TAG_PROVIDERS:
+        raise InvalidInput(f"{label(provider)} cannot message a person first: {who.shown if who else 'this contact'} "
+                           "has not written to this page; pick a contact who already did")
+    if contact_id is None and who is not None and who.provider_contact_id is None:
+        raise InvalidInput(f"no {label(provider)} contact {who.shown} is known yet: ask them to write first "
+                           "or enter their numeric chat id")
     if body is not None and body.strip():  # refuse before anything is written, with the window's sentence
         require_free_text(messaging_window(provider, None if found is None else found[1], now))
     if contact_id is None:
+        assert who is not None
         contact_id = _create_contact(uow, me.organization_id, who, now)
     conversation_id = found[0] if found is not None else _create_conversation(
         uow, me, me.organization_id, channel_id, contact_id, now)
@@ -159,9 +189,38 @@ def start_conversation(uow: UnitOfWork, actor: Actor, channel_id: int, recipient
     return enqueue_reply(uow, me, conversation_id, body, idempotency_key=key, now=now)
 
 
-def _like(query: str) -> str:
-    escaped = query.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
+def new_message_window(uow: UnitOfWork, actor: Actor, channel_id: int, contact_id: int | None = None,
+                       now: datetime | None = None, *, recipient: str | None = None) -> MessagingWindow:
+    """What a first message to this contact (or to the typed ``recipient``; neither: a new one) on this
+    channel may be: the window of their conversation on the channel, or that of a customer who never
+    wrote (WhatsApp: template only)."""
+    access = require_send(uow, actor, channel_id)
+    organization_id = access.actor.organization_id
+    provider = _channel_provider(uow, channel_id)
+    if contact_id is not None:
+        contact_id = _known_contact(uow, organization_id, provider, contact_id)
+    elif recipient:
+        contact_id = _find_contact(uow, organization_id, parse_recipient(provider, recipient))
+    found = None if contact_id is None else _conversation(uow, channel_id, contact_id, lock=False)
+    return messaging_window(provider, None if found is None else found[1], now or utcnow())
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelOption:
+    id: int
+    key: str
+    name: str
+    provider: str
+    status: str
+
+
+def sendable_channels(uow: UnitOfWork, actor: Actor) -> list[ChannelOption]:
+    """The channels the actor may send on (managers and admins: all of the organization's)."""
+    me = verify_actor(uow, actor)
+    rows = uow.session.execute(select(Channel.id, Channel.key, Channel.name, Channel.provider, Channel.status)
+                               .where(Channel.organization_id == me.organization_id).order_by(Channel.name))
+    return [ChannelOption(int(r.id), r.key, r.name, r.provider, r.status) for r in rows
+            if me.is_manager or can_send_channel(uow, me, int(r.id))]
 
 
 def search_contacts(uow: UnitOfWork, actor: Actor, channel_id: int, query: str = "", limit: int = 20
@@ -180,8 +239,8 @@ def search_contacts(uow: UnitOfWork, actor: Actor, channel_id: int, query: str =
             .order_by(Contact.last_seen_at.desc(), Contact.id.desc()).limit(limit))
     text = (query or "").strip()
     if text:
-        pattern = _like(text.lstrip("@+") or text)
-        stmt = stmt.where(or_(*(c.ilike(pattern, escape="\\") for c in (
+        pattern = like_pattern(text.lstrip("@+") or text)
+        stmt = stmt.where(or_(*(c.ilike(pattern) for c in (
             Contact.display_name, Contact.username, Contact.phone, Contact.provider_contact_id))))
     if provider in TAG_PROVIDERS:
         stmt = stmt.where(Conversation.id.is_not(None))

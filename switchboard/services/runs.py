@@ -1,4 +1,9 @@
-"""Flow runs as seen by the product: for `GET /health` and the operator's admin view."""
+"""Flow runs as seen by the product: for `GET /health`, `switchboard status` and the admin view.
+
+A run that concerns one channel (a Telegram channel's sync) belongs to the channel's organization;
+the others (the outbox, webhook processing, …) are installation-wide and work for every organization,
+so their details and errors (which may name any organization's channels and customers) are for the
+operator: an organization's admins see them with their status and times only (:func:`redacted`)."""
 
 from __future__ import annotations
 
@@ -6,10 +11,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import ColumnElement, func, insert, or_, select, update
 
 from switchboard.clock import utcnow
-from switchboard.db.schema import PipelineRun
+from switchboard.db.schema import Channel, PipelineRun
 from switchboard.uow import UnitOfWork
 
 
@@ -22,11 +27,30 @@ class RunView:
     finished_at: datetime | None
     detail: dict[str, Any]
     error: str | None
+    organization_id: int | None = None
 
 
-def start_run(uow: UnitOfWork, name: str, now: datetime | None = None) -> int:
+INSTALLATION_WIDE = "installation-wide run: its details are for the operator (`switchboard status`)"
+
+
+def _view(r: PipelineRun) -> RunView:
+    return RunView(r.id, r.name, r.status, r.started_at, r.finished_at, r.detail, r.error, r.organization_id)
+
+
+def redacted(run: RunView) -> RunView:
+    """An installation-wide run as an organization's admins see it: status and times, no details."""
+    if run.organization_id is not None:
+        return run
+    return RunView(run.id, run.name, run.status, run.started_at, run.finished_at, {},
+                   INSTALLATION_WIDE if run.status == "failed" else None, None)
+
+
+def start_run(uow: UnitOfWork, name: str, now: datetime | None = None, *, channel_id: int | None = None) -> int:
+    """A run starts; one that concerns a channel belongs to the channel's organization."""
+    org = (select(Channel.organization_id).where(Channel.id == channel_id).scalar_subquery()
+           if channel_id is not None else None)
     run_id = uow.session.execute(
-        insert(PipelineRun).values(name=name, started_at=now or utcnow(), status="running")
+        insert(PipelineRun).values(name=name, started_at=now or utcnow(), status="running", organization_id=org)
         .returning(PipelineRun.id)
     ).scalar_one()
     return int(run_id)
@@ -41,22 +65,32 @@ def finish_run(uow: UnitOfWork, run_id: int, *, ok: bool, detail: dict[str, Any]
     )
 
 
-def last_runs(uow: UnitOfWork) -> list[RunView]:
-    """The latest run of every flow name."""
+def _seen_by(organization_id: int | None) -> ColumnElement[bool]:
+    """Every run (None: the operator), or an organization's own runs and the installation-wide ones."""
+    if organization_id is None:
+        return PipelineRun.id.is_not(None)
+    return or_(PipelineRun.organization_id == organization_id, PipelineRun.organization_id.is_(None))
+
+
+def last_runs(uow: UnitOfWork, organization_id: int | None = None) -> list[RunView]:
+    """The latest run of every flow name (seen by one organization: never another's runs; callers
+    showing them to its admins pass them through :func:`redacted`)."""
     latest = (
-        select(PipelineRun.name, func.max(PipelineRun.id).label("id")).group_by(PipelineRun.name).subquery()
+        select(PipelineRun.name, func.max(PipelineRun.id).label("id")).where(_seen_by(organization_id))
+        .group_by(PipelineRun.name).subquery()
     )
     rows = uow.session.execute(
         select(PipelineRun).join(latest, latest.c.id == PipelineRun.id).order_by(PipelineRun.name)
     ).scalars()
-    return [RunView(r.id, r.name, r.status, r.started_at, r.finished_at, r.detail, r.error) for r in rows]
+    return [_view(r) for r in rows]
 
 
-def recent_failures(uow: UnitOfWork, limit: int = 50) -> list[RunView]:
+def recent_failures(uow: UnitOfWork, limit: int = 50, organization_id: int | None = None) -> list[RunView]:
     rows = uow.session.execute(
-        select(PipelineRun).where(PipelineRun.status == "failed").order_by(PipelineRun.id.desc()).limit(limit)
+        select(PipelineRun).where(PipelineRun.status == "failed", _seen_by(organization_id))
+        .order_by(PipelineRun.id.desc()).limit(limit)
     ).scalars()
-    return [RunView(r.id, r.name, r.status, r.started_at, r.finished_at, r.detail, r.error) for r in rows]
+    return [_view(r) for r in rows]
 
 
 def mark_interrupted(uow: UnitOfWork, *, older_than: timedelta = timedelta(minutes=10),

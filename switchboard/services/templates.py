@@ -4,7 +4,8 @@
   connector): new templates are inserted, known ones updated, ones the platform no longer lists get
   ``removed_at`` (kept: old messages name them).
 * ``list_templates`` gives the approved templates of a conversation's channel with their parameter
-  slots (view on the channel).
+  slots (view on the channel); ``channel_templates`` those of a channel (New message), or its whole
+  catalogue (Channels & health).
 * ``enqueue_template`` queues a template message: approved only, the parameters checked against the
   template's header/body/button ``{{n}}`` before anything is written; the rendered text is the body.
 """
@@ -24,7 +25,7 @@ from switchboard.db.schema import Channel, MessageTemplate
 from switchboard.domain.conversation import AuthorKind, ConversationAction, check
 from switchboard.domain.templates import APPROVED, Slot, check_parameters, cloud_api_template, render, slots
 from switchboard.errors import InvalidInput, NotFound
-from switchboard.policy import Action, require, require_organization
+from switchboard.policy import Action, require, require_organization, require_view
 from switchboard.services.conversations import load_conversation
 from switchboard.services.messages import MessageView, load_message
 from switchboard.services.outbox import clean_key, existing_message, insert_outbound
@@ -76,9 +77,8 @@ def sync_templates(uow: UnitOfWork, actor: Actor, channel_id: int, templates: Se
     """Store the catalogue the platform listed for the channel (``name, language, status, category,
     components`` each); mark the ones it no longer lists as removed. Admins and the system actor."""
     now = now or utcnow()
-    me = require(uow, actor, Action.MANAGE_CHANNELS)
+    authorize_template_sync(uow, actor, channel_id)
     channel = uow.session.get(Channel, channel_id)
-    require_organization(me, None if channel is None else channel.organization_id, f"channel {channel_id}")
     assert channel is not None
     known = {(r.name, r.language): r.removed_at for r in uow.session.execute(
         select(MessageTemplate.name, MessageTemplate.language, MessageTemplate.removed_at)
@@ -104,14 +104,34 @@ def sync_templates(uow: UnitOfWork, actor: Actor, channel_id: int, templates: Se
     return SyncResult(inserted=inserted, updated=len(seen) - inserted, removed=len(vanished))
 
 
+def _channel_templates(uow: UnitOfWork, channel_id: int, approved_only: bool) -> list[TemplateView]:
+    stmt = select(MessageTemplate).where(MessageTemplate.channel_id == channel_id)
+    if approved_only:
+        stmt = stmt.where(MessageTemplate.status == APPROVED, MessageTemplate.removed_at.is_(None))
+    rows = uow.session.execute(stmt.order_by(MessageTemplate.name, MessageTemplate.language)).scalars()
+    return [_view(r) for r in rows]
+
+
 def list_templates(uow: UnitOfWork, actor: Actor, conversation_id: int) -> list[TemplateView]:
     """The approved, still listed templates of the conversation's channel (view on the channel)."""
     conv = load_conversation(uow, actor, conversation_id)
-    rows = uow.session.execute(
-        select(MessageTemplate).where(MessageTemplate.channel_id == conv.channel_id,
-                                      MessageTemplate.status == APPROVED, MessageTemplate.removed_at.is_(None))
-        .order_by(MessageTemplate.name, MessageTemplate.language)).scalars()
-    return [_view(r) for r in rows]
+    return _channel_templates(uow, conv.channel_id, True)
+
+
+def channel_templates(uow: UnitOfWork, actor: Actor, channel_id: int, *, approved_only: bool = True
+                      ) -> list[TemplateView]:
+    """A channel's templates (view on the channel): the approved, still listed ones to send (New
+    message), or the whole catalogue with every status and the removed ones (Channels & health)."""
+    require_view(uow, actor, channel_id)
+    return _channel_templates(uow, channel_id, approved_only)
+
+
+def authorize_template_sync(uow: UnitOfWork, actor: Actor, channel_id: int) -> None:
+    """May the actor sync this channel's catalogue now (admins; NotFound for another organization's
+    channel)? Checked before the platform is asked (the Sync templates button)."""
+    me = require(uow, actor, Action.MANAGE_CHANNELS)
+    channel = uow.session.get(Channel, channel_id)
+    require_organization(me, None if channel is None else channel.organization_id, f"channel {channel_id}")
 
 
 def enqueue_template(uow: UnitOfWork, actor: Actor, conversation_id: int, template_id: int,

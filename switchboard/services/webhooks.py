@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, insert, or_, select, text, update
+from sqlalchemy import ColumnElement, and_, exists, func, insert, or_, select, text, update
 
 from switchboard.clock import utcnow
 from switchboard.db.schema import Channel, Message, WebhookEvent
@@ -96,6 +96,8 @@ def claim_pending(uow: UnitOfWork, *, limit: int = 100, max_attempts: int = 5) -
         select(WebhookEvent.id, WebhookEvent.channel_id, WebhookEvent.provider, WebhookEvent.body,
                WebhookEvent.attempts)
         .where(WebhookEvent.status == "RECEIVED", WebhookEvent.attempts < max_attempts)
+        # a paused channel's deliveries wait, in order, until it is resumed
+        .where(~exists().where(Channel.id == WebhookEvent.channel_id, Channel.status == "paused"))
         # a delivery whose processing failed waits 4^attempts seconds before the next try
         .where((WebhookEvent.attempts == 0) | (WebhookEvent.processed_at.is_(None))
                | (WebhookEvent.processed_at <= func.now() - func.make_interval(0, 0, 0, 0, 0, 0,
@@ -182,15 +184,16 @@ def list_events(
     return out
 
 
-def backlog(uow: UnitOfWork, *, older_than: timedelta = timedelta(0)) -> int:
-    """Number of deliveries waiting to be processed (for /health)."""
+def backlog(uow: UnitOfWork, *, older_than: timedelta = timedelta(0), organization_id: int | None = None) -> int:
+    """Number of deliveries waiting to be processed (for /health; of one organization's channels for
+    its admins)."""
     cutoff = utcnow() - older_than
-    return int(
-        uow.session.execute(
-            select(func.count()).select_from(WebhookEvent)
-            .where(WebhookEvent.status == "RECEIVED", WebhookEvent.received_at <= cutoff)
-        ).scalar_one()
-    )
+    stmt = (select(func.count()).select_from(WebhookEvent)
+            .where(WebhookEvent.status == "RECEIVED", WebhookEvent.received_at <= cutoff))
+    if organization_id is not None:
+        stmt = stmt.where(WebhookEvent.channel_id.in_(
+            select(Channel.id).where(Channel.organization_id == organization_id)))
+    return int(uow.session.execute(stmt).scalar_one())
 
 
 def reprocess(uow: UnitOfWork, event_id: int, *, organization_id: int) -> bool:
@@ -219,7 +222,7 @@ select p, c, b, h::jsonb, s, r
 from unnest($1::text[], $2::bigint[], $3::bytea[], $4::text[], $5::text[], $6::text[]) as t(p, c, b, h, s, r)
 """
 
-_CHANNEL_BY_KEY = "select id from channels where webhook_key = $1 and provider = $2"
+_CHANNEL_BY_KEY = "select id, status from channels where webhook_key = $1 and provider = $2"
 
 
 async def store_events_batch(con: Any, rows: Sequence[tuple[str, int | None, bytes, dict[str, str], str, str | None]],
@@ -243,6 +246,7 @@ async def store_events_batch(con: Any, rows: Sequence[tuple[str, int | None, byt
             await con.execute("select pg_notify($1, '')", notify)
 
 
-async def channel_id_for_key(con: Any, provider: str, webhook_key: str) -> int | None:
-    value = await con.fetchval(_CHANNEL_BY_KEY, webhook_key, provider)
-    return int(value) if value is not None else None
+async def channel_for_key(con: Any, provider: str, webhook_key: str) -> tuple[int, str] | None:
+    """(id, status) of the channel a webhook URL names, or None."""
+    row = await con.fetchrow(_CHANNEL_BY_KEY, webhook_key, provider)
+    return (int(row["id"]), str(row["status"])) if row is not None else None

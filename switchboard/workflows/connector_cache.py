@@ -113,6 +113,13 @@ class ConnectorCache:
             self._numbers[cache_key] = (now, numbers)
         return numbers
 
+    def forget(self, channel_id: int) -> None:
+        """Build the channel's connector again on next use (its credentials changed)."""
+        with self._lock:
+            old = self._items.pop(channel_id, None)
+        if old is not None:
+            old[2].close()
+
     def close(self) -> None:
         with self._lock:
             items, self._items = self._items, {}

@@ -14,11 +14,12 @@ from switchboard.uow import UnitOfWork
 
 def maintain_once(engine: Engine, *, now: datetime | None = None, away_after_s: int = 120,
                   offline_grace_s: int = 300) -> dict[str, Any]:
-    """Presence sweep, then auto-assignment for organizations that turned it on; API idempotency
-    records older than 24 hours are dropped."""
+    """Presence sweep, then auto-assignment for organizations that turned it on; old read marks and
+    typing indicators are purged, and API idempotency records older than 24 hours dropped."""
     from switchboard.services.api_keys import forget_old_responses
     from switchboard.services.assignment import assign_pending
     from switchboard.services.organizations import auto_assign_organization_ids
+    from switchboard.services.platform_signals import purge_signals
     from switchboard.services.presence import sweep
 
     now = now or utcnow()
@@ -33,6 +34,8 @@ def maintain_once(engine: Engine, *, now: datetime | None = None, away_after_s: 
             assigned.extend(assign_pending(uow, org_id, now=now))
             uow.commit()
     with UnitOfWork(engine) as uow:
+        purged = purge_signals(uow, now=now)
         forgotten = forget_old_responses(uow, now)
         uow.commit()
-    return {"released": len(released), "assigned": len(assigned), "idempotency_forgotten": forgotten}
+    return {"released": len(released), "assigned": len(assigned), "signals_purged": purged,
+            "idempotency_forgotten": forgotten}

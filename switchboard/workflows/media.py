@@ -29,7 +29,7 @@ from sqlalchemy import Engine
 from connectors.base import MEDIA, AuthenticationError, ConnectorError, MediaRef, RateLimited, RetryableError
 from connectors.media import DEFAULT_MAX_BYTES, StoredMedia
 from switchboard.clock import utcnow
-from switchboard.services.channels import record_channel_error
+from switchboard.services.channels import credentials_refused
 from switchboard.services.media import PendingMedia, claim_media, record_download, release_media
 from switchboard.uow import UnitOfWork
 from switchboard.workflows.connector_cache import ConnectorCache
@@ -109,7 +109,7 @@ def download_media_once(engine: Engine, connectors: ConnectorCache, media_dir: P
     for channel_id, error in channel_errors.items():
         log.warning("channel %s: %s", channel_id, error)
         with UnitOfWork(engine) as uow:
-            record_channel_error(uow, channel_id, error)
+            credentials_refused(uow, channel_id, error)
             uow.commit()
     return stats
 

@@ -25,7 +25,7 @@ from connectors.base import SEND, AuthenticationError, ConnectorError, OutsideWi
 from switchboard.clock import utcnow
 from switchboard.domain.conversation import AuthorKind
 from switchboard.domain.messaging_window import messaging_window
-from switchboard.services.channels import record_channel_error
+from switchboard.services.channels import credentials_refused
 from switchboard.services.outbox import OutboundJob, claim_due, record_failure, record_sent, release_claims
 from switchboard.types import OutboundRequest, RunStats
 from switchboard.uow import UnitOfWork
@@ -154,5 +154,5 @@ def _record_failure(engine: Engine, channel_id: int, message_id: int, exc: Excep
         record_failure(uow, message_id, error_code=code, error_message=message, retryable=retryable,
                        retry_after=retry_after, max_attempts=max_attempts, now=now)
         if isinstance(exc, AuthenticationError):
-            record_channel_error(uow, channel_id, f"authentication failed: {exc}", now=now)
+            credentials_refused(uow, channel_id, f"authentication failed: {exc}", now=now)
         uow.commit()

@@ -40,6 +40,7 @@ from switchboard.db.schema import Message, SyncCursor
 from switchboard.errors import InvalidInput
 from switchboard.services.channels import (
     channel_credentials,
+    credentials_refused,
     get_channel,
     record_channel_error,
 )
@@ -211,7 +212,7 @@ def sync_telegram_channel(
             uow.commit()
     except AuthenticationError as exc:
         with UnitOfWork(engine) as uow:
-            record_channel_error(uow, channel_id, f"Telegram: {exc}", now=now)
+            credentials_refused(uow, channel_id, f"Telegram: {exc}", now=now)
             uow.commit()
         raise
     finally:

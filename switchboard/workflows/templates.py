@@ -21,8 +21,8 @@ from sqlalchemy import Engine
 from connectors.base import TEMPLATES, AuthenticationError, ConnectorError
 from connectors.registry import supports
 from switchboard.clock import utcnow
-from switchboard.services.channels import list_channels, record_channel_error
-from switchboard.services.templates import SyncResult, sync_templates
+from switchboard.services.channels import credentials_refused, list_channels
+from switchboard.services.templates import SyncResult, authorize_template_sync, sync_templates
 from switchboard.types import Actor, RunStats
 from switchboard.uow import UnitOfWork
 from switchboard.workflows.connector_cache import ConnectorCache
@@ -41,12 +41,18 @@ class TemplateSyncStats(RunStats):
 
 
 def sync_channel_templates(engine: Engine, connectors: ConnectorCache, channel_id: int, *,
-                           now: datetime | None = None) -> SyncResult:
-    """Fetch one channel's catalogue and store it (one transaction); raises the connector's error."""
+                           now: datetime | None = None, actor: Actor | None = None) -> SyncResult:
+    """Fetch one channel's catalogue and store it (one transaction); raises the connector's error.
+    ``actor``: a person asked for it (the Sync templates button): checked before the platform is asked,
+    and the store runs as them; otherwise the channel's organization's system actor."""
+    if actor is not None:
+        with UnitOfWork(engine) as uow:
+            authorize_template_sync(uow, actor, channel_id)
     channel, lister = connectors.port(channel_id, TEMPLATES)
     templates = [dataclasses.asdict(t) for t in lister.list_templates()]
     with UnitOfWork(engine) as uow:
-        result = sync_templates(uow, Actor.system(channel.organization_id), channel_id, templates, now=now)
+        result = sync_templates(uow, actor or Actor.system(channel.organization_id), channel_id, templates,
+                                now=now)
         uow.commit()
     return result
 
@@ -66,7 +72,7 @@ def sync_all_templates(engine: Engine, connectors: ConnectorCache, *, now: datet
             stats.errors.append(f"{channel.key}: {exc}")
             if isinstance(exc, AuthenticationError):
                 with UnitOfWork(engine) as uow:
-                    record_channel_error(uow, channel.id, f"authentication failed: {exc}", now=now or utcnow())
+                    credentials_refused(uow, channel.id, f"authentication failed: {exc}", now=now or utcnow())
                     uow.commit()
             continue
         stats.changes.update(inserted=result.inserted, updated=result.updated, removed=result.removed)

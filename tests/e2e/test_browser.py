@@ -11,11 +11,11 @@ import os
 import re
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pyotp
@@ -23,6 +23,7 @@ import pytest
 from sqlalchemy import Engine, select
 
 from switchboard.auth.users import create_user
+from switchboard.cli.main import streamlit_command
 from switchboard.crypto import decrypt
 from switchboard.db.schema import Message, User
 from switchboard.services.channels import create_channel, grant_channel_permission
@@ -77,8 +78,7 @@ def app_url(db_url: str, tmp_path: Path) -> Iterator[str]:
     env = dict(os.environ, DATABASE_URL=db_url, SWITCHBOARD_HOME=str(tmp_path / "home"),
                PYTHONPATH=str(ROOT))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app" / "main.py"), "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"],
+        streamlit_command(port, "127.0.0.1"),  # the app exactly as `switchboard app` starts it
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -106,6 +106,29 @@ def _totp_now(engine: Engine, user_id: int) -> str:
     return pyotp.TOTP(secret).now()
 
 
+def first_sign_in(page: Any, engine: Engine, app_url: str, email: str, user_id: int) -> None:
+    """Sign in for the first time: password, then enroll the authenticator and confirm the recovery codes."""
+    from playwright.sync_api import expect
+
+    page.goto(app_url)
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password", exact=True).fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_text("Set up two-factor authentication")).to_be_visible(timeout=WAIT_MS)
+    page.get_by_label("Enter the 6-digit code your app shows now").fill(_totp_now(engine, user_id))
+    page.get_by_role("button", name="Confirm and turn on").click()
+    expect(page.get_by_text("Save your recovery codes")).to_be_visible(timeout=WAIT_MS)
+    page.get_by_text(re.compile("saved", re.I)).first.click()
+    page.get_by_role("button", name="Continue to Switchboard").click()
+    expect(page.get_by_text("Pick a conversation")).to_be_visible(timeout=WAIT_MS)
+
+
+def launch(p: Any) -> Any:
+    """Debian's Chromium through Playwright, with the flags a container needs."""
+    return p.chromium.launch(executable_path=str(CHROMIUM), args=[
+        "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"])
+
+
 def test_first_login_refresh_accept_and_reply(engine: Engine, seeded: dict[str, int], app_url: str,
                                               tmp_path: Path) -> None:
     from playwright.sync_api import expect, sync_playwright
@@ -113,27 +136,14 @@ def test_first_login_refresh_accept_and_reply(engine: Engine, seeded: dict[str, 
     SHOTS.mkdir(parents=True, exist_ok=True)
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=[
-            "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"])
+        browser = launch(p)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.set_default_timeout(WAIT_MS)
         try:
             page.goto(f"{app_url}/account")  # a bookmarked page while signed out: the sign-in form
             expect(page.get_by_text("Sign in to Switchboard")).to_be_visible(timeout=WAIT_MS)
             assert page.get_by_text("Page not found").count() == 0
-            page.goto(app_url)
-            page.get_by_label("Email").fill("agent@browser.test")
-            page.get_by_label("Password", exact=True).fill(PASSWORD)
-            page.get_by_role("button", name="Sign in").click()
-
-            # first sign-in: enroll the authenticator
-            expect(page.get_by_text("Set up two-factor authentication")).to_be_visible(timeout=WAIT_MS)
-            page.get_by_label("Enter the 6-digit code your app shows now").fill(_totp_now(engine, seeded["user_id"]))
-            page.get_by_role("button", name="Confirm and turn on").click()
-            expect(page.get_by_text("Save your recovery codes")).to_be_visible(timeout=WAIT_MS)
-            page.get_by_text(re.compile("saved", re.I)).first.click()
-            page.get_by_role("button", name="Continue to Switchboard").click()
-            expect(page.get_by_text("Pick a conversation")).to_be_visible(timeout=WAIT_MS)
+            first_sign_in(page, engine, app_url, "agent@browser.test", seeded["user_id"])
 
             # a refresh is a new Streamlit session: the login is restored from the signed cookie
             page.goto(f"{app_url}/?c={seeded['conversation_id']}")

@@ -130,8 +130,9 @@ def test_manager_assignment_and_admin_pages(engine: Engine, world: dict[str, Any
     assert any("/webhooks/whatsapp/" in d.value.to_string() for d in at.dataframe)
 
 
-_AGENT_PAGES = {("inbox", "Inbox"), ("account", "My account")}
-_MANAGER_PAGES = _AGENT_PAGES | {("assignment", "Assignment"), ("analytics", "Response times")}
+_AGENT_PAGES = {("inbox", "Inbox"), ("new-message", "New message"), ("account", "My account")}
+_MANAGER_PAGES = _AGENT_PAGES | {("assignment", "Assignment"), ("analytics", "Analytics"),
+                                 ("outbox", "Outbox"), ("saved-replies", "Saved replies")}
 _ADMIN_PAGES = _MANAGER_PAGES | {("channels", "Channels & health"), ("organization", "Organization"),
                                  ("telegram-login", "Telegram login"), ("admin-users", "Users & access"),
                                  ("api-keys", "API keys"), ("event-webhooks", "Event webhooks"),

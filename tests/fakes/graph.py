@@ -9,11 +9,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import itertools
+import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -54,9 +56,18 @@ class FakeGraph:
         self.messages_page = messages_page
         self.base_url = ""  # set by the test after the server starts (for absolute `next` urls)
         self.templates: list[dict[str, Any]] = []  # WhatsApp message templates of the account
+        self.account_name = "Our Page"
+        # debug_token: unix times (0 = never), and whether Meta still considers the token valid
+        self.token_expires_at = 0
+        self.data_access_expires_at = 0
+        self.token_valid = True
+        self.uploads: dict[str, bytes] = {}  # attachment id -> the uploaded file (Messenger upload API)
         self._ids = itertools.count(1)
         self.app = Starlette(routes=[
+            Route("/{version}/debug_token", self._debug_token, methods=["GET"]),
+            Route("/{version}/{obj}", self._get_object, methods=["GET"]),
             Route("/{version}/{obj}/messages", self._post_messages, methods=["POST"]),
+            Route("/{version}/{obj}/message_attachments", self._post_attachment, methods=["POST"]),
             Route("/{version}/{obj}/messages", self._get_messages, methods=["GET"]),
             Route("/{version}/{obj}/conversations", self._get_conversations, methods=["GET"]),
             Route("/{version}/{obj}/message_templates", self._get_templates, methods=["GET"]),
@@ -103,6 +114,26 @@ class FakeGraph:
         if "sender_action" in body:
             return JSONResponse({"recipient_id": recipient})
         return JSONResponse({"recipient_id": recipient, "message_id": f"m_sent_{next(self._ids)}"})
+
+    async def _post_attachment(self, request: Request) -> Response:
+        """Messenger's Attachment Upload API: multipart ``message`` (JSON) and ``filedata``."""
+        form = await request.form()
+        upload = form.get("filedata")
+        message = json.loads(str(form.get("message") or "{}"))
+        data = await upload.read() if isinstance(upload, UploadFile) else b""
+        self.requests.append({"path": request.url.path, "message": message, "size": len(data),
+                              "platform": form.get("platform"),
+                              "file_name": getattr(upload, "filename", None),
+                              "content_type": getattr(upload, "content_type", None)})
+        problem = self._auth(request) or await self._forced()
+        if problem is not None:
+            return problem
+        if not data or not message.get("attachment", {}).get("type"):
+            return JSONResponse({"error": {"message": "(#100) filedata and message.attachment.type are required",
+                                           "type": "OAuthException", "code": 100}}, status_code=400)
+        attachment_id = f"att_{next(self._ids)}"
+        self.uploads[attachment_id] = data
+        return JSONResponse({"attachment_id": attachment_id})
 
     def _page(self, items: list[Any], request: Request, size: int) -> tuple[list[Any], dict[str, Any]]:
         after = request.query_params.get("after")
@@ -152,6 +183,31 @@ class FakeGraph:
         newest_first = [self._public(m) for m in reversed(conv.messages)]
         chunk, paging = self._page(newest_first, request, self.messages_page)
         return JSONResponse({"data": chunk, "paging": paging})
+
+    async def _get_object(self, request: Request) -> Response:
+        """``GET /me`` or ``GET /{account id}``: the account the token belongs to (a connection test)."""
+        self.requests.append({"path": request.url.path, "params": dict(request.query_params)})
+        problem = self._auth(request) or await self._forced()
+        if problem is not None:
+            return problem
+        obj = request.path_params["obj"]
+        if obj not in ("me", self.account_id):
+            return JSONResponse({"error": {"message": f"Object with ID '{obj}' does not exist", "code": 100,
+                                           "error_subcode": 33}}, status_code=400)
+        return JSONResponse({"id": self.account_id, "name": self.account_name})
+
+    async def _debug_token(self, request: Request) -> Response:
+        self.requests.append({"path": request.url.path, "params": dict(request.query_params)})
+        problem = self._auth(request) or await self._forced()
+        if problem is not None:
+            return problem
+        data: dict[str, Any] = {"app_id": "1", "type": "SYSTEM_USER", "is_valid": self.token_valid,
+                                "expires_at": self.token_expires_at,
+                                "data_access_expires_at": self.data_access_expires_at,
+                                "scopes": ["whatsapp_business_messaging"]}
+        if not self.token_valid:
+            data["error"] = {"code": 190, "message": "Error validating access token: Session has expired"}
+        return JSONResponse({"data": data})
 
     async def _get_templates(self, request: Request) -> Response:
         self.requests.append({"path": request.url.path, "params": dict(request.query_params)})

@@ -31,7 +31,7 @@ from sqlalchemy import inspect as sa_inspect
 import switchboard.auth
 import switchboard.errors
 import switchboard.services
-from switchboard.db.schema import Base, MessageTemplate, WebhookEvent
+from switchboard.db.schema import Base, MessageTemplate, SavedReply, WebhookEvent
 from switchboard.errors import NotFound, PermissionDenied
 from switchboard.services.api_keys import create_api_key
 from switchboard.services.conversations import accept
@@ -50,7 +50,10 @@ AGENT_MAY = {
     "accept", "release", "complete", "reopen", "mark_read", "available_actions", "load_conversation",
     "list_conversations", "queue_counts", "get_conversation", "get_thread", "contact_profile",
     "attachment_file", "enqueue_reply", "conversation_window", "list_templates", "enqueue_template",
-    "start_conversation", "search_contacts", "take_up", "heartbeat", "get_organization",
+    "start_conversation", "search_contacts", "take_up", "channel_templates",
+    "new_message_window", "sendable_channels", "heartbeat", "get_organization",
+    "list_saved_replies", "render_saved_reply", "enqueue_attachment",
+    "queue_read_mark", "queue_typing", "thread_version",
     "get_message", "list_contacts", "channel_id_by_key", "template_id_by_name",
     "change_password", "recovery_codes_left", "regenerate_recovery_codes",
 }
@@ -58,11 +61,14 @@ AGENT_MAY = {
 MANAGER_MAY = AGENT_MAY | {
     "reassign", "list_agents", "list_dead_letters", "retry_dead_letter", "enqueue_bot_reply",
     "set_max_concurrent", "grant_channel_permission", "list_users", "user_channel_grants",
-    "set_channel_permission", "set_channel_permissions", "analytics_reader", "user_id_by_email",
+    "set_channel_permission", "set_channel_permissions", "analytics_reader", "customer_names",
+    "list_outbox", "outbox_filters", "cancel_pending", "create_saved_reply", "update_saved_reply", "delete_saved_reply",
+    "user_id_by_email",
 }
 # Parameters that name a row of the organization: with them, another organization's actor is refused.
 ROW_PARAMETERS = {"conversation_id", "contact_id", "channel_id", "user_id", "to_user_id", "message_id",
-                  "event_id", "attachment_id", "permissions", "template_id", "api_key_id", "prefix", "subscription_id"}
+                  "event_id", "attachment_id", "permissions", "template_id", "saved_reply_id",
+                  "api_key_id", "prefix", "subscription_id"}
 
 
 @dataclass
@@ -74,6 +80,7 @@ class Walk:
     attachment_id: int
     event_id: int
     template_id: int  # an approved template of the WhatsApp channel
+    saved_reply_id: int
     foreign_admin: Actor  # an admin of the other organization
     api_key_id: int
     api_key_prefix: str
@@ -82,6 +89,7 @@ class Walk:
 
 RECIPES: dict[str, Callable[[Walk], Any]] = {
     "conversation_id": lambda w: w.conversation_id,
+    "conversation_ids": lambda w: [w.conversation_id],
     "contact_id": lambda w: w.contact_id,
     "channel_id": lambda w: w.world.wa,
     "user_id": lambda w: w.world.a2.user_id,
@@ -97,6 +105,13 @@ RECIPES: dict[str, Callable[[Walk], Any]] = {
     "subscription_id": lambda w: w.subscription_id,
     "url": lambda w: "https://hooks.acme.test/switchboard",
     "events": lambda w: ["message.received"],
+    "saved_reply_id": lambda w: w.saved_reply_id,
+    "code": lambda w: "walk",
+    "title": lambda w: "Walking",
+    "file_name": lambda w: "walk.png",
+    "mime_type": lambda w: "image/png",
+    "data": lambda w: b"\x89PNG walk",
+    "enabled": lambda w: False,
     "parameters": lambda w: {"body": ["walker"]},
     "templates": lambda w: [{"name": "walk", "language": "en", "status": "APPROVED",
                              "components": [{"type": "BODY", "text": "Hi {{1}}"}]}],
@@ -118,6 +133,9 @@ RECIPES: dict[str, Callable[[Walk], Any]] = {
     "current_password": lambda w: "walking password 1",
     "new_password": lambda w: "walking password 2",
     "warehouse_path": lambda w: "warehouse-not-built",  # the check comes before any read
+    "rate_limit_per_second": lambda w: 2.0,
+    "ok": lambda w: True,
+    "result": lambda w: "walked",
 }
 # Odd ones, by qualified name: extra keyword arguments that no parameter name explains.
 SPECIAL: dict[str, dict[str, Any]] = {
@@ -215,6 +233,9 @@ def walk(request: pytest.FixtureRequest) -> Iterator[Walk]:
             organization_id=w.org, channel_id=w.wa, name="walk", language="en", status="APPROVED",
             components=[{"type": "BODY", "text": "Hi {{1}}"}], synced_at=at(0)
         ).returning(MessageTemplate.id)).scalar_one()
+        saved_reply_id = u.session.execute(insert(SavedReply).values(
+            organization_id=w.org, code="walk-hello", title=f"Hello {MARKER}", body=f"Hi {{name}} {MARKER}"
+        ).returning(SavedReply.id)).scalar_one()
         for table in ("organizations", "channels", "users"):  # names that a leak would show
             column = "id" if table == "organizations" else "organization_id"
             u.session.execute(text(f"update {table} set name = name || :m where {column} = :org"),
@@ -224,7 +245,7 @@ def walk(request: pytest.FixtureRequest) -> Iterator[Walk]:
                                             events=["message.received"], secret_key=KEY).view
     foreign_admin = add_user(engine, w.org2, "root@other.test", "admin", "Ozzy Other")
     yield Walk(w, conv, int(row.contact_id), msg.id, int(row.attachment_id), int(event_id), int(template_id),
-               foreign_admin, key.id, key.prefix, subscription.id)
+               int(saved_reply_id), foreign_admin, key.id, key.prefix, subscription.id)
 
 
 def ingest_items_once(w: World) -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
+from contextlib import ExitStack
 from datetime import date
 from pathlib import Path
 
@@ -13,13 +15,19 @@ from streamlit.testing.v1 import AppTest
 
 from switchboard.errors import PermissionDenied
 from switchboard.policy import actor_for_user
+from switchboard.services import runs
 from switchboard.services.analytics import analytics_reader
 from switchboard.settings import get_settings
 from switchboard.uow import UnitOfWork
+from switchboard.workflows.warehouse import build_when_free
 from tests.helpers import login_apptest
 from tests.warehouse.seed import Seed, T
 from tests.warehouse.test_build import scenario
+from warehouse import queries
 from warehouse.build import build
+from warehouse.extract import conninfo
+from warehouse.lake import read_pointer
+from warehouse.publish import build_lock
 
 
 def _analytics() -> None:
@@ -66,13 +74,41 @@ def test_manager_sees_response_times_heatmap_sla_and_live_queue(engine: Engine, 
     at.run()
     assert not at.exception, at.exception
     labels = {m.label: m.value for m in at.metric}
-    assert labels["Count"] == "3"  # first responses: a (ann), b (bob), a reopened (bob)
+    # cycles started: a, b, a reopened, c; first responses: a (ann), b (bob), a reopened (bob)
+    assert labels["Conversations started"] == "4" and labels["Completed"] == "2"
+    assert labels["Median first response"] == "10.0 min"
     assert labels["Open"] == "2" and labels["Unattended (waiting for a reply)"] == "1"
-    assert len(at.get("plotly_chart")) >= 4
+    assert len(at.get("plotly_chart")) >= 5
+    assert "Median (min)" in at.get("plotly_chart")[1].proto.spec  # legends in words, not median_min
+    assert len(at.get("download_button")) >= 6  # every table can be exported
+    # drill from the heatmap: Monday 09:00-09:59 Berlin (08:xx UTC) holds the turns of a and b
+    at.selectbox(key="analytics_cell_day").set_value(1)
+    at.selectbox(key="analytics_cell_hour").set_value(9)
+    at.button(key="analytics_cell_drill").click().run()
+    assert not at.exception, at.exception
+    assert any("Conversations with a customer turn on Mon 09:00" in h.value for h in at.subheader)
+    drilled = [d.value for d in at.dataframe if "Customer" in d.value.columns][-1]  # the list under the tabs
+    assert sorted(drilled["Customer"]) == ["a", "b"]
+    assert all(link.startswith("/inbox?c=") for link in drilled["Open"])
+    # one agent, business hours, another metric: still no error
+    at.selectbox(key="analytics_agent").set_value("ann@x.io").run()
+    assert not at.exception, at.exception
+    assert {m.label: m.value for m in at.metric}["Conversations started"] == "2"  # a, and b (reassigned to her)
     at.toggle(key="analytics_business").set_value(True).run()
     assert not at.exception, at.exception
     at.selectbox(key="analytics_metric").set_value("resolution").run()
     assert not at.exception, at.exception
+
+
+def test_an_empty_range_says_why(engine: Engine, db_url: str, app_env: Path) -> None:
+    s = scenario(engine)
+    build(db_url, app_env, full=True, now=T("2026-03-03 12:00"))
+    at = _signed_in(engine, s.user("lead@x.io", "manager"))
+    at.session_state["analytics_days"] = (date(2025, 1, 1), date(2025, 1, 7))
+    at.run()
+    assert not at.exception, at.exception
+    infos = [i.value for i in at.info]
+    assert "No agent activity in the selected range." in infos and "No traffic in the selected range." in infos
 
 
 def test_an_agent_is_refused_and_reads_nothing(engine: Engine, db_url: str, app_env: Path) -> None:
@@ -101,3 +137,57 @@ def test_the_reader_is_bound_to_the_callers_organization(engine: Engine, db_url:
     assert reader.read("live_queue")["organization_id"].to_list() == [other.org_id]
     with pytest.raises(ValueError, match="not an analytics read"):
         reader.read("organizations")  # every organization's names: not for a manager
+
+
+def _org_page() -> None:
+    from app.views import admin_org
+
+    admin_org.page()
+
+
+def _business_ms(path: Path, conversation_id: int) -> list[int]:
+    return queries.query(path, "select response_business_ms from response_times where conversation_id = ? "
+                               "and response_ms is not null order by turn_number", [conversation_id])[
+        "response_business_ms"].to_list()
+
+
+def test_saving_the_business_hours_rebuilds_the_warehouse(engine: Engine, db_url: str, app_env: Path) -> None:
+    s = Seed(engine, timezone="UTC", business_hours={"mon": [["09:00", "17:00"]]})
+    ch, ann = s.channel(), s.user("ann@x.io")
+    c = s.conversation(ch)
+    s.inbound(c, "2026-03-02 08:00")
+    s.reply(c, "2026-03-02 10:00", ann)  # 1 business hour with Monday 09:00-17:00
+    build(db_url, app_env, full=True, now=T("2026-03-03 00:00"))
+    assert _business_ms(app_env, c) == [3_600_000]
+    at = login_apptest(AppTest.from_function(_org_page, default_timeout=30), engine, s.user("root@x.io", "admin"))
+    at.run()
+    at.text_input(key="bh_mon_start").input("07:00")
+    at.button[0].click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert any("being rebuilt" in m.value for m in at.success)
+    deadline = time.monotonic() + 120
+    while _business_ms(app_env, c) != [7_200_000]:  # 08:00-10:00 is now inside the hours
+        assert time.monotonic() < deadline, "the warehouse was not rebuilt after the calendar changed"
+        time.sleep(0.5)
+    while True:  # the run is recorded just after the build is published
+        with UnitOfWork(engine) as uow:
+            [run] = [r for r in runs.last_runs(uow) if r.name == "warehouse-build"]
+        if run.status != "running" or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert run.status == "ok" and run.detail["reason"] == "organization settings saved"
+
+
+def test_a_rebuild_waits_for_the_running_build(engine: Engine, db_url: str, app_env: Path) -> None:
+    scenario(engine)
+    build(db_url, app_env, full=True, now=T("2026-03-03 12:00"))
+    waits: list[float] = []
+    with ExitStack() as running:
+        running.enter_context(build_lock(read_pointer(app_env), conninfo(db_url)))  # another build is running
+
+        def sleep(seconds: float) -> None:  # … and finishes while we wait
+            waits.append(seconds)
+            running.close()
+
+        result = build_when_free(engine, get_settings(), reason="test", sleep=sleep)
+    assert waits == [5] and result["reason"] == "test" and not result["full"]

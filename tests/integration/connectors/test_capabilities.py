@@ -26,7 +26,8 @@ CREDS = {"access_token": "t", "page_access_token": "t", "app_secret": "s", "phon
 # the methods each capability's port promises
 METHODS = {"webhooks": ("verify_signature", "verify_challenge", "parse_webhook"), "send": ("send",),
            "media": ("fetch_media",), "history": ("pull_history", "history_pending"),
-           "read receipts and typing": ("mark_read", "show_typing"), "templates": ("list_templates",)}
+           "read receipts and typing": ("mark_read", "show_typing"), "templates": ("list_templates",),
+           "connection test": ("check_identity",), "token expiry": ("token_expiry",)}
 
 
 @pytest.mark.parametrize("provider", sorted(PROVIDERS))
@@ -76,3 +77,50 @@ def test_graph_client_maps_errors_and_leaves_a_shared_client_open() -> None:
                 client.call("GET", "p/conversations")
             assert limited.value.retry_after == 7.0 and client.url(f"{base}/x") == f"{base}/x"
         assert not shared.is_closed
+
+
+def test_graph_identity_and_token_expiry_over_http() -> None:
+    from datetime import UTC, datetime
+
+    from connectors.base import IDENTITY, TOKEN_EXPIRY, AuthenticationError
+
+    graph = FakeGraph(token="tok", account_id="555")
+    graph.account_name = "Acme Support"
+    graph.token_expires_at, graph.data_access_expires_at = 1_900_000_000, 1_800_000_000
+    with run_asgi(graph.app) as base:
+        creds = {"access_token": "tok", "page_access_token": "tok", "app_secret": "s", "api_base_url": base,
+                 "page_id": "555"}
+        with closing(get_connector("whatsapp", external_id="555", credentials=creds)) as wa, \
+                closing(get_connector("messenger", external_id="555", credentials=creds)) as page:
+            assert port(wa, IDENTITY).check_identity().describe() == "Acme Support (555)"
+            assert port(page, IDENTITY).check_identity().account_id == "555"
+            assert graph.requests[-2]["path"].endswith("/555") and graph.requests[-1]["path"].endswith("/me")
+            # the earlier of the two expiries; 0 would mean never
+            assert port(wa, TOKEN_EXPIRY).token_expiry() == datetime.fromtimestamp(1_800_000_000, tz=UTC)
+            graph.token_valid = False
+            with pytest.raises(AuthenticationError, match="expired"):
+                port(page, TOKEN_EXPIRY).token_expiry()
+        with closing(get_connector("whatsapp", external_id="555", credentials={**creds, "access_token": "old"})) as old, \
+                pytest.raises(AuthenticationError) as refused:
+            port(old, IDENTITY).check_identity()
+        assert refused.value.code == "190"
+
+
+def test_telegram_connection_test_sees_a_revoked_session() -> None:
+    from connectors.base import IDENTITY, AuthenticationError
+    from connectors.telegram import TelegramConnector
+    from connectors.telegram.fake import FakeTelegramGateway, FakeTelegramWorld
+
+    world = FakeTelegramWorld()
+    world.add_account("+4915111111111", "Support", last_name="Desk")
+    gateway = FakeTelegramGateway(world)
+    step = gateway.send_code("+4915111111111")
+    gateway.sign_in_code("+4915111111111", "12345", step.phone_code_hash or "")
+    session = gateway.session_string()
+    connector = TelegramConnector({"api_id": 1, "api_hash": "h", "session": session},
+                                  gateway_factory=lambda creds: FakeTelegramGateway(world, str(creds["session"])))
+    with closing(connector):
+        assert "Support Desk" in (port(connector, IDENTITY).check_identity().name or "")
+        world.revoke_sessions("+4915111111111")
+        with pytest.raises(AuthenticationError, match="no longer logged in"):
+            port(connector, IDENTITY).check_identity()

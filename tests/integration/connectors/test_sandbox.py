@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +39,9 @@ class Rig:
 
 
 def _rig(customers: int = 0, speed: float = 200.0, seed: int | None = 7, **extra: object) -> Iterator[Rig]:
+    """A sandbox and a webhook sink; the platform's rules (window, templates) are off unless a test
+    turns them on: most tests here write to customers who never wrote first."""
+    extra = {"enforce_window": False, "enforce_templates": False, **extra}
     receiver_side = WhatsAppConnector(phone_number_id=PHONE_ID, access_token=TOKEN, app_secret=SECRET,
                                       verify_token="vt", provider="sandbox")
     sink = WebhookSink(receiver_side)
@@ -152,14 +157,90 @@ def test_bad_token_and_unknown_recipient(rig: Rig) -> None:
     assert failed.provider_message_id == res.provider_message_id
 
 
+def test_the_platform_rules_are_on_by_default() -> None:
+    config = SandboxConfig(phone_number_id=PHONE_ID, access_token=TOKEN, app_secret=SECRET, webhook_url="")
+    assert (config.enforce_window, config.enforce_templates, config.waba_id) == (True, True, "sandbox-waba")
+
+
 def test_enforced_window_needs_template() -> None:
-    for rig in _rig(enforce_window=True):
+    for rig in _rig(enforce_window=True, enforce_templates=True):
         with pytest.raises(OutsideWindowError) as info:
             rig.connector.send(OutboundRequest(recipient_id="15551230007", body="cold message"))
-        assert info.value.code == "131047"
+        assert info.value.code == "131047" and "24 hours" in str(info.value)
         rig.connector.send(OutboundRequest(recipient_id="15551230007", template={"name": "hello_world"}))
         rig.control.post("/_sandbox/inbound", json={"from": "15551230007", "text": "hi"})
         rig.connector.send(OutboundRequest(recipient_id="15551230007", body="inside the window"))
+
+
+def test_a_customer_who_wrote_more_than_24_hours_ago_needs_a_template() -> None:
+    now = time.time()
+    known = {"15551230020": now - 25 * 3600, "+15551230021": now - 23 * 3600}
+    for rig in _rig(enforce_window=True, known_customers=known):
+        with pytest.raises(OutsideWindowError):
+            rig.connector.send(OutboundRequest(recipient_id="15551230020", body="too late"))
+        rig.connector.send(OutboundRequest(recipient_id="15551230021", body="still inside"))
+        assert [m["to"] for m in rig.control.get("/_sandbox/sent").json()["messages"]] == ["15551230021"]
+
+
+def test_the_template_catalogue_is_served_with_paging() -> None:
+    from connectors.sandbox.templates import DEFAULT_TEMPLATES
+
+    for rig in _rig():
+        first = rig.control.get("/v21.0/sandbox-waba/message_templates", params={"limit": 4},
+                                headers={"Authorization": f"Bearer {TOKEN}"})
+        assert first.status_code == 200, first.text
+        page = first.json()
+        assert len(page["data"]) == 4 and page["paging"]["next"]
+        rest = httpx.get(page["paging"]["next"], headers={"Authorization": f"Bearer {TOKEN}"}).json()
+        assert "next" not in rest["paging"]
+        assert [t["name"] for t in page["data"] + rest["data"]] == [t["name"] for t in DEFAULT_TEMPLATES]
+        assert {t["status"] for t in rest["data"]} >= {"PENDING", "REJECTED"}
+        assert rig.control.get("/v21.0/other-waba/message_templates",
+                               headers={"Authorization": f"Bearer {TOKEN}"}).json()["error"]["code"] == 100
+        assert rig.control.get("/v21.0/sandbox-waba/message_templates").status_code == 401
+        # the real connector reads every page
+        lister = get_connector("sandbox", external_id=PHONE_ID, credentials={
+            "access_token": TOKEN, "app_secret": SECRET, "phone_number_id": PHONE_ID, "waba_id": "sandbox-waba",
+            "api_base_url": rig.sandbox_url})
+        assert isinstance(lister, WhatsAppConnector)
+        with lister:
+            listed = lister.list_templates()
+        assert len(listed) == len(DEFAULT_TEMPLATES)
+        order = next(t for t in listed if t.name == "order_update")
+        assert [c["type"] for c in order.components] == ["HEADER", "BODY", "FOOTER", "BUTTONS"]
+
+
+def _template(name: str, language: str = "en_US", **parts: list[str]) -> dict[str, object]:
+    components: list[dict[str, object]] = []
+    for part, values in parts.items():
+        params = [{"type": "text", "text": v} for v in values]
+        if part.startswith("button"):
+            components.append({"type": "button", "sub_type": "url", "index": part[-1], "parameters": params})
+        else:
+            components.append({"type": part, "parameters": params})
+    return {"name": name, "language": {"code": language}, "components": components}
+
+
+def test_template_sends_are_checked_like_the_platform() -> None:
+    for rig in _rig(enforce_templates=True):
+        ok = _template("order_update", header=["#7"], body=["Ana", "#7", "today"], button0=["7"])
+        rig.connector.send(OutboundRequest(recipient_id="15551230030", template=ok))
+        [sent] = rig.control.get("/_sandbox/sent").json()["messages"]
+        assert sent["body"] == "Order #7\nHi Ana, your order #7 ships today.\nReply STOP to opt out"
+        refusals = [
+            (_template("order_update", header=["#7"], body=["Ana", "#7"], button0=["7"]), "132000", "body"),
+            (_template("order_update", body=["Ana", "#7", "today"], button0=["7"]), "132000", "header"),
+            (_template("hello_world", body=["extra"]), "132000", "body"),
+            (_template("no_such_template"), "132001", "does not exist"),
+            (_template("hello_world", "de"), "132001", "does not exist"),
+            (_template("spring_sale", body=["20%"]), "132001", "pending"),
+            (_template("crypto_offer", body=["x"]), "132001", "rejected"),
+        ]
+        for template, code, detail in refusals:
+            with pytest.raises(PermanentError) as info:
+                rig.connector.send(OutboundRequest(recipient_id="15551230030", template=template))
+            assert (info.value.code, detail in str(info.value)) == (code, True), str(info.value)
+        assert len(rig.control.get("/_sandbox/sent").json()["messages"]) == 1
 
 
 def test_webhooks_are_retried_until_the_receiver_answers() -> None:
@@ -223,3 +304,16 @@ def test_download_attachments_keeps_refusals_on_the_attachment(rig: Rig, tmp_pat
 def _write(path: Path, data: bytes) -> Path:
     path.write_bytes(data)
     return path
+
+
+def test_sandbox_answers_a_connection_test_and_debug_token(rig: Rig) -> None:
+    from connectors.base import IDENTITY, TOKEN_EXPIRY
+    from connectors.registry import port
+
+    identity = port(rig.connector, IDENTITY).check_identity()
+    assert identity.account_id == PHONE_ID and "Sandbox" in (identity.name or "")
+    assert port(rig.connector, TOKEN_EXPIRY).token_expiry() is None  # the sandbox's token never expires
+    wrong = get_connector("sandbox", external_id=PHONE_ID, credentials={
+        "access_token": "stale", "app_secret": SECRET, "phone_number_id": PHONE_ID, "api_base_url": rig.sandbox_url})
+    with closing(wrong), pytest.raises(AuthenticationError):
+        port(wrong, IDENTITY).check_identity()

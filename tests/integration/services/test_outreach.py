@@ -185,3 +185,29 @@ def test_search_contacts_by_name_phone_and_id(world: World) -> None:
         assert ana.conversation_id == world.conversation(world.wa, WA_ID)
         with pytest.raises(NotFound):
             search_contacts(u, world.a1, world.other_ch, "")
+
+
+def test_a_picked_contact_and_what_its_first_message_may_be(world: World) -> None:
+    from switchboard.domain.messaging_window import WindowState
+    from switchboard.services.outreach import new_message_window, sendable_channels
+
+    world.ingest(world.wa, WA_ID, "wamid.1", 0, "hi", name="Ana")
+    with world.uow() as u:
+        [ana] = search_contacts(u, world.a1, world.wa, "Ana")
+        assert new_message_window(u, world.a1, world.wa, ana.id, now=at(60)).state is WindowState.OPEN
+        assert new_message_window(u, world.a1, world.wa, ana.id, now=at(25 * 60)).state is WindowState.TEMPLATE_REQUIRED
+        assert new_message_window(u, world.a1, world.wa, None, now=at(60)).state is WindowState.TEMPLATE_REQUIRED
+        assert new_message_window(u, world.a1, world.wa, None, now=at(60),  # a typed number of a known contact
+                                  recipient="+49 151 23456789").state is WindowState.OPEN
+        assert new_message_window(u, world.a2, world.tg, None).state is WindowState.NO_WINDOW
+        with pytest.raises(PermissionDenied):
+            new_message_window(u, world.viewer, world.wa, ana.id)
+        with pytest.raises(NotFound):  # a WhatsApp contact is not a Telegram one
+            new_message_window(u, world.a2, world.tg, ana.id)
+        assert [c.key for c in sendable_channels(u, world.a1)] == ["wa-main"]
+        assert [c.key for c in sendable_channels(u, world.viewer)] == []
+        assert {c.key for c in sendable_channels(u, world.manager)} == {"wa-main", "tg"}
+    msg = _start(world, world.a1, world.wa, "", contact_id=ana.id, body="hello Ana", minutes=60)
+    assert msg.conversation_id == ana.conversation_id
+    with pytest.raises(NotFound):
+        _start(world, world.a2, world.tg, "", contact_id=ana.id, body="hi", key="k2")

@@ -19,7 +19,13 @@ from connectors.telegram.login import start_login, submit_code
 from switchboard.auth.users import create_user
 from switchboard.db.schema import Attachment, Channel, Conversation, Message
 from switchboard.policy import actor_for_user
-from switchboard.services.channels import create_channel, grant_channel_permission, set_channel_credentials
+from switchboard.services.channel_lifecycle import resume_channel
+from switchboard.services.channels import (
+    create_channel,
+    get_channel,
+    grant_channel_permission,
+    set_channel_credentials,
+)
 from switchboard.services.media import attachment_file
 from switchboard.services.organizations import create_organization
 from switchboard.settings import get_settings
@@ -193,6 +199,11 @@ def test_logged_out_session_is_recorded_on_the_channel_and_the_media_waits(engin
     assert attachments(engine)[msg.key].data == {}  # untouched: not the media's fault
 
     world.sessions[auth_key] = PHONE  # reconnected
+    assert run(engine, world, tmp_path).stored == 0  # the channel is in error: its media wait for it
+    with UnitOfWork(engine) as uow:
+        assert get_channel(uow, setup["channel_id"]).status == "error"
+        resume_channel(uow, Actor.system(get_channel(uow, setup["channel_id"]).organization_id), setup["channel_id"])
+        uow.commit()
     assert run(engine, world, tmp_path).stored == 1
 
 

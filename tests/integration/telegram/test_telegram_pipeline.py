@@ -253,3 +253,50 @@ def test_outbox_sends_telegram_with_the_stored_peer_and_maps_flood_wait(engine: 
     sync_telegram_channel(engine, channel_id, factory(world), secret_key=_key())
     assert count(engine, select(func.count()).select_from(Message)) == 3  # hello, yo, the pending one
     assert count(engine, select(func.count()).select_from(Conversation)) == 1
+
+
+def test_a_revoked_session_puts_the_channel_in_error_instead_of_failing_every_send(
+        engine: Engine, world: FakeTelegramWorld) -> None:
+    """The user ended the session on their phone: the next send (or sync) puts the channel in `error`
+    with the reason, later messages wait instead of failing one by one; a new login clears it."""
+    from connectors.base import AuthenticationError
+    from switchboard.services.channel_lifecycle import credential_warnings
+
+    channel_id = connected_channel(engine, world)
+    ada = world.add_private_chat(PHONE, "Ada")
+    world.receive(PHONE, ada, "hello", notify=False)
+    sync_telegram_channel(engine, channel_id, factory(world), secret_key=_key())
+    with UnitOfWork(engine) as uow:
+        conv_id, org = uow.session.execute(select(Conversation.id, Conversation.organization_id)).one()
+        for i in range(3):
+            enqueue_bot_reply(uow, Actor.system(org), conv_id, f"reply {i}", idempotency_key=f"rv-{i}")
+        uow.commit()
+    world.revoke_sessions(PHONE)
+    connectors = ConnectorCache(engine, _key(), telegram_gateway=factory(world))
+    try:
+        stats = send_outbox_once(engine, connectors, limit=1)
+        assert stats.failed == 1 and "AUTH_KEY_UNREGISTERED" in stats.errors[0]
+        assert send_outbox_once(engine, connectors).claimed == 0  # the two others wait
+    finally:
+        connectors.close()
+    with pytest.raises(AuthenticationError):
+        sync_telegram_channel(engine, channel_id, factory(world), secret_key=_key())
+    with UnitOfWork(engine) as uow:
+        row = uow.session.get(Channel, channel_id)
+        assert row is not None and row.status == "error" and "connect the account again" in (row.last_error or "")
+        assert [w.channel_key for w in credential_warnings(uow, Actor.system(org))] == ["tg"]
+        pending = uow.session.execute(select(func.count()).select_from(Message)
+                                      .where(Message.status == "PENDING")).scalar_one()
+    assert pending == 2
+    # logged in again (the Telegram login page saves the new session): active, the replies go out
+    gw = FakeTelegramGateway(world)
+    state = submit_code(gw, start_login(gw, PHONE), "24680")
+    with UnitOfWork(engine) as uow:
+        set_channel_credentials(uow, Actor.system(org), channel_id, _key(),
+                                {"api_id": 1, "api_hash": "x", "phone": PHONE, "session": state.session})
+        uow.commit()
+    connectors = ConnectorCache(engine, _key(), telegram_gateway=factory(world))
+    try:
+        assert send_outbox_once(engine, connectors).sent == 2
+    finally:
+        connectors.close()

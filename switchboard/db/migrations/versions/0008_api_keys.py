@@ -15,7 +15,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = "0008_api_keys"
-down_revision = "0004_message_templates"
+down_revision = "0006_thread_features"
 
 
 def upgrade() -> None:
