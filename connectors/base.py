@@ -81,6 +81,24 @@ class OutsideWindowError(PermanentError):
     """Outside the 24-hour customer-service window: a template (or HUMAN_AGENT tag) is needed."""
 
 
+class UnknownOutcomeError(ConnectorError):
+    """The request may have reached the platform but no answer came back (a read/write timeout, a reset
+    connection after the request was written): the message may have been sent. Never retried blindly:
+    ``retry_is_safe`` only when the platform deduplicates on our idempotency key (Telegram's
+    ``random_id``); otherwise the send waits for the platform's report or a person
+    (``docs/delivery.md``). Errors before anything was sent (connect refused, connect/pool timeout)
+    are :class:`RetryableError`, not this."""
+
+    def __init__(self, message: str, *, retry_is_safe: bool = False, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.retry_is_safe = retry_is_safe
+
+
+class AlreadySent(ConnectorError):
+    """The platform refuses the send because it already has a message with this idempotency key
+    (Telegram: ``RANDOM_ID_DUPLICATE``): an earlier attempt went out, so the message is sent."""
+
+
 # --- capability ports ------------------------------------------------------------------------------
 #
 # A connector is any object with a ``provider`` and ``close()``; what else it can do is declared in
@@ -100,11 +118,20 @@ class Connector(Protocol):
         ...
 
 
+WEBHOOK_URL_HEADER = "x-switchboard-webhook-url"
+"""A pseudo-header the receiver puts into the headers it gives :meth:`ReceivesWebhooks.verify_signature`:
+the public URL the platform called (``PUBLIC_BASE_URL`` + path + query string), for platforms that sign
+the URL (Twilio) or carry a token in it (email). The receiver always overwrites it, so a client cannot
+choose it (it is not kept with the stored delivery)."""
+
+
 class ReceivesWebhooks(Connector, Protocol):
-    """Platforms that push events to our receiver (WhatsApp, Messenger, Instagram, the sandbox)."""
+    """Platforms that push events to our receiver (WhatsApp, Messenger, Instagram, the sandbox, Twilio,
+    email)."""
 
     def verify_signature(self, raw_body: bytes, headers: Mapping[str, str]) -> None:
-        """Raise SignatureError unless the body is signed with this channel's secret."""
+        """Raise SignatureError unless the body is signed with this channel's secret (``headers`` holds
+        :data:`WEBHOOK_URL_HEADER` when called by the receiver)."""
         ...
 
     def verify_challenge(self, params: Mapping[str, str]) -> str:
@@ -183,10 +210,13 @@ class Identity:
 @dataclass(frozen=True, slots=True)
 class MediaRef:
     """Which file to fetch: the platform's media id and, for platforms that fetch by message
-    (Telegram, ``"<chat id>:<message id>"``), the message's key."""
+    (Telegram, ``"<chat id>:<message id>"``; Twilio, the message sid), the message's key."""
 
     provider_media_id: str | None
     provider_message_id: str | None = None
+    # a file that came inside the webhook (email attachments): its base64 content and declared type
+    inline: str | None = None
+    mime_type: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,7 +24,9 @@ from connectors.base import (
     PermanentError,
     RateLimited,
     RetryableError,
+    UnknownOutcomeError,
 )
+from connectors.http_errors import retry_after as retry_after_seconds
 from connectors.signatures import verify_meta_challenge
 from switchboard.clock import Clock, utcnow
 from switchboard.types import Provider
@@ -57,6 +59,12 @@ TRANSIENT_CODES = frozenset({
 })
 
 
+# Failures after the request may have been written: the platform may have acted on it. (ConnectError,
+# ConnectTimeout and PoolTimeout happen before anything is sent: they stay retryable.)
+MAYBE_SENT = (httpx.ReadTimeout, httpx.WriteTimeout, httpx.RemoteProtocolError, httpx.ReadError,
+              httpx.WriteError)
+
+
 def make_client(base_url: str = DEFAULT_GRAPH_BASE_URL, *,
                 timeout: httpx.Timeout | float = DEFAULT_TIMEOUT) -> httpx.Client:
     """A sync client for one platform account: bounded timeouts, no redirects to surprise hosts."""
@@ -65,16 +73,6 @@ def make_client(base_url: str = DEFAULT_GRAPH_BASE_URL, *,
 
 
 # --- errors --------------------------------------------------------------------------------------
-
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None
-
 
 def classify_graph_error(response: httpx.Response) -> ConnectorError:
     """Map a non-2xx Graph response to the connector error hierarchy, keeping code and message."""
@@ -103,7 +101,7 @@ def classify_graph_error(response: httpx.Response) -> ConnectorError:
         message = f"{message}: {detail_text}"
     code = str(raw_code) if raw_code is not None else f"http_{status}"
     kw: dict[str, Any] = {"code": code, "status": status, "details": error}
-    retry_after = _retry_after(response)
+    retry_after = retry_after_seconds(response)
 
     if code_int in RATE_LIMIT_CODES or status == 429:
         return RateLimited(message, retry_after=retry_after, **kw)
@@ -123,11 +121,12 @@ class GraphClient(Closing):
     """Calls to one Graph API version with one access token."""
 
     def __init__(self, *, token: str, api_base_url: str = DEFAULT_GRAPH_BASE_URL,
-                 api_version: str = DEFAULT_GRAPH_VERSION, http: httpx.Client | None = None) -> None:
+                 api_version: str = DEFAULT_GRAPH_VERSION, http: httpx.Client | None = None,
+                 timeout: httpx.Timeout | float = DEFAULT_TIMEOUT) -> None:
         self._token = token
         self.base = f"{api_base_url.rstrip('/')}/{api_version.strip('/')}"
         self._owns_http = http is None
-        self.http = http or make_client(api_base_url)
+        self.http = http or make_client(api_base_url, timeout=timeout)
 
     @property
     def token(self) -> str:
@@ -145,12 +144,20 @@ class GraphClient(Closing):
 
     def call(self, method: str, path: str, *, json_body: Mapping[str, Any] | None = None,
              params: Mapping[str, Any] | None = None, files: Mapping[str, Any] | None = None,
-             data: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        """One request; returns the JSON object or raises a classified :class:`ConnectorError`."""
+             data: Mapping[str, Any] | None = None, once: bool = False) -> dict[str, Any]:
+        """One request; returns the JSON object or raises a classified :class:`ConnectorError`.
+
+        ``once``: the request delivers something to a person (a message send) and must not be repeated
+        blindly: a failure after it may have reached the platform raises :class:`UnknownOutcomeError`."""
         url = self.url(path)
         try:
             response = self.http.request(method, url, json=json_body, params=params, files=files, data=data,
                                          headers=self.auth_headers)
+        except MAYBE_SENT as exc:
+            if once:
+                raise UnknownOutcomeError(f"no answer from {method} {url} after the request was sent ({exc!r}): "
+                                          "the message may have been sent", code="unknown_outcome") from None
+            raise RetryableError(f"network error calling {method} {url}: {exc!r}", code="network") from None
         except httpx.TimeoutException as exc:
             raise RetryableError(f"timeout calling {method} {url}: {exc!r}", code="timeout") from None
         except httpx.TransportError as exc:
@@ -182,12 +189,14 @@ class GraphAccount(Closing):
 
     def __init__(self, *, provider: Provider, token: str, app_secret: str, verify_token: str = "",
                  api_base_url: str = DEFAULT_GRAPH_BASE_URL, api_version: str = DEFAULT_GRAPH_VERSION,
-                 http: httpx.Client | None = None, clock: Clock = utcnow) -> None:
+                 http: httpx.Client | None = None, clock: Clock = utcnow,
+                 timeout: httpx.Timeout | float = DEFAULT_TIMEOUT) -> None:
         self.provider = provider
         self._app_secret = app_secret
         self._verify_token = verify_token
         self._clock = clock
-        self.graph = GraphClient(token=token, api_base_url=api_base_url, api_version=api_version, http=http)
+        self.graph = GraphClient(token=token, api_base_url=api_base_url, api_version=api_version, http=http,
+                                 timeout=timeout)
 
     def verify_challenge(self, params: Mapping[str, str]) -> str:
         return verify_meta_challenge(params, self._verify_token)

@@ -21,7 +21,7 @@ from typing import Any, Literal
 import httpx
 
 from connectors.base import PayloadError, PermanentError
-from connectors.graph import DEFAULT_GRAPH_BASE_URL, DEFAULT_GRAPH_VERSION, GraphAccount
+from connectors.graph import DEFAULT_GRAPH_BASE_URL, DEFAULT_GRAPH_VERSION, DEFAULT_TIMEOUT, GraphAccount
 from connectors.signatures import load_json_object, verify_meta_signature
 from switchboard import types as domain
 from switchboard.clock import Clock, utcnow
@@ -286,6 +286,7 @@ class MetaConnector(GraphAccount):
         bot_app_ids: tuple[str, ...] = (),
         http: httpx.Client | None = None,
         clock: Clock = utcnow,
+        timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
     ) -> None:
         if provider not in OBJECT_FOR:
             raise PermanentError(f"MetaConnector serves messenger or instagram, not {provider!r}", code="config")
@@ -293,7 +294,7 @@ class MetaConnector(GraphAccount):
             raise PermanentError(f"{provider} channel needs a page / Instagram account id", code="config")
         super().__init__(provider=provider, token=page_access_token, app_secret=app_secret,
                          verify_token=verify_token, api_base_url=api_base_url, api_version=api_version,
-                         http=http, clock=clock)
+                         http=http, clock=clock, timeout=timeout)
         self._meta_provider: MetaProvider = provider
         self.account_id = str(account_id)
         self._bot_app_ids = frozenset(bot_app_ids)
@@ -353,7 +354,8 @@ class MetaConnector(GraphAccount):
         return body
 
     def send(self, request: OutboundRequest) -> SendResult:
-        response = self.graph.call("POST", f"{self.account_id}/messages", json_body=self.build_payload(request))
+        response = self.graph.call("POST", f"{self.account_id}/messages", json_body=self.build_payload(request),
+                                   once=True)
         mid = response.get("message_id")
         if not mid:
             raise PermanentError(f"send answered without a message_id: {response!r}"[:500], code="bad_response")

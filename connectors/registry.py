@@ -30,9 +30,11 @@ from connectors.base import (
     ConnectorError,
     Unsupported,
 )
-from connectors.graph import DEFAULT_GRAPH_BASE_URL, DEFAULT_GRAPH_VERSION
+from connectors.graph import DEFAULT_GRAPH_BASE_URL, DEFAULT_GRAPH_VERSION, DEFAULT_TIMEOUT
+from connectors.signatures import BodyFormat, body_error
 
 if TYPE_CHECKING:
+    from connectors.email import ThreadLookup
     from connectors.telegram import GatewayFactory, PeerLookup
 
 DEFAULT_SANDBOX_URL = "http://127.0.0.1:8787"
@@ -44,7 +46,8 @@ P = TypeVar("P", bound=Connector)
 class ChannelConfig:
     """What a factory gets: the channel's provider, external id and decrypted credentials, plus
     optional shared resources (an httpx client the caller owns; Telegram's stored peers and a
-    gateway factory)."""
+    gateway factory; the channel's public webhook URL, Twilio's status callback; the email
+    threads lookup)."""
 
     provider: str
     external_id: str | None
@@ -52,12 +55,15 @@ class ChannelConfig:
     http: httpx.Client | None = None
     peers: PeerLookup | None = None
     telegram_gateway: GatewayFactory | None = None
+    webhook_url: str | None = None
+    email_threads: ThreadLookup | None = None
 
 
 @dataclass(frozen=True)
 class ProviderSpec:
     factory: Callable[[ChannelConfig], Connector]
     capabilities: frozenset[Capability[Any]] = field(default_factory=frozenset)
+    body_format: BodyFormat = "json"  # what a well-formed webhook body is (Twilio posts forms)
 
 
 def _required(config: ChannelConfig, *names: str) -> str:
@@ -73,7 +79,19 @@ def _graph_options(config: ChannelConfig, default_base: str = DEFAULT_GRAPH_BASE
     return {"verify_token": str(creds.get("verify_token") or ""),
             "api_base_url": str(creds.get("api_base_url") or default_base),
             "api_version": str(creds.get("api_version") or DEFAULT_GRAPH_VERSION),
-            "http": config.http}
+            "http": config.http, "timeout": _timeout(creds)}
+
+
+def _timeout(creds: Mapping[str, Any]) -> httpx.Timeout:
+    """The channel's HTTP timeout (credential ``timeout_seconds``; default 20 s, connect at most 5 s):
+    a send that gets no answer within it has an unknown outcome."""
+    try:
+        seconds = float(creds.get("timeout_seconds") or DEFAULT_TIMEOUT.read or 20.0)
+    except (TypeError, ValueError):
+        raise ConnectorError("credential timeout_seconds must be a number of seconds", code="config") from None
+    if not seconds > 0:
+        raise ConnectorError("credential timeout_seconds must be more than 0", code="config")
+    return httpx.Timeout(seconds, connect=min(5.0, seconds))
 
 
 def _whatsapp(config: ChannelConfig) -> Connector:
@@ -117,6 +135,49 @@ def _telegram(config: ChannelConfig) -> Connector:
     return TelegramConnector(config.credentials, peers=config.peers, gateway_factory=config.telegram_gateway)
 
 
+def _twilio(config: ChannelConfig) -> Connector:
+    from connectors.twilio import DEFAULT_TWILIO_API, TwilioConnector
+
+    creds = config.credentials
+    return TwilioConnector(
+        account_sid=_required(config, "account_sid"),
+        auth_token=_required(config, "auth_token"),
+        from_number=str(creds.get("from_number") or config.external_id or "") or None,
+        messaging_service_sid=str(creds.get("messaging_service_sid") or "") or None,
+        api_key_sid=str(creds.get("api_key_sid") or "") or None,
+        api_key_secret=str(creds.get("api_key_secret") or "") or None,
+        status_callback_url=str(creds.get("status_callback_url") or config.webhook_url or "") or None,
+        default_region=str(creds.get("default_region") or "") or None,
+        api_base_url=str(creds.get("api_base_url") or DEFAULT_TWILIO_API),
+        http=config.http,
+    )
+
+
+def _email(config: ChannelConfig) -> Connector:
+    from connectors.email import DEFAULT_POSTMARK_API, EmailConnector
+
+    creds = config.credentials
+
+    def text(name: str) -> str | None:
+        return str(creds.get(name) or "") or None
+
+    try:
+        port_number = int(creds.get("smtp_port") or 587)
+    except (TypeError, ValueError):
+        raise ConnectorError("credential smtp_port must be a port number", code="config") from None
+    return EmailConnector(
+        from_address=str(creds.get("from_address") or config.external_id or "") or _required(config, "from_address"),
+        from_name=text("from_name"), smtp_host=text("smtp_host"), smtp_port=port_number,
+        smtp_username=text("smtp_username"), smtp_password=text("smtp_password"),
+        smtp_security=text("smtp_security") or "starttls", postmark_server_token=text("postmark_server_token"),
+        postmark_api_url=text("postmark_api_url") or DEFAULT_POSTMARK_API,
+        postmark_message_stream=text("postmark_message_stream") or "outbound",
+        inbound_username=text("inbound_username"), inbound_password=text("inbound_password"),
+        inbound_token=text("inbound_token"), default_subject=text("default_subject"),
+        threads=config.email_threads, http=config.http,
+    )
+
+
 _WHATSAPP = frozenset({WEBHOOKS, SEND, MEDIA, READ_RECEIPTS, TEMPLATES, IDENTITY, TOKEN_EXPIRY})
 # Meta media come as URLs: nothing to fetch
 _META = frozenset({WEBHOOKS, SEND, HISTORY, READ_RECEIPTS, IDENTITY, TOKEN_EXPIRY})
@@ -127,7 +188,15 @@ PROVIDERS: dict[str, ProviderSpec] = {
     "messenger": ProviderSpec(_meta, _META),
     "instagram": ProviderSpec(_meta, _META),
     "telegram": ProviderSpec(_telegram, frozenset({SEND, MEDIA, IDENTITY, READ_RECEIPTS})),
+    "twilio": ProviderSpec(_twilio, frozenset({WEBHOOKS, SEND, MEDIA}), body_format="form"),
+    "email": ProviderSpec(_email, frozenset({WEBHOOKS, SEND, MEDIA})),  # media: attachments inside the webhook
 }
+
+
+def webhook_body_error(provider: str, raw_body: bytes) -> str | None:
+    """Why a webhook body is malformed for ``provider`` (JSON, or a form for Twilio); None when fine."""
+    spec = PROVIDERS.get(provider)
+    return body_error(spec.body_format if spec is not None else "json", raw_body)
 
 
 def supports(provider: str, capability: Capability[Any]) -> bool:
@@ -145,7 +214,8 @@ def port(connector: Connector, capability: Capability[P]) -> P:
 
 def get_connector(provider: str, *, external_id: str | None, credentials: Mapping[str, Any],
                   http: httpx.Client | None = None, peers: PeerLookup | None = None,
-                  telegram_gateway: GatewayFactory | None = None) -> Connector:
+                  telegram_gateway: GatewayFactory | None = None, webhook_url: str | None = None,
+                  email_threads: ThreadLookup | None = None) -> Connector:
     """The connector for one channel.
 
     ``http``: an optional shared client (the caller then owns and closes it); otherwise the
@@ -155,4 +225,5 @@ def get_connector(provider: str, *, external_id: str | None, credentials: Mappin
     if spec is None:
         raise ConnectorError(f"unknown provider {provider!r}; expected {', '.join(PROVIDERS)}",
                              code="unsupported_provider")
-    return spec.factory(ChannelConfig(provider, external_id, credentials, http, peers, telegram_gateway))
+    return spec.factory(ChannelConfig(provider, external_id, credentials, http, peers, telegram_gateway,
+                                      webhook_url, email_threads))

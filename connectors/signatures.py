@@ -1,5 +1,6 @@
-"""Meta webhook security (WhatsApp Cloud API, Messenger, Instagram): the ``X-Hub-Signature-256``
-HMAC over the raw body, the ``hub.challenge`` verification handshake, and decoding a body."""
+"""Webhook security: Meta's (WhatsApp Cloud API, Messenger, Instagram) ``X-Hub-Signature-256`` HMAC
+over the raw body and ``hub.challenge`` handshake; decoding and checking a body (JSON, or form-encoded
+for Twilio); the public URL the receiver says a delivery was sent to."""
 
 from __future__ import annotations
 
@@ -7,9 +8,12 @@ import hashlib
 import hmac
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
+from urllib.parse import parse_qs
 
-from connectors.base import PayloadError, SignatureError
+from connectors.base import WEBHOOK_URL_HEADER, PayloadError, SignatureError
+
+BodyFormat = Literal["json", "form"]
 
 
 def sign_body(app_secret: str, raw_body: bytes, *, algorithm: str = "sha256") -> str:
@@ -18,7 +22,7 @@ def sign_body(app_secret: str, raw_body: bytes, *, algorithm: str = "sha256") ->
     return f"{algorithm}={digest}"
 
 
-def _header(headers: Mapping[str, str], name: str) -> str | None:
+def header(headers: Mapping[str, str], name: str) -> str | None:
     wanted = name.lower()
     for key, value in headers.items():
         if key.lower() == wanted:
@@ -36,11 +40,11 @@ def verify_meta_signature(raw_body: bytes, headers: Mapping[str, str], app_secre
         raise SignatureError("channel has no app_secret configured; cannot verify webhook signatures",
                              code="no_secret")
     candidates: list[tuple[str, str]] = []
-    sig256 = _header(headers, "X-Hub-Signature-256")
+    sig256 = header(headers, "X-Hub-Signature-256")
     if sig256:
         candidates.append(("sha256", sig256))
     elif allow_sha1:
-        sig1 = _header(headers, "X-Hub-Signature")
+        sig1 = header(headers, "X-Hub-Signature")
         if sig1:
             candidates.append(("sha1", sig1))
     if not candidates:
@@ -80,3 +84,35 @@ def load_json_object(raw_body: bytes) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise PayloadError(f"body must be a JSON object, got {type(data).__name__}", code="not_object")
     return data
+
+
+def load_form(raw_body: bytes) -> dict[str, list[str]]:
+    """Decode an ``application/x-www-form-urlencoded`` body (Twilio); every value as a list."""
+    try:
+        return parse_qs(raw_body.decode("utf-8"), keep_blank_values=True, strict_parsing=True)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise PayloadError(f"body is not form-encoded: {exc}", code="invalid_form") from None
+
+
+def body_error(body_format: BodyFormat, raw_body: bytes) -> str | None:
+    """Why a webhook body is not well-formed for its provider's format (None when it is): the receiver
+    refuses such a body with 400 before storing it as RECEIVED."""
+    try:
+        if body_format == "form":
+            load_form(raw_body)
+        else:
+            json.loads(raw_body)
+    except PayloadError as exc:
+        return f"malformed form body: {exc.message}"
+    except (UnicodeDecodeError, ValueError) as exc:
+        return f"malformed JSON: {exc}"
+    return None
+
+
+def webhook_url(headers: Mapping[str, str]) -> str:
+    """The public URL the delivery was sent to, as the receiver passed it (:data:`WEBHOOK_URL_HEADER`)."""
+    url = header(headers, WEBHOOK_URL_HEADER)
+    if not url:
+        raise SignatureError("the receiver did not pass the public webhook URL; cannot verify",
+                             code="no_webhook_url")
+    return url

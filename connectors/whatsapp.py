@@ -19,7 +19,7 @@ from typing import Any, Literal
 import httpx
 
 from connectors.base import AuthenticationError, MediaRef, MessageTemplate, PayloadError, PermanentError
-from connectors.graph import DEFAULT_GRAPH_BASE_URL, DEFAULT_GRAPH_VERSION, GraphAccount
+from connectors.graph import DEFAULT_GRAPH_BASE_URL, DEFAULT_GRAPH_VERSION, DEFAULT_TIMEOUT, GraphAccount
 from connectors.media import DEFAULT_ALLOWED_MIME, DEFAULT_MAX_BYTES, StoredMedia, download_to_dir
 from connectors.signatures import load_json_object, verify_meta_signature
 from switchboard.clock import Clock, utcnow
@@ -334,11 +334,13 @@ class WhatsAppConnector(GraphAccount):
         provider: Literal["whatsapp", "sandbox"] = "whatsapp",
         waba_id: str | None = None,
         clock: Clock = utcnow,
+        timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
     ) -> None:
         if not phone_number_id:
             raise PermanentError("WhatsApp channel needs a phone_number_id", code="config")
         super().__init__(provider=provider, token=access_token, app_secret=app_secret, verify_token=verify_token,
-                         api_base_url=api_base_url, api_version=api_version, http=http, clock=clock)
+                         api_base_url=api_base_url, api_version=api_version, http=http, clock=clock,
+                         timeout=timeout)
         self.phone_number_id = str(phone_number_id)
         self.waba_id = waba_id
 
@@ -409,7 +411,7 @@ class WhatsAppConnector(GraphAccount):
 
     def send(self, request: OutboundRequest) -> SendResult:
         payload = self.build_payload(request)
-        response = self.graph.call("POST", f"{self.phone_number_id}/messages", json_body=payload)
+        response = self.graph.call("POST", f"{self.phone_number_id}/messages", json_body=payload, once=True)
         messages = response.get("messages")
         if not isinstance(messages, list) or not messages or not isinstance(messages[0], dict) \
                 or not messages[0].get("id"):

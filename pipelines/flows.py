@@ -25,7 +25,7 @@ from switchboard.workflows import warehouse as warehouse_jobs
 from switchboard.workflows.connector_cache import ConnectorCache
 from switchboard.workflows.inbound import WebhookStats, process_webhooks_once
 from switchboard.workflows.maintenance import maintain_once
-from switchboard.workflows.sending import OutboxStats, RateLimiter, send_outbox_once
+from switchboard.workflows.sending import OutboxStats, send_outbox_once
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -139,17 +139,17 @@ def send_outbox_flow(max_seconds: float = 50.0, poll_seconds: float = 0.5) -> di
     settings = get_settings()
     eng = engine()
     connectors = ConnectorCache(eng, settings.secret_key_bytes())
-    limiter = RateLimiter()
 
     def work() -> OutboxStats:
         return long_poll(OutboxStats(),
-                         lambda: send_outbox_once(eng, connectors, limiter, max_attempts=settings.outbox_max_attempts),
+                         lambda: send_outbox_once(eng, connectors, max_attempts=settings.outbox_max_attempts),
                          time.sleep, max_seconds=max_seconds, poll_seconds=poll_seconds)
 
     try:
         total = recorded("send-outbox", work,
                          lambda s: {"claimed": s.claimed, "sent": s.sent, "retrying": s.retrying,
-                                    "failed": s.failed, "errors": s.errors[-5:]})
+                                    "failed": s.failed, "unknown": s.unknown, "stale": s.stale,
+                                    "errors": s.errors[-5:]})
     finally:
         connectors.close()
     _logger().info("send-outbox: sent=%s retrying=%s failed=%s", total.sent, total.retrying, total.failed)

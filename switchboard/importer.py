@@ -41,7 +41,7 @@ from switchboard.services.organizations import (
     update_settings,
     validate_business_hours,
 )
-from switchboard.services.outbox import enqueue_bot_reply, enqueue_reply, record_sent
+from switchboard.services.outbox import record_already_sent_reply
 from switchboard.services.presence import heartbeat
 from switchboard.types import Actor, ContactRef, InboundMessage, StatusUpdate
 from switchboard.uow import UnitOfWork
@@ -442,14 +442,10 @@ class _Replayer:
                 reassign(u, self.actor(d["agent"]), conv, self.actor(d["to"]).user_id, at)
             elif kind in ("reply", "bot_reply"):
                 key = f"import:{self.sha}:{line.no}"
-                if kind == "reply":
-                    mid = enqueue_reply(u, self.actor(d["agent"]), conv, d["text"], idempotency_key=key, now=at,
-                                        check_window=False).id  # history: already sent
-                else:
-                    mid = enqueue_bot_reply(u, self.system, conv, d["text"], idempotency_key=key, now=at,
-                                            check_window=False).id
                 pmid = d.get("message_id") or key
-                record_sent(u, mid, provider_message_id=pmid, sent_at=at)
+                author = self.actor(d["agent"]).user_id if kind == "reply" else None
+                mid = record_already_sent_reply(u, self.system, conv, d["text"], idempotency_key=key,
+                                                provider_message_id=pmid, sent_at=at, author_user_id=author).id
                 self.outbound[pmid] = (mid, self.channels[d["channel"]][0], d["contact"])
                 self.messages += 1
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any, Literal, Self
 
-Provider = Literal["telegram", "whatsapp", "messenger", "instagram", "sandbox"]
+Provider = Literal["telegram", "whatsapp", "messenger", "instagram", "sandbox", "twilio", "email"]
 DeliveryStatus = Literal["SENT", "DELIVERED", "READ", "FAILED"]
 AuthorKind = Literal["customer", "agent", "bot", "system"]
 
@@ -52,6 +52,10 @@ class InboundMessage:
     direction: Literal["INBOUND", "OUTBOUND"] = "INBOUND"
     author_kind: AuthorKind = "customer"
     raw: dict[str, Any] = field(default_factory=dict)
+    # the provider message ids this message continues, most specific first (email: In-Reply-To, then
+    # References newest first): when one is a message of the channel, it joins that message's
+    # conversation even if another address sent it (a colleague in Cc answering the thread)
+    thread_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

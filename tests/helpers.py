@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import datetime
 
 from sqlalchemy import Engine
 from streamlit.testing.v1 import AppTest
@@ -22,3 +23,23 @@ def login_apptest(at: AppTest, engine: Engine, user_id: int) -> AppTest:
     at.session_state["sb_auth_checked_at"] = time.monotonic()
     at.session_state["sb_auth_restore_tried"] = True
     return at
+
+
+def lease(uow: UnitOfWork, message_id: int, now: datetime | None = None) -> int:
+    """Claim due outbound messages one at a time, as a sender does, until ``message_id`` is leased, and
+    return its fencing token (needed to record its outcome); the others claimed on the way are given
+    back unsent, due at once."""
+    from switchboard.clock import utcnow
+    from switchboard.services.outbox import claim_due, release_claims
+
+    now = now or utcnow()
+    others = []
+    try:
+        while True:
+            jobs = claim_due(uow, limit=1, now=now)
+            assert jobs, f"message {message_id} is not due at {now}"
+            if jobs[0].message_id == message_id:
+                return jobs[0].token
+            others.append(jobs[0])
+    finally:
+        release_claims(uow, [(j.message_id, j.token, now) for j in others])

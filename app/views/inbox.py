@@ -44,7 +44,7 @@ STATUS_LABEL: dict[str, str] = {ConversationStatus.PENDING: "Waiting", Conversat
                                 ConversationStatus.COMPLETED: "Done"}
 MESSAGE_STATUS: dict[str, str] = {MessageStatus.PENDING: "🕓 sending", MessageStatus.SENT: "✓ sent",
                                   MessageStatus.DELIVERED: "✓✓ delivered", MessageStatus.READ: "✓✓ read",
-                                  MessageStatus.FAILED: "⚠️ failed"}
+                                  MessageStatus.FAILED: "⚠️ failed", MessageStatus.UNKNOWN: "❓ may have been sent"}
 BUTTONS = {  # column, label, service; which of them show is the conversation rules' answer
     ConversationAction.ACCEPT: (0, "Accept", conv.accept),
     ConversationAction.REOPEN: (0, "Reopen", conv.reopen),
@@ -219,7 +219,7 @@ def messages(actor: Actor, conversation_id: int, *, mine: bool) -> None:
                 if m.is_edited:
                     meta.append("edited")
                 st.caption(" · ".join(_plain(x) for x in meta))
-                if m.status == MessageStatus.FAILED and m.error_message:
+                if m.status in (MessageStatus.FAILED, MessageStatus.UNKNOWN) and m.error_message:
                     st.text(f"⚠️ {m.error_code or ''} {m.error_message}")
 
 

@@ -13,7 +13,9 @@ Switchboard's real WhatsApp connector talks to it unchanged (only ``api_base_url
   ``GET /{version}/{media_id}``
   (media url) and ``GET /_sandbox/media/{media_id}`` (bytes, bearer required).
 * simulated customers (see :mod:`connectors.sandbox.customers`).
-* control endpoints for tests and the demo under ``/_sandbox/`` and ``GET /health``.
+* control endpoints for tests and the demo under ``/_sandbox/`` and ``GET /health``: fault injection
+  (``POST /_sandbox/fail-next``: errors, 429/5xx storms with Retry-After, slow answers, accepted sends
+  whose answer comes too late) and the count of sends per idempotency key (``GET /_sandbox/keys``).
 """
 
 from __future__ import annotations
@@ -51,14 +53,16 @@ WINDOW_SECONDS = 24 * 3600
 
 
 def graph_error(status: int, code: int, message: str, *, type_: str = "OAuthException",
-                subcode: int | None = None, details: str | None = None) -> JSONResponse:
+                subcode: int | None = None, details: str | None = None,
+                retry_after: float | None = None) -> JSONResponse:
     error: dict[str, Any] = {"message": message, "type": type_, "code": code,
                              "fbtrace_id": "SBX" + secrets.token_hex(8)}
     if subcode is not None:
         error["error_subcode"] = subcode
     if details:
         error["error_data"] = {"messaging_product": "whatsapp", "details": details}
-    return JSONResponse({"error": error}, status_code=status)
+    headers = {"Retry-After": f"{retry_after:g}"} if retry_after is not None else None
+    return JSONResponse({"error": error}, status_code=status, headers=headers)
 
 
 @dataclass
@@ -264,7 +268,8 @@ class SandboxPlatform:
                             payload=payload, received_at=time.time())
         self.sent.append(record)
         self.sent_by_id[record.id] = record
-        self.spawn(self._status_pipeline(record))
+        if self.config.send_statuses:
+            self.spawn(self._status_pipeline(record))
         return record
 
 
@@ -326,11 +331,12 @@ async def messages_endpoint(request: Request) -> Response:
                 return _invalid("Param typing_indicator['type'] must be 'text'.")
             platform.typing.append(str(payload["message_id"]))
         return JSONResponse({"success": True})
-    if platform.fail_next:
-        forced = platform.fail_next.pop(0)
+    forced = platform.fail_next.pop(0) if platform.fail_next else None
+    if forced is not None and not forced.get("accept"):
+        await asyncio.sleep(float(forced.get("delay") or 0))
         return graph_error(int(forced.get("status", 400)), int(forced["code"]),
                            str(forced.get("message") or f"Sandbox forced error {forced['code']}"),
-                           details=forced.get("details"))
+                           details=forced.get("details"), retry_after=forced.get("retry_after"))
     to = str(payload.get("to") or "")
     if not _PHONE_RE.match(to):
         return _invalid("Invalid parameter 'to': expected a phone number in international format.")
@@ -368,6 +374,8 @@ async def messages_endpoint(request: Request) -> Response:
                                details="Message failed to send because more than 24 hours have passed "
                                        "since the customer last replied to this number.")
     record = platform.accept_send(payload, rendered)
+    if forced is not None:  # accepted, but the answer is slow (past the client's timeout: unknown outcome)
+        await asyncio.sleep(float(forced.get("delay") or 0))
     return JSONResponse({"messaging_product": "whatsapp",
                          "contacts": [{"input": to, "wa_id": phone}],
                          "messages": [{"id": record.id}]})
@@ -518,20 +526,56 @@ async def control_state(request: Request) -> Response:
 
 
 async def control_fail_next(request: Request) -> Response:
-    """Make the next ``count`` sends fail with a Graph error: ``{"code": 130429, "status": 429}``."""
+    """Fault injection for the next ``count`` sends (``POST /_sandbox/fail-next``):
+
+    * a Graph error: ``{"code": 130429, "status": 429, "retry_after": 2}`` (a 429 storm with a
+      Retry-After header), ``{"code": 131000, "status": 503}`` (a 5xx storm);
+    * ``"delay": seconds`` answers that late (past the client's timeout: the client gives up);
+    * ``"accept": true`` takes the message (it is sent, with its status webhooks) and answers only after
+      ``delay``: a send whose outcome the client cannot know, settled later by the status webhook.
+    """
     platform = _platform(request)
     try:
         payload = await request.json()
-        code = int(payload["code"])
+        accept = bool(payload.get("accept", False))
+        code = int(payload.get("code", 0) if accept else payload["code"])
         count = int(payload.get("count", 1))
         status = int(payload.get("status", 400))
-    except (ValueError, KeyError, TypeError):
-        return JSONResponse({"error": "body must be {\"code\": int, \"status\": int, \"count\": int}"},
-                            status_code=400)
+        delay = float(payload.get("delay", 0))
+        retry_after = float(payload["retry_after"]) if payload.get("retry_after") is not None else None
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return JSONResponse({"error": "body must be {\"code\": int, \"status\": int, \"count\": int, "
+                                      "\"retry_after\": s, \"delay\": s, \"accept\": bool}"}, status_code=400)
     for _ in range(count):
         platform.fail_next.append({"code": code, "status": status, "message": payload.get("message"),
-                                   "details": payload.get("details")})
+                                   "details": payload.get("details"), "retry_after": retry_after,
+                                   "delay": delay, "accept": accept})
     return JSONResponse({"queued_failures": len(platform.fail_next)})
+
+
+async def control_keys(request: Request) -> Response:
+    """How many times each idempotency key (``biz_opaque_callback_data``) was accepted: the proof that
+    a message went out once, or twice (``GET /_sandbox/keys``); with the most sends the sandbox received
+    in any one second (its own receive times) and the first and last receive time."""
+    platform = _platform(request)
+    counts: dict[str, int] = {}
+    for record in platform.sent:
+        key = record.payload.get("biz_opaque_callback_data")
+        if key is not None:
+            counts[str(key)] = counts.get(str(key), 0) + 1
+    times = sorted(r.received_at for r in platform.sent)
+    return JSONResponse({"counts": counts, "sent": len(times), "max_in_one_second": max_in_window(times, 1.0),
+                         "first_at": times[0] if times else None, "last_at": times[-1] if times else None})
+
+
+def max_in_window(times: list[float], seconds: float) -> int:
+    """The most of these (sorted) times that fall in any window ``[t, t + seconds)``."""
+    best, start = 0, 0
+    for end, t in enumerate(times):
+        while times[start] <= t - seconds:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
 
 
 async def health(request: Request) -> Response:
@@ -561,6 +605,7 @@ def create_app(config: SandboxConfig) -> Starlette:
         Route("/_sandbox/sent", control_sent, methods=["GET"]),
         Route("/_sandbox/state", control_state, methods=["GET"]),
         Route("/_sandbox/fail-next", control_fail_next, methods=["POST"]),
+        Route("/_sandbox/keys", control_keys, methods=["GET"]),
         Route("/_sandbox/media/{media_id}", media_bytes_endpoint, methods=["GET"], name="media_bytes"),
         Route("/{version}/{phone_number_id}/messages", messages_endpoint, methods=["POST"]),
         Route("/{version}/{phone_number_id}/media", upload_media_endpoint, methods=["POST"]),

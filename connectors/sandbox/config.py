@@ -41,6 +41,7 @@ class SandboxConfig:
     undeliverable_prefix: str = "999"  # recipients starting with this get a `failed` 131026 status
     come_back_probability: float = 0.35
     webhook_max_attempts: int = 8
+    send_statuses: bool = True  # post sent/delivered/read webhooks for each send (benchmarks turn it off)
 
     def __post_init__(self) -> None:
         if not self.phone_number_id:

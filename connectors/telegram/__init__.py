@@ -4,7 +4,8 @@ Entry points others call:
 
 - :func:`get_telegram_gateway` — a gateway from a channel's decrypted credentials
   (``api_id``, ``api_hash``, ``session`` (StringSession string), ``phone``);
-- :func:`send_telegram` — send one outbox job (FloodWait comes out as ``RateLimited``);
+- :func:`send_telegram` — send one outbox job (FloodWait comes out as ``RateLimited``); a text goes with
+  a ``random_id`` derived from the job's idempotency key, so Telegram deduplicates a retry;
 - :class:`TelegramConnector` — the ``send`` and ``media`` capability ports (see
   :mod:`connectors.registry`), using the peers the sync stored (Telegram has no webhooks: inbound
   comes from the sync and the listener).
@@ -23,7 +24,14 @@ from urllib.parse import unquote, urlparse
 
 from connectors.base import AuthenticationError, Identity, MediaRef, PermanentError, RateLimited
 from connectors.media import StoredMedia
-from connectors.telegram.gateway import FloodWait, NotAuthorized, PeerRef, TelegramGateway, TgMessage
+from connectors.telegram.gateway import (
+    FloodWait,
+    NotAuthorized,
+    PeerRef,
+    TelegramGateway,
+    TgMessage,
+    random_id_for,
+)
 from switchboard.types import OutboundRequest, Provider, SendResult
 
 FAKE_ENV = "SWITCHBOARD_TELEGRAM_FAKE"
@@ -111,7 +119,8 @@ def send_telegram(gateway: TelegramGateway, job: OutboundRequest, *, peer: PeerR
             for i, path in enumerate(files):
                 sent.append(gateway.send_file(target, path, caption=job.body if i == 0 else None))
         else:
-            sent.append(gateway.send_text(target, job.body or "", reply_to=reply_to))
+            random_id = random_id_for(job.idempotency_key) if job.idempotency_key else None
+            sent.append(gateway.send_text(target, job.body or "", reply_to=reply_to, random_id=random_id))
     except FloodWait as exc:
         raise flood_error(exc) from exc
     first = sent[0]

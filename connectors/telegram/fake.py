@@ -28,7 +28,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from connectors.base import PermanentError
+from connectors.base import AlreadySent, PermanentError, UnknownOutcomeError
 from connectors.telegram import gateway as port
 from connectors.telegram.gateway import (
     DOWNLOADABLE_KINDS,
@@ -109,6 +109,8 @@ class FakeTelegramWorld:
         self.media_bytes: dict[str, bytes] = {}  # media id -> the file on Telegram's file servers
         self.read_acks: list[tuple[str, int, int]] = []  # (account phone, chat, max id) acknowledged read
         self.typing: list[tuple[str, int]] = []  # (account phone, chat) shown "typing…"
+        self.random_ids: dict[tuple[str, int], TgMessage] = {}  # (account phone, random_id) -> the message sent
+        self.lost_answers: dict[str, int] = {}  # method -> how many more sends go out but lose their answer
         self._next_media_id = 5_000_000_000
         self.lock = threading.RLock()
         self.changed = threading.Condition(self.lock)
@@ -172,6 +174,12 @@ class FakeTelegramWorld:
         (a dropped connection, a server error...)."""
         with self.lock:
             self.failures.setdefault(method, []).append((skip, error))
+
+    def inject_lost_answer(self, method: str = "send_text", times: int = 1) -> None:
+        """The next ``times`` calls of ``method`` go through (the message is sent) but the answer is lost
+        on the way back: the caller gets UnknownOutcomeError, as after a connection reset."""
+        with self.lock:
+            self.lost_answers[method] = self.lost_answers.get(method, 0) + times
 
     # --- platform-side activity ----------------------------------------------------------------
 
@@ -415,11 +423,23 @@ class FakeTelegramGateway:
             self._call("resolve_peer", marked_id)
             return self.world._chat(self._authorized(), marked_id).peer
 
-    def send_text(self, peer: PeerRef, text: str, reply_to: int | None = None) -> TgMessage:
+    def send_text(self, peer: PeerRef, text: str, reply_to: int | None = None,
+                  random_id: int | None = None) -> TgMessage:
         with self.world.lock:
             self._call("send_text", peer.marked_id, text)
             account = self._authorized()
-            return self.world._send(account, self._chat_for(account, peer), text, None, reply_to, None, False)
+            chat = self._chat_for(account, peer)
+            if random_id is not None and (account.phone, random_id) in self.world.random_ids:
+                # like Telegram: a random_id already used is refused, nothing is sent again
+                raise AlreadySent("RANDOM_ID_DUPLICATE: the random_id was already used", code="RANDOM_ID_DUPLICATE")
+            msg = self.world._send(account, chat, text, None, reply_to, None, False)
+            if random_id is not None:
+                self.world.random_ids[(account.phone, random_id)] = msg
+            if self.world.lost_answers.get("send_text", 0) > 0:
+                self.world.lost_answers["send_text"] -= 1
+                raise UnknownOutcomeError("connection reset after the send was written (fake)",
+                                          code="UNKNOWN_OUTCOME", retry_is_safe=random_id is not None)
+            return msg
 
     def send_file(self, peer: PeerRef, path: str, caption: str | None = None) -> TgMessage:
         with self.world.lock:

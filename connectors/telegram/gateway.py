@@ -12,6 +12,7 @@ account for private chats and basic groups, per channel for channels and megagro
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -227,6 +228,13 @@ class MediaWriter(Protocol):
 MediaCheck = Callable[[TgMedia], None]
 
 
+def random_id_for(idempotency_key: str) -> int:
+    """The ``random_id`` of a send, derived from its idempotency key (the same key, the same id: a retry
+    of a send whose outcome is unknown is deduplicated by Telegram)."""
+    digest = hashlib.sha256(idempotency_key.encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True) or 1
+
+
 # --- the port ----------------------------------------------------------------------------------
 
 
@@ -256,7 +264,13 @@ class TelegramGateway(Protocol):
         """The peer (with access hash) of a chat this account knows; raise UnknownPeer otherwise."""
         ...
 
-    def send_text(self, peer: PeerRef, text: str, reply_to: int | None = None) -> TgMessage: ...
+    def send_text(self, peer: PeerRef, text: str, reply_to: int | None = None,
+                  random_id: int | None = None) -> TgMessage:
+        """Send a text. ``random_id`` (a signed 64-bit integer) is Telegram's deduplication key: a second
+        send with the same one raises :class:`~connectors.base.AlreadySent` (``RANDOM_ID_DUPLICATE``)
+        instead of sending again. A connection lost after the request was written raises
+        :class:`~connectors.base.UnknownOutcomeError` (safe to retry when ``random_id`` was given)."""
+        ...
 
     def send_file(self, peer: PeerRef, path: str, caption: str | None = None) -> TgMessage: ...
 

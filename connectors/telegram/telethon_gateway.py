@@ -22,7 +22,7 @@ from telethon.errors.rpcerrorlist import rpc_errors_dict
 from telethon.sessions import StringSession
 from telethon.tl import types
 
-from connectors.base import ConnectorError, PermanentError, RetryableError
+from connectors.base import AlreadySent, ConnectorError, PermanentError, RetryableError, UnknownOutcomeError
 from connectors.telegram import gateway as port
 from connectors.telegram.gateway import (
     DialogInfo,
@@ -78,6 +78,9 @@ def translate_error(exc: BaseException) -> ConnectorError:
     if isinstance(exc, errors.PeerIdInvalidError | errors.ChannelInvalidError | errors.ChannelPrivateError
                   | errors.ChatIdInvalidError | errors.UserIdInvalidError):
         return UnknownPeer(str(exc), code=name)
+    if isinstance(exc, errors.RandomIdDuplicateError):
+        return AlreadySent("Telegram already has a message with this random_id: an earlier attempt was sent",
+                           code=name)
     if isinstance(exc, errors.ServerError | errors.TimedOutError | errors.RpcCallFailError):
         return RetryableError(str(exc), code=name)
     if isinstance(exc, errors.FileReferenceExpiredError | errors.FilerefUpgradeNeededError):
@@ -219,10 +222,26 @@ class TelethonGateway:
 
         return self._run(go())
 
-    def send_text(self, peer: PeerRef, text: str, reply_to: int | None = None) -> TgMessage:
+    def send_text(self, peer: PeerRef, text: str, reply_to: int | None = None,
+                  random_id: int | None = None) -> TgMessage:
         async def go() -> TgMessage:
-            sent = await self.client.send_message(input_peer(peer), text, reply_to=reply_to,
-                                                  parse_mode=None, link_preview=False)
+            entity = input_peer(peer)
+            request = functions.messages.SendMessageRequest(
+                peer=entity, message=text, no_webpage=True, random_id=random_id,
+                reply_to=None if reply_to is None else types.InputReplyToMessage(reply_to))
+            try:
+                result = await self.client(request)
+            except (TimeoutError, ConnectionError, OSError) as exc:  # the request was written
+                raise UnknownOutcomeError(f"Telegram did not answer the send ({exc.__class__.__name__}): it may "
+                                          "have been sent", code="UNKNOWN_OUTCOME",
+                                          retry_is_safe=random_id is not None) from exc
+            if isinstance(result, types.UpdateShortSentMessage):
+                sent = types.Message(id=result.id, peer_id=await self.client._get_peer(entity), message=text,
+                                     date=result.date, out=result.out, media=result.media,
+                                     entities=result.entities, reply_to=request.reply_to)
+                sent._finish_init(self.client, {}, entity)
+            else:
+                sent = self.client._get_response_message(request, result, entity)
             return self._sent(sent, peer)
 
         return self._run(go())

@@ -383,7 +383,8 @@ def build_parser() -> argparse.ArgumentParser:
     ch = sub.add_parser("channel", help="channels").add_subparsers(dest="channel_command", required=True)
     ca = ch.add_parser("add", help="connect a channel; prints its webhook URL")
     ca.add_argument("--key", required=True, help="short name, e.g. wa-main")
-    ca.add_argument("--provider", required=True, choices=["whatsapp", "messenger", "instagram", "telegram", "sandbox"])
+    ca.add_argument("--provider", required=True,
+                    choices=["whatsapp", "messenger", "instagram", "telegram", "sandbox", "twilio", "email"])
     ca.add_argument("--name")
     ca.add_argument("--external-id", help="phone-number id / page id / IG account id")
     ca.add_argument("--credential", action="append", metavar="KEY=VALUE",

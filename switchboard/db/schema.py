@@ -45,7 +45,7 @@ NAMING = {
 
 ROLES = ("admin", "manager", "agent")
 USER_STATUSES = ("active", "disabled", "invited")
-PROVIDERS = ("telegram", "whatsapp", "messenger", "instagram", "sandbox")
+PROVIDERS = ("telegram", "whatsapp", "messenger", "instagram", "sandbox", "twilio", "email")
 CHANNEL_STATUSES = ("active", "paused", "error", "removed")
 CONVERSATION_STATUSES = ("PENDING", "ASSIGNED", "COMPLETED")
 EVENT_TYPES = (
@@ -61,10 +61,11 @@ EVENT_TYPES = (
     "MESSAGE_DELIVERED",
     "MESSAGE_READ",
     "MESSAGE_FAILED",
+    "MESSAGE_UNKNOWN",
 )
 DIRECTIONS = ("INBOUND", "OUTBOUND")
 AUTHOR_KINDS = ("customer", "agent", "bot", "system")
-MESSAGE_STATUSES = ("PENDING", "SENT", "DELIVERED", "READ", "FAILED")
+MESSAGE_STATUSES = ("PENDING", "SENT", "DELIVERED", "READ", "FAILED", "UNKNOWN")
 PRESENCE_STATES = ("ONLINE", "AWAY", "OFFLINE")
 API_SCOPES = ("messages:send", "messages:read", "conversations:read", "conversations:write", "contacts:read",
               "webhooks:manage")
@@ -222,6 +223,15 @@ class Channel(Base):
     created_at: Mapped[datetime] = _now()
 
 
+class ChannelSendRate(Base):
+    """A channel's shared send pacing (GCRA): the theoretical arrival time of its next send. Every
+    worker process takes its send slots here, in one UPDATE, so together they keep the channel's rate."""
+
+    __tablename__ = "channel_send_rate"
+    channel_id: Mapped[int] = mapped_column(ForeignKey("channels.id", ondelete="CASCADE"), primary_key=True)
+    tat: Mapped[datetime]
+
+
 class ChannelPermission(Base):
     __tablename__ = "channel_permissions"
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
@@ -341,7 +351,10 @@ class Message(Base):
     delivered_at: Mapped[datetime | None]
     read_at: Mapped[datetime | None]
     attempts: Mapped[int] = mapped_column(Integer, server_default="0")
-    next_attempt_at: Mapped[datetime | None]
+    next_attempt_at: Mapped[datetime | None]  # when due; while claimed, when the claim's lease ends
+    # the fencing token of the latest claim: each claim increments it, and a worker records its
+    # result only while the message still carries the token it claimed it with
+    lease_token: Mapped[int] = mapped_column(Integer, server_default="0")
     is_dead_letter: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     # an outbound template message: the Cloud API ``template`` object (name, language, components with
     # their parameters); ``body`` holds the rendered preview

@@ -48,6 +48,8 @@ class MessageStatus(StrEnum):
     DELIVERED = "DELIVERED"
     READ = "READ"
     FAILED = "FAILED"
+    UNKNOWN = "UNKNOWN"  # the send may have reached the platform (a timeout after the request): never retried
+    # blindly; settled by the platform's report (SENT...) or by a person (resend / mark as sent)
 
 
 class EventType(StrEnum):
@@ -63,6 +65,7 @@ class EventType(StrEnum):
     MESSAGE_DELIVERED = "MESSAGE_DELIVERED"
     MESSAGE_READ = "MESSAGE_READ"
     MESSAGE_FAILED = "MESSAGE_FAILED"
+    MESSAGE_UNKNOWN = "MESSAGE_UNKNOWN"  # a send's outcome is unknown ("may have been sent")
 
 
 class ConversationAction(StrEnum):
@@ -294,12 +297,14 @@ def reopen(conv: ConversationState, at: datetime) -> list[EventSpec]:
 
 # --- message delivery status -----------------------------------------------------------------------
 
-STATUS_RANK: dict[str, int] = {MessageStatus.PENDING: 0, MessageStatus.SENT: 1, MessageStatus.DELIVERED: 2,
-                               MessageStatus.READ: 3}
+STATUS_RANK: dict[str, int] = {MessageStatus.PENDING: 0, MessageStatus.UNKNOWN: 1, MessageStatus.SENT: 2,
+                               MessageStatus.DELIVERED: 3, MessageStatus.READ: 4}
 
 
 def can_advance(current: str, new: str) -> bool:
-    """A message's status only moves forward; FAILED is terminal; a late DELIVERED after READ is ignored."""
+    """A message's status only moves forward; FAILED is terminal; a late DELIVERED after READ is ignored.
+    UNKNOWN (may have been sent) sits between PENDING and SENT: the platform's report of the message
+    (sent, delivered, read or failed) settles it."""
     if current == MessageStatus.FAILED:
         return False
     if new == MessageStatus.FAILED:

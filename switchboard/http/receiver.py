@@ -12,7 +12,7 @@ a slow or failing parser never makes a platform retry or lose a delivery.
 | body over the size limit | 413 | no |
 | bad or missing signature | 401 | as REJECTED with the reason (first 4 KiB) |
 | an address with too many bad signatures lately | 429 + Retry-After | no |
-| not JSON | 400 | as REJECTED with the reason |
+| not well-formed (JSON; a form for Twilio) | 400 | as REJECTED with the reason |
 | good | 200 | as RECEIVED |
 
 The hot path is fully async: deliveries that arrive together are written by a *group commit*
@@ -21,13 +21,17 @@ each request answered only after its row is committed.
 
 Every response carries the security headers of :mod:`switchboard.http.security`; a request for a host
 name that is not ours is answered 400 (``ALLOWED_HOSTS``).
+
+The connector's ``verify_signature`` gets the request's headers plus the pseudo-header
+``x-switchboard-webhook-url`` (:data:`~connectors.base.WEBHOOK_URL_HEADER`): the public URL the
+platform called, ``PUBLIC_BASE_URL`` + path + query (Twilio signs it; email channels may carry a token
+in it). Behind a proxy the URL the receiver sees differs from the public one; this one does not.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -44,8 +48,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route
 
-from connectors.base import WEBHOOKS, ConnectorError, ReceivesWebhooks, SignatureError
-from connectors.registry import port, supports
+from connectors.base import WEBHOOK_URL_HEADER, WEBHOOKS, ConnectorError, ReceivesWebhooks, SignatureError
+from connectors.registry import port, supports, webhook_body_error
 from switchboard.http.api import create_api
 from switchboard.http.security import BadSignatureThrottle, SecurityHeaders, allowed_hosts
 from switchboard.services import runs, webhooks
@@ -149,12 +153,21 @@ class _KeyCache:
         self._items[(provider, key)] = (time.monotonic(), channel)
 
 
+def public_url(request: Request, public_base_url: str | None) -> str:
+    """The URL the platform called: ``public_base_url`` + path + query (the request's own URL without one)."""
+    if not public_base_url:
+        return str(request.url)
+    query = f"?{request.url.query}" if request.url.query else ""
+    return f"{public_base_url.rstrip('/')}{request.url.path}{query}"
+
+
 def create_app(engine: Engine, secret_key: bytes, *, max_body_bytes: int = 1_000_000,
-               hosts: Sequence[str] = ("*",), throttle: BadSignatureThrottle | None = None) -> Starlette:
+               public_base_url: str | None = None, hosts: Sequence[str] = ("*",),
+               throttle: BadSignatureThrottle | None = None) -> Starlette:
     throttle = throttle or BadSignatureThrottle()
     writer = DeliveryWriter(asyncpg_dsn(engine.url.render_as_string(hide_password=False)))
     keys = _KeyCache()
-    connectors = ConnectorCache(engine, secret_key)
+    connectors = ConnectorCache(engine, secret_key, public_base_url=public_base_url)
 
     async def channel_id(provider: str, key: str) -> int | Response:
         """The channel's id, or the answer for a webhook URL that names no working channel: 404 for an
@@ -211,6 +224,7 @@ def create_app(engine: Engine, secret_key: bytes, *, max_body_bytes: int = 1_000
         if isinstance(cid, Response):
             return cid
         headers = dict(request.headers)
+        headers[WEBHOOK_URL_HEADER] = public_url(request, public_base_url)  # overwrites any client value
         conn = await connector(cid)
         try:
             conn.verify_signature(body, headers)
@@ -219,11 +233,10 @@ def create_app(engine: Engine, secret_key: bytes, *, max_body_bytes: int = 1_000
                                 f"bad signature: {exc}"))
             throttle.failed(client)
             return PlainTextResponse("invalid signature", status_code=401)
-        try:
-            json.loads(body)
-        except (UnicodeDecodeError, ValueError) as exc:
-            await writer.write((provider, cid, body, headers, "REJECTED", f"malformed JSON: {exc}"))
-            return PlainTextResponse("malformed JSON", status_code=400)
+        problem = webhook_body_error(provider, body)
+        if problem is not None:
+            await writer.write((provider, cid, body, headers, "REJECTED", problem))
+            return PlainTextResponse(problem.split(":", 1)[0], status_code=400)
         await writer.write((provider, cid, body, headers, "RECEIVED", None))
         return PlainTextResponse("ok")
 
@@ -280,5 +293,5 @@ def app_from_settings() -> Starlette:
 
     settings = get_settings()
     return create_app(make_engine(pool_size=4, max_overflow=8), settings.secret_key_bytes(),
-                      max_body_bytes=settings.receiver_max_body_bytes,
+                      max_body_bytes=settings.receiver_max_body_bytes, public_base_url=settings.public_base_url,
                       hosts=allowed_hosts(settings.allowed_hosts, settings.public_base_url))

@@ -30,6 +30,7 @@ class PendingMedia:
     mime_type: str | None
     tries: int
     provider_message_id: str | None = None  # Telegram downloads by message: "<chat id>:<message id>"
+    inline: str | None = None  # base64 content that came inside the webhook (email attachments)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +52,8 @@ def claim_media(uow: UnitOfWork, *, limit: int, lease_seconds: float, now: datet
     retry_at = Attachment.data["download_retry_at"].as_string()
     rows = uow.session.execute(
         select(Attachment.id, Message.channel_id, Channel.provider, Attachment.kind, Attachment.provider_media_id,
-               Attachment.mime_type, tries.label("tries"), Message.provider_message_id)
+               Attachment.mime_type, tries.label("tries"), Message.provider_message_id,
+               Attachment.data["content_base64"].as_string().label("inline"))
         .join(Message, Message.id == Attachment.message_id)
         .join(Channel, Channel.id == Message.channel_id)
         .where(Attachment.local_path.is_(None), Attachment.provider_media_id.is_not(None),
@@ -68,7 +70,7 @@ def claim_media(uow: UnitOfWork, *, limit: int, lease_seconds: float, now: datet
         uow.session.execute(update(Attachment).where(Attachment.id.in_([r.id for r in rows]))
                             .values(download_claimed_until=now + timedelta(seconds=lease_seconds)))
     return [PendingMedia(r.id, r.channel_id, r.provider, r.kind, r.provider_media_id, r.mime_type, r.tries,
-                         r.provider_message_id)
+                         r.provider_message_id, r.inline)
             for r in rows]
 
 
@@ -91,6 +93,8 @@ def record_download(uow: UnitOfWork, attachment_id: int, *, path: str | None, sh
         raise NotFound(f"attachment {attachment_id} does not exist")
     data: dict[str, Any] = dict(att.data or {})
     values: dict[str, Any] = {"download_claimed_until": None}
+    if path is not None or not retryable:
+        data.pop("content_base64", None)  # an inline file (email) is kept once: as the file, or refused
     if path is not None:
         values.update(local_path=path, sha256=sha256, size_bytes=size_bytes)
         if mime_type and not att.mime_type:

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import select
 
 from switchboard.db.schema import Attachment, Message, User
+from switchboard.domain.conversation import MessageStatus
 from switchboard.errors import NotFound
 from switchboard.uow import UnitOfWork
 
@@ -28,6 +29,21 @@ class AttachmentView:
     size_bytes: int | None
     local_path: str | None
     download_error: str | None = None  # why the media was refused (too large, type not allowed, gone)
+
+
+# What a person is shown for each delivery status of a message (the thread, the outbox).
+STATUS_LABELS: dict[str, str] = {
+    MessageStatus.PENDING: "sending",
+    MessageStatus.SENT: "sent",
+    MessageStatus.DELIVERED: "delivered",
+    MessageStatus.READ: "read",
+    MessageStatus.FAILED: "failed",
+    MessageStatus.UNKNOWN: "may have been sent",
+}
+
+
+def status_label(status: str) -> str:
+    return STATUS_LABELS.get(status, status.lower())
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +68,11 @@ class MessageView:
     provider_message_id: str | None = None
     is_dead_letter: bool = False
     attempts: int = 0
+
+    @property
+    def status_label(self) -> str:
+        """``sending``, ``sent``, ``delivered``, ``read``, ``failed`` or ``may have been sent``."""
+        return status_label(self.status)
 
 
 _MSG_COLS = (

@@ -141,13 +141,14 @@ def record_outcomes(uow: UnitOfWork, outcomes: Sequence[Outcome], *, max_attempt
 
 
 def pending_send_keys(uow: UnitOfWork, channel_id: int, keys: Sequence[str]) -> set[str]:
-    """Which of these idempotency keys belong to sends of the channel still PENDING (a status that echoes
-    one settles a send whose result was never recorded). Reads the outbox's small partial index."""
+    """Which of these idempotency keys belong to sends of the channel still PENDING or UNKNOWN (a status that echoes
+    one settles a send whose result was never recorded, or whose outcome is unknown)."""
     if not keys:
         return set()
     return {str(k) for k in uow.session.execute(
         select(Message.idempotency_key)
-        .where(Message.status == "PENDING", Message.direction == "OUTBOUND", Message.channel_id == channel_id,
+        .where(Message.status.in_(("PENDING", "UNKNOWN")), Message.direction == "OUTBOUND",
+               Message.channel_id == channel_id,
                Message.idempotency_key.in_(sorted(set(keys))))
     ).scalars()}
 

@@ -10,10 +10,12 @@ from typing import Any, TypeVar
 from sqlalchemy import Engine
 
 from connectors.base import Capability, Connector
+from connectors.email import EmailThread, ThreadLookup
 from connectors.registry import get_connector, port
 from connectors.telegram import GatewayFactory, PeerLookup
 from connectors.telegram.gateway import PeerRef
 from switchboard.services.channels import ChannelView, channel_credentials, get_channel, list_channels
+from switchboard.services.email_threads import last_inbound_mail
 from switchboard.types import Actor
 from switchboard.uow import UnitOfWork
 
@@ -26,11 +28,12 @@ class ConnectorCache:
     """Builds connectors on demand and reuses them for ``ttl`` seconds (credentials may change)."""
 
     def __init__(self, engine: Engine, secret_key: bytes, ttl: float = _TTL_SECONDS, *,
-                 telegram_gateway: GatewayFactory | None = None) -> None:
+                 telegram_gateway: GatewayFactory | None = None, public_base_url: str | None = None) -> None:
         self.engine = engine
         self.secret_key = secret_key
         self.ttl = ttl
         self.telegram_gateway = telegram_gateway  # tests: a fake Telegram world; None: the real one
+        self.public_base_url = public_base_url  # None: PUBLIC_BASE_URL from the settings
         self._items: dict[int, tuple[float, ChannelView, Any]] = {}
         self._numbers: dict[tuple[int, str], tuple[float, dict[str, tuple[ChannelView, ...]]]] = {}
         self._lock = threading.Lock()
@@ -60,7 +63,11 @@ class ConnectorCache:
             creds = channel_credentials(uow, Actor.system(channel.organization_id), channel_id, self.secret_key)
         connector = get_connector(channel.provider, external_id=channel.external_id, credentials=creds,
                                   peers=self._stored_peers(channel_id) if channel.provider == "telegram" else None,
-                                  telegram_gateway=self.telegram_gateway)
+                                  telegram_gateway=self.telegram_gateway,
+                                  webhook_url=channel.webhook_url(self._base_url())
+                                  if channel.provider == "twilio" else None,  # its status callback URL
+                                  email_threads=self._email_threads(channel_id) if channel.provider == "email"
+                                  else None)
         with self._lock:
             old = self._items.get(channel_id)
             self._items[channel_id] = (now, channel, connector)
@@ -75,6 +82,23 @@ class ConnectorCache:
         def lookup(marked_id: int) -> PeerRef | None:
             with UnitOfWork(self.engine) as uow:
                 return peer_for_chat(uow, channel_id, marked_id)
+
+        return lookup
+
+    def _base_url(self) -> str:
+        if self.public_base_url is None:
+            from switchboard.settings import get_settings
+
+            self.public_base_url = get_settings().public_base_url
+        return self.public_base_url
+
+    def _email_threads(self, channel_id: int) -> ThreadLookup:
+        """Email: the customer's last inbound mail on this channel (a reply's threading headers)."""
+
+        def lookup(address: str) -> EmailThread | None:
+            with UnitOfWork(self.engine) as uow:
+                mail = last_inbound_mail(uow, channel_id, address)
+            return EmailThread(mail.message_id, mail.references, mail.subject) if mail else None
 
         return lookup
 

@@ -187,13 +187,14 @@ def _settled(d: _Delivery, unmatched: set[tuple[int, str]]) -> webhooks.Outcome:
 
 
 def _adopt_reported_sends(uow: UnitOfWork, channel_id: int, items: Sequence[ParsedItem]) -> None:
-    """Statuses that echo our idempotency key settle sends whose result was never recorded (one read
-    for the whole batch finds the few sends still PENDING)."""
+    """Statuses that echo our idempotency key settle sends whose result was never recorded or whose
+    outcome is unknown (one read for the whole batch finds the few sends still PENDING or UNKNOWN); a
+    ``failed`` report settles them too (the platform took the message: its failure is then applied)."""
     from switchboard.services.outbox import adopt_reported_send
 
     keyed: dict[str, StatusUpdate] = {}
     for item in items:
-        if isinstance(item, StatusUpdate) and item.status != "FAILED" and isinstance(item.raw, dict):
+        if isinstance(item, StatusUpdate) and isinstance(item.raw, dict):
             key = item.raw.get("biz_opaque_callback_data")
             if key:
                 keyed.setdefault(str(key), item)

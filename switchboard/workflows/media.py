@@ -116,4 +116,5 @@ def download_media_once(engine: Engine, connectors: ConnectorCache, media_dir: P
 
 def _fetch(connectors: ConnectorCache, item: PendingMedia, dest: Path, max_bytes: int) -> StoredMedia:
     _, media = connectors.port(item.channel_id, MEDIA)  # Unsupported (refused) for platforms without it
-    return media.fetch_media(MediaRef(item.provider_media_id, item.provider_message_id), dest, max_bytes=max_bytes)
+    return media.fetch_media(MediaRef(item.provider_media_id, item.provider_message_id, item.inline, item.mime_type),
+                             dest, max_bytes=max_bytes)

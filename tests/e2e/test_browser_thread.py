@@ -42,6 +42,7 @@ def sandbox() -> Iterator[str]:
     receiver_side = WhatsAppConnector(phone_number_id=PHONE_ID, access_token="tok", app_secret="s", provider="sandbox")
     with run_asgi(WebhookSink(receiver_side).app) as sink_url, run_asgi(create_app(SandboxConfig(
             phone_number_id=PHONE_ID, access_token="tok", app_secret="s", webhook_url=f"{sink_url}/hook",
+            enforce_window=False,  # the customers wrote through the test, not the sandbox
             speed=1000.0))) as url:
         yield url
     receiver_side.close()

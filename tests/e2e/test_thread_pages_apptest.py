@@ -22,7 +22,7 @@ from switchboard.services.saved_replies import create_saved_reply
 from switchboard.settings import get_settings
 from switchboard.types import Actor, ContactRef, InboundMessage
 from switchboard.uow import UnitOfWork
-from tests.helpers import login_apptest
+from tests.helpers import lease, login_apptest
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
 
@@ -97,7 +97,7 @@ def test_outbox_page_filters_retries_and_cancels(engine: Engine, world: dict[str
         pending = enqueue_reply(uow, agent, conv, "still waiting", idempotency_key="o2").id
         uow.commit()
     with UnitOfWork(engine) as uow:
-        record_failure(uow, failed, error_code="131026", error_message="Message undeliverable", retryable=False)
+        record_failure(uow, failed, token=lease(uow, failed), error_code="131026", error_message="Message undeliverable", retryable=False)
         uow.commit()
 
     at = login_apptest(AppTest.from_function(_outbox, default_timeout=30), engine, world["users"]["boss@t.test"])
@@ -242,7 +242,7 @@ def test_the_open_thread_shows_a_new_status_without_reloading(engine: Engine, wo
     at = _open_thread(engine, world)
     assert "🕓 sending" in _text(at)
     with UnitOfWork(engine) as uow:
-        record_sent(uow, mid, provider_message_id="wamid.s1", sent_at=datetime.now(UTC))
+        record_sent(uow, mid, token=lease(uow, mid), provider_message_id="wamid.s1", sent_at=datetime.now(UTC))
         uow.commit()
     at.run()  # what the fragment's timer does
     assert "✓ sent" in _text(at) and "🕓 sending" not in _text(at)

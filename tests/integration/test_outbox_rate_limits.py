@@ -1,4 +1,5 @@
-"""Per-channel rate limits (issue 17): fractional rates pace correctly, a limit of 0 is refused by
+"""Per-channel rate limits (issues 11 and 17): the limit is shared by every worker process (held in
+PostgreSQL), sends are spaced with no burst, fractional rates pace correctly, a limit of 0 is refused by
 the database, and a slow channel never delays another channel's messages (nothing sleeps for it)."""
 
 from __future__ import annotations
@@ -16,38 +17,47 @@ from switchboard.services.channels import create_channel
 from switchboard.services.ingest import ingest_items
 from switchboard.services.organizations import create_organization
 from switchboard.services.outbox import enqueue_bot_reply
+from switchboard.services.send_rate import PACING, lateness_tolerance, send_interval, take_send_slot
 from switchboard.settings import get_settings
 from switchboard.types import Actor, ContactRef, InboundMessage
 from switchboard.uow import UnitOfWork
 from switchboard.workflows.connector_cache import ConnectorCache
-from switchboard.workflows.sending import RateLimiter, send_outbox_once
+from switchboard.workflows.sending import send_outbox_once
 from tests.fakes.graph import FakeGraph
 from tests.fakes.server import run_asgi
+from tests.integration.send_rig import finish, running
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.t = 1000.0
+def test_send_slots_are_spaced_by_the_rate_and_never_burst(engine: Engine) -> None:
+    """GCRA without burst: one slot per interval whatever the callers; a refusal says when."""
+    with UnitOfWork(engine) as uow:
+        org = create_organization(uow, "Slots")
+        ch = create_channel(uow, Actor.system(org), key="s", provider="messenger", name="s",
+                            secret_key=get_settings().secret_key_bytes(), external_id="page-s",
+                            rate_limit_per_second=0.5)
+        uow.commit()
+    t0 = datetime(2026, 12, 1, tzinfo=UTC)
+    step = send_interval(0.5)
+    assert 2.0 < step <= 2.0 / PACING + 1e-9  # a little wider than the limit: headroom for jitter
 
-    def __call__(self) -> float:
-        return self.t
+    def take(at: float, rate: float = 0.5) -> float:
+        with UnitOfWork(engine) as uow:
+            delay = take_send_slot(uow, ch.id, rate, t0 + timedelta(seconds=at))
+            uow.commit()
+        return delay
 
-
-def test_token_bucket_reaches_a_token_below_one_per_second() -> None:
-    clock = FakeClock()
-    limiter = RateLimiter(clock)
-    assert limiter.acquire(1, 0.5) == 0.0  # a full bucket holds one token even below 1/s
-    assert limiter.acquire(1, 0.5) == pytest.approx(2.0)  # the next one is due in 2 s, nothing taken
-    clock.t += 1.0
-    assert limiter.acquire(1, 0.5) == pytest.approx(1.0)
-    clock.t += 1.0
-    assert limiter.acquire(1, 0.5) == 0.0
-    assert limiter.acquire(2, 0.2) == 0.0 and limiter.acquire(2, 0.2) == pytest.approx(5.0)
-    assert [limiter.acquire(3, 80) for _ in range(80)] == [0.0] * 80  # a burst of one second's worth
-    assert limiter.acquire(3, 80) == pytest.approx(1 / 80)
+    assert take(0.0) == 0.0  # the first send goes at once
+    assert take(0.0) == pytest.approx(step)  # the next is due one interval later, nothing taken
+    assert take(1.0) == pytest.approx(step - 1.0)
+    assert take(step) == 0.0
+    assert take(100.0) == 0.0 and take(100.0) > 0  # an idle channel gathers no burst
+    assert take(100.0 + step - lateness_tolerance(0.5)) == 0.0  # asked late: the next slot does not move
+    burst = [take(200.0 + i / 1000, rate=80) for i in range(1000)]  # 1,000 tries within 1 s at 80/s
+    granted = sum(d == 0.0 for d in burst)
+    assert 0.99 / send_interval(80) <= granted < 1 + (1 + lateness_tolerance(80)) / send_interval(80) < 80
     for bad in (0, -1):
         with pytest.raises(ValueError, match="more than 0"):
-            limiter.acquire(4, bad)
+            take(300.0, rate=bad)
 
 
 @dataclass
@@ -111,31 +121,27 @@ def statuses(rig: Rig, ids: list[int]) -> list[tuple[str, int]]:
 def test_a_slow_channel_does_not_delay_another_channels_messages(rig: Rig) -> None:
     slow = enqueue(rig, "slow", 3)  # queued first: the old outbox slept 5 s per message here
     fast = enqueue(rig, "fast", 3)
-    clock = FakeClock()
-    limiter = RateLimiter(clock)
     t0 = datetime.now(UTC) + timedelta(minutes=1)  # later than every enqueue below
-    stats = send_outbox_once(rig.engine, rig.connectors, limiter, now=t0)
-    assert (stats.claimed, stats.sent, stats.deferred, stats.retrying, stats.failed) == (6, 4, 2, 0, 0)
-    assert statuses(rig, fast) == [("SENT", 1)] * 3
-    # the slow channel's others are given back, unsent and with no attempt counted, for when their
-    # tokens are due (5 s and 10 s later)
+    stats = send_outbox_once(rig.engine, rig.connectors, now=t0)
+    # the fast channel's three go at once? no burst: one per its interval; the others are deferred too
+    assert (stats.claimed, stats.sent, stats.deferred, stats.retrying, stats.failed) == (6, 2, 4, 0, 0)
+    # the deferred are given back, unsent and with no attempt counted, for when their slots are due
     assert statuses(rig, slow) == [("SENT", 1), ("PENDING", 0), ("PENDING", 0)]
+    step = send_interval(0.2)
     with UnitOfWork(rig.engine) as uow:
         due = list(uow.session.execute(select(Message.next_attempt_at).where(Message.id.in_(slow[1:]))
                                        .order_by(Message.id)).scalars())
-    assert due == [t0 + timedelta(seconds=5), t0 + timedelta(seconds=10)]
-    assert len(rig.graph.requests) == 4
+    assert [(d - t0).total_seconds() for d in due if d is not None] == [pytest.approx(step), pytest.approx(2 * step)]
+    assert len(rig.graph.requests) == 2
 
     more = enqueue(rig, "fast", 1, batch="b")  # a new message of the fast channel while the slow one waits
-    clock.t += 1.0
-    stats = send_outbox_once(rig.engine, rig.connectors, limiter, now=t0 + timedelta(seconds=1))
-    assert (stats.claimed, stats.sent) == (1, 1) and statuses(rig, more) == [("SENT", 1)]
-    clock.t += 4.0
-    stats = send_outbox_once(rig.engine, rig.connectors, limiter, now=t0 + timedelta(seconds=5))
-    assert (stats.claimed, stats.sent) == (1, 1)
-    clock.t += 5.0
-    stats = send_outbox_once(rig.engine, rig.connectors, limiter, now=t0 + timedelta(seconds=10))
-    assert (stats.claimed, stats.sent) == (1, 1)
+    fast_step = send_interval(80)
+    sent = sum(send_outbox_once(rig.engine, rig.connectors, now=t0 + timedelta(seconds=1 + i * fast_step)).sent
+               for i in range(3))  # one slot per 1/80 s: a worker that is that quick sends one per round
+    assert sent == 3 and statuses(rig, fast + more) == [("SENT", 1)] * 4
+    for at in (step, 2 * step):
+        stats = send_outbox_once(rig.engine, rig.connectors, now=t0 + timedelta(seconds=at))
+        assert (stats.claimed, stats.sent) == (1, 1)
     assert statuses(rig, slow) == [("SENT", 1)] * 3
 
 
@@ -145,15 +151,12 @@ def test_half_a_message_per_second_sends_one_every_two_seconds(rig: Rig) -> None
                             .values(rate_limit_per_second=0.5))
         uow.commit()
     ids = enqueue(rig, "slow", 3)
-    clock = FakeClock()
-    limiter = RateLimiter(clock)
     t0 = datetime.now(UTC) + timedelta(minutes=1)  # later than every enqueue below
     sent_at: list[float] = []
-    for step in range(9):  # a worker polling every 0.5 s for 4 s
+    for step in range(12):  # a worker polling every 0.5 s for 5.5 s
         now = t0 + timedelta(seconds=step / 2)
-        clock.t = 1000.0 + step / 2
-        sent_at += [step / 2] * send_outbox_once(rig.engine, rig.connectors, limiter, now=now).sent
-    assert sent_at == [0.0, 2.0, 4.0]
+        sent_at += [step / 2] * send_outbox_once(rig.engine, rig.connectors, now=now).sent
+    assert sent_at == [0.0, 2.5, 5.0]  # one per 2.04 s (2 % headroom), seen by a worker polling every 0.5 s
     assert statuses(rig, ids) == [("SENT", 1)] * 3
 
 
@@ -165,3 +168,15 @@ def test_the_database_refuses_a_rate_limit_of_zero_or_less(rig: Rig) -> None:
             uow.session.flush()
     with UnitOfWork(rig.engine) as uow:
         assert uow.session.get(Channel, rig.channels["slow"]).rate_limit_per_second == 0.2  # type: ignore[union-attr]
+
+
+def test_three_worker_processes_share_one_channels_limit(db_url: str) -> None:
+    """Three sender processes, one channel limited to 40/s: together never more than 40 in any one second
+    at the platform (the sandbox's own receive times), each message once."""
+    with running(db_url, rate=40.0, statuses=False) as rig:
+        keys = rig.enqueue(120)
+        finish(*(rig.worker(lease=10, idle=1.5) for _ in range(3)))
+        seen = rig.keys()
+    assert sorted(seen["counts"]) == sorted(keys) and set(seen["counts"].values()) == {1}
+    assert seen["max_in_one_second"] <= 40
+    assert seen["last_at"] - seen["first_at"] >= 119 / 40  # paced, not burst (figures: bench/bench_send.py)

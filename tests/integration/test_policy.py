@@ -37,7 +37,7 @@ from switchboard.services.api_keys import create_api_key
 from switchboard.services.conversations import accept
 from switchboard.services.event_webhooks import create_event_webhook
 from switchboard.services.ingest import ingest_items
-from switchboard.services.outbox import enqueue_reply, record_failure
+from switchboard.services.outbox import claim_due, enqueue_reply, record_failure
 from switchboard.types import Actor, AttachmentRef, ContactRef, InboundMessage
 from switchboard.uow import UnitOfWork
 
@@ -60,6 +60,7 @@ AGENT_MAY = {
 # Functions for managers too (assignment, the team, permissions, the outbox); the rest is for admins.
 MANAGER_MAY = AGENT_MAY | {
     "reassign", "list_agents", "list_dead_letters", "retry_dead_letter", "enqueue_bot_reply",
+    "resend_unknown", "mark_unknown_sent", "list_unknown", "record_already_sent_reply",
     "set_max_concurrent", "grant_channel_permission", "list_users", "user_channel_grants",
     "set_channel_permission", "set_channel_permissions", "analytics_reader", "customer_names",
     "list_outbox", "outbox_filters", "cancel_pending", "create_saved_reply", "update_saved_reply", "delete_saved_reply",
@@ -95,6 +96,9 @@ RECIPES: dict[str, Callable[[Walk], Any]] = {
     "user_id": lambda w: w.world.a2.user_id,
     "to_user_id": lambda w: w.world.a2.user_id,
     "message_id": lambda w: w.message_id,
+    "author_user_id": lambda w: w.world.a1.user_id,
+    "provider_message_id": lambda w: "wamid.walk-already-sent",
+    "sent_at": lambda w: at(4),
     "attachment_id": lambda w: w.attachment_id,
     "event_id": lambda w: w.event_id,
     "template_id": lambda w: w.template_id,
@@ -220,7 +224,9 @@ def walk(request: pytest.FixtureRequest) -> Iterator[Walk]:
         accept(u, w.a1, conv, now=at(1))
         msg = enqueue_reply(u, w.a1, conv, "we are on it", idempotency_key="walk-dead", now=at(2))
     with committing(engine) as u:
-        record_failure(u, msg.id, error_code="131047", error_message="refused", retryable=False, now=at(3))
+        (job,) = claim_due(u, now=at(2))
+    with committing(engine) as u:
+        record_failure(u, msg.id, token=job.token, error_code="131047", error_message="refused", retryable=False, now=at(3))
     with committing(engine) as u:
         event_id = u.session.execute(insert(WebhookEvent).values(
             channel_id=w.wa, provider="whatsapp", body=b"{}", status="FAILED", reason="walk"

@@ -23,7 +23,7 @@ from switchboard.settings import get_settings
 from switchboard.types import Actor, ContactRef, InboundMessage
 from switchboard.uow import UnitOfWork
 from tests.e2e.test_pages_apptest import _main
-from tests.helpers import login_apptest
+from tests.helpers import lease, login_apptest
 from tests.integration.services.conftest import at
 from tests.integration.test_cli import run
 
@@ -69,7 +69,7 @@ def _organization(engine: Engine, name: str, backlog: int) -> Org:
         msg = outbox.enqueue_reply(uow, admin, conv, f"{secret} reply", idempotency_key=f"k-{name}", now=at(1))
         uow.commit()
     with UnitOfWork(engine) as uow:
-        outbox.record_failure(uow, msg.id, error_code="131047", error_message=f"{secret} refused", retryable=False,
+        outbox.record_failure(uow, msg.id, token=lease(uow, msg.id, at(2)), error_code="131047", error_message=f"{secret} refused", retryable=False,
                               now=at(2))
         for _ in range(backlog):
             uow.session.execute(insert(WebhookEvent).values(channel_id=ch.id, provider="whatsapp", body=b"{}",

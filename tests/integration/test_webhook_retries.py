@@ -99,7 +99,7 @@ def test_status_that_overtakes_the_send_is_applied_on_retry(engine: Engine) -> N
         msg = outbox.enqueue_reply(uow, actor, conv_id, "hello", idempotency_key="race-1")
         uow.commit()
     with UnitOfWork(engine) as uow:
-        outbox.claim_due(uow)
+        (job,) = outbox.claim_due(uow)
         uow.commit()
 
     # the platform's "delivered" arrives before our send was recorded
@@ -117,7 +117,7 @@ def test_status_that_overtakes_the_send_is_applied_on_retry(engine: Engine) -> N
     with UnitOfWork(engine) as uow:
         ev = uow.session.get(WebhookEvent, event_id)
         assert ev is not None and ev.status == "RECEIVED" and ev.attempts == 1 and "not stored yet" in (ev.reason or "")
-        outbox.record_sent(uow, msg.id, provider_message_id="wamid.out", sent_at=datetime.now(UTC))
+        outbox.record_sent(uow, msg.id, token=job.token, provider_message_id="wamid.out", sent_at=datetime.now(UTC))
         uow.commit()
     with UnitOfWork(engine) as uow:
         uow.session.execute(update(WebhookEvent).values(processed_at=WebhookEvent.processed_at - timedelta(hours=1)))

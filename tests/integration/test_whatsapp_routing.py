@@ -169,10 +169,10 @@ def test_statuses_follow_the_number_of_the_message(world: World) -> None:
         reply = outbox.enqueue_reply(uow, actor, conv_id, "on it", idempotency_key="reply-b-1")
         uow.commit()
     with UnitOfWork(world.engine) as uow:
-        outbox.claim_due(uow)
+        (job,) = outbox.claim_due(uow)
         uow.commit()
     with UnitOfWork(world.engine) as uow:
-        outbox.record_sent(uow, reply.id, provider_message_id="wamid.b-out", sent_at=datetime.now(UTC))
+        outbox.record_sent(uow, reply.id, token=job.token, provider_message_id="wamid.b-out", sent_at=datetime.now(UTC))
         uow.commit()
 
     # "delivered" for B's send arrives on A's URL; a "read" for it names a number with no channel

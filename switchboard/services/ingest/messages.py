@@ -1,5 +1,8 @@
 """Write a batch's new messages: contacts, conversations, messages, attachments, events.
 
+A message goes to its sender's conversation on the channel, unless it continues a thread of another
+conversation (``InboundMessage.thread_ids``, email replies): then it joins that conversation.
+
 Idempotent: a message is unique per (channel, provider message id) and inserted with
 ``ON CONFLICT DO NOTHING``; the conversations it touches are locked (``FOR UPDATE``, in id order)
 before anything is derived from their state, so two workers ingesting the same batch at the same time
@@ -44,9 +47,10 @@ def ingest_messages(uow: UnitOfWork, target: Target, messages: Mapping[str, Inbo
     sightings = merge_sightings((m.contact, m.sent_at) for m in fresh)
     contact_ids = upsert_contacts(uow, organization_id=target.organization_id, provider=target.provider,
                                   sightings=sightings)
+    threads = _thread_contacts(uow, target.channel_id, fresh)
     by_contact: dict[int, list[InboundMessage]] = defaultdict(list)
     for m in fresh:
-        by_contact[contact_ids[m.contact.provider_contact_id]].append(m)
+        by_contact[threads.get(m.provider_message_id) or contact_ids[m.contact.provider_contact_id]].append(m)
     for ms in by_contact.values():
         ms.sort(key=_sent_at)
     convs = _conversations(uow, target, by_contact, now)
@@ -81,6 +85,22 @@ def ingest_messages(uow: UnitOfWork, target: Target, messages: Mapping[str, Inbo
         uow.session.execute(sql.UPDATE_CONVERSATIONS, {
             "now": now, "rows": sql.rows_json(rp.state_row(c) for c in changed)})
     append_events(uow, events)
+
+
+def _thread_contacts(uow: UnitOfWork, channel_id: int, fresh: list[InboundMessage]) -> dict[str, int]:
+    """Provider message id -> the contact whose conversation the message continues, for messages whose
+    ``thread_ids`` name a message stored on the channel (the first one found, most specific first)."""
+    wanted = {t for m in fresh for t in m.thread_ids}
+    if not wanted:
+        return {}
+    known = {str(r.provider_message_id): int(r.contact_id) for r in uow.session.execute(
+        sql.THREAD_CONTACTS, {"channel": channel_id, "ids": sql.ids_json(sorted(wanted))})}
+    out: dict[str, int] = {}
+    for m in fresh:
+        contact = next((known[t] for t in m.thread_ids if t in known), None)
+        if contact is not None:
+            out[m.provider_message_id] = contact
+    return out
 
 
 def _sent_at(m: InboundMessage) -> datetime:

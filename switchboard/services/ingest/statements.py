@@ -31,6 +31,13 @@ KNOWN_MESSAGES = text("""
       and provider_message_id = any(array(select json_array_elements_text(cast(:ids as json))))
 """)
 
+# the contact whose conversation holds each of these messages of the channel (threads: email replies)
+THREAD_CONTACTS = text("""
+    select m.provider_message_id, c.contact_id from messages m join conversations c on c.id = m.conversation_id
+    where m.channel_id = :channel
+      and m.provider_message_id = any(array(select json_array_elements_text(cast(:ids as json))))
+""")
+
 # the conversations of these contacts on the channel, locked in id order (no deadlock between workers)
 LOCK_CONVERSATIONS = text("""
     select id, organization_id, contact_id, status, assigned_user_id, unread_count, last_message_preview,

@@ -22,7 +22,9 @@ from tests.fakes.graph import FakeGraph, Forced
 from tests.fakes.server import run_asgi
 
 CREDS = {"access_token": "t", "page_access_token": "t", "app_secret": "s", "phone_number_id": "1",
-         "page_id": "2", "api_id": 1, "api_hash": "h", "session": "fake:x"}
+         "page_id": "2", "api_id": 1, "api_hash": "h", "session": "fake:x",
+         "account_sid": "AC1", "auth_token": "t", "from_number": "+14155550100",  # twilio
+         "from_address": "support@example.com", "smtp_host": "127.0.0.1"}  # email
 # the methods each capability's port promises
 METHODS = {"webhooks": ("verify_signature", "verify_challenge", "parse_webhook"), "send": ("send",),
            "media": ("fetch_media",), "history": ("pull_history", "history_pending"),

@@ -120,19 +120,19 @@ def test_graph_errors_are_classified(rig: Rig, forced: Forced, error_type: type[
         assert forced.body["error"]["message"] in err.message
 
 
-def test_timeouts_and_network_errors_are_retryable() -> None:
+def test_a_send_answered_too_late_is_unknown_and_a_refused_connection_is_retryable() -> None:
     with httpx.Client(timeout=0.2) as client:
         for rig in _rig(http=client):
             rig.graph.forced.append(Forced(200, {"message_id": "late"}, delay=0.6))
-            with pytest.raises(errors.RetryableError) as info:
+            with pytest.raises(errors.UnknownOutcomeError) as info:  # it may have been sent: no blind retry
                 rig.connector.send(OutboundRequest(recipient_id="u", body="x"))
-            assert info.value.code == "timeout"
+            assert info.value.code == "unknown_outcome" and not info.value.retryable
         assert not client.is_closed  # a shared client belongs to the caller
     dead = MetaConnector(provider="messenger", account_id=PAGE, page_access_token=TOKEN, app_secret="s",
                          api_base_url="http://127.0.0.1:9")
-    with dead, pytest.raises(errors.RetryableError) as info:
+    with dead, pytest.raises(errors.RetryableError) as refused:  # nothing was sent
         dead.send(OutboundRequest(recipient_id="u", body="x"))
-    assert info.value.code == "network"
+    assert refused.value.code == "network"
 
 
 def test_pull_history_pages_and_is_incremental() -> None:

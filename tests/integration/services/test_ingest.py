@@ -129,7 +129,7 @@ def _sent_reply(world: World, pmid: str = "out-1") -> tuple[int, int]:
         [job] = claim_due(u, now=at(2))
         assert job.message_id == msg.id and job.recipient_id == "c1"
     with world.uow() as u:
-        record_sent(u, msg.id, provider_message_id=pmid, sent_at=at(2.1))
+        record_sent(u, msg.id, token=job.token, provider_message_id=pmid, sent_at=at(2.1))
     return conv, msg.id
 
 

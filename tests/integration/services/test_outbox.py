@@ -89,7 +89,7 @@ def test_failures_back_off_then_dead_letter_and_manager_retries(world: World) ->
             [job] = claim_due(u, now=now)
             assert job.attempts == attempt
         with world.uow() as u:
-            record_failure(u, msg.id, error_code="130429", error_message="Rate limit hit", retryable=True,
+            record_failure(u, msg.id, token=job.token, error_code="130429", error_message="Rate limit hit", retryable=True,
                            max_attempts=3, now=now)
         with world.uow() as u:
             m = u.session.get(Message, msg.id)
@@ -109,7 +109,7 @@ def test_failures_back_off_then_dead_letter_and_manager_retries(world: World) ->
         [job] = claim_due(u, now=now)
         assert job.attempts == 1
     with world.uow() as u:
-        record_failure(u, msg.id, error_code="131047", error_message="outside the 24 h window",
+        record_failure(u, msg.id, token=job.token, error_code="131047", error_message="outside the 24 h window",
                        retryable=False, now=now)
     with world.uow() as u:
         m = u.session.get(Message, msg.id)
@@ -125,13 +125,14 @@ def test_first_human_reply_sets_first_response_but_bots_do_not(world: World) -> 
     with world.uow() as u:
         jobs = claim_due(u, now=at(3))
         assert [j.message_id for j in jobs] == [bot.id, human.id]
+    tokens = {j.message_id: j.token for j in jobs}
     with world.uow() as u:
-        record_sent(u, bot.id, provider_message_id="wamid.bot", sent_at=at(1.6))
+        record_sent(u, bot.id, token=tokens[bot.id], provider_message_id="wamid.bot", sent_at=at(1.6))
     with world.uow() as u:
         assert get_conversation(u, world.a1, conv).first_response_at is None
     with world.uow() as u:
-        record_sent(u, human.id, provider_message_id="wamid.h", sent_at=at(3.1))
+        record_sent(u, human.id, token=tokens[human.id], provider_message_id="wamid.h", sent_at=at(3.1))
     with world.uow() as u:
-        record_sent(u, human.id, provider_message_id="wamid.h", sent_at=at(3.1))  # idempotent
+        record_sent(u, human.id, token=tokens[human.id], provider_message_id="wamid.h", sent_at=at(3.1))  # idempotent
         v = get_conversation(u, world.a1, conv)
     assert v.first_response_at == at(3.1) and not v.awaiting_reply

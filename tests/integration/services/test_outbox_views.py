@@ -26,6 +26,7 @@ from switchboard.services.saved_replies import (
     render_saved_reply,
     update_saved_reply,
 )
+from tests.helpers import lease
 
 from .conftest import World, at
 
@@ -42,8 +43,9 @@ def _replies(world: World) -> dict[str, int]:
             ids[name] = enqueue_reply(u, world.a1, conv, f"reply {name}", idempotency_key=f"k-{name}",
                                       now=at(2 + i)).id
     with world.uow() as u:
-        record_sent(u, ids["sent"], provider_message_id="wamid.out1", sent_at=at(10))
-        record_failure(u, ids["dead"], error_code="131026", error_message="undeliverable", retryable=False,
+        record_sent(u, ids["sent"], token=lease(u, ids["sent"], at(10)), provider_message_id="wamid.out1",
+                    sent_at=at(10))
+        record_failure(u, ids["dead"], token=lease(u, ids["dead"], at(10)), error_code="131026", error_message="undeliverable", retryable=False,
                        now=at(10))
     return {"conversation": conv, **ids}
 

@@ -15,7 +15,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = "0008_api_keys"
-down_revision = "0006_thread_features"
+down_revision = "0011_sms_email"
 
 
 def upgrade() -> None:
