@@ -18,6 +18,7 @@ SCHEDULES: dict[str, tuple[str, int, dict[str, Any]]] = {
     "send-outbox": ("pipelines.flows:send_outbox_flow", 60, {"max_seconds": 55.0}),
     "send-signals": ("pipelines.platform_flows:send_signals_flow", 60, {"max_seconds": 55.0}),
     "maintain-inbox": ("pipelines.flows:maintain_flow", 30, {}),
+    "deliver-event-webhooks": ("pipelines.flows:deliver_event_webhooks_flow", 60, {"max_seconds": 55.0}),
     "warehouse-build": ("pipelines.flows:warehouse_build_flow", 300, {"full": False}),
     "warehouse-maintain": ("pipelines.flows:warehouse_maintain_flow", 3600, {}),
     "download-media": ("pipelines.platform_flows:download_media_flow", 60, {}),
