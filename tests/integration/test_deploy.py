@@ -19,7 +19,6 @@ import atexit
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -48,6 +47,7 @@ from switchboard.settings import get_settings
 from switchboard.types import Actor
 from switchboard.uow import UnitOfWork
 from tests.fakes.server import run_asgi
+from tests.helpers import free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420)]
 
@@ -55,12 +55,6 @@ ROOT = Path(__file__).resolve().parents[2]
 POOL = "sb-scale"
 PHONE_ID = "100000000000088"
 CUSTOMERS = [f"4917100000{i:02d}" for i in range(6)]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _wait(predicate: Callable[[], bool], timeout: float, what: str, alive: list[subprocess.Popen[bytes]]) -> None:
@@ -124,7 +118,7 @@ def stack() -> Iterator[Stack]:
     ensure_database(admin, "switchboard")
     ensure_database(admin, "prefect")
     url = sync_url(server.get_uri("switchboard"))
-    api_port = _free_port()
+    api_port = free_port()
     env = {
         **os.environ,
         "PYTHONPATH": str(ROOT),
@@ -186,7 +180,7 @@ def test_deployments_on_two_workers_run_the_loop_on_external_postgres(stack: Sta
     api = stack.env["PREFECT_API_URL"]
     engine: Engine = create_engine(stack.url, pool_size=4)
     key = get_settings().secret_key_bytes()
-    receiver_port, sandbox_port = _free_port(), _free_port()
+    receiver_port, sandbox_port = free_port(), free_port()
     with UnitOfWork(engine) as uow:
         org = create_organization(uow, "Scale-out")
         ch = create_channel(uow, Actor.system(org), key="wa", provider="sandbox", name="Sandbox", secret_key=key,
@@ -308,6 +302,7 @@ def test_compose_file_runs_each_process_with_the_shared_environment() -> None:
                     .replace("${POSTGRES_PASSWORD}", "x")).drivername == "postgresql+asyncpg"
     assert services["worker"]["deploy"]["replicas"] >= 2 and services["app"]["deploy"]["replicas"] >= 2
     assert "STREAMLIT_SERVER_COOKIE_SECRET" in services["app"]["environment"]  # the same on every replica
+    assert services["receiver"]["environment"]["FORWARDED_ALLOW_IPS"]  # client addresses through the proxy
     assert "./Caddyfile:/etc/caddy/Caddyfile:ro" in services["proxy"]["volumes"]
     caddy = (ROOT / "deploy" / "Caddyfile").read_text()
     app_site = caddy[caddy.index("{$APP_DOMAIN} {"):caddy.index("{$HOOKS_DOMAIN} {")]
