@@ -13,10 +13,12 @@ Overlapping runs are safe (SKIP LOCKED claims and leases), so no concurrency lim
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
 from pipelines.worker import deployments, require_api_server
+from switchboard.errors import SwitchboardError
 
 POOL_TYPE = "process"
 
@@ -46,15 +48,20 @@ def ensure_work_pool(name: str) -> bool:
 def deploy(pool: str, work_queue: str | None = None) -> list[Deployed]:
     """Create or update one deployment per entry of ``SCHEDULES`` (same names, intervals, parameters)
     on ``pool``; idempotent (a second run updates them in place)."""
+    import httpx
     from prefect.deployments.runner import EntrypointType
 
     require_api_server()
-    ensure_work_pool(pool)
-    out = []
-    for dep in deployments(work_pool_name=pool, work_queue_name=work_queue,
-                           entrypoint_type=EntrypointType.MODULE_PATH):
-        deployment_id = dep.apply()
-        out.append(Deployed(dep.name, str(dep.entrypoint), _interval(dep), str(deployment_id)))
+    try:
+        ensure_work_pool(pool)
+        out = []
+        for dep in deployments(work_pool_name=pool, work_queue_name=work_queue,
+                               entrypoint_type=EntrypointType.MODULE_PATH):
+            deployment_id = dep.apply()
+            out.append(Deployed(dep.name, str(dep.entrypoint), _interval(dep), str(deployment_id)))
+    except httpx.TransportError as exc:
+        raise SwitchboardError(f"cannot reach the Prefect API at {os.environ['PREFECT_API_URL']} ({exc}); "
+                               "is `prefect server start` running there?") from None
     return out
 
 

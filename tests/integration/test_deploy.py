@@ -334,3 +334,19 @@ def test_prefect_yaml_registers_offline_on_a_real_server(stack: Stack) -> None:
               str(ROOT / "deploy" / "prefect.yaml"), cwd=ROOT)
     _check_schedules(_deployments(stack.env["PREFECT_API_URL"], "switchboard"), "switchboard",
                      {name: interval for name, (_, interval, _) in SCHEDULES.items()})
+
+
+@pytest.mark.parametrize(("api_url", "said"), [
+    (None, "PREFECT_API_URL is not set"),
+    ("http://127.0.0.1:9/api", "cannot reach the Prefect API at http://127.0.0.1:9/api"),
+])
+def test_deploy_without_a_prefect_server_is_one_clear_error(api_url: str | None, said: str, tmp_path: Path) -> None:
+    # a subprocess: Prefect reads its settings once per process (in this one it would start a temporary server)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PREFECT_HOME": str(tmp_path / "prefect")}
+    env.pop("PREFECT_API_URL", None)
+    if api_url is not None:
+        env["PREFECT_API_URL"] = api_url
+    done = subprocess.run([sys.executable, "-m", "switchboard.cli.main", "deploy", "--pool", "nowhere"], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stderr.startswith("error: ") and said in done.stderr and "Traceback" not in done.stderr
