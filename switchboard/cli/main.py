@@ -255,6 +255,16 @@ def cmd_worker(args: argparse.Namespace) -> None:
     run_worker()
 
 
+def cmd_deploy(args: argparse.Namespace) -> None:
+    from pipelines.deploy import deploy
+
+    get_settings().secret_key_bytes()  # the same environment the workers will need
+    done = deploy(args.pool, args.work_queue)
+    for d in done:
+        print(f"deployment {d.name}: every {d.interval_seconds} s, {d.entrypoint}")
+    print(f"{len(done)} deployments on work pool {args.pool!r}; run them with: prefect worker start --pool {args.pool}")
+
+
 def app_entry() -> Path:
     """The Streamlit entrypoint, found through the ``app`` package wherever it is installed."""
     import app
@@ -426,6 +436,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("worker", help="serve the Prefect flows with their schedules").set_defaults(func=cmd_worker)
     add_status_command(sub)
+    de = sub.add_parser("deploy", help="register every scheduled flow as a Prefect deployment on a work pool")
+    de.add_argument("--pool", default="switchboard", help="work pool, created (type process) if missing")
+    de.add_argument("--work-queue", help="work queue of the pool (default: the pool's default queue)")
+    de.set_defaults(func=cmd_deploy)
 
     ap = sub.add_parser("app", help="the Streamlit app")
     ap.add_argument("--host", default="127.0.0.1")
