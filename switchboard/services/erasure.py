@@ -12,7 +12,8 @@ What :func:`erase_contact` does, in the caller's transaction (admin only, audite
   so the metrics stay correct; a ``MESSAGE_ERASED`` event per message makes the next incremental
   warehouse build re-extract the erased rows;
 * its queued read marks / typing indicators and the processed webhook deliveries that mention its
-  provider contact id are deleted; a Telegram chat's sync cursor forgets the chat's title;
+  provider contact id are deleted; outgoing event webhook deliveries lose the message text; a
+  Telegram chat's sync cursor forgets the chat's title;
 * tombstones keep only keyed hashes (HMAC-SHA256 with the organization's ``erasure_key``):
   ``erased_messages`` (channel, message id) and ``erased_contacts`` (provider, contact id, when).
 
@@ -117,6 +118,11 @@ _DELIVERIES = text("""
     where c.id = w.channel_id and c.organization_id = :org and c.provider = :provider
       and w.status <> 'RECEIVED' and position(:needle in w.body) > 0
 """)
+# outgoing event webhooks carry the message text in their payload: emptied (the event itself is kept)
+_EVENT_PAYLOADS = text("""
+    update event_deliveries set payload = jsonb_set(payload, '{data,message,text}', 'null'::jsonb)
+    where organization_id = :org and payload #>> '{data,message,id}' = any(:ids)
+""")
 # a Telegram chat's sync cursor keeps the chat's title (the person's name): cleared, the cursor kept
 _CURSOR_TITLES = text("""
     update sync_cursors s set cursor = (cast(s.cursor as jsonb) || '{"title": null}'::jsonb)::text
@@ -167,6 +173,7 @@ def erase_contact(uow: UnitOfWork, actor: Actor, contact_id: int, *, now: dateti
     uow.session.execute(_SIGNALS, {"contact": contact_id})
     deliveries = (affected(uow, _DELIVERIES, {"org": org, "provider": provider, "needle": pcid.encode()})
                   if len(pcid) >= MIN_DELIVERY_NEEDLE else 0)
+    uow.session.execute(_EVENT_PAYLOADS, {"org": org, "ids": [str(i) for i in ids]})
     uow.session.execute(_CURSOR_TITLES, {"org": org, "provider": provider, "pcid": pcid})
     uow.session.execute(_CONTACT_TOMBSTONE, {"org": org, "provider": provider, "hash": contact_hash, "now": now})
     uow.session.execute(_ANONYMISE, {"id": contact_id, "pseudonym": PREFIX + contact_hash, "name": name,

@@ -123,8 +123,10 @@ def list_conversations(
     search: str | None = None,
     cursor: str | None = None,
     limit: int = 50,
+    updated_since: datetime | None = None,
 ) -> Page[ConversationView]:
-    """One page of a queue, newest activity first, with filters; only channels the actor may view."""
+    """One page of a queue, newest activity first, with filters (``updated_since``: changed or written
+    to at or after that time); only channels the actor may view."""
     limit = _limit(limit)
     visible = visible_channel_ids(uow, actor)
     conds: list[Any] = [Conversation.organization_id == actor.organization_id]
@@ -149,6 +151,8 @@ def list_conversations(
         conds.append(Conversation.channel_id == channel_id)
     if assigned_user_id is not None:
         conds.append(Conversation.assigned_user_id == assigned_user_id)
+    if updated_since is not None:
+        conds.append(Conversation.updated_at >= _ts(updated_since))
     if cursor:
         at, rid = decode_cursor(cursor)
         conds.append(tuple_(Conversation.last_message_at, Conversation.id) < tuple_(_ts(at), _id(rid)))

@@ -16,6 +16,7 @@ from switchboard.db.schema import (
     ConversationEvent,
     ErasedContact,
     ErasedMessage,
+    EventDelivery,
     Message,
     SyncCursor,
     WebhookEvent,
@@ -23,12 +24,13 @@ from switchboard.db.schema import (
 from switchboard.errors import NotFound, PermissionDenied
 from switchboard.services.conversations import accept
 from switchboard.services.erasure import erase_contact, remove_files
+from switchboard.services.event_webhooks import create_event_webhook, dispatch_events
 from switchboard.services.ingest import ingest_items
 from switchboard.services.outbox import enqueue_reply
 from switchboard.storage import store_bytes
 from switchboard.types import AttachmentRef, ContactRef, InboundMessage, MessageEdit, ParsedItem
 
-from .conftest import World, at, inbound
+from .conftest import KEY, World, at, inbound
 
 CARLA, OTTO = "4915550001", "4915550002"
 
@@ -41,6 +43,9 @@ def _contact_id(w: World, pcid: str) -> int:
 def _seed(w: World, media: Path) -> tuple[int, Path, Path]:
     """Carla: two messages (one with a photo she alone sent, one with a photo Otto sent too) and an
     agent's reply; Otto: one message. Returns Carla's conversation and the two files."""
+    with w.uow() as u:  # an event webhook: deliveries carry message texts
+        create_event_webhook(u, w.admin, url="https://crm.example.test/hook", events=["message.received"],
+                             secret_key=KEY)
     own, _ = store_bytes(media, b"carla's passport", "image/jpeg")
     shared, _ = store_bytes(media, b"a meme everybody sends", "image/jpeg")
     photo = InboundMessage(provider_message_id="wamid.c2", contact=ContactRef(CARLA, display_name="Carla",
@@ -65,6 +70,7 @@ def _seed(w: World, media: Path) -> tuple[int, Path, Path]:
                              (b'{"from": "4915550001"}', "RECEIVED"), (b'{"from": "4915550002"}', "PROCESSED")):
             u.session.execute(insert(WebhookEvent).values(channel_id=w.wa, provider="whatsapp", body=body,
                                                           status=status))
+        assert dispatch_events(u) == 3
     return conv, own, shared
 
 
@@ -112,6 +118,8 @@ def test_erasure_removes_personal_data_and_keeps_anonymous_shells(world: World, 
                           .where(AuditLog.action == "contact.erased")).one()
         assert audit.actor_user_id == world.admin.user_id and audit.details["messages"] == 3
         assert s.execute(select(SyncCursor.cursor)).scalar_one() == '{"title": null, "peer_id": 1, "last_message_id": 7}'
+        texts = sorted(str(p["data"]["message"]["text"]) for p in s.execute(select(EventDelivery.payload)).scalars())
+        assert texts == ["None", "None", "hi from Otto"]
         tombstones = [*s.execute(select(ErasedContact.contact_hash)).scalars(),
                       *s.execute(select(ErasedMessage.message_hash)).scalars()]
         assert len(tombstones) == 3 and not any(CARLA in t or "wamid" in t for t in tombstones)

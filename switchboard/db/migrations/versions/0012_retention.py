@@ -1,4 +1,4 @@
-"""retention and erasure (issue 14)
+"""retention and erasure (issue 14) — chained after 0008_api_keys once main was merged into wp-retain
 
 - ``organizations.retention_*``: days the daily ``cleanup`` flow keeps processed webhook deliveries,
   rejected/failed ones, pipeline run history and sent/failed platform signals;
@@ -17,7 +17,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = "0012_retention"
-down_revision = "0011_sms_email"
+down_revision = "0008_api_keys"
 
 _OLD_EVENTS = ("CREATED", "ACCEPTED", "RELEASED", "REASSIGNED", "COMPLETED", "REOPENED", "AGENT_DISCONNECTED",
                "MESSAGE_RECEIVED", "MESSAGE_SENT", "MESSAGE_DELIVERED", "MESSAGE_READ", "MESSAGE_FAILED",
