@@ -7,11 +7,17 @@ from sqlalchemy import Engine, select
 from connectors.telegram.fake import FakeTelegramWorld
 from switchboard.db.schema import Channel
 from switchboard.services.sync_progress import Progress, progress_overview
+from switchboard.settings import get_settings
 from switchboard.types import Actor
 from switchboard.uow import UnitOfWork
+from switchboard.workflows.connector_cache import ConnectorCache
+from switchboard.workflows.meta_history import sync_meta_channel
 from switchboard.workflows.telegram import sync_telegram_channel
+from tests.fakes.graph import FakeGraph
+from tests.fakes.server import run_asgi
 from tests.integration.telegram.test_telegram_pipeline import PHONE, _key, connected_channel, factory
 from tests.integration.telegram.test_telegram_pipeline import world as world  # the fixture
+from tests.integration.test_meta_sync import messenger_channel
 
 
 def _row(p: Progress) -> tuple[int, int | None, int, int | None, bool]:
@@ -61,34 +67,21 @@ def test_a_failing_callback_never_stops_the_sync(engine: Engine, world: FakeTele
 
 
 def test_meta_history_reports_people_and_messages_per_page(engine: Engine) -> None:
-    from switchboard.services.channels import create_channel
-    from switchboard.services.organizations import create_organization
-    from switchboard.settings import get_settings
-    from switchboard.workflows.connector_cache import ConnectorCache
-    from switchboard.workflows.meta_history import sync_meta_channel
-    from tests.fakes.graph import FakeGraph
-    from tests.fakes.server import run_asgi
-
-    key = get_settings().secret_key_bytes()
     graph = FakeGraph(token="tok", account_id="page1")
     for i in range(3):
         graph.add_message(f"c{i}", 1_763_700_000.0 + i * 100, f"hello {i}", name=f"Cust {i}")
     seen: list[Progress] = []
     with run_asgi(graph.app) as base:
         graph.base_url = base
-        with UnitOfWork(engine) as uow:
-            org = create_organization(uow, "Meta")
-            ch = create_channel(uow, Actor.system(org), key="fb", provider="messenger", name="Page", secret_key=key,
-                                external_id="page1", credentials={"page_access_token": "tok", "app_secret": "s",
-                                                                  "page_id": "page1", "api_base_url": base})
-            uow.commit()
-        connectors = ConnectorCache(engine, key)
+        channel_id = messenger_channel(engine, base)
+        connectors = ConnectorCache(engine, get_settings().secret_key_bytes())
         try:
-            report = sync_meta_channel(engine, ch.id, connectors, page_size=2, on_progress=seen.append)
+            report = sync_meta_channel(engine, channel_id, connectors, page_size=2, on_progress=seen.append)
         finally:
             connectors.close()
     assert report.complete and len(seen) == report.rounds + 1
     assert _row(seen[-1]) == (3, None, 3, None, True) and seen[-1].sentence() == "3 chats, 3 messages (finished)"
     assert all(not p.finished and p.fraction() is None for p in seen[:-1])
     with UnitOfWork(engine) as uow:
+        org = int(uow.session.execute(select(Channel.organization_id)).scalar_one())
         assert [_row(v.progress) for v in progress_overview(uow, Actor.system(org))] == [(3, None, 3, None, True)]
