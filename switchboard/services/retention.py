@@ -47,6 +47,16 @@ _WEBHOOKS = text("""
                   else coalesce(o.retention_webhook_days, :days) end)
         order by w.id limit :limit)
 """)
+# outgoing event webhook deliveries (their attempts go with them): delivered ones as long as processed
+# incoming deliveries, failed ones as long as failed incoming ones; pending ones never
+_EVENT_DELIVERIES = text("""
+    delete from event_deliveries where id in (
+        select d.id from event_deliveries d join organizations o on o.id = d.organization_id
+        where d.status <> 'PENDING'
+          and d.created_at < :now - make_interval(days => case when d.status = 'FAILED'
+                  then o.retention_webhook_failed_days else o.retention_webhook_days end)
+        order by d.id limit :limit)
+""")
 # the latest run of each flow (per organization) is always kept: /health and the admin view show it
 _RUNS = text("""
     delete from pipeline_runs where id in (
@@ -85,6 +95,11 @@ def purge_webhook_events(uow: UnitOfWork, *, now: datetime, limit: int = BATCH) 
     """Delete up to ``limit`` processed/ignored deliveries (and rejected/failed ones) past retention."""
     return affected(uow, _WEBHOOKS, {"now": now, "limit": limit, "days": DEFAULT_DAYS["retention_webhook_days"],
                                  "failed_days": DEFAULT_DAYS["retention_webhook_failed_days"]})
+
+
+def purge_event_deliveries(uow: UnitOfWork, *, now: datetime, limit: int = BATCH) -> int:
+    """Delete up to ``limit`` delivered / failed outgoing event webhook deliveries past retention."""
+    return affected(uow, _EVENT_DELIVERIES, {"now": now, "limit": limit})
 
 
 def purge_pipeline_runs(uow: UnitOfWork, *, now: datetime, limit: int = BATCH) -> int:

@@ -26,6 +26,7 @@ Purge = Callable[..., int]
 STEPS: dict[str, Purge] = {
     "login_state": retention.purge_login_state,
     "webhook_events": retention.purge_webhook_events,
+    "event_deliveries": retention.purge_event_deliveries,
     "pipeline_runs": retention.purge_pipeline_runs,
     "platform_signals": retention.purge_finished_signals,
 }

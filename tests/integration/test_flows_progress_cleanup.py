@@ -50,8 +50,8 @@ def test_progress_artifact_is_created_then_updated(caplog: pytest.LogCaptureFixt
 @pytest.mark.usefixtures("prefect_harness")
 def test_cleanup_flow_records_its_counts(settings_env: str, engine: Engine) -> None:
     result = flows.cleanup_flow()
-    assert result == {"login_state": 0, "webhook_events": 0, "pipeline_runs": 0, "platform_signals": 0,
-                      "media_files": 0, "media_bytes": 0}
+    assert result == {"login_state": 0, "webhook_events": 0, "event_deliveries": 0, "pipeline_runs": 0,
+                      "platform_signals": 0, "media_files": 0, "media_bytes": 0}
     with UnitOfWork(engine) as uow:
         run = uow.session.execute(select(PipelineRun).where(PipelineRun.name == "cleanup")).scalar_one()
         assert (run.status, run.detail) == ("ok", result)

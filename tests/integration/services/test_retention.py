@@ -10,6 +10,7 @@ from sqlalchemy import func, insert, select, update
 
 from switchboard.db.schema import (
     Attachment,
+    EventDelivery,
     Invite,
     LoginSession,
     Message,
@@ -18,11 +19,12 @@ from switchboard.db.schema import (
     PlatformSignal,
     WebhookEvent,
 )
+from switchboard.services.event_webhooks import create_event_webhook
 from switchboard.services.organizations import get_organization, update_settings
 from switchboard.storage import store_bytes
 from switchboard.workflows.retention import cleanup_once
 
-from .conftest import World, at
+from .conftest import KEY, World, at
 
 NOW = at(60 * 24 * 400)  # a little over a year after the world's first message
 
@@ -56,6 +58,13 @@ def _seed(w: World) -> None:
                                       (None, "REJECTED", 181)):
             s.execute(insert(WebhookEvent).values(channel_id=channel, provider="whatsapp", body=b"{}", status=status,
                                                   received_at=_ago(days)))
+        sub = create_event_webhook(u, w.admin, url="https://crm.example.test/hook", events=["message.received"],
+                                   secret_key=KEY).view.id
+        for n, (status, days) in enumerate((("DELIVERED", 11), ("DELIVERED", 9), ("FAILED", 40), ("FAILED", 181),
+                                            ("PENDING", 400))):
+            s.execute(insert(EventDelivery).values(organization_id=w.org, subscription_id=sub, event_id=f"evt_{n}",
+                                                   event_type="message.received", payload={}, status=status,
+                                                   created_at=_ago(days)))
         for org, name, days in ((w.org, "telegram-sync", 100), (w.org, "telegram-sync", 95), (w.org, "telegram-sync", 1),
                                 (None, "send-outbox", 100), (None, "send-outbox", 99), (None, "cleanup", 300)):
             s.execute(insert(PipelineRun).values(organization_id=org, name=name, started_at=_ago(days),
@@ -87,7 +96,7 @@ def test_cleanup_deletes_what_retention_no_longer_keeps(world: World, tmp_path: 
 
     counts = cleanup_once(world.engine, media, now=NOW, batch=2)  # tiny batches: each purge drains in rounds
 
-    assert counts == {"login_state": 4, "webhook_events": 5, "pipeline_runs": 3, "platform_signals": 2,
+    assert counts == {"login_state": 4, "webhook_events": 5, "event_deliveries": 2, "pipeline_runs": 3, "platform_signals": 2,
                       "media_files": 2, "media_bytes": len(b"nobody uses me") + len(b"half a download")}
     with world.uow() as u:
         s = u.session
@@ -101,6 +110,7 @@ def test_cleanup_deletes_what_retention_no_longer_keeps(world: World, tmp_path: 
                                                    ("send-outbox", timedelta(days=99)),  # the latest is kept
                                                    ("cleanup", timedelta(days=300))]
         assert sorted(s.execute(select(PlatformSignal.provider_message_id)).scalars()) == ["m3", "m4"]
+        assert sorted(s.execute(select(EventDelivery.event_id)).scalars()) == ["evt_1", "evt_2", "evt_4"]
     assert used.exists() and fresh.exists() and not orphan.exists() and not part.exists()
     assert cleanup_once(world.engine, media, now=NOW)["webhook_events"] == 0  # idempotent
 
