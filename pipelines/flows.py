@@ -226,3 +226,15 @@ def warehouse_maintain_flow() -> dict[str, Any]:
     keep = timedelta(minutes=settings.warehouse_snapshot_retention_minutes)
     return _warehouse("warehouse-maintain", lambda: maintain(database_url(settings), settings.warehouse_file, keep=keep),
                       lambda t: {k: round(v, 3) for k, v in t.items()})
+
+
+@flow(name="cleanup", log_prints=True)
+def cleanup_flow(media_grace_hours: float = 24.0) -> dict[str, Any]:
+    """Retention: expired sessions and invites, old deliveries, run history and signals, unused media."""
+    from switchboard.workflows.retention import cleanup_once
+
+    settings = get_settings()
+    result = recorded("cleanup", lambda: cleanup_once(engine(), settings.media_dir,
+                                                      media_grace_hours=media_grace_hours), lambda r: r)
+    _logger().info("cleanup: %s", result)
+    return result

@@ -17,8 +17,9 @@ from sqlalchemy import Engine
 from connectors.base import HISTORY, ConnectorError
 from connectors.registry import supports
 from connectors.telegram import get_telegram_gateway
+from pipelines.flows import _logger, long_poll, recorded
 from pipelines.flows import engine as shared_engine
-from pipelines.flows import long_poll, recorded
+from pipelines.progress import ProgressArtifact
 from switchboard.errors import InvalidInput
 from switchboard.services.channels import list_channels
 from switchboard.settings import get_settings
@@ -121,7 +122,8 @@ def telegram_sync_flow(channel_id: int | None = None, max_messages_per_chat: int
     out: dict[str, Any] = {}
     for cid in ids:
         def run(cid: int = cid) -> SyncReport:
-            return sync_telegram_channel(eng, cid, max_messages_per_chat=max_messages_per_chat)
+            return sync_telegram_channel(eng, cid, max_messages_per_chat=max_messages_per_chat,
+                                         on_progress=ProgressArtifact(f"telegram-sync-{cid}", _logger()))
 
         try:
             report = recorded(f"telegram-sync:{cid}", run, lambda r: r.summary(), channel_id=cid)
@@ -195,7 +197,9 @@ def meta_history_flow(max_rounds: int = 20) -> dict[str, Any]:
         ids = [c.id for c in list_channels(uow) if supports(c.provider, HISTORY) and c.status == "active"]
 
     def run() -> dict[str, Any]:
-        return {str(cid): asdict(sync_meta_channel(eng, cid, connectors, max_rounds=max_rounds)) for cid in ids}
+        return {str(cid): asdict(sync_meta_channel(eng, cid, connectors, max_rounds=max_rounds,
+                                                   on_progress=ProgressArtifact(f"meta-history-{cid}", _logger())))
+                for cid in ids}
 
     try:
         return recorded("meta-history-sync", run, lambda r: r)

@@ -26,6 +26,7 @@ SCHEDULES: dict[str, tuple[str, int, dict[str, Any]]] = {
     "meta-history-sync": ("pipelines.platform_flows:meta_history_flow", 600, {}),
     "sync-templates": ("pipelines.platform_flows:sync_templates_flow", 3600, {}),
     "check-credentials": ("pipelines.platform_flows:check_credentials_flow", 6 * 3600, {}),
+    "cleanup": ("pipelines.flows:cleanup_flow", 24 * 3600, {}),
     "telegram-listeners": ("pipelines.platform_flows:telegram_listeners_flow", 300, {"max_seconds": 290.0}),
 }
 

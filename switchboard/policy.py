@@ -53,6 +53,7 @@ class Action(StrEnum):
     MANAGE_ORGANIZATION = "change the organization's settings"
     VIEW_AUDIT_LOG = "read the audit log"
     VIEW_OPERATIONS = "see channels and health"
+    ERASE_CONTACTS = "erase a contact's personal data"
     # what the HTTP API does; people hold them through their role, keys through their scopes
     SEND_MESSAGES = "send messages"
     READ_MESSAGES = "read messages"

@@ -8,6 +8,7 @@ import hashlib
 import mimetypes
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 _EXTRA_EXT = {"audio/ogg": ".ogg", "audio/opus": ".opus", "image/webp": ".webp", "audio/amr": ".amr",
@@ -40,3 +41,26 @@ def store_bytes(dest_dir: Path, data: bytes, mime: str) -> tuple[Path, str]:
             fh.write(data)
         os.replace(tmp, final)
     return final, digest
+
+
+def files_older_than(dest_dir: Path, before: float) -> Iterator[Path]:
+    """Every file under ``dest_dir`` last modified before ``before`` (a POSIX time), unfinished
+    downloads (``.part-*``) included."""
+    if not dest_dir.is_dir():
+        return
+    for path in dest_dir.rglob("*"):
+        try:
+            if path.is_file() and path.stat().st_mtime < before:
+                yield path
+        except FileNotFoundError:  # removed meanwhile
+            continue
+
+
+def remove_file(path: Path) -> int:
+    """Delete a media file; the bytes freed (0 if it was already gone)."""
+    try:
+        size = path.stat().st_size
+        path.unlink()
+    except FileNotFoundError:
+        return 0
+    return size

@@ -1,5 +1,5 @@
 """Admin: channels and their webhook URLs, add a channel, WhatsApp message templates (list and Sync
-templates), problem deliveries, flow runs."""
+templates), history sync progress, problem deliveries, flow runs."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from app.views import channel_manage
 from connectors.base import TEMPLATES, ConnectorError
 from connectors.registry import supports
 from switchboard.errors import SwitchboardError
-from switchboard.services import operations, outbox, platform_signals
+from switchboard.services import operations, outbox, platform_signals, sync_progress
 from switchboard.services.channels import ChannelView, create_channel
 from switchboard.services.templates import channel_templates
 from switchboard.types import Actor
@@ -47,6 +47,25 @@ def _read_receipts(actor: object) -> None:
                     on_change=_set_read_receipts, args=(actor, r.channel_id))
         right.text(f"last 24 h: {r.sent_last_day} sent, {r.failed_last_day} failed"
                       + (f" · last failure: {r.last_error}" if r.last_error else ""))
+
+
+def _sync_progress(actor: object) -> None:
+    """How far each channel's history sync got (written per batch by the sync flows)."""
+    try:
+        rows = call(sync_progress.progress_overview, actor)
+    except SwitchboardError as exc:
+        st.caption(str(exc))
+        return
+    if not rows:
+        return
+    st.subheader("History sync progress")
+    for r in rows:
+        p = r.progress
+        st.text(f"{r.channel_name} · {r.label}: {p.sentence()} · started {p.started_at:%Y-%m-%d %H:%M}, "
+                f"updated {r.updated_at:%H:%M:%S}")
+        fraction = p.fraction()
+        if fraction is not None and not p.finished:
+            st.progress(fraction)
 
 
 def _set_read_receipts(actor: object, channel_id: int) -> None:
@@ -101,6 +120,7 @@ def page() -> None:
     _templates(actor, [c for c in ov.channels if supports(c.provider, TEMPLATES)])
 
     _read_receipts(actor)
+    _sync_progress(actor)
 
     st.subheader("Deliveries that need a look")
     st.caption(f"{ov.webhook_backlog} deliveries waiting to be processed")

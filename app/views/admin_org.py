@@ -1,4 +1,4 @@
-"""Admin: organization settings — timezone, business hours, SLA targets, auto-assignment."""
+"""Admin: organization settings — timezone, business hours, SLA targets, auto-assignment, retention."""
 
 from __future__ import annotations
 
@@ -10,7 +10,14 @@ import streamlit as st
 from app import deps, signin
 from app.deps import call
 from switchboard.errors import SwitchboardError
-from switchboard.services.organizations import DAYS, get_organization, update_settings
+from switchboard.services.organizations import (
+    DAYS,
+    MAX_RETENTION_DAYS,
+    RETENTION,
+    OrganizationView,
+    get_organization,
+    update_settings,
+)
 from switchboard.workflows import warehouse as warehouse_jobs
 
 DAY_NAMES = {"mon": "Monday", "tue": "Tuesday", "wed": "Wednesday", "thu": "Thursday", "fri": "Friday",
@@ -20,6 +27,23 @@ DAY_NAMES = {"mon": "Monday", "tue": "Tuesday", "wed": "Wednesday", "thu": "Thur
 @st.cache_data(max_entries=1)
 def _timezones() -> list[str]:
     return sorted(available_timezones())
+
+
+RETENTION_LABELS = {
+    "retention_webhook_days": "Processed webhook deliveries (days)",
+    "retention_webhook_failed_days": "Rejected and failed deliveries, for audit (days)",
+    "retention_runs_days": "Pipeline run history (days)",
+    "retention_signals_days": "Sent and failed read marks / typing indicators (days)",
+}
+
+
+def _retention_inputs(org: OrganizationView) -> dict[str, int]:
+    """The retention days the daily cleanup flow applies (docs/operations.md, "Retention")."""
+    st.markdown("**Retention** (the daily cleanup deletes older rows; messages are kept)")
+    cols = st.columns(len(RETENTION))
+    return {name: int(col.number_input(RETENTION_LABELS[name], min_value=1, max_value=MAX_RETENTION_DAYS,
+                                       value=int(getattr(org, name)), key=name))
+            for col, name in zip(cols, RETENTION, strict=True)}
 
 
 def page() -> None:
@@ -51,11 +75,12 @@ def page() -> None:
                               value=max(1, org.sla_resolution_ms // 3_600_000))
         auto = st.toggle("Auto-assign new and reopened conversations to online agents (round-robin)",
                          value=org.auto_assign)
+        retention = _retention_inputs(org)
         if st.form_submit_button("Save", type="primary"):
             try:
                 call(update_settings, actor, timezone=tz, business_hours=hours,
                      sla_first_response_ms=int(frt) * 60_000, sla_resolution_ms=int(res) * 3_600_000,
-                     auto_assign=auto)
+                     auto_assign=auto, **retention)
             except SwitchboardError as exc:
                 st.error(str(exc))
             else:

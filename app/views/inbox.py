@@ -20,7 +20,7 @@ import streamlit as st
 
 from app import signin
 from app.deps import call
-from app.views import compose, template_picker
+from app.views import compose, erase, template_picker
 from switchboard.domain.conversation import (
     AuthorKind,
     ConversationAction,
@@ -280,6 +280,7 @@ def _profile(actor: Actor, contact_id: int, current_id: int) -> None:
             for o in others:
                 st.text(f"#{o.id} {o.channel_name} · {STATUS_LABEL.get(o.status, o.status)} · "
                         f"{(o.last_message_preview or '')[:60]}")
+        erase.erase_section(actor, contact_id)  # admins only (app/views/erase.py)
 
 
 def _actions(actor: Actor, c: inbox_views.ConversationView) -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from switchboard.cli.operations import add_channel_commands, add_status_command
+from switchboard.cli.privacy import add_contact_commands
 from switchboard.errors import SwitchboardError
 from switchboard.settings import SettingsError, get_settings
 
@@ -436,6 +437,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("worker", help="serve the Prefect flows with their schedules").set_defaults(func=cmd_worker)
     add_status_command(sub)
+    add_contact_commands(sub)  # contact erase
     de = sub.add_parser("deploy", help="register every scheduled flow as a Prefect deployment on a work pool")
     de.add_argument("--pool", default="switchboard", help="work pool, created (type process) if missing")
     de.add_argument("--work-queue", help="work queue of the pool (default: the pool's default queue)")

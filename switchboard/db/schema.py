@@ -32,7 +32,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 NAMING = {
@@ -62,6 +62,7 @@ EVENT_TYPES = (
     "MESSAGE_READ",
     "MESSAGE_FAILED",
     "MESSAGE_UNKNOWN",
+    "MESSAGE_ERASED",
 )
 DIRECTIONS = ("INBOUND", "OUTBOUND")
 AUTHOR_KINDS = ("customer", "agent", "bot", "system")
@@ -106,6 +107,14 @@ class Organization(Base):
     sla_first_response_ms: Mapped[int] = mapped_column(BigInteger, server_default="300000")
     sla_resolution_ms: Mapped[int] = mapped_column(BigInteger, server_default="86400000")
     auto_assign: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    # retention (the daily ``cleanup`` flow): processed webhook deliveries, rejected/failed ones (kept
+    # longer for audit), pipeline run history, sent/failed read marks and typing indicators — in days
+    retention_webhook_days: Mapped[int] = mapped_column(Integer, server_default="30")
+    retention_webhook_failed_days: Mapped[int] = mapped_column(Integer, server_default="180")
+    retention_runs_days: Mapped[int] = mapped_column(Integer, server_default="90")
+    retention_signals_days: Mapped[int] = mapped_column(Integer, server_default="7")
+    # the key of the keyed hashes that erased contacts and messages leave behind (tombstones)
+    erasure_key: Mapped[Any] = mapped_column(UUID(as_uuid=False), server_default=text("gen_random_uuid()"))
     created_at: Mapped[datetime] = _now()
 
 
@@ -395,7 +404,7 @@ class Attachment(Base):
     url: Mapped[str | None] = mapped_column(Text)
     size_bytes: Mapped[int | None] = mapped_column(BigInteger)
     sha256: Mapped[str | None] = mapped_column(String(64))
-    local_path: Mapped[str | None] = mapped_column(Text)
+    local_path: Mapped[str | None] = mapped_column(Text, index=True)  # (which files are still used)
     data: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
     # a media worker's lease on the download (claimed in a short transaction; expires if it crashes)
     download_claimed_until: Mapped[datetime | None]
@@ -502,6 +511,45 @@ class SyncCursor(Base):
     cursor: Mapped[str] = mapped_column(Text)
     data: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
     updated_at: Mapped[datetime] = _now()
+
+
+class ErasedContact(Base):
+    """Tombstone of an erased contact: the keyed hash of its provider contact id. Ingest drops the
+    messages of that sender sent up to ``erased_at`` (a replayed webhook, a history sync); a message
+    sent later is a new contact (the person wrote again)."""
+
+    __tablename__ = "erased_contacts"
+    __table_args__ = (CheckConstraint(_in("provider", PROVIDERS), name="provider"),)
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True)
+    provider: Mapped[str] = mapped_column(String(16), primary_key=True)
+    contact_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    erased_at: Mapped[datetime]
+
+
+class ErasedMessage(Base):
+    """Tombstone of an erased message: the keyed hash of its provider message id on its channel; ingest
+    never stores that message again (a replayed delivery cannot resurrect its content)."""
+
+    __tablename__ = "erased_messages"
+    channel_id: Mapped[int] = mapped_column(ForeignKey("channels.id", ondelete="CASCADE"), primary_key=True)
+    message_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    erased_at: Mapped[datetime]
+
+
+class SyncProgress(Base):
+    """How far a channel's history sync got (Telegram dialogs, Messenger/Instagram history): written
+    with each batch, shown on Channels & health. One row per channel and job, overwritten by each run."""
+
+    __tablename__ = "sync_progress"
+    channel_id: Mapped[int] = mapped_column(ForeignKey("channels.id", ondelete="CASCADE"), primary_key=True)
+    job: Mapped[str] = mapped_column(String(32), primary_key=True)
+    chats_done: Mapped[int] = mapped_column(Integer, server_default="0")
+    chats_total: Mapped[int | None] = mapped_column(Integer)  # None: not known
+    messages_done: Mapped[int] = mapped_column(Integer, server_default="0")
+    messages_total: Mapped[int | None] = mapped_column(Integer)
+    started_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
 
 
 class AuditLog(Base):

@@ -66,6 +66,7 @@ class EventType(StrEnum):
     MESSAGE_READ = "MESSAGE_READ"
     MESSAGE_FAILED = "MESSAGE_FAILED"
     MESSAGE_UNKNOWN = "MESSAGE_UNKNOWN"  # a send's outcome is unknown ("may have been sent")
+    MESSAGE_ERASED = "MESSAGE_ERASED"  # the message's content was erased (a privacy request)
 
 
 class ConversationAction(StrEnum):

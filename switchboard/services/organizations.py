@@ -27,6 +27,16 @@ class OrganizationView:
     sla_first_response_ms: int
     sla_resolution_ms: int
     auto_assign: bool
+    retention_webhook_days: int = 30
+    retention_webhook_failed_days: int = 180
+    retention_runs_days: int = 90
+    retention_signals_days: int = 7
+
+
+# days the daily cleanup flow keeps each kind of row (docs/operations.md, "Retention")
+RETENTION = ("retention_webhook_days", "retention_webhook_failed_days", "retention_runs_days",
+             "retention_signals_days")
+MAX_RETENTION_DAYS = 3650
 
 
 def validate_business_hours(hours: dict[str, Any]) -> dict[str, Any]:
@@ -117,7 +127,8 @@ def get_organization(uow: UnitOfWork, actor: Actor) -> OrganizationView:
     if row is None:
         raise NotFound(f"organization {actor.organization_id} does not exist")
     return OrganizationView(row.id, row.name, row.timezone, row.business_hours, row.sla_first_response_ms,
-                            row.sla_resolution_ms, row.auto_assign)
+                            row.sla_resolution_ms, row.auto_assign,
+                            *(int(getattr(row, name)) for name in RETENTION))
 
 
 def auto_assign_organization_ids(uow: UnitOfWork) -> list[int]:
@@ -125,11 +136,12 @@ def auto_assign_organization_ids(uow: UnitOfWork) -> list[int]:
     return [int(i) for i in uow.session.execute(select(Organization.id).where(Organization.auto_assign)).scalars()]
 
 
-SETTINGS = ("timezone", "business_hours", "sla_first_response_ms", "sla_resolution_ms", "auto_assign")
+SETTINGS = ("timezone", "business_hours", "sla_first_response_ms", "sla_resolution_ms", "auto_assign", *RETENTION)
 
 
 def update_settings(uow: UnitOfWork, actor: Actor, **changes: Any) -> OrganizationView:
-    """Admin: change the organization's timezone, business hours, SLA targets or auto-assignment; audited."""
+    """Admin: change the organization's timezone, business hours, SLA targets, auto-assignment or
+    retention days; audited."""
     actor = require(uow, actor, Action.MANAGE_ORGANIZATION)
     bad = set(changes) - set(SETTINGS)
     if bad:
@@ -141,6 +153,9 @@ def update_settings(uow: UnitOfWork, actor: Actor, **changes: Any) -> Organizati
     for target in ("sla_first_response_ms", "sla_resolution_ms"):
         if target in changes and int(changes[target]) <= 0:
             raise InvalidInput(f"{target} must be a positive number of milliseconds")
+    for name in RETENTION:
+        if name in changes and not 1 <= int(changes[name]) <= MAX_RETENTION_DAYS:
+            raise InvalidInput(f"{name.replace('_', ' ')} must be between 1 and {MAX_RETENTION_DAYS} days")
     before = get_organization(uow, actor)
     uow.session.execute(update(Organization).where(Organization.id == actor.organization_id).values(**changes))
     after = get_organization(uow, actor)

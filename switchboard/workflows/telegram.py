@@ -44,8 +44,10 @@ from switchboard.services.channels import (
     get_channel,
     record_channel_error,
 )
+from switchboard.services.sync_progress import Progress, ProgressCallback, record_progress
 from switchboard.types import Actor, MessageDeletion, ParsedItem, ReadWatermark
 from switchboard.uow import UnitOfWork
+from switchboard.workflows.progress import notify, report_progress
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +145,8 @@ def resolve_event_items(uow: UnitOfWork, channel_id: int, event: TgEvent) -> lis
 
 # --- sync --------------------------------------------------------------------------------------
 
+PROGRESS_JOB = "telegram-sync"
+
 
 @dataclass
 class SyncReport:
@@ -174,10 +178,15 @@ def sync_telegram_channel(
     flood_sleep_threshold: float = 60.0,
     sleep: Callable[[float], None] = time.sleep,
     now: datetime | None = None,
+    on_progress: ProgressCallback | None = None,
 ) -> SyncReport:
     """Sync one Telegram account incrementally. Stops early (reported, channel error recorded) on
-    a long FloodWait; an unauthorized session is recorded on the channel and raised."""
+    a long FloodWait; an unauthorized session is recorded on the channel and raised.
+
+    After each batch its progress (chats done of the account's dialogs, messages fetched) is stored
+    with the batch and handed to ``on_progress``; the run's end reports it finished."""
     started = time.monotonic()
+    started_at = now or utcnow()
     if secret_key is None:
         from switchboard.settings import get_settings
 
@@ -192,15 +201,24 @@ def sync_telegram_channel(
 
     report = SyncReport(channel_id)
     stats = SyncStats()
+
+    def progress(*, chat_open: bool = False, finished: bool = False) -> Progress:
+        return Progress(channel_id, PROGRESS_JOB, started_at, chats_total=stats.dialogs or None,
+                        chats_done=stats.chats_fetched + stats.chats_skipped - chat_open,
+                        messages_done=stats.messages, finished=finished)
+
     gateway = gateway_factory(creds)
     try:
         for batch in sync_batches(gateway, cursors, batch_size=batch_size,
                                   max_messages_per_chat=max_messages_per_chat,
                                   flood_sleep_threshold=flood_sleep_threshold, sleep=sleep, stats=stats):
+            done = progress(chat_open=batch.cursor.top_message_id < batch.dialog.top_message_id)
             with UnitOfWork(engine) as uow:
                 result = ingest_items(uow, channel_id=channel_id, items=batch.items, now=now,
                                       cursor=(batch.scope, batch.cursor.to_json()))
+                record_progress(uow, done, now=now or utcnow())
                 uow.commit()
+            notify(on_progress, done)
             report.batches += 1
             report.messages_created += result.messages_created
             report.messages_duplicate += result.messages_duplicate
@@ -222,6 +240,7 @@ def sync_telegram_channel(
         report.messages_fetched = stats.messages
         report.flood_waits = list(stats.flood_waits)
         report.seconds = round(time.monotonic() - started, 3)
+    report_progress(engine, on_progress, progress(finished=True), now=now)
     if report.rate_limited_for is None:
         with UnitOfWork(engine) as uow:
             if get_channel(uow, channel_id).last_error:

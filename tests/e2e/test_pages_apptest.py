@@ -210,11 +210,13 @@ def test_admin_changes_organization_settings(engine: Engine, world: dict[str, An
     at.button[0].click().run()
     assert any("HH:MM" in str(e.value) for e in at.error)  # a bad time is refused with the reason
     at.text_input(key="bh_tue_start").input("09:00")
+    at.number_input(key="retention_webhook_days").set_value(14)
     at.button[0].click().run()
     assert not at.error, [e.value for e in at.error]
     with UnitOfWork(engine) as uow:
         org = get_organization(uow, Actor.system(_org_id(engine)))
     assert org.business_hours["mon"] == [["08:30", "16:00"]] and org.auto_assign
+    assert (org.retention_webhook_days, org.retention_webhook_failed_days) == (14, 180)
 
     at = login_apptest(AppTest.from_function(_org, default_timeout=30), engine, world["users"]["boss@p.test"])
     at.run()

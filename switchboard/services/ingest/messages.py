@@ -3,6 +3,9 @@
 A message goes to its sender's conversation on the channel, unless it continues a thread of another
 conversation (``InboundMessage.thread_ids``, email replies): then it joins that conversation.
 
+Erased content stays erased: messages whose tombstone ingest finds are dropped (counted as
+``messages_erased``, see :mod:`switchboard.services.erasure`).
+
 Idempotent: a message is unique per (channel, provider message id) and inserted with
 ``ON CONFLICT DO NOTHING``; the conversations it touches are locked (``FOR UPDATE``, in id order)
 before anything is derived from their state, so two workers ingesting the same batch at the same time
@@ -18,6 +21,7 @@ from datetime import datetime
 
 from switchboard.domain.conversation import AuthorKind, Direction, EventType, MessageStatus
 from switchboard.services.contacts import merge_sightings, upsert_contacts
+from switchboard.services.erasure import drop_erased
 from switchboard.services.events import NewEvent, append_events
 from switchboard.services.ingest import replay as rp
 from switchboard.services.ingest import statements as sql
@@ -42,6 +46,10 @@ def ingest_messages(uow: UnitOfWork, target: Target, messages: Mapping[str, Inbo
         "channel": target.channel_id, "ids": sql.ids_json(messages)}).scalars())
     fresh = [m for pmid, m in messages.items() if pmid not in known]
     counts["messages_duplicate"] += len(messages) - len(fresh)
+    kept = drop_erased(uow, organization_id=target.organization_id, channel_id=target.channel_id,
+                       provider=target.provider, messages=fresh)
+    counts["messages_erased"] += len(fresh) - len(kept)
+    fresh = kept
     if not fresh:
         return
     sightings = merge_sightings((m.contact, m.sent_at) for m in fresh)

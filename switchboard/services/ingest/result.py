@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 class IngestResult:
     messages_created: int = 0
     messages_duplicate: int = 0
+    messages_erased: int = 0  # dropped: an erased message, or an erased sender's message from before the erasure
     statuses_applied: int = 0
     statuses_ignored: int = 0
     edits: int = 0
