@@ -55,23 +55,23 @@ def _value(v: Any) -> str:
     if v is None:
         return "none"
     if isinstance(v, list | tuple):
-        if len(v) == 2 and not any(isinstance(x, list | tuple | Mapping) for x in v):
-            return f"{_value(v[0])} → {_value(v[1])}"  # a change: [before, after]
         return ", ".join(_value(x) for x in v) or "none"
     if isinstance(v, Mapping):
         return in_words(v)
     return str(v)
 
 
-def in_words(details: Mapping[str, Any] | None) -> str:
-    """A details mapping as words: counts as "3 claimed, 3 sent", the rest as "role: agent", a change
-    ``[before, after]`` as "max concurrent: 5 → 3"."""
+def in_words(details: Mapping[str, Any] | None, *, changes: bool = False) -> str:
+    """A details mapping as words: counts as "3 claimed, 3 sent", the rest as "role: agent". With
+    ``changes``, each value is a ``[before, after]`` pair: "max concurrent: 5 → 3"."""
     if not details:
         return ""
     parts = []
     for key, v in details.items():
         words = str(key).replace("_", " ")
-        if isinstance(v, int | float) and not isinstance(v, bool) and not words.endswith("id"):
+        if changes and isinstance(v, list | tuple) and len(v) == 2:
+            parts.append(f"{words}: {_value(v[0])} → {_value(v[1])}")
+        elif isinstance(v, int | float) and not isinstance(v, bool) and not words.endswith("id"):
             parts.append(f"{v:g} {words}" if isinstance(v, float) else f"{v} {words}")
         else:
             parts.append(f"{words}: {_value(v)}")

@@ -9,6 +9,7 @@ from app.text import in_words
 from switchboard.auth.audit import list_audit
 from switchboard.policy import Action
 
+CHANGES = ("organization.updated", "user.capacity_changed")  # their details are {setting: [before, after]}
 FILTERS = {"everything": None, "sign-ins and failures": "auth.", "user changes": "user.",
            "permissions": "permission."}
 
@@ -26,6 +27,6 @@ def render() -> None:
     st.dataframe(
         [{"time (UTC)": e.occurred_at.strftime("%Y-%m-%d %H:%M:%S"), "action": e.action,
           "by": e.actor_email or "", "target": e.target or "",
-          "details": in_words(e.details)} for e in entries],
+          "details": in_words(e.details, changes=e.action in CHANGES)} for e in entries],
         hide_index=True, width="stretch",
     )

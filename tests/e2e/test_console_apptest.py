@@ -261,3 +261,26 @@ def test_customer_text_is_shown_neutralised(engine: Engine, world: dict[str, Any
     assert len(buttons) == 1
     label = buttons[0].proto.label
     assert label == plain("📎 document: *bold*.pdf") and "\\*bold\\*" in label  # no Markdown: escaped
+
+
+def _channels_page() -> None:
+    from app.views import admin_channels
+
+    admin_channels.page()
+
+
+@pytest.mark.usefixtures("app_env")
+def test_flow_run_summary_in_words(engine: Engine, world: dict[str, Any]) -> None:
+    from switchboard.services import runs
+
+    with UnitOfWork(engine) as uow:  # a run of one of the organization's channels: its details are shown
+        run_id = runs.start_run(uow, "telegram-sync", channel_id=world["channels"]["wa"])
+        runs.finish_run(uow, run_id, ok=True, detail={"claimed": 3, "sent": 3, "paused": False})
+        uow.commit()
+    at = login_apptest(AppTest.from_function(_channels_page, default_timeout=30), engine,
+                       world["users"]["root@c.test"])
+    at.run()
+    assert not at.exception, at.exception
+    flows = next(d for d in at.dataframe if "Summary" in d.value.columns).value
+    summary = flows["Summary"].tolist()[0]  # (JSONB keeps no key order)
+    assert sorted(summary.split(", ")) == ["3 claimed", "3 sent", "paused: no"], summary
