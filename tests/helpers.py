@@ -43,3 +43,10 @@ def lease(uow: UnitOfWork, message_id: int, now: datetime | None = None) -> int:
             others.append(jobs[0])
     finally:
         release_claims(uow, [(j.message_id, j.token, now) for j in others])
+
+
+def page_text(at: AppTest) -> str:
+    """Everything an AppTest run showed as text: st.text, captions and the alert boxes, one per line."""
+    parts = [t.value for t in at.text] + [c.value for c in at.caption] + [str(e.value) for e in at.error]
+    parts += [i.value for i in at.info] + [w.value for w in at.warning] + [s.value for s in at.success]
+    return "\n".join(str(p) for p in parts)

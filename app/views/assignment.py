@@ -14,6 +14,7 @@ import streamlit as st
 from app import signin
 from app.deps import act, act_and_rerun, call, show_outcome
 from app.text import visible
+from switchboard.domain.messaging_window import describe_duration
 from switchboard.policy import Action, allows
 from switchboard.services import conversations as conv
 from switchboard.services import inbox_views
@@ -23,18 +24,6 @@ from switchboard.services.organizations import get_organization, update_settings
 from switchboard.types import Actor
 
 PRESENCE = {"ONLINE": "🟢 online", "AWAY": "🟡 away", "OFFLINE": "⚪ offline"}
-
-
-def duration(seconds: float) -> str:
-    """A wait as people say it: "45 s", "12 min", "3 h 05 min", "2 d 4 h"."""
-    secs = max(int(seconds), 0)
-    if secs < 60:
-        return f"{secs} s"
-    if secs < 3600:
-        return f"{secs // 60} min"
-    if secs < 86400:
-        return f"{secs // 3600} h {secs % 3600 // 60:02d} min"
-    return f"{secs // 86400} d {secs % 86400 // 3600} h"
 
 
 def _agent(a: AgentView) -> str:
@@ -49,7 +38,7 @@ def _board(actor: Actor) -> None:
     now = datetime.now(UTC)
     c1, c2, c3, c4 = st.columns(4)
     c1.metric("Waiting", counts.get("unassigned", 0))
-    c2.metric("Longest wait", duration((now - waiting_since(waiting[0])).total_seconds()) if waiting else "—")
+    c2.metric("Longest wait", describe_duration(now - waiting_since(waiting[0])) if waiting else "—")
     c3.metric("Open", counts.get("all_open", 0))
     c4.metric("Agents online", sum(1 for a in agents if a.presence == "ONLINE"))
 
@@ -58,7 +47,7 @@ def _board(actor: Actor) -> None:
         st.success("Nobody is waiting.")
     else:
         st.dataframe(
-            [{"Waiting": duration((now - waiting_since(c)).total_seconds()),
+            [{"Waiting": describe_duration(now - waiting_since(c)),
               "Customer": visible(c.contact_name or c.contact_handle),
               "Channel": channel_label(c.channel_name, c.provider),
               "Last message": visible((c.last_message_preview or "")[:80]), "Unread": c.unread_count,

@@ -24,7 +24,7 @@ from switchboard.services.organizations import create_organization
 from switchboard.settings import get_settings
 from switchboard.types import Actor, AttachmentRef, ContactRef, InboundMessage
 from switchboard.uow import UnitOfWork
-from tests.helpers import login_apptest
+from tests.helpers import login_apptest, page_text
 
 TZ = "Asia/Kathmandu"  # +05:45: a local time never reads like the UTC one
 
@@ -84,12 +84,6 @@ def _names(at: AppTest) -> list[str]:
     return [str(v) for v in at.dataframe[0].value["Customer"].tolist()] if at.dataframe else []
 
 
-def _texts(at: AppTest) -> str:
-    parts = [t.value for t in at.text] + [c.value for c in at.caption] + [str(e.value) for e in at.error]
-    parts += [i.value for i in at.info] + [w.value for w in at.warning] + [s.value for s in at.success]
-    return "\n".join(str(p) for p in parts)
-
-
 @pytest.mark.usefixtures("app_env")
 def test_inbox_filters_by_channel_assignee_and_unread(engine: Engine, world: dict[str, Any]) -> None:
     now = datetime.now(UTC)
@@ -120,7 +114,7 @@ def test_inbox_filters_by_channel_assignee_and_unread(engine: Engine, world: dic
     at.toggle(key="unread_only").set_value(True).run()
     assert _names(at) == ["Walter", "Wanda"]
     at.selectbox(key="channel_filter").set_value(ch["ig"]).run()
-    assert not at.dataframe and "No conversations match." in _texts(at)
+    assert not at.dataframe and "No conversations match." in page_text(at)
     assert not at.exception, at.exception
 
 
@@ -162,12 +156,12 @@ def test_contact_panel_opens_another_conversation(engine: Engine, world: dict[st
     at.session_state["selected_conversation"] = first
     at.run()
     assert not at.exception, at.exception
-    assert "on the main line" in _texts(at)
+    assert "on the main line" in page_text(at)
     at.button(key=f"open_conv_{first}_{second}").click().run()
     assert not at.exception, at.exception
     assert at.session_state["selected_conversation"] == second
     assert at.query_params["c"] == str(second)
-    assert "on the support line" in _texts(at)
+    assert "on the support line" in page_text(at)
 
 
 @pytest.mark.usefixtures("app_env")
@@ -184,7 +178,7 @@ def test_assignment_page(engine: Engine, world: dict[str, Any]) -> None:
     assert not at.exception, at.exception
     waiting = next(d for d in at.dataframe if "Waiting" in d.value.columns).value
     assert waiting["Customer"].tolist() == ["Oldest", "Middle", "Recent"]  # longest wait first
-    assert waiting["Waiting"].tolist()[0] == "2 h 05 min" and waiting["Waiting"].tolist()[1] == "30 min"
+    assert waiting["Waiting"].tolist()[:2] == ["2 h 5 min", "30 min"]
     agents = next(d for d in at.dataframe if "Capacity" in d.value.columns).value
     assert set(agents["Agent"]) == {"Ann", "Boss", "Root"} and set(agents["Presence"]) == {"⚪ offline"}
 
@@ -194,7 +188,7 @@ def test_assignment_page(engine: Engine, world: dict[str, Any]) -> None:
     at.number_input(key=f"capacity_value_{users['ann@c.test']}").set_value(2).run()
     at.button(key="capacity_save").click().run()
     assert not at.exception, at.exception
-    assert "Ann now takes up to 2 conversations at once." in _texts(at)
+    assert "Ann now takes up to 2 conversations at once." in page_text(at)
     with UnitOfWork(engine) as uow:
         assert uow.session.get(User, users["ann@c.test"]).max_concurrent == 2  # type: ignore[union-attr]
 
@@ -205,7 +199,7 @@ def test_assignment_page(engine: Engine, world: dict[str, Any]) -> None:
     at.selectbox(key="reassign_agent").select(ann).run()
     at.button(key="reassign_go").click().run()
     assert not at.exception, at.exception
-    assert "is now with Ann" in _texts(at), _texts(at)
+    assert "is now with Ann" in page_text(at), page_text(at)
     with UnitOfWork(engine) as uow:
         row = uow.session.get(Conversation, ids["Oldest"])
         assert row is not None and row.assigned_user_id == users["ann@c.test"] and row.status == "ASSIGNED"
@@ -213,12 +207,12 @@ def test_assignment_page(engine: Engine, world: dict[str, Any]) -> None:
     assert waiting["Customer"].tolist() == ["Middle", "Recent"]
 
     # auto-assignment: managers read it, admins switch it here
-    assert not at.toggle and "Auto-assignment is off." in _texts(at) and "Only admins" in _texts(at)
+    assert not at.toggle and "Auto-assignment is off." in page_text(at) and "Only admins" in page_text(at)
     at = login_apptest(AppTest.from_function(_assignment, default_timeout=30), engine, users["root@c.test"])
     at.run()
     at.toggle(key="auto_assign").set_value(True).run()
     assert not at.exception, at.exception
-    assert "Auto-assignment on." in _texts(at)
+    assert "Auto-assignment on." in page_text(at)
     with UnitOfWork(engine) as uow:
         assert uow.session.get(Organization, world["org"]).auto_assign  # type: ignore[union-attr]
 
@@ -252,7 +246,7 @@ def test_customer_text_is_shown_neutralised(engine: Engine, world: dict[str, Any
     at.session_state["selected_conversation"] = cid
     at.run()
     assert not at.exception, at.exception
-    shown = _texts(at)
+    shown = page_text(at)
     assert "invoice⟦U+202E⟧txt.exe" in shown and "pay⟦U+200B⟧ now" in shown  # header, profile, body
     assert "Name: invoice⟦U+202E⟧txt.exe" in shown
     assert "📎 document: _it_⟦U+202E⟧fdp.exe (downloading…)" in shown  # st.text: as typed, marker shown
