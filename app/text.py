@@ -6,20 +6,21 @@ summaries in words.
   select box options.
 * :func:`plain`: :func:`visible` and Markdown escaped, for places that render Markdown: captions,
   ``st.markdown``, button and download-button labels. A customer's ``*bold*.pdf`` shows as typed.
-* :func:`zone`, :func:`day_label`: "Today", "Yesterday", "Mon 30 Nov" in the organization's timezone.
+* :func:`zone`, :func:`day_label`, :func:`when`: "Today", "Yesterday", "Mon 30 Nov", "14:05" in the
+  organization's timezone.
 * :func:`in_words`: a details mapping (``{"claimed": 3, "sent": 3}``) as words ("3 claimed, 3 sent").
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import date, tzinfo
+from datetime import date, datetime, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from switchboard.domain.text import visible
 
-__all__ = ["day_label", "in_words", "plain", "visible", "zone"]
+__all__ = ["day_label", "in_words", "plain", "visible", "when", "zone"]
 
 _MARKDOWN = "\\`*_{}[]<>()#+-.!|~$:"
 
@@ -47,6 +48,14 @@ def day_label(day: date, today: date) -> str:
     if (today - day).days == 1:
         return "Yesterday"
     return f"{day:%a} {day.day} {day:%b}" + ("" if day.year == today.year else f" {day.year}")
+
+
+def when(ts: datetime | None, tz: tzinfo, today: date) -> str:
+    """A moment in a list: the time for today's ("14:05"), the day for older ones ("Yesterday", "Mon 30 Nov")."""
+    if ts is None:
+        return ""
+    at = ts.astimezone(tz)
+    return f"{at:%H:%M}" if at.date() == today else day_label(at.date(), today)
 
 
 def _value(v: Any) -> str:

@@ -17,14 +17,14 @@ import contextlib
 import hashlib
 import time
 import uuid
-from datetime import UTC, datetime, tzinfo
+from datetime import datetime, tzinfo
 from pathlib import Path
 
 import streamlit as st
 
 from app import signin
 from app.deps import call
-from app.text import day_label, plain, visible, zone
+from app.text import day_label, plain, visible, when, zone
 from app.views import compose, template_picker
 from switchboard.domain.conversation import (
     AuthorKind,
@@ -58,19 +58,6 @@ BUTTONS = {  # column, label, service; which of them show is the conversation ru
     ConversationAction.RELEASE: (1, "Release", conv.release),
     ConversationAction.COMPLETE: (2, "Complete", conv.complete),
 }
-
-
-def _ago(ts: datetime | None) -> str:
-    if ts is None:
-        return ""
-    secs = int((datetime.now(UTC) - ts).total_seconds())
-    if secs < 60:
-        return f"{max(secs, 0)}s"
-    if secs < 3600:
-        return f"{secs // 60}m"
-    if secs < 86400:
-        return f"{secs // 3600}h"
-    return f"{secs // 86400}d"
 
 
 def _heartbeat(actor: Actor) -> None:
@@ -128,13 +115,15 @@ def conversation_list(actor: Actor) -> None:
                 else "No conversations match.")
         return
     selected = st.session_state.get("selected_conversation")
+    tz = _tz()
+    today = datetime.now(tz).date()
     rows = [
         {
             "": "▶" if c.id == selected else "",
             "Customer": visible(c.contact_name or c.contact_handle),
             "Channel": channel_label(c.channel_name, c.provider),
             "Last message": visible((c.last_message_preview or "")[:80]),
-            "When": _ago(c.last_message_at),
+            "When": when(c.last_message_at, tz, today),
             "Unread": c.unread_count or None,
             "Status": STATUS_LABEL.get(c.status, c.status),
             "Agent": c.assigned_user_name or "",

@@ -139,6 +139,7 @@ def test_thread_has_day_separators_and_local_times(engine: Engine, world: dict[s
     old = (midnight - timedelta(days=3)).date()
     assert separators == [f"—— {day_label(old, now.date())} ——", "—— Yesterday ——", "—— Today ——"]
     assert day_label(old, now.date()) == f"{old:%a} {old.day} {old:%b}"
+    assert at.dataframe[0].value["When"].tolist() == [f"{times[-1]:%H:%M}"]  # the list: local time today
     for t in times:  # each message's time in the organization's timezone (+05:45), not UTC
         assert any(c.startswith(plain(f"{t:%H:%M}")) for c in captions), (t, captions)
         assert not any(c.startswith(plain(f"{t.astimezone(UTC):%H:%M}")) for c in captions)

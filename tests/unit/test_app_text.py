@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 
-from app.text import day_label, in_words, plain, visible, zone
+from app.text import day_label, in_words, plain, visible, when, zone
 
 
 def test_plain_shows_hidden_characters_and_escapes_markdown() -> None:
@@ -21,6 +21,15 @@ def test_day_labels() -> None:
     assert day_label(date(2026, 12, 1), today) == "Yesterday"
     assert day_label(date(2026, 11, 30), today) == "Mon 30 Nov"
     assert day_label(date(2025, 11, 30), today) == "Sun 30 Nov 2025"
+
+
+def test_when_in_a_list() -> None:
+    tz = zone("Asia/Kathmandu")  # +05:45
+    today = date(2026, 12, 2)
+    assert when(datetime(2026, 12, 2, 3, 0, tzinfo=UTC), tz, today) == "08:45"
+    assert when(datetime(2026, 12, 1, 20, 0, tzinfo=UTC), tz, today) == "01:45"  # already the 2nd there
+    assert when(datetime(2026, 12, 1, 3, 0, tzinfo=UTC), tz, today) == "Yesterday"
+    assert when(None, tz, today) == ""
 
 
 def test_zone_falls_back_to_utc() -> None:
