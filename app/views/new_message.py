@@ -17,7 +17,7 @@ import streamlit as st
 
 from app import signin
 from app.deps import call
-from app.text import plain, visible
+from app.text import visible
 from app.views.template_picker import pick_template, show_window
 from switchboard.domain.messaging_window import TAG_PROVIDERS, label
 from switchboard.domain.recipients import PHONE_PROVIDERS, parse_recipient
@@ -59,7 +59,7 @@ def _contact(actor: Actor, channel: outreach.ChannelOption) -> tuple[int | None,
     except SwitchboardError as exc:
         st.error(str(exc))
         return None
-    st.caption(f"Writing to {plain(who.shown)}")
+    st.caption(f"Writing to {who.shown}")  # parsed: E.164 digits or a checked @username / id
     return None, typed
 
 
