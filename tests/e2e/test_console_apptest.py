@@ -21,6 +21,7 @@ from switchboard.services import conversations as conv
 from switchboard.services.channels import create_channel, grant_channel_permission
 from switchboard.services.ingest import ingest_items
 from switchboard.services.organizations import create_organization
+from switchboard.services.outbox import enqueue_reply
 from switchboard.settings import get_settings
 from switchboard.types import Actor, AttachmentRef, ContactRef, InboundMessage
 from switchboard.uow import UnitOfWork
@@ -256,6 +257,43 @@ def test_customer_text_is_shown_neutralised(engine: Engine, world: dict[str, Any
     assert len(buttons) == 1
     label = buttons[0].proto.label
     assert label == plain("📎 document: *bold*.pdf") and "\\*bold\\*" in label  # no Markdown: escaped
+
+
+def _new_message() -> None:
+    from app.views import new_message
+
+    new_message.page()
+
+
+def _outbox() -> None:
+    from app.views import outbox
+
+    outbox.page()
+
+
+@pytest.mark.usefixtures("app_env")
+def test_new_message_and_outbox_show_names_neutralised(engine: Engine, world: dict[str, Any]) -> None:
+    boss = world["users"]["boss@c.test"]
+    cid = _say(engine, world["channels"]["wa"], ContactRef("491", display_name="invoice\u202etxt.exe"), "hi",
+               datetime.now(UTC), "n1")
+    manager = Actor(boss, world["org"], "manager", "boss@c.test")
+    with UnitOfWork(engine) as uow:
+        conv.accept(uow, manager, cid)
+        enqueue_reply(uow, manager, cid, "hello", idempotency_key="console-n1")
+        uow.commit()
+
+    at = login_apptest(AppTest.from_function(_new_message, default_timeout=30), engine, boss)
+    at.run()
+    assert not at.exception, at.exception
+    wa = next(o for o in at.selectbox(key="nm_channel").options if o.startswith("WhatsApp"))
+    at.selectbox(key="nm_channel").select(wa).run()
+    contact = at.selectbox(key=f"nm_contact_{world['channels']['wa']}")
+    assert any(o.startswith("invoice⟦U+202E⟧txt.exe · ") for o in contact.options), contact.options
+
+    at = login_apptest(AppTest.from_function(_outbox, default_timeout=30), engine, boss)
+    at.run()
+    assert not at.exception, at.exception
+    assert at.dataframe[0].value["To"].tolist() == ["invoice⟦U+202E⟧txt.exe"]
 
 
 def _channels_page() -> None:
