@@ -242,7 +242,8 @@ def _file_bytes(path: str) -> bytes:
 
 
 def _attachment(actor: Actor, a: AttachmentView) -> None:
-    label = visible(f"📎 {a.kind}: {a.file_name or a.mime_type or ''}")  # a customer's file name: shown as typed
+    raw = f"📎 {a.kind}: {a.file_name or a.mime_type or ''}"  # a customer's file name: shown as typed
+    label = visible(raw)
     if not a.local_path:
         if a.download_error:
             st.text(f"{label} (not downloaded: {a.download_error})")
@@ -260,7 +261,7 @@ def _attachment(actor: Actor, a: AttachmentView) -> None:
             st.image(data, width=240)
         except (OSError, ValueError):  # not decodable as an image, whatever the platform said: offer the file
             st.caption("(no preview: the file is not a readable image)")
-    st.download_button(plain(f"📎 {a.kind}: {a.file_name or a.mime_type or ''}"), data,
+    st.download_button(plain(raw), data,
                        file_name=visible(f.file_name or Path(f.path).name), mime=f.mime_type, key=f"att_{a.id}")
 
 
