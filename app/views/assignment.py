@@ -7,20 +7,20 @@ service as the Organization page), managers see whether it is on."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 
 import streamlit as st
 
 from app import signin
 from app.deps import act, act_and_rerun, call, show_outcome
-from app.text import visible
+from app.text import visible, when, zone
 from switchboard.domain.messaging_window import describe_duration
 from switchboard.policy import Action, allows
 from switchboard.services import conversations as conv
 from switchboard.services import inbox_views
 from switchboard.services.assignment import set_max_concurrent
 from switchboard.services.inbox_views import AgentView, channel_label, waiting_since
-from switchboard.services.organizations import get_organization, update_settings
+from switchboard.services.organizations import OrganizationView, get_organization, update_settings
 from switchboard.types import Actor
 
 PRESENCE = {"ONLINE": "🟢 online", "AWAY": "🟡 away", "OFFLINE": "⚪ offline"}
@@ -31,7 +31,7 @@ def _agent(a: AgentView) -> str:
 
 
 @st.fragment(run_every=10)
-def _board(actor: Actor) -> None:
+def _board(actor: Actor, tz: tzinfo) -> None:
     agents = call(inbox_views.list_agents, actor)
     waiting = call(inbox_views.waiting_conversations, actor, limit=200)
     counts = call(inbox_views.queue_counts, actor)
@@ -62,7 +62,8 @@ def _board(actor: Actor) -> None:
     st.dataframe(
         [{"Agent": a.name, "Role": a.role, "Presence": PRESENCE.get(a.presence, a.presence),
           "Assigned now": a.open_assigned, "Capacity": a.max_concurrent,
-          "Load": f"{a.open_assigned}/{a.max_concurrent}" + (" · full" if a.open_assigned >= a.max_concurrent else "")}
+          "Load": f"{a.open_assigned}/{a.max_concurrent}" + (" · full" if a.open_assigned >= a.max_concurrent else ""),
+          "Last seen": when(a.last_heartbeat_at, tz, now.astimezone(tz).date())}
          for a in active],
         hide_index=True, width="stretch", key="agents_table",
     )
@@ -103,9 +104,8 @@ def _reassign(actor: Actor, agents: list[AgentView]) -> None:
                       conv.reassign, actor, target_conv.id, target_agent.id)
 
 
-def _auto_assign(actor: Actor) -> None:
+def _auto_assign(actor: Actor, org: OrganizationView) -> None:
     st.subheader("Auto-assignment")
-    org = call(get_organization, actor)
     explain = ("New and reopened conversations go round-robin to online agents below their capacity "
                "(the maintenance flow runs every minute).")
     if allows(actor.role, Action.MANAGE_ORGANIZATION):
@@ -126,8 +126,9 @@ def page() -> None:
     actor = signin.page_actor(Action.ASSIGN)
     st.title("Assignment")
     show_outcome()
-    _board(actor)
+    org = call(get_organization, actor)
+    _board(actor, zone(org.timezone))
     agents = [a for a in call(inbox_views.list_agents, actor) if a.status == "active"]
     _capacity(actor, agents)
     _reassign(actor, agents)
-    _auto_assign(actor)
+    _auto_assign(actor, org)

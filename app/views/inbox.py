@@ -377,6 +377,7 @@ def page() -> None:
         st.selectbox("Assigned to", [None, *people], key="assignee_filter", on_change=_first_page,
                      format_func=lambda u: "Anyone" if u is None else people.get(u, f"user {u}"))
         st.toggle("Unread only", key="unread_only", on_change=_first_page)
+        st.caption(f"Times in {plain(st.session_state['_org_tz'])}, the organization's timezone.")
         st.radio("My status", ["ONLINE", "AWAY"], key="presence_state", horizontal=True,
                  on_change=lambda: st.session_state.update(_hb_at=0.0))
     linked = st.query_params.get("c")
