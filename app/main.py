@@ -55,6 +55,9 @@ PAGES: tuple[PageSpec, ...] = (
              optional=True),
     PageSpec("Admin", "Users & access", "admin-users", ":material/group:", "admin_users:render",
              Action.MANAGE_USERS),
+    PageSpec("Admin", "API keys", "api-keys", ":material/key:", "admin_api_keys:page", Action.MANAGE_API_KEYS),
+    PageSpec("Admin", "Event webhooks", "event-webhooks", ":material/webhook:", "admin_event_webhooks:page",
+             Action.MANAGE_WEBHOOKS),
     PageSpec("Admin", "Audit log", "audit-log", ":material/history:", "audit:render", Action.VIEW_AUDIT_LOG),
     PageSpec("Account", "My account", "account", ":material/account_circle:", "account:render", None),
 )

@@ -54,7 +54,7 @@ from connectors.base import (
     RetryableError,
     SignatureError,
 )
-from connectors.http_errors import classify_http_error
+from connectors.http_errors import classify_http_error, transport_error
 from connectors.media import DEFAULT_ALLOWED_MIME, MediaSink, StoredMedia, base_mime
 from connectors.signatures import header, load_json_object, webhook_url
 from switchboard.clock import Clock, utcnow
@@ -426,8 +426,8 @@ class EmailConnector(Closing):
             response = self.http.post(f"{self.postmark_api_url}/email", json=payload,
                                       headers={"X-Postmark-Server-Token": str(self._postmark),
                                                "Accept": "application/json"})
-        except httpx.TransportError as exc:
-            raise RetryableError(f"network error calling Postmark: {exc!r}", code="network") from None
+        except httpx.TransportError as exc:  # a lost answer: the mail may have gone (unknown outcome)
+            raise transport_error(exc, "Postmark's email API", once=True) from None
         if response.status_code >= 400:
             raise classify_http_error(response, code_field="ErrorCode", message_field="Message",
                                       auth_codes=_AUTH_POSTMARK)  # 422: 300 invalid request, 406 inactive

@@ -24,9 +24,9 @@ from connectors.base import (
     PermanentError,
     RateLimited,
     RetryableError,
-    UnknownOutcomeError,
 )
 from connectors.http_errors import retry_after as retry_after_seconds
+from connectors.http_errors import transport_error
 from connectors.signatures import verify_meta_challenge
 from switchboard.clock import Clock, utcnow
 from switchboard.types import Provider
@@ -57,12 +57,6 @@ TRANSIENT_CODES = frozenset({
     133004,   # server temporarily unavailable
     1200,     # Messenger: temporary send message failure
 })
-
-
-# Failures after the request may have been written: the platform may have acted on it. (ConnectError,
-# ConnectTimeout and PoolTimeout happen before anything is sent: they stay retryable.)
-MAYBE_SENT = (httpx.ReadTimeout, httpx.WriteTimeout, httpx.RemoteProtocolError, httpx.ReadError,
-              httpx.WriteError)
 
 
 def make_client(base_url: str = DEFAULT_GRAPH_BASE_URL, *,
@@ -153,15 +147,8 @@ class GraphClient(Closing):
         try:
             response = self.http.request(method, url, json=json_body, params=params, files=files, data=data,
                                          headers=self.auth_headers)
-        except MAYBE_SENT as exc:
-            if once:
-                raise UnknownOutcomeError(f"no answer from {method} {url} after the request was sent ({exc!r}): "
-                                          "the message may have been sent", code="unknown_outcome") from None
-            raise RetryableError(f"network error calling {method} {url}: {exc!r}", code="network") from None
-        except httpx.TimeoutException as exc:
-            raise RetryableError(f"timeout calling {method} {url}: {exc!r}", code="timeout") from None
         except httpx.TransportError as exc:
-            raise RetryableError(f"network error calling {method} {url}: {exc!r}", code="network") from None
+            raise transport_error(exc, f"{method} {url}", once=once) from None
         if response.status_code >= 400:
             raise classify_graph_error(response)
         try:

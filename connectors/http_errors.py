@@ -8,7 +8,32 @@ from typing import Any
 
 import httpx
 
-from connectors.base import AuthenticationError, ConnectorError, PermanentError, RateLimited, RetryableError
+from connectors.base import (
+    AuthenticationError,
+    ConnectorError,
+    PermanentError,
+    RateLimited,
+    RetryableError,
+    UnknownOutcomeError,
+)
+
+# Failures after the request may have been written: the platform may have acted on it. (ConnectError,
+# ConnectTimeout and PoolTimeout happen before anything is sent: they stay retryable.)
+MAYBE_SENT = (httpx.ReadTimeout, httpx.WriteTimeout, httpx.RemoteProtocolError, httpx.ReadError,
+              httpx.WriteError)
+
+
+def transport_error(exc: httpx.TransportError, what: str, *, once: bool) -> ConnectorError:
+    """The error for a request that got no answer. ``once``: the request delivers something to a person
+    (a message send): a failure after it may have reached the platform is an
+    :class:`~connectors.base.UnknownOutcomeError` (never retried blindly, docs/delivery.md); otherwise,
+    and for failures before anything was sent, a :class:`~connectors.base.RetryableError`."""
+    if isinstance(exc, MAYBE_SENT) and once:
+        return UnknownOutcomeError(f"no answer from {what} after the request was sent ({exc!r}): the message "
+                                   "may have been sent", code="unknown_outcome")
+    if isinstance(exc, httpx.TimeoutException):
+        return RetryableError(f"timeout calling {what}: {exc!r}", code="timeout")
+    return RetryableError(f"network error calling {what}: {exc!r}", code="network")
 
 
 def retry_after(response: httpx.Response) -> float | None:

@@ -34,10 +34,9 @@ from connectors.base import (
     MediaRef,
     PayloadError,
     PermanentError,
-    RetryableError,
     SignatureError,
 )
-from connectors.http_errors import classify_http_error
+from connectors.http_errors import classify_http_error, transport_error
 from connectors.media import DEFAULT_ALLOWED_MIME, StoredMedia, download_to_dir
 from connectors.signatures import header, load_form, webhook_url
 from switchboard.clock import Clock, utcnow
@@ -255,10 +254,8 @@ class TwilioConnector(Closing):
         form = self.build_form(request)
         try:
             response = self.http.post(self._url("Messages.json"), data=_group(form), headers=self._auth)
-        except httpx.TimeoutException as exc:
-            raise RetryableError(f"Twilio did not answer in time: {exc!r}", code="timeout") from None
-        except httpx.TransportError as exc:
-            raise RetryableError(f"network error calling Twilio: {exc!r}", code="network") from None
+        except httpx.TransportError as exc:  # Twilio does not deduplicate: a lost answer is an unknown outcome
+            raise transport_error(exc, "Twilio's Messages API", once=True) from None
         if response.status_code >= 400:
             raise classify_twilio_error(response)
         try:

@@ -156,6 +156,24 @@ def send_outbox_flow(max_seconds: float = 50.0, poll_seconds: float = 0.5) -> di
     return {"sent": total.sent, "retrying": total.retrying, "failed": total.failed}
 
 
+@flow(name="deliver-event-webhooks", log_prints=True)
+def deliver_event_webhooks_flow(max_seconds: float = 50.0, poll_seconds: float = 2.0) -> dict[str, Any]:
+    """Outgoing event webhooks: new events become deliveries, due deliveries are POSTed signed."""
+    import httpx
+
+    from switchboard.workflows.event_webhooks import DeliveryStats, deliver_once
+
+    key = get_settings().secret_key_bytes()
+    eng = engine()
+    with httpx.Client() as client:
+        total = recorded("deliver-event-webhooks",
+                         lambda: long_poll(DeliveryStats(), lambda: deliver_once(eng, key, client), time.sleep,
+                                           max_seconds=max_seconds, poll_seconds=poll_seconds),
+                         asdict)
+    _logger().info("deliver-event-webhooks: %s", asdict(total))
+    return asdict(total)
+
+
 @flow(name="maintain-inbox", log_prints=True)
 def maintain_flow() -> dict[str, Any]:
     """Presence sweep (release work of disconnected agents) and auto-assignment."""

@@ -18,6 +18,7 @@ SCHEDULES: dict[str, tuple[str, int, dict[str, Any]]] = {
     "send-outbox": ("pipelines.flows:send_outbox_flow", 60, {"max_seconds": 55.0}),
     "send-signals": ("pipelines.platform_flows:send_signals_flow", 60, {"max_seconds": 55.0}),
     "maintain-inbox": ("pipelines.flows:maintain_flow", 30, {}),
+    "deliver-event-webhooks": ("pipelines.flows:deliver_event_webhooks_flow", 60, {"max_seconds": 55.0}),
     "warehouse-build": ("pipelines.flows:warehouse_build_flow", 300, {"full": False}),
     "warehouse-maintain": ("pipelines.flows:warehouse_maintain_flow", 3600, {}),
     "download-media": ("pipelines.platform_flows:download_media_flow", 60, {}),
@@ -38,7 +39,9 @@ def intervals() -> dict[str, int]:
     return out
 
 
-def deployments() -> list[Any]:
+def deployments(**options: Any) -> list[Any]:
+    """Every scheduled flow as a Prefect deployment (``options`` go to ``Flow.to_deployment``: a work
+    pool, queue and entrypoint type for `switchboard deploy`)."""
     out = []
     every = intervals()
     for name, (target, _, params) in SCHEDULES.items():
@@ -47,17 +50,21 @@ def deployments() -> list[Any]:
         fl = getattr(importlib.import_module(module), attr)
         # No Prefect concurrency limit: a worker killed mid-run leaves a "Running" zombie that would
         # hold the slot forever. Overlapping runs are safe instead (SKIP LOCKED claims, leases).
-        out.append(fl.to_deployment(name=name, interval=interval, parameters=params))
+        out.append(fl.to_deployment(name=name, interval=interval, parameters=params, **options))
     return out
 
 
-def run_worker() -> None:
+def require_api_server() -> None:
     if not os.environ.get("PREFECT_API_URL"):
         raise SwitchboardError(
             "PREFECT_API_URL is not set: scheduled flows only run against a Prefect API server. Start one "
             "with `prefect server start` (or use `switchboard demo`, which starts one) and set "
             "PREFECT_API_URL=http://127.0.0.1:4200/api."
         )
+
+
+def run_worker() -> None:
+    require_api_server()
     from prefect import serve
 
     from pipelines.flows import engine

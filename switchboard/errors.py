@@ -23,5 +23,21 @@ class InvalidInput(SwitchboardError):
     """The input is malformed; the message says what is wrong."""
 
 
+class InvalidField(InvalidInput):
+    """One named input field is wrong (the HTTP API reports the field)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
 class AuthError(SwitchboardError):
     """Login refused; the message says which rule refused it."""
+
+
+class RateLimited(SwitchboardError):
+    """Too many requests for now; ``retry_after`` seconds until the next is allowed."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

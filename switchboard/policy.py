@@ -15,17 +15,23 @@ Rules (SPEC §3):
   disabled or demoted a second ago is refused at once, with a sentence that says why.
 * Flows and the CLI act as the organization's **system actor** (:meth:`Actor.system`): all actions
   within that one organization, no user row, ``acting_user_id`` None in events and audit entries.
+* An HTTP API key acts in its organization (:meth:`Actor.for_api_key`) with exactly the actions its
+  scopes grant (:data:`SCOPE_ACTIONS`), never more, and only on its channels when it is restricted to
+  some (a channel outside them is refused, one of another organization is not found). Its key row is
+  re-read on every check, so a key revoked or expired a second ago is refused at once.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 
 from sqlalchemy import and_, select
 
-from switchboard.db.schema import Channel, ChannelPermission, User
+from switchboard.clock import utcnow
+from switchboard.db.schema import API_SCOPES, ApiKey, Channel, ChannelPermission, User
 from switchboard.errors import NotFound, PermissionDenied
 from switchboard.types import Actor, Role
 from switchboard.uow import UnitOfWork
@@ -38,6 +44,7 @@ class Action(StrEnum):
     ASSIGN = "assign and reassign conversations"
     VIEW_ANALYTICS = "read the analytics"
     VIEW_TEAM = "see the team"
+    MANAGE_TEAM = "set how many conversations each agent takes"
     MANAGE_PERMISSIONS = "change channel permissions"
     MANAGE_OUTBOX = "manage the outbox"
     MANAGE_SAVED_REPLIES = "manage saved replies"
@@ -46,14 +53,34 @@ class Action(StrEnum):
     MANAGE_ORGANIZATION = "change the organization's settings"
     VIEW_AUDIT_LOG = "read the audit log"
     VIEW_OPERATIONS = "see channels and health"
+    # what the HTTP API does; people hold them through their role, keys through their scopes
+    SEND_MESSAGES = "send messages"
+    READ_MESSAGES = "read messages"
+    READ_CONVERSATIONS = "read conversations"
+    WRITE_CONVERSATIONS = "assign and complete conversations"
+    READ_CONTACTS = "read contacts"
+    MANAGE_WEBHOOKS = "manage event webhooks"
+    MANAGE_API_KEYS = "manage API keys"
 
 
-_AGENT = frozenset({Action.WORK_INBOX})
-_MANAGER = _AGENT | {Action.ASSIGN, Action.VIEW_ANALYTICS, Action.VIEW_TEAM, Action.MANAGE_PERMISSIONS,
-                     Action.MANAGE_OUTBOX, Action.MANAGE_SAVED_REPLIES}
+_AGENT = frozenset({Action.WORK_INBOX, Action.SEND_MESSAGES, Action.READ_MESSAGES, Action.READ_CONVERSATIONS,
+                    Action.WRITE_CONVERSATIONS, Action.READ_CONTACTS})
+_MANAGER = _AGENT | {Action.ASSIGN, Action.VIEW_ANALYTICS, Action.VIEW_TEAM, Action.MANAGE_TEAM,
+                     Action.MANAGE_PERMISSIONS, Action.MANAGE_OUTBOX, Action.MANAGE_SAVED_REPLIES}
 _ADMIN = frozenset(Action)
 
 ROLE_ACTIONS: Mapping[Role, frozenset[Action]] = {"admin": _ADMIN, "manager": _MANAGER, "agent": _AGENT}
+
+# What an API key's scopes grant (a key holds no role): the whole list of what a key can ever do.
+SCOPE_ACTIONS: Mapping[str, frozenset[Action]] = {
+    "messages:send": frozenset({Action.SEND_MESSAGES}),
+    "messages:read": frozenset({Action.READ_MESSAGES}),
+    "conversations:read": frozenset({Action.READ_CONVERSATIONS}),
+    "conversations:write": frozenset({Action.WRITE_CONVERSATIONS, Action.ASSIGN}),
+    "contacts:read": frozenset({Action.READ_CONTACTS}),
+    "webhooks:manage": frozenset({Action.MANAGE_WEBHOOKS}),
+}
+assert tuple(SCOPE_ACTIONS) == API_SCOPES, "a scope without its actions (or the reverse)"
 
 
 def allows(role: Role, action: Action) -> bool:
@@ -71,6 +98,16 @@ def refusal(role: Role, action: Action) -> str | None:
     return f"only {who} may {action.value}; you are {article} {role}"
 
 
+def scope_refusal(scopes: frozenset[str], action: Action) -> str | None:
+    """The sentence refusing ``action`` to an API key with ``scopes``, or None when a scope grants it."""
+    if any(action in SCOPE_ACTIONS.get(s, frozenset()) for s in scopes):
+        return None
+    needed = [s for s, actions in SCOPE_ACTIONS.items() if action in actions]
+    if not needed:
+        return f"API keys may not {action.value}"
+    return f"this API key may not {action.value}: it needs the scope {' or '.join(map(repr, needed))}"
+
+
 # --- the actor ------------------------------------------------------------------------------------
 
 def actor_for_user(uow: UnitOfWork, user_id: int) -> Actor:
@@ -86,11 +123,35 @@ def actor_for_user(uow: UnitOfWork, user_id: int) -> Actor:
     return Actor(user_id=row.id, organization_id=row.organization_id, role=role, email=row.email)
 
 
+def key_refusal(revoked_at: datetime | None, expires_at: datetime | None, now: datetime) -> str | None:
+    """Why an API key may no longer be used (revoked, expired), or None."""
+    if revoked_at is not None:
+        return "the API key was revoked"
+    if expires_at is not None and expires_at <= now:
+        return "the API key has expired"
+    return None
+
+
+def actor_for_api_key(uow: UnitOfWork, api_key_id: int, now: datetime | None = None) -> Actor:
+    """The Actor of a usable API key (its current scopes and channels); refuses a revoked or expired one."""
+    row = uow.session.execute(
+        select(ApiKey.organization_id, ApiKey.prefix, ApiKey.scopes, ApiKey.channel_ids, ApiKey.revoked_at,
+               ApiKey.expires_at).where(ApiKey.id == api_key_id)).first()
+    if row is None:
+        raise NotFound(f"API key {api_key_id} does not exist")
+    reason = key_refusal(row.revoked_at, row.expires_at, now or utcnow())
+    if reason is not None:
+        raise PermissionDenied(reason)
+    channels = None if row.channel_ids is None else frozenset(int(c) for c in row.channel_ids)
+    return Actor.for_api_key(api_key_id, row.organization_id, row.prefix, frozenset(row.scopes), channels)
+
+
 def verify_actor(uow: UnitOfWork, actor: Actor) -> Actor:
     """The actor as the database knows it now (the role may have changed); refuses disabled users."""
     if actor.is_system:
         return actor
-    fresh = actor_for_user(uow, actor.user_id)
+    fresh = (actor_for_api_key(uow, actor.api_key_id) if actor.api_key_id is not None
+             else actor_for_user(uow, actor.user_id))
     if fresh.organization_id != actor.organization_id:
         raise PermissionDenied("your session belongs to another organization; sign in again")
     return fresh
@@ -98,11 +159,16 @@ def verify_actor(uow: UnitOfWork, actor: Actor) -> Actor:
 
 def require(uow: UnitOfWork, actor: Actor, action: Action) -> Actor:
     """The verified actor, if its current role grants ``action``; otherwise PermissionDenied."""
-    fresh = verify_actor(uow, actor)
-    reason = refusal(fresh.role, action)
+    return check_allowed(verify_actor(uow, actor), action)
+
+
+def check_allowed(actor: Actor, action: Action) -> Actor:
+    """The actor, if it holds ``action`` (a person by role, a key by scopes); otherwise PermissionDenied.
+    Pure: for an actor verified a moment ago (the API authenticates each request's key first)."""
+    reason = scope_refusal(actor.scopes, action) if actor.is_api_key else refusal(actor.role, action)
     if reason is not None:
         raise PermissionDenied(reason)
-    return fresh
+    return actor
 
 
 def require_organization(actor: Actor, organization_id: int | None, what: str) -> None:
@@ -127,11 +193,13 @@ class ChannelAccess:
 def channel_access(uow: UnitOfWork, actor: Actor, channel_id: int) -> ChannelAccess:
     """One query: the actor's current role and status and its permission row on the channel."""
     if actor.is_system:
-        channel = uow.session.execute(
-            select(Channel.organization_id, Channel.key).where(Channel.id == channel_id)).first()
-        if channel is None or channel.organization_id != actor.organization_id:
-            raise NotFound(f"channel {channel_id} not found in your organization")
-        return ChannelAccess(actor, channel_id, channel.key, True, True)
+        return ChannelAccess(actor, channel_id, _channel_key(uow, actor, channel_id), True, True)
+    if actor.is_api_key:
+        fresh = verify_actor(uow, actor)
+        key = _channel_key(uow, fresh, channel_id)
+        if fresh.channel_ids is not None and channel_id not in fresh.channel_ids:
+            raise PermissionDenied(f"this API key is restricted to other channels than '{key}'")
+        return ChannelAccess(fresh, channel_id, key, True, scope_refusal(fresh.scopes, Action.SEND_MESSAGES) is None)
     row = uow.session.execute(
         select(
             User.organization_id,
@@ -166,9 +234,21 @@ def channel_access(uow: UnitOfWork, actor: Actor, channel_id: int) -> ChannelAcc
     return ChannelAccess(fresh, channel_id, row.key, bool(row.can_view) or can_send, can_send)
 
 
+def _channel_key(uow: UnitOfWork, actor: Actor, channel_id: int) -> str:
+    """The key of a channel of the actor's organization (NotFound for any other)."""
+    channel = uow.session.execute(
+        select(Channel.organization_id, Channel.key).where(Channel.id == channel_id)).first()
+    if channel is None or channel.organization_id != actor.organization_id:
+        raise NotFound(f"channel {channel_id} not found in your organization")
+    return str(channel.key)
+
+
 def visible_channel_ids(uow: UnitOfWork, actor: Actor) -> set[int] | None:
-    """Channels the actor may view; ``None`` means every channel of the organization (admin/manager)."""
+    """Channels the actor may view; ``None`` means every channel of the organization (admin/manager,
+    an API key without a channel restriction)."""
     fresh = verify_actor(uow, actor)
+    if fresh.is_api_key:
+        return None if fresh.channel_ids is None else set(fresh.channel_ids)
     if fresh.is_manager:
         return None
     rows = uow.session.execute(

@@ -1,7 +1,7 @@
 """Rotate SWITCHBOARD_SECRET_KEY: re-encrypt every secret at rest from the old key to the new key.
 
-Covers ``users.totp_secret_enc`` (associated data ``totp:{user id}``) and ``channels.credentials_enc``
-(``channel:{channel id}``). Runs in one transaction with the rows locked, so it is all-or-nothing;
+Covers ``users.totp_secret_enc`` (associated data ``totp:{user id}``), ``channels.credentials_enc``
+(``channel:{channel id}``) and ``event_subscriptions.secret_enc`` (``event-webhook:{id}``). Runs in one transaction with the rows locked, so it is all-or-nothing;
 values already under the new key are skipped, so running it again is harmless. Procedure: see
 docs/security.md.
 """
@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import Engine, select, update
 
 from switchboard.crypto import DecryptionError, decrypt, encrypt, key_id
-from switchboard.db.schema import Channel, User
+from switchboard.db.schema import Channel, EventSubscription, User
 from switchboard.errors import InvalidInput
 from switchboard.uow import UnitOfWork
 
@@ -67,5 +67,7 @@ def rotate_secret_key(engine: Engine, old_key: bytes, new_key: bytes) -> int:
                                "user", old_key, new_key)
         count += _rotate_column(uow, Channel, Channel.credentials_enc, lambda i: f"channel:{i}".encode(),
                                 "channel", old_key, new_key)
+        count += _rotate_column(uow, EventSubscription, EventSubscription.secret_enc,
+                                lambda i: f"event-webhook:{i}".encode(), "event webhook", old_key, new_key)
         uow.commit()
     return count

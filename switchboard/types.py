@@ -143,21 +143,38 @@ class Actor:
     role: Role
     email: str = ""
     is_system: bool = False
+    # an HTTP API key (``api_key_id`` set): it may do exactly what its scopes grant, on its channels
+    # (``channel_ids``; None = every channel of the organization); :mod:`switchboard.policy` decides
+    api_key_id: int | None = None
+    scopes: frozenset[str] = frozenset()
+    channel_ids: frozenset[int] | None = None
 
     @classmethod
     def system(cls, organization_id: int, name: str = "system") -> Actor:
         """The organization's system actor, for flows and the CLI: every action, no user row."""
         return cls(user_id=0, organization_id=organization_id, role="admin", email=name, is_system=True)
 
+    @classmethod
+    def for_api_key(cls, api_key_id: int, organization_id: int, prefix: str, scopes: frozenset[str],
+                    channel_ids: frozenset[int] | None) -> Actor:
+        """An API key's actor: no user row; its ``role`` grants nothing (the policy reads its scopes)."""
+        return cls(user_id=0, organization_id=organization_id, role="agent", email=f"api key {prefix}",
+                   api_key_id=api_key_id, scopes=scopes, channel_ids=channel_ids)
+
+    @property
+    def is_api_key(self) -> bool:
+        return self.api_key_id is not None
+
     @property
     def is_manager(self) -> bool:
-        """Admins and managers see every channel of their organization."""
-        return self.role in ("admin", "manager")
+        """Admins and managers see every channel of their organization; an API key acts for the
+        organization, so the conversation rules treat it like a manager (its scopes limit it)."""
+        return self.role in ("admin", "manager") or self.is_api_key
 
     @property
     def acting_user_id(self) -> int | None:
-        """The user to name in events and audit entries (None for the system actor)."""
-        return None if self.is_system else self.user_id
+        """The user to name in events and audit entries (None for the system actor and API keys)."""
+        return None if self.is_system or self.is_api_key else self.user_id
 
 
 @dataclass

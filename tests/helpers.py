@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import time
 from datetime import datetime
 
@@ -43,6 +44,13 @@ def lease(uow: UnitOfWork, message_id: int, now: datetime | None = None) -> int:
             others.append(jobs[0])
     finally:
         release_claims(uow, [(j.message_id, j.token, now) for j in others])
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now (for a server a test starts as a subprocess)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def page_text(at: AppTest) -> str:

@@ -19,14 +19,18 @@ from switchboard.types import Actor
 from switchboard.workflows.connector_cache import ConnectorCache
 from switchboard.workflows.templates import sync_channel_templates
 
-PROVIDERS = ["whatsapp", "messenger", "instagram", "telegram", "sandbox"]
 CREDENTIAL_FIELDS = {
     "whatsapp": ["access_token", "app_secret", "verify_token", "phone_number_id", "waba_id"],
     "sandbox": ["access_token", "app_secret", "verify_token", "phone_number_id", "waba_id", "api_base_url"],
     "messenger": ["page_access_token", "app_secret", "verify_token", "page_id"],
     "instagram": ["page_access_token", "app_secret", "verify_token", "ig_user_id"],
     "telegram": ["api_id", "api_hash", "phone"],
+    "twilio": ["account_sid", "auth_token", "from_number", "messaging_service_sid"],
+    "email": ["from_address", "from_name", "smtp_host", "smtp_port", "smtp_username", "smtp_password",
+              "postmark_server_token", "inbound_username", "inbound_password", "inbound_token"],
 }
+PROVIDERS = list(CREDENTIAL_FIELDS)
+SECRET_WORDS = ("token", "secret", "hash", "password")  # such fields are typed masked
 
 
 def _read_receipts(actor: object) -> None:
@@ -80,7 +84,7 @@ def page() -> None:
             external_id = st.text_input("Account id (phone-number id / page id / IG account id)")
             rate = st.number_input("Rate limit (messages per second; fractions allowed)", min_value=0.01,
                                    max_value=1000.0, value=80.0, step=1.0)
-            creds = {f: st.text_input(f, type="password" if "token" in f or "secret" in f or "hash" in f else "default")
+            creds = {f: st.text_input(f, type="password" if any(w in f for w in SECRET_WORDS) else "default")
                      for f in CREDENTIAL_FIELDS[provider]}
             if st.form_submit_button("Add channel"):
                 try:

@@ -28,8 +28,10 @@ from switchboard.services.templates import channel_templates
 from switchboard.types import Actor
 
 EXISTING = "Existing contact"
-NEW = {**{p: "New phone number" for p in PHONE_PROVIDERS}, "telegram": "Telegram username or id"}
-PLACEHOLDER = {**{p: "+49 151 23456789" for p in PHONE_PROVIDERS}, "telegram": "@username or 123456789"}
+NEW = {**{p: "New phone number" for p in (*PHONE_PROVIDERS, "twilio")}, "telegram": "Telegram username or id",
+       "email": "New email address"}
+PLACEHOLDER = {**{p: "+49 151 23456789" for p in (*PHONE_PROVIDERS, "twilio")}, "telegram": "@username or 123456789",
+               "email": "name@example.com"}
 IDEM_KEY = "new_message_idem"
 
 

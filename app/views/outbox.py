@@ -1,5 +1,6 @@
 """Manager: the outbox — every outbound message with its status, channel, agent, attempts and error;
-filters; retry of failed and dead-lettered messages; cancel of one still waiting to be sent."""
+filters; retry of failed and dead-lettered messages; cancel of one still waiting to be sent; for a
+message that may have been sent (an unknown outcome), send it again or mark it as sent."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from switchboard.types import Actor
 
 PAGE_SIZE = 50
 STATUS_LABEL = {"PENDING": "🕓 pending", "SENT": "✓ sent", "DELIVERED": "✓✓ delivered", "READ": "✓✓ read",
-                "FAILED": "⚠️ failed", outbox_views.DEAD_LETTER: "☠️ dead letter"}
+                "FAILED": "⚠️ failed", "UNKNOWN": "❓ may have been sent", outbox_views.DEAD_LETTER: "☠️ dead letter"}
 
 
 def _when(ts: datetime | None) -> str:
@@ -73,7 +74,26 @@ def _table(items: list[outbox_views.OutboxItem]) -> None:
     )
 
 
+def _unknown(actor: Actor, items: list[outbox_views.OutboxItem]) -> None:
+    """Messages whose send may have gone out (the platform's answer was lost, docs/delivery.md): a person
+    decides — send again (the customer may get it twice) or mark it as sent (never sent again)."""
+    unknown = [m.id for m in items if m.unknown]
+    if not unknown:
+        return
+    st.warning(f"{len(unknown)} message{'s' if len(unknown) != 1 else ''} on this page may have been sent: the "
+               "platform did not answer in time. Check with the customer (or the platform's app), then send "
+               "it again or mark it as sent.", icon=":material/help:")
+    c1, c2, c3 = st.columns([2, 1, 1])
+    pick = c1.selectbox("Message that may have been sent", unknown, key="outbox_unknown_pick")
+    if c2.button("Send again", key="outbox_resend"):
+        act_and_rerun(f"Message {pick} will be sent again.", outbox.resend_unknown, actor, pick)
+    if c3.button("Mark as sent", key="outbox_mark_sent"):
+        act_and_rerun(f"Message {pick} is marked as sent; it will not be sent again.", outbox.mark_unknown_sent,
+                      actor, pick)
+
+
 def _actions(actor: Actor, items: list[outbox_views.OutboxItem]) -> None:
+    _unknown(actor, items)
     failed = [m.id for m in items if m.retryable]
     pending = [m.id for m in items if m.cancellable]
     left, right = st.columns(2)

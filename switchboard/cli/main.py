@@ -184,6 +184,55 @@ def cmd_channel_sync_templates(args: argparse.Namespace) -> None:
     print(f"templates of {args.key}: {result.inserted} new, {result.updated} updated, {result.removed} removed")
 
 
+def cmd_api_key_create(args: argparse.Namespace) -> None:
+    from switchboard.services.api_keys import create_api_key
+    from switchboard.types import Actor
+    from switchboard.uow import UnitOfWork
+
+    with UnitOfWork(_engine()) as uow:
+        org_id = _org_id(uow, args.org)
+        created = create_api_key(uow, Actor.system(org_id, "cli"), name=args.name, scopes=args.scope,
+                                 channel_keys=args.channel, expires_in_days=args.expires_in_days,
+                                 rate_limit_per_minute=args.rate_limit)
+        uow.commit()
+    v = created.view
+    print(f"API key {v.prefix} {v.name!r} (id {v.id}): {', '.join(v.scopes)}; "
+          f"channels: {', '.join(v.channel_keys) if v.channel_keys is not None else 'all'}; "
+          f"expires: {v.expires_at.isoformat() if v.expires_at else 'never'}")
+    print(f"key: {created.key}")
+    print("the key is shown only now: store it in your secret manager")
+
+
+def cmd_api_key_list(args: argparse.Namespace) -> None:
+    from switchboard.services.api_keys import list_api_keys
+    from switchboard.types import Actor
+    from switchboard.uow import UnitOfWork
+
+    with UnitOfWork(_engine()) as uow:
+        keys = list_api_keys(uow, Actor.system(_org_id(uow, args.org), "cli"))
+        uow.commit()
+    if not keys:
+        print("no API keys yet: create one with `switchboard api-key create`")
+    for k in keys:
+        used = k.last_used_at.isoformat(timespec="seconds") if k.last_used_at else "never"
+        channels = ",".join(k.channel_keys) if k.channel_keys is not None else "all"
+        print(f"{k.id:>4}  {k.prefix:<16} {k.status():<8} {k.name:<24} {','.join(k.scopes)}  channels={channels}  "
+              f"last used {used}")
+
+
+def cmd_api_key_revoke(args: argparse.Namespace) -> None:
+    from switchboard.services.api_keys import api_key_by_prefix, revoke_api_key
+    from switchboard.types import Actor
+    from switchboard.uow import UnitOfWork
+
+    with UnitOfWork(_engine()) as uow:
+        actor = Actor.system(_org_id(uow, args.org), "cli")
+        key_id = int(args.key) if args.key.isdigit() else api_key_by_prefix(uow, actor, args.key).id
+        v = revoke_api_key(uow, actor, key_id)
+        uow.commit()
+    print(f"API key {v.prefix} {v.name!r} revoked at {v.revoked_at.isoformat() if v.revoked_at else '?'}")
+
+
 def cmd_serve(args: argparse.Namespace) -> None:
     import uvicorn
 
@@ -204,6 +253,16 @@ def cmd_worker(args: argparse.Namespace) -> None:
 
     get_settings().secret_key_bytes()  # fail early and clearly
     run_worker()
+
+
+def cmd_deploy(args: argparse.Namespace) -> None:
+    from pipelines.deploy import deploy
+
+    get_settings().secret_key_bytes()  # the same environment the workers will need
+    done = deploy(args.pool, args.work_queue)
+    for d in done:
+        print(f"deployment {d.name}: every {d.interval_seconds} s, {d.entrypoint}")
+    print(f"{len(done)} deployments on work pool {args.pool!r}; run them with: prefect worker start --pool {args.pool}")
 
 
 def app_entry() -> Path:
@@ -350,7 +409,26 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--org", help=f"organization name (default {DEFAULT_ORG!r})")
     st.set_defaults(func=cmd_channel_sync_templates)
 
-    sv = sub.add_parser("serve", help="webhook receiver + GET /health")
+    ak = sub.add_parser("api-key", help="HTTP API keys").add_subparsers(dest="api_key_command", required=True)
+    akc = ak.add_parser("create", help="create an API key; prints it once (a line `key: …`)")
+    akc.add_argument("--name", required=True, help="what uses the key, e.g. 'shop orders'")
+    akc.add_argument("--scope", action="append", required=True,
+                     help="repeatable: messages:send, messages:read, conversations:read, conversations:write, "
+                          "contacts:read, webhooks:manage")
+    akc.add_argument("--channel", action="append", metavar="KEY", help="repeatable: only these channels (default all)")
+    akc.add_argument("--expires-in-days", type=int, help="the key stops working after this many days (default never)")
+    akc.add_argument("--rate-limit", type=int, default=600, help="requests per minute (default 600)")
+    akc.add_argument("--org", help=f"organization name (default {DEFAULT_ORG!r})")
+    akc.set_defaults(func=cmd_api_key_create)
+    akl = ak.add_parser("list", help="the organization's API keys with their status and last use")
+    akl.add_argument("--org", help=f"organization name (default {DEFAULT_ORG!r})")
+    akl.set_defaults(func=cmd_api_key_list)
+    akr = ak.add_parser("revoke", help="revoke an API key (by id or prefix); it stops working at once")
+    akr.add_argument("key", help="the key's id or its prefix, e.g. sb_live_ab12cd")
+    akr.add_argument("--org", help=f"organization name (default {DEFAULT_ORG!r})")
+    akr.set_defaults(func=cmd_api_key_revoke)
+
+    sv = sub.add_parser("serve", help="webhook receiver + GET /health + the HTTP API under /api")
     sv.add_argument("--host")
     sv.add_argument("--port", type=int)
     sv.add_argument("--workers", type=int, default=1, help="receiver processes (default 1)")
@@ -358,6 +436,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("worker", help="serve the Prefect flows with their schedules").set_defaults(func=cmd_worker)
     add_status_command(sub)
+    de = sub.add_parser("deploy", help="register every scheduled flow as a Prefect deployment on a work pool")
+    de.add_argument("--pool", default="switchboard", help="work pool, created (type process) if missing")
+    de.add_argument("--work-queue", help="work queue of the pool (default: the pool's default queue)")
+    de.set_defaults(func=cmd_deploy)
 
     ap = sub.add_parser("app", help="the Streamlit app")
     ap.add_argument("--host", default="127.0.0.1")

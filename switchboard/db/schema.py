@@ -11,13 +11,14 @@ migration keeps agreeing with the models; `tests/integration/test_migrations.py`
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Date,
     DateTime,
     Double,
     ForeignKey,
@@ -66,6 +67,11 @@ DIRECTIONS = ("INBOUND", "OUTBOUND")
 AUTHOR_KINDS = ("customer", "agent", "bot", "system")
 MESSAGE_STATUSES = ("PENDING", "SENT", "DELIVERED", "READ", "FAILED", "UNKNOWN")
 PRESENCE_STATES = ("ONLINE", "AWAY", "OFFLINE")
+API_SCOPES = ("messages:send", "messages:read", "conversations:read", "conversations:write", "contacts:read",
+              "webhooks:manage")
+EVENT_TYPES_OUT = ("message.received", "message.status", "conversation.assigned", "conversation.completed")
+SUBSCRIPTION_STATUSES = ("active", "paused")
+DELIVERY_STATUSES = ("PENDING", "DELIVERED", "FAILED")
 WEBHOOK_STATUSES = ("RECEIVED", "PROCESSED", "IGNORED", "REJECTED", "FAILED")
 SIGNAL_KINDS = ("read", "typing")
 SIGNAL_STATUSES = ("PENDING", "SENT", "FAILED")
@@ -508,6 +514,122 @@ class AuditLog(Base):
     target: Mapped[str | None] = mapped_column(String(200))
     details: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
     occurred_at: Mapped[datetime] = _now()
+
+
+class ApiKey(Base):
+    """A key of the HTTP API: only the SHA-256 of the secret is kept; ``prefix`` is what people see."""
+
+    __tablename__ = "api_keys"
+    __table_args__ = (
+        Index("ix_api_keys_org", "organization_id", text("id desc")),
+        CheckConstraint("rate_limit_per_minute > 0", name="rate_limit_positive"),
+    )
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    prefix: Mapped[str] = mapped_column(String(32))  # "sb_live_ab12cd": shown in lists and logs
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)  # sha256 hex of the whole key
+    scopes: Mapped[list[str]] = mapped_column(JSONB)
+    channel_ids: Mapped[list[int] | None] = mapped_column(JSONB)  # None: every channel of the organization
+    rate_limit_per_minute: Mapped[int] = mapped_column(Integer, server_default="600")
+    # the current rate-limit window (one minute) and its request count: shared by every process
+    window_start: Mapped[datetime | None]
+    window_requests: Mapped[int] = mapped_column(Integer, server_default="0")
+    expires_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+    last_used_at: Mapped[datetime | None]
+    created_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = _now()
+
+
+class ApiKeyUsage(Base):
+    """Requests, messages sent and errors of one key on one (UTC) day."""
+
+    __tablename__ = "api_key_usage"
+    api_key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id", ondelete="CASCADE"), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    requests: Mapped[int] = mapped_column(Integer, server_default="0")
+    messages_sent: Mapped[int] = mapped_column(Integer, server_default="0")
+    errors: Mapped[int] = mapped_column(Integer, server_default="0")
+
+
+class ApiIdempotency(Base):
+    """The first answer to a request with an ``Idempotency-Key``: a retry gets it again; another body
+    with the same key is refused (the SHA-256 of the request tells them apart)."""
+
+    __tablename__ = "api_idempotency"
+    __table_args__ = (Index("ix_api_idempotency_created", "created_at"),)
+    api_key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id", ondelete="CASCADE"), primary_key=True)
+    idempotency_key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    status_code: Mapped[int] = mapped_column(Integer)
+    response: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = _now()
+
+
+class EventSubscription(Base):
+    """An outgoing event webhook: a URL of the organization's own system and the events it wants.
+    ``secret_enc``: the signing secret, AES-GCM encrypted (associated data ``event-webhook:{id}``)."""
+
+    __tablename__ = "event_subscriptions"
+    __table_args__ = (
+        CheckConstraint(_in("status", SUBSCRIPTION_STATUSES), name="status"),
+        Index("ix_event_subscriptions_org", "organization_id", "id"),
+    )
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    url: Mapped[str] = mapped_column(Text)
+    events: Mapped[list[str]] = mapped_column(JSONB)
+    channel_ids: Mapped[list[int] | None] = mapped_column(JSONB)  # from a channel-restricted key; None: all
+    secret_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    status: Mapped[str] = mapped_column(String(16), server_default="active")
+    failing_since: Mapped[datetime | None]  # the first failure since the last success
+    paused_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_delivery_at: Mapped[datetime | None]
+    # events up to this id were turned into deliveries and are older than the rescan window
+    cursor_event_id: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    created_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_by_api_key_id: Mapped[int | None] = mapped_column(ForeignKey("api_keys.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = _now()
+
+
+class EventDelivery(Base):
+    """One event for one subscription: retried with backoff for 24 hours, at least once, stable id."""
+
+    __tablename__ = "event_deliveries"
+    __table_args__ = (
+        UniqueConstraint("subscription_id", "event_id"),
+        CheckConstraint(_in("status", DELIVERY_STATUSES), name="status"),
+        Index("ix_event_deliveries_due", "next_attempt_at", postgresql_where=text("status = 'PENDING'")),
+        Index("ix_event_deliveries_subscription", "subscription_id", text("id desc")),
+    )
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    subscription_id: Mapped[int] = mapped_column(ForeignKey("event_subscriptions.id", ondelete="CASCADE"))
+    event_id: Mapped[str] = mapped_column(String(64))
+    event_type: Mapped[str] = mapped_column(String(32))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    status: Mapped[str] = mapped_column(String(16), server_default="PENDING")
+    attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    next_attempt_at: Mapped[datetime | None]
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = _now()
+    delivered_at: Mapped[datetime | None]
+
+
+class EventDeliveryAttempt(Base):
+    """Each POST of a delivery with the answer (status, first 2 KB of the body) or the error."""
+
+    __tablename__ = "event_delivery_attempts"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(ForeignKey("event_deliveries.id", ondelete="CASCADE"), index=True)
+    attempted_at: Mapped[datetime]
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    response_body: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)
+    duration_ms: Mapped[int] = mapped_column(Integer)
 
 
 class PipelineRun(Base):

@@ -30,7 +30,7 @@ HUMAN_AGENT_TAG = "HUMAN_AGENT"
 TEMPLATE_PROVIDERS = frozenset({"whatsapp", "sandbox"})
 TAG_PROVIDERS = frozenset({"messenger", "instagram"})
 _LABEL = {"whatsapp": "WhatsApp", "sandbox": "WhatsApp (sandbox)", "messenger": "Messenger",
-          "instagram": "Instagram", "telegram": "Telegram"}
+          "instagram": "Instagram", "telegram": "Telegram", "twilio": "SMS", "email": "Email"}
 
 
 class WindowState(StrEnum):

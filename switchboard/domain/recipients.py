@@ -7,6 +7,8 @@ checked and put in the form the platform identifies people by.
 * **Telegram**: ``@username`` (a contact the account already knows by that name) or a numeric chat id.
 * **Messenger / Instagram**: a page cannot message a person first; only a person who already wrote
   (their page-scoped id, PSID/IGSID) can be written to.
+* **SMS (Twilio)**: a phone number as for WhatsApp; Twilio's contact id is the E.164 number *with* its ``+``.
+* **Email**: an address (``Name <a@b.example>`` accepted), lowercased: the contact id.
 
 :func:`parse_recipient` answers with a :class:`Recipient` or raises InvalidInput with a sentence an
 agent understands. No I/O here.
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from email.utils import parseaddr
 
 import phonenumbers
 
@@ -26,6 +29,7 @@ PHONE_PROVIDERS = TEMPLATE_PROVIDERS
 _USERNAME = re.compile(r"^@?([A-Za-z][A-Za-z0-9_]{3,31})$")
 _CHAT_ID = re.compile(r"^-?\d{1,20}$")
 _PAGE_SCOPED_ID = re.compile(r"^\d{1,30}$")
+_EMAIL = re.compile(r"^[^@\s<>()\[\],;:\\\"]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +73,14 @@ def parse_recipient(provider: str, raw: str) -> Recipient:
     if provider in PHONE_PROVIDERS:
         phone = normalise_phone(text)
         return Recipient(provider, phone.removeprefix("+"), phone=phone)
+    if provider == "twilio":
+        phone = normalise_phone(text)
+        return Recipient(provider, phone, phone=phone)
+    if provider == "email":
+        address = parseaddr(text)[1].strip().lower()
+        if not address or len(address) > 254 or not _EMAIL.match(address):
+            raise InvalidInput(f"{raw!r} is not an email address")
+        return Recipient(provider, address)
     if provider == "telegram":
         if _CHAT_ID.match(text):
             return Recipient(provider, text)

@@ -1,4 +1,5 @@
-"""`switchboard serve`: the webhook receiver and `GET /health`.
+"""`switchboard serve`: the webhook receiver, `GET /health` and the HTTP API (mounted at `/api`,
+:mod:`switchboard.http.api`).
 
 Every delivery is verified over the raw bytes and stored in `webhook_events` (committed) before the
 platform gets its 200; parsing into conversations happens later in the `process-webhooks` flow, so
@@ -45,10 +46,11 @@ from starlette.middleware import Middleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
 from connectors.base import WEBHOOK_URL_HEADER, WEBHOOKS, ConnectorError, ReceivesWebhooks, SignatureError
 from connectors.registry import port, supports, webhook_body_error
+from switchboard.http.api import create_api
 from switchboard.http.security import BadSignatureThrottle, SecurityHeaders, allowed_hosts
 from switchboard.services import runs, webhooks
 from switchboard.uow import UnitOfWork
@@ -279,6 +281,7 @@ def create_app(engine: Engine, secret_key: bytes, *, max_body_bytes: int = 1_000
             Route("/health", health, methods=["GET"]),
             Route("/webhooks/{provider}/{key}", verify, methods=["GET"]),
             Route("/webhooks/{provider}/{key}", receive, methods=["POST"]),
+            Mount("/api", app=create_api(engine, secret_key)),
         ],
     )
 
@@ -289,6 +292,6 @@ def app_from_settings() -> Starlette:
     from switchboard.settings import get_settings
 
     settings = get_settings()
-    return create_app(make_engine(pool_size=2, max_overflow=4), settings.secret_key_bytes(),
+    return create_app(make_engine(pool_size=4, max_overflow=8), settings.secret_key_bytes(),
                       max_body_bytes=settings.receiver_max_body_bytes, public_base_url=settings.public_base_url,
                       hosts=allowed_hosts(settings.allowed_hosts, settings.public_base_url))

@@ -105,7 +105,7 @@ def assign_pending(uow: UnitOfWork, organization_id: int, *, now: datetime | Non
 
 def set_max_concurrent(uow: UnitOfWork, actor: Actor, user_id: int, max_concurrent: int) -> None:
     """Manager: how many conversations auto-assignment may hand to one user at once; audited."""
-    actor = require(uow, actor, Action.ASSIGN)
+    actor = require(uow, actor, Action.MANAGE_TEAM)
     if isinstance(max_concurrent, bool) or not isinstance(max_concurrent, int) or not 0 <= max_concurrent <= 1000:
         raise InvalidInput(f"the number of concurrent conversations must be 0 to 1000, not {max_concurrent!r}")
     user = uow.session.execute(select(User.organization_id, User.email, User.max_concurrent)

@@ -133,9 +133,11 @@ def list_conversations(
     search: str | None = None,
     cursor: str | None = None,
     limit: int = 50,
+    updated_since: datetime | None = None,
 ) -> Page[ConversationView]:
     """One page of a queue, newest activity first, with filters (each a bound parameter of the same
-    keyset query); only channels the actor may view."""
+    keyset query; ``updated_since``: changed or written to at or after that time); only channels the
+    actor may view."""
     limit = _limit(limit)
     visible = visible_channel_ids(uow, actor)
     conds: list[Any] = [Conversation.organization_id == actor.organization_id]
@@ -162,6 +164,8 @@ def list_conversations(
         conds.append(Conversation.assigned_user_id == assigned_user_id)
     if unread_only:
         conds.append(Conversation.unread_count > 0)
+    if updated_since is not None:
+        conds.append(Conversation.updated_at >= _ts(updated_since))
     if cursor:
         at, rid = decode_cursor(cursor)
         conds.append(tuple_(Conversation.last_message_at, Conversation.id) < tuple_(_ts(at), _id(rid)))

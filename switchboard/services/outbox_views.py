@@ -62,6 +62,11 @@ class OutboxItem:
     def cancellable(self) -> bool:
         return self.status == MessageStatus.PENDING
 
+    @property
+    def unknown(self) -> bool:
+        """It may have been sent (the platform's answer was lost): a person resends it or marks it sent."""
+        return self.status == MessageStatus.UNKNOWN
+
 
 @dataclass(frozen=True, slots=True)
 class OutboxPage:

@@ -1,4 +1,5 @@
-"""Presence sweep and auto-assignment (the ``maintain-inbox`` flow's work)."""
+"""Presence sweep, auto-assignment and forgetting day-old API idempotency records (the
+``maintain-inbox`` flow's work)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from switchboard.uow import UnitOfWork
 def maintain_once(engine: Engine, *, now: datetime | None = None, away_after_s: int = 120,
                   offline_grace_s: int = 300) -> dict[str, Any]:
     """Presence sweep, then auto-assignment for organizations that turned it on; old read marks and
-    typing indicators are purged."""
+    typing indicators are purged, and API idempotency records older than 24 hours dropped."""
+    from switchboard.services.api_keys import forget_old_responses
     from switchboard.services.assignment import assign_pending
     from switchboard.services.organizations import auto_assign_organization_ids
     from switchboard.services.platform_signals import purge_signals
@@ -33,5 +35,7 @@ def maintain_once(engine: Engine, *, now: datetime | None = None, away_after_s: 
             uow.commit()
     with UnitOfWork(engine) as uow:
         purged = purge_signals(uow, now=now)
+        forgotten = forget_old_responses(uow, now)
         uow.commit()
-    return {"released": len(released), "assigned": len(assigned), "signals_purged": purged}
+    return {"released": len(released), "assigned": len(assigned), "signals_purged": purged,
+            "idempotency_forgotten": forgotten}

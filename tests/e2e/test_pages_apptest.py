@@ -135,6 +135,7 @@ _MANAGER_PAGES = _AGENT_PAGES | {("assignment", "Assignment"), ("analytics", "An
                                  ("outbox", "Outbox"), ("saved-replies", "Saved replies")}
 _ADMIN_PAGES = _MANAGER_PAGES | {("channels", "Channels & health"), ("organization", "Organization"),
                                  ("telegram-login", "Telegram login"), ("admin-users", "Users & access"),
+                                 ("api-keys", "API keys"), ("event-webhooks", "Event webhooks"),
                                  ("audit-log", "Audit log")}
 
 
@@ -226,3 +227,89 @@ def _org_id(engine: Engine) -> int:
 
     with UnitOfWork(engine) as uow:
         return int(uow.session.execute(select(Organization.id)).scalar_one())
+
+
+def _api_keys() -> None:
+    from app.views import admin_api_keys
+
+    admin_api_keys.page()
+
+
+@pytest.mark.usefixtures("app_env")
+def test_admin_creates_sees_and_revokes_an_api_key(engine: Engine, world: dict[str, Any]) -> None:
+    from switchboard.db.schema import ApiKey, AuditLog
+    from switchboard.services.api_keys import count_usage, hash_key
+
+    at = login_apptest(AppTest.from_function(_api_keys, default_timeout=30), engine, world["users"]["root@p.test"])
+    at.run()
+    assert not at.exception, at.exception
+    assert "No API keys yet" in _text(at)
+    at.text_input[0].input("shop orders")
+    at.multiselect[1].set_value(["wa"])
+    at.button[0].click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    (shown,) = [c.value for c in at.code]  # the whole key, this once
+    assert shown.startswith("sb_live_")
+    with UnitOfWork(engine) as uow:
+        secret_hash, scopes, prefix = uow.session.execute(
+            select(ApiKey.secret_hash, ApiKey.scopes, ApiKey.prefix)).one()
+    assert secret_hash == hash_key(shown) and scopes == ["messages:send", "messages:read"]
+    listed = at.dataframe[0].value.to_string()
+    assert prefix in listed and "shop orders" in listed and "active" in listed and "wa" in listed
+    assert shown not in listed
+
+    at.run()  # the next run never shows the key again
+    assert not at.code and shown not in _text(at)
+    at.button(key="revoke_api_key_button").click().run()
+    assert not at.exception and not at.error
+    assert "revoked" in at.dataframe[0].value.to_string()
+    with UnitOfWork(engine) as uow:
+        actions = list(uow.session.execute(select(AuditLog.action).where(AuditLog.action.like("api_key.%"))
+                                           .order_by(AuditLog.id)).scalars())
+    assert actions == ["api_key.created", "api_key.revoked"]
+    with UnitOfWork(engine) as uow:
+        key_id = uow.session.execute(select(ApiKey.id)).scalar_one()
+        count_usage(uow, key_id, requests=7, messages_sent=2, errors=1)
+        uow.commit()
+    at.run()
+    assert not at.exception
+    listed, per_day = (d.value for d in at.dataframe)
+    assert listed.iloc[0]["Requests (30 d)"] == 7 and listed.iloc[0]["Messages sent"] == 2
+    assert per_day.iloc[0]["Errors"] == 1 and per_day.iloc[0]["Key"] == prefix
+
+    at = login_apptest(AppTest.from_function(_api_keys, default_timeout=30), engine, world["users"]["boss@p.test"])
+    at.run()
+    assert any("only admins may manage api keys" in str(e.value).lower() for e in at.error) and not at.dataframe
+
+
+def _event_webhooks() -> None:
+    from app.views import admin_event_webhooks
+
+    admin_event_webhooks.page()
+
+
+@pytest.mark.usefixtures("app_env")
+def test_admin_subscribes_sees_and_deletes_an_event_webhook(engine: Engine, world: dict[str, Any]) -> None:
+    from switchboard.db.schema import EventSubscription
+
+    at = login_apptest(AppTest.from_function(_event_webhooks, default_timeout=30), engine,
+                       world["users"]["root@p.test"])
+    at.run()
+    assert not at.exception, at.exception
+    assert "No event webhooks yet" in _text(at)
+    at.text_input[0].input("https://crm.example.test/hooks")
+    at.button[0].click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    (secret,) = [c.value for c in at.code]
+    assert secret.startswith("whsec_")
+    assert "https://crm.example.test/hooks" in at.dataframe[0].value.to_string()
+    with UnitOfWork(engine) as uow:
+        stored = uow.session.execute(select(EventSubscription.secret_enc)).scalar_one()
+    assert stored is not None and secret.encode() not in bytes(stored)  # encrypted at rest
+    at.button(key="event_webhook_delete").click().run()
+    assert not at.exception and "No event webhooks yet" in _text(at)
+
+    at = login_apptest(AppTest.from_function(_event_webhooks, default_timeout=30), engine,
+                       world["users"]["boss@p.test"])
+    at.run()
+    assert any("only admins may manage event webhooks" in str(e.value).lower() for e in at.error)

@@ -18,7 +18,7 @@ from switchboard.services.channels import create_channel, grant_channel_permissi
 from switchboard.services.conversations import accept
 from switchboard.services.ingest import ingest_items
 from switchboard.services.organizations import create_organization
-from switchboard.services.outbox import enqueue_reply, record_failure, record_sent
+from switchboard.services.outbox import enqueue_reply, record_failure, record_sent, record_unknown
 from switchboard.services.saved_replies import create_saved_reply
 from switchboard.settings import get_settings
 from switchboard.types import Actor, ContactRef, InboundMessage
@@ -132,6 +132,33 @@ def test_outbox_page_filters_retries_and_cancels(engine: Engine, world: dict[str
     at.run()
     assert any("admins and managers may manage the outbox" in str(e.value) for e in at.error)
     assert not at.dataframe
+
+@pytest.mark.usefixtures("app_env")
+def test_outbox_page_settles_a_message_that_may_have_been_sent(engine: Engine, world: dict[str, Any]) -> None:
+    conv, agent = world["conversation_id"], world["agent"]
+    with UnitOfWork(engine) as uow:
+        lost = enqueue_reply(uow, agent, conv, "did it go?", idempotency_key="u1").id
+        again = enqueue_reply(uow, agent, conv, "and this one?", idempotency_key="u2").id
+        uow.commit()
+    for mid in (lost, again):
+        with UnitOfWork(engine) as uow:
+            assert record_unknown(uow, mid, token=lease(uow, mid), error_code="timeout",
+                                  error_message="no answer within 10 s")
+            uow.commit()
+    at = login_apptest(AppTest.from_function(_outbox, default_timeout=30), engine, world["users"]["boss@t.test"])
+    at.run()
+    assert not at.exception, at.exception
+    assert "may have been sent" in _table(at) and any("2 messages on this page may have been sent" in w.value
+                                                      for w in at.warning)
+    at.selectbox(key="outbox_unknown_pick").set_value(lost).run()
+    at.button(key="outbox_mark_sent").click().run()
+    assert not at.exception, at.exception
+    assert _status(engine, lost)[0] == "SENT"
+    at.selectbox(key="outbox_unknown_pick").set_value(again).run()
+    at.button(key="outbox_resend").click().run()
+    assert _status(engine, again)[0] == "PENDING"
+    assert not at.warning
+
 
 
 @pytest.mark.usefixtures("app_env")

@@ -228,3 +228,43 @@ def test_a_send_whose_result_was_lost_is_not_sent_twice(loop: Loop) -> None:
         assert sum("exactly once" in json.dumps(m) for m in sent) == 1
     finally:
         connectors.close()
+
+
+def test_a_message_sent_through_the_api_reaches_the_sandbox(loop: Loop) -> None:
+    """HTTP API → outbox → sending flow → WhatsApp connector → sandbox → status webhooks → the API shows
+    the message READ."""
+    from switchboard.db.schema import Channel
+    from switchboard.services.api_keys import create_api_key
+
+    with UnitOfWork(loop.engine) as uow:
+        org = int(uow.session.execute(select(Channel.organization_id).where(Channel.id == loop.channel_id)).scalar_one())
+        key = create_api_key(uow, Actor.system(org), name="shop", scopes=["messages:send", "messages:read"]).key
+        uow.commit()
+    connectors = ConnectorCache(loop.engine, loop.key)
+    auth = {"Authorization": f"Bearer {key}"}
+    try:
+        r = httpx.post(f"{loop.sandbox_url}/_sandbox/inbound",
+                       json={"from": "4915122223333", "name": "Api Anna", "text": "is my order ready?"})
+        assert r.status_code == 200, r.text
+        assert process_webhooks_once(loop.engine, connectors).messages_created == 1
+        r = httpx.post(f"{loop.receiver_url}/api/v1/messages", headers={**auth, "Idempotency-Key": "order-7"},
+                       json={"channel": "wa", "to": "+49 151 22223333", "text": "Order 7 is ready for pickup."})
+        assert r.status_code == 202, r.text
+        sent = r.json()
+        assert sent["status"] == "PENDING"
+        assert send_outbox_once(loop.engine, connectors).sent == 1
+        outbound = httpx.get(f"{loop.sandbox_url}/_sandbox/sent").json()["messages"]
+        assert sum("Order 7 is ready" in json.dumps(m) for m in outbound) == 1
+
+        def status() -> str:
+            process_webhooks_once(loop.engine, connectors)
+            return str(httpx.get(f"{loop.receiver_url}/api/v1/messages/{sent['id']}", headers=auth).json()["status"])
+
+        _wait(lambda: status() == "READ")
+        # a retry of the same request is answered from the record and sends nothing more
+        again = httpx.post(f"{loop.receiver_url}/api/v1/messages", headers={**auth, "Idempotency-Key": "order-7"},
+                           json={"channel": "wa", "to": "+49 151 22223333", "text": "Order 7 is ready for pickup."})
+        assert again.status_code == 202 and again.json()["id"] == sent["id"]
+        assert send_outbox_once(loop.engine, connectors).claimed == 0
+    finally:
+        connectors.close()

@@ -33,7 +33,9 @@ import switchboard.errors
 import switchboard.services
 from switchboard.db.schema import Base, MessageTemplate, SavedReply, WebhookEvent
 from switchboard.errors import NotFound, PermissionDenied
+from switchboard.services.api_keys import create_api_key
 from switchboard.services.conversations import accept
+from switchboard.services.event_webhooks import create_event_webhook
 from switchboard.services.ingest import ingest_items
 from switchboard.services.outbox import claim_due, enqueue_reply, record_failure
 from switchboard.types import Actor, AttachmentRef, ContactRef, InboundMessage
@@ -52,6 +54,7 @@ AGENT_MAY = {
     "new_message_window", "sendable_channels", "heartbeat", "get_organization",
     "list_saved_replies", "render_saved_reply", "enqueue_attachment",
     "queue_read_mark", "queue_typing", "thread_version", "inbox_filters",
+    "get_message", "list_contacts", "channel_id_by_key", "template_id_by_name",
     "change_password", "recovery_codes_left", "regenerate_recovery_codes",
 }
 # Functions for managers too (assignment, the team, permissions, the outbox); the rest is for admins.
@@ -61,10 +64,12 @@ MANAGER_MAY = AGENT_MAY | {
     "set_max_concurrent", "grant_channel_permission", "list_users", "user_channel_grants",
     "set_channel_permission", "set_channel_permissions", "analytics_reader", "customer_names",
     "list_outbox", "outbox_filters", "cancel_pending", "create_saved_reply", "update_saved_reply", "delete_saved_reply",
+    "user_id_by_email",
 }
 # Parameters that name a row of the organization: with them, another organization's actor is refused.
 ROW_PARAMETERS = {"conversation_id", "contact_id", "channel_id", "user_id", "to_user_id", "message_id",
-                  "event_id", "attachment_id", "permissions", "template_id", "saved_reply_id"}
+                  "event_id", "attachment_id", "permissions", "template_id", "saved_reply_id",
+                  "api_key_id", "prefix", "subscription_id"}
 
 
 @dataclass
@@ -78,6 +83,9 @@ class Walk:
     template_id: int  # an approved template of the WhatsApp channel
     saved_reply_id: int
     foreign_admin: Actor  # an admin of the other organization
+    api_key_id: int
+    api_key_prefix: str
+    subscription_id: int
 
 
 RECIPES: dict[str, Callable[[Walk], Any]] = {
@@ -94,6 +102,13 @@ RECIPES: dict[str, Callable[[Walk], Any]] = {
     "attachment_id": lambda w: w.attachment_id,
     "event_id": lambda w: w.event_id,
     "template_id": lambda w: w.template_id,
+    "api_key_id": lambda w: w.api_key_id,
+    "prefix": lambda w: w.api_key_prefix,
+    "scopes": lambda w: ["messages:read"],
+    "language": lambda w: "en",
+    "subscription_id": lambda w: w.subscription_id,
+    "url": lambda w: "https://hooks.acme.test/switchboard",
+    "events": lambda w: ["message.received"],
     "saved_reply_id": lambda w: w.saved_reply_id,
     "code": lambda w: "walk",
     "title": lambda w: "Walking",
@@ -231,9 +246,12 @@ def walk(request: pytest.FixtureRequest) -> Iterator[Walk]:
             column = "id" if table == "organizations" else "organization_id"
             u.session.execute(text(f"update {table} set name = name || :m where {column} = :org"),
                               {"m": f" {MARKER}", "org": w.org})
+        key = create_api_key(u, Actor.system(w.org), name=f"walk {MARKER}", scopes=["messages:read"]).view
+        subscription = create_event_webhook(u, Actor.system(w.org), url=f"https://acme.test/{MARKER}",
+                                            events=["message.received"], secret_key=KEY).view
     foreign_admin = add_user(engine, w.org2, "root@other.test", "admin", "Ozzy Other")
     yield Walk(w, conv, int(row.contact_id), msg.id, int(row.attachment_id), int(event_id), int(template_id),
-               int(saved_reply_id), foreign_admin)
+               int(saved_reply_id), foreign_admin, key.id, key.prefix, subscription.id)
 
 
 def ingest_items_once(w: World) -> None:
@@ -318,3 +336,25 @@ def test_a_forged_actor_is_refused(walk: Walk) -> None:
     forged = Actor(walk.world.admin.user_id, walk.world.org2, "admin", walk.world.admin.email)
     with UnitOfWork(walk.world.engine) as u, pytest.raises(PermissionDenied, match="another organization"):
         list_conversations(u, forged)
+
+
+# What an API key with every scope may call beyond the inbox (conversations:write grants assigning,
+# webhooks:manage the event webhooks).
+KEY_MAY = AGENT_MAY | {"reassign", "user_id_by_email", "create_event_webhook", "list_event_webhooks",
+                       "delete_event_webhook", "resume_event_webhook", "list_event_deliveries"}
+KEY_REFUSED = [(q, fn) for q, fn in SERVICES if q.rsplit(".", 1)[1] not in KEY_MAY]
+
+
+@pytest.mark.parametrize(("qualname", "fn"), KEY_REFUSED, ids=[q for q, _ in KEY_REFUSED])
+def test_an_api_key_has_only_what_its_scopes_grant(walk: Walk, qualname: str, fn: Callable[..., Any]) -> None:
+    """A key holding every scope is still refused everything its scopes do not grant (users, channels,
+    the organization, other keys...): a key is not an admin, whatever its role field says."""
+    from switchboard.db.schema import API_SCOPES
+
+    key = Actor.for_api_key(walk.api_key_id, walk.world.org, walk.api_key_prefix, frozenset(API_SCOPES), None)
+    with UnitOfWork(walk.world.engine) as u:
+        u.session.execute(text("update api_keys set scopes = cast(:s as jsonb) where id = :k"),
+                          {"s": '["' + '", "'.join(API_SCOPES) + '"]', "k": walk.api_key_id})
+        args, kwargs, _ = arguments(qualname, fn, walk)
+        with pytest.raises(PermissionDenied):
+            fn(u, key, *args, **kwargs)

@@ -9,7 +9,6 @@ import hashlib
 import hmac
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -26,14 +25,9 @@ from switchboard.services.organizations import create_organization
 from switchboard.settings import get_settings
 from switchboard.types import Actor
 from switchboard.uow import UnitOfWork
+from tests.helpers import free_port
 
 pytestmark = pytest.mark.e2e
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_worker_runs_flows_on_schedule(engine: Engine, db_url: str, tmp_path: Path) -> None:
@@ -53,7 +47,7 @@ def test_worker_runs_flows_on_schedule(engine: Engine, db_url: str, tmp_path: Pa
             "x-hub-signature-256": "sha256=" + hmac.new(b"s", body, hashlib.sha256).hexdigest()})
         uow.commit()
 
-    port = _free_port()
+    port = free_port()
     env = dict(os.environ, PREFECT_HOME=str(tmp_path / "prefect"), PREFECT_SERVER_ANALYTICS_ENABLED="false",
                DATABASE_URL=db_url, SWITCHBOARD_HOME=str(tmp_path / "home"),
                WAREHOUSE_PATH=str(tmp_path / "wh.duckdb"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,7 @@ from switchboard.services.platform_signals import (
 )
 from switchboard.types import Actor
 from switchboard.workflows.connector_cache import ConnectorCache
-from switchboard.workflows.sending import send_outbox_once
+from switchboard.workflows.sending import OutboxStats, send_outbox_once
 from switchboard.workflows.signals import send_signals_once
 from tests.fakes.graph import FakeGraph, Forced
 from tests.fakes.receiver import WebhookSink
@@ -125,6 +125,15 @@ def _messages(rig: Rig, conv: int) -> list[Message]:
         return rows
 
 
+def _send_all(rig: Rig, now: datetime) -> OutboxStats:
+    """Send everything due, run after run one second apart, as the flow does (the channel's send rate
+    spaces sends, so a second message in the same run waits for its slot)."""
+    total = OutboxStats()
+    for i in range(5):
+        total.add(send_outbox_once(rig.world.engine, rig.connectors, now=now + timedelta(seconds=i)))
+    return total
+
+
 def test_limits_window_and_idempotency_at_enqueue(rig: Rig) -> None:
     conv = _accepted(rig, rig.wa, "4915550001", "wamid.in1")
     with pytest.raises(InvalidInput, match=r"big\.png is 6\.0 MB; WhatsApp sends images \(JPEG or PNG\) up to 5\.0 MB"):
@@ -150,7 +159,7 @@ def test_whatsapp_attachment_is_uploaded_and_sent(rig: Rig) -> None:
     conv = _accepted(rig, rig.wa, "4915550002", "wamid.in2")
     image = _attach(rig, conv, "photo.png", "image/png", PNG, key="w1", caption="Look")
     doc = _attach(rig, conv, "terms.pdf", "application/pdf", PDF, key="w2")
-    stats = send_outbox_once(rig.world.engine, rig.connectors, now=at(3))
+    stats = _send_all(rig, at(3))
     assert (stats.sent, stats.failed, stats.errors) == (2, 0, [])
     state = rig.sandbox.get("/_sandbox/state").json()
     assert [(u["mime_type"], u["size"]) for u in state["uploads"]] == [("image/png", len(PNG)),
@@ -168,7 +177,7 @@ def test_messenger_uploads_the_file_and_sends_the_caption_after_it(rig: Rig) -> 
     _attach(rig, conv, "terms.pdf", "application/pdf", PDF, key="f1", caption="Here are the terms")
     msgs = _messages(rig, conv)
     assert [(m.content_type, m.body) for m in msgs] == [("document", None), ("text", "Here are the terms")]
-    stats = send_outbox_once(rig.world.engine, rig.connectors, now=at(3))
+    stats = _send_all(rig, at(3))
     assert (stats.sent, stats.errors) == (2, [])
     upload, file_msg, text_msg = rig.graph.requests
     assert upload["path"].endswith("/page-1/message_attachments") and upload["size"] == len(PDF)

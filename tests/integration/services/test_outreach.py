@@ -211,3 +211,21 @@ def test_a_picked_contact_and_what_its_first_message_may_be(world: World) -> Non
     assert msg.conversation_id == ana.conversation_id
     with pytest.raises(NotFound):
         _start(world, world.a2, world.tg, "", contact_id=ana.id, body="hi", key="k2")
+
+
+@pytest.mark.parametrize(("provider", "typed", "contact_id"), [
+    ("twilio", "+1 415 555 2671", "+14155552671"),
+    ("email", "Ann Smith <Ann@Example.com>", "ann@example.com"),
+])
+def test_sms_and_email_start_with_free_text(world: World, provider: str, typed: str, contact_id: str) -> None:
+    system = Actor.system(world.org)
+    with world.uow() as u:
+        ch = create_channel(u, system, key=provider, provider=provider, name=provider, secret_key=KEY).id
+        grant_channel_permission(u, system, user_id=world.a1.user_id, channel_id=ch, can_view=True, can_send=True)
+    msg = _start(world, world.a1, ch, typed, body="Your order has shipped.", key=f"{provider}-1")
+    assert (msg.status, msg.body) == ("PENDING", "Your order has shipped.")  # no messaging window
+    with world.uow() as u:
+        contact = u.session.execute(select(Contact).join(Conversation, Conversation.contact_id == Contact.id)
+                                    .where(Conversation.id == msg.conversation_id)).scalar_one()
+    assert contact.provider_contact_id == contact_id
+    assert _start(world, world.a1, ch, typed, body="Your order has shipped.", key=f"{provider}-1").id == msg.id

@@ -40,3 +40,21 @@ def test_meta_pages_only_take_page_scoped_ids(provider: str) -> None:
     assert parse_recipient(provider, "12345").provider_contact_id == "12345"
     with pytest.raises(InvalidInput, match="cannot message a person first"):
         parse_recipient(provider, "+49 151 23456789")
+
+
+def test_sms_numbers_keep_their_plus_as_twilio_contact_id() -> None:
+    r = parse_recipient("twilio", "+1 (415) 555-2671")
+    assert (r.provider_contact_id, r.phone) == ("+14155552671", "+14155552671")
+    with pytest.raises(InvalidInput, match="international phone number"):
+        parse_recipient("twilio", "415 555 2671")
+
+
+@pytest.mark.parametrize("raw", ["Ann@Example.COM", " Ann Smith <ann@example.com> "])
+def test_email_addresses_are_lowercased_contact_ids(raw: str) -> None:
+    assert parse_recipient("email", raw).provider_contact_id == "ann@example.com"
+
+
+@pytest.mark.parametrize("raw", ["ann", "ann@example", "ann smith@example.com", "<>", "a@b..com"])
+def test_bad_email_addresses_are_refused(raw: str) -> None:
+    with pytest.raises(InvalidInput, match="not an email address"):
+        parse_recipient("email", raw)
