@@ -235,7 +235,7 @@ def waiting_conversations(uow: UnitOfWork, actor: Actor, *, limit: int = 100) ->
     """Manager: the conversations waiting for an agent, longest wait first. A conversation waits since
     its current cycle started (the customer's first message after the last completion)."""
     limit = _limit(limit)
-    actor = require(uow, actor, Action.ASSIGN)
+    actor = require(uow, actor, Action.VIEW_TEAM)  # the team's backlog (an API key never sees it)
     since = func.coalesce(Conversation.cycle_started_at, Conversation.last_inbound_at, Conversation.created_at)
     rows = uow.session.execute(
         view_select().where(Conversation.organization_id == actor.organization_id,
