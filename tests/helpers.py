@@ -51,3 +51,10 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def page_text(at: AppTest) -> str:
+    """Everything an AppTest run showed as text: st.text, captions and the alert boxes, one per line."""
+    parts = [t.value for t in at.text] + [c.value for c in at.caption] + [str(e.value) for e in at.error]
+    parts += [i.value for i in at.info] + [w.value for w in at.warning] + [s.value for s in at.success]
+    return "\n".join(str(p) for p in parts)

@@ -7,6 +7,7 @@ import streamlit as st
 
 from app import deps, signin
 from app.deps import call, secret_key, settings
+from app.text import in_words, visible
 from app.views import channel_manage
 from connectors.base import TEMPLATES, ConnectorError
 from connectors.registry import supports
@@ -129,7 +130,7 @@ def page() -> None:
             [
                 {"Id": e.id, "Channel": e.channel_key or "?", "Status": e.status, "Reason": e.reason or "",
                  "Received": e.received_at.strftime("%Y-%m-%d %H:%M:%S"), "Attempts": e.attempts,
-                 "Body": e.body_preview[:200]}
+                 "Body": visible(e.body_preview[:200])}
                 for e in ov.problem_deliveries
             ],
             hide_index=True, use_container_width=True,
@@ -148,7 +149,7 @@ def page() -> None:
         st.dataframe(
             [
                 {"Id": m.id, "Conversation": m.conversation_id, "Error": f"{m.error_code or ''} {m.error_message or ''}",
-                 "Written": m.sent_at.strftime("%Y-%m-%d %H:%M"), "Text": (m.body or "")[:120]}
+                 "Written": m.sent_at.strftime("%Y-%m-%d %H:%M"), "Text": visible((m.body or "")[:120])}
                 for m in ov.dead_letters
             ],
             hide_index=True, use_container_width=True,
@@ -166,7 +167,7 @@ def page() -> None:
         [
             {"Flow": r.name, "Status": r.status, "Started": r.started_at.strftime("%Y-%m-%d %H:%M:%S"),
              "Finished": r.finished_at.strftime("%H:%M:%S") if r.finished_at else "",
-             "Summary": str(r.detail)[:200], "Error": r.error or ""}
+             "Summary": in_words(r.detail)[:200], "Error": r.error or ""}
             for r in ov.last_runs
         ],
         hide_index=True, use_container_width=True,

@@ -28,6 +28,7 @@ import polars as pl
 import streamlit as st
 
 from app import deps, signin
+from app.text import visible
 from switchboard.errors import PermissionDenied, SwitchboardError
 from switchboard.services.analytics import AnalyticsReader, analytics_reader
 from switchboard.services.inbox_views import customer_names
@@ -388,6 +389,7 @@ def _cycles(reader: AnalyticsReader, actor: Actor, f: Filters, title: str, crite
         st.info("No conversation cycles match.")
         return
     names = deps.call(customer_names, actor, rows["conversation_id"].unique().to_list())
+    names = {cid: visible(name) for cid, name in names.items()}  # customer-supplied: hidden characters shown
     rows = rows.with_columns(
         pl.col("conversation_id").replace_strict(names, default="(not visible to you)", return_dtype=pl.Utf8)
         .alias("customer"),

@@ -5,9 +5,11 @@ from __future__ import annotations
 import streamlit as st
 
 from app import deps, signin
+from app.text import in_words
 from switchboard.auth.audit import list_audit
 from switchboard.policy import Action
 
+CHANGES = ("organization.updated", "user.capacity_changed")  # their details are {setting: [before, after]}
 FILTERS = {"everything": None, "sign-ins and failures": "auth.", "user changes": "user.",
            "permissions": "permission."}
 
@@ -25,6 +27,6 @@ def render() -> None:
     st.dataframe(
         [{"time (UTC)": e.occurred_at.strftime("%Y-%m-%d %H:%M:%S"), "action": e.action,
           "by": e.actor_email or "", "target": e.target or "",
-          "details": ", ".join(f"{k}={v}" for k, v in sorted(e.details.items()))} for e in entries],
+          "details": in_words(e.details, changes=e.action in CHANGES)} for e in entries],
         hide_index=True, width="stretch",
     )

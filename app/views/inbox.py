@@ -2,7 +2,11 @@
 
 Live parts are fragments that rerun every few seconds; the open thread's messages ask "anything
 changed?" every second (:func:`messages`), so a new status shows at once. Customer text is always shown with
-`st.text` (never Markdown or HTML). Drafts live in `st.session_state["draft_<conversation id>"]`,
+`st.text` or in table cells (never Markdown or HTML) after :func:`app.text.visible` (invisible and
+bidirectional control characters become markers); where Markdown renders (captions, button labels) it
+goes through :func:`app.text.plain`. Times are shown in the organization's timezone, with a separator
+for each day in the thread. Filters (channel, assignee, unread only, status, search) are parameters
+of the same keyset-paginated query. Drafts live in `st.session_state["draft_<conversation id>"]`,
 so they survive reruns and a re-login; each draft carries its own idempotency key, so a double
 click sends once.
 """
@@ -13,13 +17,14 @@ import contextlib
 import hashlib
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime, tzinfo
 from pathlib import Path
 
 import streamlit as st
 
 from app import signin
 from app.deps import call
+from app.text import day_label, plain, visible, when, zone
 from app.views import compose, erase, template_picker
 from switchboard.domain.conversation import (
     AuthorKind,
@@ -31,7 +36,9 @@ from switchboard.domain.conversation import (
 from switchboard.errors import SwitchboardError
 from switchboard.services import conversations as conv
 from switchboard.services import inbox_views, media, outbox, presence
+from switchboard.services.inbox_views import channel_label
 from switchboard.services.messages import AttachmentView
+from switchboard.services.organizations import get_organization
 from switchboard.types import Actor
 
 REFRESH_SECONDS = 4
@@ -51,19 +58,6 @@ BUTTONS = {  # column, label, service; which of them show is the conversation ru
     ConversationAction.RELEASE: (1, "Release", conv.release),
     ConversationAction.COMPLETE: (2, "Complete", conv.complete),
 }
-
-
-def _ago(ts: datetime | None) -> str:
-    if ts is None:
-        return ""
-    secs = int((datetime.now(UTC) - ts).total_seconds())
-    if secs < 60:
-        return f"{max(secs, 0)}s"
-    if secs < 3600:
-        return f"{secs // 60}m"
-    if secs < 86400:
-        return f"{secs // 3600}h"
-    return f"{secs // 86400}d"
 
 
 def _heartbeat(actor: Actor) -> None:
@@ -104,24 +98,34 @@ def conversation_list(actor: Actor) -> None:
         queue = chosen
     search = st.session_state.get("search") or None
     status = st.session_state.get("status_filter")
-    page = call(inbox_views.list_conversations, actor, queue=queue, search=search,
-                status={"Open": "OPEN", "Any": None, None: "OPEN"}.get(status, status),
-                cursor=st.session_state.get("list_cursor"), limit=50)
+    try:
+        page = call(inbox_views.list_conversations, actor, queue=queue, search=search,
+                    status={"Open": "OPEN", "Any": None, None: "OPEN"}.get(status, status),
+                    channel_id=st.session_state.get("channel_filter"),
+                    assigned_user_id=st.session_state.get("assignee_filter"),
+                    unread_only=bool(st.session_state.get("unread_only")),
+                    cursor=st.session_state.get("list_cursor"), limit=50)
+    except SwitchboardError as exc:  # e.g. a channel filter the actor may no longer view
+        st.warning(str(exc))
+        return
     items = page.items
     if not items:
-        st.info("Nothing here. New conversations appear automatically." if queue == "unassigned"
+        filtered = any(st.session_state.get(k) for k in ("channel_filter", "assignee_filter", "unread_only", "search"))
+        st.info("Nothing here. New conversations appear automatically." if queue == "unassigned" and not filtered
                 else "No conversations match.")
         return
     selected = st.session_state.get("selected_conversation")
+    tz = _tz()
+    today = datetime.now(tz).date()
     rows = [
         {
             "": "▶" if c.id == selected else "",
-            "Customer": c.contact_name or c.contact_handle,
-            "Last message": (c.last_message_preview or "")[:80],
-            "When": _ago(c.last_message_at),
+            "Customer": visible(c.contact_name or c.contact_handle),
+            "Channel": channel_label(c.channel_name, c.provider),
+            "Last message": visible((c.last_message_preview or "")[:80]),
+            "When": when(c.last_message_at, tz, today),
             "Unread": c.unread_count or None,
             "Status": STATUS_LABEL.get(c.status, c.status),
-            "Channel": c.channel_name,
             "Agent": c.assigned_user_name or "",
         }
         for c in items
@@ -135,6 +139,7 @@ def conversation_list(actor: Actor) -> None:
         use_container_width=True,
         column_config={
             "Customer": st.column_config.TextColumn(width="small"),
+            "Channel": st.column_config.TextColumn(width="small"),
             "Last message": st.column_config.TextColumn(width="medium"),
             "When": st.column_config.TextColumn(width="small"),
             "Unread": st.column_config.NumberColumn(width="small"),
@@ -167,10 +172,10 @@ def thread(actor: Actor, conversation_id: int) -> None:
 
     head = st.container()
     with head:
-        st.text(f"{c.contact_name or c.contact_handle}  ·  {c.contact_handle}")
-        channel = c.channel_name if c.provider in c.channel_name.lower() else f"{c.channel_name} ({c.provider})"
-        st.caption(f"{STATUS_ICON.get(c.status, '')} {STATUS_LABEL.get(c.status, c.status)} · {_plain(channel)}"
-                   + (f" · assigned to {_plain(c.assigned_user_name)}" if c.assigned_user_name else "")
+        st.text(visible(f"{c.contact_name or c.contact_handle}  ·  {c.contact_handle}"))
+        channel = channel_label(c.channel_name, c.provider)
+        st.caption(f"{STATUS_ICON.get(c.status, '')} {STATUS_LABEL.get(c.status, c.status)} · {plain(channel)}"
+                   + (f" · assigned to {plain(c.assigned_user_name)}" if c.assigned_user_name else "")
                    + f" · cycle {c.cycle_number}")
     _actions(actor, c)
     _profile(actor, c.contact_id, c.id)
@@ -199,9 +204,16 @@ def messages(actor: Actor, conversation_id: int, *, mine: bool) -> None:
     if page.next_cursor and st.button("Load older messages", key=f"older_{conversation_id}"):
         st.session_state[f"thread_limit_{conversation_id}"] = min(limit + 100, 1000)
         st.rerun(scope="fragment")
+    tz = _tz()
+    today = datetime.now(tz).date()
+    shown_day = None
     box = st.container(height=460)
     with box:
         for m in page.items:
+            day = m.sent_at.astimezone(tz).date()
+            if day != shown_day:
+                st.caption(f"—— {day_label(day, today)} ——")
+                shown_day = day
             inbound = m.direction == Direction.INBOUND
             role = "user" if inbound else "assistant"
             avatar = "🧑" if inbound else ("🤖" if m.author_kind == AuthorKind.BOT else "🎧")
@@ -209,16 +221,16 @@ def messages(actor: Actor, conversation_id: int, *, mine: bool) -> None:
                 if m.is_deleted:
                     st.caption("message deleted by the customer")
                 elif m.body:
-                    st.text(m.body)
+                    st.text(visible(m.body))
                 for a in m.attachments:
                     _attachment(actor, a)
                 who = "customer" if inbound else (m.author_name or m.author_kind)
-                meta = [m.sent_at.strftime("%Y-%m-%d %H:%M"), who]
+                meta = [f"{m.sent_at.astimezone(tz):%H:%M}", who]
                 if not inbound:
                     meta.append(MESSAGE_STATUS.get(m.status, m.status))
                 if m.is_edited:
                     meta.append("edited")
-                st.caption(" · ".join(_plain(x) for x in meta))
+                st.caption(" · ".join(plain(x) for x in meta))
                 if m.status in (MessageStatus.FAILED, MessageStatus.UNKNOWN) and m.error_message:
                     st.text(f"⚠️ {m.error_code or ''} {m.error_message}")
 
@@ -230,7 +242,8 @@ def _file_bytes(path: str) -> bytes:
 
 
 def _attachment(actor: Actor, a: AttachmentView) -> None:
-    label = f"📎 {a.kind}: {a.file_name or a.mime_type or ''}"
+    raw = f"📎 {a.kind}: {a.file_name or a.mime_type or ''}"  # a customer's file name: shown as typed
+    label = visible(raw)
     if not a.local_path:
         if a.download_error:
             st.text(f"{label} (not downloaded: {a.download_error})")
@@ -248,16 +261,19 @@ def _attachment(actor: Actor, a: AttachmentView) -> None:
             st.image(data, width=240)
         except (OSError, ValueError):  # not decodable as an image, whatever the platform said: offer the file
             st.caption("(no preview: the file is not a readable image)")
-    st.download_button(label, data, file_name=f.file_name or Path(f.path).name, mime=f.mime_type,
-                       key=f"att_{a.id}")
+    st.download_button(plain(raw), data,
+                       file_name=visible(f.file_name or Path(f.path).name), mime=f.mime_type, key=f"att_{a.id}")
 
 
-def _plain(text: str) -> str:
-    """Escape Markdown in short captions that may contain names typed by people."""
-    out = text
-    for ch in "\\`*_{}[]<>()#+-.!|~$":
-        out = out.replace(ch, "\\" + ch)
-    return out
+def _tz() -> tzinfo:
+    """The organization's timezone (read by :func:`page` on every full run)."""
+    return zone(st.session_state.get("_org_tz"))
+
+
+def _open(conversation_id: int) -> None:
+    """Open another conversation, as a click in the list or the deep link /inbox?c=<id> would."""
+    st.session_state["selected_conversation"] = conversation_id
+    st.query_params["c"] = str(conversation_id)
 
 
 def _profile(actor: Actor, contact_id: int, current_id: int) -> None:
@@ -267,19 +283,24 @@ def _profile(actor: Actor, contact_id: int, current_id: int) -> None:
         except SwitchboardError as exc:
             st.caption(str(exc))
             return
-        st.text("\n".join(x for x in [
+        tz = _tz()
+        st.text(visible("\n".join(x for x in [
             f"Name: {p.display_name or '-'}",
             f"Phone: {p.phone}" if p.phone else "",
             f"Username: {p.username}" if p.username else "",
             f"{p.provider} id: {p.provider_contact_id}",
-            f"First seen: {p.first_seen_at:%Y-%m-%d %H:%M}   Last seen: {p.last_seen_at:%Y-%m-%d %H:%M}",
-        ] if x))
+            f"First seen: {p.first_seen_at.astimezone(tz):%Y-%m-%d %H:%M}   "
+            f"Last seen: {p.last_seen_at.astimezone(tz):%Y-%m-%d %H:%M}",
+        ] if x)))
         others = [o for o in p.conversations if o.id != current_id]
         if others:
-            st.caption("Other conversations")
+            st.caption("Other conversations (click to open)")
             for o in others:
-                st.text(f"#{o.id} {o.channel_name} · {STATUS_LABEL.get(o.status, o.status)} · "
-                        f"{(o.last_message_preview or '')[:60]}")
+                label = (f"#{o.id} {channel_label(o.channel_name, o.provider)} · "
+                         f"{STATUS_LABEL.get(o.status, o.status)} · {(o.last_message_preview or '')[:60]}")
+                if st.button(plain(label), key=f"open_conv_{current_id}_{o.id}"):
+                    _open(o.id)
+                    st.rerun()
         erase.erase_section(actor, contact_id)  # admins only (app/views/erase.py)
 
 
@@ -339,11 +360,25 @@ def reply_box(actor: Actor, conversation_id: int) -> None:
     _flash()
 
 
+def _first_page() -> None:
+    st.session_state.pop("list_cursor", None)
+
+
 def page() -> None:
     actor = signin.page_actor()
+    st.session_state["_org_tz"] = call(get_organization, actor).timezone
+    choices = call(inbox_views.inbox_filters, actor)
+    channels, people = dict(choices.channels), dict(choices.assignees)
     with st.sidebar:
-        st.text_input("Search customers and messages", key="search")
-        st.selectbox("Status", ["Open", "Any", *(s.value for s in ConversationStatus)], key="status_filter")
+        st.text_input("Search customers and messages", key="search", on_change=_first_page)
+        st.selectbox("Status", ["Open", "Any", *(s.value for s in ConversationStatus)], key="status_filter",
+                     on_change=_first_page)
+        st.selectbox("Channel", [None, *channels], key="channel_filter", on_change=_first_page,
+                     format_func=lambda c: "Every channel" if c is None else channels.get(c, f"channel {c}"))
+        st.selectbox("Assigned to", [None, *people], key="assignee_filter", on_change=_first_page,
+                     format_func=lambda u: "Anyone" if u is None else people.get(u, f"user {u}"))
+        st.toggle("Unread only", key="unread_only", on_change=_first_page)
+        st.caption(f"Times in {plain(st.session_state['_org_tz'])}, the organization's timezone.")
         st.radio("My status", ["ONLINE", "AWAY"], key="presence_state", horizontal=True,
                  on_change=lambda: st.session_state.update(_hb_at=0.0))
     linked = st.query_params.get("c")

@@ -17,6 +17,7 @@ import streamlit as st
 
 from app import signin
 from app.deps import call
+from app.text import visible
 from app.views.template_picker import pick_template, show_window
 from switchboard.domain.messaging_window import TAG_PROVIDERS, label
 from switchboard.domain.recipients import PHONE_PROVIDERS, parse_recipient
@@ -48,7 +49,7 @@ def _contact(actor: Actor, channel: outreach.ChannelOption) -> tuple[int | None,
             st.caption("No contact matches.")
             return None
         picked = st.selectbox("Contact", options, key=f"nm_contact_{channel.id}",
-                              format_func=lambda o: f"{o.name} · {o.handle}"
+                              format_func=lambda o: visible(f"{o.name} · {o.handle}")
                               + (f" · conversation {o.conversation_status.lower()}" if o.conversation_status else ""))
         return None if picked is None else (picked.id, "")
     typed = st.text_input(NEW[channel.provider], key=f"nm_recipient_{channel.id}",
@@ -60,7 +61,7 @@ def _contact(actor: Actor, channel: outreach.ChannelOption) -> tuple[int | None,
     except SwitchboardError as exc:
         st.error(str(exc))
         return None
-    st.caption(f"Writing to {who.shown}")
+    st.caption(f"Writing to {who.shown}")  # parsed: E.164 digits or a checked @username / id
     return None, typed
 
 

@@ -11,6 +11,7 @@ import streamlit as st
 
 from app import signin
 from app.deps import act_and_rerun, call, show_outcome
+from app.text import visible
 from switchboard.errors import SwitchboardError
 from switchboard.policy import Action
 from switchboard.services import outbox, outbox_views
@@ -61,10 +62,10 @@ def _table(items: list[outbox_views.OutboxItem]) -> None:
         [
             {"Id": m.id, "Status": STATUS_LABEL.get(outbox_views.DEAD_LETTER if m.is_dead_letter else m.status,
                                                      m.status),
-             "Channel": m.channel_name, "To": m.contact_name, "Agent": m.agent_name or m.author_kind,
+             "Channel": m.channel_name, "To": visible(m.contact_name), "Agent": m.agent_name or m.author_kind,
              "Attempts": m.attempts, "Error": " ".join(x for x in (m.error_code, m.error_message) if x),
              "Written": _when(m.created_at), "Sent": _when(m.sent_at),
-             "Text": (m.body or f"[{m.content_type}]")[:120]}
+             "Text": visible((m.body or f"[{m.content_type}]")[:120])}
             for m in items
         ],
         hide_index=True, width="stretch",

@@ -19,6 +19,7 @@ from switchboard.db.schema import (
     MESSAGE_STATUSES,
     AgentPresence,
     Attachment,
+    Channel,
     Contact,
     Conversation,
     Message,
@@ -61,6 +62,14 @@ class ContactProfile:
     lead_stage: str | None
     metadata: dict[str, Any]
     conversations: tuple[ConversationView, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class InboxFilters:
+    """The choices of the inbox's filters: (id, name) of channels and of people conversations go to."""
+
+    channels: tuple[tuple[int, str], ...]
+    assignees: tuple[tuple[int, str], ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,13 +129,15 @@ def list_conversations(
     status: str | None = None,
     channel_id: int | None = None,
     assigned_user_id: int | None = None,
+    unread_only: bool = False,
     search: str | None = None,
     cursor: str | None = None,
     limit: int = 50,
     updated_since: datetime | None = None,
 ) -> Page[ConversationView]:
-    """One page of a queue, newest activity first, with filters (``updated_since``: changed or written
-    to at or after that time); only channels the actor may view."""
+    """One page of a queue, newest activity first, with filters (each a bound parameter of the same
+    keyset query; ``updated_since``: changed or written to at or after that time); only channels the
+    actor may view."""
     limit = _limit(limit)
     visible = visible_channel_ids(uow, actor)
     conds: list[Any] = [Conversation.organization_id == actor.organization_id]
@@ -151,6 +162,8 @@ def list_conversations(
         conds.append(Conversation.channel_id == channel_id)
     if assigned_user_id is not None:
         conds.append(Conversation.assigned_user_id == assigned_user_id)
+    if unread_only:
+        conds.append(Conversation.unread_count > 0)
     if updated_since is not None:
         conds.append(Conversation.updated_at >= _ts(updated_since))
     if cursor:
@@ -195,6 +208,46 @@ def _search_matches(uow: UnitOfWork, conds: list[Any], term: str, n: int) -> Any
         .order_by(*order).limit(n)
     )
     return union(by_contact, by_message).subquery("hit")
+
+
+def channel_label(name: str, provider: str) -> str:
+    """A channel as people read it: its name, with the platform when the name does not say it."""
+    return name if provider in name.lower() else f"{name} ({provider})"
+
+
+def inbox_filters(uow: UnitOfWork, actor: Actor) -> InboxFilters:
+    """The channels the actor may view (removed ones too: their history stays) and the organization's
+    active people, for the inbox's channel and assignee filters."""
+    visible = visible_channel_ids(uow, actor)
+    channels = select(Channel.id, Channel.name, Channel.provider).where(
+        Channel.organization_id == actor.organization_id)
+    if visible is not None:
+        channels = channels.where(Channel.id.in_(sorted(visible)))
+    people = select(User.id, User.name).where(User.organization_id == actor.organization_id,
+                                              User.status == "active").order_by(User.name, User.id)
+    return InboxFilters(
+        tuple((r.id, channel_label(r.name, r.provider)) for r in uow.session.execute(channels.order_by(Channel.name, Channel.id))),
+        tuple((r.id, r.name) for r in uow.session.execute(people)),
+    )
+
+
+def waiting_conversations(uow: UnitOfWork, actor: Actor, *, limit: int = 100) -> list[ConversationView]:
+    """Manager: the conversations waiting for an agent, longest wait first. A conversation waits since
+    its current cycle started (the customer's first message after the last completion)."""
+    limit = _limit(limit)
+    actor = require(uow, actor, Action.VIEW_TEAM)  # the team's backlog (an API key never sees it)
+    since = func.coalesce(Conversation.cycle_started_at, Conversation.last_inbound_at, Conversation.created_at)
+    rows = uow.session.execute(
+        view_select().where(Conversation.organization_id == actor.organization_id,
+                            Conversation.status == ConversationStatus.PENDING)
+        .order_by(since.asc(), Conversation.id.asc()).limit(limit)
+    ).all()
+    return [row_to_view(r) for r in rows]
+
+
+def waiting_since(c: ConversationView) -> datetime:
+    """When ``c`` started waiting (the ordering of :func:`waiting_conversations`)."""
+    return c.cycle_started_at or c.last_inbound_at or c.created_at
 
 
 def queue_counts(uow: UnitOfWork, actor: Actor) -> dict[str, int]:

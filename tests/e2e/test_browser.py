@@ -149,13 +149,14 @@ def test_first_login_refresh_accept_and_reply(engine: Engine, seeded: dict[str, 
             page.goto(f"{app_url}/?c={seeded['conversation_id']}")
             expect(page.get_by_text("Bruno Buyer").first).to_be_visible(timeout=WAIT_MS)
             # customer text is plain text, not Markdown or HTML
-            expect(page.get_by_text(CUSTOMER_TEXT)).to_be_visible(timeout=WAIT_MS)
+            thread = page.get_by_test_id("stChatMessageContent")  # the list's preview cell may say it too
+            expect(thread.get_by_text(CUSTOMER_TEXT)).to_be_visible(timeout=WAIT_MS)
             page.get_by_role("button", name="Accept").click()
             expect(page.get_by_role("button", name="Complete")).to_be_visible(timeout=WAIT_MS)
 
             page.get_by_placeholder("Type your reply…").fill("Your parcel ships today.")
             page.get_by_role("button", name="Send").click()
-            expect(page.get_by_text("Your parcel ships today.")).to_be_visible(timeout=WAIT_MS)
+            expect(thread.get_by_text("Your parcel ships today.")).to_be_visible(timeout=WAIT_MS)
             expect(page.get_by_placeholder("Type your reply…")).to_have_value("", timeout=WAIT_MS)  # draft cleared once queued
             page.screenshot(path=str(SHOTS / "inbox.png"), full_page=True)
         finally:

@@ -85,7 +85,8 @@ def test_agent_sends_a_photo_and_sees_it_sent_live(engine: Engine, seeded: dict[
         try:
             first_sign_in(page, engine, app_url, "files@browser.test", seeded["user_id"])
             page.goto(f"{app_url}/?c={seeded['conversation_id']}")
-            expect(page.get_by_text("Can you send me the receipt?")).to_be_visible(timeout=WAIT_MS)
+            thread = page.get_by_test_id("stChatMessageContent")  # the list's preview cell says it too
+            expect(thread.get_by_text("Can you send me the receipt?")).to_be_visible(timeout=WAIT_MS)
             page.get_by_role("button", name="Accept").click()
             expect(page.get_by_role("button", name="Complete")).to_be_visible(timeout=WAIT_MS)
 
@@ -94,7 +95,7 @@ def test_agent_sends_a_photo_and_sees_it_sent_live(engine: Engine, seeded: dict[
             page.get_by_label("Caption (optional)").fill("Here is your receipt")
             page.get_by_label("Caption (optional)").press("Enter")
             page.get_by_role("button", name="Send file").click()
-            expect(page.get_by_text("Here is your receipt")).to_be_visible(timeout=WAIT_MS)
+            expect(thread.get_by_text("Here is your receipt")).to_be_visible(timeout=WAIT_MS)
             expect(page.get_by_text("🕓 sending").first).to_be_visible(timeout=WAIT_MS)
 
             connectors = ConnectorCache(engine, get_settings().secret_key_bytes())

@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import Engine, select
 from streamlit.testing.v1 import AppTest
 
+from app.text import plain
 from switchboard.auth.users import create_user
 from switchboard.db.schema import Attachment, Conversation, Message, PlatformSignal, SavedReply
 from switchboard.services.channels import create_channel, grant_channel_permission
@@ -242,7 +243,8 @@ def test_reply_box_uploads_a_file_checked_against_the_platforms_limits(
         assert Path(att.local_path or "").read_bytes() == PNG
         assert Path(att.local_path or "").is_relative_to(tmp_path / "media")
     assert "Your receipt" in _text(at) and "🕓 sending" in _text(at)  # in the thread, with its ticks
-    assert "📎 image: receipt.png" in "\n".join(str(getattr(b, "label", "")) for b in at.get("download_button"))
+    labels = [str(getattr(b, "label", "")) for b in at.get("download_button")]
+    assert plain("📎 image: receipt.png") in labels  # a file name is never Markdown: escaped
 
 
 @pytest.mark.usefixtures("app_env")

@@ -53,13 +53,13 @@ AGENT_MAY = {
     "start_conversation", "search_contacts", "take_up", "channel_templates",
     "new_message_window", "sendable_channels", "heartbeat", "get_organization",
     "list_saved_replies", "render_saved_reply", "enqueue_attachment",
-    "queue_read_mark", "queue_typing", "thread_version",
+    "queue_read_mark", "queue_typing", "thread_version", "inbox_filters",
     "get_message", "list_contacts", "channel_id_by_key", "template_id_by_name",
     "change_password", "recovery_codes_left", "regenerate_recovery_codes",
 }
 # Functions for managers too (assignment, the team, permissions, the outbox); the rest is for admins.
 MANAGER_MAY = AGENT_MAY | {
-    "reassign", "list_agents", "list_dead_letters", "retry_dead_letter", "enqueue_bot_reply",
+    "reassign", "list_agents", "waiting_conversations", "list_dead_letters", "retry_dead_letter", "enqueue_bot_reply",
     "resend_unknown", "mark_unknown_sent", "list_unknown", "record_already_sent_reply",
     "set_max_concurrent", "grant_channel_permission", "list_users", "user_channel_grants",
     "set_channel_permission", "set_channel_permissions", "analytics_reader", "customer_names",
