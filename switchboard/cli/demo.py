@@ -330,6 +330,8 @@ def run_demo(*, fresh: bool = False, customers: int = 6, speed: float = 1.0) -> 
                        "--port", str(settings.prefect_port)]
         prefect = supervisor.spawn("prefect-server", prefect_cmd, prefect_env)  # starts while the history loads
         info = seed(settings, engine)
+        receiver = supervisor.spawn("receiver", sb + ["serve"], env)  # these start while the history loads
+        app = supervisor.spawn("app", sb + ["app"], env)
         history = import_history(settings, engine)
         if history:
             print(f"  imported demo history: {history}")
@@ -337,14 +339,12 @@ def run_demo(*, fresh: bool = False, customers: int = 6, speed: float = 1.0) -> 
 
         report = build(url, settings.warehouse_file, data_path=settings.warehouse_data_path)
         print(f"  warehouse built at {report.path} in {report.seconds:.1f} s (then every 5 minutes by the worker)")
-        receiver = supervisor.spawn("receiver", sb + ["serve"], env)
-        supervisor.spawn("sandbox", sb + [
+        supervisor.spawn("sandbox", sb + [  # after the history: it knows who wrote within 24 hours
             "sandbox", "--webhook-url", info["webhook_url"], "--app-secret", info["app_secret"],
             "--access-token", info["access_token"], "--phone-number-id", SANDBOX_PHONE_ID,
             "--customers", str(customers), "--speed", str(speed), "--waba-id", SANDBOX_WABA_ID,
             "--known-customers", str(known_customers(engine, int(info["channel_id"]),
                                                      settings.home / "sandbox-customers.json"))], env)
-        app = supervisor.spawn("app", sb + ["app"], env)
         print("  starting the Prefect server (about 10 s)…")
         if not _wait_http(f"http://127.0.0.1:{settings.prefect_port}/api/health", 90, prefect):
             raise SwitchboardError(f"the Prefect server did not start; see {prefect.log}")

@@ -86,7 +86,7 @@ def _shift(h: Habit, day: datetime) -> tuple[datetime, datetime] | None:
 
 
 def generate(*, timezone: str, channels: list[HistoryChannel], agents: dict[str, str], manager: str,
-             days: int = 30, per_day: float = 16.0, seed: int = 7, now: datetime | None = None
+             days: int = 30, per_day: float = 11.0, seed: int = 7, now: datetime | None = None
              ) -> list[dict[str, Any]]:
     """The events of ``days`` days up to ``now``, sorted by time; ``agents`` maps email -> habit name."""
     rng = random.Random(seed)

@@ -45,9 +45,9 @@ def test_seed_and_history(settings_env: str, engine: Engine, tmp_path: Path) -> 
     assert sum(r == "agent" for _, _, r in DEMO_USERS) >= 4
     # every demo channel has a month of conversations; the history-only ones are paused
     assert set(per_channel) == {"sandbox", "messenger", "instagram", "telegram"}
-    assert all(n >= 50 for n in per_channel.values()), per_channel
+    assert all(n >= 30 for n in per_channel.values()), per_channel
     assert status == {"sandbox": "active", "messenger": "paused", "instagram": "paused", "telegram": "paused"}
-    assert msgs > 2000 and open_ <= 40
+    assert msgs > 1200 and open_ <= 40
     assert timedelta(days=29) <= last - first <= timedelta(days=31)
     assert {"CREATED", "ACCEPTED", "RELEASED", "COMPLETED", "REOPENED", "REASSIGNED", "MESSAGE_SENT",
             "MESSAGE_READ"} <= types, types
