@@ -105,8 +105,21 @@ def _busiest_cell(demo: dict[str, Any], start: date, end: date) -> tuple[int, in
 
 
 def _pick(page: Any, label: str, option: str) -> None:
-    page.get_by_label(label, exact=True).click()
-    page.get_by_role("option", name=option, exact=True).click()
+    """Choose ``option`` in the selectbox ``label`` (a click while the app reruns may close the list:
+    open it again); the drill list's title then says which cell was chosen."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    box = page.get_by_label(label, exact=True)
+    for attempt in range(4):
+        _settled(page)
+        box.click()
+        try:
+            page.get_by_role("option", name=option, exact=True).click(timeout=5_000)
+            break
+        except PlaywrightTimeout:
+            page.keyboard.press("Escape")
+            if attempt == 3:
+                raise
 
 
 def test_demo_pages_heatmap_drill_csv_and_open_thread(demo: dict[str, Any], engine: Engine,
