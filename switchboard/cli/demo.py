@@ -273,12 +273,21 @@ def prefect_database_url(sync_url: str) -> str:
     return u.set(drivername="postgresql+asyncpg", database="prefect").render_as_string(hide_password=False)
 
 
-def run_demo(*, fresh: bool = False, customers: int = 6, speed: float = 1.0) -> None:
-    started = time.monotonic()
+def demo_home(*, fresh: bool = False) -> tuple[Settings, bool]:
+    """The demo's settings with its secret key (generated into SWITCHBOARD_HOME when missing; True
+    then). ``fresh`` deletes the home first, key file included: the settings are read again, so a new
+    key is written rather than the deleted file's key kept in memory (the next start would not find it)."""
     settings = get_settings()
     if fresh and settings.home.exists():
         shutil.rmtree(settings.home)
-    settings, created_key = ensure_local_secret_key(settings)
+        get_settings.cache_clear()
+        settings = get_settings()
+    return ensure_local_secret_key(settings)
+
+
+def run_demo(*, fresh: bool = False, customers: int = 6, speed: float = 1.0) -> None:
+    started = time.monotonic()
+    settings, created_key = demo_home(fresh=fresh)
     settings.home.mkdir(parents=True, exist_ok=True)
     log_dir = settings.home / "logs"
     log_dir.mkdir(exist_ok=True)

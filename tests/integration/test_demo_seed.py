@@ -7,12 +7,13 @@ import json
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from sqlalchemy import Engine, func, select
 
-from switchboard.cli.demo import DEMO_USERS, SANDBOX_WABA_ID, import_history, known_customers, seed
+from switchboard.cli.demo import DEMO_USERS, SANDBOX_WABA_ID, demo_home, import_history, known_customers, seed
 from switchboard.db.schema import Channel, Conversation, ConversationEvent, Message, User
 from switchboard.services.channels import channel_credentials, set_channel_credentials
-from switchboard.settings import get_settings
+from switchboard.settings import Settings, get_settings
 from switchboard.types import Actor
 from switchboard.uow import UnitOfWork
 
@@ -73,3 +74,20 @@ def test_the_sandbox_channel_lists_templates_and_the_sandbox_knows_recent_custom
     import_history(settings, engine, days=2)
     known = json.loads(known_customers(engine, channel, tmp_path / "known.json").read_text())
     assert all(phone.isdigit() and isinstance(at, float) for phone, at in known.items())
+
+
+def test_a_fresh_demo_home_gets_a_new_key_file_the_next_start_reads(settings_env: str,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    def start(fresh: bool = False) -> tuple[Settings, bool]:  # each start is a new process: no key in the env
+        monkeypatch.delenv("SWITCHBOARD_SECRET_KEY", raising=False)  # restored after the test
+        get_settings.cache_clear()
+        return demo_home(fresh=fresh)
+
+    first, created = start()
+    assert created and (first.home / "secret.key").read_text().strip() == first.switchboard_secret_key
+    again, created = start()
+    assert not created and again.switchboard_secret_key == first.switchboard_secret_key
+    fresh, created = start(fresh=True)  # the home (and its key file) deleted: a new key, written down
+    assert created and fresh.switchboard_secret_key != first.switchboard_secret_key
+    assert (fresh.home / "secret.key").read_text().strip() == fresh.switchboard_secret_key
+    get_settings.cache_clear()
