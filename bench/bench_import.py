@@ -26,7 +26,7 @@ from sqlalchemy import create_engine
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from switchboard.cli.demo_history import write_timeline  # noqa: E402
+from switchboard.cli.demo_history import HABITS, HistoryChannel, write_timeline  # noqa: E402
 from switchboard.db.engine import embedded_server, ensure_database, sync_url  # noqa: E402
 from switchboard.db.migrate import upgrade  # noqa: E402
 from switchboard.importer import import_events  # noqa: E402
@@ -47,9 +47,10 @@ def demo_timeline(path: Path, days: int, per_weekday: int) -> Path:
     users = [("lead@bench.test", "Lead", "manager")] + [(f"agent{i}@bench.test", f"Agent {i}", "agent")
                                                         for i in range(6)]
     return write_timeline(path, org="Bench Demo", timezone="Europe/Berlin",
-                          business_hours={"mon": [["09:00", "17:00"]]}, channel_key="wa", provider="whatsapp",
-                          channel_name="WA", users=users, days=days, per_weekday=per_weekday,
-                          per_weekend_day=per_weekday // 3, now=datetime(2026, 3, 2, tzinfo=UTC))
+                          business_hours={"mon": [["09:00", "17:00"]]},
+                          channels=[HistoryChannel("wa", "whatsapp", "WA", 1.0, "+49151")], users=users,
+                          habits={e: list(HABITS)[i % len(HABITS)] for i, (e, _, _) in enumerate(users)},
+                          days=days, per_day=per_weekday, now=datetime(2026, 3, 2, tzinfo=UTC))
 
 
 def main() -> None:

@@ -393,7 +393,9 @@ def _cycles(reader: AnalyticsReader, actor: Actor, f: Filters, title: str, crite
     rows = rows.with_columns(
         pl.col("conversation_id").replace_strict(names, default="(not visible to you)", return_dtype=pl.Utf8)
         .alias("customer"),
-        pl.format("/inbox?c={}", pl.col("conversation_id")).alias("open"))
+        # the inbox is every role's default page, served at the root (Streamlit answers /inbox with
+        # "page not found"), so the thread opens at /?c=<id>
+        pl.format("/?c={}", pl.col("conversation_id")).alias("open"))
     shown = rows.select("open", "customer", "channel_name", "cycle_number", "started_at", "accepted_by_email",
                         "first_response_at", "first_responder_email", "completed_at", "first_response_ms",
                         "resolution_ms", "first_response_sla_status", "count_unanswered_turns")

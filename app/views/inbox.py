@@ -382,7 +382,7 @@ def page() -> None:
         st.radio("My status", ["ONLINE", "AWAY"], key="presence_state", horizontal=True,
                  on_change=lambda: st.session_state.update(_hb_at=0.0))
     linked = st.query_params.get("c")
-    if linked and linked.isdigit():  # deep link: /inbox?c=<conversation id>
+    if linked and linked.isdigit():  # deep link: /?c=<conversation id> (the default page)
         st.session_state["selected_conversation"] = int(linked)
     left, right = st.columns([5, 6], gap="medium")
     with left:

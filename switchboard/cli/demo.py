@@ -1,7 +1,9 @@
 """`switchboard demo`: the whole product on embedded defaults, one command, Ctrl-C stops everything.
 
-Starts (or joins) the embedded PostgreSQL, migrates, seeds a demo organization with users and a
-sandbox channel, replays a week of demo history for the dashboards, then runs as child processes:
+Starts (or joins) the embedded PostgreSQL, migrates, seeds a demo organization with users, the WhatsApp
+sandbox channel and three history-only channels (Messenger, Instagram, Telegram: paused, their
+credentials point at nothing live), replays 30 days of generated history for the dashboards, then runs
+as child processes:
 a Prefect API server (on the same PostgreSQL), the webhook receiver, the sandbox with simulated
 customers, the flow worker and the Streamlit app.
 """
@@ -26,6 +28,7 @@ import httpx
 from sqlalchemy import Engine, select
 from sqlalchemy.engine import make_url
 
+from switchboard.cli.demo_history import HistoryChannel
 from switchboard.db.schema import User
 from switchboard.errors import NotFound, SwitchboardError
 from switchboard.settings import Settings, ensure_local_secret_key, get_settings
@@ -37,11 +40,31 @@ DEMO_USERS = (
     ("manager@demo.local", "Max Manager", "manager"),
     ("alice@demo.local", "Alice Agent", "agent"),
     ("bob@demo.local", "Bob Agent", "agent"),
+    ("carol@demo.local", "Carol Agent", "agent"),
+    ("dave@demo.local", "Dave Agent", "agent"),
 )
+# each agent's habit in the generated history (switchboard.cli.demo_history.HABITS)
+DEMO_HABITS = {"alice@demo.local": "fast", "bob@demo.local": "slow", "carol@demo.local": "part_time",
+               "dave@demo.local": "hands_over"}
+HISTORY_DAYS = 30
+OFFLINE_URL = "http://127.0.0.1:9"  # the discard port: nothing answers there
 SANDBOX_PHONE_ID = "100000000000001"
 SANDBOX_WABA_ID = "sandbox-waba"  # the business account whose message templates the sandbox lists
 DEMO_TIMEZONE = "Europe/Berlin"
 DEMO_HOURS = {d: [["09:00", "18:00"]] for d in ("mon", "tue", "wed", "thu", "fri")}
+# the history-only channels: created paused (nothing is processed, sent or synced on them, so the
+# worker never calls their platforms), read receipts off; their fake credentials point at nothing
+OFFLINE_CHANNELS: tuple[tuple[HistoryChannel, dict[str, str]], ...] = (
+    (HistoryChannel("messenger", "messenger", "Messenger (history only)", 0.25, "71000"),
+     {"page_id": "700000000000001", "page_access_token": "offline-demo-token", "app_secret": "offline-demo",
+      "verify_token": "offline-demo", "api_base_url": OFFLINE_URL}),
+    (HistoryChannel("instagram", "instagram", "Instagram (history only)", 0.2, "17841", bot_greeting=0.0),
+     {"ig_user_id": "178410000000001", "page_access_token": "offline-demo-token", "app_secret": "offline-demo",
+      "verify_token": "offline-demo", "api_base_url": OFFLINE_URL}),
+    (HistoryChannel("telegram", "telegram", "Telegram (history only)", 0.15, "55500", bot_greeting=0.0),
+     {"api_id": "1", "api_hash": "offline-demo"}),
+)
+SANDBOX_HISTORY = HistoryChannel("sandbox", "sandbox", "WhatsApp (sandbox)", 0.4, "+49301")
 
 
 @dataclass
@@ -115,6 +138,7 @@ class Supervisor:
 def seed(settings: Settings, engine: Engine) -> dict[str, str]:
     """Idempotently create the demo organization, users, channel and permissions."""
     from switchboard.auth.users import create_user
+    from switchboard.services.channel_lifecycle import pause_channel
     from switchboard.services.channels import (
         channel_credentials,
         create_channel,
@@ -123,6 +147,7 @@ def seed(settings: Settings, engine: Engine) -> dict[str, str]:
         set_channel_credentials,
     )
     from switchboard.services.organizations import create_organization, organization_id_by_name
+    from switchboard.services.platform_signals import set_read_receipts
     from switchboard.types import Actor
     from switchboard.uow import UnitOfWork
 
@@ -150,6 +175,13 @@ def seed(settings: Settings, engine: Engine) -> dict[str, str]:
         current = channel_credentials(uow, system, channel.id, key)
         if current.get("waba_id") != SANDBOX_WABA_ID:  # a demo home from before templates were synced
             set_channel_credentials(uow, system, channel.id, key, {**current, "waba_id": SANDBOX_WABA_ID})
+        offline = []
+        for spec, fake in OFFLINE_CHANNELS:
+            view = create_channel(uow, system, key=spec.key, provider=spec.provider, name=spec.name,
+                                  secret_key=key, credentials=fake)
+            pause_channel(uow, system, view.id)
+            set_read_receipts(uow, system, view.id, enabled=False)
+            offline.append(view.id)
         existing = set(uow.session.execute(select(User.email)).scalars())
         for email, name, role in DEMO_USERS:
             if email in existing:
@@ -157,8 +189,9 @@ def seed(settings: Settings, engine: Engine) -> dict[str, str]:
             created = create_user(uow, org_id, email=email, name=name, role=role, secret_key=key,
                                   password=DEMO_PASSWORD)
             if role == "agent":
-                grant_channel_permission(uow, system, user_id=created.user_id, channel_id=channel.id,
-                                         can_view=True, can_send=True)
+                for channel_id in (channel.id, *offline):
+                    grant_channel_permission(uow, system, user_id=created.user_id, channel_id=channel_id,
+                                             can_view=True, can_send=True)
         creds = channel_credentials(uow, system, channel.id, key)
         uow.commit()
     info["channel_id"] = str(channel.id)
@@ -201,8 +234,9 @@ def sync_sandbox_templates(settings: Settings, engine: Engine, channel_id: int) 
     return f"{result.inserted} added, {result.updated} updated, {result.removed} removed"
 
 
-def import_history(settings: Settings, engine: Engine) -> str | None:
-    """Replay a generated week of demo history once, so dashboards have data from the start."""
+def import_history(settings: Settings, engine: Engine, *, days: int = HISTORY_DAYS) -> str | None:
+    """Replay 30 generated days of demo history on every demo channel once, so dashboards have data
+    from the start (deterministic: seeded, up to now)."""
     from switchboard.cli.demo_history import write_timeline
     from switchboard.importer import import_events
 
@@ -211,8 +245,8 @@ def import_history(settings: Settings, engine: Engine) -> str | None:
         return None
     path = write_timeline(
         settings.home / "demo_history.jsonl", org=DEMO_ORG, timezone=DEMO_TIMEZONE,
-        business_hours=DEMO_HOURS, channel_key="sandbox", provider="sandbox", channel_name="WhatsApp (sandbox)",
-        users=list(DEMO_USERS),
+        business_hours=DEMO_HOURS, channels=[SANDBOX_HISTORY, *(c for c, _ in OFFLINE_CHANNELS)],
+        users=list(DEMO_USERS), habits=DEMO_HABITS, days=days,
     )
     report = import_events(engine, path, settings.secret_key_bytes())
     marker.write_text("ok\n")
@@ -239,11 +273,21 @@ def prefect_database_url(sync_url: str) -> str:
     return u.set(drivername="postgresql+asyncpg", database="prefect").render_as_string(hide_password=False)
 
 
-def run_demo(*, fresh: bool = False, customers: int = 6, speed: float = 1.0) -> None:
+def demo_home(*, fresh: bool = False) -> tuple[Settings, bool]:
+    """The demo's settings with its secret key (generated into SWITCHBOARD_HOME when missing; True
+    then). ``fresh`` deletes the home first, key file included: the settings are read again, so a new
+    key is written rather than the deleted file's key kept in memory (the next start would not find it)."""
     settings = get_settings()
     if fresh and settings.home.exists():
         shutil.rmtree(settings.home)
-    settings, created_key = ensure_local_secret_key(settings)
+        get_settings.cache_clear()
+        settings = get_settings()
+    return ensure_local_secret_key(settings)
+
+
+def run_demo(*, fresh: bool = False, customers: int = 6, speed: float = 1.0) -> None:
+    started = time.monotonic()
+    settings, created_key = demo_home(fresh=fresh)
     settings.home.mkdir(parents=True, exist_ok=True)
     log_dir = settings.home / "logs"
     log_dir.mkdir(exist_ok=True)
@@ -264,15 +308,6 @@ def run_demo(*, fresh: bool = False, customers: int = 6, speed: float = 1.0) -> 
     with UnitOfWork(engine) as uow:  # runs of a previous demo that was killed mid-run
         mark_interrupted(uow, older_than=timedelta(0))
         uow.commit()
-    info = seed(settings, engine)
-    history = import_history(settings, engine)
-    if history:
-        print(f"  imported demo history: {history}")
-    from warehouse.build import build
-
-    report = build(url, settings.warehouse_file, data_path=settings.warehouse_data_path)
-    print(f"  warehouse built at {report.path} in {report.seconds:.1f} s (then every 5 minutes by the worker)")
-
     env = dict(os.environ)
     env.update({
         "SWITCHBOARD_HOME": str(settings.home),
@@ -302,15 +337,23 @@ def run_demo(*, fresh: bool = False, customers: int = 6, speed: float = 1.0) -> 
     try:
         prefect_cmd = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
                        "--port", str(settings.prefect_port)]
-        prefect = supervisor.spawn("prefect-server", prefect_cmd, prefect_env)
-        receiver = supervisor.spawn("receiver", sb + ["serve"], env)
-        supervisor.spawn("sandbox", sb + [
+        prefect = supervisor.spawn("prefect-server", prefect_cmd, prefect_env)  # starts while the history loads
+        info = seed(settings, engine)
+        receiver = supervisor.spawn("receiver", sb + ["serve"], env)  # these start while the history loads
+        app = supervisor.spawn("app", sb + ["app"], env)
+        history = import_history(settings, engine)
+        if history:
+            print(f"  imported demo history: {history}")
+        from warehouse.build import build
+
+        report = build(url, settings.warehouse_file, data_path=settings.warehouse_data_path)
+        print(f"  warehouse built at {report.path} in {report.seconds:.1f} s (then every 5 minutes by the worker)")
+        supervisor.spawn("sandbox", sb + [  # after the history: it knows who wrote within 24 hours
             "sandbox", "--webhook-url", info["webhook_url"], "--app-secret", info["app_secret"],
             "--access-token", info["access_token"], "--phone-number-id", SANDBOX_PHONE_ID,
             "--customers", str(customers), "--speed", str(speed), "--waba-id", SANDBOX_WABA_ID,
             "--known-customers", str(known_customers(engine, int(info["channel_id"]),
                                                      settings.home / "sandbox-customers.json"))], env)
-        app = supervisor.spawn("app", sb + ["app"], env)
         print("  starting the Prefect server (about 10 s)…")
         if not _wait_http(f"http://127.0.0.1:{settings.prefect_port}/api/health", 90, prefect):
             raise SwitchboardError(f"the Prefect server did not start; see {prefect.log}")
@@ -321,13 +364,17 @@ def run_demo(*, fresh: bool = False, customers: int = 6, speed: float = 1.0) -> 
         if _wait_http(f"http://127.0.0.1:{settings.sandbox_port}/health", 30):
             print(f"  sandbox message templates: {sync_sandbox_templates(settings, engine, int(info['channel_id']))}")
 
+        print(f"  ready in {time.monotonic() - started:.0f} s")
         print()
         print(f"  Inbox (Streamlit):   http://127.0.0.1:{settings.app_port}")
         print(f"  Prefect UI:          http://127.0.0.1:{settings.prefect_port}")
         print(f"  Webhook receiver:    http://127.0.0.1:{settings.receiver_port}/health")
         print(f"  Sandbox (WhatsApp):  http://127.0.0.1:{settings.sandbox_port}/_sandbox/sent")
         print()
-        print(f"  Log in as any of: {', '.join(e for e, _, _ in DEMO_USERS)}")
+        print("  Log in as any of:")
+        for email, name, role in DEMO_USERS:
+            habit = DEMO_HABITS.get(email, "").replace("_", " ")
+            print(f"    {email:<20} {name} ({role}{', ' + habit + ' in the history' if habit else ''})")
         print(f"  password: {DEMO_PASSWORD}")
         print("  First login enrolls TOTP: scan the QR code with an authenticator app, or get the current")
         print("  code with:  .venv/bin/switchboard totp-code alice@demo.local")

@@ -18,6 +18,7 @@ from switchboard.clock import utcnow
 from switchboard.services.channel_lifecycle import channel_by_id, record_connection_test
 from switchboard.services.channels import (
     ERROR,
+    PAUSED,
     ChannelView,
     credentials_refused,
     get_channel,
@@ -83,7 +84,8 @@ def check_credentials_once(engine: Engine, connectors: ConnectorCache, *, warn_d
     now = now or utcnow()
     stats = ExpiryStats()
     with UnitOfWork(engine) as uow:
-        channels = [c for c in list_channels(uow) if supports(c.provider, TOKEN_EXPIRY)]
+        channels = [c for c in list_channels(uow)  # a paused channel is not called (as by its syncs)
+                    if supports(c.provider, TOKEN_EXPIRY) and c.status != PAUSED]
     for channel in channels:
         try:
             expires_at = port(connectors.get(channel.id)[1], TOKEN_EXPIRY).token_expiry()

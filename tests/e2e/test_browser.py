@@ -106,13 +106,13 @@ def _totp_now(engine: Engine, user_id: int) -> str:
     return pyotp.TOTP(secret).now()
 
 
-def first_sign_in(page: Any, engine: Engine, app_url: str, email: str, user_id: int) -> None:
+def first_sign_in(page: Any, engine: Engine, app_url: str, email: str, user_id: int, password: str = PASSWORD) -> None:
     """Sign in for the first time: password, then enroll the authenticator and confirm the recovery codes."""
     from playwright.sync_api import expect
 
     page.goto(app_url)
     page.get_by_label("Email").fill(email)
-    page.get_by_label("Password", exact=True).fill(PASSWORD)
+    page.get_by_label("Password", exact=True).fill(password)
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_text("Set up two-factor authentication")).to_be_visible(timeout=WAIT_MS)
     page.get_by_label("Enter the 6-digit code your app shows now").fill(_totp_now(engine, user_id))

@@ -120,15 +120,16 @@ def test_a_busy_timeline_imports(engine: Engine, tmp_path: Path) -> None:
 
 
 def _demo(tmp: Path, org: str, days: int, per_weekday: int) -> Path:
-    from switchboard.cli.demo_history import write_timeline
+    from switchboard.cli.demo_history import HABITS, HistoryChannel, write_timeline
 
     dom = org.lower().replace(" ", "")
     users = [(f"lead@{dom}.test", "Lead", "manager")] + [(f"agent{i}@{dom}.test", f"Agent {i}", "agent")
                                                          for i in range(6)]
     return write_timeline(tmp / f"{org}.jsonl", org=org, timezone="Europe/Berlin",
-                          business_hours={"mon": [["09:00", "17:00"]]}, channel_key="wa", provider="whatsapp",
-                          channel_name="WA", users=users, days=days, per_weekday=per_weekday,
-                          per_weekend_day=per_weekday // 3, now=datetime(2026, 3, 2, tzinfo=UTC))
+                          business_hours={"mon": [["09:00", "17:00"]]},
+                          channels=[HistoryChannel("wa", "whatsapp", "WA", 1.0, "+49151")], users=users,
+                          habits={e: list(HABITS)[i % len(HABITS)] for i, (e, _, _) in enumerate(users)},
+                          days=days, per_day=per_weekday, now=datetime(2026, 3, 2, tzinfo=UTC))
 
 
 def _snapshot(engine: Engine, org_name: str) -> dict[str, object]:
