@@ -40,7 +40,7 @@ from switchboard.uow import UnitOfWork
 from switchboard.workflows.channel_checks import check_connection, check_credentials_once
 from switchboard.workflows.connector_cache import ConnectorCache
 from switchboard.workflows.inbound import process_webhooks_once
-from switchboard.workflows.sending import send_outbox_once
+from switchboard.workflows.sending import drain_outbox, send_outbox_once
 from tests.fakes.graph import FakeGraph, Forced
 from tests.fakes.server import run_asgi
 
@@ -278,7 +278,8 @@ def test_refused_token_puts_the_channel_in_error_instead_of_failing_every_send(r
     assert "channel.credentials_refused" in _audited(rig)
 
     rig.call(lifecycle.update_credentials, rig.channel.id, rig.key, {"access_token": TOKEN})
-    assert rig.send().sent == 2
+    rig.connectors.forget(rig.channel.id)
+    assert drain_outbox(rig.engine, rig.connectors, seconds=30, idle_seconds=0.5).sent == 2  # spaced by the send rate
     with UnitOfWork(rig.engine) as uow:
         assert lifecycle.credential_warnings(uow, rig.admin) == []
 

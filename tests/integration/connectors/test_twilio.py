@@ -38,7 +38,7 @@ from switchboard.uow import UnitOfWork
 from switchboard.workflows.connector_cache import ConnectorCache
 from switchboard.workflows.inbound import process_webhooks_once
 from switchboard.workflows.media import download_media_once
-from switchboard.workflows.sending import send_outbox_once
+from switchboard.workflows.sending import drain_outbox
 from tests.fakes.server import run_asgi
 from tests.fakes.twilio import FakeTwilio, Forced, sign
 
@@ -195,7 +195,7 @@ def test_a_reply_is_sent_and_its_status_callbacks_only_move_forward(rig: Rig) ->
     rig.twilio.inbound(rig.local_url, from_=CUSTOMER, to=SHOP, body="hi", public_url=rig.public_url)
     rig.ingest()
     first, second = _reply(rig, "Shipped today!", "r1"), _reply(rig, "Anything else?", "r2")
-    stats = send_outbox_once(rig.engine, rig.connectors)
+    stats = drain_outbox(rig.engine, rig.connectors, seconds=30, idle_seconds=0.5)  # the send rate spaces them
     assert stats.sent == 2, stats
     sent = {s["Body"]: s for s in rig.twilio.sent}
     assert sent["Shipped today!"]["To"] == CUSTOMER and sent["Shipped today!"]["From"] == SHOP
