@@ -97,3 +97,16 @@ def test_the_app_runs_with_xsrf_and_cors_protection() -> None:
     for name, value in STREAMLIT_OPTIONS.items():
         section, option = name.split(".")
         assert str(config[section][option]).lower() == value, name
+
+
+def test_health_names_no_error_of_any_organization(engine: Engine, served: tuple[str, str]) -> None:
+    from switchboard.services import runs
+
+    with UnitOfWork(engine) as uow:
+        run = runs.start_run(uow, "process-webhooks")
+        runs.finish_run(uow, run, ok=False, error="channel acme-wa: customer +4915112345678 refused")
+        uow.commit()
+    base, _ = served
+    health = httpx.get(f"{base}/health").json()
+    assert health["flows"]["process-webhooks"]["status"] == "failed"
+    assert "4915112345678" not in str(health) and "acme" not in str(health)
