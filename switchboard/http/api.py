@@ -12,6 +12,8 @@ Every error is an RFC 9457 ``application/problem+json`` document (``type``, ``ti
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import json
 import logging
@@ -44,6 +46,7 @@ from switchboard.errors import (
 from switchboard.policy import Action
 from switchboard.services import (
     api_keys,
+    attachments,
     conversations,
     event_webhooks,
     inbox_views,
@@ -124,17 +127,33 @@ class TemplateIn(BaseModel):
         description='the body\'s {{n}} values in order, or {"body": [...], "header": [...], "button:0": [...]}')
 
 
+MAX_API_FILE_BYTES = 25 * 1024 * 1024  # through the API; the platform's own limit may be lower
+
+
+class MediaIn(BaseModel):
+    """A file to send (an image or a document), base64-encoded, with an optional caption."""
+
+    model_config = ConfigDict(extra="forbid")
+    file_name: str = Field(min_length=1, max_length=255, description="e.g. receipt.pdf")
+    mime_type: str | None = Field(None, max_length=255, description="e.g. application/pdf (default: from the name)")
+    content_base64: str = Field(min_length=1, max_length=(MAX_API_FILE_BYTES + 2) // 3 * 4,
+                                description="the file's bytes, base64 (files up to 25 MB)")
+    caption: str | None = Field(None, max_length=outbox.MAX_BODY)
+
+
 class SendMessageIn(BaseModel):
     """Either ``channel`` + ``to`` (a new or existing conversation with that recipient) or
-    ``conversation_id`` (a reply); and exactly one of ``text`` and ``template``."""
+    ``conversation_id`` (a reply); and exactly one of ``text``, ``template`` and ``media``."""
 
     model_config = ConfigDict(extra="forbid")
     channel: str | None = Field(None, min_length=1, max_length=64, description="the channel's key, e.g. wa-main")
-    to: str | None = Field(None, min_length=1, max_length=128,
-                           description="WhatsApp: a phone number with country code; Telegram: @username or chat id")
+    to: str | None = Field(None, min_length=1, max_length=320,
+                           description="WhatsApp/SMS: a phone number with country code; Telegram: @username or "
+                                       "chat id; email: an address")
     conversation_id: int | None = Field(None, ge=1)
     text: str | None = Field(None, min_length=1, max_length=outbox.MAX_BODY)
     template: TemplateIn | None = None
+    media: MediaIn | None = None
 
 
 class MessageOut(BaseModel):
@@ -525,13 +544,26 @@ def _template_id(uow: UnitOfWork, actor: Actor, channel_id: int, t: TemplateIn) 
     return _named("template.name", reads.template_id_by_name, uow, actor, channel_id, t.name, t.language)
 
 
+def _file(media: MediaIn) -> attachments.OutgoingFile:
+    try:
+        data = base64.b64decode(media.content_base64, validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidField("media.content_base64", "is not base64") from None
+    return attachments.OutgoingFile(media.file_name, media.mime_type, data, media.caption)
+
+
 def _send(uow: UnitOfWork, actor: Actor, body: SendMessageIn, key: str) -> MessageView:
     """Translate the send request into the outbox services (reply, template, first message)."""
-    if (body.text is None) == (body.template is None):
-        raise InvalidField("text", "give either text or template (exactly one)")
+    if [body.text, body.template, body.media].count(None) != 2:
+        raise InvalidField("text", "give text, template or media (exactly one)")
+    file = _file(body.media) if body.media is not None else None
     if body.conversation_id is not None:
         if body.channel is not None or body.to is not None:
             raise InvalidField("conversation_id", "give either conversation_id, or channel and to (not both)")
+        if file is not None:
+            return attachments.enqueue_attachment(uow, actor, body.conversation_id, file_name=file.file_name,
+                                                  mime_type=file.mime_type, data=file.data, caption=file.caption,
+                                                  idempotency_key=key)
         if body.template is None:
             return outbox.enqueue_reply(uow, actor, body.conversation_id, body.text or "", idempotency_key=key)
         channel_id = inbox_views.get_conversation(uow, actor, body.conversation_id).channel_id
@@ -543,7 +575,8 @@ def _send(uow: UnitOfWork, actor: Actor, body: SendMessageIn, key: str) -> Messa
                            "give channel and to (a new conversation), or conversation_id (a reply)")
     channel_id = _channel(uow, actor, body.channel)
     if body.template is None:
-        return outreach.start_conversation(uow, actor, channel_id, body.to, body=body.text, idempotency_key=key)
+        return outreach.start_conversation(uow, actor, channel_id, body.to, body=body.text, file=file,
+                                           idempotency_key=key)
     return outreach.start_conversation(uow, actor, channel_id, body.to,
                                        template_id=_template_id(uow, actor, channel_id, body.template),
                                        parameters=_parameters(body.template), idempotency_key=key)

@@ -9,6 +9,7 @@ sha256 and size on the attachment row, so the thread shows and offers it exactly
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -34,6 +35,16 @@ from switchboard.settings import get_settings
 from switchboard.storage import store_bytes
 from switchboard.types import Actor
 from switchboard.uow import UnitOfWork
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingFile:
+    """A file to send: its name, type (None: guessed from the name), bytes and optional caption."""
+
+    file_name: str
+    mime_type: str | None
+    data: bytes
+    caption: str | None = None
 
 
 def enqueue_attachment(uow: UnitOfWork, actor: Actor, conversation_id: int, *, file_name: str,

@@ -51,6 +51,7 @@ from switchboard.domain.messaging_window import (
 from switchboard.domain.recipients import Recipient, parse_recipient
 from switchboard.errors import Conflict, InvalidInput, NotFound
 from switchboard.policy import can_send_channel, require_send, require_view, verify_actor
+from switchboard.services.attachments import OutgoingFile, enqueue_attachment
 from switchboard.services.contacts import ContactSighting, upsert_contacts
 from switchboard.services.conversations import contact_handle, contact_label, take_up
 from switchboard.services.events import append_event
@@ -74,9 +75,10 @@ class ContactOption:
     conversation_status: str | None
 
 
-def _exactly_one_content(body: str | None, template_id: int | None) -> None:
-    if (body is None or not body.strip()) == (template_id is None):
-        raise InvalidInput("give either a message text or a template (exactly one)")
+def _exactly_one_content(body: str | None, template_id: int | None, file: OutgoingFile | None) -> None:
+    given = [body is not None and bool(body.strip()), template_id is not None, file is not None]
+    if given.count(True) != 1:
+        raise InvalidInput("give a message text, a template or a file (exactly one)")
 
 
 def _replayed(uow: UnitOfWork, organization_id: int, key: str, channel_id: int) -> MessageView | None:
@@ -148,14 +150,15 @@ def _known_contact(uow: UnitOfWork, organization_id: int, provider: str, contact
 
 def start_conversation(uow: UnitOfWork, actor: Actor, channel_id: int, recipient: str, *, body: str | None = None,
                        template_id: int | None = None, parameters: Mapping[str, Sequence[str]] | None = None,
-                       idempotency_key: str, contact_id: int | None = None, now: datetime | None = None
-                       ) -> MessageView:
-    """Write to a customer first (see the module docstring); returns the queued (PENDING) message.
+                       idempotency_key: str, contact_id: int | None = None, file: OutgoingFile | None = None,
+                       now: datetime | None = None) -> MessageView:
+    """Write to a customer first (see the module docstring); returns the queued (PENDING) message: a
+    text, a template or a ``file`` (as free text, only where the messaging window allows it).
     ``contact_id``: an existing contact picked from :func:`search_contacts` (``recipient`` is then ignored)."""
     now = now or utcnow()
     key = clean_key(idempotency_key)
     access = require_send(uow, actor, channel_id)
-    _exactly_one_content(body, template_id)
+    _exactly_one_content(body, template_id, file)
     me = access.actor
     replayed = _replayed(uow, me.organization_id, key, channel_id)
     if replayed is not None:
@@ -174,7 +177,7 @@ def start_conversation(uow: UnitOfWork, actor: Actor, channel_id: int, recipient
     if contact_id is None and who is not None and who.provider_contact_id is None:
         raise InvalidInput(f"no {label(provider)} contact {who.shown} is known yet: ask them to write first "
                            "or enter their numeric chat id")
-    if body is not None and body.strip():  # refuse before anything is written, with the window's sentence
+    if template_id is None:  # text or a file: refuse before anything is written, with the window's sentence
         require_free_text(messaging_window(provider, None if found is None else found[1], now))
     if contact_id is None:
         assert who is not None
@@ -185,6 +188,9 @@ def start_conversation(uow: UnitOfWork, actor: Actor, channel_id: int, recipient
     if template_id is not None:
         return enqueue_template(uow, me, conversation_id, template_id, parameters or {}, idempotency_key=key,
                                 now=now)
+    if file is not None:
+        return enqueue_attachment(uow, me, conversation_id, file_name=file.file_name, mime_type=file.mime_type,
+                                  data=file.data, caption=file.caption, idempotency_key=key, now=now)
     assert body is not None
     return enqueue_reply(uow, me, conversation_id, body, idempotency_key=key, now=now)
 

@@ -314,3 +314,44 @@ def test_key_actions_are_audited(api: Api) -> None:
         template = u.session.execute(select(func.count()).select_from(MessageTemplate)).scalar_one()
     assert actions == ["api_key.created", "api_key.revoked"]
     assert len(hashes[0]) == 64 and template == 1
+
+
+PNG = (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89"
+       b"\x00\x00\x00\rIDATx\x9cc\xf8\xff\xff?\x00\x05\xfe\x02\xfe\xa7\x35\x81\x84\x00\x00\x00\x00IEND\xaeB`\x82")
+
+
+def test_files_go_through_the_outbox_with_the_platforms_limits(api: Api, tmp_path: Any,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    import base64
+
+    from switchboard.settings import get_settings
+
+    monkeypatch.setenv("SWITCHBOARD_HOME", str(tmp_path / "home"))  # where the API keeps the files it queues
+    get_settings.cache_clear()
+    key = api.key()
+    photo = {"file_name": "receipt.png", "content_base64": base64.b64encode(PNG).decode(), "caption": "Your receipt"}
+    r = api.call("POST", "/messages", key, json={"conversation_id": api.fresh_conv, "media": photo})
+    assert r.status_code == 202, r.text
+    assert (r.json()["content_type"], r.json()["text"], r.json()["status"]) == ("image", "Your receipt", "PENDING")
+    # a first message to a new Telegram chat can be a file (Telegram has no window)
+    doc = {"file_name": "terms.pdf", "mime_type": "application/pdf",
+           "content_base64": base64.b64encode(b"%PDF-1.4 terms").decode()}
+    r = api.call("POST", "/messages", key, json={"channel": "tg", "to": "888003", "media": doc})
+    assert r.status_code == 202 and r.json()["content_type"] == "document", r.text
+    with UnitOfWork(api.world.engine) as uow:
+        stored = uow.session.execute(select(func.count()).select_from(Message)
+                                     .where(Message.content_type.in_(["image", "document"]))).scalar_one()
+    assert stored == 2
+    # refused with the reason: outside WhatsApp's window, over the platform's size, not base64, two contents
+    late = _problem(api.call("POST", "/messages", key, json={"conversation_id": api.old_conv, "media": photo}), 422)
+    assert "24 hours" in late["detail"]
+    big = {"file_name": "big.png", "content_base64": base64.b64encode(b"\x89PNG" + b"x" * 6 * 1024 * 1024).decode()}
+    too_big = _problem(api.call("POST", "/messages", key, json={"conversation_id": api.fresh_conv, "media": big}), 422)
+    assert "up to 5.0 MB" in too_big["detail"]
+    bad = _problem(api.call("POST", "/messages", key, json={"conversation_id": api.fresh_conv,
+                                                              "media": {**photo, "content_base64": "not base64!"}}), 422)
+    assert "not base64" in str(bad)
+    both = _problem(api.call("POST", "/messages", key, json={"conversation_id": api.fresh_conv, "text": "hi",
+                                                               "media": photo}), 422)
+    assert "exactly one" in both["detail"]
+    get_settings.cache_clear()
