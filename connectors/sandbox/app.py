@@ -244,9 +244,12 @@ class SandboxPlatform:
             wamid=record.id, status=status, recipient_id=record.to, timestamp=int(time.time()),
             biz_opaque_callback_data=record.payload.get("biz_opaque_callback_data"), error=error))
 
+    def uniform(self, a: float, b: float) -> float:
+        """A delay between ``a`` and ``b`` from the customers' seeded random source (the middle without it)."""
+        return self.simulation.rng.uniform(a, b) if self.simulation is not None else (a + b) / 2
+
     async def _status_pipeline(self, record: SentRecord) -> None:
-        rng = self.simulation.rng if self.simulation is not None else None
-        uniform = rng.uniform if rng is not None else (lambda a, b: (a + b) / 2)
+        uniform = self.uniform
         if record.to.lstrip("+").startswith(self.config.undeliverable_prefix):
             await self.sleep(uniform(0.2, 0.8))
             self._status(record, "failed", {

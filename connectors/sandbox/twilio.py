@@ -247,11 +247,9 @@ class SandboxSms:
             self.platform.deliver(str(url), *self.api.signed(str(url), self.api.status_params(record["sid"], status)))
 
     async def _status_pipeline(self, record: dict[str, Any]) -> None:
-        rng = self.platform.simulation.rng if self.platform.simulation is not None else None
-        uniform = rng.uniform if rng is not None else (lambda a, b: (a + b) / 2)
-        await self.platform.sleep(uniform(0.1, 0.6))
+        await self.platform.sleep(self.platform.uniform(0.1, 0.6))
         self._status(record, "sent")
-        await self.platform.sleep(uniform(0.3, 1.5))
+        await self.platform.sleep(self.platform.uniform(0.3, 1.5))
         self._status(record, "delivered")
         customer = self.simulation.customer(str(record["To"])) if self.simulation is not None else None
         if customer is not None:
