@@ -13,6 +13,9 @@ Switchboard's real WhatsApp connector talks to it unchanged (only ``api_base_url
   ``GET /{version}/{media_id}``
   (media url) and ``GET /_sandbox/media/{media_id}`` (bytes, bearer required).
 * simulated customers (see :mod:`connectors.sandbox.customers`).
+* SMS (when ``config.sms_auth_token`` is set): the Twilio Messages API mounted under ``/twilio``
+  (:mod:`connectors.sandbox.twilio`; a ``twilio`` channel's ``api_base_url`` is ``{sandbox}/twilio``),
+  its simulated SMS customers writing to ``config.sms_webhook_url``, and ``GET /twilio/_sandbox/sent``.
 * control endpoints for tests and the demo under ``/_sandbox/`` and ``GET /health``: fault injection
   (``POST /_sandbox/fail-next``: errors, 429/5xx storms with Retry-After, slow answers, accepted sends
   whose answer comes too late) and the count of sends per idempotency key (``GET /_sandbox/keys``).
@@ -27,6 +30,7 @@ import contextlib
 import hashlib
 import hmac
 import logging
+import random
 import re
 import secrets
 import time
@@ -39,11 +43,12 @@ from starlette.applications import Starlette
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Mount, Route
 
 from connectors.sandbox.config import SandboxConfig
 from connectors.sandbox.payloads import encode_signed, inbound_message_body, new_wamid, status_body
 from connectors.sandbox.templates import TemplateRefused, check_template_send
+from connectors.sandbox.twilio import SandboxSms
 
 log = logging.getLogger("switchboard.sandbox")
 
@@ -67,6 +72,7 @@ def graph_error(status: int, code: int, message: str, *, type_: str = "OAuthExce
 
 @dataclass
 class _Delivery:
+    url: str
     raw: bytes
     headers: dict[str, str]
     done: asyncio.Future[int | None]
@@ -91,6 +97,8 @@ class SentRecord:
 class SandboxPlatform:
     """State and behaviour of one sandbox phone number; lives in the server's event loop."""
 
+    kind = "whatsapp"
+
     def __init__(self, config: SandboxConfig) -> None:
         self.config = config
         self.sent: list[SentRecord] = []
@@ -111,6 +119,7 @@ class SandboxPlatform:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._delivered_events: dict[str, asyncio.Event] = {}
         self.simulation: Any = None  # CustomerSimulation, set in start()
+        self.sms: SandboxSms | None = SandboxSms(self) if config.sms_auth_token else None
 
     # --- lifecycle ------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -121,6 +130,10 @@ class SandboxPlatform:
         self.spawn(self._deliver_forever())
         self.simulation = CustomerSimulation(self)
         self.simulation.start()
+        if self.sms is not None:
+            seed = None if self.config.seed is None else self.config.seed + 1
+            self.sms.simulation = CustomerSimulation(self, self.sms, count=self.config.sms_customers, seed=seed)
+            self.sms.simulation.start()
 
     async def stop(self) -> None:
         for task in list(self._tasks):
@@ -146,13 +159,20 @@ class SandboxPlatform:
         """Sleep ``seconds`` of simulated time (divided by the speed factor)."""
         await asyncio.sleep(max(0.0, seconds) / self.config.speed)
 
+    @staticmethod
+    def new_phone(rng: random.Random) -> str:
+        return f"1555{rng.randint(1_000_000, 9_999_999)}"
+
     # --- webhooks to Switchboard ------------------------------------------------------------------
     def post_webhook(self, body: dict[str, Any]) -> asyncio.Future[int | None]:
         """Queue one signed webhook; the future resolves to the final HTTP status (None: gave up)."""
+        return self.deliver(self.config.webhook_url, *encode_signed(body, self.config.app_secret))
+
+    def deliver(self, url: str, raw: bytes, headers: dict[str, str]) -> asyncio.Future[int | None]:
+        """Queue one signed body for ``url`` (retried like the platform does)."""
         assert self._queue is not None, "sandbox not started"
-        raw, headers = encode_signed(body, self.config.app_secret)
         done: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_Delivery(raw, headers, done))
+        self._queue.put_nowait(_Delivery(url, raw, headers, done))
         return done
 
     async def _deliver_forever(self) -> None:
@@ -162,10 +182,10 @@ class SandboxPlatform:
             status: int | None = None
             while item.attempts < self.config.webhook_max_attempts:
                 item.attempts += 1
-                if not self.config.webhook_url:
+                if not item.url:
                     break
                 try:
-                    response = await self._client.post(self.config.webhook_url, content=item.raw,
+                    response = await self._client.post(item.url, content=item.raw,
                                                        headers=item.headers)
                     status = response.status_code
                     if status == 200:
@@ -224,9 +244,12 @@ class SandboxPlatform:
             wamid=record.id, status=status, recipient_id=record.to, timestamp=int(time.time()),
             biz_opaque_callback_data=record.payload.get("biz_opaque_callback_data"), error=error))
 
+    def uniform(self, a: float, b: float) -> float:
+        """A delay between ``a`` and ``b`` from the customers' seeded random source (the middle without it)."""
+        return self.simulation.rng.uniform(a, b) if self.simulation is not None else (a + b) / 2
+
     async def _status_pipeline(self, record: SentRecord) -> None:
-        rng = self.simulation.rng if self.simulation is not None else None
-        uniform = rng.uniform if rng is not None else (lambda a, b: (a + b) / 2)
+        uniform = self.uniform
         if record.to.lstrip("+").startswith(self.config.undeliverable_prefix):
             await self.sleep(uniform(0.2, 0.8))
             self._status(record, "failed", {
@@ -521,7 +544,9 @@ async def control_state(request: Request) -> Response:
         "webhooks": {"delivered": platform.webhooks_delivered, "failed": platform.webhooks_failed,
                      "queued": platform._queue.qsize() if platform._queue is not None else 0,
                      "last_error": platform.last_webhook_error},
-        "customers": sim.describe() if sim is not None else [],
+        "customers": (sim.describe() if sim is not None else [])
+        + (platform.sms.simulation.describe() if platform.sms is not None and platform.sms.simulation else []),
+        "sms_inbound": platform.sms.inbound if platform.sms is not None else [],
     })
 
 
@@ -584,7 +609,8 @@ async def health(request: Request) -> Response:
                          "waba_id": platform.config.waba_id, "customers": platform.config.customers,
                          "speed": platform.config.speed, "enforce_window": platform.config.enforce_window,
                          "enforce_templates": platform.config.enforce_templates,
-                         "sent": len(platform.sent), "inbound": len(platform.inbound)})
+                         "sent": len(platform.sent), "inbound": len(platform.inbound),
+                         "sms": platform.sms is not None})
 
 
 def create_app(config: SandboxConfig) -> Starlette:
@@ -599,7 +625,7 @@ def create_app(config: SandboxConfig) -> Starlette:
         finally:
             await platform.stop()
 
-    routes = [
+    routes: list[BaseRoute] = [
         Route("/health", health, methods=["GET"]),
         Route("/_sandbox/inbound", control_inbound, methods=["POST"]),
         Route("/_sandbox/sent", control_sent, methods=["GET"]),
@@ -613,6 +639,8 @@ def create_app(config: SandboxConfig) -> Starlette:
         Route("/{version}/debug_token", debug_token_endpoint, methods=["GET"]),
         Route("/{version}/{media_id}", media_info_endpoint, methods=["GET"]),
     ]
+    if platform.sms is not None:
+        routes.insert(0, Mount("/twilio", app=platform.sms.api.app))
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.platform = platform
     return app

@@ -22,6 +22,11 @@ class SandboxConfig:
     ``enforce_window`` / ``enforce_templates`` turn that off. ``waba_id`` is the business account whose
     ``message_templates`` list ``templates``. ``known_customers`` (phone → Unix time of the customer's last
     message) tells a fresh sandbox about customers who wrote before it started (the demo's history).
+
+    SMS: with ``sms_auth_token`` set, the sandbox also serves the Twilio Messages API under ``/twilio``
+    (account ``sms_account_sid``, number ``sms_from_number``) and runs ``sms_customers`` simulated SMS
+    customers who write to ``sms_webhook_url`` (the ``twilio`` channel's webhook URL). ``base_url`` is the
+    sandbox's own address (MMS media URLs point there; without it customers' photos go as text).
     """
 
     phone_number_id: str
@@ -42,6 +47,12 @@ class SandboxConfig:
     come_back_probability: float = 0.35
     webhook_max_attempts: int = 8
     send_statuses: bool = True  # post sent/delivered/read webhooks for each send (benchmarks turn it off)
+    sms_auth_token: str = ""  # empty: no SMS
+    sms_account_sid: str = "AC" + "0" * 32
+    sms_from_number: str = "+14155550100"
+    sms_webhook_url: str = ""
+    sms_customers: int = 0
+    base_url: str = ""
 
     def __post_init__(self) -> None:
         if not self.phone_number_id:
@@ -58,3 +69,7 @@ class SandboxConfig:
             raise ValueError(f"sandbox customers must be >= 0, got {self.customers}")
         if self.customers and not self.webhook_url:
             raise ValueError("simulated customers need a webhook_url to write to")
+        if self.sms_customers < 0:
+            raise ValueError(f"sandbox sms_customers must be >= 0, got {self.sms_customers}")
+        if self.sms_customers and not (self.sms_auth_token and self.sms_webhook_url):
+            raise ValueError("simulated SMS customers need sms_auth_token and an sms_webhook_url to write to")

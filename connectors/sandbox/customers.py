@@ -11,10 +11,24 @@ import asyncio
 import base64
 import random
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from connectors.sandbox.app import SandboxPlatform
+
+
+class CustomerChannel(Protocol):
+    """What customers write on: the WhatsApp number (:class:`~connectors.sandbox.app.SandboxPlatform`) or
+    the SMS number (:class:`~connectors.sandbox.twilio.SandboxSms`)."""
+
+    kind: str
+
+    def new_phone(self, rng: random.Random) -> str: ...
+
+    def customer_writes(self, *, phone: str, name: str | None, text: str | None = None,
+                        image: tuple[bytes, str, str | None] | None = None) -> Any: ...
+
+    async def customer_reads(self, message_ids: list[str]) -> None: ...
 
 FIRST_NAMES = ["Ana", "Ben", "Chloe", "Diego", "Emma", "Farid", "Grace", "Hiro", "Isabel", "Jonas",
                "Kemi", "Liam", "Maya", "Noah", "Olga", "Priya", "Quentin", "Rosa", "Sven", "Tariq",
@@ -73,9 +87,9 @@ class Customer:
     replies_read: int = 0
     inbox: asyncio.Queue[str] = field(default_factory=asyncio.Queue)
 
-    def receive(self, wamid: str) -> None:
+    def receive(self, message_id: str) -> None:
         """A message from Switchboard was delivered to this customer's phone."""
-        self.inbox.put_nowait(wamid)
+        self.inbox.put_nowait(message_id)
 
     def describe(self) -> dict[str, Any]:
         return {"phone": self.phone, "name": self.name, "state": self.state,
@@ -84,17 +98,20 @@ class Customer:
 
 
 class CustomerSimulation:
-    """Drives ``config.customers`` customers against the platform."""
+    """Drives ``count`` customers writing on ``channel`` (the platform's WhatsApp number by default:
+    ``config.customers`` of them); ``seed`` (default ``config.seed``) makes them reproducible."""
 
-    def __init__(self, platform: SandboxPlatform) -> None:
+    def __init__(self, platform: SandboxPlatform, channel: CustomerChannel | None = None, *,
+                 count: int | None = None, seed: int | None = None) -> None:
         self.platform = platform
-        self.rng = random.Random(platform.config.seed)
+        self.channel: CustomerChannel = channel if channel is not None else platform
+        self.rng = random.Random(platform.config.seed if seed is None else seed)
         self.customers: dict[str, Customer] = {}
         used: set[str] = set()
-        for i in range(platform.config.customers):
-            phone = f"1555{self.rng.randint(1_000_000, 9_999_999)}"
+        for i in range(platform.config.customers if count is None else count):
+            phone = self.channel.new_phone(self.rng)
             while phone in used:
-                phone = f"1555{self.rng.randint(1_000_000, 9_999_999)}"
+                phone = self.channel.new_phone(self.rng)
             used.add(phone)
             name = f"{FIRST_NAMES[i % len(FIRST_NAMES)]} {self.rng.choice(LAST_NAMES)}"
             self.customers[phone] = Customer(phone=phone, name=name, topic=self.rng.choice(TOPICS))
@@ -107,7 +124,7 @@ class CustomerSimulation:
         return self.customers.get(phone.lstrip("+"))
 
     def describe(self) -> list[dict[str, Any]]:
-        return [c.describe() for c in self.customers.values()]
+        return [{**c.describe(), "channel": self.channel.kind} for c in self.customers.values()]
 
     # --- behaviour ----------------------------------------------------------------------------------
     def _fill(self, text: str) -> str:
@@ -117,7 +134,7 @@ class CustomerSimulation:
         c.state = "typing"
         await self.platform.sleep(min(20.0, 1.0 + 0.12 * len(text)))  # typing speed
         image = (TINY_PNG, "image/png", text) if photo else None
-        self.platform.customer_writes(phone=c.phone, name=c.name, text=None if photo else text, image=image)
+        self.channel.customer_writes(phone=c.phone, name=c.name, text=None if photo else text, image=image)
         c.messages_written += 1
         c.state = "waiting"
 
@@ -159,7 +176,7 @@ class CustomerSimulation:
                 continue
             c.state = "reading"
             await self.platform.sleep(rng.uniform(2.0, 20.0))
-            await self.platform.customer_reads(replies)
+            await self.channel.customer_reads(replies)
             c.replies_read += len(replies)
             turn += 1
             if turn >= turns:
@@ -186,12 +203,12 @@ class CustomerSimulation:
             while not c.inbox.empty():
                 late.append(c.inbox.get_nowait())
             if late:  # seen while away: read before writing again
-                await self.platform.customer_reads(late)
+                await self.channel.customer_reads(late)
                 c.replies_read += len(late)
 
     async def _read_late_replies(self, c: Customer) -> None:
         while True:
             wamid = await c.inbox.get()
             await self.platform.sleep(self.rng.uniform(5.0, 60.0))
-            await self.platform.customer_reads([wamid])
+            await self.channel.customer_reads([wamid])
             c.replies_read += 1

@@ -1,7 +1,7 @@
 """`switchboard demo`: the whole product on embedded defaults, one command, Ctrl-C stops everything.
 
 Starts (or joins) the embedded PostgreSQL, migrates, seeds a demo organization with users, the WhatsApp
-sandbox channel and three history-only channels (Messenger, Instagram, Telegram: paused, their
+and SMS sandbox channels and three history-only channels (Messenger, Instagram, Telegram: paused, their
 credentials point at nothing live), replays 30 days of generated history for the dashboards, then runs
 as child processes:
 a Prefect API server (on the same PostgreSQL), the webhook receiver, the sandbox with simulated
@@ -64,6 +64,10 @@ OFFLINE_CHANNELS: tuple[tuple[HistoryChannel, dict[str, str]], ...] = (
     (HistoryChannel("telegram", "telegram", "Telegram (history only)", 0.15, "55500", bot_greeting=0.0),
      {"api_id": "1", "api_hash": "offline-demo"}),
 )
+# the SMS channel: a `twilio` channel whose API is the sandbox's (under /twilio), with live SMS customers
+SMS_KEY = "sms"
+SMS_ACCOUNT_SID = "AC" + "5" * 32
+SMS_FROM_NUMBER = "+14155550100"
 SANDBOX_HISTORY = HistoryChannel("sandbox", "sandbox", "WhatsApp (sandbox)", 0.4, "+49301")
 
 
@@ -175,6 +179,12 @@ def seed(settings: Settings, engine: Engine) -> dict[str, str]:
         current = channel_credentials(uow, system, channel.id, key)
         if current.get("waba_id") != SANDBOX_WABA_ID:  # a demo home from before templates were synced
             set_channel_credentials(uow, system, channel.id, key, {**current, "waba_id": SANDBOX_WABA_ID})
+        sms_found = next((c for c in list_channels(uow, org_id) if c.key == SMS_KEY), None)
+        sms = sms_found or create_channel(
+            uow, system, key=SMS_KEY, provider="twilio", name="SMS (sandbox)", secret_key=key,
+            credentials={"account_sid": SMS_ACCOUNT_SID, "auth_token": secrets.token_urlsafe(24),
+                         "from_number": SMS_FROM_NUMBER,
+                         "api_base_url": f"http://127.0.0.1:{settings.sandbox_port}/twilio"})
         offline = []
         for spec, fake in OFFLINE_CHANNELS:
             view = create_channel(uow, system, key=spec.key, provider=spec.provider, name=spec.name,
@@ -183,21 +193,30 @@ def seed(settings: Settings, engine: Engine) -> dict[str, str]:
             set_read_receipts(uow, system, view.id, enabled=False)
             offline.append(view.id)
         existing = set(uow.session.execute(select(User.email)).scalars())
+        if sms_found is None:  # a demo home from before SMS: its agents get the new channel too
+            for user_id in uow.session.execute(select(User.id).where(
+                    User.organization_id == org_id, User.role == "agent")).scalars():
+                grant_channel_permission(uow, system, user_id=user_id, channel_id=sms.id, can_view=True,
+                                         can_send=True)
         for email, name, role in DEMO_USERS:
             if email in existing:
                 continue  # already seeded
             created = create_user(uow, org_id, email=email, name=name, role=role, secret_key=key,
                                   password=DEMO_PASSWORD)
             if role == "agent":
-                for channel_id in (channel.id, *offline):
+                for channel_id in (channel.id, sms.id, *offline):
                     grant_channel_permission(uow, system, user_id=created.user_id, channel_id=channel_id,
                                              can_view=True, can_send=True)
         creds = channel_credentials(uow, system, channel.id, key)
+        sms_creds = channel_credentials(uow, system, sms.id, key)
         uow.commit()
     info["channel_id"] = str(channel.id)
     info["webhook_url"] = channel.webhook_url(settings.public_base_url)
     info["app_secret"] = creds["app_secret"]
     info["access_token"] = creds["access_token"]
+    info["sms_channel_id"] = str(sms.id)
+    info["sms_webhook_url"] = sms.webhook_url(settings.public_base_url)
+    info["sms_auth_token"] = sms_creds["auth_token"]
     return info
 
 
@@ -352,6 +371,9 @@ def run_demo(*, fresh: bool = False, customers: int = 6, speed: float = 1.0) -> 
             "sandbox", "--webhook-url", info["webhook_url"], "--app-secret", info["app_secret"],
             "--access-token", info["access_token"], "--phone-number-id", SANDBOX_PHONE_ID,
             "--customers", str(customers), "--speed", str(speed), "--waba-id", SANDBOX_WABA_ID,
+            "--sms-auth-token", info["sms_auth_token"], "--sms-account-sid", SMS_ACCOUNT_SID,
+            "--sms-from-number", SMS_FROM_NUMBER, "--sms-webhook-url", info["sms_webhook_url"],
+            "--sms-customers", str(max(1, customers // 2)) if customers else "0",
             "--known-customers", str(known_customers(engine, int(info["channel_id"]),
                                                      settings.home / "sandbox-customers.json"))], env)
         print("  starting the Prefect server (about 10 s)…")
@@ -370,6 +392,7 @@ def run_demo(*, fresh: bool = False, customers: int = 6, speed: float = 1.0) -> 
         print(f"  Prefect UI:          http://127.0.0.1:{settings.prefect_port}")
         print(f"  Webhook receiver:    http://127.0.0.1:{settings.receiver_port}/health")
         print(f"  Sandbox (WhatsApp):  http://127.0.0.1:{settings.sandbox_port}/_sandbox/sent")
+        print(f"  Sandbox (SMS):       http://127.0.0.1:{settings.sandbox_port}/twilio/_sandbox/sent")
         print()
         print("  Log in as any of:")
         for email, name, role in DEMO_USERS:

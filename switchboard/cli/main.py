@@ -315,6 +315,12 @@ def cmd_sandbox(args: argparse.Namespace) -> None:
             enforce_window=not args.no_enforce,
             enforce_templates=not args.no_enforce,
             known_customers={str(k): float(v) for k, v in known.items()},
+            sms_auth_token=args.sms_auth_token or "",
+            sms_account_sid=args.sms_account_sid,
+            sms_from_number=args.sms_from_number,
+            sms_webhook_url=args.sms_webhook_url or "",
+            sms_customers=args.sms_customers,
+            base_url=f"http://{args.host}:{args.port or settings.sandbox_port}",
         )
     except (ValueError, OSError) as exc:
         raise SwitchboardError(f"sandbox: {exc}") from None
@@ -448,7 +454,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--port", type=int)
     ap.set_defaults(func=cmd_app)
 
-    sb = sub.add_parser("sandbox", help="local fake of the WhatsApp Cloud API with simulated customers")
+    sb = sub.add_parser("sandbox", help="local fake of the WhatsApp Cloud API (and Twilio SMS) with simulated customers")
     sb.add_argument("--host", default="127.0.0.1")
     sb.add_argument("--port", type=int)
     sb.add_argument("--webhook-url", required=True, help="the sandbox channel's webhook URL")
@@ -462,6 +468,11 @@ def build_parser() -> argparse.ArgumentParser:
                     help="accept free text outside the 24 h window and any template (the platform does not)")
     sb.add_argument("--known-customers", metavar="JSON_FILE",
                     help='customers who wrote before the sandbox started: {"<phone>": <unix time>, …}')
+    sb.add_argument("--sms-auth-token", help="serve SMS too: the Twilio API under /twilio, with this auth token")
+    sb.add_argument("--sms-account-sid", default="AC" + "0" * 32)
+    sb.add_argument("--sms-from-number", default="+14155550100", help="the business's SMS number")
+    sb.add_argument("--sms-webhook-url", help="the twilio channel's webhook URL (SMS customers write there)")
+    sb.add_argument("--sms-customers", type=int, default=0, help="simulated SMS customers")
     sb.set_defaults(func=cmd_sandbox)
 
     wh = sub.add_parser("warehouse", help="DuckDB warehouse").add_subparsers(dest="wh_command", required=True)

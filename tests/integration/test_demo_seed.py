@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import Engine, func, select
 
 from switchboard.cli.demo import DEMO_USERS, SANDBOX_WABA_ID, demo_home, import_history, known_customers, seed
-from switchboard.db.schema import Channel, Conversation, ConversationEvent, Message, User
+from switchboard.db.schema import Channel, ChannelPermission, Conversation, ConversationEvent, Message, User
 from switchboard.services.channels import channel_credentials, set_channel_credentials
 from switchboard.settings import Settings, get_settings
 from switchboard.types import Actor
@@ -23,6 +23,7 @@ def test_seed_and_history(settings_env: str, engine: Engine, tmp_path: Path) -> 
     settings.home.mkdir(parents=True, exist_ok=True)
     info = seed(settings, engine)
     assert "/webhooks/sandbox/" in info["webhook_url"]
+    assert "/webhooks/twilio/" in info["sms_webhook_url"] and info["sms_auth_token"]
     assert seed(settings, engine)["webhook_url"] == info["webhook_url"]  # idempotent
     summary = import_history(settings, engine)
     assert summary and "events replayed" in summary
@@ -35,6 +36,9 @@ def test_seed_and_history(settings_env: str, engine: Engine, tmp_path: Path) -> 
                                      .group_by(Channel.key)).tuples().all())
         status = dict(s.execute(select(Channel.key, Channel.status)).tuples().all())
         msgs = s.execute(select(func.count()).select_from(Message)).scalar_one()
+        sms_senders = set(s.execute(select(User.email).join(ChannelPermission, ChannelPermission.user_id == User.id)
+                                    .where(ChannelPermission.channel_id == int(info["sms_channel_id"]),
+                                           ChannelPermission.can_send)).scalars())
         types = set(s.execute(select(ConversationEvent.type).distinct()).scalars())
         first, last = s.execute(select(func.min(Message.sent_at), func.max(Message.sent_at))).one()
         open_ = s.execute(
@@ -44,10 +48,12 @@ def test_seed_and_history(settings_env: str, engine: Engine, tmp_path: Path) -> 
             .where(ConversationEvent.type.in_(["REASSIGNED", "RELEASED"]))).scalars())
     assert users == len(DEMO_USERS) >= 6
     assert sum(r == "agent" for _, _, r in DEMO_USERS) >= 4
+    assert sms_senders == {e for e, _, r in DEMO_USERS if r == "agent"}  # agents answer the SMS customers
     # every demo channel has a month of conversations; the history-only ones are paused
-    assert set(per_channel) == {"sandbox", "messenger", "instagram", "telegram"}
+    assert set(per_channel) == {"sandbox", "messenger", "instagram", "telegram"}  # SMS: live customers only
     assert all(n >= 30 for n in per_channel.values()), per_channel
-    assert status == {"sandbox": "active", "messenger": "paused", "instagram": "paused", "telegram": "paused"}
+    assert status == {"sandbox": "active", "sms": "active", "messenger": "paused", "instagram": "paused",
+                      "telegram": "paused"}
     assert msgs > 1200 and open_ <= 40
     assert timedelta(days=29) <= last - first <= timedelta(days=31)
     assert {"CREATED", "ACCEPTED", "RELEASED", "COMPLETED", "REOPENED", "REASSIGNED", "MESSAGE_SENT",
