@@ -42,6 +42,13 @@ class AuthorKind(StrEnum):
     SYSTEM = "system"
 
 
+def outbound_author(acting_user_id: int | None) -> AuthorKind:
+    """Who wrote an outbound message: a person (AGENT: it answers a customer's turn, and may use
+    Messenger's HUMAN_AGENT tag) or, with no person acting — an API key, a flow's system actor — a BOT
+    (never a human response in the metrics, only the 24-hour window)."""
+    return AuthorKind.AGENT if acting_user_id is not None else AuthorKind.BOT
+
+
 class MessageStatus(StrEnum):
     PENDING = "PENDING"
     SENT = "SENT"

@@ -18,7 +18,7 @@ from sqlalchemy import insert, select
 from switchboard.clock import utcnow
 from switchboard.db.schema import Attachment, Channel
 from switchboard.domain.attachments import check_upload, platform_media
-from switchboard.domain.conversation import AuthorKind, ConversationAction, check
+from switchboard.domain.conversation import ConversationAction, check, outbound_author
 from switchboard.domain.messaging_window import require_free_text
 from switchboard.errors import InvalidInput
 from switchboard.services.conversations import load_conversation
@@ -72,7 +72,8 @@ def enqueue_attachment(uow: UnitOfWork, actor: Actor, conversation_id: int, *, f
     path, sha256 = store_bytes((media_dir or get_settings().media_dir) / str(conv.channel_id), data, mime)
     mid = insert_outbound(uow, organization_id=conv.organization_id, conversation_id=conversation_id,
                           channel_id=conv.channel_id, body=None if separate_caption else caption,
-                          author_kind=AuthorKind.AGENT, author_user_id=conv.access.actor.acting_user_id, key=key,
+                          author_kind=outbound_author(conv.access.actor.acting_user_id),
+                          author_user_id=conv.access.actor.acting_user_id, key=key,
                           now=now, reply_to=None, content_type=kind)
     has_row = uow.session.execute(select(Attachment.id).where(Attachment.message_id == mid)).first()
     if has_row is None:

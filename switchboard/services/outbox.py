@@ -39,6 +39,7 @@ from switchboard.domain.conversation import (
     EventType,
     MessageStatus,
     check,
+    outbound_author,
     preview_of,
 )
 from switchboard.domain.messaging_window import MessagingWindow, messaging_window, require_free_text
@@ -143,8 +144,9 @@ def conversation_window(uow: UnitOfWork, actor: Actor, conversation_id: int, now
                         ) -> MessagingWindow:
     """The messaging window of a conversation the actor may view: free text, HUMAN_AGENT tag, template
     only or closed, how long it lasts and the sentence to show."""
-    load_conversation(uow, actor, conversation_id)
-    return _window(uow, conversation_id, now or utcnow())
+    conv = load_conversation(uow, actor, conversation_id)
+    human = outbound_author(conv.access.actor.acting_user_id) == AuthorKind.AGENT
+    return _window(uow, conversation_id, now or utcnow(), human=human)
 
 
 def enqueue_reply(uow: UnitOfWork, actor: Actor, conversation_id: int, body: str, *, idempotency_key: str,
@@ -159,9 +161,10 @@ def enqueue_reply(uow: UnitOfWork, actor: Actor, conversation_id: int, body: str
     mid = existing_message(uow, conv.organization_id, key, conversation_id)
     if mid is None:
         check(ConversationAction.REPLY, conv.participant, conv.facts)
-        require_free_text(_window(uow, conversation_id, now))
+        author = outbound_author(conv.access.actor.acting_user_id)
+        require_free_text(_window(uow, conversation_id, now, human=author == AuthorKind.AGENT))
         mid = insert_outbound(uow, organization_id=conv.organization_id, conversation_id=conversation_id,
-                               channel_id=conv.channel_id, body=body, author_kind=AuthorKind.AGENT,
+                               channel_id=conv.channel_id, body=body, author_kind=author,
                                author_user_id=conv.access.actor.acting_user_id, key=key, now=now,
                                reply_to=None)
     return load_message(uow, mid)
@@ -205,7 +208,7 @@ def record_already_sent_reply(uow: UnitOfWork, actor: Actor, conversation_id: in
         raise NotFound(f"user {author_user_id} not found")
     mid = insert_outbound(uow, organization_id=conv.organization_id, conversation_id=conversation_id,
                           channel_id=conv.channel_id, body=body,
-                          author_kind=AuthorKind.AGENT if author_user_id is not None else AuthorKind.BOT,
+                          author_kind=outbound_author(author_user_id),
                           author_user_id=author_user_id, key=key, now=sent_at, reply_to=None)
     _mark_sent(uow, _lock_message(uow, mid), provider_message_id=provider_message_id, sent_at=sent_at)
     return load_message(uow, mid)

@@ -22,7 +22,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from switchboard.clock import utcnow
 from switchboard.db.schema import Channel, MessageTemplate
-from switchboard.domain.conversation import AuthorKind, ConversationAction, check
+from switchboard.domain.conversation import ConversationAction, check, outbound_author
 from switchboard.domain.templates import APPROVED, Slot, check_parameters, cloud_api_template, render, slots
 from switchboard.errors import InvalidInput, NotFound
 from switchboard.policy import Action, require, require_organization, require_view
@@ -156,7 +156,8 @@ def enqueue_template(uow: UnitOfWork, actor: Actor, conversation_id: int, templa
         values = check_parameters(row.components, parameters)
         mid = insert_outbound(uow, organization_id=conv.organization_id, conversation_id=conversation_id,
                               channel_id=conv.channel_id, body=render(row.components, values),
-                              author_kind=AuthorKind.AGENT, author_user_id=conv.access.actor.acting_user_id,
+                              author_kind=outbound_author(conv.access.actor.acting_user_id),
+                              author_user_id=conv.access.actor.acting_user_id,
                               key=key, now=now, reply_to=None,
                               template=cloud_api_template(row.name, row.language, row.components, values))
     return load_message(uow, mid)

@@ -355,3 +355,13 @@ def test_files_go_through_the_outbox_with_the_platforms_limits(api: Api, tmp_pat
                                                                "media": photo}), 422)
     assert "exactly one" in both["detail"]
     get_settings.cache_clear()
+
+
+def test_messages_sent_with_a_key_are_not_a_persons_replies(api: Api) -> None:
+    """No person acts behind a key: its messages are a bot's (never a human response in the metrics),
+    like a flow's; an agent's reply from the inbox stays the agent's."""
+    r = api.call("POST", "/messages", api.key(), json={"conversation_id": api.fresh_conv, "text": "order shipped"})
+    assert r.status_code == 202 and r.json()["author_kind"] == "bot", r.text
+    with UnitOfWork(api.world.engine) as uow:
+        author = uow.session.execute(select(Message.author_user_id).where(Message.id == r.json()["id"])).scalar()
+    assert author is None
