@@ -104,13 +104,47 @@ def wrk_load(url: str, seconds: float, concurrency: int, tmp: Path, n_bodies: in
         sig = "sha256=" + hmac.new(APP_SECRET.encode(), body, hashlib.sha256).hexdigest()
         lines.append(f'{{b=[==[{body.decode()}]==], s="{sig}"}},')
     lines.append("}")
-    if rate:  # open loop-ish: each connection waits so that all together offer about `rate` requests/s
-        lines.append(f"function delay() return {concurrency * 1000.0 / rate:.3f} end")
+    if rate:
+        # Open loop: one schedule for the whole run, a send every 1/rate s. A connection ready for its
+        # next request takes the next slot of the schedule and waits until it (wrk's delay()), so the
+        # offered rate does not depend on how fast the receiver answers, as long as a connection is
+        # free. When none is, a send starts late: `late` counts those sends and `max_late_ms` the worst
+        # lateness (coordinated omission made visible instead of hidden).
+        lines.append(f"""local ffi = require("ffi")
+ffi.cdef[[ typedef struct {{ long tv_sec; long tv_nsec; }} sb_timespec; int clock_gettime(int, sb_timespec *); ]]
+local ts = ffi.new("sb_timespec")
+local function now_ms() ffi.C.clock_gettime(1, ts); return tonumber(ts.tv_sec) * 1000 + tonumber(ts.tv_nsec) / 1e6 end
+local interval = {1000.0 / rate!r}
+local next_at = nil
+late = 0
+max_late_ms = 0
+sent = 0
+function delay()
+  local now = now_ms()
+  if next_at == nil then next_at = now end
+  next_at = next_at + interval
+  sent = sent + 1
+  local wait = next_at - now
+  if wait < -1 then
+    late = late + 1
+    if -wait > max_late_ms then max_late_ms = -wait end
+  end
+  if wait < 0 then return 0 end
+  return wait
+end""")
     lines.append("""local i = 0
 request = function()
   i = i % #bodies + 1
   local x = bodies[i]
   return wrk.format("POST", nil, {["Content-Type"]="application/json", ["X-Hub-Signature-256"]=x.s}, x.b)
+end
+local threads = {}
+function setup(thread) table.insert(threads, thread) end
+function done(summary, latency, requests)
+  for _, t in ipairs(threads) do
+    io.write(string.format("schedule: sent %d, late by more than 1 ms %d, max lateness %.1f ms\\n",
+                           t:get("sent") or 0, t:get("late") or 0, t:get("max_late_ms") or 0))
+  end
 end""")
     script = tmp / "signed.lua"
     script.write_text("\n".join(lines))
@@ -129,6 +163,31 @@ end""")
     return {"requests": total, "non2xx": int(non2xx.group(1)) if non2xx else 0,
             "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
             "p50": ms("50"), "p90": ms("90"), "p99": ms("99")}
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User+system CPU seconds of processes and all their descendants (the receiver's workers, or the
+    PostgreSQL postmaster with its backends, WAL writer and checkpointer)."""
+    import psutil
+
+    total = 0.0
+    for pid in pids:
+        try:
+            root = psutil.Process(pid)
+            procs = [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            continue
+        for p in procs:
+            try:
+                t = p.cpu_times()
+            except psutil.NoSuchProcess:
+                continue
+            total += t.user + t.system
+    return total
+
+
+def postmaster_pid(data_dir: Path) -> int:
+    return int((data_dir / "postmaster.pid").read_text().split()[0])
 
 
 def main() -> None:
@@ -178,8 +237,12 @@ def main() -> None:
         asyncio.run(load(hook, 2, 8))  # warm-up (connection pools, channel cache)
         with engine.begin() as con:
             con.execute(text("truncate webhook_events"))
+        pg_pid = postmaster_pid(tmp / "pg")
+        cpu0 = cpu_seconds([proc.pid]), cpu_seconds([pg_pid]), time.perf_counter()
+        print(f"load average before: {os.getloadavg()[0]:.2f}")
         if args.client == "wrk":
             res = wrk_load(hook, args.seconds, args.concurrency, tmp, rate=args.rate)
+            recv_cpu, pg_cpu = cpu_seconds([proc.pid]) - cpu0[0], cpu_seconds([pg_pid]) - cpu0[1]
             with engine.connect() as con:
                 stored = con.execute(text("select count(*) from webhook_events where status = 'RECEIVED'")).scalar_one()
             ok = int(res["requests"] - res["non2xx"])
@@ -187,6 +250,9 @@ def main() -> None:
             print(f"  deliveries answered 200: {ok:,}  non-2xx: {int(res['non2xx']):,}  stored: {stored:,}")
             print(f"  throughput: {res['rps']:,.0f} deliveries/s (stored durably before 200)")
             print(f"  latency ms: p50 {res['p50']:.1f}  p90 {res['p90']:.1f}  p99 {res['p99']:.1f}")
+            if ok:
+                print(f"  CPU per delivery: receiver {recv_cpu / ok * 1e6:,.0f} µs, PostgreSQL {pg_cpu / ok * 1e6:,.0f} µs"
+                      f"  (load average after: {os.getloadavg()[0]:.2f})")
             assert stored >= ok, "a delivery answered 200 is missing from webhook_events"
             return
         t0 = time.perf_counter()

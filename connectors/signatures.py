@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from typing import Any, Literal
 from urllib.parse import parse_qs
 
+import orjson
+
 from connectors.base import WEBHOOK_URL_HEADER, PayloadError, SignatureError
 
 BodyFormat = Literal["json", "form"]
@@ -94,6 +96,16 @@ def load_form(raw_body: bytes) -> dict[str, list[str]]:
         raise PayloadError(f"body is not form-encoded: {exc}", code="invalid_form") from None
 
 
+def _check_json(raw_body: bytes) -> None:
+    """Raise ValueError unless ``raw_body`` is JSON. orjson (strict RFC 8259) answers the common case
+    at a fraction of ``json.loads``' cost; only what it refuses goes to ``json.loads``, which decides
+    (and words the error), so what is accepted is exactly what ``json.loads`` accepts."""
+    try:
+        orjson.loads(raw_body)
+    except orjson.JSONDecodeError:
+        json.loads(raw_body)
+
+
 def body_error(body_format: BodyFormat, raw_body: bytes) -> str | None:
     """Why a webhook body is not well-formed for its provider's format (None when it is): the receiver
     refuses such a body with 400 before storing it as RECEIVED."""
@@ -101,7 +113,7 @@ def body_error(body_format: BodyFormat, raw_body: bytes) -> str | None:
         if body_format == "form":
             load_form(raw_body)
         else:
-            json.loads(raw_body)
+            _check_json(raw_body)
     except PayloadError as exc:
         return f"malformed form body: {exc.message}"
     except (UnicodeDecodeError, ValueError) as exc:

@@ -55,6 +55,7 @@ from switchboard.http.security import BadSignatureThrottle, SecurityHeaders, all
 from switchboard.services import runs, webhooks
 from switchboard.uow import UnitOfWork
 from switchboard.workflows.connector_cache import ConnectorCache
+from switchboard.workflows.inbound import freeze_startup_objects
 
 log = logging.getLogger(__name__)
 
@@ -69,29 +70,37 @@ def asyncpg_dsn(sqlalchemy_url: str) -> str:
 
 
 class DeliveryWriter:
-    """Group commit: concurrent deliveries share one INSERT … SELECT unnest(…) and one commit."""
+    """Group commit: deliveries that arrive together are stored by one statement (one round trip, one
+    commit) and each request is answered once its row is committed.
 
-    def __init__(self, dsn: str, *, max_batch: int = 500, connections: int = 4) -> None:
+    ``connections`` long-lived connections each run a loop: wait for a delivery, take everything
+    queued behind it (up to ``max_batch``), store it, answer those requests. Under load a batch grows
+    while the previous ones are being committed; alone, a delivery is written at once. A connection
+    that fails fails its batch (those requests get 500, so the platform sends them again) and is
+    opened anew; a pool serves the rare channel look-ups.
+    """
+
+    def __init__(self, dsn: str, *, max_batch: int = 500, connections: int = 2) -> None:
         self.dsn = dsn
         self.max_batch = max_batch
         self.connections = connections
         self.pool: asyncpg.Pool | None = None
         self._queue: asyncio.Queue[tuple[Row, asyncio.Future[None]]] = asyncio.Queue()
-        self._task: asyncio.Task[None] | None = None
-        self._slots = asyncio.Semaphore(connections)
-        self._flushes: set[asyncio.Task[None]] = set()
+        self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
-        self.pool = await asyncpg.create_pool(self.dsn, min_size=1, max_size=self.connections + 2)
-        self._task = asyncio.create_task(self._run())
+        self.pool = await asyncpg.create_pool(self.dsn, min_size=1, max_size=2)
+        self._tasks = [asyncio.create_task(self._run()) for _ in range(self.connections)]
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        if self._flushes:
-            await asyncio.gather(*self._flushes, return_exceptions=True)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        while not self._queue.empty():  # nobody is left to store them: those requests are not answered 200
+            _, fut = self._queue.get_nowait()
+            if not fut.done():
+                fut.set_exception(RuntimeError("the receiver is stopping"))
         if self.pool is not None:
             await self.pool.close()
 
@@ -101,31 +110,37 @@ class DeliveryWriter:
         await fut
 
     async def _run(self) -> None:
-        while True:
-            first = await self._queue.get()
-            await self._slots.acquire()
-            batch = [first]
-            while len(batch) < self.max_batch and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
-            task = asyncio.create_task(self._flush(batch))
-            self._flushes.add(task)
-            task.add_done_callback(self._flushes.discard)
-
-    async def _flush(self, batch: list[tuple[Row, asyncio.Future[None]]]) -> None:
+        con: asyncpg.Connection | None = None
         try:
-            assert self.pool is not None
-            async with self.pool.acquire() as con:
-                await webhooks.store_events_batch(con, [r for r, _ in batch], notify=NOTIFY_CHANNEL)
-        except Exception as exc:
-            for _, fut in batch:
-                if not fut.done():
-                    fut.set_exception(exc)
-        else:
-            for _, fut in batch:
-                if not fut.done():
-                    fut.set_result(None)
+            while True:
+                batch = [await self._queue.get()]
+                while len(batch) < self.max_batch and not self._queue.empty():
+                    batch.append(self._queue.get_nowait())
+                try:
+                    if con is None or con.is_closed():
+                        con = await asyncpg.connect(self.dsn, timeout=10)
+                    await webhooks.store_events_batch(con, [r for r, _ in batch], notify=NOTIFY_CHANNEL)
+                except asyncio.CancelledError:
+                    for _, fut in batch:
+                        if not fut.done():
+                            fut.set_exception(RuntimeError("the receiver is stopping"))
+                    raise
+                except Exception as exc:
+                    log.warning("storing %d deliveries failed: %s: %s", len(batch), exc.__class__.__name__, exc)
+                    for _, fut in batch:
+                        if not fut.done():
+                            fut.set_exception(exc)
+                    if con is not None:
+                        con.terminate()  # its state is unknown: the next batch opens a new one
+                        con = None
+                    await asyncio.sleep(0.05)  # a database that is down is not hammered in a tight loop
+                else:
+                    for _, fut in batch:
+                        if not fut.done():
+                            fut.set_result(None)
         finally:
-            self._slots.release()
+            if con is not None:
+                con.terminate()
 
     async def channel(self, provider: str, key: str) -> tuple[int, str] | None:
         assert self.pool is not None
@@ -202,6 +217,16 @@ def create_app(engine: Engine, secret_key: bytes, *, max_body_bytes: int = 1_000
             return PlainTextResponse(f"verification failed: {exc}", status_code=403)
         return PlainTextResponse(challenge)
 
+    async def store(row: Row, answer: Response) -> Response:
+        """``answer`` once ``row`` is committed; 503 if it could not be (the database is down: the
+        platform sends the delivery again; the cause is in the log, never in the answer)."""
+        try:
+            await writer.write(row)
+        except Exception:
+            return PlainTextResponse("the delivery could not be stored; send it again", status_code=503,
+                                     headers={"Retry-After": "5"})
+        return answer
+
     async def receive(request: Request) -> Response:
         provider, key = request.path_params["provider"], request.path_params["key"]
         client = request.client.host if request.client else None
@@ -229,16 +254,14 @@ def create_app(engine: Engine, secret_key: bytes, *, max_body_bytes: int = 1_000
         try:
             conn.verify_signature(body, headers)
         except SignatureError as exc:
-            await writer.write((provider, cid, body[:REJECTED_BODY_LIMIT], headers, "REJECTED",
-                                f"bad signature: {exc}"))
             throttle.failed(client)
-            return PlainTextResponse("invalid signature", status_code=401)
+            return await store((provider, cid, body[:REJECTED_BODY_LIMIT], headers, "REJECTED",
+                                f"bad signature: {exc}"), PlainTextResponse("invalid signature", status_code=401))
         problem = webhook_body_error(provider, body)
         if problem is not None:
-            await writer.write((provider, cid, body, headers, "REJECTED", problem))
-            return PlainTextResponse(problem.split(":", 1)[0], status_code=400)
-        await writer.write((provider, cid, body, headers, "RECEIVED", None))
-        return PlainTextResponse("ok")
+            return await store((provider, cid, body, headers, "REJECTED", problem),
+                               PlainTextResponse(problem.split(":", 1)[0], status_code=400))
+        return await store((provider, cid, body, headers, "RECEIVED", None), PlainTextResponse("ok"))
 
     async def health(request: Request) -> Response:
         def check() -> dict[str, Any]:
@@ -271,6 +294,10 @@ def create_app(engine: Engine, secret_key: bytes, *, max_body_bytes: int = 1_000
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await writer.start()
+        # everything imported so far (the API's models, the connectors) lives as long as the process:
+        # out of the collector's sight, its full collections no longer pause a request for the time
+        # it takes to walk them again
+        freeze_startup_objects()
         try:
             yield
         finally:

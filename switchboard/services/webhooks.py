@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import orjson
 from sqlalchemy import ColumnElement, and_, exists, func, insert, or_, select, text, update
 
 from switchboard.clock import utcnow
@@ -218,9 +218,13 @@ def reprocess(uow: UnitOfWork, event_id: int, *, organization_id: int) -> bool:
 # --- the receiver's hot path: asyncpg with group commit ------------------------------------------
 
 _INSERT_BATCH = """
-insert into webhook_events (provider, channel_id, body, headers, status, reason)
-select p, c, b, h::jsonb, s, r
-from unnest($1::text[], $2::bigint[], $3::bytea[], $4::text[], $5::text[], $6::text[]) as t(p, c, b, h, s, r)
+with stored as (
+    insert into webhook_events (provider, channel_id, body, headers, status, reason)
+    select p, c, b, h::jsonb, s, r
+    from unnest($1::text[], $2::bigint[], $3::bytea[], $4::text[], $5::text[], $6::text[]) as t(p, c, b, h, s, r)
+    returning status
+)
+select pg_notify($7, '') from stored where $7 <> '' and status = 'RECEIVED' limit 1
 """
 
 _CHANNEL_BY_KEY = "select id, status from channels where webhook_key = $1 and provider = $2"
@@ -228,23 +232,23 @@ _CHANNEL_BY_KEY = "select id, status from channels where webhook_key = $1 and pr
 
 async def store_events_batch(con: Any, rows: Sequence[tuple[str, int | None, bytes, dict[str, str], str, str | None]],
                              *, notify: str | None = None) -> None:
-    """Insert many deliveries in ONE transaction (one commit, one fsync) on an asyncpg connection.
+    """Insert many deliveries with ONE statement on an asyncpg connection outside a transaction block:
+    one round trip, one commit (one fsync), all rows or none.
 
     Rows are ``(provider, channel_id, body, headers, status, reason)``; headers are filtered to
-    :data:`KEPT_HEADERS`. ``notify`` wakes the processing flow in the same transaction.
+    :data:`KEPT_HEADERS`. ``notify`` wakes the processing flow when a RECEIVED row is among them; the
+    notification is part of the same statement's transaction (sent only if the rows are committed).
     """
-    async with con.transaction():
-        await con.execute(
-            _INSERT_BATCH,
-            [r[0] for r in rows],
-            [r[1] for r in rows],
-            [r[2] for r in rows],
-            [json.dumps(kept_headers(r[3])) for r in rows],
-            [r[4] for r in rows],
-            [r[5] for r in rows],
-        )
-        if notify and any(r[4] == "RECEIVED" for r in rows):
-            await con.execute("select pg_notify($1, '')", notify)
+    await con.execute(
+        _INSERT_BATCH,
+        [r[0] for r in rows],
+        [r[1] for r in rows],
+        [r[2] for r in rows],
+        [orjson.dumps(kept_headers(r[3])).decode() for r in rows],
+        [r[4] for r in rows],
+        [r[5] for r in rows],
+        notify or "",
+    )
 
 
 async def channel_for_key(con: Any, provider: str, webhook_key: str) -> tuple[int, str] | None:
