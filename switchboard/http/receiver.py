@@ -172,8 +172,9 @@ def public_url(request: Request, public_base_url: str | None) -> str:
     """The URL the platform called: ``public_base_url`` + path + query (the request's own URL without one)."""
     if not public_base_url:
         return str(request.url)
-    query = f"?{request.url.query}" if request.url.query else ""
-    return f"{public_base_url.rstrip('/')}{request.url.path}{query}"
+    raw_query: bytes = request.scope.get("query_string", b"")  # what request.url.query decodes, without
+    query = f"?{raw_query.decode('latin-1')}" if raw_query else ""  # building the whole URL
+    return f"{public_base_url.rstrip('/')}{request.scope['path']}{query}"
 
 
 def create_app(engine: Engine, secret_key: bytes, *, max_body_bytes: int = 1_000_000,
