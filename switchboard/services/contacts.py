@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -10,7 +11,6 @@ from typing import cast
 from sqlalchemy import Table, text
 
 from switchboard.db.schema import Contact
-from switchboard.jsonrows import recordset, to_json
 from switchboard.types import ContactRef
 from switchboard.uow import UnitOfWork
 
@@ -47,14 +47,12 @@ def merge_sightings(items: Iterable[tuple[ContactRef, datetime]]) -> dict[str, C
     return out
 
 
-_SIGHTINGS = recordset("pcid text, display_name text, username text, phone text, first_at timestamptz, "
-                       "last_at timestamptz, metadata jsonb")
-_UPSERT = text(f"""
+_UPSERT = text("""
     insert into contacts (organization_id, provider, provider_contact_id, display_name, username, phone,
                           first_seen_at, last_seen_at, metadata)
-    select :org, :provider, r.pcid, r.display_name, r.username, r.phone, r.first_at, r.last_at,
-           coalesce(r.metadata, '{{}}')
-    from {_SIGHTINGS}
+    select :org, :provider, r->>0, r->>1, r->>2, r->>3, cast(r->>4 as timestamptz),
+           cast(r->>5 as timestamptz), cast(r->6 as jsonb)
+    from json_array_elements(cast(:rows as json)) as r
     on conflict (organization_id, provider, provider_contact_id) do update set
         display_name = coalesce(excluded.display_name, contacts.display_name),
         username = coalesce(excluded.username, contacts.username),
@@ -63,7 +61,7 @@ _UPSERT = text(f"""
         last_seen_at = greatest(contacts.last_seen_at, excluded.last_seen_at),
         metadata = contacts.metadata || excluded.metadata
     returning id, provider_contact_id
-""")  # noqa: S608 - only our own recordset() constants are formatted in
+""")
 
 
 def upsert_contacts(
@@ -76,10 +74,12 @@ def upsert_contacts(
     """
     if not sightings:
         return {}
-    rows = [{"pcid": pcid, "display_name": (sg.ref.display_name or None) and sg.ref.display_name[:300],
-             "username": (sg.ref.username or None) and sg.ref.username[:200],
-             "phone": (sg.ref.phone or None) and sg.ref.phone[:64], "first_at": sg.first_at, "last_at": sg.last_at,
-             "metadata": sg.ref.metadata or None}
+    rows = [(pcid, (sg.ref.display_name or None) and sg.ref.display_name[:300],
+             (sg.ref.username or None) and sg.ref.username[:200], (sg.ref.phone or None) and sg.ref.phone[:64],
+             sg.first_at.isoformat(), sg.last_at.isoformat(), sg.ref.metadata or {})
             for pcid, sg in sorted(sightings.items())]
-    result = uow.session.execute(_UPSERT, {"org": organization_id, "provider": provider, "rows": to_json(rows)})
+    result = uow.session.execute(_UPSERT, {
+        "org": organization_id, "provider": provider,
+        "rows": json.dumps(rows, default=str, ensure_ascii=False, separators=(",", ":")),
+    })
     return {str(r.provider_contact_id): int(r.id) for r in result}

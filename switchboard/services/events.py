@@ -15,7 +15,7 @@ from typing import Any, cast
 from sqlalchemy import Table, insert, text
 
 from switchboard.db.schema import EVENT_TYPES, ConversationEvent
-from switchboard.jsonrows import recordset, to_json
+from switchboard.jsonrows import to_json
 from switchboard.uow import UnitOfWork
 
 EVENTS = cast(Table, ConversationEvent.__table__)
@@ -45,13 +45,13 @@ class NewEvent:
         }
 
 
-_EVENT_ROWS = recordset("o bigint, c bigint, t text, u bigint, m bigint, d jsonb, at timestamptz")
-_INSERT_MANY = text(f"""
+_INSERT_MANY = text("""
     insert into conversation_events (organization_id, conversation_id, type, actor_user_id, message_id,
                                      data, occurred_at)
-    select r.o, r.c, r.t, r.u, r.m, r.d, r.at
-    from {_EVENT_ROWS}
-""")  # noqa: S608 - only our own recordset() constants are formatted in
+    select cast(r->>0 as bigint), cast(r->>1 as bigint), r->>2, cast(r->>3 as bigint), cast(r->>4 as bigint),
+           cast(r->5 as jsonb), cast(r->>6 as timestamptz)
+    from json_array_elements(cast(:rows as json)) as r
+""")
 
 
 def append_events(uow: UnitOfWork, events: Sequence[NewEvent]) -> None:
@@ -64,8 +64,8 @@ def append_events(uow: UnitOfWork, events: Sequence[NewEvent]) -> None:
     for e in events:
         if e.type not in EVENT_TYPES:
             raise ValueError(f"unknown conversation event type {e.type!r}")
-    rows = to_json([{"o": e.organization_id, "c": e.conversation_id, "t": e.type, "u": e.actor_user_id,
-                     "m": e.message_id, "d": e.data or {}, "at": e.occurred_at} for e in events])
+    rows = to_json([(e.organization_id, e.conversation_id, e.type, e.actor_user_id, e.message_id,
+                     e.data or {}, e.occurred_at) for e in events])
     uow.session.execute(_INSERT_MANY, {"rows": rows})
 
 

@@ -12,7 +12,7 @@ from sqlalchemy import ColumnElement, and_, exists, func, insert, or_, select, t
 
 from switchboard.clock import utcnow
 from switchboard.db.schema import Channel, Message, WebhookEvent
-from switchboard.jsonrows import recordset, to_json
+from switchboard.jsonrows import to_json
 from switchboard.uow import UnitOfWork
 
 # Marks the reason of a delivery (IGNORED, or PROCESSED in part) with a part for a business account that
@@ -120,15 +120,14 @@ class Outcome:
     reason: str | None = None
 
 
-_OUTCOME_ROWS = recordset("id bigint, status text, reason text")
-_RECORD_OUTCOMES = text(f"""
+_RECORD_OUTCOMES = text("""
     update webhook_events as w
     set (status, reason, processed_at, attempts)
       = (coalesce(r.status, case when w.attempts + 1 >= :max_attempts then 'FAILED' else w.status end),
          r.reason, :now, w.attempts + 1)
-    from {_OUTCOME_ROWS}
+    from json_to_recordset(cast(:rows as json)) as r(id bigint, status text, reason text)
     where w.id = r.id
-""")  # noqa: S608 - only our own recordset() constants are formatted in
+""")
 
 
 def record_outcomes(uow: UnitOfWork, outcomes: Sequence[Outcome], *, max_attempts: int = 5,

@@ -1,9 +1,8 @@
 """The SQL of ingest: one statement per table per batch.
 
 A batch travels as ONE JSON document (far cheaper to send than one array per column) whose rows are
-objects with named fields, read with ``recordset("<name> <type>, ...")`` (:func:`switchboard.jsonrows.recordset`):
-a field is found by its name, never by its position, and each statement says the type of every field it
-reads.
+objects with named fields, read with ``json_to_recordset(...) as r(<name> <type>, ...)``: a field is
+found by its name, never by its position, and each statement says the type of every field it reads.
 """
 
 from __future__ import annotations
@@ -13,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import text
 
-from switchboard.jsonrows import recordset, to_json
+from switchboard.jsonrows import to_json
 
 
 def rows_json(rows: Iterable[Mapping[str, Any]]) -> str:
@@ -51,66 +50,62 @@ LOCK_CONVERSATIONS = text("""
     for update
 """)
 
-_NEW_CONVERSATION_ROWS = recordset(
-    "contact_id bigint, created_at timestamptz, status text, unread_count int, preview text, "
-    "last_message_at timestamptz, last_inbound_at timestamptz, cycle_number int, "
-    "cycle_started_at timestamptz, first_response_at timestamptz, awaiting_reply boolean")
 # new conversations, inserted with the state their messages give them; a row another worker inserted
 # meanwhile is skipped (the caller locks and replays onto it)
-INSERT_CONVERSATIONS = text(f"""
+INSERT_CONVERSATIONS = text("""
     insert into conversations (organization_id, channel_id, contact_id, status, created_at, updated_at,
                                unread_count, last_message_preview, last_message_at, last_inbound_at,
                                cycle_number, cycle_started_at, first_response_at, awaiting_reply)
     select :org, :channel, r.contact_id, r.status, r.created_at, :now, r.unread_count, r.preview,
            r.last_message_at, r.last_inbound_at, r.cycle_number, r.cycle_started_at, r.first_response_at,
            r.awaiting_reply
-    from {_NEW_CONVERSATION_ROWS}
+    from json_to_recordset(cast(:rows as json)) as r(
+        contact_id bigint, created_at timestamptz, status text, unread_count int, preview text,
+        last_message_at timestamptz, last_inbound_at timestamptz, cycle_number int,
+        cycle_started_at timestamptz, first_response_at timestamptz, awaiting_reply boolean)
     order by r.contact_id
     on conflict (channel_id, contact_id) do nothing
     returning id, contact_id
-""")  # noqa: S608 - only our own recordset() constants are formatted in
+""")
 
-_CONVERSATION_STATE_ROWS = recordset(
-    "id bigint, status text, unread_count int, preview text, last_message_at timestamptz, "
-    "last_inbound_at timestamptz, cycle_number int, cycle_started_at timestamptz, "
-    "first_response_at timestamptz, awaiting_reply boolean")
 # the state replayed onto existing conversations (locked by LOCK_CONVERSATIONS)
-UPDATE_CONVERSATIONS = text(f"""
+UPDATE_CONVERSATIONS = text("""
     update conversations as c
     set (status, assigned_user_id, unread_count, last_message_preview, last_message_at, last_inbound_at,
          cycle_number, cycle_started_at, first_response_at, awaiting_reply, updated_at)
       = (r.status, case when r.status = 'ASSIGNED' then c.assigned_user_id end, r.unread_count, r.preview,
          r.last_message_at, r.last_inbound_at, r.cycle_number, r.cycle_started_at, r.first_response_at,
          r.awaiting_reply, :now)
-    from {_CONVERSATION_STATE_ROWS}
+    from json_to_recordset(cast(:rows as json)) as r(
+        id bigint, status text, unread_count int, preview text, last_message_at timestamptz,
+        last_inbound_at timestamptz, cycle_number int, cycle_started_at timestamptz,
+        first_response_at timestamptz, awaiting_reply boolean)
     where c.id = r.id
-""")  # noqa: S608 - only our own recordset() constants are formatted in
+""")
 
-_MESSAGE_ROWS = recordset(
-    "conversation_id bigint, direction text, author_kind text, body text, content_type text, "
-    "provider_message_id text, reply_to text, status text, raw jsonb, sent_at timestamptz")
 # messages; a duplicate that raced in since KNOWN_MESSAGES is skipped by the unique key
-INSERT_MESSAGES = text(f"""
+INSERT_MESSAGES = text("""
     insert into messages (organization_id, conversation_id, channel_id, direction, author_kind, body,
                           content_type, provider_message_id, reply_to_provider_message_id, status, raw,
                           sent_at, status_updated_at, created_at)
     select :org, r.conversation_id, :channel, r.direction, r.author_kind, r.body, r.content_type,
            r.provider_message_id, r.reply_to, r.status, r.raw, r.sent_at, r.sent_at, :now
-    from {_MESSAGE_ROWS}
+    from json_to_recordset(cast(:rows as json)) as r(
+        conversation_id bigint, direction text, author_kind text, body text, content_type text,
+        provider_message_id text, reply_to text, status text, raw jsonb, sent_at timestamptz)
     on conflict (channel_id, provider_message_id) do nothing
     returning id, provider_message_id
-""")  # noqa: S608 - only our own recordset() constants are formatted in
+""")
 
-_ATTACHMENT_ROWS = recordset(
-    "message_id bigint, kind text, mime_type text, file_name text, provider_media_id text, url text, "
-    "size_bytes bigint, sha256 text, data jsonb")
-INSERT_ATTACHMENTS = text(f"""
+INSERT_ATTACHMENTS = text("""
     insert into attachments (message_id, kind, mime_type, file_name, provider_media_id, url, size_bytes,
                              sha256, data)
     select r.message_id, r.kind, r.mime_type, r.file_name, r.provider_media_id, r.url, r.size_bytes,
-           r.sha256, coalesce(r.data, '{{}}')
-    from {_ATTACHMENT_ROWS}
-""")  # noqa: S608 - only our own recordset() constants are formatted in
+           r.sha256, coalesce(r.data, '{}')
+    from json_to_recordset(cast(:rows as json)) as r(
+        message_id bigint, kind text, mime_type text, file_name text, provider_media_id text, url text,
+        size_bytes bigint, sha256 text, data jsonb)
+""")
 
 # the messages statuses refer to, locked in id order
 LOCK_STATUS_TARGETS = text("""
@@ -123,17 +118,16 @@ LOCK_STATUS_TARGETS = text("""
     for update
 """)
 
-_STATUS_ROWS = recordset(
-    "id bigint, status text, at timestamptz, delivered_at timestamptz, read_at timestamptz, "
-    "error_code text, error_message text")
-UPDATE_STATUSES = text(f"""
+UPDATE_STATUSES = text("""
     update messages as m
     set (status, status_updated_at, delivered_at, read_at, error_code, error_message)
       = (r.status, r.at, r.delivered_at, r.read_at, coalesce(r.error_code, m.error_code),
          coalesce(r.error_message, m.error_message))
-    from {_STATUS_ROWS}
+    from json_to_recordset(cast(:rows as json)) as r(
+        id bigint, status text, at timestamptz, delivered_at timestamptz, read_at timestamptz,
+        error_code text, error_message text)
     where m.id = r.id
-""")  # noqa: S608 - only our own recordset() constants are formatted in
+""")
 
 # the outbound messages a read/delivery watermark covers, locked in id order
 WATERMARK_TARGETS = text("""
