@@ -457,13 +457,13 @@ def reads_during_build(url: str, wh: Path, tmp: Path, *, readers: int) -> str:
     return pct(during, 0.95)
 
 
-def _save_template(url: str, n_conv: int) -> None:
+def _save_template(url: str, base: str, name: str) -> None:
     """Keep the loaded rows as a template database for later ``--pg-dir`` runs."""
     t = time.perf_counter()
     admin_url = make_url(url).set(database="postgres").render_as_string(hide_password=False)
     with psycopg.connect(conninfo(admin_url), autocommit=True) as admin:
-        admin.execute(f'create database "bench_base_{n_conv}" template "bench_{n_conv}" strategy file_copy')
-    print(f"saved as the template bench_base_{n_conv} in {time.perf_counter() - t:.1f} s")
+        admin.execute(f'create database "{base}" template "{name}" strategy file_copy')
+    print(f"saved as the template {base} in {time.perf_counter() - t:.1f} s")
 
 
 def main() -> None:
@@ -474,6 +474,9 @@ def main() -> None:
     ap.add_argument("--skip-postgres-metric", action="store_true")
     ap.add_argument("--readers", type=int, default=2,
                     help="reader processes timing the heaviest page read during a build (the machine has 2 cores)")
+    ap.add_argument("--span-days", type=int, default=None,
+                    help="days of history (default 30 x max(1, scale): the traffic per hour is the same at every "
+                         "--scale >= 1, so --scale 3 has three times the history and the same hour of new traffic)")
     ap.add_argument("--skip-readers", action="store_true",
                     help="skip the page reads during a full build and the maintenance (e.g. a --scale 3 run that "
                          "only shows the incremental build staying flat)")
@@ -487,6 +490,8 @@ def main() -> None:
     args = ap.parse_args()
 
     n_conv = max(1000, int(1_000_000 * args.scale))
+    if args.span_days is None:
+        args.span_days = round(SPAN_DAYS * max(1.0, args.scale))
     tmp = Path(tempfile.mkdtemp(prefix="sb-bench-wh-"))
     try:
         run(args, n_conv, tmp)
@@ -502,7 +507,8 @@ def run(args: argparse.Namespace, n_conv: int, tmp: Path) -> None:
         url = sync_url(args.database_url)
     elif args.pg_dir:
         server = embedded_server(args.pg_dir)
-        base, name = f"bench_base_{n_conv}", f"bench_{n_conv}"
+        days = "" if args.span_days == SPAN_DAYS else f"_{args.span_days}d"
+        base, name = f"bench_base_{n_conv}{days}", f"bench_{n_conv}{days}"
         with psycopg.connect(conninfo(sync_url(server.get_uri("postgres"))), autocommit=True) as admin:
             reuse = admin.execute("select 1 from pg_database where datname = %s", [base]).fetchone() is not None
             admin.execute(f'drop database if exists "{name}" with (force)')
@@ -517,13 +523,14 @@ def run(args: argparse.Namespace, n_conv: int, tmp: Path) -> None:
         server = embedded_server(tmp / "pgdata")
         ensure_database(server.get_uri("postgres"), "bench")
         url = sync_url(server.get_uri("bench"))
-    print(f"scale {args.scale}: {n_conv:,} conversations, {n_conv * MSGS_PER_CONV:,} messages; work dir {tmp}")
+    print(f"scale {args.scale}: {n_conv:,} conversations, {n_conv * MSGS_PER_CONV:,} messages over {args.span_days} days; "
+          f"work dir {tmp}")
     upgrade(url)
 
     t = time.perf_counter()
     duck = duckdb.connect()
     duck.execute("set TimeZone = 'UTC'")
-    for stmt in GEN_SQL.format(channels=CHANNELS, agents=AGENTS, span_days=SPAN_DAYS, n_conv=n_conv,
+    for stmt in GEN_SQL.format(channels=CHANNELS, agents=AGENTS, span_days=args.span_days, n_conv=n_conv,
                                msgs=MSGS_PER_CONV).split(";"):
         if stmt.strip():
             duck.execute(stmt, [T_END] if "?" in stmt else [])
@@ -561,14 +568,15 @@ def run(args: argparse.Namespace, n_conv: int, tmp: Path) -> None:
             print(f"vacuumed in {time.perf_counter() - t:.1f} s")
             if args.pg_dir:
                 pg.close()
-                _save_template(url, n_conv)
+                _save_template(url, base, name)
     with psycopg.connect(conninfo(url)) as pg:
         wh = tmp / "warehouse"
         rep = build(url, wh, full=True, now=T_END)
         full_s = rep.seconds
         print(f"full build: {full_s:.2f} s  (extract {rep.timings.get('extract', 0):.2f} s; "
               f"rows {rep.rows_extracted})  [load {_load()}]")
-        slow = sorted(((v, k) for k, v in rep.timings.items()), reverse=True)[:6]
+        slow = sorted(((v, k) for k, v in rep.timings.items() if "/" not in k or k.startswith("extract")),
+                      reverse=True)[:12]
         print("  slowest steps: " + ", ".join(f"{k} {v:.2f}s" for v, k in slow))
 
         t = time.perf_counter()
@@ -579,7 +587,7 @@ def run(args: argparse.Namespace, n_conv: int, tmp: Path) -> None:
         print(f"incremental build: {inc_s:.2f} s  ({rep2.conversations_recomputed} conversations recomputed; "
               f"keys recomputed {rep2.keys_recomputed})  [load {_load()}]")
         slow = sorted(((v, k) for k, v in rep2.timings.items() if "/" not in k or k.startswith("extract")),
-                      reverse=True)[:8]
+                      reverse=True)[:14]
         print("  slowest steps: " + ", ".join(f"{k} {v:.2f}s" for v, k in slow))
 
         metric = compare_key_metric(pg, wh, runs=args.runs, skip_postgres=args.skip_postgres_metric)
