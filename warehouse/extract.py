@@ -59,17 +59,16 @@ RAW_TABLES: tuple[RawTable, ...] = (
     RawTable("users", "select id, organization_id, email, name, role, status, created_at from users"),
     RawTable("conversation_events",
              "select id, organization_id, conversation_id, type, actor_user_id, message_id, "
-             "data::text as data, occurred_at, recorded_at from conversation_events "
+             "data::text as data, occurred_at from conversation_events "
              "where type in ('CREATED', 'ACCEPTED', 'RELEASED', 'REASSIGNED', 'COMPLETED', 'REOPENED', "
              "'AGENT_DISCONNECTED')", mode="append"),
     RawTable("messages",
              "select id, organization_id, conversation_id, channel_id, direction, author_kind, "
-             "author_user_id, coalesce(char_length(body), 0)::bigint as body_length_chars, content_type, "
-             "status, is_deleted, sent_at, delivered_at, read_at, created_at from messages", mode="upsert"),
+             "author_user_id, coalesce(char_length(body), 0)::bigint as body_length_chars, "
+             "status, is_deleted, sent_at from messages", mode="upsert"),
     RawTable("conversations",
-             "select id, organization_id, channel_id, contact_id, status, assigned_user_id, unread_count, "
-             "last_message_at, last_inbound_at, cycle_number, cycle_started_at, first_response_at, "
-             "awaiting_reply, created_at, updated_at from conversations", mode="upsert"),
+             "select id, organization_id, channel_id, status, assigned_user_id, unread_count, "
+             "last_message_at, cycle_number, cycle_started_at, created_at from conversations", mode="upsert"),
     RawTable("presence_events", "select id, organization_id, user_id, state, occurred_at "
              "from presence_events", mode="append"),
 )

@@ -32,6 +32,10 @@ log = logging.getLogger(__name__)
 DELTA_IGNORED_COLUMNS = ("as_of",)
 
 
+# the published models that are the reference tables as extracted (renamed and cast only)
+REFERENCE_MODELS = ("stg_organizations", "stg_channels", "stg_users")
+
+
 def reference_fingerprint(con: duckdb.DuckDBPyConnection) -> str:
     """Hash of the small reference tables (organizations with SLA targets, channels, users).
 

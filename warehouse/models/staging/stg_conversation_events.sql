@@ -7,6 +7,5 @@ select
     actor_user_id::bigint as actor_user_id,
     message_id::bigint as message_id,
     data as data_json,
-    occurred_at,
-    recorded_at
+    occurred_at
 from {{ source('raw_conversation_events') }}

@@ -8,10 +8,7 @@ select
     author_kind,
     author_user_id::bigint as author_user_id,
     body_length_chars::bigint as body_length_chars,
-    content_type,
     status as message_status,
     is_deleted,
-    sent_at,
-    delivered_at,
-    read_at
+    sent_at
 from {{ source('raw_messages') }}
