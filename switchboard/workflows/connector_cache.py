@@ -45,6 +45,12 @@ class ConnectorCache:
             return hit[2]
         return None
 
+    def peek_stale(self, channel_id: int) -> Any:
+        """The cached connector even if its time is up (None if there is none): for a caller that uses
+        it while one refresh (:meth:`get`) runs, rather than making every caller wait for one."""
+        hit = self._items.get(channel_id)
+        return hit[2] if hit is not None else None
+
     def port(self, channel_id: int, capability: Capability[P]) -> tuple[ChannelView, P]:
         """The channel and its connector seen through one capability (``Unsupported`` if it has not
         got it): ``channel, sender = connectors.port(channel_id, SEND)``."""
