@@ -58,3 +58,19 @@ def page_text(at: AppTest) -> str:
     parts = [t.value for t in at.text] + [c.value for c in at.caption] + [str(e.value) for e in at.error]
     parts += [i.value for i in at.info] + [w.value for w in at.warning] + [s.value for s in at.success]
     return "\n".join(str(p) for p in parts)
+
+
+def assert_rows_agree_with_their_conversation(engine: Engine) -> None:
+    """Every message and conversation event names the organization (and a message the channel) of its
+    conversation. No foreign key checks those copies since migration 0013 (they only repeat the
+    conversation): every writer copies them from it, and the tests that run many writers call this."""
+    from sqlalchemy import text
+
+    with engine.connect() as con:
+        messages = con.execute(text(
+            "select count(*) from messages m join conversations c on c.id = m.conversation_id"
+            " where m.organization_id <> c.organization_id or m.channel_id <> c.channel_id")).scalar_one()
+        events = con.execute(text(
+            "select count(*) from conversation_events e join conversations c on c.id = e.conversation_id"
+            " where e.organization_id <> c.organization_id")).scalar_one()
+    assert (messages, events) == (0, 0), f"{messages} messages and {events} events disagree with their conversation"

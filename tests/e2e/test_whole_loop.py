@@ -33,6 +33,7 @@ from switchboard.workflows.connector_cache import ConnectorCache
 from switchboard.workflows.inbound import process_webhooks_once
 from switchboard.workflows.sending import send_outbox_once
 from tests.fakes.server import run_asgi
+from tests.helpers import assert_rows_agree_with_their_conversation
 
 APP_SECRET = "sandbox-app-secret"
 TOKEN = "sandbox-token"
@@ -148,6 +149,7 @@ def test_customer_message_reply_and_read_receipt(loop: Loop) -> None:
             thread = inbox_views.get_thread(uow, alice, conv.id)
         assert [m.direction for m in thread.items] == ["INBOUND", "OUTBOUND"]
         assert thread.items[1].status == "READ"
+        assert_rows_agree_with_their_conversation(loop.engine)
     finally:
         connectors.close()
 

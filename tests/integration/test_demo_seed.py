@@ -16,6 +16,7 @@ from switchboard.services.channels import channel_credentials, set_channel_crede
 from switchboard.settings import Settings, get_settings
 from switchboard.types import Actor
 from switchboard.uow import UnitOfWork
+from tests.helpers import assert_rows_agree_with_their_conversation
 
 
 def test_seed_and_history(settings_env: str, engine: Engine, tmp_path: Path) -> None:
@@ -59,6 +60,7 @@ def test_seed_and_history(settings_env: str, engine: Engine, tmp_path: Path) -> 
     assert {"CREATED", "ACCEPTED", "RELEASED", "COMPLETED", "REOPENED", "REASSIGNED", "MESSAGE_SENT",
             "MESSAGE_READ"} <= types, types
     assert handed_over.most_common(1)[0][0] == "dave@demo.local"  # the agent who hands over a lot
+    assert_rows_agree_with_their_conversation(engine)
 
 def test_the_sandbox_channel_lists_templates_and_the_sandbox_knows_recent_customers(
         settings_env: str, engine: Engine, tmp_path: Path) -> None:
