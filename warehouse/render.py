@@ -6,6 +6,9 @@ Macros (arguments are SQL expressions or names, written as quoted strings; keywo
 * ``key_filter(source, org, entity, day)`` / ``key_since(…)`` — incremental key scoping of the daily
   marts (:class:`warehouse.dag.KeySource`); ``key_since`` is a relation ``(organization_id, entity_id,
   since_date, since_at)``, ``since_at`` an instant safely before the local day ``since_date`` starts;
+  ``key_since(…, carry='column')`` adds ``carried``, the column's value in the model's own last row
+  before ``since_date``; ``since_bound(ts)`` is ``ts >=`` the build's earliest ``since_at`` (``true``
+  in a full build), a constant bound that lets a scan skip old row groups;
 * ``quarter_hour(ts)`` — the 15-minute bucket of an instant, the key of the calendar tables;
 * ``utc_offset_join(alias, ts, timezone)`` and ``local_time(ts, alias)`` — local time in an IANA
   timezone through ``cal_utc_offsets`` (an equi-join, as fast as arithmetic);
@@ -176,10 +179,9 @@ def render(model: Model, models: Mapping[str, Model], *, scoped: bool = False, k
         if name == "key_filter":
             return _key_filter(model.name, *args) if keyed else "true"
         if name == "key_since":
-            since = f"_since_{model.name}" if keyed else _all_since(*args)
-            # since_at: an instant safely before the local day since_date starts (UTC offsets are < 1 day)
-            return (f"(select organization_id, entity_id, since_date, "  # noqa: S608 (identifiers from code)
-                    f"(since_date::timestamp - interval 1 day)::timestamptz as since_at from {since})")
+            return _key_since(model, args, call.kwargs.get("carry"), keyed=keyed)
+        if name == "since_bound":
+            return _since_bound(model.name, *args) if keyed else "true"
         if name in PLAIN_MACROS:
             try:
                 return PLAIN_MACROS[name](*args, **call.kwargs)
@@ -200,6 +202,38 @@ def _key_filter(model: str, source: str, org: str, ent: str, day: str) -> str:
     # typed, so that the comparison is pushed into the scan (an untyped variable is not)
     bound = f"getvariable('key_min_{model}')::{'timestamp' if col.group(2) else 'date'}"
     return f"({col.group(1)} >= {bound} and {in_keys})"
+
+
+def _key_since(model: Model, args: tuple[str, ...], carry: str | None, *, keyed: bool) -> str:
+    """The ``key_since`` relation ``(organization_id, entity_id, since_date, since_at[, carried])``.
+
+    ``carry``: a column of the model itself; ``carried`` is its value in the entity's last row before
+    ``since_date`` (the model's previous output, read before the recomputed rows are replaced), NULL
+    when the entity has none and in a full build. A running total starts from it instead of summing
+    the entity's whole history.
+    """
+    # since_at: an instant safely before the local day since_date starts (UTC offsets are < 1 day)
+    since_at = "(s.since_date::timestamp - interval 1 day)::timestamptz as since_at"
+    if not keyed:
+        extra = ", null as carried" if carry else ""
+        return (f"(select s.organization_id, s.entity_id, s.since_date, {since_at}{extra} "  # noqa: S608 (identifiers from code)
+                f"from {_all_since(*args)} as s)")
+    if not carry:
+        return (f"(select s.organization_id, s.entity_id, s.since_date, {since_at} "  # noqa: S608 (identifiers from code)
+                f"from _since_{model.name} as s)")
+    if len(model.key) != 3:
+        raise BuildError(f"model {model.name}: key_since(carry=...) needs the model's 3-column key")
+    org, ent, day = model.key
+    # the model's rows are one per key (a few per entity and day): this reads far less than the history
+    return (f"(select s.organization_id, s.entity_id, s.since_date, {since_at}, "  # noqa: S608 (identifiers from code)
+            f"arg_max(t.{carry}, t.{day}) as carried from _since_{model.name} as s "
+            f"left join {model.name} as t on t.{org} = s.organization_id and t.{ent} = s.entity_id "
+            f"and t.{day} < s.since_date group by s.organization_id, s.entity_id, s.since_date)")
+
+
+def _since_bound(model: str, column: str) -> str:
+    """``column >= `` the earliest ``since_at`` of the build, typed so that the scan skips row groups."""
+    return f"({column} >= getvariable('since_min_{model}')::timestamptz)"
 
 
 def _all_since(source: str, org: str, ent: str, day: str) -> str:

@@ -168,3 +168,52 @@ def test_a_warehouse_of_another_format_is_rebuilt_in_full(engine: Engine, db_url
     r = build(db_url, inc, now=T("2026-03-02 10:00"))
     assert r.full
     assert_same_as_full(db_url, inc, tmp_path, "2026-03-02 10:00")
+
+
+def test_concurrency_levels_carry_over_from_the_last_earlier_day(engine: Engine, db_url: str,
+                                                                   tmp_path: Path) -> None:
+    """An incremental build starts an agent's level from its last day before the recomputed ones
+    (``open_assignments_at_end``), not from its whole history: a level that is not zero, days without
+    events in between, an assignment across local midnight, an agent with no earlier day."""
+    s = Seed(engine, timezone="Europe/Berlin")
+    wa, ann, bob = s.channel("wa"), s.user("ann@x.io"), s.user("bob@x.io")
+    a, b = s.conversation(wa, "a"), s.conversation(wa, "b")
+    s.inbound(a, "2026-03-02 08:55")
+    s.accept(a, "2026-03-02 09:00", ann)  # held until step 2
+    s.reply(a, "2026-03-02 09:05", ann)
+    s.inbound(b, "2026-03-02 09:55")
+    s.accept(b, "2026-03-02 10:00", ann)
+    s.release(b, "2026-03-02 10:30", ann)
+    inc = tmp_path / "inc"
+    build(db_url, inc, full=True, now=T("2026-03-02 12:00"))
+
+    def levels() -> list[tuple[str, str, int, int]]:
+        with work(inc) as con:
+            return [(str(r[0]), str(r[1]), int(r[2]), int(r[3])) for r in con.execute(
+                "select u.user_email, c.metric_date, c.concurrent_peak, c.open_assignments_at_end "
+                "from int_agent_concurrency_daily c join stg_users u using (user_id) order by 1, 2").fetchall()]
+
+    assert levels() == [("ann@x.io", "2026-03-02", 2, 1)]
+
+    # step 1: two days later (nothing on 03-03); c is held across Berlin midnight; bob's first day
+    c, d, e = s.conversation(wa, "c"), s.conversation(wa, "d"), s.conversation(wa, "e")
+    s.inbound(d, "2026-03-04 08:55")
+    s.accept(d, "2026-03-04 09:00", ann)
+    s.inbound(e, "2026-03-04 09:55")
+    s.accept(e, "2026-03-04 10:00", bob)
+    s.inbound(c, "2026-03-04 22:45")
+    s.accept(c, "2026-03-04 22:50", ann)  # 23:50 in Berlin
+    s.release(c, "2026-03-04 23:20", ann)  # 00:20 on 03-05 in Berlin
+    r1 = build(db_url, inc, now=T("2026-03-05 08:00"))
+    _keyed(r1)
+    assert r1.keys_recomputed["int_agent_concurrency_daily"] == 2  # ann and bob, from 03-04
+    assert levels() == [("ann@x.io", "2026-03-02", 2, 1), ("ann@x.io", "2026-03-04", 3, 3),
+                        ("ann@x.io", "2026-03-05", 3, 2), ("bob@x.io", "2026-03-04", 1, 1)]
+    assert_same_as_full(db_url, inc, tmp_path, "2026-03-05 08:00")
+
+    # step 2: the assignment held since the first day ends: ann's days are recomputed from 03-02
+    s.complete(a, "2026-03-05 09:00", ann)
+    r2 = build(db_url, inc, now=T("2026-03-05 10:00"))
+    _keyed(r2)
+    assert levels()[-2:] == [("ann@x.io", "2026-03-05", 3, 1), ("bob@x.io", "2026-03-04", 1, 1)]
+    assert_same_as_full(db_url, inc, tmp_path, "2026-03-05 10:00")

@@ -9,7 +9,8 @@ with presence as (
     inner join {{ key_since('stg_presence_events', 'organization_id', 'user_id', 'occurred_at::date - 1') }} as s
         on s.organization_id = p.organization_id and s.entity_id = p.user_id
     -- every event whose span can reach the local day since_date (spans last minutes), and all later ones
-    where p.occurred_at >= s.since_at
+    -- (since_bound: the build's earliest since_at, a constant that lets the scan skip old row groups)
+    where p.occurred_at >= s.since_at and {{ since_bound('p.occurred_at') }}
 ),
 
 organizations as (
