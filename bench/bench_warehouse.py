@@ -595,6 +595,8 @@ def run(args: argparse.Namespace, n_conv: int, tmp: Path) -> None:
         slow = sorted(((v, k) for k, v in rep2.timings.items() if "/" not in k or k.startswith("extract")),
                       reverse=True)[:14]
         print("  slowest steps: " + ", ".join(f"{k} {v:.2f}s" for v, k in slow))
+        keyed = sorted(k for k in rep2.timings if k.split("/")[0] in rep2.keys_recomputed)
+        print("  keyed models: " + ", ".join(f"{k} {rep2.timings[k]:.3f}s" for k in keyed))
 
         metric = compare_key_metric(pg, wh, runs=args.runs, skip_postgres=args.skip_postgres_metric)
     p95 = "skipped"
