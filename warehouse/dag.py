@@ -40,7 +40,9 @@ class KeySource:
     ``key_since(source, org, entity, day)`` is a relation ``(organization_id, entity_id, since_date)``:
     per entity, the earliest day of its changed source rows (a full build: every entity of the source
     since ``-infinity``). For running totals (concurrency, presence spans): the model recomputes every
-    day of the entity from ``since_date`` on, starting from the total of the rows before it.
+    day of the entity from ``since_date`` on, starting from the level before it — with ``carry='col'``,
+    the value of ``col`` in the model's own last row before ``since_date`` (``carried``), so that the
+    recompute reads the recomputed days only, not the entity's history.
     """
 
     kind: str  # key_filter | key_since
