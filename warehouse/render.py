@@ -181,6 +181,8 @@ def render(model: Model, models: Mapping[str, Model], *, scoped: bool = False, k
         if name == "key_since":
             return _key_since(model, args, call.kwargs.get("carry"), keyed=keyed)
         if name == "since_bound":
+            if not any(ks.kind == "key_since" for ks in model.key_sources):
+                raise BuildError(f"model {model.name}: since_bound needs a key_since in the same model")
             return _since_bound(model.name, *args) if keyed else "true"
         if name in PLAIN_MACROS:
             try:
