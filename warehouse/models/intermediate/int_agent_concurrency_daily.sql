@@ -5,7 +5,7 @@
 -- Incrementally, an agent's days are recomputed from the earliest day of its changed assignments
 -- (`since_date`), starting from the level at the end of its last day before it — this model's own
 -- previous row (`carried`), so the cost follows the recomputed days, not the agent's history.
-with assignments as (
+with assignments as not materialized (
     select * from {{ ref('int_assignments') }}
 ),
 
