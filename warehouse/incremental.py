@@ -23,7 +23,7 @@ import duckdb
 from warehouse import extract, metrics
 from warehouse.dag import Model
 from warehouse.errors import BuildError
-from warehouse.render import IN_SCOPE, render
+from warehouse.render import IN_SCOPE, render, since_at_sql, since_min_variable
 
 log = logging.getLogger(__name__)
 
@@ -126,8 +126,8 @@ def _fill_keys(con: duckdb.DuckDBPyConnection, m: Model) -> tuple[str, int]:
                     f"min(since_date) as since_date from ({selects}) k(organization_id, entity_id, since_date) "
                     "where since_date is not null group by all")
         # the earliest since_at (see render.key_since), typed as the model compares it: since_bound
-        con.execute(f"set variable since_min_{m.name} = (select (min(since_date)::timestamp - interval 1 day)"  # noqa: S608 (identifiers from code)
-                    f"::timestamptz from {table})")
+        con.execute(f"set variable {since_min_variable(m.name)} = "  # noqa: S608 (identifiers from code)
+                    f"(select {since_at_sql('min(since_date)')} from {table})")
         where = (f"exists (select 1 from {table} s where s.organization_id = {m.name}.{org} "  # noqa: S608 (identifiers from code)
                  f"and s.entity_id = {m.name}.{ent} and {m.name}.{day} >= s.since_date)")
     row = con.execute(f"select count(*) from {table}").fetchone()  # noqa: S608 (identifiers from code)

@@ -214,8 +214,7 @@ def _key_since(model: Model, args: tuple[str, ...], carry: str | None, *, keyed:
     when the entity has none and in a full build. A running total starts from it instead of summing
     the entity's whole history.
     """
-    # since_at: an instant safely before the local day since_date starts (UTC offsets are < 1 day)
-    since_at = "(s.since_date::timestamp - interval 1 day)::timestamptz as since_at"
+    since_at = f"{since_at_sql('s.since_date')} as since_at"
     if not keyed:
         extra = ", null as carried" if carry else ""
         return (f"(select s.organization_id, s.entity_id, s.since_date, {since_at}{extra} "  # noqa: S608 (identifiers from code)
@@ -233,9 +232,20 @@ def _key_since(model: Model, args: tuple[str, ...], carry: str | None, *, keyed:
             f"and t.{day} < s.since_date group by s.organization_id, s.entity_id, s.since_date)")
 
 
+def since_at_sql(since_date: str) -> str:
+    """``since_at`` of a ``since_date``: an instant safely before that local day starts in any timezone
+    (UTC offsets are < 1 day)."""
+    return f"({since_date}::timestamp - interval 1 day)::timestamptz"
+
+
+def since_min_variable(model: str) -> str:
+    """The DuckDB variable holding the build's earliest ``since_at`` of ``model`` (set by the runner)."""
+    return f"since_min_{model}"
+
+
 def _since_bound(model: str, column: str) -> str:
     """``column >= `` the earliest ``since_at`` of the build, typed so that the scan skips row groups."""
-    return f"({column} >= getvariable('since_min_{model}')::timestamptz)"
+    return f"({column} >= getvariable('{since_min_variable(model)}')::timestamptz)"
 
 
 def _all_since(source: str, org: str, ent: str, day: str) -> str:

@@ -34,8 +34,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Sequence
+from typing import Any, TypeVar
 
 import asyncpg
 from sqlalchemy import Engine, text
@@ -62,6 +62,7 @@ log = logging.getLogger(__name__)
 REJECTED_BODY_LIMIT = 4096
 NOTIFY_CHANNEL = "webhook_events"
 Row = tuple[str, int | None, bytes, dict[str, str], str, str | None]
+T = TypeVar("T")
 
 
 def asyncpg_dsn(sqlalchemy_url: str) -> str:
@@ -76,7 +77,7 @@ class DeliveryWriter:
     ``connections`` long-lived connections each run a loop: wait for a delivery, take everything
     queued behind it (up to ``max_batch``), store it, answer those requests. Under load a batch grows
     while the previous ones are being committed; alone, a delivery is written at once. A connection
-    that fails fails its batch (those requests get 500, so the platform sends them again) and is
+    that fails fails its batch (those requests get 503, so the platform sends them again) and is
     opened anew; a pool serves the rare channel look-ups.
     """
 
@@ -148,6 +149,27 @@ class DeliveryWriter:
             return await webhooks.channel_for_key(con, provider, key)
 
 
+class _Once:
+    """At most one running task per key; concurrent callers share it (a look-up, a cache refresh), so
+    a cache entry that expires under load costs one database read, not one per request in flight."""
+
+    def __init__(self) -> None:
+        self._running: dict[Hashable, asyncio.Future[Any]] = {}
+
+    def __call__(self, key: Hashable, make: Callable[[], Awaitable[T]]) -> asyncio.Future[T]:
+        running = self._running.get(key)
+        if running is None:
+            running = asyncio.ensure_future(make())
+            self._running[key] = running
+            running.add_done_callback(lambda done: self._finished(key, done))
+        return running
+
+    def _finished(self, key: Hashable, done: asyncio.Future[Any]) -> None:
+        self._running.pop(key, None)
+        if not done.cancelled() and done.exception() is not None:  # retrieved even if nobody waited: logged
+            log.warning("%s failed: %s: %s", key, done.exception().__class__.__name__, done.exception())
+
+
 class _KeyCache:
     """webhook key -> (channel id, status) for a short time (keys are immutable; channels are rarely
     added or removed: a removal is answered 410 within ``ttl`` seconds)."""
@@ -185,7 +207,7 @@ def create_app(engine: Engine, secret_key: bytes, *, max_body_bytes: int = 1_000
     keys = _KeyCache()
     connectors = ConnectorCache(engine, secret_key, public_base_url=public_base_url)
 
-    looking_up: dict[tuple[str, str], asyncio.Future[tuple[int, str] | None]] = {}
+    once = _Once()
 
     async def channel_id(provider: str, key: str) -> int | Response:
         """The channel's id, or the answer for a webhook URL that names no working channel: 404 for an
@@ -193,26 +215,15 @@ def create_app(engine: Engine, secret_key: bytes, *, max_body_bytes: int = 1_000
         if not supports(provider, WEBHOOKS):  # e.g. Telegram: pulled, never pushed to us
             return PlainTextResponse("unknown webhook", status_code=404)
         found, channel = keys.get(provider, key)
-        if not found:  # one look-up per key at a time, however many requests wait for it
-            lookup = looking_up.get((provider, key))
-            if lookup is None:
-                lookup = asyncio.ensure_future(writer.channel(provider, key))
-                looking_up[(provider, key)] = lookup
-                lookup.add_done_callback(lambda _done: looking_up.pop((provider, key), None))
-            channel = await asyncio.shield(lookup)
+        if not found:
+            channel = await asyncio.shield(once(("webhook key look-up", provider, key),
+                                                lambda: writer.channel(provider, key)))
             keys.put(provider, key, channel)
         if channel is None:
             return PlainTextResponse("unknown webhook", status_code=404)
         if channel[1] == "removed":
             return PlainTextResponse("this channel was removed", status_code=410)
         return channel[0]
-
-    refreshing: dict[int, asyncio.Future[Any]] = {}
-
-    def refreshed(cid: int, done: asyncio.Future[Any]) -> None:
-        refreshing.pop(cid, None)
-        if not done.cancelled() and done.exception() is not None:  # retrieved: the log says why
-            log.warning("channel %d: its connector could not be refreshed: %s", cid, done.exception())
 
     async def connector(cid: int) -> ReceivesWebhooks:
         """The channel's connector from the cache. When its time is up, ONE refresh runs (a database
@@ -222,15 +233,11 @@ def create_app(engine: Engine, secret_key: bytes, *, max_body_bytes: int = 1_000
         cached = connectors.peek(cid)
         if cached is not None:
             return port(cached, WEBHOOKS)
-        task = refreshing.get(cid)
-        if task is None:
-            task = asyncio.ensure_future(run_in_threadpool(connectors.get, cid))
-            refreshing[cid] = task
-            task.add_done_callback(lambda done: refreshed(cid, done))
+        refresh = once(("connector refresh of channel", cid), lambda: run_in_threadpool(connectors.get, cid))
         stale = connectors.peek_stale(cid)
         if stale is not None:
             return port(stale, WEBHOOKS)
-        return port((await asyncio.shield(task))[1], WEBHOOKS)
+        return port((await asyncio.shield(refresh))[1], WEBHOOKS)
 
     async def verify(request: Request) -> Response:
         provider, key = request.path_params["provider"], request.path_params["key"]

@@ -9,15 +9,12 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pyotp
 import pytest
 from sqlalchemy import Engine, select
@@ -33,6 +30,7 @@ from switchboard.settings import get_settings
 from switchboard.types import Actor, ContactRef, InboundMessage
 from switchboard.uow import UnitOfWork
 from tests.e2e.conftest import CHROMIUM
+from tests.helpers import free_port, wait_until_serving
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "browser-test-password"
@@ -41,12 +39,6 @@ CUSTOMER_TEXT = "**not bold** <b>not html</b> where is my parcel?"
 WAIT_MS = 30_000  # for every action and expectation: a cold first page load on a fresh clone under load is slow
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]  # tests/e2e/conftest.py: skip or fail without Chromium
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
@@ -74,7 +66,7 @@ def seeded(engine: Engine) -> dict[str, int]:
 
 @pytest.fixture
 def app_url(db_url: str, tmp_path: Path) -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     env = dict(os.environ, DATABASE_URL=db_url, SWITCHBOARD_HOME=str(tmp_path / "home"),
                PYTHONPATH=str(ROOT))
     proc = subprocess.Popen(
@@ -82,16 +74,7 @@ def app_url(db_url: str, tmp_path: Path) -> Iterator[str]:
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"{base}/_stcore/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert proc.poll() is None, f"streamlit exited with code {proc.returncode}"
-            assert time.monotonic() < deadline, "streamlit did not answer /_stcore/health within 120 s"
-            time.sleep(0.3)
+        wait_until_serving(proc, f"{base}/_stcore/health", timeout=120, what="streamlit", every=0.3)
         yield base
     finally:
         proc.terminate()

