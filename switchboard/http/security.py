@@ -14,10 +14,11 @@
 from __future__ import annotations
 
 import math
+import re
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from urllib.parse import urlsplit
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -34,6 +35,42 @@ _HEADERS = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-r
             (b"x-frame-options", b"DENY"), (b"cross-origin-opener-policy", b"same-origin")]
 
 
+def security_headers(path: str, scheme: str) -> list[tuple[bytes, bytes]]:
+    """The headers every response to ``path`` carries (raw ASGI form): the list above, the CSP for that
+    path, HSTS over HTTPS. One place for :class:`SecurityHeaders` and the receiver's webhook fast path."""
+    csp = DOCS_CSP if path.startswith(DOCS_PREFIXES) else CSP
+    extra = [*_HEADERS, (b"content-security-policy", csp.encode())]
+    if scheme == "https":
+        extra.append((b"strict-transport-security", HSTS.encode()))
+    return extra
+
+
+_HOST_NAME = re.compile(r"[a-z0-9.-]+")
+
+
+def host_matcher(hosts: Sequence[str]) -> Callable[[bytes | None], bool]:
+    """``Host`` header -> accepted by the rule of Starlette's ``TrustedHostMiddleware`` for ``hosts``
+    (exact names, ``*.example.com`` wildcards, ``*`` = any). Conservative: a value it cannot read
+    plainly (an IPv6 literal, odd characters) is answered False, and the caller then leaves the request to
+    the middleware, which decides."""
+    patterns = [h.lower() for h in hosts]
+    if "*" in patterns:
+        return lambda header: True
+    exact = {p for p in patterns if not p.startswith("*")}
+    suffixes = tuple(p[1:] for p in patterns if p.startswith("*."))
+
+    def accepted(header: bytes | None) -> bool:
+        if header is None:
+            return False
+        host = header.decode("latin-1").lower()
+        name, _, port = host.partition(":")
+        if not _HOST_NAME.fullmatch(name) or (port and not port.isdigit()):
+            return False
+        return name in exact or (bool(suffixes) and name.endswith(suffixes))
+
+    return accepted
+
+
 class SecurityHeaders:
     """ASGI middleware: the headers above on every HTTP response (set unless the app already chose)."""
 
@@ -44,11 +81,7 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        path = str(scope.get("path", ""))
-        csp = DOCS_CSP if path.startswith(DOCS_PREFIXES) else CSP
-        extra = [*_HEADERS, (b"content-security-policy", csp.encode())]
-        if scope.get("scheme") == "https":
-            extra.append((b"strict-transport-security", HSTS.encode()))
+        extra = security_headers(str(scope.get("path", "")), str(scope.get("scheme", "")))
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":

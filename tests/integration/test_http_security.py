@@ -10,11 +10,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from switchboard.cli.main import STREAMLIT_OPTIONS, streamlit_command
 from switchboard.http.receiver import create_app
-from switchboard.http.security import BadSignatureThrottle, allowed_hosts
+from switchboard.http.security import BadSignatureThrottle, allowed_hosts, host_matcher
 from switchboard.services.channels import create_channel
 from switchboard.services.organizations import create_organization
 from switchboard.settings import get_settings
@@ -58,6 +58,30 @@ def test_a_host_name_that_is_not_ours_is_refused(served: tuple[str, str]) -> Non
     refused = httpx.get(f"{base}/health", headers={"Host": "evil.example.net"})
     assert refused.status_code == 400
     assert refused.headers["x-content-type-options"] == "nosniff"
+
+
+def test_a_delivery_for_a_host_name_that_is_not_ours_is_refused_and_not_stored(
+        engine: Engine, served: tuple[str, str]) -> None:
+    """Deliveries are answered by the receiver's fast path, outside Starlette's middleware: the host rule
+    must hold there too (the fast path takes only hosts it plainly accepts and leaves the rest to it)."""
+    _, hook = served
+    for host in ("evil.example.net", "hooks.example.com.evil.net", "[::1]:80", "hooks.example.com:x"):
+        refused = httpx.post(hook, content=b"{}", headers={"Host": host})
+        assert refused.status_code == 400, host
+        assert refused.headers["x-content-type-options"] == "nosniff"
+    accepted = httpx.post(hook, content=b"{}", headers={"Host": "HOOKS.example.com:8443"})
+    assert accepted.status_code == 401  # ours (any case, any port): on to the signature check
+    assert "frame-ancestors 'none'" in accepted.headers["content-security-policy"]
+    with engine.connect() as con:
+        statuses = [r[0] for r in con.execute(text("select status from webhook_events order by id"))]
+    assert statuses == ["REJECTED"]  # only the delivery that reached our host name
+
+
+def test_host_matcher_follows_starlettes_rule() -> None:
+    ok = host_matcher(["hooks.example.com", "*.tenants.example.org"])
+    assert ok(b"hooks.example.com") and ok(b"hooks.example.com:443") and ok(b"a.tenants.example.org")
+    assert not ok(b"tenants.example.org") and not ok(b"evil.net") and not ok(None) and not ok(b"[::1]")
+    assert host_matcher(["*"])(b"anything")
 
 
 def test_repeated_bad_signatures_from_one_address_get_429(served: tuple[str, str]) -> None:
