@@ -119,6 +119,8 @@ MARTS: dict[str, str] = {
     "hourly_volume": "one row per organization, channel, local day and local hour",
     "sla_daily": "one row per organization, channel and local day of cycle start",
     "live_queue": "one row per open conversation as of the build",
+    "time_metric_daily": "one row per organization, time metric, local day, channel (or all) and agent (or all): "
+                         "the statistics of the page's per-day reads",
 }
 
 

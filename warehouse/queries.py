@@ -24,7 +24,7 @@ import polars as pl
 from warehouse.errors import WarehouseNotBuilt as WarehouseNotBuilt  # re-exported: readers catch it here
 from warehouse.lake import ALIAS, Lake, attach, no_progress_bar, read_pointer
 from warehouse.lake import snapshot_id as lake_snapshot_id
-from warehouse.metrics import COUNT, STATS, TIME_METRICS_BY_NAME
+from warehouse.metrics import COUNT, DURATION_UNIT, STATS, TIME_METRICS_BY_NAME
 from warehouse.state import read_state
 
 GROUPS = ("agent", "channel", "day")
@@ -72,8 +72,15 @@ def snapshot_id(path: Path | str) -> int:
         return -1
 
 
-def query(path: Path | str, sql: str, params: Sequence[Any] | None = None) -> pl.DataFrame:
+# where a read reads: a warehouse path (its own snapshot), or a cursor of ``connect`` (several reads of
+# one snapshot, one catalog look-up)
+Source = Path | str | duckdb.DuckDBPyConnection
+
+
+def query(path: Source, sql: str, params: Sequence[Any] | None = None) -> pl.DataFrame:
     """Run one read-only SQL statement with bound parameters (for notebooks and ad-hoc use)."""
+    if isinstance(path, duckdb.DuckDBPyConnection):
+        return path.execute(sql, list(params or [])).pl()
     with connect(path) as con:
         return con.execute(sql, list(params or [])).pl()
 
@@ -112,18 +119,37 @@ def agents(path: Path | str, org_id: int) -> pl.DataFrame:
                        "where organization_id = ? order by user_email", [org_id])
 
 
-def time_metric_stats(path: Path | str, org_id: int, metric: str, start: date, end: date, *,
+def time_metric_stats(path: Source, org_id: int, metric: str, start: date, end: date, *,
                       group_by: str | None = None, business_hours: bool = False,
                       channel_ids: Sequence[int] | None = None, agent: str | None = None) -> pl.DataFrame:
     """count, mean, median, p90, min, max of one time metric (ms), optionally per agent/channel/day.
 
     ``business_hours`` uses the business-hours column (the channel's current calendar); ``agent`` (an
-    email) keeps the values credited to that agent.
+    email) keeps the values credited to that agent. Per day, for all channels or one, the figures are
+    read from the ``time_metric_daily`` mart (a row per day); otherwise — medians over several days or
+    several chosen channels cannot be combined from daily rows — they are computed from the
+    occurrences (:func:`time_metric_stats_from_rows`). Both give the same rows.
     """
+    _check_metric(metric, group_by)
+    if group_by == "day" and len(channel_ids or ()) <= 1:
+        return _daily_metric_stats(path, org_id, metric, start, end, business_hours=business_hours,
+                                   channel_id=channel_ids[0] if channel_ids else None, agent=agent)
+    return time_metric_stats_from_rows(path, org_id, metric, start, end, group_by=group_by,
+                                       business_hours=business_hours, channel_ids=channel_ids, agent=agent)
+
+
+def _check_metric(metric: str, group_by: str | None) -> None:
     if metric not in TIME_METRICS_BY_NAME:
         raise ValueError(f"unknown metric {metric!r}; choose one of {', '.join(TIME_METRICS_BY_NAME)}")
     if group_by not in (None, *GROUPS):
         raise ValueError(f"group_by must be one of {', '.join(GROUPS)} or None")
+
+
+def time_metric_stats_from_rows(path: Source, org_id: int, metric: str, start: date, end: date, *,
+                                group_by: str | None = None, business_hours: bool = False,
+                                channel_ids: Sequence[int] | None = None, agent: str | None = None) -> pl.DataFrame:
+    """:func:`time_metric_stats` aggregated from the occurrences (the row-level mart) for any filter."""
+    _check_metric(metric, group_by)
     m = TIME_METRICS_BY_NAME[metric]
     value = m.business_column if business_hours else m.column
     key = {"agent": m.credited_to, "channel": "channel_name", "day": m.day_column, None: None}[group_by]
@@ -139,6 +165,25 @@ def time_metric_stats(path: Path | str, org_id: int, metric: str, start: date, e
         f"{group_sql}"
     )
     return query(path, sql, [org_id, start, end, *ch_params, *ag_params])
+
+
+def _daily_metric_stats(path: Source, org_id: int, metric: str, start: date, end: date, *,
+                        business_hours: bool, channel_id: int | None, agent: str | None) -> pl.DataFrame:
+    """:func:`time_metric_stats` per day for all channels or one, all agents or one: the same rows,
+    read from the ``time_metric_daily`` mart (one row per day) instead of aggregating the occurrences."""
+    stem = "value_business" if business_hours else "value"
+    count = "count_business_values" if business_hours else "count_values"
+    stats = ", ".join([f"{count} as {COUNT.name}"]
+                      + [f"{s.column_prefix}_{stem}_{DURATION_UNIT} as {s.name}_{TIME_METRICS_BY_NAME[metric].unit}"
+                         for s in STATS])
+    where = ["organization_id = ?", "metric = ?", "metric_date between ? and ?"]
+    params: list[Any] = [org_id, metric, start, end]
+    where.append("is_all_channels" if channel_id is None else "not is_all_channels and channel_id = ?")
+    params += [] if channel_id is None else [int(channel_id)]
+    where.append("is_all_agents" if not agent else "not is_all_agents and agent_email = ?")
+    params += [agent] if agent else []
+    return query(path, f"select metric_date as day, {stats} from time_metric_daily "  # noqa: S608 (identifiers from the catalogue, values bound)
+                       f"where {' and '.join(where)} order by 1", params)
 
 
 def time_metric_values(path: Path | str, org_id: int, metric: str, start: date, end: date, *,
@@ -158,19 +203,28 @@ def time_metric_values(path: Path | str, org_id: int, metric: str, start: date, 
 
 def response_times(path: Path | str, org_id: int, start: date, end: date, *, group_by: str | None = None,
                    business_hours: bool = False, channel_ids: Sequence[int] | None = None) -> pl.DataFrame:
-    """Response-time statistics per customer turn (+ unanswered turns per channel/day)."""
-    stats = time_metric_stats(path, org_id, "response", start, end, group_by=group_by,
+    """Response-time statistics per customer turn (+ unanswered turns per channel/day), of one snapshot."""
+    with connect(path) as con:
+        return _response_times(con, org_id, start, end, group_by=group_by, business_hours=business_hours,
+                               channel_ids=channel_ids)
+
+
+def _response_times(con: duckdb.DuckDBPyConnection, org_id: int, start: date, end: date, *, group_by: str | None,
+                    business_hours: bool, channel_ids: Sequence[int] | None) -> pl.DataFrame:
+    stats = time_metric_stats(con, org_id, "response", start, end, group_by=group_by,
                               business_hours=business_hours, channel_ids=channel_ids)
     if group_by == "agent":
         return stats
-    key = {"channel": "channel_name", "day": "turn_started_local_date", None: None}[group_by]
+    # counts add up over channels and days: summed from the daily channel sheet (a day or channel
+    # appears when a customer turn started there, as when counted from the turns themselves)
+    key = {"channel": "channel_name", "day": "metric_date", None: None}[group_by]
     ch_sql, ch_params = _channel_filter(channel_ids)
     sel = f"{key} as {group_by}, " if key else ""
-    grp = "group by all" if key else ""
-    unanswered = query(path, (
-        f"select {sel}count(*) filter (where is_unanswered) as count_unanswered, "  # noqa: S608
-        f"count(*) filter (where is_waiting) as count_waiting from response_times "
-        f"where organization_id = ? and turn_started_local_date between ? and ?{ch_sql} {grp}"
+    grp = "group by all having sum(count_customer_turns) > 0" if key else ""
+    unanswered = query(con, (
+        f"select {sel}coalesce(sum(count_unanswered_turns), 0)::bigint as count_unanswered, "  # noqa: S608
+        f"coalesce(sum(count_waiting_turns), 0)::bigint as count_waiting from channel_daily_metrics "
+        f"where organization_id = ? and metric_date between ? and ?{ch_sql} {grp}"
     ), [org_id, start, end, *ch_params])
     if key:
         return stats.join(unanswered, on=group_by, how="full", coalesce=True).sort(group_by)
@@ -256,10 +310,16 @@ def headline(path: Path | str, org_id: int, start: date, end: date, *, channel_i
     """The page's key figures for a period: cycles started and completed, first response and response
     median / p90, the first-response SLA share (over decided cycles) and unanswered turns. With
     ``agent``: the cycles that agent was involved in and the times credited to them."""
+    with connect(path) as con:  # one snapshot for every figure
+        return _headline(con, org_id, start, end, channel_ids=channel_ids, agent=agent, business_hours=business_hours)
+
+
+def _headline(con: duckdb.DuckDBPyConnection, org_id: int, start: date, end: date, *,
+              channel_ids: Sequence[int] | None, agent: str | None, business_hours: bool) -> dict[str, Any]:
     ch_sql, ch_params = _channel_filter(channel_ids)
     ag_sql, ag_params = _agent_filter(agent, *INVOLVED)
     status = f"first_response{'_business' if business_hours else ''}_sla_status"
-    row = query(path, (
+    row = query(con, (
         "select count(*) filter (where started_local_date between ? and ?) as count_started, "  # noqa: S608
         "count(*) filter (where completed_local_date between ? and ?) as count_completed, "
         f"count(*) filter (where started_local_date between ? and ? and {status} = 'met') as count_sla_met, "
@@ -273,7 +333,7 @@ def headline(path: Path | str, org_id: int, start: date, end: date, *, channel_i
     out["first_response_sla_share"] = (row["count_sla_met"] / row["count_sla_decided"]
                                        if row["count_sla_decided"] else None)
     for metric in ("first_response", "response"):
-        stats = time_metric_stats(path, org_id, metric, start, end, business_hours=business_hours,
+        stats = time_metric_stats(con, org_id, metric, start, end, business_hours=business_hours,
                                   channel_ids=channel_ids, agent=agent).row(0, named=True)
         out[f"median_{metric}_ms"] = stats["median_ms"]
         out[f"p90_{metric}_ms"] = stats["p90_ms"]

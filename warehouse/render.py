@@ -22,7 +22,10 @@ Macros (arguments are SQL expressions or names, written as quoted strings; keywo
   ``<prefix>_<stem>_ms`` columns; ``stat_columns(alias, stem, count=…)`` lists them again in a final
   select;
 * ``key_spine('organization_id, user_id, metric_date', 'cte_a', 'cte_b', …)`` — the distinct keys of
-  several aggregates (the spine a daily mart left-joins them to, ``left_join_using(keys, 'cte as a', …)``).
+  several aggregates (the spine a daily mart left-joins them to, ``left_join_using(keys, 'cte as a', …)``);
+* ``metric_values('response')`` / ``metric_filter('response')`` — the occurrences of a catalogue time
+  metric (:data:`warehouse.metrics.TIME_METRICS`) in its row-level mart: its day, channel, agent and
+  both duration columns under common names, and its row filter (``time_metric_daily``).
 
 Rendering also scopes an incremental run: a conversation-scoped ``ref`` reads only the conversations
 in ``_scope``, and ``key_filter``/``key_since`` read the keys in scope (``_keys_<model>`` /
@@ -137,6 +140,19 @@ def stat_columns(alias: str, stem: str, count: str | None = None, business: bool
     return _SEP.join(out + [f"{alias}.{c}" for c in metrics.stat_columns(stem, business=business)])
 
 
+def metric_values(metric: str) -> str:
+    """One occurrence of a catalogue time metric as ``metric_date, channel_id, agent_email, value_ms,
+    value_business_ms`` (its day column, the agent it is credited to, its two duration columns)."""
+    m = metrics.TIME_METRICS_BY_NAME[metric]
+    return (f"'{m.name}' as metric, {m.day_column} as metric_date, channel_id, {m.credited_to} as agent_email, "
+            f"{m.column} as value_ms, {m.business_column} as value_business_ms")
+
+
+def metric_filter(metric: str) -> str:
+    """The rows of the metric's mart that are occurrences of it (the catalogue's ``row_filter``)."""
+    return f"({metrics.TIME_METRICS_BY_NAME[metric].row_filter})"
+
+
 def key_spine(keys: str, *relations: str) -> str:
     """Every key (``keys``: a column list) found in any of ``relations``, once."""
     return "\n    union ".join(f"select {keys} from {r}" for r in relations)  # noqa: S608 (identifiers from code)
@@ -150,7 +166,8 @@ def left_join_using(keys: str, *relations: str) -> str:
 PLAIN_MACROS: dict[str, Callable[..., str]] = {
     "key_spine": key_spine, "left_join_using": left_join_using, "quarter_hour": bucket_sql, "local_time": local_time, "utc_offset_join": utc_offset_join,
     "business_clock_join": business_clock_join, "business_clock": business_clock, "sla_status": sla_status,
-    "duration_stats": duration_stats, "stat_columns": stat_columns,
+    "duration_stats": duration_stats, "stat_columns": stat_columns, "metric_values": metric_values,
+    "metric_filter": metric_filter,
 }
 
 

@@ -91,6 +91,7 @@ unanswered as (
         organization_id,
         channel_id,
         turn_started_local_date as metric_date,
+        count(*) as count_customer_turns,
         count(*) filter (where is_unanswered) as count_unanswered_turns,
         count(*) filter (where is_waiting) as count_waiting_turns
     from turns
@@ -124,6 +125,7 @@ final as (
         m.avg_message_length_chars,
         {{ stat_columns('r', 'first_response', count='count_first_responses') }},
         {{ stat_columns('r', 'response_time', count='count_responses') }},
+        coalesce(u.count_customer_turns, 0) as count_customer_turns,
         coalesce(u.count_unanswered_turns, 0) as count_unanswered_turns,
         coalesce(u.count_waiting_turns, 0) as count_waiting_turns
     from spine as s

@@ -1,0 +1,64 @@
+-- One row per organization, time metric (warehouse.metrics.TIME_METRICS), local day, channel and agent,
+-- plus the rollups over all channels and/or all agents (grouping sets; is_all_channels /
+-- is_all_agents, channel_id / agent_email NULL there): count, mean, median, p90, min and max of the
+-- metric's values, wall clock and business hours. Medians and percentiles cannot be summed, so each
+-- grain the analytics page filters on is aggregated from the rows: the per-day figures of the page
+-- (all channels or one, all agents or one) read ~30 rows here instead of millions of turns.
+-- Key: (organization, local day) — a changed occurrence recomputes every row of its day (the
+-- rollups of that day depend on every channel and agent).
+with turns as not materialized (
+    select * from {{ ref('response_times') }}
+),
+
+cycles as not materialized (
+    select * from {{ ref('conversation_cycles') }}
+),
+
+occurrences as (
+    select organization_id, {{ metric_values('first_response') }}
+    from turns
+    where {{ metric_filter('first_response') }}
+        and {{ key_filter('response_times', 'organization_id', 'organization_id', 'responded_local_date') }}
+    union all
+    select organization_id, {{ metric_values('response') }}
+    from turns
+    where {{ metric_filter('response') }}
+        and {{ key_filter('response_times', 'organization_id', 'organization_id', 'responded_local_date') }}
+    union all
+    select organization_id, {{ metric_values('queue') }}
+    from cycles
+    where {{ metric_filter('queue') }}
+        and {{ key_filter('conversation_cycles', 'organization_id', 'organization_id', 'started_local_date') }}
+    union all
+    select organization_id, {{ metric_values('handle') }}
+    from cycles
+    where {{ metric_filter('handle') }}
+        and {{ key_filter('conversation_cycles', 'organization_id', 'organization_id', 'completed_local_date') }}
+    union all
+    select organization_id, {{ metric_values('resolution') }}
+    from cycles
+    where {{ metric_filter('resolution') }}
+        and {{ key_filter('conversation_cycles', 'organization_id', 'organization_id', 'completed_local_date') }}
+),
+
+final as (
+    select
+        organization_id,
+        metric,
+        metric_date,
+        channel_id,
+        agent_email,
+        grouping(channel_id) = 1 as is_all_channels,
+        grouping(agent_email) = 1 as is_all_agents,
+        {{ duration_stats('value_ms', 'value', count='count_values', business=False) }},
+        {{ duration_stats('value_business_ms', 'value_business', count='count_business_values', business=False) }}
+    from occurrences
+    group by grouping sets (
+        (organization_id, metric, metric_date),
+        (organization_id, metric, metric_date, channel_id),
+        (organization_id, metric, metric_date, agent_email),
+        (organization_id, metric, metric_date, channel_id, agent_email)
+    )
+)
+
+select * from final
