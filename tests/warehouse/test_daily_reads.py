@@ -11,7 +11,7 @@ from sqlalchemy import Engine
 from tests.warehouse.seed import T
 from tests.warehouse.test_build import scenario
 from warehouse import queries
-from warehouse.build import build
+from warehouse.build import build, load_models
 from warehouse.metrics import TIME_METRICS_BY_NAME
 
 
@@ -65,3 +65,8 @@ def test_unanswered_turns_per_day_and_channel_equal_those_counted_from_the_turns
             assert_frame_equal(got, expected)
     overall = queries.response_times(path, org, start, end)
     assert overall["count_unanswered"][0] == 1 and overall["count_waiting"][0] >= 1
+
+
+def test_every_time_metric_of_the_catalogue_is_in_the_daily_mart() -> None:
+    [model] = [m for m in load_models() if m.name == "time_metric_daily"]
+    assert {c.args[0] for c in model.calls if c.name == "metric_values"} == set(TIME_METRICS_BY_NAME)
