@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import duckdb
 import psycopg
@@ -35,6 +36,8 @@ from warehouse.lake import Lake, check_writable_path, read_pointer
 from warehouse.publish import build_lock, builder
 from warehouse.queries import build_state as warehouse_state
 from warehouse.state import FORMAT_VERSION, STATE_TABLE, continued_state, write_state
+
+T = TypeVar("T")
 
 __all__ = ["BuildError", "BuildReport", "build", "load_models", "maintain", "warehouse_state"]
 
@@ -125,20 +128,29 @@ def _build(database_url: str, warehouse_path: Path, *, full: bool, now: datetime
     models_fp = models_fingerprint(models)
     pg = extract.conninfo(database_url)
     lake = Lake.for_build(pg, warehouse_path, data_path)
-    with build_lock(lake, pg), builder(lake) as con:
+    with build_lock(lake, pg), builder(lake) as con, ThreadPoolExecutor(1) as background:
         t = time.perf_counter()
         started = t - t0  # models, lock, DuckDB with the lake attached
-        prior = continued_state(con)
-        if prior.get("built_at") != publish.read_work_state(lake).get("built_at"):
-            incremental.log.info("the builder's work file does not match the published warehouse: rebuilding in full")
-            prior = {}
-        prior, full = incremental.previous_state(prior, models_fp, full)
+        prior, full = incremental.previous_state(continued_state(con), models_fp, full)
+        # the work file is attached (and the last build's WAL checkpointed) while Postgres is read
+        opening = None if full else background.submit(_timed, publish.open_work, con, lake)
         run = _Run(database_url, models, models_fp, now, full, prior)
         run.timings["start"] = started
         run.timings["open"] = time.perf_counter() - t
         fetched = None if full else _fetch(database_url, prior, run.timings)
         t = time.perf_counter()
-        with publish.work_database(con, lake, fresh=full):
+        attached = False
+        if opening is not None:
+            work_state, run.timings["open_work"] = opening.result()
+            attached = bool(work_state)
+            if prior.get("built_at") != work_state.get("built_at"):
+                incremental.log.info("the builder's work file does not match the published warehouse: "
+                                     "rebuilding in full")
+                if attached:
+                    con.execute(f"detach {publish.WORK}")
+                run.prior, run.full, fetched, attached = {}, True, None, False
+        full = run.full
+        with publish.work_database(con, lake, fresh=full, attached=attached):
             run.timings["attach"] = time.perf_counter() - t
             # an incremental build updates the work file in one transaction; a full one writes a new
             # file (swapped in at the end) and commits as it goes (its extract runs on several connections)
@@ -157,6 +169,12 @@ def _build(database_url: str, warehouse_path: Path, *, full: bool, now: datetime
     lake.write_pointer()
     return BuildReport(warehouse_path, run.full, run.rows, run.built, time.perf_counter() - t0, run.recomputed,
                        run.timings, run.keys)
+
+
+def _timed(fn: Callable[..., T], *args: Any) -> tuple[T, float]:
+    """``fn(*args)`` and the seconds it took (for a step run in the background)."""
+    t = time.perf_counter()
+    return fn(*args), time.perf_counter() - t
 
 
 def _fetch(database_url: str, prior: dict[str, Any], timings: dict[str, float]) -> extract.Fetched:

@@ -88,21 +88,57 @@ def builder(lake: Lake) -> Iterator[duckdb.DuckDBPyConnection]:
         con.close()
 
 
+def open_work(con: duckdb.DuckDBPyConnection, lake: Lake) -> dict[str, Any]:
+    """Attach the existing work file as ``work`` and return its build state ({} and nothing attached
+    when there is none or it cannot be read: the build is then full).
+
+    Incremental builds detach the work file without a checkpoint (:func:`work_database`): what the
+    last one wrote is in the file's WAL, replayed here and checkpointed at once. The build runs this
+    in the background while it reads Postgres, so the checkpoint costs it little."""
+    work = work_file(lake.path)
+    if not work.exists():
+        return {}
+    cur = con.cursor()
+    try:
+        try:
+            cur.execute(f"attach {sql_literal(str(work))} as {WORK}")
+        except duckdb.Error as exc:
+            log.warning("the builder's work file %s cannot be opened (%s): rebuilding in full", work, exc)
+            return {}
+        try:
+            cur.execute(f"checkpoint {WORK}")
+            cur.execute(f"use {WORK}")
+            return continued_state(cur)
+        except BaseException:
+            cur.execute(f"use {ALIAS}")
+            cur.execute(f"detach {WORK}")
+            raise
+    finally:
+        cur.close()
+
+
 @contextmanager
-def work_database(con: duckdb.DuckDBPyConnection, lake: Lake, *, fresh: bool) -> Iterator[None]:
-    """Attach the work file as ``work`` and use it; ``fresh``: a new, empty one, swapped in over the
-    old one when the block ends normally (removed when it raises). Call under :func:`build_lock`."""
+def work_database(con: duckdb.DuckDBPyConnection, lake: Lake, *, fresh: bool,
+                  attached: bool = False) -> Iterator[None]:
+    """Use the work file as ``work`` (``attached``: :func:`open_work` attached it, else attach it here);
+    ``fresh``: a new, empty one, swapped in over the old one when the block ends normally (removed
+    when it raises). The existing work file is detached without a checkpoint (its WAL holds this
+    build: :func:`open_work` checkpoints it at the start of the next build, while Postgres is read);
+    a fresh one is checkpointed by the full build itself. Call under :func:`build_lock`."""
     work = work_file(lake.path)
     work.parent.mkdir(parents=True, exist_ok=True)
     for stale in work.parent.glob(".new-*"):
         shutil.rmtree(stale, ignore_errors=True)
     target = work.parent / f".new-{os.getpid()}" / work.name if fresh else work
     target.parent.mkdir(exist_ok=True)
-    con.execute(f"attach {sql_literal(str(target))} as {WORK}")
+    if not attached:
+        con.execute(f"attach {sql_literal(str(target))} as {WORK}")
     try:
         con.execute(f"use {WORK}")
         yield
         con.execute(f"use {ALIAS}")
+        if not fresh:
+            con.execute("pragma disable_checkpoint_on_shutdown")
         con.execute(f"detach {WORK}")
         if fresh:
             _remove(work)
@@ -110,22 +146,6 @@ def work_database(con: duckdb.DuckDBPyConnection, lake: Lake, *, fresh: bool) ->
     finally:
         if fresh:
             shutil.rmtree(target.parent, ignore_errors=True)
-
-
-def read_work_state(lake: Lake) -> dict[str, Any]:
-    """The build state kept in the work file ({} if there is none or it cannot be read)."""
-    work = work_file(lake.path)
-    if not work.exists():
-        return {}
-    try:
-        con = duckdb.connect(str(work), read_only=True)
-    except duckdb.Error as exc:
-        log.warning("the builder's work file %s cannot be opened (%s): rebuilding in full", work, exc)
-        return {}
-    try:
-        return continued_state(con)
-    finally:
-        con.close()
 
 
 def publish(con: duckdb.DuckDBPyConnection, models: list[Model], replaced: dict[str, str],
