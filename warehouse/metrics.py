@@ -28,17 +28,27 @@ class Stat:
     name: str  # the read API's column: <name>_ms (count: count)
     label: str  # what the page shows
     column_prefix: str  # the daily marts' column: <prefix>_<metric stem>_ms
-    sql: str  # the aggregate over ``{value}``
+    sql: str  # the aggregate over ``{value}``, with ``{filter}`` (" filter (where …)" or "") after it
     description: str
 
+    def render(self, value: str, where: str | None = None) -> str:
+        """The SQL of this statistic over ``value`` (optionally only the rows where ``where`` holds)."""
+        return self.sql.format(value=value, filter=f" filter (where {where})" if where else "")
 
-COUNT = Stat("count", "Count", "count", "count({value})", "how many values (occurrences with a duration)")
+
+# Median and 90th percentile are two elements of one aggregate: DuckDB computes identical aggregates of
+# a select once, so both cost one collection and sort of the values instead of two (the page's period
+# reads per agent or channel: ~2x faster at 10 M messages).
+_QUANTILES = "(quantile_cont({value}, [0.5, 0.9]){filter})"
+
+
+COUNT = Stat("count", "Count", "count", "count({value}){filter}", "how many values (occurrences with a duration)")
 STATS: tuple[Stat, ...] = (
-    Stat("mean", "Mean", "avg", "avg({value})", "the arithmetic mean"),
-    Stat("median", "Median", "median", "quantile_cont({value}, 0.5)", "half of the values are at most this"),
-    Stat("p90", "90th percentile", "p90", "quantile_cont({value}, 0.9)", "90 % of the values are at most this"),
-    Stat("min", "Minimum", "min", "min({value})", "the shortest"),
-    Stat("max", "Maximum", "max", "max({value})", "the longest"),
+    Stat("mean", "Mean", "avg", "avg({value}){filter}", "the arithmetic mean"),
+    Stat("median", "Median", "median", _QUANTILES + "[1]", "half of the values are at most this"),
+    Stat("p90", "90th percentile", "p90", _QUANTILES + "[2]", "90 % of the values are at most this"),
+    Stat("min", "Minimum", "min", "min({value}){filter}", "the shortest"),
+    Stat("max", "Maximum", "max", "max({value}){filter}", "the longest"),
 )
 DURATION_UNIT = "ms"
 

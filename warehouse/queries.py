@@ -157,8 +157,8 @@ def time_metric_stats_from_rows(path: Source, org_id: int, metric: str, start: d
     group_sql = "group by all order by 1" if key else ""
     ch_sql, ch_params = _channel_filter(channel_ids)
     ag_sql, ag_params = _agent_filter(agent, m.credited_to)
-    stats = ", ".join([f"{COUNT.sql.format(value=value)} as {COUNT.name}"]
-                      + [f"{s.sql.format(value=value)} as {s.name}_{m.unit}" for s in STATS])
+    stats = ", ".join([f"{COUNT.render(value)} as {COUNT.name}"]
+                      + [f"{s.render(value)} as {s.name}_{m.unit}" for s in STATS])
     sql = (
         f"select {key_sql}{stats} from {m.mart} "  # noqa: S608 (identifiers from the catalogue, values bound)
         f"where organization_id = ? and {m.day_column} between ? and ? and {m.row_filter}{ch_sql}{ag_sql} "

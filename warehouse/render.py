@@ -127,11 +127,10 @@ def _business(value: str) -> str:
 
 def duration_stats(value: str, stem: str, count: str | None = None, where: str | None = None,
                    business: bool = True) -> str:
-    flt = f" filter (where {where})" if where else ""
-    out = [f"{metrics.COUNT.sql.format(value=value)}{flt} as {count}"] if count else []
+    out = [f"{metrics.COUNT.render(value, where)} as {count}"] if count else []
     columns = iter(metrics.stat_columns(stem, business=business))
     for v in ([value, _business(value)] if business else [value]):
-        out += [f"{s.sql.format(value=v)}{flt} as {next(columns)}" for s in metrics.STATS]
+        out += [f"{s.render(v, where)} as {next(columns)}" for s in metrics.STATS]
     return _SEP.join(out)
 
 
