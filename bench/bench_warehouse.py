@@ -166,8 +166,8 @@ ENGINES = {
                        "- min(sent_at) filter (where step = 0)) * 1000",
         "daily": """
 select author_user_id, (responded_at at time zone 'Europe/Berlin')::date as day, count(*),
-       avg(response_ms), percentile_cont(0.5) within group (order by response_ms),
-       percentile_cont(0.9) within group (order by response_ms), min(response_ms), max(response_ms)
+       avg(response_ms), (percentile_cont(array[0.5, 0.9]) within group (order by response_ms))[1],
+       (percentile_cont(array[0.5, 0.9]) within group (order by response_ms))[2], min(response_ms), max(response_ms)
 from answered where author_user_id is not null group by 1, 2""",
     },
     "duckdb": {
@@ -176,14 +176,17 @@ from answered where author_user_id is not null group by 1, 2""",
         "response_ms": "epoch_ms(any_value(sent_at) filter (where step = 1)) "
                        "- epoch_ms(min(sent_at) filter (where step = 0))",
         # the local day of each quarter hour that has replies: one time zone conversion per quarter hour
-        # instead of one per row (DuckDB's ICU conversion is per row and slow; Postgres' is not)
+        # instead of one per row (DuckDB's ICU conversion is per row and slow; Postgres' is not). In
+        # both engines median and p90 are one aggregate (identical aggregates are computed once): one
+        # sort of each group's values instead of two
         "daily": """,
 quarters as (
     select q, timezone('Europe/Berlin', make_timestamptz(q))::date as day
     from (select distinct epoch_us(responded_at) // 900000000 * 900000000 as q from answered)
 )
 select a.author_user_id, d.day, count(*), avg(a.response_ms),
-       quantile_cont(a.response_ms, 0.5), quantile_cont(a.response_ms, 0.9), min(a.response_ms), max(a.response_ms)
+       quantile_cont(a.response_ms, [0.5, 0.9])[1], quantile_cont(a.response_ms, [0.5, 0.9])[2],
+       min(a.response_ms), max(a.response_ms)
 from answered as a
 join quarters as d on d.q = epoch_us(a.responded_at) // 900000000 * 900000000
 where a.author_user_id is not null
