@@ -327,7 +327,9 @@ class Message(Base):
     __tablename__ = "messages"
     __table_args__ = (
         UniqueConstraint("channel_id", "provider_message_id"),
-        UniqueConstraint("organization_id", "idempotency_key"),
+        # only messages written with a key (outbound, API): inbound rows pay no entry (migration 0014)
+        Index("ix_messages_idempotency_key", "organization_id", "idempotency_key", unique=True,
+              postgresql_where=text("idempotency_key is not null")),
         CheckConstraint(_in("direction", DIRECTIONS), name="direction"),
         CheckConstraint(_in("author_kind", AUTHOR_KINDS), name="author_kind"),
         CheckConstraint(_in("status", MESSAGE_STATUSES), name="status"),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -11,6 +10,7 @@ from typing import cast
 from sqlalchemy import Table, text
 
 from switchboard.db.schema import Contact
+from switchboard.jsonrows import to_json
 from switchboard.types import ContactRef
 from switchboard.uow import UnitOfWork
 
@@ -50,9 +50,10 @@ def merge_sightings(items: Iterable[tuple[ContactRef, datetime]]) -> dict[str, C
 _UPSERT = text("""
     insert into contacts (organization_id, provider, provider_contact_id, display_name, username, phone,
                           first_seen_at, last_seen_at, metadata)
-    select :org, :provider, r->>0, r->>1, r->>2, r->>3, cast(r->>4 as timestamptz),
-           cast(r->>5 as timestamptz), cast(r->6 as jsonb)
-    from json_array_elements(cast(:rows as json)) as r
+    select :org, :provider, r.pcid, r.display_name, r.username, r.phone, r.first_at, r.last_at, r.metadata
+    from json_to_recordset(cast(:rows as json)) as r(
+        pcid text, display_name text, username text, phone text, first_at timestamptz, last_at timestamptz,
+        metadata jsonb)
     on conflict (organization_id, provider, provider_contact_id) do update set
         display_name = coalesce(excluded.display_name, contacts.display_name),
         username = coalesce(excluded.username, contacts.username),
@@ -74,12 +75,11 @@ def upsert_contacts(
     """
     if not sightings:
         return {}
-    rows = [(pcid, (sg.ref.display_name or None) and sg.ref.display_name[:300],
-             (sg.ref.username or None) and sg.ref.username[:200], (sg.ref.phone or None) and sg.ref.phone[:64],
-             sg.first_at.isoformat(), sg.last_at.isoformat(), sg.ref.metadata or {})
+    # one JSON document read by field name (json_to_recordset parses each row once; orjson writes it)
+    rows = [{"pcid": pcid, "display_name": (sg.ref.display_name or None) and sg.ref.display_name[:300],
+             "username": (sg.ref.username or None) and sg.ref.username[:200],
+             "phone": (sg.ref.phone or None) and sg.ref.phone[:64],
+             "first_at": sg.first_at, "last_at": sg.last_at, "metadata": sg.ref.metadata or {}}
             for pcid, sg in sorted(sightings.items())]
-    result = uow.session.execute(_UPSERT, {
-        "org": organization_id, "provider": provider,
-        "rows": json.dumps(rows, default=str, ensure_ascii=False, separators=(",", ":")),
-    })
+    result = uow.session.execute(_UPSERT, {"org": organization_id, "provider": provider, "rows": to_json(rows)})
     return {str(r.provider_contact_id): int(r.id) for r in result}

@@ -45,12 +45,14 @@ class NewEvent:
         }
 
 
+# one JSON document read by field name: json_to_recordset parses each row once (``r->>k`` on a json
+# array element re-parsed the element for every field: a third of the statement at 1,000 rows)
 _INSERT_MANY = text("""
     insert into conversation_events (organization_id, conversation_id, type, actor_user_id, message_id,
                                      data, occurred_at)
-    select cast(r->>0 as bigint), cast(r->>1 as bigint), r->>2, cast(r->>3 as bigint), cast(r->>4 as bigint),
-           cast(r->5 as jsonb), cast(r->>6 as timestamptz)
-    from json_array_elements(cast(:rows as json)) as r
+    select r.o, r.c, r.t, r.a, r.m, r.d, r.at
+    from json_to_recordset(cast(:rows as json)) as r(
+        o bigint, c bigint, t text, a bigint, m bigint, d jsonb, at timestamptz)
 """)
 
 
@@ -64,8 +66,8 @@ def append_events(uow: UnitOfWork, events: Sequence[NewEvent]) -> None:
     for e in events:
         if e.type not in EVENT_TYPES:
             raise ValueError(f"unknown conversation event type {e.type!r}")
-    rows = to_json([(e.organization_id, e.conversation_id, e.type, e.actor_user_id, e.message_id,
-                     e.data or {}, e.occurred_at) for e in events])
+    rows = to_json([{"o": e.organization_id, "c": e.conversation_id, "t": e.type, "a": e.actor_user_id,
+                     "m": e.message_id, "d": e.data or {}, "at": e.occurred_at} for e in events])
     uow.session.execute(_INSERT_MANY, {"rows": rows})
 
 

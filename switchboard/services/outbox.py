@@ -117,7 +117,8 @@ def insert_outbound(uow: UnitOfWork, *, organization_id: int, conversation_id: i
         direction=Direction.OUTBOUND, author_kind=author_kind, author_user_id=author_user_id, body=body,
         content_type=content_type, template=template, idempotency_key=key, reply_to_provider_message_id=reply_to, status=MessageStatus.PENDING,
         sent_at=now, next_attempt_at=now, created_at=now,
-    ).on_conflict_do_nothing(index_elements=[MESSAGES.c.organization_id, MESSAGES.c.idempotency_key]
+    ).on_conflict_do_nothing(index_elements=[MESSAGES.c.organization_id, MESSAGES.c.idempotency_key],
+                             index_where=MESSAGES.c.idempotency_key.is_not(None)  # the partial unique index
                              ).returning(MESSAGES.c.id)
     new_id = uow.session.execute(ins).scalar()
     if new_id is None:  # a concurrent double click won the race
