@@ -314,7 +314,9 @@ class ConversationEvent(Base):
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     # the conversation's organization, copied (no foreign key: the conversation holds it, see 0013)
     organization_id: Mapped[int] = mapped_column(BigInteger)
-    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
+    # no foreign key: the writer holds the conversation's row; its deletion deletes the events (trigger
+    # conversations_cascade, migration 0015)
+    conversation_id: Mapped[int] = mapped_column(BigInteger)
     type: Mapped[str] = mapped_column(String(24))
     actor_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     message_id: Mapped[int | None] = mapped_column(BigInteger)
@@ -344,9 +346,11 @@ class Message(Base):
     )
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     # the conversation's organization and channel, copied (no foreign keys: the conversation holds them
-    # and its ON DELETE CASCADE removes the message; the checks were a third of ingest's server time, 0013)
+    # and its deletion removes the message; the checks were a third of ingest's server time, 0013)
     organization_id: Mapped[int] = mapped_column(BigInteger)
-    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
+    # no foreign key either: the writer holds the conversation's row (ingest locks it) and the trigger
+    # conversations_cascade deletes a deleted conversation's messages (migration 0015)
+    conversation_id: Mapped[int] = mapped_column(BigInteger)
     channel_id: Mapped[int] = mapped_column(BigInteger)
     direction: Mapped[str] = mapped_column(String(8))
     author_kind: Mapped[str] = mapped_column(String(16))

@@ -250,3 +250,31 @@ def test_a_raw_payload_json_encoders_refuse_is_stored_all_the_same(world: World)
     with world.uow() as u:
         raw = u.session.execute(select(Message.raw).where(Message.provider_message_id == "big1")).scalar()
     assert raw == {"id": "big1", "n": 2**70, "nested": {"k": [2**65]}}
+
+
+def test_deleting_a_contact_deletes_its_conversations_messages_events_and_attachments(world: World) -> None:
+    """Messages and events keep no foreign key to their conversation (migration 0015): the trigger
+    conversations_cascade deletes them with it, whatever deleted it (here a contact's deletion)."""
+    from sqlalchemy import delete
+
+    from switchboard.db.schema import Attachment
+
+    items: list[ParsedItem] = [
+        InboundMessage("p1", ContactRef("gone"), at(0), "photo",
+                       attachments=(AttachmentRef("image", "image/jpeg", provider_media_id="media1"),)),
+        inbound("gone", "p2", 1, "still there?"), inbound("kept", "p3", 2, "hello")]
+    with world.uow() as u:
+        ingest_items(u, channel_id=world.wa, items=items, now=at(3))
+    gone, kept = world.conversation(world.wa, "gone"), world.conversation(world.wa, "kept")
+    with world.uow() as u:
+        u.session.execute(delete(Contact).where(Contact.provider_contact_id == "gone"))
+
+    def count(model: type, where: object) -> int:
+        with world.uow() as u:
+            return int(u.session.execute(select(func.count()).select_from(model).where(where)).scalar_one())  # type: ignore[arg-type]
+    assert count(Conversation, Conversation.id == gone) == 0
+    assert count(Message, Message.conversation_id == gone) == 0
+    assert count(ConversationEvent, ConversationEvent.conversation_id == gone) == 0
+    assert count(Attachment, Attachment.provider_media_id == "media1") == 0
+    assert count(Message, Message.conversation_id == kept) == 1
+    assert count(ConversationEvent, ConversationEvent.conversation_id == kept) == 2
