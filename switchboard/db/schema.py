@@ -82,10 +82,12 @@ def _in(column: str, values: tuple[str, ...]) -> str:
     return f"{column} in ({', '.join(repr(v) for v in values)})"
 
 
-def _trigram(table: str, column: str) -> Index:
-    """GIN pg_trgm index: ``ILIKE '%term%'`` search without a scan (the migration creates pg_trgm)."""
+def _trigram(table: str, column: str, pending_list_kb: int | None = None) -> Index:
+    """GIN pg_trgm index: ``ILIKE '%term%'`` search without a scan (the migration creates pg_trgm).
+    ``pending_list_kb``: the fast-update list's size before an insert merges it (PostgreSQL: 4 MB)."""
+    with_ = {"gin_pending_list_limit": pending_list_kb} if pending_list_kb else {}
     return Index(f"ix_{table}_{column}_trgm", column, postgresql_using="gin",
-                 postgresql_ops={column: "gin_trgm_ops"})
+                 postgresql_ops={column: "gin_trgm_ops"}, postgresql_with=with_)
 
 
 class Base(DeclarativeBase):
@@ -280,7 +282,9 @@ class Conversation(Base):
         CheckConstraint(_in("status", CONVERSATION_STATUSES), name="status"),
         CheckConstraint("(status = 'ASSIGNED') = (assigned_user_id is not null)", name="assignee"),
         Index("ix_conversations_queue", "organization_id", "status", text("last_message_at desc"), text("id desc")),
-        Index("ix_conversations_assignee", "assigned_user_id", "status", text("last_message_at desc")),
+        # only assigned conversations: each look-up names an assignee (migration 0016)
+        Index("ix_conversations_assignee", "assigned_user_id", "status", text("last_message_at desc"),
+              postgresql_where=text("assigned_user_id is not null")),
         Index("ix_conversations_org_recent", "organization_id", text("last_message_at desc"), text("id desc")),
     )
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
@@ -342,7 +346,8 @@ class Message(Base):
             postgresql_where=text("status = 'PENDING' and direction = 'OUTBOUND'"),
         ),
         Index("ix_messages_org_id", "organization_id", "id"),
-        _trigram("messages", "body"),
+        # 64 MB of pending trigrams, merged by maintain-inbox rather than by an ingest batch (0016)
+        _trigram("messages", "body", pending_list_kb=65536),
     )
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     # the conversation's organization and channel, copied (no foreign keys: the conversation holds them

@@ -119,3 +119,24 @@ def test_search_matches_contacts_or_bodies_once_each_and_pages_in_order(world: W
         assert only("c07") == ["Person 7"]  # the platform contact id
         assert list_conversations(u, world.a1, search="zed", queue="mine").items == []
         assert list_conversations(u, world.nobody, search="zed").items == []
+
+
+def test_search_finds_a_message_before_and_after_its_trigrams_leave_the_pending_list(world: World) -> None:
+    """Ingest only appends a body's trigrams to the index's pending list (64 MB, migration 0016); the
+    maintain-inbox flow merges the list. A search finds the message either way, and the list empties."""
+    from sqlalchemy import text
+
+    from switchboard.workflows.maintenance import merge_search_pending
+
+    with world.uow() as u:
+        assert u.session.execute(text(
+            "select reloptions from pg_class where relname = 'ix_messages_body_trgm'")).scalar_one() == [
+                "gin_pending_list_limit=65536"]
+    world.ingest(world.wa, "dora", "m1", 0, "where is my wombat", name="Dora")
+    with world.uow() as u:
+        assert [v.contact_name for v in list_conversations(u, world.manager, search="wombat").items] == ["Dora"]
+    assert (merge_search_pending(world.engine) or 0) >= 1
+    assert merge_search_pending(world.engine) == 0  # nothing left pending
+    with world.uow() as u:
+        u.session.execute(text("set local enable_seqscan = off"))  # the index, not a scan of the table
+        assert [v.contact_name for v in list_conversations(u, world.manager, search="wombat").items] == ["Dora"]
