@@ -82,4 +82,4 @@ def upsert_contacts(
              "first_at": sg.first_at, "last_at": sg.last_at, "metadata": sg.ref.metadata or {}}
             for pcid, sg in sorted(sightings.items())]
     result = uow.session.execute(_UPSERT, {"org": organization_id, "provider": provider, "rows": to_json(rows)})
-    return {str(r.provider_contact_id): int(r.id) for r in result}
+    return {pcid: cid for cid, pcid in result.all()}  # fetched at once, unpacked by position

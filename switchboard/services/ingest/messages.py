@@ -19,6 +19,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
+from psycopg.errors import UniqueViolation
+from sqlalchemy.exc import IntegrityError
+
 from switchboard.domain.conversation import AuthorKind, Direction, EventType, MessageStatus
 from switchboard.services.contacts import merge_sightings, upsert_contacts
 from switchboard.services.erasure import drop_erased
@@ -43,7 +46,7 @@ def ingest_messages(uow: UnitOfWork, target: Target, messages: Mapping[str, Inbo
     """Insert the messages not stored yet and replay them onto their conversations."""
     counts = tally.counts
     known = set(uow.session.execute(sql.KNOWN_MESSAGES, {
-        "channel": target.channel_id, "ids": sql.ids_json(messages)}).scalars())
+        "channel": target.channel_id, "ids": sql.ids_json(messages)}).scalars().all())
     fresh = [m for pmid, m in messages.items() if pmid not in known]
     counts["messages_duplicate"] += len(messages) - len(fresh)
     kept = drop_erased(uow, organization_id=target.organization_id, channel_id=target.channel_id,
@@ -64,8 +67,8 @@ def ingest_messages(uow: UnitOfWork, target: Target, messages: Mapping[str, Inbo
     convs = _conversations(uow, target, by_contact, now)
 
     rows = [_message_row(convs[cid].id, m) for cid, ms in by_contact.items() for m in ms]
-    new_ids = {str(r.provider_message_id): int(r.id) for r in uow.session.execute(sql.INSERT_MESSAGES, {
-        "org": target.organization_id, "channel": target.channel_id, "now": now, "rows": sql.rows_json(rows)})}
+    new_ids = _insert_messages(uow, {"org": target.organization_id, "channel": target.channel_id, "now": now,
+                                     "rows": sql.rows_json(rows)})
     counts["messages_duplicate"] += len(rows) - len(new_ids)
     counts["messages_created"] += len(new_ids)
     tally.message_ids.extend(new_ids.values())
@@ -95,6 +98,24 @@ def ingest_messages(uow: UnitOfWork, target: Target, messages: Mapping[str, Inbo
     append_events(uow, events)
 
 
+def _insert_messages(uow: UnitOfWork, params: dict[str, object]) -> dict[str, int]:
+    """Insert the batch's messages; provider message id -> id of those inserted.
+
+    A plain INSERT first: KNOWN_MESSAGES has removed the duplicates, and ``ON CONFLICT`` costs every
+    row a speculative insertion (a second look-up in the unique index and a second WAL record). Only
+    when a duplicate raced in since then (the unique key refuses the statement) does the batch go again,
+    in the savepoint's place, with ``ON CONFLICT DO NOTHING``.
+    """
+    try:
+        with uow.session.begin_nested():
+            rows = uow.session.execute(sql.INSERT_MESSAGES_PLAIN, params).all()
+    except IntegrityError as exc:
+        if not isinstance(exc.orig, UniqueViolation):
+            raise
+        rows = uow.session.execute(sql.INSERT_MESSAGES, params).all()
+    return {pmid: mid for mid, pmid in rows}
+
+
 def _thread_contacts(uow: UnitOfWork, channel_id: int, fresh: list[InboundMessage]) -> dict[str, int]:
     """Provider message id -> the contact whose conversation the message continues, for messages whose
     ``thread_ids`` name a message stored on the channel (the first one found, most specific first)."""
@@ -118,7 +139,7 @@ def _sent_at(m: InboundMessage) -> datetime:
 def _lock(uow: UnitOfWork, channel_id: int, contact_ids: list[int]) -> dict[int, TrackedConversation]:
     if not contact_ids:
         return {}
-    rows = uow.session.execute(sql.LOCK_CONVERSATIONS, {"channel": channel_id, "ids": sql.ids_json(contact_ids)})
+    rows = uow.session.execute(sql.LOCK_CONVERSATIONS, {"channel": channel_id, "ids": sql.ids_json(contact_ids)}).all()
     return {int(r.contact_id): rp.loaded(r) for r in rows}
 
 
@@ -135,8 +156,8 @@ def _conversations(uow: UnitOfWork, target: Target, by_contact: Mapping[int, lis
         planned = rp.created(0, target.organization_id, by_contact[cid])
         rp.replay(planned, by_contact[cid], None)
         rows.append({**rp.state_row(planned), "contact_id": cid, "created_at": planned.created_at})
-    inserted = {int(r.contact_id): int(r.id) for r in uow.session.execute(sql.INSERT_CONVERSATIONS, {
-        "org": target.organization_id, "channel": target.channel_id, "now": now, "rows": sql.rows_json(rows)})}
+    inserted: dict[int, int] = {cid: conv_id for conv_id, cid in uow.session.execute(sql.INSERT_CONVERSATIONS, {
+        "org": target.organization_id, "channel": target.channel_id, "now": now, "rows": sql.rows_json(rows)}).all()}
     for cid, conv_id in inserted.items():
         convs[cid] = rp.created(conv_id, target.organization_id, by_contact[cid])
     lost = [cid for cid in missing if cid not in inserted]  # another worker created it meanwhile

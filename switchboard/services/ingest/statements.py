@@ -96,6 +96,18 @@ INSERT_MESSAGES = text("""
     on conflict (channel_id, provider_message_id) do nothing
     returning id, provider_message_id
 """)
+# the same without ON CONFLICT (no speculative insertion per row): a duplicate fails the statement
+INSERT_MESSAGES_PLAIN = text("""
+    insert into messages (organization_id, conversation_id, channel_id, direction, author_kind, body,
+                          content_type, provider_message_id, reply_to_provider_message_id, status, raw,
+                          sent_at, status_updated_at, created_at)
+    select :org, r.conversation_id, :channel, r.direction, r.author_kind, r.body, r.content_type,
+           r.provider_message_id, r.reply_to, r.status, r.raw, r.sent_at, r.sent_at, :now
+    from json_to_recordset(cast(:rows as json)) as r(
+        conversation_id bigint, direction text, author_kind text, body text, content_type text,
+        provider_message_id text, reply_to text, status text, raw jsonb, sent_at timestamptz)
+    returning id, provider_message_id
+""")
 
 INSERT_ATTACHMENTS = text("""
     insert into attachments (message_id, kind, mime_type, file_name, provider_media_id, url, size_bytes,
