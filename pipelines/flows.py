@@ -176,7 +176,8 @@ def deliver_event_webhooks_flow(max_seconds: float = 50.0, poll_seconds: float =
 
 @flow(name="maintain-inbox", log_prints=True)
 def maintain_flow() -> dict[str, Any]:
-    """Presence sweep (release work of disconnected agents) and auto-assignment."""
+    """Presence sweep (release work of disconnected agents), auto-assignment, purges, and the merge of
+    the message search index's pending list (``maintain_once``)."""
     settings = get_settings()
     result = recorded(
         "maintain-inbox",
