@@ -164,8 +164,8 @@ child = sup.spawn("stubborn", [sys.executable, "-c", sys.argv[2], str(tmp / "stu
                                str(tmp / "stubborn.term")], dict(os.environ))
 while not (tmp / "stubborn.ready").exists():
     time.sleep(0.02)
-print(child.proc.pid, flush=True)
-try:
+try:  # the pid is printed inside: the test's Ctrl-C may arrive right after it, before any later line
+    print(child.proc.pid, flush=True)
     sup.watch(interval=0.05)
 except KeyboardInterrupt:
     print("stopping", flush=True)
