@@ -167,35 +167,22 @@ def time_metric_stats_from_rows(path: Source, org_id: int, metric: str, start: d
     return query(path, sql, [org_id, start, end, *ch_params, *ag_params])
 
 
-TURNS = "customer_turns"  # the time_metric_daily rows counting the customer turns started on a day
-
-
-def _daily_rows(path: Source, org_id: int, metrics: Sequence[str], start: date, end: date, *, business_hours: bool,
-                channel_id: int | None, agent: str | None) -> pl.DataFrame:
-    """The ``time_metric_daily`` rows of ``metrics`` for all channels or one, all agents or one: ``metric``,
-    ``day``, the statistics named as :func:`time_metric_stats` names them, and the turn counts."""
-    stem = "value_business" if business_hours else "value"
-    count = "count_business_values" if business_hours else "count_values"
-    stats = ", ".join([f"{count} as {COUNT.name}"]
-                      + [f"{s.column_prefix}_{stem}_{DURATION_UNIT} as {s.name}_{DURATION_UNIT}" for s in STATS])
-    where = ["organization_id = ?", "metric in (select unnest(?::varchar[]))", "metric_date between ? and ?"]
-    params: list[Any] = [org_id, list(metrics), start, end]
-    where.append("is_all_channels" if channel_id is None else "not is_all_channels and channel_id = ?")
-    params += [] if channel_id is None else [int(channel_id)]
-    where.append("is_all_agents" if not agent else "not is_all_agents and agent_email = ?")
-    params += [agent] if agent else []
-    return query(path, f"select metric, metric_date as day, {stats}, count_unanswered_turns as count_unanswered, "  # noqa: S608 (identifiers from the catalogue, values bound)
-                       f"count_waiting_turns as count_waiting from time_metric_daily "
-                       f"where {' and '.join(where)} order by day", params)
-
-
 def _daily_metric_stats(path: Source, org_id: int, metric: str, start: date, end: date, *,
                         business_hours: bool, channel_id: int | None, agent: str | None) -> pl.DataFrame:
     """:func:`time_metric_stats` per day for all channels or one, all agents or one: the same rows,
     read from the ``time_metric_daily`` mart (one row per day) instead of aggregating the occurrences."""
-    rows = _daily_rows(path, org_id, [metric], start, end, business_hours=business_hours, channel_id=channel_id,
-                       agent=agent)
-    return rows.select("day", COUNT.name, *(f"{s.name}_{DURATION_UNIT}" for s in STATS))
+    stem = "value_business" if business_hours else "value"
+    count = "count_business_values" if business_hours else "count_values"
+    stats = ", ".join([f"{count} as {COUNT.name}"]
+                      + [f"{s.column_prefix}_{stem}_{DURATION_UNIT} as {s.name}_{DURATION_UNIT}" for s in STATS])
+    where = ["organization_id = ?", "metric = ?", "metric_date between ? and ?"]
+    params: list[Any] = [org_id, metric, start, end]
+    where.append("is_all_channels" if channel_id is None else "not is_all_channels and channel_id = ?")
+    params += [] if channel_id is None else [int(channel_id)]
+    where.append("is_all_agents" if not agent else "not is_all_agents and agent_email = ?")
+    params += [agent] if agent else []
+    return query(path, f"select metric_date as day, {stats} from time_metric_daily "  # noqa: S608 (identifiers from the catalogue, values bound)
+                       f"where {' and '.join(where)} order by day", params)
 
 
 def time_metric_values(path: Path | str, org_id: int, metric: str, start: date, end: date, *,
@@ -223,19 +210,11 @@ def response_times(path: Path | str, org_id: int, start: date, end: date, *, gro
 
 def _response_times(con: duckdb.DuckDBPyConnection, org_id: int, start: date, end: date, *, group_by: str | None,
                     business_hours: bool, channel_ids: Sequence[int] | None) -> pl.DataFrame:
-    if group_by == "day" and len(channel_ids or ()) <= 1:  # one read of the daily mart
-        rows = _daily_rows(con, org_id, ["response", TURNS], start, end, business_hours=business_hours,
-                           channel_id=channel_ids[0] if channel_ids else None, agent=None)
-        by_metric = rows.partition_by("metric", as_dict=True, include_key=False)
-        empty = rows.clear().drop("metric")
-        stats = by_metric.get(("response",), empty).drop("count_unanswered", "count_waiting")
-        turns = by_metric.get((TURNS,), empty).select("day", "count_unanswered", "count_waiting")
-        return stats.join(turns, on="day", how="full", coalesce=True).sort("day")
     stats = time_metric_stats(con, org_id, "response", start, end, group_by=group_by,
                               business_hours=business_hours, channel_ids=channel_ids)
     if group_by == "agent":
         return stats
-    # counts add up over channels and days: summed from the daily channel sheet (a day or channel
+    # the counts add up over channels and days: summed from the daily channel sheet (a day or channel
     # appears when a customer turn started there, as when counted from the turns themselves)
     key = {"channel": "channel_name", "day": "metric_date", None: None}[group_by]
     ch_sql, ch_params = _channel_filter(channel_ids)

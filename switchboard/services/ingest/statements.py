@@ -83,31 +83,21 @@ UPDATE_CONVERSATIONS = text("""
     where c.id = r.id
 """)
 
+_INSERT_MESSAGES = """
+    insert into messages (organization_id, conversation_id, channel_id, direction, author_kind, body,
+                          content_type, provider_message_id, reply_to_provider_message_id, status, raw,
+                          sent_at, status_updated_at, created_at)
+    select :org, r.conversation_id, :channel, r.direction, r.author_kind, r.body, r.content_type,
+           r.provider_message_id, r.reply_to, r.status, r.raw, r.sent_at, r.sent_at, :now
+    from json_to_recordset(cast(:rows as json)) as r(
+        conversation_id bigint, direction text, author_kind text, body text, content_type text,
+        provider_message_id text, reply_to text, status text, raw jsonb, sent_at timestamptz)
+    {conflict}returning id, provider_message_id
+"""
 # messages; a duplicate that raced in since KNOWN_MESSAGES is skipped by the unique key
-INSERT_MESSAGES = text("""
-    insert into messages (organization_id, conversation_id, channel_id, direction, author_kind, body,
-                          content_type, provider_message_id, reply_to_provider_message_id, status, raw,
-                          sent_at, status_updated_at, created_at)
-    select :org, r.conversation_id, :channel, r.direction, r.author_kind, r.body, r.content_type,
-           r.provider_message_id, r.reply_to, r.status, r.raw, r.sent_at, r.sent_at, :now
-    from json_to_recordset(cast(:rows as json)) as r(
-        conversation_id bigint, direction text, author_kind text, body text, content_type text,
-        provider_message_id text, reply_to text, status text, raw jsonb, sent_at timestamptz)
-    on conflict (channel_id, provider_message_id) do nothing
-    returning id, provider_message_id
-""")
+INSERT_MESSAGES = text(_INSERT_MESSAGES.format(conflict="on conflict (channel_id, provider_message_id) do nothing\n    "))
 # the same without ON CONFLICT (no speculative insertion per row): a duplicate fails the statement
-INSERT_MESSAGES_PLAIN = text("""
-    insert into messages (organization_id, conversation_id, channel_id, direction, author_kind, body,
-                          content_type, provider_message_id, reply_to_provider_message_id, status, raw,
-                          sent_at, status_updated_at, created_at)
-    select :org, r.conversation_id, :channel, r.direction, r.author_kind, r.body, r.content_type,
-           r.provider_message_id, r.reply_to, r.status, r.raw, r.sent_at, r.sent_at, :now
-    from json_to_recordset(cast(:rows as json)) as r(
-        conversation_id bigint, direction text, author_kind text, body text, content_type text,
-        provider_message_id text, reply_to text, status text, raw jsonb, sent_at timestamptz)
-    returning id, provider_message_id
-""")
+INSERT_MESSAGES_PLAIN = text(_INSERT_MESSAGES.format(conflict=""))
 
 INSERT_ATTACHMENTS = text("""
     insert into attachments (message_id, kind, mime_type, file_name, provider_media_id, url, size_bytes,

@@ -3,8 +3,8 @@
 -- is_all_agents, channel_id / agent_email NULL there): count, mean, median, p90, min and max of the
 -- metric's values, wall clock and business hours. Medians and percentiles cannot be summed, so each
 -- grain the analytics page filters on is aggregated from the rows: the per-day figures of the page
--- (all channels or one, all agents or one) read ~30 rows here instead of millions of turns. Rows with
--- metric 'customer_turns' count the turns started on the day (all agents; per channel and all).
+-- (all channels or one, all agents or one) read ~30 rows here instead of millions of turns. Turn
+-- counts add up, so they stay in channel_daily_metrics.
 -- Key: (organization, local day) — a changed occurrence recomputes every row of its day (the
 -- rollups of that day depend on every channel and agent).
 with turns as not materialized (
@@ -62,29 +62,8 @@ stats as (
     )
 ),
 
--- the customer turns started on the day, of each channel and of all: the page's per-day read of
--- response times shows the unanswered / waiting ones beside the statistics, from this one table
-turn_counts as (
-    select
-        organization_id,
-        'customer_turns' as metric,
-        turn_started_local_date as metric_date,
-        channel_id,
-        null::varchar as agent_email,
-        grouping(channel_id) = 1 as is_all_channels,
-        true as is_all_agents,
-        count(*) as count_customer_turns,
-        count(*) filter (where is_unanswered) as count_unanswered_turns,
-        count(*) filter (where is_waiting) as count_waiting_turns
-    from turns
-    where {{ key_filter('response_times', 'organization_id', 'organization_id', 'turn_started_local_date') }}
-    group by grouping sets ((organization_id, turn_started_local_date), (organization_id, turn_started_local_date, channel_id))
-),
-
 final as (
     select * from stats
-    union all by name
-    select * from turn_counts
 )
 
 select * from final
