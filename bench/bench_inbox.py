@@ -237,6 +237,37 @@ def timed(fn: Callable[[], Any], n: int) -> list[float]:
     return out
 
 
+def search_pending(engine: Any, manager: Actor, samples: int) -> None:
+    """Search while the new messages' trigrams wait in the pending list of ``ix_messages_body_trgm``
+    (ingest appends them there, ``maintain-inbox`` merges them every 30 s): the list's size, searches for
+    a new message and an old one, the merge's own time, and the same searches after it."""
+    def pending() -> str:
+        with engine.connect() as con:
+            con.execute(text("create extension if not exists pgstattuple"))
+            row = con.execute(text("select pending_pages, pending_tuples from "
+                                   "pgstatginindex('ix_messages_body_trgm'::regclass)")).one()
+            con.commit()
+        return f"{row.pending_pages:,} pages ({row.pending_pages * 8 / 1024:.1f} MB), {row.pending_tuples:,} entries"
+
+    def search(term: str) -> Callable[[], Any]:
+        def run() -> Any:
+            with UnitOfWork(engine) as uow:
+                return list_conversations(uow, manager, search=term)
+        return run
+
+    cases = [("a new message", search("new message 17/250")), ("an old message", search("message 3 of conversation 4242"))]
+    n = max(10, samples // 2)
+    print(f"message search index: pending list {pending()}")
+    measure_cases("  search with the pending list", cases, n)
+    t = time.perf_counter()
+    with engine.connect() as con:
+        merged = con.execute(text("select gin_clean_pending_list('ix_messages_body_trgm'::regclass)")).scalar()
+        con.commit()
+    print(f"  merge (gin_clean_pending_list, as maintain-inbox runs it): {merged:,} pages in "
+          f"{time.perf_counter() - t:.2f} s; pending list now {pending()}")
+    measure_cases("  search after the merge", cases, n)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--scale", type=float, default=1.0)
@@ -244,6 +275,9 @@ def main() -> None:
     ap.add_argument("--batches", type=int, default=40)
     ap.add_argument("--batch-size", type=int, default=500)
     ap.add_argument("--samples", type=int, default=200)
+    ap.add_argument("--window", type=int, default=0,
+                    help="also print the one-worker figures for every WINDOW messages (a long run: --batches 200 "
+                         "--window 20000 shows the cold start and the sustained rate apart)")
     ap.add_argument("--workers", type=int, default=2,
                     help="also measure N concurrent ingest workers (different channels), as overlapping "
                          "process-webhooks runs or several workers do")
@@ -271,6 +305,7 @@ def main() -> None:
     client_cpu: float = 0.0
     server_cpu: float | None = 0.0
     base = T_END + timedelta(hours=1)
+    window = [0, 0.0, 0.0, 0.0]  # messages, seconds, client CPU, server CPU of the current window
     for b in range(args.batches):
         ch_idx = b % N_CHANNELS
         items = []
@@ -297,6 +332,15 @@ def main() -> None:
         server_cpu = server_cpu + s1 - s0 if s0 is not None and s1 is not None and server_cpu is not None else None
         total += r.messages_created
         created_convs += r.conversations_created
+        if args.window:
+            window = [window[0] + r.messages_created, window[1] + time.perf_counter() - t,
+                      window[2] + time.process_time() - c0,
+                      window[3] + (s1 - s0 if s0 is not None and s1 is not None else 0.0)]
+            if window[0] >= args.window:
+                print(f"  messages {total - window[0]:>9,}-{total:,}: {window[0] / window[1]:,.0f}/s, client CPU "
+                      f"{window[2] / window[0] * 1e6:,.0f} µs, server CPU {window[3] / window[0] * 1e6:,.0f} µs per "
+                      f"message (load {os.getloadavg()[0]:.1f})", flush=True)
+                window = [0, 0.0, 0.0, 0.0]
     cpu = f"client CPU {client_cpu / total * 1e6:,.0f} µs/message"
     if server_cpu is not None:  # a local server: its backend's CPU time too (load-independent figures)
         cpu += f", server CPU {server_cpu / total * 1e6:,.0f} µs/message"
@@ -339,8 +383,10 @@ def main() -> None:
         print(f"ingest with {args.workers} concurrent workers: {n_total:,} messages in {took_w:.2f} s: "
               f"{n_total / took_w:,.0f} messages/s")
 
-    # --- query latency
     manager = Actor(info["manager"], org, "manager", "m@bench.test")
+    search_pending(engine, manager, args.samples)
+
+    # --- query latency
     agent = Actor(info["agents"][0], org, "agent", "agent0@bench.test")
 
     def lister(actor: Actor, queue: str, deep: bool) -> Callable[[], Any]:

@@ -6,8 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, text
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import Engine
 
 from switchboard.clock import utcnow
 from switchboard.uow import UnitOfWork
@@ -17,12 +16,13 @@ def maintain_once(engine: Engine, *, now: datetime | None = None, away_after_s: 
                   offline_grace_s: int = 300) -> dict[str, Any]:
     """Presence sweep, then auto-assignment for organizations that turned it on; old read marks and
     typing indicators are purged, API idempotency records older than 24 hours dropped, and the
-    pending list of the message body trigram index merged (see :func:`merge_search_pending`)."""
+    pending list of the message body trigram index merged (see :mod:`switchboard.services.search_index`)."""
     from switchboard.services.api_keys import forget_old_responses
     from switchboard.services.assignment import assign_pending
     from switchboard.services.organizations import auto_assign_organization_ids
     from switchboard.services.platform_signals import purge_signals
     from switchboard.services.presence import sweep
+    from switchboard.services.search_index import merge_pending
 
     now = now or utcnow()
     with UnitOfWork(engine) as uow:
@@ -39,26 +39,8 @@ def maintain_once(engine: Engine, *, now: datetime | None = None, away_after_s: 
         purged = purge_signals(uow, now=now)
         forgotten = forget_old_responses(uow, now)
         uow.commit()
+    with UnitOfWork(engine) as uow:
+        merged = merge_pending(uow)
+        uow.commit()
     return {"released": len(released), "assigned": len(assigned), "signals_purged": purged,
-            "idempotency_forgotten": forgotten, "search_pages_merged": merge_search_pending(engine)}
-
-
-def merge_search_pending(engine: Engine) -> int | None:
-    """Merge the pending list of ``ix_messages_body_trgm`` into the index; the pages merged, or None
-    when the database user may not (only the index's owner may; autovacuum then does it).
-
-    Ingest appends a message's trigrams to GIN's pending list, up to 64 MB (migration 0016), instead of
-    merging them itself every 4 MB: the merge runs here, beside the ingest workers, every 30 s. Searches
-    read the pending list as well, so this is about keeping the list (and a search's scan of it) short.
-    """
-    try:
-        with engine.connect() as con:
-            merged = con.execute(text("select gin_clean_pending_list('ix_messages_body_trgm'::regclass)")).scalar()
-            con.commit()
-    except DBAPIError as exc:
-        import psycopg
-
-        if isinstance(exc.orig, psycopg.errors.InsufficientPrivilege):
-            return None
-        raise
-    return int(merged or 0)
+            "idempotency_forgotten": forgotten, "search_pages_merged": merged}
