@@ -18,7 +18,7 @@ import yaml
 
 from warehouse import extract
 from warehouse.errors import BuildError
-from warehouse.render import VARS, MacroCall, macro_calls, render
+from warehouse.render import VARS, MacroCall, expand_catalogue, macro_calls, render
 from warehouse.state import FORMAT_VERSION
 
 MODELS_DIR = Path(__file__).with_name("models")
@@ -105,7 +105,7 @@ def load_models(models_dir: Path = MODELS_DIR) -> list[Model]:
             yml = sql_path.with_suffix(".yml")
             config = yaml.load(yml.read_text(), Loader=_YAML_LOADER) if yml.exists() else {}
             delta = sql_path.with_name(sql_path.stem + DELTA_SUFFIX)
-            found[sql_path.stem] = Model(sql_path.stem, layer, sql_path.read_text(), config or {},
+            found[sql_path.stem] = Model(sql_path.stem, layer, expand_catalogue(sql_path.read_text()), config or {},
                                          delta.read_text() if delta.exists() else None)
     ordered: list[Model] = []
     state: dict[str, int] = {}

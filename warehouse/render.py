@@ -25,7 +25,12 @@ Macros (arguments are SQL expressions or names, written as quoted strings; keywo
   several aggregates (the spine a daily mart left-joins them to, ``left_join_using(keys, 'cte as a', …)``);
 * ``metric_values('response')`` / ``metric_filter('response')`` — the occurrences of a catalogue time
   metric (:data:`warehouse.metrics.TIME_METRICS`) in its row-level mart: its day, channel, agent and
-  both duration columns under common names, and its row filter (``time_metric_daily``).
+  both duration columns under common names, and its row filter;
+* ``metric_occurrences()`` — a *catalogue* macro: the occurrences of every catalogue time metric, one
+  ``union all`` branch per metric (its mart, values, row filter and ``key_filter`` on its day column;
+  ``time_metric_daily``). Catalogue macros are expanded when the model is loaded
+  (:func:`expand_catalogue`), so that the refs and key filters they write are the model's own: a metric
+  added to the catalogue is in the model without an edit.
 
 Rendering also scopes an incremental run: a conversation-scoped ``ref`` reads only the conversations
 in ``_scope``, and ``key_filter``/``key_since`` read the keys in scope (``_keys_<model>`` /
@@ -150,6 +155,35 @@ def metric_values(metric: str) -> str:
 def metric_filter(metric: str) -> str:
     """The rows of the metric's mart that are occurrences of it (the catalogue's ``row_filter``)."""
     return f"({metrics.TIME_METRICS_BY_NAME[metric].row_filter})"
+
+
+def metric_occurrences() -> str:
+    """Every catalogue time metric's occurrences (``organization_id`` and :func:`metric_values`), one
+    ``union all`` branch per metric, each read from its mart with its row filter and a ``key_filter`` on
+    its day column. Written as macro calls: expanded at load time (:func:`expand_catalogue`)."""
+    return "\n    union all\n    ".join(
+        f"select organization_id, {{{{ metric_values('{m.name}') }}}}\n"  # noqa: S608 (identifiers from the catalogue)
+        f"    from {{{{ ref('{m.mart}') }}}}\n"
+        f"    where {{{{ metric_filter('{m.name}') }}}}\n"
+        f"        and {{{{ key_filter('{m.mart}', 'organization_id', 'organization_id', '{m.day_column}') }}}}"
+        for m in metrics.TIME_METRICS)
+
+
+CATALOGUE_MACROS: dict[str, Callable[[], str]] = {"metric_occurrences": metric_occurrences}
+
+
+def expand_catalogue(sql: str) -> str:
+    """A model's SQL with its catalogue macros written out (they expand to further macro calls, which
+    the DAG reads: refs, key sources)."""
+    def expand(m: re.Match[str]) -> str:
+        call = _parse(m.group(1), m.group(2))
+        if call.name not in CATALOGUE_MACROS:
+            return m.group(0)
+        if call.args or call.kwargs:
+            raise BuildError(f"the catalogue macro {call.name} takes no arguments")
+        return CATALOGUE_MACROS[call.name]()
+
+    return _CALL.sub(expand, sql)
 
 
 def key_spine(keys: str, *relations: str) -> str:

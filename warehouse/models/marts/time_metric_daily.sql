@@ -7,39 +7,10 @@
 -- counts add up, so they stay in channel_daily_metrics.
 -- Key: (organization, local day) — a changed occurrence recomputes every row of its day (the
 -- rollups of that day depend on every channel and agent).
-with turns as not materialized (
-    select * from {{ ref('response_times') }}
-),
-
-cycles as not materialized (
-    select * from {{ ref('conversation_cycles') }}
-),
-
-occurrences as (
-    select organization_id, {{ metric_values('first_response') }}
-    from turns
-    where {{ metric_filter('first_response') }}
-        and {{ key_filter('response_times', 'organization_id', 'organization_id', 'responded_local_date') }}
-    union all
-    select organization_id, {{ metric_values('response') }}
-    from turns
-    where {{ metric_filter('response') }}
-        and {{ key_filter('response_times', 'organization_id', 'organization_id', 'responded_local_date') }}
-    union all
-    select organization_id, {{ metric_values('queue') }}
-    from cycles
-    where {{ metric_filter('queue') }}
-        and {{ key_filter('conversation_cycles', 'organization_id', 'organization_id', 'started_local_date') }}
-    union all
-    select organization_id, {{ metric_values('handle') }}
-    from cycles
-    where {{ metric_filter('handle') }}
-        and {{ key_filter('conversation_cycles', 'organization_id', 'organization_id', 'completed_local_date') }}
-    union all
-    select organization_id, {{ metric_values('resolution') }}
-    from cycles
-    where {{ metric_filter('resolution') }}
-        and {{ key_filter('conversation_cycles', 'organization_id', 'organization_id', 'completed_local_date') }}
+-- The occurrences: one union all branch per catalogue metric, written out from the catalogue when the
+-- model is loaded (metric_occurrences in warehouse/render.py: its mart, row filter and day column).
+with occurrences as (
+    {{ metric_occurrences() }}
 ),
 
 stats as (
