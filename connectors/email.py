@@ -54,6 +54,7 @@ from connectors.base import (
     RetryableError,
     SignatureError,
 )
+from connectors.http import client as http_client
 from connectors.http_errors import classify_http_error, transport_error
 from connectors.media import DEFAULT_ALLOWED_MIME, MediaSink, StoredMedia, base_mime
 from connectors.signatures import header, load_json_object, webhook_url
@@ -331,7 +332,7 @@ class EmailConnector(Closing):
     @property
     def http(self) -> httpx.Client:
         if self._http is None:
-            self._http = httpx.Client(timeout=httpx.Timeout(self.timeout, connect=5.0))
+            self._http = http_client(timeout=httpx.Timeout(self.timeout, connect=5.0))
         return self._http
 
     def close(self) -> None:

@@ -9,6 +9,7 @@ one the caller shares and closes) and the mapping of Graph errors to the connect
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -25,6 +26,7 @@ from connectors.base import (
     RateLimited,
     RetryableError,
 )
+from connectors.http import client as http_client
 from connectors.http_errors import retry_after as retry_after_seconds
 from connectors.http_errors import transport_error
 from connectors.signatures import verify_meta_challenge
@@ -62,8 +64,8 @@ TRANSIENT_CODES = frozenset({
 def make_client(base_url: str = DEFAULT_GRAPH_BASE_URL, *,
                 timeout: httpx.Timeout | float = DEFAULT_TIMEOUT) -> httpx.Client:
     """A sync client for one platform account: bounded timeouts, no redirects to surprise hosts."""
-    return httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout, follow_redirects=True,
-                        headers={"User-Agent": "switchboard/0.1"})
+    return http_client(base_url=base_url.rstrip("/"), timeout=timeout, follow_redirects=True,
+                       headers={"User-Agent": "switchboard/0.1"})
 
 
 # --- errors --------------------------------------------------------------------------------------
@@ -119,8 +121,21 @@ class GraphClient(Closing):
                  timeout: httpx.Timeout | float = DEFAULT_TIMEOUT) -> None:
         self._token = token
         self.base = f"{api_base_url.rstrip('/')}/{api_version.strip('/')}"
+        self._api_base_url = api_base_url
+        self._timeout = timeout
         self._owns_http = http is None
-        self.http = http or make_client(api_base_url, timeout=timeout)
+        self._http = http
+        self._http_lock = threading.Lock()
+
+    @property
+    def http(self) -> httpx.Client:
+        """The HTTP client, made on first use: a connector that only checks webhook signatures (the
+        receiver's) never makes one."""
+        if self._http is None:
+            with self._http_lock:
+                if self._http is None:
+                    self._http = make_client(self._api_base_url, timeout=self._timeout)
+        return self._http
 
     @property
     def token(self) -> str:
@@ -164,8 +179,8 @@ class GraphClient(Closing):
         return payload
 
     def close(self) -> None:
-        if self._owns_http:
-            self.http.close()
+        if self._owns_http and self._http is not None:
+            self._http.close()
 
 
 class GraphAccount(Closing):

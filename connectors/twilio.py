@@ -36,6 +36,7 @@ from connectors.base import (
     PermanentError,
     SignatureError,
 )
+from connectors.http import client as http_client
 from connectors.http_errors import classify_http_error, transport_error
 from connectors.media import DEFAULT_ALLOWED_MIME, StoredMedia, download_to_dir
 from connectors.signatures import header, load_form, webhook_url
@@ -205,7 +206,7 @@ class TwilioConnector(Closing):
         token = base64.b64encode(f"{user}:{secret}".encode()).decode()
         self._auth = {"Authorization": f"Basic {token}"}
         self._own_http = http is None
-        self.http = http or httpx.Client(timeout=httpx.Timeout(20.0, connect=5.0), follow_redirects=True)
+        self.http = http or http_client(timeout=httpx.Timeout(20.0, connect=5.0), follow_redirects=True)
         self._clock = clock
 
     def close(self) -> None:
