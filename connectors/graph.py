@@ -126,6 +126,7 @@ class GraphClient(Closing):
         self._owns_http = http is None
         self._http = http
         self._http_lock = threading.Lock()
+        self._closed = False
 
     @property
     def http(self) -> httpx.Client:
@@ -133,6 +134,8 @@ class GraphClient(Closing):
         receiver's) never makes one."""
         if self._http is None:
             with self._http_lock:
+                if self._closed:
+                    raise RuntimeError("this Graph client was closed")
                 if self._http is None:
                     self._http = make_client(self._api_base_url, timeout=self._timeout)
         return self._http
@@ -179,8 +182,10 @@ class GraphClient(Closing):
         return payload
 
     def close(self) -> None:
-        if self._owns_http and self._http is not None:
-            self._http.close()
+        with self._http_lock:
+            self._closed = True
+            if self._owns_http and self._http is not None:
+                self._http.close()
 
 
 class GraphAccount(Closing):

@@ -6,6 +6,7 @@ import hashlib
 import hmac
 
 import httpx
+import pytest
 
 from connectors.email import EmailConnector
 from connectors.http import tls_context
@@ -28,6 +29,10 @@ def test_a_connector_that_only_checks_webhook_signatures_makes_no_http_client() 
         made = conn.graph.http
         assert made is conn.graph.http  # made once, then kept
     assert made.is_closed  # closed with its connector
+    with _whatsapp() as unused:
+        pass
+    with pytest.raises(RuntimeError, match="closed"):
+        unused.graph.http  # noqa: B018 (a closed connector makes no new client)
 
 
 def test_a_client_given_to_a_connector_is_used_and_left_open() -> None:
