@@ -152,33 +152,18 @@ def _build(database_url: str, warehouse_path: Path, *, full: bool, now: datetime
         full = run.full
         with publish.work_database(con, lake, fresh=full, attached=attached):
             run.timings["attach"] = time.perf_counter() - t
-            if full:
-                # a new file (swapped in at the end), committed as it goes (the extract runs on several
-                # connections), then published in one lake commit
-                con.execute("checkpoint")
-                _run(con, run, fetched)
-                t = time.perf_counter()
-                con.execute("checkpoint")
-                run.timings["commit"] = time.perf_counter() - t
-                t = time.perf_counter()
-                con.execute("begin transaction")
-                publish.publish(con, models, run.replaced, STATE_TABLE, unchanged=run.unchanged,
-                                timings=run.timings)
-                con.execute("commit")
-                run.timings["publish"] = time.perf_counter() - t
-            else:
-                # the work file is updated in one transaction while the lake writer applies each
-                # published model's changes in the lake's transaction; the lake commits after the work file
-                names = [m.name for m in models if m.published] + [STATE_TABLE]
-                with publish.LakeWriter(con, names, run.timings) as writer:
-                    con.execute("begin transaction")
-                    _run(con, run, fetched, writer)
-                    t = time.perf_counter()
-                    con.execute("commit")
-                    run.timings["commit"] = time.perf_counter() - t
-                    t = time.perf_counter()
-                    writer.commit()
-                    run.timings["publish"] = time.perf_counter() - t  # what is left once the work file committed
+            # an incremental build updates the work file in one transaction; a full one writes a new
+            # file (swapped in at the end) and commits as it goes (its extract runs on several connections)
+            con.execute("begin transaction" if not full else "checkpoint")
+            _run(con, run, fetched)
+            t = time.perf_counter()
+            con.execute("commit" if not full else "checkpoint")
+            run.timings["commit"] = time.perf_counter() - t
+            t = time.perf_counter()
+            con.execute("begin transaction")
+            publish.publish(con, models, run.replaced, STATE_TABLE, unchanged=run.unchanged, timings=run.timings)
+            con.execute("commit")
+            run.timings["publish"] = time.perf_counter() - t
             t = time.perf_counter()
         run.timings["detach"] = time.perf_counter() - t
     lake.write_pointer()
@@ -199,27 +184,7 @@ def _fetch(database_url: str, prior: dict[str, Any], timings: dict[str, float]) 
     return fetched
 
 
-def _hand_over(con: duckdb.DuckDBPyConnection, writer: publish.LakeWriter, run: _Run, m: Model) -> None:
-    """Give the lake writer what a published model changed (its new rows; for a table updated in place
-    also the keys its delete condition reads)."""
-    if not m.published or m.name in run.unchanged:
-        return
-    t = time.perf_counter()
-    if m.name in run.replaced:
-        for name in incremental.delete_inputs(m):
-            writer.stage(name, con.execute(f'from "{name}"').to_arrow_table())  # noqa: S608 (identifiers from code)
-        writer.stage(f"_new_{m.name}", con.execute(f'from "_new_{m.name}"').to_arrow_table())  # noqa: S608 (identifiers from code)
-        writer.replace_rows(m.name, run.replaced[m.name])
-    else:
-        writer.stage(f"_new_{m.name}", con.execute(f'from "{m.name}"').to_arrow_table())  # noqa: S608 (identifiers from code)
-        writer.replace_table(m.name)
-    run.timings[f"{m.name}/hand_over"] = time.perf_counter() - t
-
-
-def _run(con: duckdb.DuckDBPyConnection, run: _Run, fetched: extract.Fetched | None,
-         writer: publish.LakeWriter | None = None) -> None:
-    """Extract, calendars, models and the build state into the work file (and, incrementally, each
-    published change handed to ``writer`` as soon as it is built)."""
+def _run(con: duckdb.DuckDBPyConnection, run: _Run, fetched: extract.Fetched | None) -> None:
     t = time.perf_counter()
     if fetched is None:
         windows = extract.id_windows_now(run.database_url)
@@ -252,14 +217,10 @@ def _run(con: duckdb.DuckDBPyConnection, run: _Run, fetched: extract.Fetched | N
         # the published reference tables are copies of these raw tables: the lake already holds them
         run.unchanged = frozenset(incremental.REFERENCE_MODELS)
     run.recomputed = incremental.set_scope(con, recompute_all=everything, now=run.now)
-    if writer is not None:  # the delete condition of the conversation-scoped models reads it
-        writer.stage("_scope", con.execute("from _scope").to_arrow_table())
-        writer.execute(incremental.SCOPE_VARIABLE_SQL)
     run.timings["calendar"] = time.perf_counter() - t
 
-    run.built = incremental.run_models(
-        con, run.models, scoped=not run.full, keyed=not everything, timings=run.timings, keys=run.keys,
-        replaced=run.replaced, on_built=None if writer is None else lambda m: _hand_over(con, writer, run, m))
+    run.built = incremental.run_models(con, run.models, scoped=not run.full, keyed=not everything,
+                                       timings=run.timings, keys=run.keys, replaced=run.replaced)
     write_state(con, {
         "format": FORMAT_VERSION,
         "models_fingerprint": run.models_fp,
@@ -272,6 +233,3 @@ def _run(con: duckdb.DuckDBPyConnection, run: _Run, fetched: extract.Fetched | N
         "built_at": run.now.isoformat(),
         "full": run.full,
     })
-    if writer is not None:
-        writer.stage(f"_new_{STATE_TABLE}", con.execute(f"from {STATE_TABLE}").to_arrow_table())  # noqa: S608 (identifiers from code)
-        writer.replace_table(STATE_TABLE)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -79,10 +78,6 @@ def data_range(con: duckdb.DuckDBPyConnection, above: dict[str, int] | None,
     return min(lo for lo, _ in found), max(hi for _, hi in found)
 
 
-# the lower bound of IN_SCOPE (warehouse.render), from ``_scope``
-SCOPE_VARIABLE_SQL = "set variable scope_min_conversation_id = (select min(conversation_id) from _scope)"
-
-
 def set_scope(con: duckdb.DuckDBPyConnection, *, recompute_all: bool, now: datetime) -> int:
     """Complete ``_scope`` (the changed conversations) for this build; returns how many are in it."""
     if recompute_all:
@@ -92,7 +87,7 @@ def set_scope(con: duckdb.DuckDBPyConnection, *, recompute_all: bool, now: datet
         con.execute("insert into _scope select id from raw_conversations where status <> 'COMPLETED' "
                     "and coalesce(cycle_started_at, last_message_at, created_at) >= ?", [lookback])
         con.execute("create or replace temp table _scope as select distinct conversation_id from _scope")
-    con.execute(SCOPE_VARIABLE_SQL)
+    con.execute("set variable scope_min_conversation_id = (select min(conversation_id) from _scope)")
     row = con.execute("select count(*) from _scope").fetchone()
     return int(row[0]) if row else 0
 
@@ -186,19 +181,10 @@ def materialize(con: duckdb.DuckDBPyConnection, m: Model, by_name: dict[str, Mod
     return n_keys
 
 
-def delete_inputs(m: Model) -> list[str]:
-    """The temp tables the delete condition of a key-scoped model reads (besides ``_scope``, which the
-    conversation-scoped ones read)."""
-    kinds = {ks.kind for ks in m.key_sources} if m.key_scoped else set()
-    return [f"_keys_{m.name}"] if kinds == {"key_filter"} else [f"_since_{m.name}"] if kinds else []
-
-
 def run_models(con: duckdb.DuckDBPyConnection, models: list[Model], *, scoped: bool, keyed: bool,
-               timings: dict[str, float], keys: dict[str, int], replaced: dict[str, str],
-               on_built: Callable[[Model], None] | None = None) -> list[str]:
+               timings: dict[str, float], keys: dict[str, int], replaced: dict[str, str]) -> list[str]:
     """Materialize every model in order; ``keys`` gets the keys recomputed per keyed model, ``replaced``
-    the delete condition of each table updated in place (see :func:`materialize`); ``on_built(model)``
-    is called after each model (the build hands the published ones over to the lake writer)."""
+    the delete condition of each table updated in place (see :func:`materialize`)."""
     by_name = {m.name: m for m in models}
     delta_needed = {ks.source for m in models if m.key_scoped for ks in m.key_sources} if keyed else set()
     built: list[str] = []
@@ -211,8 +197,6 @@ def run_models(con: duckdb.DuckDBPyConnection, models: list[Model], *, scoped: b
             raise BuildError(f"model {m.layer}/{m.name} failed: {exc}") from exc
         if n_keys is not None:
             keys[m.name] = n_keys
-        if on_built is not None:
-            on_built(m)
         timings[m.name] = time.perf_counter() - t
         built.append(m.name)
     return built

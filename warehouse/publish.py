@@ -25,8 +25,7 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
@@ -34,7 +33,6 @@ from typing import Any
 
 import duckdb
 import psycopg
-import pyarrow as pa
 
 from warehouse.dag import Model
 from warehouse.errors import BuildError
@@ -150,23 +148,10 @@ def work_database(con: duckdb.DuckDBPyConnection, lake: Lake, *, fresh: bool,
             shutil.rmtree(target.parent, ignore_errors=True)
 
 
-def _published_tables(con: duckdb.DuckDBPyConnection, names: list[str]) -> set[str]:
-    """Drop the lake tables and views no build publishes any more; the published tables the lake has."""
-    for name, kind in con.execute(
-            "select table_name, 'table' from duckdb_tables() where database_name = ? union all "
-            "select view_name, 'view' from duckdb_views() where database_name = ? and not internal",
-            [ALIAS, ALIAS]).fetchall():
-        if kind == "view" or name not in names:
-            con.execute(f'drop {kind} {ALIAS}."{name}"')
-    return {r[0] for r in con.execute("select table_name from duckdb_tables() where database_name = ?",
-                                      [ALIAS]).fetchall()}
-
-
 def publish(con: duckdb.DuckDBPyConnection, models: list[Model], replaced: dict[str, str],
             state_table: str, *, unchanged: frozenset[str] = frozenset(),
             timings: dict[str, float] | None = None) -> None:
-    """Apply the build to the lake's published models in the open lake transaction of ``con`` (a full
-    build, after its work file is written; an incremental build uses :class:`LakeWriter`).
+    """Apply the build to the lake's published models in the open lake transaction of ``con``.
 
     ``replaced``: model → delete condition of the tables the build updated in place (their new rows are
     in ``_new_<model>``); every other published model, and ``state_table``, is copied whole, except the
@@ -174,7 +159,14 @@ def publish(con: duckdb.DuckDBPyConnection, models: list[Model], replaced: dict[
     tables and views no build publishes any more are dropped. Seconds per table in ``timings``.
     """
     names = [m.name for m in models if m.published] + [state_table]
-    existing = _published_tables(con, names)
+    for name, kind in con.execute(
+            "select table_name, 'table' from duckdb_tables() where database_name = ? union all "
+            "select view_name, 'view' from duckdb_views() where database_name = ? and not internal",
+            [ALIAS, ALIAS]).fetchall():
+        if kind == "view" or name not in names:
+            con.execute(f'drop {kind} {ALIAS}."{name}"')
+    existing = {r[0] for r in con.execute("select table_name from duckdb_tables() where database_name = ?",
+                                          [ALIAS]).fetchall()}
     for name in names:
         started = time.perf_counter()
         if name in unchanged and name in existing:
@@ -186,93 +178,6 @@ def publish(con: duckdb.DuckDBPyConnection, models: list[Model], replaced: dict[
             con.execute(f'create or replace table {ALIAS}."{name}" as from {WORK}."{name}"')  # noqa: S608 (identifiers from code)
         if timings is not None:
             timings[f"publish/{name}"] = time.perf_counter() - started
-
-
-class LakeWriter:
-    """An incremental build's lake transaction, written on a cursor and a thread of its own **while the
-    models run**: each published model's changes go into the lake as soon as the model is built, and
-    the lake commits right after the work file (:meth:`commit`). Readers see the previous snapshot until
-    then, as with :func:`publish`, which this does step by step: the same keyed delete + insert for a
-    table updated in place, a replacement of the rows of the others.
-
-    The build's transaction in the work file is not visible to another connection, so what a statement
-    here reads is handed over as Arrow (:meth:`stage`: the model's ``_new_<model>`` rows, the temp
-    tables its delete condition reads, ``_scope`` / ``_keys_<model>``). Statements run in the order
-    they were submitted; the first failure is raised by :meth:`commit`. Leaving the block without
-    committing rolls the lake transaction back.
-    """
-
-    def __init__(self, con: duckdb.DuckDBPyConnection, names: list[str],
-                 timings: dict[str, float] | None = None) -> None:
-        self._cur = con.cursor()
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="lake-writer")
-        self._futures: list[Future[object]] = []
-        self._timings = timings if timings is not None else {}
-        self._names = names
-        self._existing: set[str] = set()
-        self._open = False
-        self._submit(self._begin)
-
-    def __enter__(self) -> LakeWriter:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def _submit(self, fn: Callable[..., object], *args: Any) -> None:
-        self._futures.append(self._pool.submit(fn, *args))
-
-    def _begin(self) -> None:
-        self._cur.execute("begin transaction")
-        self._open = True
-        self._existing = _published_tables(self._cur, self._names)
-
-    def stage(self, name: str, data: pa.Table) -> None:
-        """Make ``data`` readable as ``name`` by the statements submitted after this."""
-        self._submit(self._cur.register, name, data)
-
-    def execute(self, sql: str) -> None:
-        """Run ``sql`` (e.g. a variable a delete condition reads) on the writer's connection."""
-        self._submit(self._cur.execute, sql)
-
-    def replace_rows(self, name: str, where: str) -> None:
-        """``delete … where <where>`` + insert of the staged ``_new_<name>`` (a table updated in place)."""
-        self._submit(self._write, name, where)
-
-    def replace_table(self, name: str) -> None:
-        """Replace every row of ``name`` with the staged ``_new_<name>``."""
-        self._submit(self._write, name, None)
-
-    def _write(self, name: str, where: str | None) -> None:
-        started = time.perf_counter()
-        if name not in self._existing:  # (a full build creates every published table)
-            self._cur.execute(f'create table {ALIAS}."{name}" as from "_new_{name}"')  # noqa: S608 (identifiers from code)
-        else:
-            self._cur.execute(f'delete from {ALIAS}."{name}"' + (f" where {where}" if where else ""))  # noqa: S608 (identifiers from code)
-            self._cur.execute(f'insert into {ALIAS}."{name}" by name select * from "_new_{name}"')  # noqa: S608 (identifiers from code)
-        self._cur.unregister(f"_new_{name}")
-        self._timings[f"publish/{name}"] = time.perf_counter() - started
-
-    def _commit(self) -> None:
-        started = time.perf_counter()
-        self._cur.execute("commit")
-        self._open = False
-        self._timings["publish/commit"] = time.perf_counter() - started
-
-    def commit(self) -> None:
-        """Commit the lake transaction once every submitted write is done; raises the first failure."""
-        self._submit(self._commit)
-        for future in self._futures:
-            future.result()
-
-    def close(self) -> None:
-        """Wait for the writer's thread; roll back what was not committed."""
-        self._pool.shutdown(wait=True)
-        try:
-            if self._open:
-                self._cur.execute("rollback")
-        finally:
-            self._cur.close()
 
 
 def maintain(lake: Lake, conninfo: str, *, keep: timedelta) -> dict[str, float]:
