@@ -165,21 +165,14 @@ def _build(database_url: str, warehouse_path: Path, *, full: bool, now: datetime
             # file (swapped in at the end) and commits as it goes (its extract runs on several connections)
             con.execute("begin transaction" if not full else "checkpoint")
             _run(con, run, fetched)
-            if full:
-                t = time.perf_counter()
-                con.execute("checkpoint")
-                run.timings["commit"] = time.perf_counter() - t
-                t = time.perf_counter()
-                con.execute("begin transaction")
-                publish.publish(con, models, run.replaced, STATE_TABLE, unchanged=run.unchanged,
-                                timings=run.timings)
-                con.execute("commit")
-                run.timings["publish"] = time.perf_counter() - t
-            else:  # the lake is written while the work file commits, and commits after it
-                published = [m for m in models if m.published and m.name in run.replaced]
-                publish.publish_while_committing(
-                    con, models, run.replaced, STATE_TABLE, unchanged=run.unchanged, timings=run.timings,
-                    delete_inputs=[name for m in published for name in incremental.delete_inputs(m)])
+            t = time.perf_counter()
+            con.execute("commit" if not full else "checkpoint")
+            run.timings["commit"] = time.perf_counter() - t
+            t = time.perf_counter()
+            con.execute("begin transaction")
+            publish.publish(con, models, run.replaced, STATE_TABLE, unchanged=run.unchanged, timings=run.timings)
+            con.execute("commit")
+            run.timings["publish"] = time.perf_counter() - t
             t = time.perf_counter()
         run.timings["detach"] = time.perf_counter() - t
     lake.write_pointer()

@@ -92,13 +92,6 @@ def set_scope(con: duckdb.DuckDBPyConnection, *, recompute_all: bool, now: datet
     return int(row[0]) if row else 0
 
 
-def delete_inputs(m: Model) -> list[str]:
-    """The temp tables the delete condition of a key-scoped model reads (``_keys_<model>`` or
-    ``_since_<model>``; the conversation-scoped ones read ``_scope``)."""
-    kinds = {ks.kind for ks in m.key_sources} if m.key_scoped else set()
-    return [f"_keys_{m.name}"] if kinds == {"key_filter"} else [f"_since_{m.name}"] if kinds else []
-
-
 def _make_delta(con: duckdb.DuckDBPyConnection, name: str) -> None:
     """``_delta_<name>``: the rows that changed in this build, old and new versions."""
     cols = ", ".join(f'"{r[0]}"' for r in con.execute(f"describe _new_{name}").fetchall()  # noqa: S608 (identifiers from code)

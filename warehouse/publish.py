@@ -170,76 +170,15 @@ def work_database(con: duckdb.DuckDBPyConnection, lake: Lake, *, fresh: bool,
             shutil.rmtree(target.parent, ignore_errors=True)
 
 
-def publish_while_committing(con: duckdb.DuckDBPyConnection, models: list[Model], replaced: dict[str, str],
-                             state_table: str, *, delete_inputs: list[str], unchanged: frozenset[str],
-                             timings: dict[str, float]) -> None:
-    """An incremental build's lake writes (:func:`publish`) on a cursor and a thread of their own while
-    ``con`` commits its work file transaction; the lake commits once the work file has (as with
-    :func:`publish` after the commit: readers never see a build the work file does not hold), and not
-    at all if the work file's commit fails.
-
-    The open work file transaction is not visible to another connection, so what the lake statements
-    read is handed over as Arrow first: each published model's new rows (``_new_<model>``, or the whole
-    table when it is replaced whole) and the temp tables the delete conditions read (``_scope``,
-    ``delete_inputs``; the scope's lower bound variable is set again on the cursor)."""
-    staged = {name: con.execute(f'from "{name}"').to_arrow_table() for name in ["_scope", *delete_inputs]}  # noqa: S608 (identifiers from code)
-    for name in [m.name for m in models if m.published] + [state_table]:
-        if name not in unchanged:
-            source = f"_new_{name}" if name in replaced else name
-            staged[f"_new_{name}"] = con.execute(f'from "{source}"').to_arrow_table()  # noqa: S608 (identifiers from code)
-    committed = threading.Event()
-    failed: list[BaseException] = []
-    cur = con.cursor()
-
-    def write() -> None:
-        try:
-            for name, data in staged.items():
-                cur.register(name, data)
-            cur.execute("set variable scope_min_conversation_id = (select min(conversation_id) from _scope)")
-            cur.execute("begin transaction")
-            publish(cur, models, replaced, state_table, unchanged=unchanged, timings=timings,
-                    replace_whole=False)
-            committed.wait()
-            if failed:
-                cur.execute("rollback")
-                return
-            started = time.perf_counter()
-            cur.execute("commit")
-            timings["publish/commit"] = time.perf_counter() - started
-        except BaseException as exc:
-            failed.append(exc)
-        finally:
-            cur.close()
-
-    writer = threading.Thread(target=write, name="warehouse-lake-publish")
-    writer.start()
-    try:
-        started = time.perf_counter()
-        con.execute("commit")
-        timings["commit"] = time.perf_counter() - started
-    except BaseException as exc:
-        failed.append(exc)
-        raise
-    finally:
-        committed.set()
-        started = time.perf_counter()
-        writer.join()
-        timings["publish"] = time.perf_counter() - started  # what is left once the work file committed
-    if failed:
-        raise failed[0]
-
-
 def publish(con: duckdb.DuckDBPyConnection, models: list[Model], replaced: dict[str, str],
             state_table: str, *, unchanged: frozenset[str] = frozenset(),
-            timings: dict[str, float] | None = None, replace_whole: bool = True) -> None:
+            timings: dict[str, float] | None = None) -> None:
     """Apply the build to the lake's published models in the open lake transaction of ``con``.
 
     ``replaced``: model → delete condition of the tables the build updated in place (their new rows are
     in ``_new_<model>``); every other published model, and ``state_table``, is copied whole, except the
     ``unchanged`` ones the lake already holds (the reference tables when they did not change). Lake
     tables and views no build publishes any more are dropped. Seconds per table in ``timings``.
-    ``replace_whole=False``: the whole tables' rows are in ``_new_<table>`` too (handed over, see
-    :func:`publish_while_committing`), and an existing table keeps its column types (delete + insert).
     """
     names = [m.name for m in models if m.published] + [state_table]
     for name, kind in con.execute(
@@ -254,12 +193,9 @@ def publish(con: duckdb.DuckDBPyConnection, models: list[Model], replaced: dict[
         started = time.perf_counter()
         if name in unchanged and name in existing:
             continue
-        if name in existing and (name in replaced or not replace_whole):
-            where = f" where {replaced[name]}" if name in replaced else ""
-            con.execute(f'delete from {ALIAS}."{name}"{where}')  # noqa: S608 (identifiers from code)
+        if name in replaced and name in existing:
+            con.execute(f'delete from {ALIAS}."{name}" where {replaced[name]}')  # noqa: S608 (identifiers from code)
             con.execute(f'insert into {ALIAS}."{name}" by name select * from "_new_{name}"')  # noqa: S608 (identifiers from code)
-        elif not replace_whole:
-            con.execute(f'create table {ALIAS}."{name}" as from "_new_{name}"')  # noqa: S608 (identifiers from code)
         else:
             con.execute(f'create or replace table {ALIAS}."{name}" as from {WORK}."{name}"')  # noqa: S608 (identifiers from code)
         if timings is not None:
