@@ -127,17 +127,18 @@ def _build(database_url: str, warehouse_path: Path, *, full: bool, now: datetime
     pg = extract.conninfo(database_url)
     lake = Lake.for_build(pg, warehouse_path, data_path)
     with ExitStack() as stack, ThreadPoolExecutor(1) as background:
-        connecting = None
-        if (warehouse_path / POINTER).exists():
-            # an existing lake is attached (it only reads the catalog) while the models are loaded and
-            # the lock taken; a new lake's catalog is created under the lock
-            connecting = background.submit(publish.connect_builder, lake)
-            con = stack.enter_context(builder(lake, connecting))
-        models = load_models()
-        models_fp = models_fingerprint(models)
-        stack.enter_context(build_lock(lake, pg))
-        if connecting is None:
-            con = stack.enter_context(builder(lake))
+        # an existing lake is attached (it only reads the catalog) while the models are loaded and the
+        # lock taken; a new lake's catalog is created under the lock
+        connecting = (background.submit(publish.connect_builder, lake)
+                      if (warehouse_path / POINTER).exists() else None)
+        try:
+            models = load_models()
+            models_fp = models_fingerprint(models)
+            stack.enter_context(build_lock(lake, pg))
+        except BaseException:
+            publish.discard(connecting)
+            raise
+        con = stack.enter_context(builder(lake, connecting))
         t = time.perf_counter()
         started = t - t0  # models, lock, DuckDB with the lake attached
         prior, full = incremental.previous_state(continued_state(con), models_fp, full)

@@ -20,6 +20,7 @@ carry the same ``built_at`` (else it rebuilds in full: a lost work file, a crash
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -89,6 +90,13 @@ def connect_builder(lake: Lake) -> duckdb.DuckDBPyConnection:
         con.close()
         raise
     return con
+
+
+def discard(connecting: Future[duckdb.DuckDBPyConnection] | None) -> None:
+    """Close the connection :func:`connect_builder` opened for a build that stopped before using it."""
+    if connecting is not None:
+        with contextlib.suppress(Exception):
+            connecting.result().close()
 
 
 @contextmanager
