@@ -497,6 +497,9 @@ def main() -> None:
                     help="skip the page reads during a full build and the maintenance (e.g. a --scale 3 run that "
                          "only shows the incremental build staying flat)")
     ap.add_argument("--runs", type=int, default=2, help="timed runs of the key metric per engine (after a warm-up)")
+    ap.add_argument("--idle-builds", type=int, default=0,
+                    help="after the timed incremental build, this many more with no new traffic (the fixed cost of "
+                         "a build: open conversations, lake attach and commit, work file), each printed")
     ap.add_argument("--skip-load", action="store_true",
                     help="--database-url already holds this --scale's rows up to the end time (loaded by an earlier "
                          "run with --keep): skip loading them (the extra hour is still loaded)")
@@ -610,6 +613,12 @@ def run(args: argparse.Namespace, n_conv: int, tmp: Path) -> None:
         print("  slowest steps: " + ", ".join(f"{k} {v:.2f}s" for v, k in slow))
         keyed = sorted(k for k in rep2.timings if k.split("/")[0] in rep2.keys_recomputed)
         print("  keyed models: " + ", ".join(f"{k} {rep2.timings[k]:.3f}s" for k in keyed))
+
+        for i in range(args.idle_builds):
+            rep3 = build(url, wh, now=T_END + timedelta(hours=1, minutes=5 * (i + 1)))
+            slow = sorted(((v, k) for k, v in rep3.timings.items() if "/" not in k), reverse=True)[:8]
+            print(f"incremental build with no new traffic: {rep3.seconds:.2f} s ({rep3.conversations_recomputed} "
+                  f"conversations recomputed; " + ", ".join(f"{k} {v:.2f}s" for v, k in slow) + f")  [load {_load()}]")
 
         metric = compare_key_metric(pg, wh, runs=args.runs, skip_postgres=args.skip_postgres_metric)
     p95 = "skipped"

@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -32,7 +32,7 @@ from warehouse import extract, incremental, publish
 from warehouse.calendar import build_calendar_tables, fingerprint
 from warehouse.dag import Model, load_models, models_fingerprint
 from warehouse.errors import BuildError, WarehouseNotBuilt
-from warehouse.lake import Lake, check_writable_path, read_pointer
+from warehouse.lake import POINTER, Lake, check_writable_path, read_pointer
 from warehouse.publish import build_lock, builder
 from warehouse.queries import build_state as warehouse_state
 from warehouse.state import FORMAT_VERSION, STATE_TABLE, continued_state, write_state
@@ -124,11 +124,21 @@ def _build(database_url: str, warehouse_path: Path, *, full: bool, now: datetime
         raise BuildError("build(now=...) must be timezone-aware")
     warehouse_path = Path(warehouse_path).expanduser().resolve()
     check_writable_path(warehouse_path)
-    models = load_models()
-    models_fp = models_fingerprint(models)
     pg = extract.conninfo(database_url)
     lake = Lake.for_build(pg, warehouse_path, data_path)
-    with build_lock(lake, pg), builder(lake) as con, ThreadPoolExecutor(1) as background:
+    with ExitStack() as stack, ThreadPoolExecutor(1) as background:
+        # an existing lake is attached (it only reads the catalog) while the models are loaded and the
+        # lock taken; a new lake's catalog is created under the lock
+        connecting = (background.submit(publish.connect_builder, lake)
+                      if (warehouse_path / POINTER).exists() else None)
+        try:
+            models = load_models()
+            models_fp = models_fingerprint(models)
+            stack.enter_context(build_lock(lake, pg))
+        except BaseException:
+            publish.discard(connecting)
+            raise
+        con = stack.enter_context(builder(lake, connecting))
         t = time.perf_counter()
         started = t - t0  # models, lock, DuckDB with the lake attached
         prior, full = incremental.previous_state(continued_state(con), models_fp, full)
