@@ -12,10 +12,11 @@ how long until its slot; nobody sleeps here.
 
 ``PACING`` keeps the spacing a little wider than the limit so that network and scheduling jitter
 between our workers and the platform cannot make the platform see more than ``rate`` sends in one
-second: the ``rate + 1``-th send of a window is due ``rate × T − τ`` after the first, i.e. 1.053 s − τ,
-so the platform would have to receive the first one 33 ms (at 40/s; 40 ms at 80/s) later than the last.
-With 3 % (0.97) that margin was 11 ms below 50/s, and a loaded test machine exceeded it (41 sends
-seen in one second at 40/s).
+second: the ``rate + 1``-th send of a window is due ``rate × T − τ`` after the first, i.e. 1.111 s − τ,
+so the platform would have to receive the first one ~91 ms (at 40/s; ~97 ms at 80/s) later than the
+last. With 3 % (0.97) that margin was 11 ms below 50/s, with 5 % (0.95) 33-40 ms, and a loaded test
+machine (the whole suite beside three sender processes on 2 cores) exceeded both (41 sends seen in one
+second at 40/s).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from switchboard.db.schema import ChannelSendRate
 from switchboard.uow import UnitOfWork
 
 RATES = cast(Table, ChannelSendRate.__table__)
-PACING = 0.95  # sends are spaced 1 / (0.95 × rate) apart: 5 % headroom for jitter on the way
+PACING = 0.90  # sends are spaced 1 / (0.9 × rate) apart: 10 % headroom for jitter on the way
 MAX_LATENESS_S = 0.02  # τ: a slot taken up to this late (at most one interval) does not shift the next
 
 

@@ -139,8 +139,9 @@ def test_a_slow_channel_does_not_delay_another_channels_messages(rig: Rig) -> No
     sent = sum(send_outbox_once(rig.engine, rig.connectors, now=t0 + timedelta(seconds=1 + i * fast_step)).sent
                for i in range(3))  # one slot per 1/80 s: a worker that is that quick sends one per round
     assert sent == 3 and statuses(rig, fast + more) == [("SENT", 1)] * 4
-    for at in (step, 2 * step):
-        stats = send_outbox_once(rig.engine, rig.connectors, now=t0 + timedelta(seconds=at))
+    slot = timedelta(seconds=step)  # the limiter's own arithmetic: k slots later is k × the rounded interval
+    for at in (slot, 2 * slot):
+        stats = send_outbox_once(rig.engine, rig.connectors, now=t0 + at)
         assert (stats.claimed, stats.sent) == (1, 1)
     assert statuses(rig, slow) == [("SENT", 1)] * 3
 
