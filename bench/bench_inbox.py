@@ -237,6 +237,32 @@ def timed(fn: Callable[[], Any], n: int) -> list[float]:
     return out
 
 
+def batch_items(rnd: random.Random, n_conv: int, b: int, size: int, *, channel_index: int, new_prefix: str,
+                id_prefix: str, start: datetime, raw: bool) -> list[InboundMessage]:
+    """Batch ``b`` of inbound messages for one channel: 70 % from existing customers of the channel (with
+    their usual profile name, as platforms send it), 30 % from new ones (``new_prefix`` numbers)."""
+    items = []
+    for k in range(size):
+        if rnd.random() < 0.7:
+            i = rnd.randrange(n_conv // N_CHANNELS) * N_CHANNELS + channel_index  # existing, same channel
+            contact, name = f"+49{i:09d}", f"Customer {i}"
+        else:
+            contact = f"{new_prefix}{b:04d}{k:06d}"
+            name = f"C {contact}"
+        items.append(InboundMessage(f"{id_prefix}.{b}.{k}", ContactRef(contact, display_name=name),
+                                    start + timedelta(seconds=b * 60 + k / 10), f"new message {b}/{k}",
+                                    raw={"b": b, "k": k} if raw else {}))
+    return items
+
+
+def searcher(engine: Any, manager: Actor, term: str) -> Callable[[], Any]:
+    """A search of the inbox for ``term`` by ``manager``, in its own unit of work, as the app does it."""
+    def run() -> Any:
+        with UnitOfWork(engine) as uow:
+            return list_conversations(uow, manager, search=term)
+    return run
+
+
 def search_pending(engine: Any, manager: Actor, samples: int) -> None:
     """Search while the new messages' trigrams wait in the pending list of ``ix_messages_body_trgm``
     (ingest appends them there, ``maintain-inbox`` merges them every 30 s): the list's size, searches for
@@ -250,10 +276,7 @@ def search_pending(engine: Any, manager: Actor, samples: int) -> None:
         return f"{row.pending_pages:,} pages ({row.pending_pages * 8 / 1024:.1f} MB), {row.pending_tuples:,} entries"
 
     def search(term: str) -> Callable[[], Any]:
-        def run() -> Any:
-            with UnitOfWork(engine) as uow:
-                return list_conversations(uow, manager, search=term)
-        return run
+        return searcher(engine, manager, term)
 
     cases = [("a new message", search("new message 17/250")), ("an old message", search("message 3 of conversation 4242"))]
     n = max(10, samples // 2)
@@ -308,17 +331,8 @@ def main() -> None:
     window = [0, 0.0, 0.0, 0.0]  # messages, seconds, client CPU, server CPU of the current window
     for b in range(args.batches):
         ch_idx = b % N_CHANNELS
-        items = []
-        for k in range(args.batch_size):
-            if rnd.random() < 0.7:
-                i = rnd.randrange(n_conv // N_CHANNELS) * N_CHANNELS + ch_idx  # existing, same channel
-                contact, name = f"+49{i:09d}", f"Customer {i}"  # its usual profile name, as platforms send it
-            else:
-                contact = f"+1{b:04d}{k:06d}"
-                name = f"C {contact}"
-            items.append(InboundMessage(f"bench.{b}.{k}", ContactRef(contact, display_name=name),
-                                        base + timedelta(seconds=b * 60 + k / 10), f"new message {b}/{k}",
-                                        raw={"b": b, "k": k}))
+        items = batch_items(rnd, n_conv, b, args.batch_size, channel_index=ch_idx, new_prefix="+1",
+                            id_prefix="bench", start=base, raw=True)
         t = time.perf_counter()
         c0 = time.process_time()
         with UnitOfWork(engine) as uow:
@@ -351,21 +365,10 @@ def main() -> None:
     if args.workers > 1:
         from concurrent.futures import ThreadPoolExecutor
 
-        def batch_items(b: int) -> tuple[int, list[InboundMessage]]:
-            ch = (b * 7) % N_CHANNELS
-            out = []
-            for k in range(args.batch_size):
-                if rnd.random() < 0.7:
-                    i = rnd.randrange(n_conv // N_CHANNELS) * N_CHANNELS + ch
-                    contact, name = f"+49{i:09d}", f"Customer {i}"
-                else:
-                    contact = f"+2{b:04d}{k:06d}"
-                    name = f"C {contact}"
-                out.append(InboundMessage(f"bench.w.{b}.{k}", ContactRef(contact, display_name=name),
-                                          base + timedelta(hours=2, seconds=b * 60 + k / 10), f"new message {b}/{k}"))
-            return channels[ch], out
-
-        batches = [batch_items(b) for b in range(args.batches)]
+        batches = [(channels[(b * 7) % N_CHANNELS],
+                    batch_items(rnd, n_conv, b, args.batch_size, channel_index=(b * 7) % N_CHANNELS,
+                                new_prefix="+2", id_prefix="bench.w", start=base + timedelta(hours=2), raw=False))
+                   for b in range(args.batches)]
 
         def run_worker(w: int) -> int:
             n = 0
@@ -413,10 +416,7 @@ def main() -> None:
     measure_cases("list_conversations", cases, n)
 
     def search(term: str) -> Callable[[], Any]:
-        def run() -> Any:
-            with UnitOfWork(engine) as uow:
-                return list_conversations(uow, manager, search=term)
-        return run
+        return searcher(engine, manager, term)
 
     terms = [
         ("contact name, 1 match", f"Customer {n_conv // 2 + 7}"),

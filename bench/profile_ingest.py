@@ -31,7 +31,7 @@ import bench_inbox as inbox  # noqa: E402
 from switchboard.db.engine import scratch_database  # noqa: E402
 from switchboard.db.migrate import upgrade  # noqa: E402
 from switchboard.services.ingest import ingest_items  # noqa: E402
-from switchboard.types import ContactRef, InboundMessage  # noqa: E402
+from switchboard.types import InboundMessage  # noqa: E402
 from switchboard.uow import UnitOfWork  # noqa: E402
 
 WARM_UP_BATCHES = 5
@@ -51,21 +51,11 @@ def main() -> None:
     engine = create_engine(url)
     rnd = random.Random(11)
     n_conv = info["n_conv"]
-    batches: list[tuple[int, list[InboundMessage]]] = []
-    for b in range(args.batches):
-        ch = b % inbox.N_CHANNELS
-        items = []
-        for k in range(args.batch_size):
-            if rnd.random() < 0.7:
-                i = rnd.randrange(n_conv // inbox.N_CHANNELS) * inbox.N_CHANNELS + ch
-                contact, name = f"+49{i:09d}", f"Customer {i}"
-            else:
-                contact = f"+1{b:04d}{k:06d}"
-                name = f"C {contact}"
-            items.append(InboundMessage(f"bench.{b}.{k}", ContactRef(contact, display_name=name),
-                                        inbox.T_END + timedelta(hours=1, seconds=b * 60 + k / 10),
-                                        f"new message {b}/{k}", raw={"b": b, "k": k}))
-        batches.append((info["channels"][ch], items))
+    batches = [(info["channels"][b % inbox.N_CHANNELS],
+                 inbox.batch_items(rnd, n_conv, b, args.batch_size, channel_index=b % inbox.N_CHANNELS,
+                                   new_prefix="+1", id_prefix="bench", start=inbox.T_END + timedelta(hours=1),
+                                   raw=True))
+                for b in range(args.batches)]
 
     def run(part: list[tuple[int, list[InboundMessage]]]) -> int:
         n = 0
