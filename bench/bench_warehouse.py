@@ -46,11 +46,12 @@ from sqlalchemy.engine import make_url
 from switchboard.db.engine import embedded_server, ensure_database, sync_url
 from switchboard.db.migrate import upgrade
 from warehouse import queries
-from warehouse.build import build, maintain
+from warehouse.build import DEFAULT_BUILD_NICE, build, maintain
 from warehouse.extract import conninfo
 from warehouse.publish import work_file
 
 T_END = datetime(2026, 3, 31, 12, 0, tzinfo=UTC)
+BUILD_NICE = [DEFAULT_BUILD_NICE]  # --build-nice
 SPAN_DAYS = 30
 AGENTS = 50
 CHANNELS = 4
@@ -392,6 +393,8 @@ PAGE_READS = {
     "response time per day": "queries.response_times(wh, 1, start, end, group_by='day')",
     "first response (business) per channel": "queries.time_metric_stats(wh, 1, 'first_response', start, end, "
                                              "group_by='channel', business_hours=True)",
+    "headline tiles": "queries.headline(wh, 1, start, end)",
+    "response time distribution": "queries.time_metric_distribution(wh, 1, 'response', start, end)",
     "heatmap": "queries.hourly_volume(wh, 1, start, end)",
     "SLA per day": "queries.sla_daily(wh, 1, start, end)",
     "SLA breaches": "queries.sla_breaches(wh, 1, start, end)",
@@ -449,7 +452,7 @@ def _read_during_build(url: str, wh: Path, tmp: Path, name: str, start: date, en
             time.sleep(0.2)
         time.sleep(2)
         t0 = time.time()
-        rep = build(url, wh, full=True, now=T_END + timedelta(hours=1))
+        rep = build(url, wh, full=True, now=T_END + timedelta(hours=1), nice=BUILD_NICE[0])
         t1 = time.time()
         time.sleep(1)
     finally:
@@ -503,11 +506,14 @@ def main() -> None:
     ap.add_argument("--skip-load", action="store_true",
                     help="--database-url already holds this --scale's rows up to the end time (loaded by an earlier "
                          "run with --keep): skip loading them (the extra hour is still loaded)")
+    ap.add_argument("--build-nice", type=int, default=DEFAULT_BUILD_NICE,
+                    help="the builds' CPU priority (WAREHOUSE_BUILD_NICE; 0 = the readers' own priority)")
     ap.add_argument("--pg-dir", type=Path, default=None,
                     help="a persistent embedded Postgres data directory: the generated rows are loaded once into a "
                          "template database there, and every later run starts from a copy of it (for repeated runs)")
     args = ap.parse_args()
 
+    BUILD_NICE[0] = args.build_nice
     n_conv = max(1000, int(1_000_000 * args.scale))
     if args.span_days is None:
         args.span_days = round(SPAN_DAYS * max(1.0, args.scale))
@@ -593,7 +599,7 @@ def run(args: argparse.Namespace, n_conv: int, tmp: Path) -> None:
                 _save_template(url, base, name)
     with psycopg.connect(conninfo(url)) as pg:
         wh = tmp / "warehouse"
-        rep = build(url, wh, full=True, now=T_END)
+        rep = build(url, wh, full=True, now=T_END, nice=BUILD_NICE[0])
         full_s = rep.seconds
         print(f"full build: {full_s:.2f} s  (extract {rep.timings.get('extract', 0):.2f} s; "
               f"rows {rep.rows_extracted})  [load {_load()}]")
@@ -604,7 +610,7 @@ def run(args: argparse.Namespace, n_conv: int, tmp: Path) -> None:
         t = time.perf_counter()
         hour = load(pg, duck, T_END, T_END + timedelta(hours=1), tmp, first=False)
         print(f"one hour of new traffic loaded in {time.perf_counter() - t:.1f} s: {hour}")
-        rep2 = build(url, wh, now=T_END + timedelta(hours=1))
+        rep2 = build(url, wh, now=T_END + timedelta(hours=1), nice=BUILD_NICE[0])
         inc_s = rep2.seconds
         print(f"incremental build: {inc_s:.2f} s  ({rep2.conversations_recomputed} conversations recomputed; "
               f"keys recomputed {rep2.keys_recomputed})  [load {_load()}]")
@@ -615,7 +621,7 @@ def run(args: argparse.Namespace, n_conv: int, tmp: Path) -> None:
         print("  keyed models: " + ", ".join(f"{k} {rep2.timings[k]:.3f}s" for k in keyed))
 
         for i in range(args.idle_builds):
-            rep3 = build(url, wh, now=T_END + timedelta(hours=1, minutes=5 * (i + 1)))
+            rep3 = build(url, wh, now=T_END + timedelta(hours=1, minutes=5 * (i + 1)), nice=BUILD_NICE[0])
             slow = sorted(((v, k) for k, v in rep3.timings.items() if "/" not in k), reverse=True)[:8]
             print(f"incremental build with no new traffic: {rep3.seconds:.2f} s ({rep3.conversations_recomputed} "
                   f"conversations recomputed; " + ", ".join(f"{k} {v:.2f}s" for v, k in slow) + f")  [load {_load()}]")
@@ -625,11 +631,11 @@ def run(args: argparse.Namespace, n_conv: int, tmp: Path) -> None:
     if not args.skip_readers:
         p95 = reads_during_build(url, wh, tmp, readers=args.readers, also=args.also_time_read)
         t = time.perf_counter()
-        maintain(url, wh, keep=timedelta(0))
+        maintain(url, wh, keep=timedelta(0), nice=BUILD_NICE[0])
         print(f"maintenance (merge, expire, clean): {time.perf_counter() - t:.2f} s  [load {_load()}]")
     print(f"\nSUMMARY scale={args.scale}: full {full_s:.2f} s (goal <= 30), incremental {inc_s:.2f} s (goal <= 1), "
           f"key metric Postgres/DuckDB {metric} (goal >= 10x), heaviest analytics read p95 during a full build "
-          f"{p95} (goal <= 100 ms); load average {_load()}")
+          f"{p95} (goal <= 100 ms); builds at nice {BUILD_NICE[0]}; load average {_load()}")
 
 
 if __name__ == "__main__":

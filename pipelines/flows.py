@@ -213,7 +213,7 @@ def warehouse_build_flow(full: bool = False) -> dict[str, Any]:
     settings = get_settings()
     return _warehouse("warehouse-build",
                       lambda: build(database_url(settings), settings.warehouse_file, full=full,
-                                    data_path=settings.warehouse_data_path),
+                                    data_path=settings.warehouse_data_path, nice=settings.warehouse_build_nice),
                       warehouse_jobs.build_summary)
 
 
@@ -225,7 +225,9 @@ def warehouse_maintain_flow() -> dict[str, Any]:
 
     settings = get_settings()
     keep = timedelta(minutes=settings.warehouse_snapshot_retention_minutes)
-    return _warehouse("warehouse-maintain", lambda: maintain(database_url(settings), settings.warehouse_file, keep=keep),
+    return _warehouse("warehouse-maintain",
+                      lambda: maintain(database_url(settings), settings.warehouse_file, keep=keep,
+                                       nice=settings.warehouse_build_nice),
                       lambda t: {k: round(v, 3) for k, v in t.items()})
 
 

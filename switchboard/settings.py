@@ -42,6 +42,8 @@ class Settings(BaseSettings):
     warehouse_data_path: str | None = None
     # how often the worker builds the warehouse incrementally (each build commits only what changed)
     warehouse_build_interval_seconds: int = 300
+    # the warehouse build's CPU priority (nice, 0-19): a batch job behind the app's reads and the inbox
+    warehouse_build_nice: int = 10
     # warehouse maintenance (worker): snapshots older than this are expired and their files deleted
     warehouse_snapshot_retention_minutes: int = 60
     public_base_url: str = "http://127.0.0.1:8000"
@@ -79,6 +81,13 @@ class Settings(BaseSettings):
     def _port(cls, value: int) -> int:
         if not 0 < value < 65536:
             raise ValueError("must be a TCP port between 1 and 65535")
+        return value
+
+    @field_validator("warehouse_build_nice")
+    @classmethod
+    def _nice(cls, value: int) -> int:
+        if not 0 <= value <= 19:
+            raise ValueError("must be a niceness between 0 (normal priority) and 19 (lowest)")
         return value
 
     @field_validator(*_MINIMUMS)

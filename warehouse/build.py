@@ -1,20 +1,23 @@
-"""The warehouse build: extract, calendars, SQL models in dependency order, atomic publish.
+"""The warehouse build: extract, calendars, SQL models in dependency order, one lake commit.
 
 ``build(database_url, warehouse_path, full=False)``:
 
-1. takes the build lock and a private side file (:mod:`warehouse.publish`): readers keep using the
-   published file and never see or block the build;
+1. takes the build lock (:mod:`warehouse.publish`; readers never wait for it) and attaches the lake;
 2. extracts from Postgres (:mod:`warehouse.extract`: full, or incremental from the watermarks of the
-   build state, :mod:`warehouse.state`) — incrementally while the published file is copied aside;
+   build state, :mod:`warehouse.state`) into the builder's private work file;
 3. regenerates the calendar tables from the current calendars (:mod:`warehouse.calendar`; a changed
    calendar recomputes every conversation, so business-hours columns always follow it);
 4. runs the models (:mod:`warehouse.dag`, rendered by :mod:`warehouse.render`), incrementally only
    for the conversations and keys in scope (:mod:`warehouse.incremental`);
-5. writes the build state, checkpoints and swaps the side file over the published one (atomic).
+5. writes the build state, commits the work file and publishes what changed in one lake commit.
+
+The build runs at a lower CPU priority than the rest of the machine (``nice``): it is a batch job,
+and the analytics page's reads and the inbox's processes should not wait behind it.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -56,27 +59,68 @@ class BuildReport:
     keys_recomputed: dict[str, int] = field(default_factory=dict)
 
 
+# the default CPU priority of a build (0 = normal, 19 = lowest): the WAREHOUSE_BUILD_NICE setting
+DEFAULT_BUILD_NICE = 10
+
+
 def build(database_url: str, warehouse_path: Path, *, full: bool = False,
-          now: datetime | None = None, data_path: str | None = None) -> BuildReport:
+          now: datetime | None = None, data_path: str | None = None,
+          nice: int = DEFAULT_BUILD_NICE) -> BuildReport:
     """Build (incrementally unless ``full``) and publish the warehouse in one lake commit.
 
     ``data_path``: where a new lake keeps its data files (default ``<warehouse_path>/data/``; a lake
-    keeps the one it was created with). Every failure is a :class:`BuildError` with a readable reason
-    (Postgres unreachable, disk full, a model failing…); the published snapshot is then left as it was.
+    keeps the one it was created with). ``nice``: the build's CPU priority (see :func:`at_priority`).
+    Every failure is a :class:`BuildError` with a readable reason (Postgres unreachable, disk full, a
+    model failing…); the published snapshot is then left as it was.
     """
     with _readable_errors(warehouse_path):
-        return _build(database_url, warehouse_path, full=full, now=now, data_path=data_path)
+        return at_priority(nice, lambda: _build(database_url, warehouse_path, full=full, now=now,
+                                                data_path=data_path))
 
 
-def maintain(database_url: str, warehouse_path: Path, *, keep: timedelta) -> dict[str, float]:
+def at_priority(nice: int, fn: Callable[[], T]) -> T:
+    """``fn()`` run in a thread of its own whose niceness is raised to ``nice`` (0-19), and its result.
+
+    Linux keeps a niceness per thread, and a thread starts with its creator's: DuckDB's worker threads
+    (started when the build opens its DuckDB instance) and the build's helper threads run at ``nice``
+    too, while the calling thread keeps its own. A reader at normal priority then gets the CPU first
+    when both want it, and an idle machine runs the build as fast as before. ``nice`` 0 (or a platform
+    without per-thread priorities) runs ``fn`` in the calling thread.
+    """
+    if not 0 <= nice <= 19:
+        raise BuildError(f"the build's CPU priority (nice) must be between 0 and 19, not {nice}")
+    if nice == 0 or not hasattr(os, "setpriority") or not hasattr(threading, "get_native_id"):
+        return fn()
+    outcome: list[Any] = []
+
+    def lowered() -> None:
+        try:
+            tid = threading.get_native_id()
+            os.setpriority(os.PRIO_PROCESS, tid, max(nice, os.getpriority(os.PRIO_PROCESS, tid)))
+            outcome.append((True, fn()))
+        except BaseException as exc:  # handed to the caller's thread
+            outcome.append((False, exc))
+
+    worker = threading.Thread(target=lowered, name="warehouse-build")
+    worker.start()
+    worker.join()
+    ok, value = outcome[0]
+    if not ok:
+        raise value
+    return value
+
+
+def maintain(database_url: str, warehouse_path: Path, *, keep: timedelta,
+             nice: int = DEFAULT_BUILD_NICE) -> dict[str, float]:
     """Expire the snapshots older than ``keep`` and delete the files no kept snapshot reads
-    (:func:`warehouse.publish.maintain`); {} if the warehouse was never built. Errors as :func:`build`."""
+    (:func:`warehouse.publish.maintain`); {} if the warehouse was never built. Errors and ``nice`` as
+    :func:`build`."""
     with _readable_errors(warehouse_path):
         try:
             lake = read_pointer(warehouse_path)
         except WarehouseNotBuilt:
             return {}
-        return publish.maintain(lake, extract.conninfo(database_url), keep=keep)
+        return at_priority(nice, lambda: publish.maintain(lake, extract.conninfo(database_url), keep=keep))
 
 
 @contextmanager
@@ -108,8 +152,8 @@ class _Run:
     rows: dict[str, int] = field(default_factory=dict)
     built: list[str] = field(default_factory=list)
     recomputed: int = 0
-    replaced: dict[str, str] = field(default_factory=dict)  # tables updated in place → delete condition
-    unchanged: frozenset[str] = frozenset()  # published tables this build left as they were
+    replaced: dict[str, incremental.Replaced] = field(default_factory=dict)  # tables updated in place
+    unchanged: set[str] = field(default_factory=set)  # published tables this build left as they were
 
 
 def _build(database_url: str, warehouse_path: Path, *, full: bool, now: datetime | None,
@@ -171,7 +215,8 @@ def _build(database_url: str, warehouse_path: Path, *, full: bool, now: datetime
             run.timings["commit"] = time.perf_counter() - t
             t = time.perf_counter()
             con.execute("begin transaction")
-            publish.publish(con, models, run.replaced, STATE_TABLE, unchanged=run.unchanged, timings=run.timings)
+            publish.publish(con, models, run.replaced, STATE_TABLE, unchanged=frozenset(run.unchanged),
+                            timings=run.timings)
             con.execute("commit")
             run.timings["publish"] = time.perf_counter() - t
             t = time.perf_counter()
@@ -225,12 +270,13 @@ def _run(con: duckdb.DuckDBPyConnection, run: _Run, fetched: extract.Fetched | N
         incremental.log.info("calendars, SLA targets, channels or users changed: recomputing every conversation")
     if not run.full and state.get("reference_fingerprint") == ref_fp:
         # the published reference tables are copies of these raw tables: the lake already holds them
-        run.unchanged = frozenset(incremental.REFERENCE_MODELS)
+        run.unchanged.update(incremental.REFERENCE_MODELS)
     run.recomputed = incremental.set_scope(con, recompute_all=everything, now=run.now)
     run.timings["calendar"] = time.perf_counter() - t
 
     run.built = incremental.run_models(con, run.models, scoped=not run.full, keyed=not everything,
-                                       timings=run.timings, keys=run.keys, replaced=run.replaced)
+                                       timings=run.timings, keys=run.keys, replaced=run.replaced,
+                                       unchanged=run.unchanged)
     write_state(con, {
         "format": FORMAT_VERSION,
         "models_fingerprint": run.models_fp,

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -27,9 +28,18 @@ from warehouse.render import IN_SCOPE, render, since_at_sql, since_min_variable
 
 log = logging.getLogger(__name__)
 
-# Columns that change on every build without changing any figure a keyed model aggregates (the build
-# time stamped on each recomputed row): left out when looking for changed rows.
-DELTA_IGNORED_COLUMNS = ("as_of",)
+@dataclass(frozen=True)
+class Replaced:
+    """How a table the build updated in place is published: the lake's rows ``where`` holds are
+    deleted and the rows of ``_new_<model>`` that ``new_rows`` holds are inserted."""
+
+    where: str
+    new_rows: str = "true"
+
+
+def changed_conversations(name: str) -> str:
+    """The rows of the conversations whose rows of ``name`` changed in this build (``_delta_<name>``)."""
+    return f"conversation_id in (select conversation_id from _delta_{name})"  # noqa: S608 (identifiers from code)
 
 
 # the published models that are the reference tables as extracted (renamed and cast only)
@@ -94,8 +104,9 @@ def set_scope(con: duckdb.DuckDBPyConnection, *, recompute_all: bool, now: datet
 
 def _make_delta(con: duckdb.DuckDBPyConnection, name: str) -> None:
     """``_delta_<name>``: the rows that changed in this build, old and new versions."""
-    cols = ", ".join(f'"{r[0]}"' for r in con.execute(f"describe _new_{name}").fetchall()  # noqa: S608 (identifiers from code)
-                     if r[0] not in DELTA_IGNORED_COLUMNS)
+    # no conversation-scoped model stamps the build's time on its rows: a recomputed row that came out
+    # the same is not a change (an open conversation's SLA status is as of the build: its build state)
+    cols = ", ".join(f'"{r[0]}"' for r in con.execute(f"describe _new_{name}").fetchall())  # noqa: S608 (identifiers from code)
     # set semantics (EXCEPT, not EXCEPT ALL: ~7x faster) are exact here: every model's rows are unique
     con.execute(f"create or replace temp table _delta_{name} as "  # noqa: S608 (identifiers from code)
                 f"(select {cols} from _new_{name} except select {cols} from _old_{name}) union all "
@@ -136,13 +147,15 @@ def _fill_keys(con: duckdb.DuckDBPyConnection, m: Model) -> tuple[str, int]:
 
 def materialize(con: duckdb.DuckDBPyConnection, m: Model, by_name: dict[str, Model], *, scoped: bool,
                 keyed: bool = False, delta: bool = False, timings: dict[str, float] | None = None,
-                replaced: dict[str, str] | None = None) -> int | None:
+                replaced: dict[str, Replaced] | None = None, unchanged: set[str] | None = None) -> int | None:
     """Create or update one model; returns the number of keys recomputed by a keyed run.
 
     ``scoped``: an incremental build (conversation-scoped models recompute ``_scope`` only);
     ``keyed``: key-scoped models recompute their keys in scope only; ``delta``: a keyed model reads
     this one, so keep its changed rows in ``_delta_<name>``. A table updated in place (delete +
-    insert) gets its delete condition in ``replaced``; its new rows stay in ``_new_<name>``.
+    insert) gets how to publish it in ``replaced`` (a conversation-scoped table whose changed rows are
+    kept: only the conversations whose rows changed); its new rows stay in ``_new_<name>``. A keyed
+    model with no key in scope is left as it is (nothing runs) and added to ``unchanged``.
     """
     if m.materialized == "view":
         con.execute(f"create or replace view {m.name} as {render(m, by_name)}")
@@ -157,6 +170,15 @@ def materialize(con: duckdb.DuckDBPyConnection, m: Model, by_name: dict[str, Mod
     elif keyed and m.key_scoped:
         sql = render(m, by_name, keyed=True)
         where, n_keys = _fill_keys(con, m)
+        if n_keys == 0:  # none of its input rows changed: its rows stay, and so do the lake's
+            if delta:
+                for side in ("old", "new"):
+                    con.execute(f"create or replace temp table _{side}_{m.name} as "  # noqa: S608 (identifiers from code)
+                                f"select * from {m.name} limit 0")
+                _make_delta(con, m.name)
+            if unchanged is not None:
+                unchanged.add(m.name)
+            return n_keys
     elif delta:
         sql, where = render(m, by_name), "true"
     else:
@@ -177,14 +199,18 @@ def materialize(con: duckdb.DuckDBPyConnection, m: Model, by_name: dict[str, Mod
     if delta:
         _make_delta(con, m.name)
     if replaced is not None:
-        replaced[m.name] = where
+        # a recomputed conversation whose rows came out the same (most open ones) is not republished
+        changed = changed_conversations(m.name) if delta and scoped and m.conversation_scoped else None
+        replaced[m.name] = Replaced(changed, changed) if changed else Replaced(where)
     return n_keys
 
 
 def run_models(con: duckdb.DuckDBPyConnection, models: list[Model], *, scoped: bool, keyed: bool,
-               timings: dict[str, float], keys: dict[str, int], replaced: dict[str, str]) -> list[str]:
+               timings: dict[str, float], keys: dict[str, int], replaced: dict[str, Replaced],
+               unchanged: set[str]) -> list[str]:
     """Materialize every model in order; ``keys`` gets the keys recomputed per keyed model, ``replaced``
-    the delete condition of each table updated in place (see :func:`materialize`)."""
+    how to publish each table updated in place, ``unchanged`` the keyed models left as they were (see
+    :func:`materialize`)."""
     by_name = {m.name: m for m in models}
     delta_needed = {ks.source for m in models if m.key_scoped for ks in m.key_sources} if keyed else set()
     built: list[str] = []
@@ -192,7 +218,7 @@ def run_models(con: duckdb.DuckDBPyConnection, models: list[Model], *, scoped: b
         t = time.perf_counter()
         try:
             n_keys = materialize(con, m, by_name, scoped=scoped, keyed=keyed, delta=m.name in delta_needed,
-                                 timings=timings, replaced=replaced)
+                                 timings=timings, replaced=replaced, unchanged=unchanged)
         except duckdb.Error as exc:
             raise BuildError(f"model {m.layer}/{m.name} failed: {exc}") from exc
         if n_keys is not None:

@@ -32,7 +32,7 @@ from concurrent.futures import Future
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import psycopg
@@ -41,6 +41,9 @@ from warehouse.dag import Model
 from warehouse.errors import BuildError
 from warehouse.lake import ALIAS, Lake, attach, no_progress_bar, sql_literal
 from warehouse.state import continued_state
+
+if TYPE_CHECKING:
+    from warehouse.incremental import Replaced
 
 log = logging.getLogger(__name__)
 
@@ -187,14 +190,15 @@ def work_database(con: duckdb.DuckDBPyConnection, lake: Lake, *, fresh: bool,
             shutil.rmtree(target.parent, ignore_errors=True)
 
 
-def publish(con: duckdb.DuckDBPyConnection, models: list[Model], replaced: dict[str, str],
+def publish(con: duckdb.DuckDBPyConnection, models: list[Model], replaced: dict[str, Replaced],
             state_table: str, *, unchanged: frozenset[str] = frozenset(),
             timings: dict[str, float] | None = None) -> None:
     """Apply the build to the lake's published models in the open lake transaction of ``con``.
 
-    ``replaced``: model → delete condition of the tables the build updated in place (their new rows are
-    in ``_new_<model>``); every other published model, and ``state_table``, is copied whole, except the
-    ``unchanged`` ones the lake already holds (the reference tables when they did not change). Lake
+    ``replaced``: model → the lake rows to delete and which of its new rows (``_new_<model>``) to insert,
+    for the tables the build updated in place; every other published model, and ``state_table``, is
+    copied whole, except the ``unchanged`` ones the lake already holds (the reference tables when they
+    did not change, the keyed marts when no key was in scope). Lake
     tables and views no build publishes any more are dropped. Seconds per table in ``timings``.
     """
     names = [m.name for m in models if m.published] + [state_table]
@@ -211,8 +215,10 @@ def publish(con: duckdb.DuckDBPyConnection, models: list[Model], replaced: dict[
         if name in unchanged and name in existing:
             continue
         if name in replaced and name in existing:
-            con.execute(f'delete from {ALIAS}."{name}" where {replaced[name]}')  # noqa: S608 (identifiers from code)
-            con.execute(f'insert into {ALIAS}."{name}" by name select * from "_new_{name}"')  # noqa: S608 (identifiers from code)
+            r = replaced[name]
+            con.execute(f'delete from {ALIAS}."{name}" where {r.where}')  # noqa: S608 (identifiers from code)
+            con.execute(f'insert into {ALIAS}."{name}" by name select * from "_new_{name}" '  # noqa: S608 (identifiers from code)
+                        f'where {r.new_rows}')
         else:
             con.execute(f'create or replace table {ALIAS}."{name}" as from {WORK}."{name}"')  # noqa: S608 (identifiers from code)
         if timings is not None:

@@ -24,6 +24,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 
 import plotly.express as px
+import plotly.graph_objects as go
 import polars as pl
 import streamlit as st
 
@@ -292,26 +293,61 @@ def _trends(reader: AnalyticsReader, f: Filters, metric: str) -> None:
     _table(table, "daily", "daily")
 
 
+def _edge(ms: float) -> str:
+    """A histogram bin's edge: milliseconds below a second, else as the tiles show durations."""
+    return f"{ms:.0f} ms" if ms < 1000 else duration(ms)
+
+
 def _distribution(reader: AnalyticsReader, f: Filters, metric: str) -> None:
+    """Histogram and per-agent box plot, aggregated in the warehouse (the values never leave it)."""
     m = TIME_METRICS_BY_NAME[metric]
-    values = _read(reader, "time_metric_values", metric, f.start, f.end, business_hours=f.business, **f.reads())
-    if values.is_empty():
+    log = st.toggle("Logarithmic scale (long tails)", value=True, key="analytics_log")
+    dist = _read(reader, "time_metric_distribution", metric, f.start, f.end, business_hours=f.business,
+                 log_scale=log, **f.reads())
+    summary = dist["summary"].row(0, named=True)
+    if not summary["count"]:
         st.info(f"No {m.label.lower()} values in the selected range.")
         return
-    minutes = values.with_columns((pl.col("value_ms") / 60_000).alias("minutes"))
-    median = float(minutes["minutes"].quantile(0.5, "linear") or 0)
-    p90 = float(minutes["minutes"].quantile(0.9, "linear") or 0)
-    log = st.toggle("Logarithmic scale (long tails)", value=True, key="analytics_log")
-    positive = minutes.filter(pl.col("minutes") > 0) if log else minutes
-    fig = px.histogram(positive.to_pandas(), x="minutes", nbins=50, log_x=log,
-                       labels={"minutes": f"{m.label} (minutes)", "count": "Occurrences"})
-    fig.update_yaxes(title_text="Occurrences")
-    for name, value, dash in (("Median", median, "dash"), ("90th percentile", p90, "dot")):
-        fig.add_vline(x=max(value, 0.01) if log else value, line_dash=dash,
-                      annotation_text=f"{name}: {duration(value * 60_000)}")
+    median, p90 = float(summary["median_ms"]), float(summary["p90_ms"])
+    bins = dist["bins"]
+    last = len(bins) - 1
+
+    def holds(i: int, lo: float, hi: float) -> str:
+        """Which of the median and the 90th percentile bin ``i`` holds (the last linear bin holds its upper end)."""
+        for name, v in (("the median", median), ("the 90th percentile", p90)):
+            if lo <= v < hi or (not log and i == last and v == hi):
+                return name
+        return ""
+
+    shown = pl.DataFrame({
+        "range": [f"{_edge(lo)} – {_edge(hi)}" for lo, hi in zip(bins["lower_ms"], bins["upper_ms"], strict=True)],
+        "Occurrences": bins["count"],
+        "holds": [holds(i, lo, hi) for i, (lo, hi) in enumerate(zip(bins["lower_ms"], bins["upper_ms"], strict=True))],
+    })
+    fig = px.bar(shown.to_pandas(), x="range", y="Occurrences", color="holds",
+                 color_discrete_map={"": "#8fa8c8", "the median": "#1f4e99", "the 90th percentile": "#d9822b"},
+                 labels={"range": f"{m.label} ({'ratio' if log else 'equal'} bins)", "holds": "Bin holding"})
+    fig.update_layout(bargap=0.05, xaxis={"categoryorder": "array", "categoryarray": shown["range"].to_list()})
+    caption = (f"{summary['count']:,} values · median {duration(median)} · 90th percentile {duration(p90)}")
+    if log and summary["count_zero"]:
+        caption += f" · {summary['count_zero']:,} of 0 s not drawn on the logarithmic scale"
+    st.caption(caption)
     st.plotly_chart(fig, width="stretch")
-    st.plotly_chart(px.box(minutes.to_pandas(), x="minutes", y="agent", points="outliers", log_x=log,
-                           labels={"minutes": f"{m.label} (minutes)", "agent": "Agent"}), width="stretch")
+    agents = dist["agents"]
+    floor = 0.001  # minutes: a log axis cannot draw 0
+
+    def minutes(col: str) -> list[float]:
+        return [max(v / 60_000, floor) if log else v / 60_000 for v in agents[col].fill_null(0).to_list()]
+
+    box = go.Figure(go.Box(
+        y=agents["agent"].fill_null("(no agent)").to_list(), q1=minutes("q1_ms"), median=minutes("median_ms"),
+        q3=minutes("q3_ms"), lowerfence=minutes("lower_fence_ms"), upperfence=minutes("upper_fence_ms"),
+        orientation="h", name="", boxpoints=False))
+    box.update_xaxes(type="log" if log else "linear", title_text=f"{m.label} (minutes)")
+    box.update_yaxes(title_text="Agent")
+    st.caption("Per agent: the box spans the middle half of the values (with the median), the whiskers reach "
+               "the most extreme values within 1.5 times the box's width; values beyond are not drawn.")
+    st.plotly_chart(box, width="stretch")
 
 
 def _heatmap(reader: AnalyticsReader, f: Filters) -> None:

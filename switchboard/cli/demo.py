@@ -365,7 +365,8 @@ def run_demo(*, fresh: bool = False, customers: int = 6, speed: float = 1.0) -> 
             print(f"  imported demo history: {history}")
         from warehouse.build import build
 
-        report = build(url, settings.warehouse_file, data_path=settings.warehouse_data_path)
+        report = build(url, settings.warehouse_file, data_path=settings.warehouse_data_path,
+                       nice=settings.warehouse_build_nice)
         print(f"  warehouse built at {report.path} in {report.seconds:.1f} s (then every 5 minutes by the worker)")
         supervisor.spawn("sandbox", sb + [  # after the history: it knows who wrote within 24 hours
             "sandbox", "--webhook-url", info["webhook_url"], "--app-secret", info["app_secret"],

@@ -334,7 +334,7 @@ def cmd_warehouse_build(args: argparse.Namespace) -> None:
     settings = get_settings()
     try:
         report = build(database_url(settings), settings.warehouse_file, full=args.full,
-                       data_path=settings.warehouse_data_path)
+                       data_path=settings.warehouse_data_path, nice=settings.warehouse_build_nice)
     except BuildError as exc:
         raise SwitchboardError(f"warehouse build failed: {exc}") from None
     kind = "full" if report.full else "incremental"

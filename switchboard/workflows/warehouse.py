@@ -62,7 +62,8 @@ def build_when_free(engine: Engine, settings: Settings, *, reason: str, max_wait
         try:
             report = recorded(engine, "warehouse-build",
                               lambda: build(database_url(settings), settings.warehouse_file,
-                                            data_path=settings.warehouse_data_path),
+                                            data_path=settings.warehouse_data_path,
+                                            nice=settings.warehouse_build_nice),
                               lambda r: {**build_summary(r), "reason": reason})
             return {**build_summary(report), "reason": reason}
         except BuildError as exc:

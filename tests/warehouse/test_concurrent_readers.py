@@ -34,7 +34,7 @@ path, stop, parent = Path(sys.argv[1]), Path(sys.argv[2]), os.getppid()
 while not stop.exists() and os.getppid() == parent:  # the test ends it, or it ends with the test
     with queries.connect(path) as con:
         built_at = read_state(con)["built_at"]
-        row = con.execute("select count(*), max(as_of) from conversation_cycles").fetchone()
+        row = con.execute("select count(*), max(started_at) from conversation_cycles").fetchone()
     print(json.dumps([built_at, row[0], str(row[1])]), flush=True)
     time.sleep(0.05)
 """
@@ -43,7 +43,7 @@ while not stop.exists() and os.getppid() == parent:  # the test ends it, or it e
 def _observed(path: Path) -> tuple[str, int, str]:
     with queries.connect(path) as con:
         built_at = read_state(con)["built_at"]
-        row = con.execute("select count(*), max(as_of) from conversation_cycles").fetchone()
+        row = con.execute("select count(*), max(started_at) from conversation_cycles").fetchone()
     assert row is not None
     return built_at, int(row[0]), str(row[1])
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
+import polars as pl
 import pytest
 from sqlalchemy import Engine
 
@@ -136,3 +137,48 @@ def test_headline_figures_and_drill_down_on_the_worked_example(engine: Engine, w
     assert values["value_ms"].to_list() == [5 * MIN, 6 * MIN, 980 * MIN]
     assert queries.time_metric_values(w.path, org, "response", mon, tue, agent="ben@example.com")["value_ms"] \
         .to_list() == [5 * MIN]
+
+
+def _expected_box(v: list[float]) -> dict[str, float]:
+    s = pl.Series(v, dtype=pl.Float64)
+    q1, med, q3 = (float(s.quantile(q, "linear") or 0) for q in (0.25, 0.5, 0.75))
+    lo, hi = q1 - 1.5 * (q3 - q1), q3 + 1.5 * (q3 - q1)
+    return {"count": len(v), "min_ms": min(v), "q1_ms": q1, "median_ms": med, "q3_ms": q3, "max_ms": max(v),
+            "lower_fence_ms": min(x for x in v if x >= lo), "upper_fence_ms": max(x for x in v if x <= hi)}
+
+
+@pytest.mark.parametrize("log_scale", [True, False])
+def test_the_distribution_is_aggregated_from_the_same_values(engine: Engine, wh: Any, log_scale: bool) -> None:
+    """The page's histogram and box plot, computed in the warehouse, agree with the values themselves."""
+    example(engine)
+    w = wh().build(T("2026-03-04 00:00"))
+    org, mon, tue = ids_org(w), date(2026, 3, 2), date(2026, 3, 3)
+    for metric in ("response", "first_response", "resolution"):
+        values = queries.time_metric_values(w.path, org, metric, mon, tue)
+        dist = queries.time_metric_distribution(w.path, org, metric, mon, tue, log_scale=log_scale)
+        v = [float(x) for x in values["value_ms"]]
+        summary = dist["summary"].row(0, named=True)
+        s = pl.Series(v, dtype=pl.Float64)
+        assert (summary["count"], summary["count_zero"]) == (len(v), sum(x == 0 for x in v))
+        assert summary["median_ms"] == pytest.approx(s.quantile(0.5, "linear"))
+        assert summary["p90_ms"] == pytest.approx(s.quantile(0.9, "linear"))
+        bins = dist["bins"].rows(named=True)
+        drawn = [x for x in v if x > 0] if log_scale else v
+        assert sum(b["count"] for b in bins) == len(drawn)
+        for b in bins:  # every value in exactly the bin that counts it
+            inside = [x for x in drawn if b["lower_ms"] <= x < b["upper_ms"]
+                      or (not log_scale and b is bins[-1] and x == b["upper_ms"])]
+            assert len(inside) == b["count"], (metric, b)
+        agents = {r["agent"]: r for r in dist["agents"].rows(named=True)}
+        by_agent: dict[Any, list[float]] = {}
+        for a, x in zip(values["agent"], values["value_ms"], strict=True):
+            by_agent.setdefault(a, []).append(float(x))
+        assert set(agents) == set(by_agent)
+        for a, xs in by_agent.items():
+            got = {k: val for k, val in agents[a].items() if k != "agent"}
+            assert got == pytest.approx(_expected_box(xs)), (metric, a)
+    # one agent's, and a range with no values
+    ben = queries.time_metric_distribution(w.path, org, "response", mon, tue, agent="ben@example.com")
+    assert ben["summary"]["count"].to_list() == [1] and ben["agents"]["agent"].to_list() == ["ben@example.com"]
+    empty = queries.time_metric_distribution(w.path, org, "response", date(2025, 1, 1), date(2025, 1, 2))
+    assert empty["summary"]["count"].to_list() == [0] and empty["bins"].is_empty() and empty["agents"].is_empty()

@@ -59,3 +59,11 @@ def test_warehouse_build_interval_is_a_setting(monkeypatch: pytest.MonkeyPatch) 
         get_settings.cache_clear()
     with pytest.raises(SettingsError, match="WAREHOUSE_BUILD_INTERVAL_SECONDS"):
         load_settings(warehouse_build_interval_seconds=5)
+
+
+def test_warehouse_build_nice_is_a_niceness() -> None:
+    assert load_settings().warehouse_build_nice == 10
+    assert load_settings(warehouse_build_nice=0).warehouse_build_nice == 0
+    for bad in (-1, 20):
+        with pytest.raises(SettingsError, match="WAREHOUSE_BUILD_NICE"):
+            load_settings(warehouse_build_nice=bad)

@@ -208,8 +208,7 @@ final as (
         {{ sla_status('resolution_ms', 'sla_resolution_ms', elapsed='elapsed_ms',
                       reached='completed_at is not null') }} as resolution_sla_status,
         {{ sla_status('resolution_business_ms_raw', 'sla_resolution_ms', elapsed='elapsed_business_ms',
-                      reached='completed_at is not null') }} as resolution_business_sla_status,
-        as_of
+                      reached='completed_at is not null') }} as resolution_business_sla_status
     from durations
 )
 

@@ -48,8 +48,7 @@ final as (
         c.first_response_sla_status,
         c.first_response_business_sla_status,
         c.resolution_sla_status,
-        c.resolution_business_sla_status,
-        c.as_of
+        c.resolution_business_sla_status
     from {{ ref('int_conversation_cycles') }} as c
     left join {{ ref('stg_channels') }} as ch on ch.channel_id = c.channel_id
     left join {{ ref('stg_organizations') }} as o on o.organization_id = c.organization_id
