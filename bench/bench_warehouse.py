@@ -21,7 +21,8 @@ traffic per hour as ``--scale 1`` with three times the history, so its increment
 the cost follows the new rows or the size of the warehouse (``--skip-readers --skip-postgres-metric``
 keep that run to the builds). Goals on 2 cores: full <= 30 s, incremental <= 1 s (and flat with ``--scale``),
 >= 10x faster than Postgres, the analytics page's heaviest read p95 <= 100 ms while a build runs
-(``--readers`` reader processes time it during a full build).
+(``--readers`` reader processes, ``--read-pause`` seconds between reads, time it during a full build
+running at ``--build-nice``, the product default 10).
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ from warehouse.publish import work_file
 
 T_END = datetime(2026, 3, 31, 12, 0, tzinfo=UTC)
 BUILD_NICE = [DEFAULT_BUILD_NICE]  # --build-nice
+READ_PAUSE = [1.0]  # --read-pause
 SPAN_DAYS = 30
 AGENTS = 50
 CHANNELS = 4
@@ -409,6 +411,7 @@ from pathlib import Path
 from warehouse import queries
 wh, stop, read = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
 start, end = date.fromisoformat(sys.argv[4]), date.fromisoformat(sys.argv[5])
+pause = float(sys.argv[6])
 eval(read)  # attach once, warm
 print("ready", flush=True)
 while not stop.exists():
@@ -418,6 +421,7 @@ while not stop.exists():
         print(json.dumps([time.time(), time.perf_counter() - t]), flush=True)
     except Exception as exc:
         print(json.dumps([time.time(), None, repr(exc)]), flush=True)
+    time.sleep(pause)  # a manager reading the page, not a loop that would leave a build no CPU at all
 """
 
 
@@ -445,7 +449,8 @@ def _read_during_build(url: str, wh: Path, tmp: Path, name: str, start: date, en
     outs = [tmp / f"reader-{i}.out" for i in range(readers)]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     procs = [subprocess.Popen([sys.executable, "-c", READER, str(wh), str(stop), PAGE_READS[name],
-                               start.isoformat(), end.isoformat()], env=env, stdout=o.open("w"))
+                               start.isoformat(), end.isoformat(), str(READ_PAUSE[0])], env=env,
+                              stdout=o.open("w"))
              for o in outs]
     try:
         while not all(o.read_text().startswith("ready") for o in outs):
@@ -467,7 +472,8 @@ def _read_during_build(url: str, wh: Path, tmp: Path, name: str, start: date, en
     def pct(xs: list[float], q: float) -> str:
         return f"{xs[min(len(xs) - 1, int(q * len(xs)))] * 1000:.0f} ms" if xs else "n/a"
 
-    print(f"page read {name!r} by {readers} reader processes during a full build ({rep.seconds:.1f} s): "
+    print(f"page read {name!r} by {readers} reader processes ({READ_PAUSE[0]:g} s between reads) during a full "
+          f"build at nice {BUILD_NICE[0]} ({rep.seconds:.1f} s): "
           f"{len(during)} reads, p50 {pct(during, 0.5)}, p95 {pct(during, 0.95)}, max {pct(during, 1.0)}; "
           f"outside the build: {len(idle)} reads, p50 {pct(idle, 0.5)}, p95 {pct(idle, 0.95)}; "
           f"{len(failed)} failed{': ' + failed[0][2] if failed else ''}  [load {_load()}]")
@@ -508,12 +514,15 @@ def main() -> None:
                          "run with --keep): skip loading them (the extra hour is still loaded)")
     ap.add_argument("--build-nice", type=int, default=DEFAULT_BUILD_NICE,
                     help="the builds' CPU priority (WAREHOUSE_BUILD_NICE; 0 = the readers' own priority)")
+    ap.add_argument("--read-pause", type=float, default=READ_PAUSE[0],
+                    help="seconds each reader process waits between two reads during the full build (0: back to "
+                         "back, which leaves a build below the readers' priority almost no CPU on 2 cores)")
     ap.add_argument("--pg-dir", type=Path, default=None,
                     help="a persistent embedded Postgres data directory: the generated rows are loaded once into a "
                          "template database there, and every later run starts from a copy of it (for repeated runs)")
     args = ap.parse_args()
 
-    BUILD_NICE[0] = args.build_nice
+    BUILD_NICE[0], READ_PAUSE[0] = args.build_nice, args.read_pause
     n_conv = max(1000, int(1_000_000 * args.scale))
     if args.span_days is None:
         args.span_days = round(SPAN_DAYS * max(1.0, args.scale))

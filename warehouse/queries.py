@@ -209,17 +209,17 @@ def time_metric_distribution(path: Path | str, org_id: int, metric: str, start: 
                              business_hours: bool = False, channel_ids: Sequence[int] | None = None,
                              agent: str | None = None, log_scale: bool = True) -> dict[str, pl.DataFrame]:
     """The distribution of one time metric's values, aggregated in the warehouse (the values themselves
-    — millions of rows at 10 M messages — never leave it), from one snapshot:
+    — millions of rows at 10 M messages — never leave it), from one snapshot, in two scans:
 
+    * ``summary``: one row over every value: ``count``, ``count_zero``, ``min_ms``, ``median_ms``,
+      ``p90_ms``, ``max_ms``;
+    * ``agents``: per agent (credited to) the box plot's figures — ``count``, ``min_ms``, ``p5_ms``,
+      ``q1_ms``, ``median_ms``, ``q3_ms``, ``p95_ms``, ``max_ms`` (the page draws the whiskers at the
+      5th and 95th percentiles); quantiles interpolated like :data:`warehouse.metrics.STATS`;
     * ``bins``: ``bin``, ``lower_ms``, ``upper_ms`` (the bin holds ``lower_ms <= value < upper_ms``; the
       last linear bin also its upper end), ``count``. Linear: ``LINEAR_BINS`` equal bins from the smallest
       to the largest value; log scale: ``LOG_BINS_PER_DECADE`` bins per factor of ten, positive values
-      only (zero cannot be drawn on a log scale; ``summary.count_zero`` says how many there are);
-    * ``agents``: per agent the box plot's figures — ``count``, ``min_ms``, ``q1_ms``, ``median_ms``,
-      ``q3_ms``, ``max_ms`` and the whiskers ``lower_fence_ms`` / ``upper_fence_ms`` (the most extreme
-      values within 1.5 interquartile ranges of the quartiles, as plotly draws them); quartiles
-      interpolated like :data:`warehouse.metrics.STATS`;
-    * ``summary``: one row, ``count``, ``count_zero``, ``median_ms``, ``p90_ms`` over every value.
+      only (zero cannot be drawn on a log scale; ``summary.count_zero`` says how many there are).
     """
     m = TIME_METRICS_BY_NAME[metric]
     value = m.business_column if business_hours else m.column
@@ -228,34 +228,41 @@ def time_metric_distribution(path: Path | str, org_id: int, metric: str, start: 
     values = (f"select {m.credited_to} as agent, {value} as v from {m.mart} "  # noqa: S608 (identifiers from the catalogue, values bound)
               f"where organization_id = ? and {m.day_column} between ? and ? and {m.row_filter}{ch_sql}{ag_sql}")
     params = [org_id, start, end, *ch_params, *ag_params]
-    if log_scale:
-        bins_sql = (f"with v as ({values} and {value} > 0), "  # noqa: S608 (identifiers from the catalogue)
-                    f"b as (select floor(log10(v) * {LOG_BINS_PER_DECADE})::int as bin from v) "
-                    f"select bin, power(10, bin / {LOG_BINS_PER_DECADE}) as lower_ms, "
-                    f"power(10, (bin + 1) / {LOG_BINS_PER_DECADE}) as upper_ms, count(*) as count "
-                    "from b group by bin order by bin")
-    else:
-        bins_sql = (f"with v as ({values}), r as (select min(v) as lo, max(v) as hi from v), "  # noqa: S608 (identifiers from the catalogue)
-                    f"b as (select least(floor((v - lo) * {LINEAR_BINS} / greatest(hi - lo, 1)), "
-                    f"{LINEAR_BINS - 1})::int as bin, lo, hi from v, r) "
-                    f"select bin, any_value(lo) + bin * greatest(any_value(hi) - any_value(lo), 1) / {LINEAR_BINS} "
-                    f"as lower_ms, any_value(lo) + (bin + 1) * greatest(any_value(hi) - any_value(lo), 1) / "
-                    f"{LINEAR_BINS} as upper_ms, count(*) as count from b group by bin order by bin")
-    agents_sql = (f"with v as ({values}), "  # noqa: S608 (identifiers from the catalogue)
-                  "q as (select agent, count(*) as count, min(v) as min_ms, "
-                  "quantile_cont(v, [0.25, 0.5, 0.75]) as q, max(v) as max_ms from v group by agent), "
-                  "f as (select agent, count, min_ms, q[1] as q1_ms, q[2] as median_ms, q[3] as q3_ms, max_ms, "
-                  "q[1] - 1.5 * (q[3] - q[1]) as lo, q[3] + 1.5 * (q[3] - q[1]) as hi from q) "
-                  "select f.agent, any_value(count) as count, any_value(min_ms) as min_ms, any_value(q1_ms) as q1_ms, "
-                  "any_value(median_ms) as median_ms, any_value(q3_ms) as q3_ms, any_value(max_ms) as max_ms, "
-                  "min(v.v) filter (where v.v >= f.lo) as lower_fence_ms, "
-                  "max(v.v) filter (where v.v <= f.hi) as upper_fence_ms "
-                  "from f join v on v.agent is not distinct from f.agent group by f.agent order by f.agent")
-    summary_sql = (f"with v as ({values}) select count(v) as count, count(v) filter (where v = 0) as count_zero, "  # noqa: S608
-                   "quantile_cont(v, [0.5, 0.9])[1] as median_ms, quantile_cont(v, [0.5, 0.9])[2] as p90_ms from v")
+    # per agent and over all values in one scan (grouping sets); the whole's median and p90 from it too
+    grouped = (f"with v as ({values}) select agent, grouping(agent) = 1 as is_all, count(v) as count, "  # noqa: S608 (identifiers from the catalogue)
+               "count(v) filter (where v = 0) as count_zero, min(v) as min_ms, "
+               "quantile_cont(v, [0.05, 0.25, 0.5, 0.75, 0.9, 0.95]) as q, max(v) as max_ms "
+               "from v group by grouping sets ((agent), ()) order by agent")
     with connect(path) as con:
-        return {"bins": query(con, bins_sql, params), "agents": query(con, agents_sql, params),
-                "summary": query(con, summary_sql, params)}
+        rows = query(con, grouped, params)
+        q = pl.col("q").list
+        whole = rows.filter(pl.col("is_all"))
+        summary = whole.select("count", "count_zero", "min_ms", q.get(2).alias("median_ms"),
+                               q.get(4).alias("p90_ms"), "max_ms") if not whole.is_empty() else pl.DataFrame()
+        agents = rows.filter(~pl.col("is_all")).select(
+            "agent", "count", "min_ms", q.get(0).alias("p5_ms"), q.get(1).alias("q1_ms"), q.get(2).alias("median_ms"),
+            q.get(3).alias("q3_ms"), q.get(5).alias("p95_ms"), "max_ms")
+        head = summary.row(0, named=True) if not summary.is_empty() else {"count": 0}
+        if not head["count"]:
+            summary = pl.DataFrame({"count": [0], "count_zero": [0], "min_ms": [None], "median_ms": [None],
+                                    "p90_ms": [None], "max_ms": [None]})
+            return {"summary": summary, "agents": agents.clear(), "bins": pl.DataFrame(
+                schema={"bin": pl.Int32, "lower_ms": pl.Float64, "upper_ms": pl.Float64, "count": pl.Int64})}
+        if log_scale:
+            bins_sql = (f"select floor(log10(v) * {LOG_BINS_PER_DECADE})::int as bin, "  # noqa: S608 (identifiers from the catalogue)
+                        f"power(10, bin / {LOG_BINS_PER_DECADE}) as lower_ms, "
+                        f"power(10, (bin + 1) / {LOG_BINS_PER_DECADE}) as upper_ms, count(*) as count "
+                        f"from ({values}) where v > 0 group by bin order by bin")
+            bins_params: list[Any] = params
+        else:  # the range is the whole's, from the scan above
+            width = f"(greatest(?::double - ?::double, 1) / {LINEAR_BINS})"
+            bins_sql = (f"select least(floor((v - ?) / {width}), {LINEAR_BINS - 1})::int as bin, "  # noqa: S608 (identifiers from the catalogue)
+                        f"? + bin * {width} as lower_ms, ? + (bin + 1) * {width} as upper_ms, "
+                        f"count(*) as count from ({values}) group by bin order by bin")
+            lo, hi = head["min_ms"], head["max_ms"]
+            bins_params = [lo, hi, lo, lo, hi, lo, lo, hi, lo, *params]
+        bins = query(con, bins_sql, bins_params)
+    return {"summary": summary, "agents": agents, "bins": bins}
 
 
 def response_times(path: Path | str, org_id: int, start: date, end: date, *, group_by: str | None = None,

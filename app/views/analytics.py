@@ -341,12 +341,12 @@ def _distribution(reader: AnalyticsReader, f: Filters, metric: str) -> None:
 
     box = go.Figure(go.Box(
         y=agents["agent"].fill_null("(no agent)").to_list(), q1=minutes("q1_ms"), median=minutes("median_ms"),
-        q3=minutes("q3_ms"), lowerfence=minutes("lower_fence_ms"), upperfence=minutes("upper_fence_ms"),
+        q3=minutes("q3_ms"), lowerfence=minutes("p5_ms"), upperfence=minutes("p95_ms"),
         orientation="h", name="", boxpoints=False))
     box.update_xaxes(type="log" if log else "linear", title_text=f"{m.label} (minutes)")
     box.update_yaxes(title_text="Agent")
-    st.caption("Per agent: the box spans the middle half of the values (with the median), the whiskers reach "
-               "the most extreme values within 1.5 times the box's width; values beyond are not drawn.")
+    st.caption("Per agent: the box spans the middle half of the values (25th to 75th percentile, the line is "
+               "the median), the whiskers the 5th to the 95th percentile.")
     st.plotly_chart(box, width="stretch")
 
 
