@@ -37,9 +37,14 @@ class Replaced:
     new_rows: str = "true"
 
 
-def changed_conversations(name: str) -> str:
-    """The rows of the conversations whose rows of ``name`` changed in this build (``_delta_<name>``)."""
-    return f"conversation_id in (select conversation_id from _delta_{name})"  # noqa: S608 (identifiers from code)
+def changed_conversations(con: duckdb.DuckDBPyConnection, name: str) -> str:
+    """The rows of the conversations whose rows of ``name`` changed in this build (``_delta_<name>``).
+
+    With a lower bound on ``conversation_id`` held in a variable (a constant to the planner, so a scan of
+    a table stored in conversation order skips the row groups below it; NULL, nothing, when none changed)."""
+    con.execute(f"set variable delta_min_{name} = (select min(conversation_id) from _delta_{name})")  # noqa: S608 (identifiers from code)
+    return (f"conversation_id >= getvariable('delta_min_{name}') and "  # noqa: S608 (identifiers from code)
+            f"conversation_id in (select conversation_id from _delta_{name})")
 
 
 # the published models that are the reference tables as extracted (renamed and cast only)
@@ -200,7 +205,7 @@ def materialize(con: duckdb.DuckDBPyConnection, m: Model, by_name: dict[str, Mod
         _make_delta(con, m.name)
     if replaced is not None:
         # a recomputed conversation whose rows came out the same (most open ones) is not republished
-        changed = changed_conversations(m.name) if delta and scoped and m.conversation_scoped else None
+        changed = changed_conversations(con, m.name) if delta and scoped and m.conversation_scoped else None
         replaced[m.name] = Replaced(changed, changed) if changed else Replaced(where)
     return n_keys
 

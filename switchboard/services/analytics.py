@@ -21,7 +21,7 @@ from warehouse import queries
 ORGANIZATION_READS = frozenset({
     "channels", "agents", "time_metric_stats", "response_times", "response_time_rows", "conversation_cycles",
     "agent_daily", "channel_daily", "hourly_volume", "sla_daily", "sla_breaches", "live_queue", "agent_load",
-    "time_metric_values", "time_metric_distribution", "cycle_rows", "headline",
+    "time_metric_values", "time_metric_distribution", "time_metric_stats_many", "cycle_rows", "headline",
 })
 
 

@@ -70,3 +70,24 @@ def test_unanswered_turns_per_day_and_channel_equal_those_counted_from_the_turns
 def test_every_time_metric_of_the_catalogue_is_in_the_daily_mart() -> None:
     [model] = [m for m in load_models() if m.name == "time_metric_daily"]
     assert {c.args[0] for c in model.calls if c.name == "metric_values"} == set(TIME_METRICS_BY_NAME)
+
+
+def test_several_metrics_read_in_one_scan_equal_each_metric_read_alone(
+        engine: Engine, db_url: str, tmp_path: Path) -> None:
+    """The headline and the agents tab read first response and response (one mart) in one scan."""
+    path, org, channels = _built(engine, db_url, tmp_path)
+    start, end = T("2026-03-01").date(), T("2026-03-31").date()
+    names = list(TIME_METRICS_BY_NAME)
+    compared = 0
+    for group_by in (None, "agent", "channel"):
+        for business in (False, True):
+            for ch in (None, channels[:1], channels[1:]):
+                for agent in (None, "ann@x.io", "nobody@x.io"):
+                    kw = {"group_by": group_by, "business_hours": business, "channel_ids": ch, "agent": agent}
+                    together = queries.time_metric_stats_many(path, org, names, start, end, **kw)  # type: ignore[arg-type]
+                    assert list(together) == names
+                    for metric in names:
+                        alone = queries.time_metric_stats_from_rows(path, org, metric, start, end, **kw)  # type: ignore[arg-type]
+                        assert_frame_equal(together[metric], alone)
+                        compared += together[metric].height
+    assert compared > 100
