@@ -85,7 +85,10 @@ def at_priority(nice: int, fn: Callable[[], T]) -> T:
     (started when the build opens its DuckDB instance) and the build's helper threads run at ``nice``
     too, while the calling thread keeps its own. A reader at normal priority then gets the CPU first
     when both want it, and an idle machine runs the build as fast as before. ``nice`` 0 (or a platform
-    without per-thread priorities) runs ``fn`` in the calling thread.
+    without per-thread priorities) runs ``fn`` in the calling thread. A ``KeyboardInterrupt`` in the
+    caller (Ctrl-C during ``switchboard warehouse build``) returns at once and the build thread (a
+    daemon) ends with the process, as if the process were killed: nothing is half-published (the work
+    file's and the lake's commits are atomic; a work file and lake that disagree mean one full build).
     """
     if not 0 <= nice <= 19:
         raise BuildError(f"the build's CPU priority (nice) must be between 0 and 19, not {nice}")
@@ -101,7 +104,7 @@ def at_priority(nice: int, fn: Callable[[], T]) -> T:
         except BaseException as exc:  # handed to the caller's thread
             outcome.append((False, exc))
 
-    worker = threading.Thread(target=lowered, name="warehouse-build")
+    worker = threading.Thread(target=lowered, name="warehouse-build", daemon=True)
     worker.start()
     worker.join()
     ok, value = outcome[0]

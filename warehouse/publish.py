@@ -114,7 +114,8 @@ def builder(lake: Lake, connecting: Future[duckdb.DuckDBPyConnection] | None = N
 
     After a build that went through, the instance is closed in a thread of its own: closing it frees
     the build's temp tables and buffers (~0.1 s at 10 M messages), and by then the work file is
-    detached and the lake committed. (Not a daemon thread: the interpreter waits for it at exit.)
+    detached and the lake committed. (Not a daemon thread, even when the build runs in one —
+    :func:`warehouse.build.at_priority` —: the interpreter waits for it at exit.)
     After a failure it is closed at once (the work file may still be attached to it)."""
     con = connecting.result() if connecting is not None else connect_builder(lake)
     try:
@@ -122,7 +123,7 @@ def builder(lake: Lake, connecting: Future[duckdb.DuckDBPyConnection] | None = N
     except BaseException:
         con.close()
         raise
-    threading.Thread(target=con.close, name="warehouse-builder-close").start()
+    threading.Thread(target=con.close, name="warehouse-builder-close", daemon=False).start()
 
 
 def open_work(con: duckdb.DuckDBPyConnection, lake: Lake) -> dict[str, Any]:
