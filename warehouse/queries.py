@@ -248,19 +248,24 @@ def time_metric_distribution(path: Path | str, org_id: int, metric: str, start: 
                                     "p90_ms": [None], "max_ms": [None]})
             return {"summary": summary, "agents": agents.clear(), "bins": pl.DataFrame(
                 schema={"bin": pl.Int32, "lower_ms": pl.Float64, "upper_ms": pl.Float64, "count": pl.Int64})}
+        # every bin from the lowest to the highest one with a value, the empty ones with count 0 (a histogram
+        # whose empty bins were left out would hide its gaps)
+        complete = ("k as (select unnest(generate_series(min(bin), max(bin))) as bin from c) "
+                    "select k.bin, {lower} as lower_ms, {upper} as upper_ms, coalesce(c.count, 0) as count "
+                    "from k left join c using (bin) order by bin")
         if log_scale:
-            bins_sql = (f"select floor(log10(v) * {LOG_BINS_PER_DECADE})::int as bin, "  # noqa: S608 (identifiers from the catalogue)
-                        f"power(10, bin / {LOG_BINS_PER_DECADE}) as lower_ms, "
-                        f"power(10, (bin + 1) / {LOG_BINS_PER_DECADE}) as upper_ms, count(*) as count "
-                        f"from ({values}) where v > 0 group by bin order by bin")
+            bins_sql = (f"with c as (select floor(log10(v) * {LOG_BINS_PER_DECADE})::int as bin, count(*) as count "  # noqa: S608 (identifiers from the catalogue)
+                        f"from ({values}) where v > 0 group by bin), " + complete.format(
+                            lower=f"power(10, k.bin / {LOG_BINS_PER_DECADE})",
+                            upper=f"power(10, (k.bin + 1) / {LOG_BINS_PER_DECADE})"))
             bins_params: list[Any] = params
         else:  # the range is the whole's, from the scan above
             width = f"(greatest(?::double - ?::double, 1) / {LINEAR_BINS})"
-            bins_sql = (f"select least(floor((v - ?) / {width}), {LINEAR_BINS - 1})::int as bin, "  # noqa: S608 (identifiers from the catalogue)
-                        f"? + bin * {width} as lower_ms, ? + (bin + 1) * {width} as upper_ms, "
-                        f"count(*) as count from ({values}) group by bin order by bin")
+            bins_sql = (f"with c as (select least(floor((v - ?) / {width}), {LINEAR_BINS - 1})::int as bin, "  # noqa: S608 (identifiers from the catalogue)
+                        f"count(*) as count from ({values}) group by bin), " + complete.format(
+                            lower=f"? + k.bin * {width}", upper=f"? + (k.bin + 1) * {width}"))
             lo, hi = head["min_ms"], head["max_ms"]
-            bins_params = [lo, hi, lo, lo, hi, lo, lo, hi, lo, *params]
+            bins_params = [lo, hi, lo, *params, lo, hi, lo, lo, hi, lo]
         bins = query(con, bins_sql, bins_params)
     return {"summary": summary, "agents": agents, "bins": bins}
 

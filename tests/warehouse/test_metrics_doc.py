@@ -165,6 +165,8 @@ def test_the_distribution_is_aggregated_from_the_same_values(engine: Engine, wh:
         bins = dist["bins"].rows(named=True)
         drawn = [x for x in v if x > 0] if log_scale else v
         assert sum(b["count"] for b in bins) == len(drawn)
+        assert [b["bin"] for b in bins] == list(range(bins[0]["bin"], bins[-1]["bin"] + 1))  # empty ones too
+        assert bins[0]["count"] and bins[-1]["count"]
         for b in bins:  # every value in exactly the bin that counts it
             inside = [x for x in drawn if b["lower_ms"] <= x < b["upper_ms"]
                       or (not log_scale and b is bins[-1] and x == b["upper_ms"])]
