@@ -149,22 +149,8 @@ def time_metric_stats_from_rows(path: Source, org_id: int, metric: str, start: d
                                 group_by: str | None = None, business_hours: bool = False,
                                 channel_ids: Sequence[int] | None = None, agent: str | None = None) -> pl.DataFrame:
     """:func:`time_metric_stats` aggregated from the occurrences (the row-level mart) for any filter."""
-    _check_metric(metric, group_by)
-    m = TIME_METRICS_BY_NAME[metric]
-    value = m.business_column if business_hours else m.column
-    key = {"agent": m.credited_to, "channel": "channel_name", "day": m.day_column, None: None}[group_by]
-    key_sql = f"{key} as {group_by}, " if key else ""
-    group_sql = "group by all order by 1" if key else ""
-    ch_sql, ch_params = _channel_filter(channel_ids)
-    ag_sql, ag_params = _agent_filter(agent, m.credited_to)
-    stats = ", ".join([f"{COUNT.render(value)} as {COUNT.name}"]
-                      + [f"{s.render(value)} as {s.name}_{m.unit}" for s in STATS])
-    sql = (
-        f"select {key_sql}{stats} from {m.mart} "  # noqa: S608 (identifiers from the catalogue, values bound)
-        f"where organization_id = ? and {m.day_column} between ? and ? and {m.row_filter}{ch_sql}{ag_sql} "
-        f"{group_sql}"
-    )
-    return query(path, sql, [org_id, start, end, *ch_params, *ag_params])
+    return time_metric_stats_many(path, org_id, [metric], start, end, group_by=group_by,
+                                  business_hours=business_hours, channel_ids=channel_ids, agent=agent)[metric]
 
 
 def _daily_metric_stats(path: Source, org_id: int, metric: str, start: date, end: date, *,
@@ -415,12 +401,10 @@ def time_metric_stats_many(path: Source, org_id: int, metrics: Sequence[str], st
                            group_by: str | None = None, business_hours: bool = False,
                            channel_ids: Sequence[int] | None = None,
                            agent: str | None = None) -> dict[str, pl.DataFrame]:
-    """:func:`time_metric_stats_from_rows` of several metrics at once (over the whole period, or per agent
-    or channel): metric → the same frame. The metrics read from the same mart (with the same day and
-    agent columns) share one scan of it, each statistic filtered to that metric's rows — the headline's
-    first response and response, the agents tab's first response and response: one scan instead of two."""
-    if group_by not in (None, "agent", "channel"):
-        raise ValueError("group_by must be agent, channel or None (per day: time_metric_stats)")
+    """:func:`time_metric_stats_from_rows` of several metrics at once: metric → its frame. The metrics read
+    from the same mart (with the same day and agent columns) share one scan of it, each statistic
+    filtered to that metric's rows — the headline's first response and response, the agents tab's first
+    response and response: one scan instead of two."""
     for metric in metrics:
         _check_metric(metric, group_by)
     groups: dict[tuple[str, str, str], list[Any]] = {}
@@ -430,7 +414,7 @@ def time_metric_stats_many(path: Source, org_id: int, metrics: Sequence[str], st
     out: dict[str, pl.DataFrame] = {}
     with connect(path) if not isinstance(path, duckdb.DuckDBPyConnection) else nullcontext(path) as con:
         for (mart, day, credited_to), ms in groups.items():
-            key = {"agent": credited_to, "channel": "channel_name", None: None}[group_by]
+            key = {"agent": credited_to, "channel": "channel_name", "day": day, None: None}[group_by]
             ch_sql, ch_params = _channel_filter(channel_ids)
             ag_sql, ag_params = _agent_filter(agent, credited_to)
             cols = [f"{key} as {group_by}"] if key else []
