@@ -6,7 +6,8 @@ labels and definitions come from the metric catalogue (:mod:`warehouse.metrics`)
 means is in docs/metrics.md.
 
 Filters (days in the organization's timezone, channels, one agent, business hours) apply to the whole
-page. Key figures compare with the previous period of the same length. Tabs: per agent, per channel,
+page. Key figures compare with the previous period of the same length. Tabs (only the open one runs
+its reads; it is in the URL, ``?tab=SLA``): per agent, per channel,
 daily trends, the distribution of a time metric, the weekday x hour heatmap, SLA, the live queue, and
 every conversation cycle. **Drill-down**: selecting an agent or channel row, a day, a heatmap cell or
 the SLA breaches lists the conversation cycles behind it (customer, channel, times) with a link that
@@ -19,6 +20,7 @@ readers never block it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
@@ -41,6 +43,7 @@ from warehouse.metrics import COUNT, STATS, TIME_METRICS, TIME_METRICS_BY_NAME
 METRICS = {m.name: m.label for m in TIME_METRICS}
 WEEKDAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
 ALL_AGENTS = "All agents"
+TAB = "tab"  # session_state and URL query parameter: the open tab
 DRILL = "analytics_drill"  # session_state: the filters of the cycles listed under the tabs, and their title
 
 
@@ -499,24 +502,24 @@ def page() -> None:
         metric = str(st.selectbox("Time metric (trends and distribution)", list(METRICS),
                                   format_func=METRICS.__getitem__, key="analytics_metric"))
         st.caption(TIME_METRICS_BY_NAME[metric].definition)
-        tabs = st.tabs(["Agents", "Channels", "Trends", "Distribution", "Weekday × hour", "SLA", "Live queue",
-                        "All conversations"])
-        with tabs[0]:
-            _agents(reader, f)
-        with tabs[1]:
-            _channels(reader, f)
-        with tabs[2]:
-            _trends(reader, f, metric)
-        with tabs[3]:
-            _distribution(reader, f, metric)
-        with tabs[4]:
-            _heatmap(reader, f)
-        with tabs[5]:
-            _sla(reader, f)
-        with tabs[6]:
-            _live(reader, f)
-        with tabs[7]:
-            _cycles(reader, actor, f, "Every conversation cycle started in the range", {}, "all")
+        # only the open tab runs its reads (a rerun when another is picked); the open tab is in the URL
+        # (?tab=SLA), so a refresh or a shared link opens the same one
+        sections: dict[str, Callable[[], None]] = {
+            "Agents": lambda: _agents(reader, f),
+            "Channels": lambda: _channels(reader, f),
+            "Trends": lambda: _trends(reader, f, metric),
+            "Distribution": lambda: _distribution(reader, f, metric),
+            "Weekday × hour": lambda: _heatmap(reader, f),
+            "SLA": lambda: _sla(reader, f),
+            "Live queue": lambda: _live(reader, f),
+            "All conversations": lambda: _cycles(reader, actor, f, "Every conversation cycle started in the range",
+                                                 {}, "all"),
+        }
+        tabs = st.tabs(list(sections), key=TAB, on_change="rerun", bind="query-params")
+        for tab, section in zip(tabs, sections.values(), strict=True):
+            if tab.open:
+                with tab:
+                    section()
         drill = st.session_state.get(DRILL)
         if drill:
             st.divider()
