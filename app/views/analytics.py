@@ -44,7 +44,8 @@ METRICS = {m.name: m.label for m in TIME_METRICS}
 WEEKDAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
 ALL_AGENTS = "All agents"
 TAB = "tab"  # session_state and URL query parameter: the open tab
-DRILL = "analytics_drill"  # session_state: the filters of the cycles listed under the tabs, and their title
+DRILL = "analytics_drill"
+CYCLES_SHOWN = 1000  # rows of a cycle list on the page (the CSV has all of them)  # session_state: the filters of the cycles listed under the tabs, and their title
 
 
 @st.cache_data(ttl=300, max_entries=256, show_spinner=False)
@@ -429,21 +430,33 @@ def _cycles(reader: AnalyticsReader, actor: Actor, f: Filters, title: str, crite
     if rows.is_empty():
         st.info("No conversation cycles match.")
         return
+    head = rows.head(CYCLES_SHOWN)
+    shown = _with_customers(actor, head).select(
+        "open", "customer", "channel_name", "cycle_number", "started_at", "accepted_by_email", "first_response_at",
+        "first_responder_email", "completed_at", "first_response_ms", "resolution_ms", "first_response_sla_status",
+        "count_unanswered_turns")
+    if rows.height > head.height:
+        st.caption(f"The first {head.height:,} of {rows.height:,} cycles (oldest first); the CSV has every one.")
+    st.dataframe(_readable(shown), hide_index=True, width="stretch", key=f"cycles_{key}",
+                 column_config={"Open": st.column_config.LinkColumn("Open", display_text="Open thread")})
+
+    def export() -> bytes:  # on click, in a thread of its own: every row's customer looked up then
+        return _with_customers(actor, rows).select("customer", *queries.CYCLE_COLUMNS).write_csv().encode()
+
+    st.download_button(f"Download CSV ({rows.height:,} rows)", export, file_name="conversation_cycles.csv",
+                       mime="text/csv", key=f"csv_{key}", icon=":material/download:")
+
+
+def _with_customers(actor: Actor, rows: pl.DataFrame) -> pl.DataFrame:
+    """``rows`` (cycles) with the customer's name and a link that opens the thread in the inbox."""
     names = deps.call(customer_names, actor, rows["conversation_id"].unique().to_list())
     names = {cid: visible(name) for cid, name in names.items()}  # customer-supplied: hidden characters shown
-    rows = rows.with_columns(
+    return rows.with_columns(
         pl.col("conversation_id").replace_strict(names, default="(not visible to you)", return_dtype=pl.Utf8)
         .alias("customer"),
         # the inbox is every role's default page, served at the root (Streamlit answers /inbox with
         # "page not found"), so the thread opens at /?c=<id>
         pl.format("/?c={}", pl.col("conversation_id")).alias("open"))
-    shown = rows.select("open", "customer", "channel_name", "cycle_number", "started_at", "accepted_by_email",
-                        "first_response_at", "first_responder_email", "completed_at", "first_response_ms",
-                        "resolution_ms", "first_response_sla_status", "count_unanswered_turns")
-    st.dataframe(_readable(shown), hide_index=True, width="stretch", key=f"cycles_{key}",
-                 column_config={"Open": st.column_config.LinkColumn("Open", display_text="Open thread")})
-    export = rows.select("customer", *queries.CYCLE_COLUMNS)
-    _csv(export, "conversation_cycles", key)
 
 
 def _date_range(picked: Any, today: date) -> tuple[date, date]:

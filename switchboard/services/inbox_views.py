@@ -41,6 +41,7 @@ from switchboard.uow import UnitOfWork
 
 T = TypeVar("T")
 MAX_LIMIT = 200
+NAMES_PER_STATEMENT = 5000  # conversation ids bound in one statement (customer_names)
 
 
 @dataclass(frozen=True, slots=True)
@@ -346,17 +347,23 @@ def list_agents(uow: UnitOfWork, actor: Actor) -> list[AgentView]:
 def customer_names(uow: UnitOfWork, actor: Actor, conversation_ids: list[int]) -> dict[int, str]:
     """The customer's name of each conversation (for the analytics drill-down, whose warehouse rows
     carry no contact data): only conversations of the actor's organization on channels the actor may
-    view; others are simply absent."""
+    view; others are simply absent. Any number of ids (read ``NAMES_PER_STATEMENT`` at a time)."""
     actor = require(uow, actor, Action.VIEW_ANALYTICS)
-    if not conversation_ids:
+    ids = sorted({int(i) for i in conversation_ids})
+    if not ids:
         return {}
-    ids = sorted({int(i) for i in conversation_ids})[:5000]
     visible = visible_channel_ids(uow, actor)
-    conds: list[Any] = [Conversation.organization_id == actor.organization_id, Conversation.id.in_(ids)]
-    if visible is not None:
-        conds.append(Conversation.channel_id.in_(sorted(visible)))
-    rows = uow.session.execute(
-        select(Conversation.id, Contact.display_name, Contact.username, Contact.phone, Contact.provider_contact_id)
-        .join(Contact, Contact.id == Conversation.contact_id).where(*conds)
-    ).all()
-    return {r.id: contact_label(r.display_name, r.username, r.phone, r.provider_contact_id) for r in rows}
+    names: dict[int, str] = {}
+    for at in range(0, len(ids), NAMES_PER_STATEMENT):
+        conds: list[Any] = [Conversation.organization_id == actor.organization_id,
+                            Conversation.id.in_(ids[at:at + NAMES_PER_STATEMENT])]
+        if visible is not None:
+            conds.append(Conversation.channel_id.in_(sorted(visible)))
+        rows = uow.session.execute(
+            select(Conversation.id, Contact.display_name, Contact.username, Contact.phone,
+                   Contact.provider_contact_id)
+            .join(Contact, Contact.id == Conversation.contact_id).where(*conds)
+        ).all()
+        names.update({r.id: contact_label(r.display_name, r.username, r.phone, r.provider_contact_id)
+                      for r in rows})
+    return names

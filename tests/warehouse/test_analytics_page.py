@@ -209,3 +209,31 @@ def test_a_rebuild_waits_for_the_running_build(engine: Engine, db_url: str, app_
 
         result = build_when_free(engine, get_settings(), reason="test", sleep=sleep)
     assert waits == [5] and result["reason"] == "test" and not result["full"]
+
+
+def test_a_long_cycle_list_shows_its_first_rows_and_every_customer_is_named(
+        engine: Engine, db_url: str, app_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from app.views import analytics
+    from switchboard.services import inbox_views
+
+    s = scenario(engine)  # 4 cycles: a, b, a reopened, c
+    build(db_url, app_env, full=True, now=T("2026-03-03 12:00"))
+    lead = s.user("lead@x.io", "manager")
+    monkeypatch.setattr(analytics, "CYCLES_SHOWN", 2)
+    at = _signed_in(engine, lead)
+    at.session_state["analytics_days"] = (date(2026, 3, 1), date(2026, 3, 31))
+    at.session_state["tab"] = "All conversations"
+    at.run()
+    assert not at.exception, at.exception
+    table = next(d.value for d in at.dataframe if "Customer" in d.value.columns)
+    assert table.shape[0] == 2 and sorted(table["Customer"]) == ["a", "b"]  # oldest first
+    assert "The first 2 of 4 cycles (oldest first); the CSV has every one." in [c.value for c in at.caption]
+    assert at.get("download_button")[-1].proto.label == "Download CSV (4 rows)"
+
+    # the customers' names, read a few ids per statement: every conversation named, none invented
+    monkeypatch.setattr(inbox_views, "NAMES_PER_STATEMENT", 2)
+    other = Seed(engine)
+    stranger = other.conversation(other.channel("other-wa"), "x")
+    with UnitOfWork(engine) as uow:
+        names = inbox_views.customer_names(uow, actor_for_user(uow, lead), [*s.state, stranger])
+    assert sorted(names.values()) == ["a", "b", "c"]  # the other organization's conversation is absent
