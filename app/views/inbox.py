@@ -44,6 +44,8 @@ from switchboard.types import Actor
 REFRESH_SECONDS = 4
 LIVE_SECONDS = 1  # the open thread's messages: a new status shows within ~1 s (the requirement is 2 s)
 HEARTBEAT_SECONDS = 20
+THREAD_PAGE = 50  # the newest messages of an open thread
+OLDER_PAGE = 100  # messages added by each "Load older messages"
 QUEUES = {"unassigned": "Unassigned", "mine": "Mine", "all": "All I can see"}
 STATUS_ICON: dict[str, str] = {ConversationStatus.PENDING: "🟡", ConversationStatus.ASSIGNED: "🟢",
                                ConversationStatus.COMPLETED: "⚪"}
@@ -183,33 +185,47 @@ def thread(actor: Actor, conversation_id: int) -> None:
     messages(actor, conversation_id, mine=c.assigned_user_id == actor.user_id)
 
 
+def _one_page_more(conversation_id: int) -> None:
+    key = f"thread_older_{conversation_id}"
+    st.session_state[key] = st.session_state.get(key, 0) + 1
+
+
 @st.fragment(run_every=LIVE_SECONDS)
 def messages(actor: Actor, conversation_id: int, *, mine: bool) -> None:
     """The messages, live: a cheap "anything changed?" query every second; the thread is read again
     only when it changed, so a new status shows within about a second of being stored."""
-    limit = st.session_state.get(f"thread_limit_{conversation_id}", 50)
+    older = st.session_state.get(f"thread_older_{conversation_id}", 0)  # older pages the agent asked for
     cache_key = f"_thread_{conversation_id}"
     try:
         version = call(inbox_views.thread_version, actor, conversation_id)
         cached = st.session_state.get(cache_key)
-        if cached is None or cached[:2] != (version, limit):
-            page = call(inbox_views.get_thread, actor, conversation_id, limit=limit)
-            st.session_state[cache_key] = (version, limit, page)
+        if cached is None or cached[:2] != (version, older):
+            # the newest page, then each older page from the previous one's cursor: the pages stay
+            # contiguous however many messages arrived since the agent asked for them
+            pages = [call(inbox_views.get_thread, actor, conversation_id, limit=THREAD_PAGE)]
+            for _ in range(older):
+                if pages[-1].next_cursor is None:
+                    break
+                pages.append(call(inbox_views.get_thread, actor, conversation_id, before=pages[-1].next_cursor,
+                                  limit=OLDER_PAGE))
+            items = [m for p in reversed(pages) for m in p.items]
+            st.session_state[cache_key] = (version, older, items, pages[-1].next_cursor is not None)
         else:
-            page = cached[2]
+            items = cached[2]
+        more = st.session_state[cache_key][3]
     except SwitchboardError as exc:
         st.warning(str(exc))
         return
-    compose.mark_seen(actor, conversation_id, page.items, mine=mine)
-    if page.next_cursor and st.button("Load older messages", key=f"older_{conversation_id}"):
-        st.session_state[f"thread_limit_{conversation_id}"] = min(limit + 100, 1000)
-        st.rerun(scope="fragment")
+    compose.mark_seen(actor, conversation_id, items, mine=mine)
+    if more:  # the click's rerun (of this fragment) already reads one page more
+        st.button("Load older messages", key=f"older_{conversation_id}", on_click=_one_page_more,
+                  args=(conversation_id,))
     tz = _tz()
     today = datetime.now(tz).date()
     shown_day = None
     box = st.container(height=460)
     with box:
-        for m in page.items:
+        for m in items:
             day = m.sent_at.astimezone(tz).date()
             if day != shown_day:
                 st.caption(f"—— {day_label(day, today)} ——")

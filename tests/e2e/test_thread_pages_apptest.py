@@ -3,7 +3,7 @@ typing and read marks, and of the thread's live status, against a real database.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -298,3 +298,41 @@ def test_admin_turns_read_receipts_off_for_a_channel(engine: Engine, world: dict
     at = _open_thread(engine, world)  # opening the conversation queues no read mark now
     with UnitOfWork(engine) as uow:
         assert uow.session.execute(select(PlatformSignal.id)).first() is None
+
+
+@pytest.mark.usefixtures("app_env")
+def test_a_long_thread_loads_older_pages_contiguously(engine: Engine, world: dict[str, Any]) -> None:
+    from app.views import inbox
+
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    with UnitOfWork(engine) as uow:  # 400 older messages before the first one
+        ingest_items(uow, channel_id=world["channel_id"], items=[InboundMessage(
+            provider_message_id=f"wamid.old{i}", contact=ContactRef("4917", display_name="Grace Hopper"),
+            sent_at=start + timedelta(minutes=i), body=f"old {i}") for i in range(400)])
+        uow.commit()
+
+    def shown(at: AppTest) -> list[str]:
+        return [str(t.value) for t in at.text if str(t.value).startswith("old ") or t.value == "Where is my order?"]
+
+    at = _open_thread(engine, world)
+    assert shown(at) == [f"old {i}" for i in range(351, 400)] + ["Where is my order?"]  # the newest 50
+    clicks = 0
+    while at.button(key=f"older_{world['conversation_id']}").value is not None and clicks < 10:
+        at.button(key=f"older_{world['conversation_id']}").click().run()
+        assert not at.exception, at.exception
+        clicks += 1
+        assert len(shown(at)) == min(50 + clicks * inbox.OLDER_PAGE, 401)
+        if len(shown(at)) == 401:
+            break
+    assert clicks == 4 and shown(at) == [f"old {i}" for i in range(400)] + ["Where is my order?"]
+    assert not [b for b in at.button if b.key == f"older_{world['conversation_id']}"]  # nothing older
+
+    # a new message while older pages are open: still every message once, in order
+    with UnitOfWork(engine) as uow:
+        ingest_items(uow, channel_id=world["channel_id"], items=[InboundMessage(
+            provider_message_id="wamid.new", contact=ContactRef("4917", display_name="Grace Hopper"),
+            sent_at=datetime.now(UTC) + timedelta(seconds=1), body="old 400")])
+        uow.commit()
+    at.run()
+    assert not at.exception, at.exception
+    assert shown(at) == [f"old {i}" for i in range(400)] + ["Where is my order?", "old 400"]
