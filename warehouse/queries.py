@@ -332,8 +332,30 @@ def cycle_rows(path: Path | str, org_id: int, start: date, end: date, *, channel
     first answered, handled or completed; with ``weekday`` (1 = Monday) / ``hour`` (local): the cycles
     with a customer turn that started in that cell of the weekday x hour grid within the range; with
     ``sla_missed`` (first_response | resolution): those breached or unanswered (business-hours status
-    when ``business_hours``). Oldest first.
+    when ``business_hours``). Oldest first; the first ``limit`` of them (``cycle_count``: how many in all).
     """
+    where, params = _cycle_filter(org_id, start, end, channel_ids=channel_ids, agent=agent, day=day,
+                                  weekday=weekday, hour=hour, sla_missed=sla_missed, business_hours=business_hours)
+    limit_sql = " limit ?" if limit is not None else ""
+    return query(path, (
+        f"select {', '.join(CYCLE_COLUMNS)} from conversation_cycles where {where}"  # noqa: S608
+        f" order by started_at, conversation_id, cycle_number{limit_sql}"
+    ), [*params, *([int(limit)] if limit is not None else [])])
+
+
+def cycle_count(path: Path | str, org_id: int, start: date, end: date, *, channel_ids: Sequence[int] | None = None,
+                agent: str | None = None, day: date | None = None, weekday: int | None = None,
+                hour: int | None = None, sla_missed: str | None = None, business_hours: bool = False) -> int:
+    """How many cycles ``cycle_rows`` lists for the same filters."""
+    where, params = _cycle_filter(org_id, start, end, channel_ids=channel_ids, agent=agent, day=day,
+                                  weekday=weekday, hour=hour, sla_missed=sla_missed, business_hours=business_hours)
+    return int(query(path, f"select count(*) as n from conversation_cycles where {where}", params)["n"][0])  # noqa: S608
+
+
+def _cycle_filter(org_id: int, start: date, end: date, *, channel_ids: Sequence[int] | None, agent: str | None,
+                  day: date | None, weekday: int | None, hour: int | None, sla_missed: str | None,
+                  business_hours: bool) -> tuple[str, list[Any]]:
+    """The ``where`` of ``cycle_rows`` / ``cycle_count`` (SQL with ``?`` and its values)."""
     if sla_missed is not None and sla_missed not in SLA_KINDS:
         raise ValueError(f"sla_missed must be one of {', '.join(SLA_KINDS)}")
     where = ["organization_id = ?"]
@@ -353,11 +375,7 @@ def cycle_rows(path: Path | str, org_id: int, start: date, end: date, *, channel
     sla_sql = ""
     if sla_missed:
         sla_sql = f" and {sla_missed}{'_business' if business_hours else ''}_sla_status in ('breached', 'unanswered')"
-    limit_sql = " limit ?" if limit is not None else ""
-    return query(path, (
-        f"select {', '.join(CYCLE_COLUMNS)} from conversation_cycles where {' and '.join(where)}"  # noqa: S608
-        f"{ch_sql}{ag_sql}{sla_sql} order by started_at, conversation_id, cycle_number{limit_sql}"
-    ), [*params, *ch_params, *ag_params, *([int(limit)] if limit is not None else [])])
+    return " and ".join(where) + ch_sql + ag_sql + sla_sql, [*params, *ch_params, *ag_params]
 
 
 def headline(path: Path | str, org_id: int, start: date, end: date, *, channel_ids: Sequence[int] | None = None,
@@ -485,12 +503,23 @@ def sla_breaches(path: Path | str, org_id: int, start: date, end: date, *, kind:
     ), [org_id, start, end, int(limit)])
 
 
-def live_queue(path: Path | str, org_id: int, *, channel_ids: Sequence[int] | None = None) -> pl.DataFrame:
-    """Open conversations as of the last build, longest-waiting first."""
+def live_queue(path: Path | str, org_id: int, *, channel_ids: Sequence[int] | None = None,
+               limit: int | None = None) -> pl.DataFrame:
+    """Open conversations as of the last build, longest-waiting first (the first ``limit`` of them)."""
     ch_sql, ch_params = _channel_filter(channel_ids)
+    limit_sql = " limit ?" if limit is not None else ""
     return query(path, f"select * from live_queue where organization_id = ?{ch_sql} "  # noqa: S608
-                       "order by is_unattended desc, waiting_since nulls last, conversation_id",
-                 [org_id, *ch_params])
+                       f"order by is_unattended desc, waiting_since nulls last, conversation_id{limit_sql}",
+                 [org_id, *ch_params, *([int(limit)] if limit is not None else [])])
+
+
+def live_queue_counts(path: Path | str, org_id: int, *, channel_ids: Sequence[int] | None = None) -> dict[str, int]:
+    """How many conversations are open, unassigned and unattended (waiting for a reply), as of the last build."""
+    ch_sql, ch_params = _channel_filter(channel_ids)
+    row = query(path, "select count(*) as open, count(*) filter (where is_unassigned) as unassigned, "  # noqa: S608
+                      "count(*) filter (where is_unattended) as unattended "
+                      f"from live_queue where organization_id = ?{ch_sql}", [org_id, *ch_params]).row(0, named=True)
+    return {k: int(v or 0) for k, v in row.items()}
 
 
 def agent_load(path: Path | str, org_id: int) -> pl.DataFrame:

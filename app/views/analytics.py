@@ -45,7 +45,7 @@ WEEKDAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
 ALL_AGENTS = "All agents"
 TAB = "tab"  # session_state and URL query parameter: the open tab
 DRILL = "analytics_drill"
-CYCLES_SHOWN = 1000  # rows of a cycle list on the page (the CSV has all of them)  # session_state: the filters of the cycles listed under the tabs, and their title
+ROWS_SHOWN = 1000  # rows of a cycle list or of the live queue on the page (the CSV has all of them)  # session_state: the filters of the cycles listed under the tabs, and their title
 
 
 @st.cache_data(ttl=300, max_entries=256, show_spinner=False)
@@ -407,17 +407,30 @@ def _sla(reader: AnalyticsReader, f: Filters) -> None:
 
 
 def _live(reader: AnalyticsReader, f: Filters) -> None:
-    q = _read(reader, "live_queue", channel_ids=f.channel_ids or None)
+    channel_ids = f.channel_ids or None
+    counts = _read(reader, "live_queue_counts", channel_ids=channel_ids)
     c1, c2, c3 = st.columns(3)
-    c1.metric("Open", q.height)
-    c2.metric("Unassigned", int(q["is_unassigned"].sum()) if q.height else 0)
-    c3.metric("Unattended (waiting for a reply)", int(q["is_unattended"].sum()) if q.height else 0)
+    c1.metric("Open", f"{counts['open']:,}")
+    c2.metric("Unassigned", f"{counts['unassigned']:,}")
+    c3.metric("Unattended (waiting for a reply)", f"{counts['unattended']:,}")
     st.caption("Per agent load with presence (as of the last build)")
     _table(_read(reader, "agent_load"), "agent_load", "load")
-    if q.height:
-        _table(q.select("conversation_id", "channel_name", "conversation_status", "assignee_email",
-                        "assignee_presence_state", "is_unattended", "waiting_since", "waiting_ms", "count_unread"),
-               "live_queue", "live")
+    if not counts["open"]:
+        return
+    columns = ("conversation_id", "channel_name", "conversation_status", "assignee_email", "assignee_presence_state",
+               "is_unattended", "waiting_since", "waiting_ms", "count_unread")
+    q = _read(reader, "live_queue", channel_ids=channel_ids, limit=ROWS_SHOWN)
+    if counts["open"] > q.height:
+        st.caption(f"The {q.height:,} waiting longest of {counts['open']:,} open conversations; the CSV has every one.")
+    st.dataframe(_readable(q.select(columns)), hide_index=True, width="stretch", key="table_live")
+    _csv_on_click(lambda: _readable(reader.read("live_queue", channel_ids=channel_ids).select(columns)),
+                  "live_queue", "live", counts["open"])
+
+
+def _csv_on_click(rows: Callable[[], pl.DataFrame], name: str, key: str, count: int) -> None:
+    """A CSV download of ``count`` rows made when it is clicked (``rows`` runs then, in a thread of its own)."""
+    st.download_button(f"Download CSV ({count:,} rows)", lambda: rows().write_csv().encode(),
+                       file_name=f"{name}.csv", mime="text/csv", key=f"csv_{key}", icon=":material/download:")
 
 
 def _cycles(reader: AnalyticsReader, actor: Actor, f: Filters, title: str, criteria: dict[str, Any],
@@ -425,26 +438,29 @@ def _cycles(reader: AnalyticsReader, actor: Actor, f: Filters, title: str, crite
     """The conversation cycles behind a figure, with the customer, a link into the inbox and a CSV."""
     reads = f.reads() | {k: v for k, v in criteria.items() if k in ("channel_ids", "agent")}
     extra = {k: v for k, v in criteria.items() if k not in ("channel_ids", "agent")}
-    rows = _read(reader, "cycle_rows", f.start, f.end, business_hours=f.business, **reads, **extra)
+    head = _read(reader, "cycle_rows", f.start, f.end, business_hours=f.business, limit=ROWS_SHOWN + 1,
+                 **reads, **extra)
     st.subheader(title)
-    if rows.is_empty():
+    if head.is_empty():
         st.info("No conversation cycles match.")
         return
-    head = rows.head(CYCLES_SHOWN)
+    total = head.height
+    if total > ROWS_SHOWN:
+        head = head.head(ROWS_SHOWN)
+        total = _read(reader, "cycle_count", f.start, f.end, business_hours=f.business, **reads, **extra)
+        st.caption(f"The first {head.height:,} of {total:,} cycles (oldest first); the CSV has every one.")
     shown = _with_customers(actor, head).select(
         "open", "customer", "channel_name", "cycle_number", "started_at", "accepted_by_email", "first_response_at",
         "first_responder_email", "completed_at", "first_response_ms", "resolution_ms", "first_response_sla_status",
         "count_unanswered_turns")
-    if rows.height > head.height:
-        st.caption(f"The first {head.height:,} of {rows.height:,} cycles (oldest first); the CSV has every one.")
     st.dataframe(_readable(shown), hide_index=True, width="stretch", key=f"cycles_{key}",
                  column_config={"Open": st.column_config.LinkColumn("Open", display_text="Open thread")})
 
-    def export() -> bytes:  # on click, in a thread of its own: every row's customer looked up then
-        return _with_customers(actor, rows).select("customer", *queries.CYCLE_COLUMNS).write_csv().encode()
+    def every_row() -> pl.DataFrame:  # read again, not cached: every cycle, each customer looked up
+        rows = reader.read("cycle_rows", f.start, f.end, business_hours=f.business, **reads, **extra)
+        return _with_customers(actor, rows).select("customer", *queries.CYCLE_COLUMNS)
 
-    st.download_button(f"Download CSV ({rows.height:,} rows)", export, file_name="conversation_cycles.csv",
-                       mime="text/csv", key=f"csv_{key}", icon=":material/download:")
+    _csv_on_click(every_row, "conversation_cycles", key, total)
 
 
 def _with_customers(actor: Actor, rows: pl.DataFrame) -> pl.DataFrame:

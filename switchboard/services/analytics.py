@@ -22,6 +22,7 @@ ORGANIZATION_READS = frozenset({
     "channels", "agents", "time_metric_stats", "response_times", "response_time_rows", "conversation_cycles",
     "agent_daily", "channel_daily", "hourly_volume", "sla_daily", "sla_breaches", "live_queue", "agent_load",
     "time_metric_values", "time_metric_distribution", "time_metric_stats_many", "cycle_rows", "headline",
+    "cycle_count", "live_queue_counts",
 })
 
 

@@ -219,7 +219,7 @@ def test_a_long_cycle_list_shows_its_first_rows_and_every_customer_is_named(
     s = scenario(engine)  # 4 cycles: a, b, a reopened, c
     build(db_url, app_env, full=True, now=T("2026-03-03 12:00"))
     lead = s.user("lead@x.io", "manager")
-    monkeypatch.setattr(analytics, "CYCLES_SHOWN", 2)
+    monkeypatch.setattr(analytics, "ROWS_SHOWN", 2)
     at = _signed_in(engine, lead)
     at.session_state["analytics_days"] = (date(2026, 3, 1), date(2026, 3, 31))
     at.session_state["tab"] = "All conversations"

@@ -151,7 +151,12 @@ def test_queries_read_api(built: Path) -> None:
     for metric in ("queue", "handle", "resolution"):
         assert queries.time_metric_stats(built, org, metric, start, end).height == 1
     assert queries.hourly_volume(built, org, start, end)["total_messages_received"].sum() == 5
-    assert queries.live_queue(built, org).height == 2  # a (reopened) and c
+    live = queries.live_queue(built, org)
+    assert live.height == 2  # a (reopened) and c
+    assert queries.live_queue(built, org, limit=1).rows() == live.head(1).rows()  # the longest waiting
+    assert queries.live_queue_counts(built, org) == {
+        "open": 2, "unassigned": int(live["is_unassigned"].sum()), "unattended": int(live["is_unattended"].sum())}
+    assert queries.live_queue_counts(built, org, channel_ids=[-1]) == {"open": 0, "unassigned": 0, "unattended": 0}
     assert queries.agent_daily(built, org, start, end).height > 0
     assert queries.channel_daily(built, org, start, end).height > 0
     assert queries.sla_daily(built, org, start, end).height > 0

@@ -122,7 +122,12 @@ def test_headline_figures_and_drill_down_on_the_worked_example(engine: Engine, w
 
     def cycles(**kw: Any) -> list[tuple[int, int]]:
         rows = queries.cycle_rows(w.path, org, mon, tue, **kw)
-        return [(r["conversation_id"], r["cycle_number"]) for r in rows.iter_rows(named=True)]
+        found = [(r["conversation_id"], r["cycle_number"]) for r in rows.iter_rows(named=True)]
+        assert queries.cycle_count(w.path, org, mon, tue, **kw) == len(found)  # the same filters, counted
+        if found:  # the first rows of the same list
+            first = queries.cycle_rows(w.path, org, mon, tue, limit=1, **kw)
+            assert [(r["conversation_id"], r["cycle_number"]) for r in first.iter_rows(named=True)] == found[:1]
+        return found
 
     a, b = ids["a"], ids["b"]
     assert cycles() == [(a, 1), (b, 1), (b, 2)]
