@@ -174,7 +174,7 @@ def list_conversations(
     order = (Conversation.last_message_at.desc(), Conversation.id.desc())
     stmt = view_select().where(*conds)
     if search and search.strip():
-        hit = _search_matches(uow, conds, search.strip(), limit + 1)
+        hit = _search_matches(uow, conds, search.strip(), limit + 1, actor.organization_id)
         stmt = view_select().join(hit, hit.c.id == Conversation.id)
     rows = uow.session.execute(stmt.order_by(*order).limit(limit + 1)).all()
     items = [row_to_view(r) for r in rows[:limit]]
@@ -184,8 +184,9 @@ def list_conversations(
     return Page(items, nxt)
 
 
-def _search_matches(uow: UnitOfWork, conds: list[Any], term: str, n: int) -> Any:
-    """The first ``n`` conversations (in list order) whose contact or any message matches ``term``.
+def _search_matches(uow: UnitOfWork, conds: list[Any], term: str, n: int, organization_id: int) -> Any:
+    """The first ``n`` conversations (in list order) whose contact or any message (of the organization:
+    the body index is not per organization) matches ``term``.
 
     Two branches, each ordered and limited on its own, then merged: contacts whose name, username,
     phone or platform id contains the term, and conversations with a message body containing it. Each
@@ -205,7 +206,8 @@ def _search_matches(uow: UnitOfWork, conds: list[Any], term: str, n: int) -> Any
     )
     by_message = (
         select(Conversation.id, Conversation.last_message_at)
-        .where(*conds, Conversation.id.in_(select(Message.conversation_id).where(Message.body.ilike(pat))))
+        .where(*conds, Conversation.id.in_(select(Message.conversation_id).where(
+            Message.organization_id == organization_id, Message.body.ilike(pat))))
         .order_by(*order).limit(n)
     )
     return union(by_contact, by_message).subquery("hit")
