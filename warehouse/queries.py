@@ -400,8 +400,10 @@ def _headline(con: duckdb.DuckDBPyConnection, org_id: int, start: date, end: dat
         "as count_sla_decided, "
         "coalesce(sum(count_unanswered_turns) filter (where started_local_date between ? and ?), 0) "
         "as count_unanswered_turns "
-        f"from conversation_cycles where organization_id = ?{ch_sql}{ag_sql}"
-    ), [start, end] * 5 + [org_id, *ch_params, *ag_params]).row(0, named=True)
+        "from conversation_cycles where organization_id = ? "
+        # only the period's cycles are scanned (each figure filters again to its own date)
+        f"and (started_local_date between ? and ? or completed_local_date between ? and ?){ch_sql}{ag_sql}"
+    ), [start, end] * 5 + [org_id, start, end, start, end, *ch_params, *ag_params]).row(0, named=True)
     out: dict[str, Any] = dict(row)
     out["first_response_sla_share"] = (row["count_sla_met"] / row["count_sla_decided"]
                                        if row["count_sla_decided"] else None)
