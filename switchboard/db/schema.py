@@ -346,6 +346,10 @@ class Message(Base):
             postgresql_where=text("status = 'PENDING' and direction = 'OUTBOUND'"),
         ),
         Index("ix_messages_org_id", "organization_id", "id"),
+        # the rare rows admins look for, newest first (Channels & health, Outbox filters; migration 0017)
+        Index("ix_messages_dead_letter", "organization_id", "id", postgresql_where=text("is_dead_letter")),
+        Index("ix_messages_outbound_trouble", "organization_id", "id",
+              postgresql_where=text("direction = 'OUTBOUND' and status in ('FAILED', 'UNKNOWN')")),
         # 64 MB of pending trigrams, merged by maintain-inbox rather than by an ingest batch (0016)
         _trigram("messages", "body", pending_list_kb=65536),
     )
@@ -667,6 +671,8 @@ class EventDelivery(Base):
         CheckConstraint(_in("status", DELIVERY_STATUSES), name="status"),
         Index("ix_event_deliveries_due", "next_attempt_at", postgresql_where=text("status = 'PENDING'")),
         Index("ix_event_deliveries_subscription", "subscription_id", text("id desc")),
+        # the Event webhooks page counts each subscription's PENDING / FAILED deliveries (migration 0017)
+        Index("ix_event_deliveries_open", "subscription_id", postgresql_where=text("status in ('PENDING', 'FAILED')")),
     )
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))

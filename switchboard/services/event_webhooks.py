@@ -139,7 +139,8 @@ def _views(uow: UnitOfWork, *where: Any) -> list[SubscriptionView]:
     failed = func.count(EventDelivery.id).filter(EventDelivery.status == "FAILED")
     rows = uow.session.execute(
         select(EventSubscription, pending, failed)
-        .outerjoin(EventDelivery, EventDelivery.subscription_id == EventSubscription.id)
+        .outerjoin(EventDelivery, (EventDelivery.subscription_id == EventSubscription.id)
+                   & EventDelivery.status.in_(("PENDING", "FAILED")))  # ix_event_deliveries_open, not 30 days of them
         .where(*where).group_by(EventSubscription.id).order_by(EventSubscription.id)).all()
     return [SubscriptionView(s.id, s.url, tuple(s.events), s.status, s.failing_since, s.paused_at, s.last_error,
                              s.last_delivery_at, int(p), int(f), s.created_at) for s, p, f in rows]
