@@ -197,7 +197,7 @@ def messages(actor: Actor, conversation_id: int, *, mine: bool) -> None:
     older = st.session_state.get(f"thread_older_{conversation_id}", 0)  # older pages the agent asked for
     cache_key = f"_thread_{conversation_id}"
     try:
-        version = call(inbox_views.thread_version, actor, conversation_id)
+        version = call(inbox_views.thread_version, actor, conversation_id, newest=THREAD_PAGE + older * OLDER_PAGE)
         cached = st.session_state.get(cache_key)
         if cached is None or cached[:2] != (version, older):
             # the newest page, then each older page from the previous one's cursor: the pages stay

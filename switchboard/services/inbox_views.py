@@ -293,22 +293,35 @@ def get_thread(uow: UnitOfWork, actor: Actor, conversation_id: int, *, before: s
     return Page(page, nxt)
 
 
-def thread_version(uow: UnitOfWork, actor: Actor, conversation_id: int) -> str:
+def thread_version(uow: UnitOfWork, actor: Actor, conversation_id: int, *, newest: int | None = None) -> str:
     """A token that changes whenever the thread would look different: a new, edited or deleted
-    message, a status change (sent, delivered, read, failed), an attachment downloaded. One aggregate
-    over the conversation's messages, so the open thread can ask every second and reload only on change."""
+    message, a status change (sent, delivered, read, failed), an attachment downloaded. Cheap enough
+    for the open thread to ask every second and reload only on change: the thread's count and highest
+    id (from its index), the rest over the ``newest`` messages the agent sees (all of them if None) —
+    a long thread is not read whole every second."""
     load_conversation(uow, actor, conversation_id)
+    shown = select(Message).where(Message.conversation_id == conversation_id)
+    if newest is not None:
+        shown = shown.order_by(Message.sent_at.desc(), Message.id.desc()).limit(_limit_any(newest))
+    m = shown.subquery("shown")
     downloaded = (select(func.count(Attachment.id))
-                  .where(Attachment.message_id == Message.id, Attachment.local_path.is_not(None))
-                  .correlate(Message).scalar_subquery())
+                  .where(Attachment.message_id == m.c.id, Attachment.local_path.is_not(None))
+                  .correlate(m).scalar_subquery())
+    total = uow.session.execute(select(func.count(Message.id), func.max(Message.id))
+                                .where(Message.conversation_id == conversation_id)).one()
     row = uow.session.execute(
-        select(func.count(Message.id), func.max(Message.id), func.max(Message.status_updated_at),
-               *(func.count(Message.id).filter(Message.status == s) for s in MESSAGE_STATUSES),
-               func.count(Message.id).filter(Message.is_edited), func.count(Message.id).filter(Message.is_deleted),
+        select(func.max(m.c.status_updated_at),
+               *(func.count(m.c.id).filter(m.c.status == s) for s in MESSAGE_STATUSES),
+               func.count(m.c.id).filter(m.c.is_edited), func.count(m.c.id).filter(m.c.is_deleted),
                func.coalesce(func.sum(downloaded), 0))
-        .where(Message.conversation_id == conversation_id)
     ).one()
-    return "|".join(str(v) for v in row)
+    return "|".join(str(v) for v in (*total, *row))
+
+
+def _limit_any(n: int) -> int:
+    if n < 1:
+        raise InvalidInput("newest must be at least 1")
+    return n
 
 
 def contact_profile(uow: UnitOfWork, actor: Actor, contact_id: int) -> ContactProfile:

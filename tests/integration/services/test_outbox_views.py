@@ -184,3 +184,31 @@ def test_the_thread_version_changes_with_every_visible_change(world: World) -> N
     assert len(seen) == 4 and version() in seen  # unchanged when nothing changed
     with world.uow() as u, pytest.raises(PermissionDenied):
         thread_version(u, world.nobody, conv)
+
+
+def test_the_thread_version_of_the_newest_messages_ignores_older_ones_but_not_new_ones(world: World) -> None:
+    from switchboard.services.inbox_views import get_thread, thread_version
+
+    conv = _replies(world)["conversation"]
+    with world.uow() as u:
+        shown = get_thread(u, world.a1, conv, limit=2).items  # what an agent sees of the thread
+        everything = get_thread(u, world.a1, conv, limit=200).items
+    oldest, newest = everything[0].id, shown[-1].id
+    assert oldest not in {m.id for m in shown}
+
+    def version() -> str:
+        with world.uow() as u:
+            return thread_version(u, world.a1, conv, newest=2)
+
+    before = version()
+    with world.uow() as u:  # an edit of a message the agent does not see: no reload
+        u.session.execute(update(Message).where(Message.id == oldest).values(is_edited=True))
+    assert version() == before
+    with world.uow() as u:  # the same edit of one the agent sees: reload
+        u.session.execute(update(Message).where(Message.id == newest).values(is_edited=True))
+    edited = version()
+    assert edited != before
+    world.ingest(world.wa, "4911", "in-9", 30)  # a new message: reload
+    assert version() != edited
+    with world.uow() as u, pytest.raises(InvalidInput):
+        thread_version(u, world.a1, conv, newest=0)
