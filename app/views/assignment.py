@@ -23,6 +23,7 @@ from switchboard.services.inbox_views import AgentView, channel_label, waiting_s
 from switchboard.services.organizations import OrganizationView, get_organization, update_settings
 from switchboard.types import Actor
 
+REASSIGN_LISTED = 200  # open conversations offered without a search (the most recently active)
 PRESENCE = {"ONLINE": "🟢 online", "AWAY": "🟡 away", "OFFLINE": "⚪ offline"}
 
 
@@ -88,10 +89,17 @@ def _capacity(actor: Actor, agents: list[AgentView]) -> None:
 
 def _reassign(actor: Actor, agents: list[AgentView]) -> None:
     st.subheader("Reassign")
-    open_items = call(inbox_views.list_conversations, actor, queue="all", status="OPEN", limit=200).items
+    term = st.text_input("Find a conversation", key="reassign_search", placeholder="Customer, number or message text",
+                         help="Without a search the list holds the most recently active open conversations.")
+    listed = call(inbox_views.list_conversations, actor, queue="all", status="OPEN", search=term or None,
+                  limit=REASSIGN_LISTED)
+    open_items = listed.items
     if not open_items:
-        st.info("No open conversations.")
+        st.info(f"No open conversation matches {term!r}." if term else "No open conversations.")
         return
+    if listed.next_cursor:
+        st.caption(f"The {len(open_items)} most recently active open conversations"
+                   + (" that match" if term else "") + ": search to find another one.")
     c1, c2, c3 = st.columns([3, 3, 1], vertical_alignment="bottom")
     target_conv = c1.selectbox(
         "Conversation", open_items, key="reassign_conversation",

@@ -194,7 +194,14 @@ def test_assignment_page(engine: Engine, world: dict[str, Any]) -> None:
     with UnitOfWork(engine) as uow:
         assert uow.session.get(User, users["ann@c.test"]).max_concurrent == 2  # type: ignore[union-attr]
 
-    # reassign the longest-waiting conversation to Ann
+    # reassign the longest-waiting conversation to Ann, found by a search (the list offers the most
+    # recently active ones)
+    assert len(at.selectbox(key="reassign_conversation").options) == 3
+    at.text_input(key="reassign_search").input("nobody-like-this").run()
+    assert "No open conversation matches 'nobody-like-this'." in page_text(at)
+    at.text_input(key="reassign_search").input("olde").run()
+    found = at.selectbox(key="reassign_conversation").options
+    assert len(found) == 1 and "Oldest" in found[0]
     target = next(o for o in at.selectbox(key="reassign_conversation").options if "Oldest" in o)
     at.selectbox(key="reassign_conversation").select(target).run()
     ann = next(o for o in at.selectbox(key="reassign_agent").options if o.startswith("Ann"))
