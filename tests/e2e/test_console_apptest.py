@@ -226,10 +226,28 @@ def test_assignment_page(engine: Engine, world: dict[str, Any]) -> None:
         assert uow.session.get(Organization, world["org"]).auto_assign  # type: ignore[union-attr]
 
     # the audit log says what changed in words, not as a dict
+    from switchboard.auth.audit import record_audit
+
+    with UnitOfWork(engine) as uow:  # enough entries for two pages of 10 before the changes above
+        for i in range(15):
+            record_audit(uow, organization_id=world["org"], actor_user_id=users["root@c.test"],
+                         action="user.test_entry", target=f"entry {i}", now=now - timedelta(days=1))
+        uow.commit()
     at = login_apptest(AppTest.from_function(_audit, default_timeout=30), engine, users["root@c.test"])
     at.run()
     details = at.dataframe[0].value["details"].tolist()
     assert "max concurrent: 5 → 2" in details and "auto assign: no → yes" in details, details
+    # older entries, a page at a time, and back to the newest
+    newest = at.dataframe[0].value["#"].tolist()
+    at.number_input(key="audit_limit").set_value(10).run()
+    first = at.dataframe[0].value["#"].tolist()
+    assert first == newest[:10] and len(newest) > 10
+    at.button(key="audit_older").click().run()
+    assert not at.exception, at.exception
+    assert at.dataframe[0].value["#"].tolist() == newest[10:20]
+    assert f"Entries older than #{first[-1]}." in page_text(at)
+    at.button(key="audit_newest").click().run()
+    assert at.dataframe[0].value["#"].tolist() == first
 
 
 @pytest.mark.usefixtures("app_env")
