@@ -17,12 +17,14 @@ from switchboard.types import Actor
 from switchboard.uow import UnitOfWork
 from warehouse import queries
 
-# the organization-scoped reads of warehouse.queries: (path, organization id, …) → DataFrame
+# the organization-scoped reads of warehouse.queries: (path, organization id, …) → DataFrame. Reads that
+# return one row per turn or cycle of a whole period (time_metric_values, response_time_rows,
+# conversation_cycles: millions of rows at 10 M messages) are for notebooks, not for the app; the app
+# lists cycles through cycle_rows with a limit and cycle_count.
 ORGANIZATION_READS = frozenset({
-    "channels", "agents", "time_metric_stats", "response_times", "response_time_rows", "conversation_cycles",
-    "agent_daily", "channel_daily", "hourly_volume", "sla_daily", "sla_breaches", "live_queue", "agent_load",
-    "time_metric_values", "time_metric_distribution", "time_metric_stats_many", "cycle_rows", "headline",
-    "cycle_count", "live_queue_counts",
+    "channels", "agents", "time_metric_stats", "response_times", "agent_daily", "channel_daily", "hourly_volume",
+    "sla_daily", "sla_breaches", "live_queue", "live_queue_counts", "agent_load", "time_metric_distribution",
+    "time_metric_stats_many", "cycle_rows", "cycle_count", "headline",
 })
 
 
