@@ -44,8 +44,8 @@ METRICS = {m.name: m.label for m in TIME_METRICS}
 WEEKDAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
 ALL_AGENTS = "All agents"
 TAB = "tab"  # session_state and URL query parameter: the open tab
-DRILL = "analytics_drill"
-ROWS_SHOWN = 1000  # rows of a cycle list or of the live queue on the page (the CSV has all of them)  # session_state: the filters of the cycles listed under the tabs, and their title
+DRILL = "analytics_drill"  # session_state: the filters of the cycles listed under the tabs, and their title
+ROWS_SHOWN = 1000  # rows of a cycle list or of the live queue on the page (the CSV has all of them)
 
 
 @st.cache_data(ttl=300, max_entries=256, show_spinner=False)
