@@ -5,6 +5,7 @@ of raw details."""
 
 from __future__ import annotations
 
+import time as clock
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -116,6 +117,38 @@ def test_inbox_filters_by_channel_assignee_and_unread(engine: Engine, world: dic
     assert _names(at) == ["Walter", "Wanda"]
     at.selectbox(key="channel_filter").set_value(ch["ig"]).run()
     assert not at.dataframe and "No conversations match." in page_text(at)
+    assert not at.exception, at.exception
+
+
+@pytest.mark.usefixtures("app_env")
+def test_a_search_is_kept_between_refreshes_of_the_list(engine: Engine, world: dict[str, Any]) -> None:
+    from app.views import inbox
+
+    now = datetime.now(UTC)
+    ch, boss = world["channels"], world["users"]["boss@c.test"]
+    _say(engine, ch["wa"], ContactRef("491", display_name="Wanda"), "my parcel is late", now - timedelta(minutes=3), "s1")
+    _say(engine, ch["wa"], ContactRef("492", display_name="Walter"), "hello", now - timedelta(minutes=2), "s2")
+    at = login_apptest(AppTest.from_function(_inbox, default_timeout=30), engine, boss)
+    at.session_state["queue"] = "all"
+    at.run()
+    assert _names(at) == ["Walter", "Wanda"]
+    at.text_input(key="search").input("parcel").run()
+    assert _names(at) == ["Wanda"]
+    assert f"Search results are refreshed every {inbox.SEARCH_REFRESH_SECONDS} s." in page_text(at)
+
+    _say(engine, ch["wa"], ContactRef("493", display_name="Xena"), "parcel?", now - timedelta(minutes=1), "s3")
+    at.run()  # the list's 4-second refresh: the search is not run again
+    assert _names(at) == ["Wanda"]
+    args, _, page = at.session_state[inbox.SEARCH_KEPT]
+    at.session_state[inbox.SEARCH_KEPT] = (args, clock.monotonic() - inbox.SEARCH_REFRESH_SECONDS - 1, page)  # kept long enough
+    at.run()
+    assert _names(at) == ["Xena", "Wanda"]
+    at.text_input(key="search").input("hello").run()  # another search: at once
+    assert _names(at) == ["Walter"]
+    at.text_input(key="search").input("").run()  # no search: every refresh reads the list
+    _say(engine, ch["wa"], ContactRef("494", display_name="Yann"), "hi", now, "s4")
+    at.run()
+    assert _names(at)[0] == "Yann" and "Search results are refreshed" not in page_text(at)
     assert not at.exception, at.exception
 
 
