@@ -159,8 +159,7 @@ def delta(now: float | None, before: float | None, kind: str) -> str | None:
 
 
 def _csv(df: pl.DataFrame, name: str, key: str) -> None:
-    st.download_button(f"Download CSV ({df.height:,} rows)", df.write_csv(), file_name=f"{name}.csv",
-                       mime="text/csv", key=f"csv_{key}", icon=":material/download:")
+    _csv_on_click(lambda: df, name, key, df.height)
 
 
 def _table(df: pl.DataFrame, name: str, key: str, *, select: bool = False) -> int | None:
@@ -421,7 +420,8 @@ def _live(reader: AnalyticsReader, f: Filters) -> None:
                "is_unattended", "waiting_since", "waiting_ms", "count_unread")
     q = _read(reader, "live_queue", channel_ids=channel_ids, limit=ROWS_SHOWN)
     if counts["open"] > q.height:
-        st.caption(f"The {q.height:,} waiting longest of {counts['open']:,} open conversations; the CSV has every one.")
+        st.caption(f"The first {q.height:,} of {counts['open']:,} open conversations (unattended first, then the "
+                   "longest waiting); the CSV has every one.")
     st.dataframe(_readable(q.select(columns)), hide_index=True, width="stretch", key="table_live")
     _csv_on_click(lambda: _readable(reader.read("live_queue", channel_ids=channel_ids).select(columns)),
                   "live_queue", "live", counts["open"])

@@ -1,4 +1,6 @@
-"""Admin: the audit log of logins, failures, lockouts, user and permission changes."""
+"""Admin: the audit log — sign-ins and failures, user and permission changes, channels, API keys and
+event webhooks, sends settled or cancelled by hand, saved replies, settings, imports and erasures —
+narrowed to one category or one person, newest first, a page at a time."""
 
 from __future__ import annotations
 
@@ -6,12 +8,13 @@ import streamlit as st
 
 from app import deps, signin
 from app.text import in_words
-from switchboard.auth.audit import list_audit
+from switchboard.auth.admin import list_users
+from switchboard.auth.audit import CATEGORIES, list_audit
 from switchboard.policy import Action
 
 CHANGES = ("organization.updated", "user.capacity_changed")  # their details are {setting: [before, after]}
-FILTERS = {"everything": None, "sign-ins and failures": "auth.", "user changes": "user.",
-           "permissions": "permission."}
+EVERYTHING = "everything"
+ANYONE = "anyone"
 
 
 BEFORE = "audit_before"  # session_state: show the entries older than this id (None: the newest)
@@ -24,17 +27,22 @@ def _newest() -> None:
 def render() -> None:
     actor = signin.page_actor(Action.VIEW_AUDIT_LOG)
     st.title("Audit log")
-    c1, c2 = st.columns([2, 1])
-    choice = c1.selectbox("Show", list(FILTERS), key="audit_filter", on_change=_newest)
-    limit = c2.number_input("Rows", min_value=10, max_value=1000, value=200, step=50, key="audit_limit",
+    people = {f"{u.name} <{u.email}>" if u.name else u.email: u.id for u in deps.call(list_users, actor)}
+    c1, c2, c3 = st.columns([2, 2, 1])
+    choice = c1.selectbox("Show", [EVERYTHING, *CATEGORIES], key="audit_filter", on_change=_newest)
+    by = c2.selectbox("By", [ANYONE, *sorted(people, key=str.casefold)], key="audit_by", on_change=_newest)
+    limit = c3.number_input("Rows", min_value=10, max_value=1000, value=200, step=50, key="audit_limit",
                             on_change=_newest)
     before = st.session_state.get(BEFORE)
-    entries = deps.call(list_audit, actor, limit=int(limit), action_prefix=FILTERS[choice], before_id=before)
+    entries = deps.call(list_audit, actor, limit=int(limit), category=None if choice == EVERYTHING else choice,
+                        by_user_id=people.get(by), before_id=before)
     if before is not None:
         st.caption(f"Entries older than #{before}.")
         st.button("← Newest entries", key="audit_newest", on_click=_newest)
     if not entries:
-        st.caption("Nothing older." if before is not None else "Nothing recorded yet.")
+        filtered = choice != EVERYTHING or by != ANYONE
+        st.caption("Nothing older." if before is not None else "No entries match." if filtered
+                   else "Nothing recorded yet.")
         return
     st.dataframe(
         [{"#": e.id, "time (UTC)": e.occurred_at.strftime("%Y-%m-%d %H:%M:%S"), "action": e.action,

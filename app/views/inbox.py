@@ -79,6 +79,7 @@ def _run(action: str, fn: object, *args: object, **kwargs: object) -> bool:
     except SwitchboardError as exc:
         st.session_state["_flash"] = ("error", f"{action}: {exc}")
         return False
+    st.session_state.pop(SEARCH_KEPT, None)  # the list shows what the agent just did, not a kept search
     return True
 
 
@@ -372,6 +373,7 @@ def _send(actor: Actor, conversation_id: int) -> None:
         return
     st.session_state[draft_key] = ""  # keeps the draft on failure, clears it once queued
     st.session_state[idem_key] = uuid.uuid4().hex
+    st.session_state.pop(SEARCH_KEPT, None)  # the list shows the reply at once
 
 
 def reply_box(actor: Actor, conversation_id: int) -> None:

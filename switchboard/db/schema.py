@@ -574,7 +574,13 @@ class SyncProgress(Base):
 
 class AuditLog(Base):
     __tablename__ = "audit_log"
-    __table_args__ = (Index("ix_audit_log_org", "organization_id", text("id desc")),)
+    __table_args__ = (
+        Index("ix_audit_log_org", "organization_id", text("id desc")),
+        # the audit page's category and person filters, newest first (migration 0018)
+        Index("ix_audit_log_org_action", "organization_id", "action", "id",
+              postgresql_ops={"action": "text_pattern_ops"}),
+        Index("ix_audit_log_org_actor", "organization_id", "actor_user_id", "id"),
+    )
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     organization_id: Mapped[int | None] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
     actor_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))

@@ -110,9 +110,11 @@ def _id(rid: int) -> Any:
     return literal(rid, BigInteger)
 
 
-def _limit(limit: int) -> int:
-    if not 1 <= limit <= MAX_LIMIT:
-        raise InvalidInput(f"limit must be between 1 and {MAX_LIMIT}")
+def _limit(limit: int, *, name: str = "limit", maximum: int | None = MAX_LIMIT) -> int:
+    """``limit`` when it is at least 1 and at most ``maximum`` (None: no maximum), else a clear refusal."""
+    if limit < 1 or (maximum is not None and limit > maximum):
+        raise InvalidInput(f"{name} must be between 1 and {maximum}" if maximum is not None
+                           else f"{name} must be at least 1")
     return limit
 
 
@@ -302,7 +304,7 @@ def thread_version(uow: UnitOfWork, actor: Actor, conversation_id: int, *, newes
     load_conversation(uow, actor, conversation_id)
     shown = select(Message).where(Message.conversation_id == conversation_id)
     if newest is not None:
-        shown = shown.order_by(Message.sent_at.desc(), Message.id.desc()).limit(_limit_any(newest))
+        shown = shown.order_by(Message.sent_at.desc(), Message.id.desc()).limit(_limit(newest, name="newest", maximum=None))
     m = shown.subquery("shown")
     downloaded = (select(func.count(Attachment.id))
                   .where(Attachment.message_id == m.c.id, Attachment.local_path.is_not(None))
@@ -316,12 +318,6 @@ def thread_version(uow: UnitOfWork, actor: Actor, conversation_id: int, *, newes
                func.coalesce(func.sum(downloaded), 0))
     ).one()
     return "|".join(str(v) for v in (*total, *row))
-
-
-def _limit_any(n: int) -> int:
-    if n < 1:
-        raise InvalidInput("newest must be at least 1")
-    return n
 
 
 def contact_profile(uow: UnitOfWork, actor: Actor, contact_id: int) -> ContactProfile:

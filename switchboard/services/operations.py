@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import ColumnElement, func, select
+from sqlalchemy.orm import InstrumentedAttribute
 
 from switchboard.db.schema import Channel, Message, Organization, User, WebhookEvent
 from switchboard.errors import PermissionDenied
@@ -86,7 +87,7 @@ def installation_status(uow: UnitOfWork, *, failures: int = 10) -> InstallationS
         select(Channel.organization_id, func.count()).join(WebhookEvent, WebhookEvent.channel_id == Channel.id)
         .where(WebhookEvent.status == "RECEIVED").group_by(Channel.organization_id)))
     pending = _outbound_counts(uow, Message.status == "PENDING")
-    dead = _outbound_counts(uow, Message.is_dead_letter.is_(True))
+    dead = _outbound_counts(uow, Message.is_dead_letter)
     orgs = [OrganizationStatus(o.id, o.name, o.timezone, users.get(o.id, 0), per_status.get(o.id, {}),
                                backlog.get(o.id, 0), pending.get(o.id, 0), dead.get(o.id, 0))
             for o in uow.session.execute(select(Organization).order_by(Organization.name)).scalars()]
@@ -98,7 +99,7 @@ def _counts(rows: Iterable[Any]) -> dict[int, int]:
     return {int(key): int(n) for key, n in rows}
 
 
-def _outbound_counts(uow: UnitOfWork, condition: ColumnElement[bool]) -> dict[int, int]:
+def _outbound_counts(uow: UnitOfWork, condition: ColumnElement[bool] | InstrumentedAttribute[bool]) -> dict[int, int]:
     return _counts(uow.session.execute(
         select(Message.organization_id, func.count())
         .where(Message.direction == "OUTBOUND", condition).group_by(Message.organization_id)))

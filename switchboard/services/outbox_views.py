@@ -137,7 +137,7 @@ def list_outbox(uow: UnitOfWork, actor: Actor, *, status: str | None = None, cha
         .limit(limit + 1)
     )
     if status == DEAD_LETTER:
-        stmt = stmt.where(Message.is_dead_letter.is_(True))
+        stmt = stmt.where(Message.is_dead_letter)
     elif status is not None:
         stmt = stmt.where(Message.status == status)
     if channel_id is not None:

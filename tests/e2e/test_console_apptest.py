@@ -127,7 +127,10 @@ def test_a_search_is_kept_between_refreshes_of_the_list(engine: Engine, world: d
     now = datetime.now(UTC)
     ch, boss = world["channels"], world["users"]["boss@c.test"]
     _say(engine, ch["wa"], ContactRef("491", display_name="Wanda"), "my parcel is late", now - timedelta(minutes=3), "s1")
-    _say(engine, ch["wa"], ContactRef("492", display_name="Walter"), "hello", now - timedelta(minutes=2), "s2")
+    walter = _say(engine, ch["wa"], ContactRef("492", display_name="Walter"), "hello", now - timedelta(minutes=2), "s2")
+    with UnitOfWork(engine) as uow:
+        conv.accept(uow, Actor(boss, world["org"], "manager", "boss@c.test"), walter)
+        uow.commit()
     at = login_apptest(AppTest.from_function(_inbox, default_timeout=30), engine, boss)
     at.session_state["queue"] = "all"
     at.run()
@@ -145,6 +148,11 @@ def test_a_search_is_kept_between_refreshes_of_the_list(engine: Engine, world: d
     assert _names(at) == ["Xena", "Wanda"]
     at.text_input(key="search").input("hello").run()  # another search: at once
     assert _names(at) == ["Walter"]
+    at.session_state["selected_conversation"] = walter
+    at.run()
+    at.button(key=f"complete_{walter}").click().run()  # the agent's own action shows at once, not in 30 s
+    assert not at.exception, at.exception
+    assert _names(at) == [] and "No conversations match." in page_text(at)
     at.text_input(key="search").input("").run()  # no search: every refresh reads the list
     _say(engine, ch["wa"], ContactRef("494", display_name="Yann"), "hi", now, "s4")
     at.run()
@@ -281,6 +289,17 @@ def test_assignment_page(engine: Engine, world: dict[str, Any]) -> None:
     assert f"Entries older than #{first[-1]}." in page_text(at)
     at.button(key="audit_newest").click().run()
     assert at.dataframe[0].value["#"].tolist() == first
+    # one category, one person
+    at.selectbox(key="audit_filter").set_value("organization settings").run()
+    assert not at.exception, at.exception
+    assert set(at.dataframe[0].value["action"]) == {"organization.updated"}
+    at.selectbox(key="audit_filter").set_value("user changes").run()
+    at.selectbox(key="audit_by").set_value("Ann <ann@c.test>").run()
+    assert not at.exception, at.exception
+    assert "No entries match." in page_text(at)  # Ann changed nobody
+    at.selectbox(key="audit_by").set_value("Root <root@c.test>").run()
+    assert set(at.dataframe[0].value["by"]) == {"root@c.test"}
+    assert all(a.startswith("user.") for a in at.dataframe[0].value["action"])
 
 
 @pytest.mark.usefixtures("app_env")

@@ -229,6 +229,18 @@ def test_a_long_cycle_list_shows_its_first_rows_and_every_customer_is_named(
     assert table.shape[0] == 2 and sorted(table["Customer"]) == ["a", "b"]  # oldest first
     assert "The first 2 of 4 cycles (oldest first); the CSV has every one." in [c.value for c in at.caption]
     assert at.get("download_button")[-1].proto.label == "Download CSV (4 rows)"
+    monkeypatch.setattr(analytics, "ROWS_SHOWN", 1)
+    at.query_params["tab"] = "Live queue"  # as a link to the tab opens it
+    at.run()
+    assert not at.exception, at.exception
+    assert at.dataframe[-1].value.shape[0] == 1
+    assert ("The first 1 of 2 open conversations (unattended first, then the longest waiting); the CSV has every "
+            "one.") in [c.value for c in at.caption]
+    assert at.get("download_button")[-1].proto.label == "Download CSV (2 rows)"
+    at.query_params["tab"] = "No such tab"  # a mistyped link: no error, the tab stays, the URL names it
+    at.run()
+    assert not at.exception, at.exception
+    assert at.session_state["tab"] == "Live queue" and at.query_params["tab"] == "Live queue"
 
     # the customers' names, read a few ids per statement: every conversation named, none invented
     monkeypatch.setattr(inbox_views, "NAMES_PER_STATEMENT", 2)

@@ -299,3 +299,43 @@ def test_audit_covers_logins_failures_lockouts_and_user_changes(engine: Engine, 
             "user.disabled"} <= actions
     with engine.connect() as con:
         assert con.execute(select(User.status).where(User.id == agent.id)).scalar() == "disabled"
+
+
+def test_audit_log_narrowed_to_a_category_or_a_person(engine: Engine, make_user: Callable[..., U]) -> None:
+    from switchboard.auth.audit import CATEGORIES, record_audit
+
+    admin = make_user("boss@example.com", role="admin")
+    agent = make_user()
+    other = make_user("eve@other.com", role="admin",
+                      organization_id=_new_org(engine, "Other"))
+    with Entrypoint(engine) as u:  # a few of each kind, by two people, and one of another organization
+        for i, action in enumerate(["api_key.created", "event_webhook.created", "channel.paused",
+                                    "saved_reply.created", "savedXreply.lookalike", "import-events",
+                                    "contact.erased", "outbox.cancelled", "message.unknown_resent"]):
+            record_audit(u, organization_id=admin.org, actor_user_id=(admin.id, agent.id)[i % 2], action=action,
+                         target=f"t{i}", now=T0 + timedelta(minutes=i))
+        record_audit(u, organization_id=other.org, actor_user_id=other.id, action="api_key.created", now=T0)
+
+    def listed(**kw: Any) -> list[str]:
+        with Entrypoint(engine) as u:
+            return [e.action for e in list_audit(u, admin.actor, **kw)]
+
+    assert listed(category="API keys and event webhooks") == ["event_webhook.created", "api_key.created"]
+    assert listed(category="saved replies") == ["saved_reply.created"]  # "_" is a letter, not a wildcard
+    assert listed(category="data (imports, erasures)") == ["contact.erased", "import-events"]
+    assert listed(category="sends (Outbox)") == ["message.unknown_resent", "outbox.cancelled"]
+    assert listed(category="channels", by_user_id=admin.id) == ["channel.paused"]
+    assert listed(category="channels", by_user_id=agent.id) == []
+    by_agent = listed(by_user_id=agent.id)
+    assert by_agent[:4] == ["outbox.cancelled", "import-events", "saved_reply.created", "event_webhook.created"]
+    assert listed(by_user_id=other.id) == []  # another organization's person: nothing of theirs shows
+    assert listed(action_prefix=("api_key.", "channel.")) == ["channel.paused", "api_key.created"]
+    assert set(CATEGORIES) >= {"sign-ins and failures", "user changes", "permissions", "channels"}
+    with pytest.raises(InvalidInput, match="unknown audit category 'nope'; one of: sign-ins"), \
+            Entrypoint(engine) as u:
+        list_audit(u, admin.actor, category="nope")
+
+
+def _new_org(engine: Engine, name: str) -> int:
+    with Entrypoint(engine) as u:
+        return create_organization(u, name)

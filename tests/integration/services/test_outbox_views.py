@@ -210,5 +210,5 @@ def test_the_thread_version_of_the_newest_messages_ignores_older_ones_but_not_ne
     assert edited != before
     world.ingest(world.wa, "4911", "in-9", 30)  # a new message: reload
     assert version() != edited
-    with world.uow() as u, pytest.raises(InvalidInput):
+    with world.uow() as u, pytest.raises(InvalidInput, match="newest must be at least 1"):
         thread_version(u, world.a1, conv, newest=0)
