@@ -428,7 +428,10 @@ def _live(reader: AnalyticsReader, f: Filters) -> None:
 
 
 def _csv_on_click(rows: Callable[[], pl.DataFrame], name: str, key: str, count: int) -> None:
-    """A CSV download of ``count`` rows made when it is clicked (``rows`` runs then, in a thread of its own)."""
+    """A CSV download of ``count`` rows made when it is clicked (``rows`` runs then, in a thread of its own);
+    nothing for an empty table."""
+    if not count:
+        return
     st.download_button(f"Download CSV ({count:,} rows)", lambda: rows().write_csv().encode(),
                        file_name=f"{name}.csv", mime="text/csv", key=f"csv_{key}", icon=":material/download:")
 

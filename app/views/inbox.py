@@ -45,6 +45,7 @@ from switchboard.types import Actor
 REFRESH_SECONDS = 4
 SEARCH_REFRESH_SECONDS = 30  # a search's results are kept this long (the list refreshes every 4 s)
 SEARCH_KEPT = "_search_kept"  # session_state: (the list's arguments, when, the page) of the last search
+QUEUE_WANTED = "_queue_wanted"  # session_state: the queue an action asked the list to show next
 LIVE_SECONDS = 1  # the open thread's messages: a new status shows within ~1 s (the requirement is 2 s)
 HEARTBEAT_SECONDS = 20
 THREAD_PAGE = 50  # the newest messages of an open thread
@@ -90,10 +91,20 @@ def _flash() -> None:
         (st.error if kind == "error" else st.success)(text)
 
 
+def show_queue(queue: str) -> None:
+    """Show ``queue`` when the list is drawn next (after accepting: Mine). The queue control keeps the
+    value the agent clicked, so it is set too, before it is drawn."""
+    st.session_state[QUEUE_WANTED] = queue
+
+
 @st.fragment(run_every=REFRESH_SECONDS)
 def conversation_list(actor: Actor) -> None:
     _heartbeat(actor)
     counts = call(inbox_views.queue_counts, actor)
+    wanted = st.session_state.pop(QUEUE_WANTED, None)
+    if wanted in QUEUES:
+        st.session_state["queue"] = st.session_state["queue_control"] = wanted
+        st.session_state.pop("list_cursor", None)
     queue = st.session_state.get("queue", "unassigned")
     labels = {k: f"{v} ({counts.get(k if k != 'all' else 'all_open', 0)})" for k, v in QUEUES.items()}
     chosen = st.segmented_control("Queue", list(QUEUES), format_func=lambda k: labels[k], default=queue,
@@ -344,7 +355,7 @@ def _actions(actor: Actor, c: inbox_views.ConversationView) -> None:
         primary = action is ConversationAction.ACCEPT
         if cols[col].button(label, type="primary" if primary else "secondary", key=f"{action.value}_{c.id}"):
             if _run(label, service, actor, c.id) and primary:
-                st.session_state["queue"] = "mine"
+                show_queue("mine")
             st.rerun()
     if ConversationAction.REASSIGN in allowed:
         with cols[3].popover("Reassign"):

@@ -18,6 +18,7 @@ import streamlit as st
 from app import signin
 from app.deps import call
 from app.text import visible
+from app.views.inbox import show_queue
 from app.views.template_picker import pick_template, show_window
 from switchboard.domain.messaging_window import TAG_PROVIDERS, label
 from switchboard.domain.recipients import PHONE_PROVIDERS, parse_recipient
@@ -69,7 +70,7 @@ def _open_in_inbox(conversation_id: int) -> None:
     from app.main import page_of
 
     st.session_state["selected_conversation"] = conversation_id
-    st.session_state["queue"] = "mine"
+    show_queue("mine")
     st.switch_page(page_of("inbox"), query_params={"c": str(conversation_id)})
 
 

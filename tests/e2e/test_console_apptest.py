@@ -161,6 +161,27 @@ def test_a_search_is_kept_between_refreshes_of_the_list(engine: Engine, world: d
 
 
 @pytest.mark.usefixtures("app_env")
+def test_accepting_shows_mine_whatever_queue_was_clicked(engine: Engine, world: dict[str, Any]) -> None:
+    now = datetime.now(UTC)
+    ch, boss = world["channels"], world["users"]["boss@c.test"]
+    _say(engine, ch["wa"], ContactRef("491", display_name="Wanda"), "hi", now - timedelta(minutes=3), "q1")
+    walter = _say(engine, ch["wa"], ContactRef("492", display_name="Walter"), "yo", now - timedelta(minutes=2), "q2")
+    at = login_apptest(AppTest.from_function(_inbox, default_timeout=30), engine, boss)
+    at.session_state["queue_control"] = "all"  # the agent clicked "All I can see"
+    at.run()
+    assert _names(at) == ["Walter", "Wanda"]
+    at.session_state["selected_conversation"] = walter
+    at.run()
+    at.button(key=f"accept_{walter}").click().run()
+    assert not at.exception, at.exception
+    assert at.session_state["queue"] == at.session_state["queue_control"] == "mine"
+    assert _names(at) == ["Walter"]
+    at.session_state["queue_control"] = "unassigned"  # and the control still works afterwards
+    at.run()
+    assert _names(at) == ["Wanda"]
+
+
+@pytest.mark.usefixtures("app_env")
 def test_thread_has_day_separators_and_local_times(engine: Engine, world: dict[str, Any]) -> None:
     tz = ZoneInfo(TZ)
     now = datetime.now(tz)
