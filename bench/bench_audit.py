@@ -4,7 +4,8 @@ Starts a scratch embedded PostgreSQL (or ``--database-url``), migrates it, write
 entries for one organization the way a busy installation has them — almost all sign-ins, a few hundred
 channel changes, twenty permission changes, imports and erasures — and times ``list_audit`` (the audit
 page's one read) for every category and for one person, first with migration 0018's indexes, then
-without them (dropped in the same database). Prints the median of ``--samples`` calls per case.
+without them (dropped in the same database), and how long each takes to build (the upgrade's write
+lock on ``audit_log``). Prints the median of ``--samples`` calls per case.
 
     .venv/bin/python bench/bench_audit.py --rows 1000000
 
@@ -95,6 +96,14 @@ def main() -> None:
         con.execute(text("drop index ix_audit_log_org_actor"))
     engine.dispose()
     measure(url, org, users[7], args.samples, "without them (ix_audit_log_org only):")
+    engine = create_engine(url)  # what the upgrade costs: a plain create index blocks writes that long
+    for name, ddl in (("ix_audit_log_org_action", "(organization_id, action text_pattern_ops, id)"),
+                      ("ix_audit_log_org_actor", "(organization_id, actor_user_id, id)")):
+        t = time.perf_counter()
+        with engine.begin() as con:
+            con.execute(text(f"create index {name} on audit_log {ddl}"))
+        print(f"  building {name}: {time.perf_counter() - t:.2f} s")
+    engine.dispose()
 
 
 if __name__ == "__main__":

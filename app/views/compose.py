@@ -19,6 +19,7 @@ import uuid
 import streamlit as st
 
 from app.deps import call
+from app.views import list_state
 from switchboard.domain.attachments import accepted_extensions, check_upload, describe_limits
 from switchboard.domain.conversation import Direction
 from switchboard.errors import SwitchboardError
@@ -86,6 +87,7 @@ def _send_file(actor: Actor, conversation_id: int) -> None:
         st.session_state["_flash"] = ("error", f"File not sent: {exc}")
         return
     st.session_state[idem] = uuid.uuid4().hex
+    list_state.changed()
     st.session_state[f"file_caption_{conversation_id}"] = ""
     st.session_state[f"upload_round_{conversation_id}"] = st.session_state.get(f"upload_round_{conversation_id}", 0) + 1
 

@@ -27,6 +27,7 @@ from app import signin
 from app.deps import call
 from app.text import day_label, plain, visible, when, zone
 from app.views import compose, erase, template_picker
+from app.views.list_state import QUEUE_WANTED, SEARCH_KEPT, changed, show_queue
 from switchboard.domain.conversation import (
     AuthorKind,
     ConversationAction,
@@ -44,8 +45,6 @@ from switchboard.types import Actor
 
 REFRESH_SECONDS = 4
 SEARCH_REFRESH_SECONDS = 30  # a search's results are kept this long (the list refreshes every 4 s)
-SEARCH_KEPT = "_search_kept"  # session_state: (the list's arguments, when, the page) of the last search
-QUEUE_WANTED = "_queue_wanted"  # session_state: the queue an action asked the list to show next
 LIVE_SECONDS = 1  # the open thread's messages: a new status shows within ~1 s (the requirement is 2 s)
 HEARTBEAT_SECONDS = 20
 THREAD_PAGE = 50  # the newest messages of an open thread
@@ -80,7 +79,7 @@ def _run(action: str, fn: object, *args: object, **kwargs: object) -> bool:
     except SwitchboardError as exc:
         st.session_state["_flash"] = ("error", f"{action}: {exc}")
         return False
-    st.session_state.pop(SEARCH_KEPT, None)  # the list shows what the agent just did, not a kept search
+    changed()  # the list shows what the agent just did, not a kept search
     return True
 
 
@@ -91,23 +90,18 @@ def _flash() -> None:
         (st.error if kind == "error" else st.success)(text)
 
 
-def show_queue(queue: str) -> None:
-    """Show ``queue`` when the list is drawn next (after accepting: Mine). The queue control keeps the
-    value the agent clicked, so it is set too, before it is drawn."""
-    st.session_state[QUEUE_WANTED] = queue
-
-
 @st.fragment(run_every=REFRESH_SECONDS)
 def conversation_list(actor: Actor) -> None:
     _heartbeat(actor)
     counts = call(inbox_views.queue_counts, actor)
-    wanted = st.session_state.pop(QUEUE_WANTED, None)
-    if wanted in QUEUES:
+    wanted = st.session_state.pop(QUEUE_WANTED, None)  # an action asked for a queue (accept: Mine)
+    if wanted in QUEUES:  # the control keeps the value last clicked: it is set too, before it is drawn
         st.session_state["queue"] = st.session_state["queue_control"] = wanted
         st.session_state.pop("list_cursor", None)
     queue = st.session_state.get("queue", "unassigned")
+    st.session_state.setdefault("queue_control", queue)  # its first value (not default=: both would warn)
     labels = {k: f"{v} ({counts.get(k if k != 'all' else 'all_open', 0)})" for k, v in QUEUES.items()}
-    chosen = st.segmented_control("Queue", list(QUEUES), format_func=lambda k: labels[k], default=queue,
+    chosen = st.segmented_control("Queue", list(QUEUES), format_func=lambda k: labels[k],
                                   key="queue_control", label_visibility="collapsed")
     if chosen and chosen != queue:
         st.session_state["queue"] = chosen
@@ -384,7 +378,7 @@ def _send(actor: Actor, conversation_id: int) -> None:
         return
     st.session_state[draft_key] = ""  # keeps the draft on failure, clears it once queued
     st.session_state[idem_key] = uuid.uuid4().hex
-    st.session_state.pop(SEARCH_KEPT, None)  # the list shows the reply at once
+    changed()  # the list shows the reply at once
 
 
 def reply_box(actor: Actor, conversation_id: int) -> None:

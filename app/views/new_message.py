@@ -18,7 +18,7 @@ import streamlit as st
 from app import signin
 from app.deps import call
 from app.text import visible
-from app.views.inbox import show_queue
+from app.views.list_state import show_queue
 from app.views.template_picker import pick_template, show_window
 from switchboard.domain.messaging_window import TAG_PROVIDERS, label
 from switchboard.domain.recipients import PHONE_PROVIDERS, parse_recipient

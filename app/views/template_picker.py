@@ -17,6 +17,7 @@ from collections.abc import Sequence
 import streamlit as st
 
 from app.deps import call
+from app.views import list_state
 from switchboard.domain.messaging_window import MessagingWindow, WindowState
 from switchboard.domain.templates import render
 from switchboard.errors import SwitchboardError
@@ -98,6 +99,7 @@ def _template_form(actor: Actor, conversation_id: int) -> None:
         st.error(f"Not sent: {exc}")
         return
     st.session_state[idem_key] = uuid.uuid4().hex
+    list_state.changed()
     st.success(f"Template {template.label} queued.")
 
 

@@ -37,7 +37,7 @@ PERMISSION_CHANGED = "permission.changed"
 SESSIONS_REVOKED = "auth.sessions_revoked"
 
 # What the audit log can be narrowed to, each by the prefixes of its actions. Every action written
-# anywhere belongs to one (tests/unit/test_audit_categories.py reads the code for them).
+# anywhere belongs to one (tests/unit/core/test_audit_categories.py reads the code for them).
 CATEGORIES: dict[str, tuple[str, ...]] = {
     "sign-ins and failures": ("auth.",),
     "user changes": ("user.",),
