@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import importlib
 import os
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from switchboard.errors import SwitchboardError
@@ -64,6 +66,49 @@ def require_api_server() -> None:
         )
 
 
+MISSED_PAGE = 200  # scheduled runs read per request while skipping missed ones (the API's maximum)
+
+
+def skip_missed_runs(names: Sequence[str] = tuple(SCHEDULES), *, now: datetime | None = None) -> int:
+    """Runs of these deployments that came due while no worker served them — the server keeps
+    scheduling while the worker is stopped, so a restart after 20 minutes found ~40 late runs and
+    started them all at once (a 2-core machine at load 50, a reply waiting 2 minutes to go out). Every
+    flow here catches up its whole backlog in one run, so per deployment the newest missed run is kept
+    and the older ones are cancelled (never started: nothing to undo). Returns how many were cancelled."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        DeploymentFilter,
+        DeploymentFilterName,
+        FlowRunFilter,
+        FlowRunFilterExpectedStartTime,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import StateType
+    from prefect.client.schemas.sorting import FlowRunSort
+    from prefect.states import Cancelled
+
+    due = FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED])),
+                        expected_start_time=FlowRunFilterExpectedStartTime(
+                            before_=now or datetime.now(UTC)))  # type: ignore[arg-type]  # pydantic coerces
+    ours = DeploymentFilter(name=DeploymentFilterName(any_=list(names)))
+    kept: dict[Any, Any] = {}  # deployment id -> its newest missed run, left to run
+    cancelled = 0
+    with get_client(sync_client=True) as client:
+        while True:  # newest first; a cancelled run leaves the filter, so each pass reads the next ones
+            before = cancelled
+            for run in client.read_flow_runs(flow_run_filter=due, deployment_filter=ours,
+                                             sort=FlowRunSort.EXPECTED_START_TIME_DESC,
+                                             limit=MISSED_PAGE):
+                if kept.setdefault(run.deployment_id, run.id) == run.id:
+                    continue
+                client.set_flow_run_state(run.id, Cancelled(
+                    message="missed while no worker ran; a newer run of the same flow catches up"), force=True)
+                cancelled += 1
+            if cancelled == before:
+                return cancelled
+
+
 def run_worker() -> None:
     require_api_server()
     from prefect import serve
@@ -76,5 +121,9 @@ def run_worker() -> None:
     with UnitOfWork(engine()) as uow:
         mark_interrupted(uow)
         uow.commit()
+    skipped = skip_missed_runs()
+    if skipped:
+        print(f"skipped {skipped} scheduled runs missed while no worker ran (the newest of each flow runs now)",
+              flush=True)
     freeze_startup_objects()  # imports done: full GCs stop walking them on every batch
     serve(*deployments(), pause_on_shutdown=False)

@@ -143,3 +143,34 @@ def assert_rows_agree_with_their_conversation(engine: Engine) -> None:
             "select count(*) from conversation_events e join conversations c on c.id = e.conversation_id"
             " where e.organization_id <> c.organization_id")).scalar_one()
     assert (messages, events) == (0, 0), f"{messages} messages and {events} events disagree with their conversation"
+
+
+@contextmanager
+def prefect_server(tmp_path: Path, env: dict[str, str]) -> Iterator[str]:
+    """A real Prefect API server (its SQLite under ``tmp_path``) on a free port, started with ``env``;
+    yields its API URL and stops it (schedules only fire on such a server, see FACTS.md)."""
+    import os
+    import sys
+
+    import pytest
+
+    port = free_port()
+    env = dict(env, PREFECT_HOME=str(tmp_path / "prefect"), PREFECT_SERVER_ANALYTICS_ENABLED="false")
+    env.pop("PREFECT_API_URL", None)
+    server = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
+                               "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.5)
+        else:
+            pytest.fail("Prefect server did not start")
+        yield f"http://127.0.0.1:{port}/api"
+    finally:
+        os.killpg(server.pid, 15)
+        server.wait(timeout=30)

@@ -14,7 +14,6 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 from sqlalchemy import Engine, select
 
@@ -25,7 +24,7 @@ from switchboard.services.organizations import create_organization
 from switchboard.settings import get_settings
 from switchboard.types import Actor
 from switchboard.uow import UnitOfWork
-from tests.helpers import free_port
+from tests.helpers import prefect_server
 
 pytestmark = pytest.mark.e2e
 
@@ -47,43 +46,28 @@ def test_worker_runs_flows_on_schedule(engine: Engine, db_url: str, tmp_path: Pa
             "x-hub-signature-256": "sha256=" + hmac.new(b"s", body, hashlib.sha256).hexdigest()})
         uow.commit()
 
-    port = free_port()
-    env = dict(os.environ, PREFECT_HOME=str(tmp_path / "prefect"), PREFECT_SERVER_ANALYTICS_ENABLED="false",
-               DATABASE_URL=db_url, SWITCHBOARD_HOME=str(tmp_path / "home"),
+    env = dict(os.environ, DATABASE_URL=db_url, SWITCHBOARD_HOME=str(tmp_path / "home"),
                WAREHOUSE_PATH=str(tmp_path / "wh.duckdb"))
-    env.pop("PREFECT_API_URL", None)
-    server = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
-                               "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              start_new_session=True)
     worker = None
-    try:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=2).status_code == 200:
+    with prefect_server(tmp_path, env) as api:
+        env.update(PREFECT_HOME=str(tmp_path / "prefect"), PREFECT_API_URL=api)
+        try:
+            worker = subprocess.Popen([sys.executable, "-m", "switchboard.cli.main", "worker"], env=env,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+            deadline = time.monotonic() + 150
+            done: set[str] = set()
+            status = None
+            while time.monotonic() < deadline:
+                with UnitOfWork(engine) as uow:
+                    done = set(uow.session.execute(select(PipelineRun.name)).scalars())
+                    status = uow.session.execute(select(WebhookEvent.status)).scalar_one()
+                if {"maintain-inbox", "process-webhooks"} <= done and status == "PROCESSED":
                     break
-            except httpx.HTTPError:
-                time.sleep(0.5)
-        else:
-            pytest.fail("Prefect server did not start")
-        env["PREFECT_API_URL"] = f"http://127.0.0.1:{port}/api"
-        worker = subprocess.Popen([sys.executable, "-m", "switchboard.cli.main", "worker"], env=env,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        deadline = time.monotonic() + 150
-        done: set[str] = set()
-        status = None
-        while time.monotonic() < deadline:
-            with UnitOfWork(engine) as uow:
-                done = set(uow.session.execute(select(PipelineRun.name)).scalars())
-                status = uow.session.execute(select(WebhookEvent.status)).scalar_one()
-            if {"maintain-inbox", "process-webhooks"} <= done and status == "PROCESSED":
-                break
-            assert worker.poll() is None, "the worker exited"
-            time.sleep(1)
-        assert {"maintain-inbox", "process-webhooks"} <= done, done
-        assert status == "PROCESSED"
-    finally:
-        for proc in (worker, server):
-            if proc is not None:
-                os.killpg(proc.pid, 15)
-                proc.wait(timeout=30)
+                assert worker.poll() is None, "the worker exited"
+                time.sleep(1)
+            assert {"maintain-inbox", "process-webhooks"} <= done, done
+            assert status == "PROCESSED"
+        finally:
+            if worker is not None:
+                os.killpg(worker.pid, 15)
+                worker.wait(timeout=30)
