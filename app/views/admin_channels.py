@@ -93,7 +93,7 @@ def page() -> None:
              "Webhook URL": c.webhook_url(base), "Last error": c.last_error or ""}
             for c in ov.channels
         ],
-        hide_index=True, use_container_width=True,
+        hide_index=True, width="stretch",
     )
     with st.expander("Add a channel"):
         provider = st.selectbox("Provider", PROVIDERS, key="new_channel_provider")
@@ -133,7 +133,7 @@ def page() -> None:
                  "Body": visible(e.body_preview[:200])}
                 for e in ov.problem_deliveries
             ],
-            hide_index=True, use_container_width=True,
+            hide_index=True, width="stretch",
         )
         failed = [e.id for e in ov.problem_deliveries if e.reprocessable]
         if failed:
@@ -152,7 +152,7 @@ def page() -> None:
                  "Written": m.sent_at.strftime("%Y-%m-%d %H:%M"), "Text": visible((m.body or "")[:120])}
                 for m in ov.dead_letters
             ],
-            hide_index=True, use_container_width=True,
+            hide_index=True, width="stretch",
         )
         retry = st.selectbox("Retry a failed message", [m.id for m in ov.dead_letters], key="retry_dead_letter")
         if st.button("Retry sending"):
@@ -170,7 +170,7 @@ def page() -> None:
              "Summary": in_words(r.detail)[:200], "Error": r.error or ""}
             for r in ov.last_runs
         ],
-        hide_index=True, use_container_width=True,
+        hide_index=True, width="stretch",
     )
     if ov.failed_runs:
         with st.expander(f"Recent failures ({len(ov.failed_runs)})"):
@@ -217,5 +217,5 @@ def _templates(actor: Actor, channels: list[ChannelView]) -> None:
         st.dataframe(
             [{"Name": t.name, "Language": t.language, "Category": t.category or "",
               "Status": "REMOVED" if t.removed else t.status} for t in templates],
-            hide_index=True, use_container_width=True, key=f"templates_{channel.id}",
+            hide_index=True, width="stretch", key=f"templates_{channel.id}",
         )

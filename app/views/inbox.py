@@ -157,7 +157,7 @@ def conversation_list(actor: Actor) -> None:
     event = st.dataframe(
         rows, hide_index=True, on_select="rerun", selection_mode="single-row",
         key=f"conv_table_{queue}_{order_key}",
-        use_container_width=True,
+        width="stretch",
         column_config={
             "Customer": st.column_config.TextColumn(width="small"),
             "Channel": st.column_config.TextColumn(width="small"),
