@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -149,11 +151,6 @@ def assert_rows_agree_with_their_conversation(engine: Engine) -> None:
 def prefect_server(tmp_path: Path, env: dict[str, str]) -> Iterator[str]:
     """A real Prefect API server (its SQLite under ``tmp_path``) on a free port, started with ``env``;
     yields its API URL and stops it (schedules only fire on such a server, see FACTS.md)."""
-    import os
-    import sys
-
-    import pytest
-
     port = free_port()
     env = dict(env, PREFECT_HOME=str(tmp_path / "prefect"), PREFECT_SERVER_ANALYTICS_ENABLED="false")
     env.pop("PREFECT_API_URL", None)
@@ -161,15 +158,8 @@ def prefect_server(tmp_path: Path, env: dict[str, str]) -> Iterator[str]:
                                "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                               start_new_session=True)
     try:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.5)
-        else:
-            pytest.fail("Prefect server did not start")
+        wait_until_serving(server, f"http://127.0.0.1:{port}/api/health", timeout=90, what="the Prefect server",
+                           every=0.5)
         yield f"http://127.0.0.1:{port}/api"
     finally:
         os.killpg(server.pid, 15)
