@@ -164,3 +164,15 @@ def prefect_server(tmp_path: Path, env: dict[str, str]) -> Iterator[str]:
     finally:
         os.killpg(server.pid, 15)
         server.wait(timeout=30)
+
+
+def wait_for_login_cookie(page: Any, *, timeout: float = 30) -> None:
+    """Wait until the page has written the login cookie (a script the app's page runs after sign-in;
+    the text of the signed-in page can appear a moment before it). Navigating earlier opens a new
+    Streamlit session with no cookie to restore from: the sign-in form again."""
+    from switchboard.auth.login_sessions import COOKIE_NAME
+
+    deadline = time.monotonic() + timeout
+    while not any(c["name"] == COOKIE_NAME for c in page.context.cookies()):
+        assert time.monotonic() < deadline, "the login cookie was never written"
+        page.wait_for_timeout(50)

@@ -30,7 +30,7 @@ from switchboard.settings import get_settings
 from switchboard.types import Actor, ContactRef, InboundMessage
 from switchboard.uow import UnitOfWork
 from tests.e2e.conftest import CHROMIUM
-from tests.helpers import free_port, wait_until_serving
+from tests.helpers import free_port, wait_for_login_cookie, wait_until_serving
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "browser-test-password"
@@ -104,6 +104,7 @@ def first_sign_in(page: Any, engine: Engine, app_url: str, email: str, user_id: 
     page.get_by_text(re.compile("saved", re.I)).first.click()
     page.get_by_role("button", name="Continue to Switchboard").click()
     expect(page.get_by_text("Pick a conversation")).to_be_visible(timeout=WAIT_MS)
+    wait_for_login_cookie(page)  # the callers go to another address next: a new session restored from it
 
 
 def launch(p: Any) -> Any:

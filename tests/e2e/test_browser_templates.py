@@ -31,6 +31,7 @@ from switchboard.workflows.templates import sync_channel_templates
 from tests.e2e.conftest import CHROMIUM
 from tests.e2e.test_browser import PASSWORD, SHOTS, WAIT_MS, app_url  # noqa: F401 - app_url is a fixture
 from tests.fakes.server import run_asgi
+from tests.helpers import wait_for_login_cookie
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 CUSTOMER = "4915100000042"
@@ -93,6 +94,7 @@ def test_a_template_sent_outside_the_window_reaches_the_sandbox(
             page.get_by_role("textbox", name="6-digit code from your authenticator app").fill(pyotp.TOTP(SECRET).now())
             page.get_by_role("button", name="Sign in").click()
             expect(page.get_by_text("Pick a conversation")).to_be_visible(timeout=WAIT_MS)
+            wait_for_login_cookie(page)
 
             page.goto(f"{app_url}/?c={seeded['conversation_id']}")
             expect(page.get_by_text("is my order coming?")).to_be_visible(timeout=WAIT_MS)

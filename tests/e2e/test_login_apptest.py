@@ -27,6 +27,7 @@ from switchboard.errors import NotFound
 from switchboard.services.organizations import create_organization, organization_id_by_name
 from switchboard.settings import get_settings
 from switchboard.uow import UnitOfWork
+from tests.helpers import wait_for_login_cookie
 
 PASSWORD = "correct horse battery"
 
@@ -360,10 +361,7 @@ def test_browser_refresh_keeps_login_and_logout_ends_every_tab(served_app: str, 
         tab.get_by_role("button", name="Sign in").click()
         expect(tab.get_by_role("heading", name="Inbox")).to_be_visible(timeout=15_000)
         tab.get_by_label("Reply").fill("draft in progress")
-        deadline = time.monotonic() + 15  # the cookie is written by a script the page runs: wait for it
-        while not any(c["name"] == "sb_session" for c in context.cookies()):
-            assert time.monotonic() < deadline, "the login cookie was never written"
-            tab.wait_for_timeout(50)
+        wait_for_login_cookie(tab)
 
         tab.reload()  # a new Streamlit session: restored from the signed cookie
         expect(tab.get_by_role("heading", name="Inbox")).to_be_visible(timeout=15_000)
