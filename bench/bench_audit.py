@@ -3,9 +3,10 @@
 Starts a scratch embedded PostgreSQL (or ``--database-url``), migrates it, writes ``--rows`` audit
 entries for one organization the way a busy installation has them — almost all sign-ins, a few hundred
 channel changes, twenty permission changes, imports and erasures — and times ``list_audit`` (the audit
-page's one read) for every category and for one person, first with migration 0018's indexes, then
-without them (dropped in the same database), and how long each takes to build (the upgrade's write
-lock on ``audit_log``). Prints the median of ``--samples`` calls per case.
+page's one read) for every category, for one person and up to a day (recent, a year back, near the
+start of the log), first with migrations 0018's and 0019's indexes, then without them (dropped in the
+same database), and how long each takes to build (the upgrade's write lock on ``audit_log``). Entries
+are one a minute (a million: almost two years). Prints the median of ``--samples`` calls per case.
 
     .venv/bin/python bench/bench_audit.py --rows 1000000
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import create_engine, text
@@ -32,6 +34,9 @@ from switchboard.uow import UnitOfWork
 RARE = {"permission.changed": 20, "channel.paused": 300, "import-events": 3, "contact.erased": 5,
         "api_key.created": 12, "organization.updated": 40, "outbox.cancelled": 60, "saved_reply.created": 80}
 PEOPLE = 200
+INDEXES = {"ix_audit_log_org_action": "(organization_id, action text_pattern_ops, id)",  # 0018
+           "ix_audit_log_org_actor": "(organization_id, actor_user_id, id)",  # 0018
+           "ix_audit_log_org_time": "(organization_id, occurred_at)"}  # 0019
 
 
 def seed(url: str, rows: int) -> tuple[int, list[int]]:
@@ -60,12 +65,20 @@ def seed(url: str, rows: int) -> tuple[int, list[int]]:
     return org, users
 
 
-def measure(url: str, org: int, person: int, samples: int, title: str) -> None:
+def measure(url: str, org: int, person: int, rows: int, samples: int, title: str) -> None:
     engine = create_engine(url, pool_size=2)
     admin = Actor.system(org)
+    now = datetime.now(UTC)
+    start = now - timedelta(minutes=rows)
     cases: list[tuple[str, dict[str, Any]]] = [
         ("everything", {}), *((c, {"category": c}) for c in CATEGORIES), ("one person", {"by_user_id": person}),
-        ("one person, channels", {"by_user_id": person, "category": "channels"})]
+        ("one person, channels", {"by_user_id": person, "category": "channels"}),
+        ("up to 7 days ago", {"until": now - timedelta(days=7)}),
+        ("up to a year ago", {"until": now - timedelta(days=365)}),
+        ("up to a week after the start", {"until": start + timedelta(days=7)}),
+        ("up to an hour after the start", {"until": start + timedelta(hours=1)}),
+        ("permissions, up to a year ago", {"category": "permissions", "until": now - timedelta(days=365)}),
+    ]
     print(title)
     for name, kw in cases:
         times, found = [], 0
@@ -89,16 +102,15 @@ def main() -> None:
     t = time.perf_counter()
     org, users = seed(url, args.rows)
     print(f"{args.rows:,} audit entries written in {time.perf_counter() - t:.1f} s")
-    measure(url, org, users[7], args.samples, "with migration 0018's indexes:")
+    measure(url, org, users[7], args.rows, args.samples, "with migrations 0018's and 0019's indexes:")
     engine = create_engine(url)
     with engine.begin() as con:
-        con.execute(text("drop index ix_audit_log_org_action"))
-        con.execute(text("drop index ix_audit_log_org_actor"))
+        for name in INDEXES:
+            con.execute(text(f"drop index {name}"))
     engine.dispose()
-    measure(url, org, users[7], args.samples, "without them (ix_audit_log_org only):")
+    measure(url, org, users[7], args.rows, args.samples, "without them (ix_audit_log_org only):")
     engine = create_engine(url)  # what the upgrade costs: a plain create index blocks writes that long
-    for name, ddl in (("ix_audit_log_org_action", "(organization_id, action text_pattern_ops, id)"),
-                      ("ix_audit_log_org_actor", "(organization_id, actor_user_id, id)")):
+    for name, ddl in INDEXES.items():
         t = time.perf_counter()
         with engine.begin() as con:
             con.execute(text(f"create index {name} on audit_log {ddl}"))

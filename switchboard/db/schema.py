@@ -580,6 +580,7 @@ class AuditLog(Base):
         Index("ix_audit_log_org_action", "organization_id", "action", "id",
               postgresql_ops={"action": "text_pattern_ops"}),
         Index("ix_audit_log_org_actor", "organization_id", "actor_user_id", "id"),
+        Index("ix_audit_log_org_time", "organization_id", "occurred_at"),  # the "up to" date (0019)
     )
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     organization_id: Mapped[int | None] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))

@@ -321,6 +321,20 @@ def test_assignment_page(engine: Engine, world: dict[str, Any]) -> None:
     at.selectbox(key="audit_by").set_value("Root <root@c.test>").run()
     assert set(at.dataframe[0].value["by"]) == {"root@c.test"}
     assert all(a.startswith("user.") for a in at.dataframe[0].value["action"])
+    # up to a day (UTC): yesterday's entries, not today's changes
+    at.selectbox(key="audit_filter").set_value("everything").run()
+    at.selectbox(key="audit_by").set_value("anyone").run()
+    yesterday = (now - timedelta(days=1)).date()
+    at.date_input(key="audit_until").set_value(yesterday).run()
+    assert not at.exception, at.exception
+    assert at.dataframe[0].value["action"].tolist() == ["user.test_entry"] * 10  # 10 rows a page (above)
+    assert f"Entries up to the end of {yesterday:%a %d %b %Y} (UTC)." in page_text(at)
+    last = at.dataframe[0].value["#"].tolist()[-1]
+    at.button(key="audit_older").click().run()
+    assert at.dataframe[0].value["action"].tolist() == ["user.test_entry"] * 5
+    assert f"Entries older than #{last}, up to the end of {yesterday:%a %d %b %Y} (UTC)." in page_text(at)
+    at.date_input(key="audit_until").set_value(yesterday - timedelta(days=30)).run()
+    assert "No entries match." in page_text(at)
 
 
 @pytest.mark.usefixtures("app_env")

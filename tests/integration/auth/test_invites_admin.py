@@ -336,6 +336,37 @@ def test_audit_log_narrowed_to_a_category_or_a_person(engine: Engine, make_user:
         list_audit(u, admin.actor, category="nope")
 
 
+def test_audit_log_up_to_a_time(engine: Engine, make_user: Callable[..., U]) -> None:
+    """``until`` keeps what occurred before it, newest first, pages below it, and with no entry after
+    it, everything; a time without its zone is refused."""
+    from datetime import datetime
+
+    from switchboard.auth.audit import record_audit
+
+    admin = make_user("boss@example.com", role="admin")
+    other = _new_org(engine, "Other")
+    with Entrypoint(engine) as u:  # one entry a day for five days, and one of another organization
+        for day in range(5):
+            record_audit(u, organization_id=admin.org, actor_user_id=admin.id, action="channel.paused",
+                         target=f"day {day}", now=T0 + timedelta(days=day, hours=12))
+        record_audit(u, organization_id=other, actor_user_id=None, action="channel.paused", target="other",
+                     now=T0 + timedelta(days=1))
+
+    def targets(**kw: Any) -> list[str | None]:
+        with Entrypoint(engine) as u:
+            return [e.target for e in list_audit(u, admin.actor, category="channels", **kw)]
+
+    assert targets(until=T0 + timedelta(days=3)) == ["day 2", "day 1", "day 0"]
+    assert targets(until=T0 + timedelta(days=3), limit=2) == ["day 2", "day 1"]
+    with Entrypoint(engine) as u:  # the next page of that
+        [_, second] = list_audit(u, admin.actor, category="channels", until=T0 + timedelta(days=3), limit=2)
+    assert targets(until=T0 + timedelta(days=3), before_id=second.id) == ["day 0"]
+    assert targets(until=T0 + timedelta(days=30)) == [f"day {d}" for d in range(4, -1, -1)]  # nothing after
+    assert targets(until=T0) == []
+    with pytest.raises(InvalidInput, match="time zone"), Entrypoint(engine) as u:
+        list_audit(u, admin.actor, until=datetime(2026, 1, 1))  # noqa: DTZ001 - the mistake tested
+
+
 def _new_org(engine: Engine, name: str) -> int:
     with Entrypoint(engine) as u:
         return create_organization(u, name)
